@@ -1,0 +1,104 @@
+//! `NTSTATUS` values KS drivers return and receive (KS-REFERENCE §5.1), and the success tests.
+
+use crate::NTSTATUS;
+
+/// `NT_SUCCESS`: success and informational codes (0x0..0x7FFFFFFF).
+#[must_use]
+pub const fn nt_success(status: NTSTATUS) -> bool {
+    status >= 0
+}
+
+/// `NT_ERROR`: severity "error" (top two bits 11). Warnings (10) are neither success nor error.
+#[must_use]
+#[allow(clippy::cast_sign_loss)] // the severity is the top two bits of the raw value
+pub const fn nt_error(status: NTSTATUS) -> bool {
+    (status as u32) >> 30 == 3
+}
+
+/// `NT_WARNING`: severity "warning" (top two bits 10), e.g. `STATUS_BUFFER_OVERFLOW`.
+#[must_use]
+#[allow(clippy::cast_sign_loss)] // the severity is the top two bits of the raw value
+pub const fn nt_warning(status: NTSTATUS) -> bool {
+    (status as u32) >> 30 == 2
+}
+
+macro_rules! statuses {
+    ($($(#[$doc:meta])* $name:ident = $value:literal;)*) => {
+        $( $(#[$doc])* #[allow(clippy::cast_possible_wrap)] pub const $name: NTSTATUS = $value as u32 as i32; )*
+
+        /// The symbolic name of a status this crate defines, for messages and tables.
+        #[must_use]
+        #[allow(unreachable_patterns)] // aliases such as STATUS_WAIT_0 share a value
+        pub const fn status_name(status: NTSTATUS) -> Option<&'static str> {
+            match status {
+                $( $name => Some(stringify!($name)), )*
+                _ => None,
+            }
+        }
+    };
+}
+
+statuses! {
+    /// The operation succeeded.
+    STATUS_SUCCESS = 0x0000_0000;
+    /// The request is pending; completion comes later.
+    STATUS_PENDING = 0x0000_0103;
+    /// More entries are available.
+    STATUS_MORE_ENTRIES = 0x0000_0105;
+    /// Used by KS method handlers to say "handled, the helper must complete".
+    STATUS_SOME_NOT_MAPPED = 0x0000_0107;
+    /// Warning: the buffer is too small; `Information` carries the size needed (size queries).
+    STATUS_BUFFER_OVERFLOW = 0x8000_0005;
+    /// Warning: the device is busy.
+    STATUS_DEVICE_BUSY = 0x8000_0011;
+    /// Unspecified failure.
+    STATUS_UNSUCCESSFUL = 0xC000_0001;
+    /// Not implemented.
+    STATUS_NOT_IMPLEMENTED = 0xC000_0002;
+    /// An access violation (what a bad pointer raises).
+    STATUS_ACCESS_VIOLATION = 0xC000_0005;
+    /// Invalid handle.
+    STATUS_INVALID_HANDLE = 0xC000_0008;
+    /// A parameter is invalid.
+    STATUS_INVALID_PARAMETER = 0xC000_000D;
+    /// The request is not valid for this device or object.
+    STATUS_INVALID_DEVICE_REQUEST = 0xC000_0010;
+    /// End of file / end of stream.
+    STATUS_END_OF_FILE = 0xC000_0011;
+    /// Access denied.
+    STATUS_ACCESS_DENIED = 0xC000_0022;
+    /// The buffer is too small (an error: no data returned).
+    STATUS_BUFFER_TOO_SMALL = 0xC000_0023;
+    /// The object type does not match (e.g. a handle to the wrong kind of object).
+    STATUS_OBJECT_TYPE_MISMATCH = 0xC000_0024;
+    /// No object of that name.
+    STATUS_OBJECT_NAME_NOT_FOUND = 0xC000_0034;
+    /// The name exists already.
+    STATUS_OBJECT_NAME_COLLISION = 0xC000_0035;
+    /// Out of quota or space.
+    STATUS_ALLOTTED_SPACE_EXCEEDED = 0xC000_0099;
+    /// Out of memory or another resource.
+    STATUS_INSUFFICIENT_RESOURCES = 0xC000_009A;
+    /// The device is not ready (KS: streaming during a reset).
+    STATUS_DEVICE_NOT_READY = 0xC000_00A3;
+    /// Not supported.
+    STATUS_NOT_SUPPORTED = 0xC000_00BB;
+    /// The object has no security descriptor.
+    STATUS_NO_SECURITY_ON_OBJECT = 0xC000_00D7;
+    /// First parameter invalid.
+    STATUS_INVALID_PARAMETER_1 = 0xC000_00EF;
+    /// Second parameter invalid.
+    STATUS_INVALID_PARAMETER_2 = 0xC000_00F0;
+    /// The request was cancelled.
+    STATUS_CANCELLED = 0xC000_0120;
+    /// The device is in a state that does not allow the request.
+    STATUS_INVALID_DEVICE_STATE = 0xC000_0184;
+    /// A buffer size is invalid (KS: malformed stream headers).
+    STATUS_INVALID_BUFFER_SIZE = 0xC000_0206;
+    /// Not found (KS: unknown property id).
+    STATUS_NOT_FOUND = 0xC000_0225;
+    /// The property, method or event set is not supported.
+    STATUS_PROPSET_NOT_FOUND = 0xC000_0230;
+    /// No match (KS: connection or intersection mismatch).
+    STATUS_NO_MATCH = 0xC000_0272;
+}

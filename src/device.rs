@@ -1,0 +1,197 @@
+//! The driver and device level: `DriverEntry`, `AddDevice`, PnP, unload.
+//!
+//! The device is root-enumerated. Its extension starts with the `KSDEVICE_HEADER` (KS finds it
+//! there) and holds the filter create item, which must outlive the header.
+
+use core::mem::size_of;
+use core::ptr::{self, null_mut};
+
+use ksabi::{
+    DEVICE_OBJECT, DRIVER_OBJECT, DeviceFlags, FALSE, FILE_DEVICE_KS, IRP, IRP_MJ_CLOSE, IRP_MJ_CREATE,
+    IRP_MJ_DEVICE_CONTROL, IRP_MJ_PNP, IRP_MJ_POWER, IRP_MJ_SYSTEM_CONTROL, IRP_MN_REMOVE_DEVICE,
+    IRP_MN_START_DEVICE, IRP_MN_SURPRISE_REMOVAL, KSOBJECT_CREATE_ITEM, NTSTATUS, STATUS_SUCCESS, TRUE,
+    UNICODE_STRING, nt_success,
+};
+
+use crate::log::{LEVEL_ERROR, LEVEL_INFO, kdprint};
+use crate::nt::{current_stack, static_unicode, utf16};
+use crate::{filter, ids, sys};
+
+/// The major functions KS dispatches through each file object's `KSDISPATCH_TABLE`.
+/// Every dispatch table of the driver has an entry for each of them.
+pub const KS_ROUTED_MAJORS: [u8; 3] = [IRP_MJ_CREATE, IRP_MJ_CLOSE, IRP_MJ_DEVICE_CONTROL];
+
+/// `"GLOBAL"` in UTF-16: the filter create item's name and the interface reference string.
+static REFERENCE_STRING_UTF16: [u16; 6] = utf16(ids::REFERENCE_STRING);
+
+/// Per-device storage, in the device object's extension.
+#[repr(C)]
+struct DeviceExtension {
+    /// `KSDEVICE_HEADER`: KS requires it to be the first field.
+    header: *mut core::ffi::c_void,
+    /// The device below (the PDO) that PnP and power IRPs go to.
+    lower: *mut DEVICE_OBJECT,
+    /// The symbolic link of the registered interface (allocated by the I/O manager).
+    interface_link: UNICODE_STRING,
+    /// The filter factory, referenced (not copied) by the device header.
+    create_items: [KSOBJECT_CREATE_ITEM; 1],
+}
+
+/// `DriverEntry`: routes the KS major functions and sets `AddDevice` and `DriverUnload`.
+///
+/// # Safety
+/// Called once by the I/O manager with a valid driver object.
+#[unsafe(export_name = "DriverEntry")]
+pub unsafe extern "system" fn driver_entry(
+    driver: *mut DRIVER_OBJECT,
+    _registry_path: *mut UNICODE_STRING,
+) -> NTSTATUS {
+    for major in KS_ROUTED_MAJORS {
+        // SAFETY: `driver` is the valid driver object passed to DriverEntry.
+        let status = unsafe { sys::KsSetMajorFunctionHandler(driver, u32::from(major)) };
+        if !nt_success(status) {
+            return status;
+        }
+    }
+    // SAFETY: DriverEntry has exclusive access to the driver object it is given.
+    let driver = unsafe { &mut *driver };
+    driver.MajorFunction[usize::from(IRP_MJ_PNP)] = Some(dispatch_pnp);
+    driver.MajorFunction[usize::from(IRP_MJ_POWER)] = Some(sys::KsDefaultDispatchPower);
+    driver.MajorFunction[usize::from(IRP_MJ_SYSTEM_CONTROL)] = Some(sys::KsDefaultForwardIrp);
+    driver.DriverUnload = Some(driver_unload);
+    // SAFETY: the I/O manager gives every driver object a valid extension.
+    let extension = unsafe { &mut *driver.DriverExtension };
+    extension.AddDevice = Some(add_device);
+    kdprint!(LEVEL_INFO, "DriverEntry done");
+    STATUS_SUCCESS
+}
+
+/// Nothing global to undo: devices are deleted by `IRP_MN_REMOVE_DEVICE`. Its presence makes the
+/// driver unloadable.
+unsafe extern "system" fn driver_unload(_driver: *mut DRIVER_OBJECT) {
+    kdprint!(LEVEL_INFO, "unload");
+}
+
+/// `AddDevice`: create the FDO with its KS device header, attach it, register the interface.
+unsafe extern "system" fn add_device(driver: *mut DRIVER_OBJECT, pdo: *mut DEVICE_OBJECT) -> NTSTATUS {
+    let mut fdo: *mut DEVICE_OBJECT = null_mut();
+    #[allow(clippy::cast_possible_truncation)] // a few dozen bytes
+    let extension_size = size_of::<DeviceExtension>() as u32;
+    // SAFETY: valid driver object; unnamed device; `fdo` receives the new device.
+    let status = unsafe {
+        sys::IoCreateDevice(driver, extension_size, null_mut(), FILE_DEVICE_KS, 0, FALSE, &raw mut fdo)
+    };
+    if !nt_success(status) {
+        kdprint!(LEVEL_ERROR, "IoCreateDevice failed: {status:#x}");
+        return status;
+    }
+    // SAFETY: IoCreateDevice succeeded, so `fdo` is a valid device object we own.
+    let extension = unsafe { (*fdo).DeviceExtension }.cast::<DeviceExtension>();
+    let initial = DeviceExtension {
+        header: null_mut(),
+        lower: null_mut(),
+        interface_link: UNICODE_STRING { Length: 0, MaximumLength: 0, Buffer: null_mut() },
+        create_items: [KSOBJECT_CREATE_ITEM {
+            Create: Some(filter::dispatch_create),
+            Context: null_mut(),
+            ObjectClass: static_unicode(&REFERENCE_STRING_UTF16),
+            SecurityDescriptor: null_mut(),
+            Flags: 0,
+        }],
+    };
+    // SAFETY: the extension is ours, sized and aligned for DeviceExtension, not yet initialised.
+    unsafe { ptr::write(extension, initial) };
+    // SAFETY: the extension was just initialised and nothing else refers to it yet.
+    let ext = unsafe { &mut *extension };
+
+    // SAFETY: the create-item array lives in the extension, which outlives the header (the header
+    // is freed by KsDefaultDispatchPnp at removal, before the device is deleted).
+    let status =
+        unsafe { sys::KsAllocateDeviceHeader(&raw mut ext.header, 1, ext.create_items.as_mut_ptr()) };
+    if !nt_success(status) {
+        // SAFETY: the device was created above and nothing references it.
+        unsafe { sys::IoDeleteDevice(fdo) };
+        return status;
+    }
+    // SAFETY: both device objects are valid; attaching returns the device below or NULL.
+    ext.lower = unsafe { sys::IoAttachDeviceToDeviceStack(fdo, pdo) };
+    if ext.lower.is_null() {
+        kdprint!(LEVEL_ERROR, "IoAttachDeviceToDeviceStack failed");
+        undo_add_device(fdo, ext);
+        return ksabi::STATUS_UNSUCCESSFUL;
+    }
+    // SAFETY: valid header and device objects.
+    unsafe { sys::KsSetDevicePnpAndBaseObject(ext.header, ext.lower, fdo) };
+
+    let mut reference = static_unicode(&REFERENCE_STRING_UTF16);
+    // SAFETY: valid PDO; the GUID and reference string outlive the call; the link is written by
+    // the I/O manager and freed with RtlFreeUnicodeString at removal.
+    let status = unsafe {
+        sys::IoRegisterDeviceInterface(
+            pdo,
+            &ids::KSCATEGORY_KSRING,
+            &raw mut reference,
+            &raw mut ext.interface_link,
+        )
+    };
+    if !nt_success(status) {
+        kdprint!(LEVEL_ERROR, "IoRegisterDeviceInterface failed: {status:#x}");
+        // SAFETY: attached above.
+        unsafe { sys::IoDetachDevice(ext.lower) };
+        undo_add_device(fdo, ext);
+        return status;
+    }
+
+    // SAFETY: we own the new device until DO_DEVICE_INITIALIZING is cleared.
+    let device = unsafe { &mut *fdo };
+    let flags = DeviceFlags::from_bits_retain(device.Flags);
+    device.Flags =
+        flags.union(DeviceFlags::POWER_PAGABLE).difference(DeviceFlags::DEVICE_INITIALIZING).bits();
+    STATUS_SUCCESS
+}
+
+/// Frees the device header and deletes the device after a failed `AddDevice`.
+fn undo_add_device(fdo: *mut DEVICE_OBJECT, ext: &mut DeviceExtension) {
+    // SAFETY: the header was allocated by KsAllocateDeviceHeader and is freed exactly once.
+    unsafe { sys::KsFreeDeviceHeader(ext.header) };
+    ext.header = null_mut();
+    // SAFETY: the device is not attached and no file object refers to it.
+    unsafe { sys::IoDeleteDevice(fdo) };
+}
+
+/// PnP: enable the interface at start, disable and free it at removal; KS forwards everything
+/// (and at removal frees the device header, detaches and deletes the device).
+///
+/// The interface is enabled before the start IRP goes down: the parent of this root-enumerated
+/// device has no resources to assign, so its start cannot fail in a way that matters here.
+unsafe extern "system" fn dispatch_pnp(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    // SAFETY: the I/O manager passes a valid IRP it has given to us.
+    let stack = unsafe { current_stack(irp) };
+    // SAFETY: a valid IRP has a valid current stack location.
+    let minor = unsafe { (*stack).MinorFunction };
+    // SAFETY: `device` is our FDO.
+    let extension = unsafe { (*device).DeviceExtension };
+    // SAFETY: AddDevice initialised the extension; PnP IRPs for one device are serialised.
+    let ext = unsafe { &mut *extension.cast::<DeviceExtension>() };
+    match minor {
+        IRP_MN_START_DEVICE => {
+            // SAFETY: the link was filled by IoRegisterDeviceInterface.
+            let status = unsafe { sys::IoSetDeviceInterfaceState(&raw mut ext.interface_link, TRUE) };
+            if !nt_success(status) {
+                kdprint!(LEVEL_ERROR, "enabling the interface failed: {status:#x}");
+            }
+        }
+        IRP_MN_SURPRISE_REMOVAL | IRP_MN_REMOVE_DEVICE if !ext.interface_link.Buffer.is_null() => {
+            // SAFETY: as above; disabling an interface that is not enabled is harmless.
+            unsafe { sys::IoSetDeviceInterfaceState(&raw mut ext.interface_link, FALSE) };
+            if minor == IRP_MN_REMOVE_DEVICE {
+                // SAFETY: the buffer was allocated by IoRegisterDeviceInterface; freed once.
+                unsafe { sys::RtlFreeUnicodeString(&raw mut ext.interface_link) };
+                ext.interface_link.Buffer = null_mut();
+            }
+        }
+        _ => {}
+    }
+    // SAFETY: forwards the IRP we were given; on removal this frees the header and the device.
+    unsafe { sys::KsDefaultDispatchPnp(device, irp) }
+}
