@@ -61,10 +61,14 @@ statuses! {
     STATUS_INVALID_HANDLE = 0xC000_0008;
     /// A parameter is invalid.
     STATUS_INVALID_PARAMETER = 0xC000_000D;
+    /// No such device.
+    STATUS_NO_SUCH_DEVICE = 0xC000_000E;
     /// The request is not valid for this device or object.
     STATUS_INVALID_DEVICE_REQUEST = 0xC000_0010;
     /// End of file / end of stream.
     STATUS_END_OF_FILE = 0xC000_0011;
+    /// A completion routine keeps the IRP (`IoCompleteRequest` stops walking the stack).
+    STATUS_MORE_PROCESSING_REQUIRED = 0xC000_0016;
     /// Access denied.
     STATUS_ACCESS_DENIED = 0xC000_0022;
     /// The buffer is too small (an error: no data returned).
@@ -81,6 +85,8 @@ statuses! {
     STATUS_INSUFFICIENT_RESOURCES = 0xC000_009A;
     /// The device is not ready (KS: streaming during a reset).
     STATUS_DEVICE_NOT_READY = 0xC000_00A3;
+    /// The operation timed out.
+    STATUS_IO_TIMEOUT = 0xC000_00B5;
     /// Not supported.
     STATUS_NOT_SUPPORTED = 0xC000_00BB;
     /// The object has no security descriptor.

@@ -1,0 +1,494 @@
+//! The client side, shaped like Win32: `CreateFile` on an interface path, `KsCreatePin`,
+//! `DeviceIoControl` (synchronous and overlapped), `CancelIoEx`, `CloseHandle`. Requests arrive
+//! at the driver as user-mode IRPs carrying tagged user addresses ([`crate::usermem`]).
+//!
+//! Thread-safe: tests drive one machine from several threads.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use ksabi::{
+    FILE_OBJECT, FILE_READ_ACCESS, FILE_WRITE_ACCESS, GENERIC_READ, GENERIC_WRITE, IO_PARAMETERS_CREATE,
+    IO_PARAMETERS_DEVICE_IO_CONTROL, IO_SECURITY_CONTEXT, IO_STACK_PARAMETERS, IRP_MJ_CREATE,
+    IRP_MJ_DEVICE_CONTROL, IrpFlags, KSSTRING_Pin, METHOD_BUFFERED, METHOD_NEITHER, NTSTATUS,
+    STATUS_ACCESS_DENIED, STATUS_INVALID_HANDLE, STATUS_INVALID_PARAMETER, STATUS_OBJECT_NAME_NOT_FOUND,
+    STATUS_PENDING, STATUS_SUCCESS, UNICODE_STRING, ctl_access, ctl_method, nt_success,
+};
+
+use crate::iomgr::{IrpSpec, Request};
+use crate::machine::{Enter, Machine, MachineInner};
+use crate::objects::{FileBox, FileMeta, IoStatus};
+use crate::sync::Locked;
+use crate::usermem::to_user;
+
+/// An open handle (a filter or a pin).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Handle(u64);
+
+impl Handle {
+    /// The handle's number.
+    #[must_use]
+    pub fn raw(self) -> u64 {
+        self.0
+    }
+}
+
+/// The handle table of the emulated process.
+#[derive(Default)]
+pub(crate) struct HandleTable {
+    next: u64,
+    map: HashMap<u64, usize>,
+}
+
+impl HandleTable {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    fn insert(&mut self, file: *mut FILE_OBJECT) -> Handle {
+        self.next += 4;
+        self.map.insert(self.next, file as usize);
+        Handle(self.next)
+    }
+}
+
+/// A request in flight (`OVERLAPPED`): wait for it, poll it, or read its result.
+pub struct Overlapped {
+    request: Arc<Request>,
+    machine: Arc<MachineInner>,
+    immediate: Option<IoStatus>,
+}
+
+impl Overlapped {
+    /// The result if the request has completed (`GetOverlappedResult(..., FALSE)`).
+    #[must_use]
+    pub fn poll(&self) -> Option<IoStatus> {
+        self.immediate.or_else(|| self.request.peek())
+    }
+
+    /// Waits for completion (`GetOverlappedResult(..., TRUE)`), up to the machine's hang timeout;
+    /// a request still pending then is reported as [`crate::Rule::IrpNeverCompleted`] and
+    /// `STATUS_IO_TIMEOUT` is returned.
+    #[must_use]
+    pub fn wait(&self) -> IoStatus {
+        if let Some(s) = self.immediate {
+            return s;
+        }
+        let _enter = Enter::new(&self.machine);
+        crate::iomgr::wait_or_report(&self.machine, &self.request, "an overlapped request")
+    }
+
+    /// Waits up to `timeout`; `None` if still pending.
+    #[must_use]
+    pub fn wait_for(&self, timeout: std::time::Duration) -> Option<IoStatus> {
+        self.immediate.or_else(|| self.request.wait(timeout))
+    }
+}
+
+/// Memory of the emulated process that stays mapped until dropped: what overlapped stream
+/// requests point at (header arrays, frame buffers). Buffers given to a synchronous
+/// [`Machine::device_io_control`] are mapped for the request only.
+pub struct UserBuffer {
+    ptr: *mut u8,
+    len: usize,
+    layout: std::alloc::Layout,
+    id: u64,
+    machine: Arc<MachineInner>,
+}
+
+// SAFETY: the buffer is plain memory owned by this value.
+unsafe impl Send for UserBuffer {}
+// SAFETY: shared references only read.
+unsafe impl Sync for UserBuffer {}
+
+impl UserBuffer {
+    /// The bytes.
+    #[must_use]
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: `len` initialised bytes owned by this value.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
+    /// The bytes, mutably. Do not change them while a request the driver may touch them in is in
+    /// flight (the same rule as on Windows).
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: `len` initialised bytes owned by this value, borrowed mutably.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+
+    /// The address a client puts in requests (e.g. `KSSTREAM_HEADER.Data`).
+    #[must_use]
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+
+    /// Bytes.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Drop for UserBuffer {
+    fn drop(&mut self) {
+        self.machine.user.unmap(self.ptr, self.id);
+        // SAFETY: allocated in `Machine::alloc_user` with this layout.
+        unsafe { std::alloc::dealloc(self.ptr, self.layout) };
+    }
+}
+
+impl Machine {
+    /// Allocates `len` zeroed bytes of user memory, 16-aligned (`VirtualAlloc`/`HeapAlloc`).
+    ///
+    /// # Panics
+    /// If `len` is absurdly large.
+    #[must_use]
+    pub fn alloc_user(&self, len: usize) -> UserBuffer {
+        let layout = std::alloc::Layout::from_size_align(len.max(1), 16).expect("user buffer size");
+        // SAFETY: non-zero size.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        assert!(!ptr.is_null(), "out of memory");
+        let _exposed = to_user(ptr);
+        let id = self.inner().user.map(ptr, len);
+        UserBuffer { ptr, len, layout, id, machine: Arc::clone(self.inner()) }
+    }
+
+    /// `CreateFile(path, access, 0, NULL, OPEN_EXISTING, FILE_FLAG_OVERLAPPED, NULL)` on a device
+    /// interface path: the create IRP carries `\<reference string>` plus anything after it.
+    ///
+    /// # Errors
+    /// The create's `NTSTATUS` (`STATUS_OBJECT_NAME_NOT_FOUND` for an unknown path).
+    pub fn create_file(&self, path: &str, desired_access: u32) -> Result<Handle, NTSTATUS> {
+        let m = self.inner();
+        let _enter = Enter::new(m);
+        let (device, name) = {
+            let interfaces = m.interfaces.locked();
+            let lower = path.to_ascii_lowercase();
+            let Some(i) =
+                interfaces.iter().find(|i| i.enabled && lower.starts_with(&interface_prefix(&i.path)))
+            else {
+                return Err(STATUS_OBJECT_NAME_NOT_FOUND);
+            };
+            // The I/O manager passes the reference string, with a leading backslash, and whatever the
+            // caller appended after the interface path.
+            let rest = &path[interface_prefix(&i.path).len()..];
+            let name =
+                if i.reference.is_empty() { rest.to_string() } else { format!("\\{}{rest}", i.reference) };
+            let pdo = i.pdo as *mut ksabi::DEVICE_OBJECT;
+            (crate::iomgr::top_of_stack(pdo), name.encode_utf16().collect::<Vec<u16>>())
+        };
+        let file = open(m, device, std::ptr::null_mut(), name, desired_access)?;
+        Ok(m.handles.locked().insert(file))
+    }
+
+    /// `KsCreatePin` from ksuser.dll: opens `KSSTRING_Pin\` + `connect` (a `KSPIN_CONNECT` followed by
+    /// its `KSDATAFORMAT`) relative to the filter handle. Returns the Win32 error code as ksuser does
+    /// (0 = success).
+    ///
+    /// # Errors
+    /// A non-zero Win32 error code.
+    pub fn ks_create_pin(&self, filter: Handle, connect: &[u8], desired_access: u32) -> Result<Handle, u32> {
+        self.ks_create_pin_status(filter, connect, desired_access).map_err(crate::status_map::win32_error)
+    }
+
+    /// [`Machine::ks_create_pin`] with the `NTSTATUS` (what the kernel `KsCreatePin` returns).
+    ///
+    /// # Errors
+    /// The create's `NTSTATUS`.
+    pub fn ks_create_pin_status(
+        &self,
+        filter: Handle,
+        connect: &[u8],
+        desired_access: u32,
+    ) -> Result<Handle, NTSTATUS> {
+        let m = self.inner();
+        let _enter = Enter::new(m);
+        let parent = lookup(m, filter)?;
+        // Name: the pin create item's name, a backslash, then the raw bytes of the request.
+        let mut bytes: Vec<u8> = KSSTRING_Pin.iter().flat_map(|c| c.to_le_bytes()).collect();
+        bytes.extend_from_slice(&u16::from(b'\\').to_le_bytes());
+        bytes.extend_from_slice(connect);
+        if bytes.len() > usize::from(u16::MAX - 1) {
+            return Err(STATUS_INVALID_PARAMETER);
+        }
+        let mut name: Vec<u16> =
+            bytes.chunks(2).map(|c| u16::from_le_bytes([c[0], *c.get(1).unwrap_or(&0)])).collect();
+        name.shrink_to_fit();
+        let device = FileBox::of(parent).fo.DeviceObject;
+        let file = open_with_length(m, device, parent, name, bytes.len(), desired_access)?;
+        Ok(m.handles.locked().insert(file))
+    }
+
+    /// `DeviceIoControl`, synchronous: waits for the request (up to the hang timeout). For
+    /// `METHOD_NEITHER` codes (every KS IOCTL) the driver sees `input` as `Type3InputBuffer` and
+    /// `output` as `UserBuffer`, both user addresses.
+    #[must_use]
+    pub fn device_io_control(&self, handle: Handle, code: u32, input: &[u8], output: &mut [u8]) -> IoStatus {
+        // SAFETY: both slices outlive the call, which waits for the request.
+        let pending = unsafe {
+            self.device_io_control_overlapped(
+                handle,
+                code,
+                input.as_ptr(),
+                input.len(),
+                output.as_mut_ptr(),
+                output.len(),
+            )
+        };
+        pending.wait()
+    }
+
+    /// `DeviceIoControl` with an `OVERLAPPED`: returns at once; the request may still be in the
+    /// driver.
+    ///
+    /// # Safety
+    /// `input..input+input_len` must stay readable and `output..output+output_len` writable until
+    /// the request completes (the same contract as Win32 overlapped I/O), and any addresses inside
+    /// them (stream headers' `Data`) must point into [`UserBuffer`]s that live as long.
+    #[must_use]
+    pub unsafe fn device_io_control_overlapped(
+        &self,
+        handle: Handle,
+        code: u32,
+        input: *const u8,
+        input_len: usize,
+        output: *mut u8,
+        output_len: usize,
+    ) -> Overlapped {
+        let m = self.inner();
+        let _enter = Enter::new(m);
+        let request = Request::new();
+        let done = |status: NTSTATUS| Overlapped {
+            request: Arc::clone(&request),
+            machine: Arc::clone(m),
+            immediate: Some(IoStatus { status, information: 0 }),
+        };
+        let file = match lookup(m, handle) {
+            Ok(f) => f,
+            Err(s) => return done(s),
+        };
+        let (Ok(in_len), Ok(out_len)) = (u32::try_from(input_len), u32::try_from(output_len)) else {
+            return done(STATUS_INVALID_PARAMETER);
+        };
+        let granted = FileBox::of(file).meta.granted;
+        let access = ctl_access(code);
+        if (access & FILE_READ_ACCESS != 0 && granted & GENERIC_READ == 0)
+            || (access & FILE_WRITE_ACCESS != 0 && granted & GENERIC_WRITE == 0)
+        {
+            return done(STATUS_ACCESS_DENIED);
+        }
+        let mut mappings = Vec::new();
+        let mut flags = IrpFlags::empty();
+        let mut system_buffer = std::ptr::null_mut();
+        let (type3, user_buffer) = if ctl_method(code) == METHOD_NEITHER {
+            mappings.push((input, m.user.map(input, input_len)));
+            mappings.push((output.cast_const(), m.user.map(output, output_len)));
+            (to_user(input), to_user(output))
+        } else {
+            // METHOD_BUFFERED (and the direct methods, treated alike): one system buffer holds the
+            // input and receives the output.
+            let len = input_len.max(output_len);
+            let sb = crate::iomgr::alloc_system_buffer(m, len);
+            if input_len > 0 {
+                // SAFETY: the caller's input is readable; the buffer holds `len >= input_len` bytes.
+                unsafe { std::ptr::copy_nonoverlapping(input, sb, input_len) };
+            }
+            system_buffer = sb.cast();
+            flags = IrpFlags::BUFFERED_IO | IrpFlags::DEALLOCATE_BUFFER;
+            if output_len > 0 {
+                flags |= IrpFlags::INPUT_OPERATION;
+            }
+            let _ = METHOD_BUFFERED;
+            (0, 0)
+        };
+        let params = IO_STACK_PARAMETERS {
+            DeviceIoControl: IO_PARAMETERS_DEVICE_IO_CONTROL {
+                OutputBufferLength: out_len,
+                Pad0: 0,
+                InputBufferLength: in_len,
+                Pad1: 0,
+                IoControlCode: code,
+                Pad2: 0,
+                Type3InputBuffer: type3 as *mut _,
+            },
+        };
+        let spec = IrpSpec {
+            major: IRP_MJ_DEVICE_CONTROL,
+            minor: 0,
+            params,
+            file,
+            requestor: ksabi::UserMode,
+            user_buffer,
+            system_buffer,
+            flags,
+            user_output: Some((output, output_len)),
+            mappings,
+            initial_status: STATUS_SUCCESS,
+        };
+        let device = FileBox::of(file).fo.DeviceObject;
+        let returned = crate::iomgr::issue(m, device, spec, &request, true);
+        let immediate = (returned != STATUS_PENDING).then(|| request.peek()).flatten();
+        Overlapped { request, machine: Arc::clone(m), immediate }
+    }
+
+    /// `CancelIoEx(handle, NULL)`: cancels every request in flight on the handle. Returns how many
+    /// had a cancel routine to run.
+    ///
+    /// # Errors
+    /// `STATUS_INVALID_HANDLE`.
+    pub fn cancel_io(&self, handle: Handle) -> Result<usize, NTSTATUS> {
+        let m = self.inner();
+        let _enter = Enter::new(m);
+        let file = lookup(m, handle)?;
+        Ok(crate::iomgr::cancel_file_irps(m, file))
+    }
+
+    /// `CloseHandle`: the last handle of a file object sends `IRP_MJ_CLEANUP`; `IRP_MJ_CLOSE` follows
+    /// when nothing references the object any more (requests in flight, pins of a filter).
+    ///
+    /// # Errors
+    /// `STATUS_INVALID_HANDLE`.
+    pub fn close_handle(&self, handle: Handle) -> Result<(), NTSTATUS> {
+        let m = self.inner();
+        let _enter = Enter::new(m);
+        let Some(file) = m.handles.locked().map.remove(&handle.0) else {
+            return Err(STATUS_INVALID_HANDLE);
+        };
+        close_one_handle(m, file as *mut FILE_OBJECT);
+        Ok(())
+    }
+
+    /// Waits until every close that a completion deferred to a worker thread has run.
+    pub fn settle(&self) {
+        crate::worker::flush(self.inner());
+    }
+}
+
+fn close_one_handle(m: &Arc<MachineInner>, file: *mut FILE_OBJECT) {
+    let f = FileBox::of(file);
+    if f.meta.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+        crate::iomgr::cleanup_file(m, file);
+    }
+    crate::iomgr::release_file(m, file, true);
+}
+
+/// Closes every open handle (process exit), children before parents, and waits for deferred closes.
+pub(crate) fn close_all_handles(m: &Arc<MachineInner>) {
+    let mut files: Vec<usize> = m.handles.locked().map.drain().map(|(_, f)| f).collect();
+    // Pins (with a related file object) first, as a process's handles are closed newest first.
+    files.sort_by_key(|&f| FileBox::of(f as *mut FILE_OBJECT).fo.RelatedFileObject.is_null());
+    for f in files {
+        close_one_handle(m, f as *mut FILE_OBJECT);
+    }
+    crate::worker::flush(m);
+}
+
+/// An interface path without a trailing backslash, lower-cased (for prefix matching).
+fn interface_prefix(path: &str) -> String {
+    path.to_ascii_lowercase()
+}
+
+fn lookup(m: &MachineInner, handle: Handle) -> Result<*mut FILE_OBJECT, NTSTATUS> {
+    m.handles.locked().map.get(&handle.0).map(|&f| f as *mut FILE_OBJECT).ok_or(STATUS_INVALID_HANDLE)
+}
+
+fn open(
+    m: &Arc<MachineInner>,
+    device: *mut ksabi::DEVICE_OBJECT,
+    related: *mut FILE_OBJECT,
+    name: Vec<u16>,
+    desired_access: u32,
+) -> Result<*mut FILE_OBJECT, NTSTATUS> {
+    let bytes = name.len() * 2;
+    open_with_length(m, device, related, name, bytes, desired_access)
+}
+
+/// Creates a file object named `name` (`name_bytes` long) on `device` and sends `IRP_MJ_CREATE`.
+pub(crate) fn open_with_length(
+    m: &Arc<MachineInner>,
+    device: *mut ksabi::DEVICE_OBJECT,
+    related: *mut FILE_OBJECT,
+    mut name: Vec<u16>,
+    name_bytes: usize,
+    desired_access: u32,
+) -> Result<*mut FILE_OBJECT, NTSTATUS> {
+    // SAFETY: FILE_OBJECT is a C structure for which all-zero is valid.
+    let fo = unsafe { std::mem::zeroed::<FILE_OBJECT>() };
+    let length = u16::try_from(name_bytes).map_err(|_| STATUS_INVALID_PARAMETER)?;
+    let buffer = if name.is_empty() { std::ptr::null_mut() } else { name.as_mut_ptr() };
+    let mut b = Box::new(FileBox {
+        fo,
+        meta: FileMeta {
+            name,
+            refs: 1.into(),
+            handles: 0.into(),
+            granted: desired_access,
+            pending: std::sync::Mutex::new(Vec::new()),
+            closed: false.into(),
+            created: false.into(),
+        },
+    });
+    b.fo.Type = ksabi::IO_TYPE_FILE;
+    b.fo.Size = i16::try_from(std::mem::size_of::<FILE_OBJECT>()).unwrap_or(i16::MAX);
+    b.fo.DeviceObject = device;
+    b.fo.RelatedFileObject = related;
+    b.fo.ReadAccess = u8::from(desired_access & GENERIC_READ != 0);
+    b.fo.WriteAccess = u8::from(desired_access & GENERIC_WRITE != 0);
+    b.fo.FileName = UNICODE_STRING { Length: length, MaximumLength: length, Buffer: buffer };
+    let file: *mut FILE_OBJECT = Box::into_raw(b).cast();
+    m.objects.locked().files.insert(file as usize);
+    if !related.is_null() {
+        FileBox::of(related).meta.refs.fetch_add(1, Ordering::AcqRel);
+    }
+    let mut security = IO_SECURITY_CONTEXT {
+        SecurityQos: std::ptr::null_mut(),
+        AccessState: std::ptr::null_mut(),
+        DesiredAccess: desired_access,
+        FullCreateOptions: 0,
+    };
+    let params = IO_STACK_PARAMETERS {
+        Create: IO_PARAMETERS_CREATE {
+            SecurityContext: &raw mut security,
+            Options: 1 << 24, // FILE_OPEN disposition
+            Pad0: 0,
+            FileAttributes: 0,
+            ShareAccess: 0,
+            Pad1: 0,
+            EaLength: 0,
+        },
+    };
+    let spec = IrpSpec {
+        major: IRP_MJ_CREATE,
+        minor: 0,
+        params,
+        file,
+        requestor: ksabi::UserMode,
+        user_buffer: 0,
+        system_buffer: std::ptr::null_mut(),
+        flags: IrpFlags::empty(),
+        user_output: None,
+        mappings: Vec::new(),
+        initial_status: STATUS_SUCCESS,
+    };
+    let request = Request::new();
+    let _ = crate::iomgr::issue(m, device, spec, &request, true);
+    let result = crate::iomgr::wait_or_report(m, &request, "IRP_MJ_CREATE");
+    let f = FileBox::of(file);
+    if nt_success(result.status) {
+        f.meta.created.store(true, Ordering::Release);
+        f.meta.handles.store(1, Ordering::Release);
+        // The create's own reference becomes the handle's.
+        Ok(file)
+    } else {
+        // A failed create is neither cleaned up nor closed.
+        crate::iomgr::release_file(m, file, true);
+        Err(result.status)
+    }
+}

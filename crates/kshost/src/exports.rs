@@ -1,0 +1,492 @@
+//! The kernel routines a driver imports, with their Windows names and C signatures.
+//!
+//! The driver's host build re-exports these where the Windows build imports them from
+//! `ntoskrnl.exe` and `ks.sys` (`src/sys`), and checks at compile time that each signature is the
+//! one it declares. Each routine finds its machine through the calling thread (see
+//! [`crate::machine`]) and checks the IRQL it must be called at.
+// Each routine is the Windows routine of the same name; the WDK documents its contract.
+#![allow(non_snake_case, missing_docs, clippy::missing_safety_doc, clippy::missing_panics_doc)]
+
+use std::ffi::{CStr, c_void};
+use std::sync::atomic::Ordering;
+
+use ksabi::{
+    DEVICE_OBJECT, DISPATCH_LEVEL, DRIVER_OBJECT, GUID, IRP, KIRQL, KPROCESSOR_MODE, KSDISPATCH_TABLE,
+    KSIDENTIFIER, KSIRP_REMOVAL_OPERATION, KSLIST_ENTRY_LOCATION, KSOBJECT_CREATE_ITEM, KSP_PIN,
+    KSPIN_CONNECT, KSPIN_DESCRIPTOR, KSPIN_LOCK, KSPROPERTY_SET, KSRESET, KSTOPOLOGY, LIST_ENTRY, MDL,
+    MDL_MAPPED_TO_SYSTEM_VA, NTSTATUS, PASSIVE_LEVEL, PDRIVER_CANCEL, PFNKSINTERSECTHANDLER, POOL_FLAGS,
+    STATUS_INVALID_PARAMETER, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SUCCESS, UNICODE_STRING,
+};
+
+use crate::machine::{MachineInner, current, violation};
+use crate::objects::{DeviceBox, DriverBox};
+use crate::sync::Locked;
+use crate::verifier::Rule;
+
+// ---- pool ----------------------------------------------------------------------------------------
+
+#[must_use]
+pub unsafe extern "system" fn ExAllocatePool2(flags: POOL_FLAGS, bytes: usize, tag: u32) -> *mut c_void {
+    current().pool.allocate(flags, bytes, tag).cast()
+}
+
+pub unsafe extern "system" fn ExFreePoolWithTag(block: *mut c_void, tag: u32) {
+    current().pool.free(block.cast(), Some(tag));
+}
+
+// ---- IRQL and spin locks ---------------------------------------------------------------------------
+
+#[must_use]
+pub unsafe extern "system" fn KeGetCurrentIrql() -> KIRQL {
+    crate::irql::current()
+}
+
+pub unsafe extern "system" fn KeAcquireSpinLockRaiseToDpc(lock: *mut KSPIN_LOCK) -> KIRQL {
+    // SAFETY: the driver's lock word.
+    unsafe { crate::irql::acquire(lock, "KeAcquireSpinLockRaiseToDpc") }
+}
+
+pub unsafe extern "system" fn KeReleaseSpinLock(lock: *mut KSPIN_LOCK, new_irql: KIRQL) {
+    // SAFETY: the driver's lock word.
+    unsafe { crate::irql::release(lock, new_irql, "KeReleaseSpinLock") };
+}
+
+pub unsafe extern "system" fn KeAcquireSpinLockAtDpcLevel(lock: *mut KSPIN_LOCK) {
+    if crate::irql::current() < DISPATCH_LEVEL {
+        violation(Rule::SpinLockIrqlMismatch, "KeAcquireSpinLockAtDpcLevel below DISPATCH_LEVEL".into());
+    }
+    // SAFETY: the driver's lock word.
+    unsafe { crate::irql::acquire(lock, "KeAcquireSpinLockAtDpcLevel") };
+}
+
+pub unsafe extern "system" fn KeReleaseSpinLockFromDpcLevel(lock: *mut KSPIN_LOCK) {
+    // SAFETY: the driver's lock word.
+    unsafe { crate::irql::release(lock, DISPATCH_LEVEL, "KeReleaseSpinLockFromDpcLevel") };
+}
+
+// ---- I/O manager -----------------------------------------------------------------------------------
+
+pub unsafe extern "system" fn IoCreateDevice(
+    driver: *mut DRIVER_OBJECT,
+    extension_size: u32,
+    _name: *mut UNICODE_STRING,
+    device_type: u32,
+    characteristics: u32,
+    _exclusive: u8,
+    device: *mut *mut DEVICE_OBJECT,
+) -> NTSTATUS {
+    if !crate::irql::require_at_most(PASSIVE_LEVEL, "IoCreateDevice") || device.is_null() || driver.is_null()
+    {
+        return STATUS_INVALID_PARAMETER;
+    }
+    let d = crate::iomgr::create_device(&current(), driver, extension_size, device_type, characteristics);
+    // SAFETY: the caller's out pointer.
+    unsafe { *device = d };
+    STATUS_SUCCESS
+}
+
+pub(crate) fn delete_device(m: &MachineInner, device: *mut DEVICE_OBJECT) {
+    if !crate::machine::known_device(m, device) || !crate::machine::mark_deleted(device) {
+        violation(Rule::DeviceBadDelete, format!("IoDeleteDevice({device:p}): not a live device"));
+        return;
+    }
+    m.objects.locked().devices.remove(&(device as usize));
+    // Unlink from the driver's device list.
+    let dev = &DeviceBox::of(device).dev;
+    let driver = &mut DriverBox::of(dev.DriverObject).drv;
+    if driver.DeviceObject == device {
+        driver.DeviceObject = dev.NextDevice;
+        return;
+    }
+    let mut at = driver.DeviceObject;
+    while !at.is_null() {
+        let entry = &mut DeviceBox::of(at).dev;
+        if entry.NextDevice == device {
+            entry.NextDevice = dev.NextDevice;
+            return;
+        }
+        at = entry.NextDevice;
+    }
+}
+
+pub unsafe extern "system" fn IoDeleteDevice(device: *mut DEVICE_OBJECT) {
+    crate::irql::require_at_most(PASSIVE_LEVEL, "IoDeleteDevice");
+    delete_device(&current(), device);
+}
+
+pub unsafe extern "system" fn IoAttachDeviceToDeviceStack(
+    source: *mut DEVICE_OBJECT,
+    target: *mut DEVICE_OBJECT,
+) -> *mut DEVICE_OBJECT {
+    let m = current();
+    if !crate::machine::known_device(&m, source) || !crate::machine::known_device(&m, target) {
+        violation(
+            Rule::UnknownObject,
+            "IoAttachDeviceToDeviceStack with a device kshost did not create".into(),
+        );
+        return std::ptr::null_mut();
+    }
+    let top = crate::iomgr::top_of_stack(target);
+    let stack_size = {
+        let below = &mut DeviceBox::of(top).dev;
+        below.AttachedDevice = source;
+        below.StackSize + 1
+    };
+    let above = DeviceBox::of(source);
+    above.dev.StackSize = stack_size;
+    above.meta.lower.store(top, Ordering::Release);
+    top
+}
+
+pub(crate) fn detach(target: *mut DEVICE_OBJECT) {
+    DeviceBox::of(target).dev.AttachedDevice = std::ptr::null_mut();
+}
+
+pub unsafe extern "system" fn IoDetachDevice(target: *mut DEVICE_OBJECT) {
+    detach(target);
+}
+
+pub unsafe extern "system" fn IoRegisterDeviceInterface(
+    pdo: *mut DEVICE_OBJECT,
+    class: *const GUID,
+    reference: *mut UNICODE_STRING,
+    link: *mut UNICODE_STRING,
+) -> NTSTATUS {
+    if !crate::irql::require_at_most(PASSIVE_LEVEL, "IoRegisterDeviceInterface")
+        || class.is_null()
+        || link.is_null()
+    {
+        return STATUS_INVALID_PARAMETER;
+    }
+    let m = current();
+    // SAFETY: the caller's GUID.
+    let class = unsafe { *class };
+    // SAFETY: the caller's optional reference string.
+    let reference = unsafe { unicode_to_string(reference) };
+    let path = {
+        let mut ifaces = m.interfaces.locked();
+        let existing =
+            ifaces.iter_mut().find(|i| i.category == class && i.reference.eq_ignore_ascii_case(&reference));
+        if let Some(i) = existing {
+            i.pdo = pdo as usize;
+            i.path.clone()
+        } else {
+            let path = crate::machine::interface_path("Root\\KsRing", class, &reference);
+            ifaces.push(crate::machine::InterfaceInfo {
+                category: class,
+                reference: reference.clone(),
+                path: path.clone(),
+                friendly_name: None,
+                clsid: None,
+                enabled: false,
+                pdo: pdo as usize,
+            });
+            path
+        }
+    };
+    // The symbolic link the driver gets: `\??\` in place of `\\?\`.
+    let text = format!("\\??\\{}", &path[4..]);
+    let mut chars: Vec<u16> = text.encode_utf16().collect();
+    let bytes = u16::try_from(chars.len() * 2).unwrap_or(u16::MAX);
+    chars.push(0);
+    // SAFETY: the caller's out string.
+    unsafe {
+        *link = UNICODE_STRING { Length: bytes, MaximumLength: bytes + 2, Buffer: chars.as_mut_ptr() };
+    }
+    m.objects.locked().link_strings.insert(chars.as_ptr() as usize, chars);
+    STATUS_SUCCESS
+}
+
+pub unsafe extern "system" fn IoSetDeviceInterfaceState(link: *mut UNICODE_STRING, enable: u8) -> NTSTATUS {
+    crate::irql::require_at_most(PASSIVE_LEVEL, "IoSetDeviceInterfaceState");
+    let m = current();
+    // SAFETY: the caller's string.
+    let text = unsafe { unicode_to_string(link) };
+    let Some(rest) = text.strip_prefix("\\??\\") else {
+        return STATUS_OBJECT_NAME_NOT_FOUND;
+    };
+    let mut ifaces = m.interfaces.locked();
+    match ifaces.iter_mut().find(|i| i.path[4..].eq_ignore_ascii_case(rest)) {
+        Some(i) => {
+            i.enabled = enable != 0;
+            STATUS_SUCCESS
+        }
+        None => STATUS_OBJECT_NAME_NOT_FOUND,
+    }
+}
+
+pub unsafe extern "system" fn RtlFreeUnicodeString(string: *mut UNICODE_STRING) {
+    if string.is_null() {
+        return;
+    }
+    let m = current();
+    // SAFETY: the caller's string.
+    let buffer = unsafe { (*string).Buffer } as usize;
+    if buffer != 0 && m.objects.locked().link_strings.remove(&buffer).is_none() {
+        violation(
+            Rule::PoolBadFree,
+            format!("RtlFreeUnicodeString: buffer {buffer:#x} was not allocated by the system"),
+        );
+    }
+    // SAFETY: as above.
+    unsafe { *string = UNICODE_STRING { Length: 0, MaximumLength: 0, Buffer: std::ptr::null_mut() } };
+}
+
+/// # Safety
+/// `s` is null or a valid `UNICODE_STRING`.
+unsafe fn unicode_to_string(s: *const UNICODE_STRING) -> String {
+    // SAFETY: the caller's contract.
+    let Some(s) = (unsafe { s.as_ref() }) else {
+        return String::new();
+    };
+    if s.Buffer.is_null() {
+        return String::new();
+    }
+    // SAFETY: `Length` bytes of characters.
+    String::from_utf16_lossy(unsafe { std::slice::from_raw_parts(s.Buffer, s.Length as usize / 2) })
+}
+
+pub unsafe extern "system" fn IofCompleteRequest(irp: *mut IRP, _priority_boost: i8) {
+    crate::iomgr::complete_request(&current(), irp);
+}
+
+pub unsafe extern "system" fn IofCallDriver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    crate::iomgr::call_driver(device, irp)
+}
+
+pub unsafe extern "system" fn IoCancelIrp(irp: *mut IRP) -> u8 {
+    u8::from(crate::iomgr::cancel_irp(&current(), irp))
+}
+
+pub unsafe extern "system" fn IoAcquireCancelSpinLock(irql: *mut KIRQL) {
+    let old = current().cancel_lock.acquire();
+    if !irql.is_null() {
+        // SAFETY: the caller's out pointer.
+        unsafe { *irql = old };
+    }
+}
+
+pub unsafe extern "system" fn IoReleaseCancelSpinLock(irql: KIRQL) {
+    current().cancel_lock.release(irql);
+}
+
+pub unsafe extern "system" fn MmMapLockedPagesSpecifyCache(
+    mdl: *mut MDL,
+    _mode: KPROCESSOR_MODE,
+    _cache: i32,
+    _base: *mut c_void,
+    _bugcheck: u32,
+    _priority: u32,
+) -> *mut c_void {
+    let m = current();
+    if !m.objects.locked().mdls.contains(&(mdl as usize)) {
+        violation(
+            Rule::Unsupported,
+            format!("MmMapLockedPagesSpecifyCache({mdl:p}): kshost maps only MDLs it built"),
+        );
+        return std::ptr::null_mut();
+    }
+    // SAFETY: a kshost MDL, live while its IRP is; its system address is a real mapping.
+    let mdl = unsafe { &mut *mdl };
+    mdl.MdlFlags |= MDL_MAPPED_TO_SYSTEM_VA;
+    mdl.MappedSystemVa
+}
+
+/// `DbgPrintEx(component, level, "%s", message)`: recorded on the machine (and echoed with
+/// `KSHOST_DEBUG`).
+pub fn dbg_print(level: u32, message: &CStr) {
+    let m = current();
+    let text = message.to_string_lossy().trim_end().to_string();
+    if m.settings.echo_debug_output {
+        eprintln!("[dbg {level}] {text}");
+    }
+    m.debug_output.locked().push(text);
+}
+
+// ---- ks.sys ------------------------------------------------------------------------------------------
+
+pub unsafe extern "system" fn KsSetMajorFunctionHandler(driver: *mut DRIVER_OBJECT, major: u32) -> NTSTATUS {
+    crate::ks::set_major_function_handler(driver, major)
+}
+
+pub unsafe extern "system" fn KsAllocateDeviceHeader(
+    header: *mut *mut c_void,
+    count: u32,
+    items: *mut KSOBJECT_CREATE_ITEM,
+) -> NTSTATUS {
+    crate::ks::allocate_device_header(&current(), header, count, items)
+}
+
+pub unsafe extern "system" fn KsFreeDeviceHeader(header: *mut c_void) {
+    crate::ks::free_header(&current(), header, "device");
+}
+
+pub unsafe extern "system" fn KsSetDevicePnpAndBaseObject(
+    header: *mut c_void,
+    pnp: *mut DEVICE_OBJECT,
+    base: *mut DEVICE_OBJECT,
+) {
+    let m = current();
+    match crate::ks::device_header(&m, header) {
+        Some(h) => {
+            h.pnp_device = pnp;
+            h.base_device = base;
+        }
+        None => violation(
+            Rule::UnknownObject,
+            format!("KsSetDevicePnpAndBaseObject({header:p}): not a device header"),
+        ),
+    }
+}
+
+pub unsafe extern "system" fn KsAllocateObjectHeader(
+    header: *mut *mut c_void,
+    count: u32,
+    items: *mut KSOBJECT_CREATE_ITEM,
+    irp: *mut IRP,
+    table: *const KSDISPATCH_TABLE,
+) -> NTSTATUS {
+    crate::ks::allocate_object_header(&current(), header, count, items, irp, table)
+}
+
+pub unsafe extern "system" fn KsFreeObjectHeader(header: *mut c_void) {
+    crate::ks::free_header(&current(), header, "object");
+}
+
+pub unsafe extern "system" fn KsQueryObjectCreateItem(header: *mut c_void) -> *mut KSOBJECT_CREATE_ITEM {
+    crate::ks::object_header(&current(), header).map_or(std::ptr::null_mut(), |h| h.create_item)
+}
+
+pub unsafe extern "system" fn KsDispatchIrp(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    crate::ks::dispatch_irp(device, irp)
+}
+
+pub unsafe extern "system" fn KsDispatchInvalidDeviceRequest(
+    _device: *mut DEVICE_OBJECT,
+    irp: *mut IRP,
+) -> NTSTATUS {
+    crate::ks::dispatch_invalid(irp)
+}
+
+pub unsafe extern "system" fn KsDefaultDeviceIoCompletion(
+    _device: *mut DEVICE_OBJECT,
+    irp: *mut IRP,
+) -> NTSTATUS {
+    crate::ks::default_device_io_completion(irp)
+}
+
+pub unsafe extern "system" fn KsDefaultDispatchPnp(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    // SAFETY: forwards the caller's device and IRP.
+    unsafe { crate::ks::default_dispatch_pnp(device, irp) }
+}
+
+pub unsafe extern "system" fn KsDefaultDispatchPower(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    // SAFETY: forwards the caller's device and IRP.
+    unsafe { crate::ks::default_forward(device, irp) }
+}
+
+pub unsafe extern "system" fn KsDefaultForwardIrp(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    // SAFETY: forwards the caller's device and IRP.
+    unsafe { crate::ks::default_forward(device, irp) }
+}
+
+pub unsafe extern "system" fn KsNullDriverUnload(_driver: *mut DRIVER_OBJECT) {}
+
+pub unsafe extern "system" fn KsValidateConnectRequest(
+    irp: *mut IRP,
+    count: u32,
+    descriptors: *const KSPIN_DESCRIPTOR,
+    connect: *mut *mut KSPIN_CONNECT,
+) -> NTSTATUS {
+    crate::ks::connect::validate(irp, count, descriptors, connect)
+}
+
+pub unsafe extern "system" fn KsPropertyHandler(
+    irp: *mut IRP,
+    count: u32,
+    sets: *const KSPROPERTY_SET,
+) -> NTSTATUS {
+    crate::ks::property::property_handler(irp, count, sets)
+}
+
+pub unsafe extern "system" fn KsPinPropertyHandler(
+    irp: *mut IRP,
+    property: *mut KSIDENTIFIER,
+    data: *mut c_void,
+    count: u32,
+    descriptors: *const KSPIN_DESCRIPTOR,
+) -> NTSTATUS {
+    crate::ks::property::pin_property_handler(irp, property, data, count, descriptors)
+}
+
+pub unsafe extern "system" fn KsHandleSizedListQuery(
+    irp: *mut IRP,
+    count: u32,
+    item_size: u32,
+    items: *const c_void,
+) -> NTSTATUS {
+    crate::ks::property::sized_list(irp, count, item_size, items)
+}
+
+pub unsafe extern "system" fn KsPinDataIntersection(
+    irp: *mut IRP,
+    pin: *mut KSP_PIN,
+    data: *mut c_void,
+    count: u32,
+    descriptors: *const KSPIN_DESCRIPTOR,
+    handler: PFNKSINTERSECTHANDLER,
+) -> NTSTATUS {
+    crate::ks::property::data_intersection(irp, pin, data, count, descriptors, handler)
+}
+
+pub unsafe extern "system" fn KsTopologyPropertyHandler(
+    irp: *mut IRP,
+    property: *mut KSIDENTIFIER,
+    data: *mut c_void,
+    topology: *const KSTOPOLOGY,
+) -> NTSTATUS {
+    crate::ks::property::topology_handler(irp, property, data, topology)
+}
+
+pub unsafe extern "system" fn KsProbeStreamIrp(irp: *mut IRP, flags: u32, header_size: u32) -> NTSTATUS {
+    crate::ks::stream::probe_stream_irp(irp, flags, header_size)
+}
+
+pub unsafe extern "system" fn KsAcquireResetValue(irp: *mut IRP, value: *mut KSRESET) -> NTSTATUS {
+    crate::ks::stream::acquire_reset_value(irp, value)
+}
+
+pub unsafe extern "system" fn KsAddIrpToCancelableQueue(
+    head: *mut LIST_ENTRY,
+    lock: *mut KSPIN_LOCK,
+    irp: *mut IRP,
+    location: KSLIST_ENTRY_LOCATION,
+    cancel: PDRIVER_CANCEL,
+) {
+    crate::ks::queue::add(head, lock, irp, location, cancel);
+}
+
+pub unsafe extern "system" fn KsRemoveIrpFromCancelableQueue(
+    head: *mut LIST_ENTRY,
+    lock: *mut KSPIN_LOCK,
+    location: KSLIST_ENTRY_LOCATION,
+    operation: KSIRP_REMOVAL_OPERATION,
+) -> *mut IRP {
+    crate::ks::queue::remove(head, lock, location, operation)
+}
+
+pub unsafe extern "system" fn KsReleaseIrpOnCancelableQueue(irp: *mut IRP, cancel: PDRIVER_CANCEL) {
+    crate::ks::queue::release(irp, cancel);
+}
+
+pub unsafe extern "system" fn KsRemoveSpecificIrpFromCancelableQueue(irp: *mut IRP) {
+    crate::ks::queue::remove_specific(irp);
+}
+
+pub unsafe extern "system" fn KsCancelRoutine(_device: *mut DEVICE_OBJECT, irp: *mut IRP) {
+    crate::ks::queue::cancel_routine(irp);
+}
+
+pub unsafe extern "system" fn KsCancelIo(head: *mut LIST_ENTRY, lock: *mut KSPIN_LOCK) {
+    crate::ks::queue::cancel_io(head, lock);
+}

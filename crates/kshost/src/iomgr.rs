@@ -1,0 +1,687 @@
+//! The I/O manager: driver and device objects, the root bus the driver's device sits on, issuing
+//! IRPs, `IofCallDriver`, `IofCompleteRequest` (the stack walk, completion routines, then the
+//! I/O manager's own completion: copy-back, buffer and MDL release, signalling the issuer),
+//! `IoCancelIrp`, file-object references and the close that follows the last one.
+
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use ksabi::{
+    DEVICE_OBJECT, DISPATCH_LEVEL, DRIVER_OBJECT, DeviceFlags, FILE_OBJECT, IO_STACK_LOCATION,
+    IO_STACK_PARAMETERS, IRP, IRP_MJ_CLEANUP, IRP_MJ_CLOSE, IRP_MJ_COUNT, IRP_MJ_PNP, IRP_MJ_POWER, IrpFlags,
+    KIRQL, KPROCESSOR_MODE, NTSTATUS, PASSIVE_LEVEL, PDRIVER_CANCEL, SL_INVOKE_ON_CANCEL, SL_INVOKE_ON_ERROR,
+    SL_INVOKE_ON_SUCCESS, SL_PENDING_RETURNED, STATUS_INVALID_DEVICE_REQUEST,
+    STATUS_MORE_PROCESSING_REQUIRED, STATUS_NOT_SUPPORTED, STATUS_PENDING, STATUS_SUCCESS, UNICODE_STRING,
+    nt_error,
+};
+
+use crate::machine::{Enter, MachineInner, violation};
+use crate::objects::{DeviceBox, DeviceMeta, DriverBox, FileBox, IoStatus, IrpBox, Origin};
+use crate::sync::Locked;
+use crate::verifier::Rule;
+
+/// A `UNICODE_STRING` with its own storage.
+pub(crate) struct OwnedUnicode(pub UNICODE_STRING, #[allow(dead_code)] pub Vec<u16>);
+
+pub(crate) fn unicode_owned(text: &str) -> OwnedUnicode {
+    let mut chars: Vec<u16> = text.encode_utf16().collect();
+    let bytes = u16::try_from(chars.len() * 2).unwrap_or(u16::MAX - 1);
+    chars.push(0);
+    let s = UNICODE_STRING { Length: bytes, MaximumLength: bytes + 2, Buffer: chars.as_mut_ptr() };
+    OwnedUnicode(s, chars)
+}
+
+/// Runs driver code entered at `PASSIVE_LEVEL` and checks it comes back at `PASSIVE_LEVEL`.
+pub(crate) fn call_guarded<R>(what: &str, f: impl FnOnce() -> R) -> R {
+    let entered = crate::irql::current();
+    let r = f();
+    crate::irql::check_restored(entered, what);
+    r
+}
+
+// ---- objects -----------------------------------------------------------------------------------
+
+pub(crate) fn create_driver_object(m: &MachineInner, service: &str) -> *mut DRIVER_OBJECT {
+    let name: Vec<u16> = format!("\\Driver\\{service}").encode_utf16().collect();
+    // SAFETY: DRIVER_OBJECT is a C structure for which all-zero is valid.
+    let drv = unsafe { std::mem::zeroed::<DRIVER_OBJECT>() };
+    // SAFETY: likewise DRIVER_EXTENSION.
+    let ext = unsafe { std::mem::zeroed::<ksabi::DRIVER_EXTENSION>() };
+    let mut b = Box::new(DriverBox { drv, ext, name, ks_routed: Mutex::new(Vec::new()) });
+    b.drv.Type = ksabi::IO_TYPE_DRIVER;
+    b.drv.Size = i16::try_from(std::mem::size_of::<DRIVER_OBJECT>()).unwrap_or(i16::MAX);
+    let bytes = u16::try_from(b.name.len() * 2).unwrap_or(u16::MAX);
+    b.drv.DriverName = UNICODE_STRING { Length: bytes, MaximumLength: bytes, Buffer: b.name.as_mut_ptr() };
+    b.drv.MajorFunction = [Some(invalid_device_request); IRP_MJ_COUNT];
+    let raw = Box::into_raw(b);
+    let this = DriverBox::of(raw.cast());
+    this.ext.DriverObject = &raw mut this.drv;
+    this.drv.DriverExtension = &raw mut this.ext;
+    m.driver_boxes.locked().push(raw as usize);
+    raw.cast()
+}
+
+/// What the I/O manager puts in a driver's unset `MajorFunction` slots (`IopInvalidDeviceRequest`).
+unsafe extern "system" fn invalid_device_request(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    // SAFETY: the I/O manager passes a live IRP that is now ours to complete.
+    unsafe { (*irp).IoStatus.Status = STATUS_INVALID_DEVICE_REQUEST };
+    // SAFETY: as above.
+    unsafe { crate::exports::IofCompleteRequest(irp, 0) };
+    STATUS_INVALID_DEVICE_REQUEST
+}
+
+/// Creates a device object (`IoCreateDevice`).
+pub(crate) fn create_device(
+    m: &MachineInner,
+    driver: *mut DRIVER_OBJECT,
+    extension_size: u32,
+    device_type: u32,
+    characteristics: u32,
+) -> *mut DEVICE_OBJECT {
+    // SAFETY: DEVICE_OBJECT is a C structure for which all-zero is valid.
+    let dev = unsafe { std::mem::zeroed::<DEVICE_OBJECT>() };
+    let words = (extension_size as usize).div_ceil(16);
+    let mut b = Box::new(DeviceBox {
+        dev,
+        meta: DeviceMeta {
+            extension: vec![0u128; words.max(1)].into_boxed_slice(),
+            deleted: false.into(),
+            lower: AtomicPtr::new(std::ptr::null_mut()),
+        },
+    });
+    b.dev.Type = ksabi::IO_TYPE_DEVICE;
+    b.dev.Size =
+        u16::try_from(std::mem::size_of::<DEVICE_OBJECT>() + extension_size as usize).unwrap_or(u16::MAX);
+    b.dev.DriverObject = driver;
+    b.dev.DeviceType = device_type;
+    b.dev.Characteristics = characteristics;
+    b.dev.StackSize = 1;
+    b.dev.Flags = DeviceFlags::DEVICE_INITIALIZING.bits();
+    b.dev.DeviceExtension =
+        if extension_size == 0 { std::ptr::null_mut() } else { b.meta.extension.as_mut_ptr().cast() };
+    let raw = Box::into_raw(b);
+    m.device_boxes.locked().push(raw as usize);
+    m.objects.locked().devices.insert(raw as usize);
+    // Link into the driver's device list.
+    let drv = &mut DriverBox::of(driver).drv;
+    DeviceBox::of(raw.cast()).dev.NextDevice = drv.DeviceObject;
+    drv.DeviceObject = raw.cast();
+    raw.cast()
+}
+
+/// The root bus driver that owns root-enumerated PDOs: it succeeds PnP and power IRPs.
+pub(crate) fn create_root_pdo(m: &Arc<MachineInner>, hardware_id: &str) -> *mut DEVICE_OBJECT {
+    let root = create_driver_object(m, "kshost_root");
+    let drv = &mut DriverBox::of(root).drv;
+    drv.MajorFunction[usize::from(IRP_MJ_PNP)] = Some(root_pnp);
+    drv.MajorFunction[usize::from(IRP_MJ_POWER)] = Some(root_pnp);
+    let pdo = create_device(m, root, 0, ksabi::FILE_DEVICE_KS, 0);
+    DeviceBox::of(pdo).dev.Flags &= !DeviceFlags::DEVICE_INITIALIZING.bits();
+    let _ = hardware_id;
+    pdo
+}
+
+unsafe extern "system" fn root_pnp(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    // A root-enumerated PDO has nothing to start or stop: every PnP/power request succeeds.
+    // SAFETY: a live IRP addressed to the root bus.
+    unsafe { (*irp).IoStatus.Status = STATUS_SUCCESS };
+    // SAFETY: as above.
+    unsafe { crate::exports::IofCompleteRequest(irp, 0) };
+    STATUS_SUCCESS
+}
+
+/// The device at the top of the stack `device` is part of.
+pub(crate) fn top_of_stack(device: *mut DEVICE_OBJECT) -> *mut DEVICE_OBJECT {
+    let mut d = device;
+    loop {
+        // SAFETY: devices in a stack stay allocated for the machine's life.
+        let up = unsafe { (*d).AttachedDevice };
+        if up.is_null() {
+            return d;
+        }
+        d = up;
+    }
+}
+
+// ---- requests ------------------------------------------------------------------------------------
+
+/// Completion state an issuer waits on.
+pub(crate) struct Request {
+    state: Mutex<Option<IoStatus>>,
+    cv: Condvar,
+}
+
+impl Request {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self { state: Mutex::new(None), cv: Condvar::new() })
+    }
+
+    pub(crate) fn finish(&self, s: IoStatus) {
+        *self.state.locked() = Some(s);
+        self.cv.notify_all();
+    }
+
+    /// Waits up to `timeout`; `None` if the request is still in the driver.
+    pub(crate) fn wait(&self, timeout: std::time::Duration) -> Option<IoStatus> {
+        let guard = self.state.locked();
+        let (guard, _) = self.cv.wait_timeout_while(guard, timeout, |s| s.is_none()).unwrap();
+        *guard
+    }
+
+    pub(crate) fn peek(&self) -> Option<IoStatus> {
+        *self.state.locked()
+    }
+}
+
+/// The shape of a request to issue.
+pub(crate) struct IrpSpec {
+    pub major: u8,
+    pub minor: u8,
+    pub params: IO_STACK_PARAMETERS,
+    pub file: *mut FILE_OBJECT,
+    pub requestor: KPROCESSOR_MODE,
+    pub user_buffer: usize,
+    pub system_buffer: *mut c_void,
+    pub flags: IrpFlags,
+    pub user_output: Option<(*mut u8, usize)>,
+    pub mappings: Vec<(*const u8, u64)>,
+    pub initial_status: NTSTATUS,
+}
+
+/// A reference count.
+pub(crate) struct RefCount(pub AtomicUsize);
+
+/// Issues a request to `device` and returns what the dispatch routine returned; `request` is
+/// finished when the IRP completes. The IRP has two references here: the dispatch call's (dropped
+/// when dispatch returns and its checks are done) and the completion's.
+pub(crate) fn issue(
+    m: &Arc<MachineInner>,
+    device: *mut DEVICE_OBJECT,
+    spec: IrpSpec,
+    request: &Arc<Request>,
+    client: bool,
+) -> NTSTATUS {
+    // SAFETY: a registered device.
+    let stack_size = unsafe { (*device).StackSize };
+    let origin =
+        if client { Origin::Client(Arc::clone(request)) } else { Origin::System(Arc::clone(request)) };
+    let mut b = IrpBox::new(stack_size, origin, spec.file);
+    b.irp.RequestorMode = spec.requestor;
+    b.irp.UserBuffer = spec.user_buffer as *mut c_void;
+    b.irp.IoStatus.Status = spec.initial_status;
+    b.irp.AssociatedIrp.SystemBuffer = spec.system_buffer;
+    b.irp.Flags = spec.flags.bits();
+    b.meta.user_output = spec.user_output;
+    b.meta.mappings = spec.mappings;
+    let count = location_index(b.irp.StackCount) + 1;
+    {
+        let next = &mut b.stack[count - 1];
+        next.MajorFunction = spec.major;
+        next.MinorFunction = spec.minor;
+        next.Parameters = spec.params;
+        next.FileObject = spec.file;
+    }
+    b.irp.Tail.Overlay.OriginalFileObject = spec.file;
+    b.refs = RefCount(AtomicUsize::new(2));
+    let irp: *mut IRP = Box::into_raw(b).cast();
+    m.objects.locked().irps.insert(irp as usize);
+    if !spec.file.is_null() {
+        let f = FileBox::of(spec.file);
+        f.meta.refs.fetch_add(1, Ordering::AcqRel);
+        f.meta.pending.locked().push(irp as usize);
+    }
+    let status = call_driver(device, irp);
+    after_dispatch(irp, status);
+    release_irp(m, irp);
+    status
+}
+
+/// The checks the I/O manager and Driver Verifier make when a dispatch routine returns.
+fn after_dispatch(irp: *mut IRP, status: NTSTATUS) {
+    let b = IrpBox::of(irp);
+    let top = location_index(b.irp.StackCount);
+    let marked = b.stack[top].Control & SL_PENDING_RETURNED != 0;
+    let completed = b.meta.completed.load(Ordering::Acquire);
+    let major = b.stack[top].MajorFunction;
+    if status == STATUS_PENDING {
+        if !marked {
+            violation(
+                Rule::PendingNotMarked,
+                format!("major {major:#x}: returned STATUS_PENDING without IoMarkIrpPending"),
+            );
+        }
+        return;
+    }
+    if marked {
+        violation(
+            Rule::MarkedPendingReturnedOther,
+            format!(
+                "major {major:#x}: IoMarkIrpPending, then returned {}",
+                crate::status_map::describe(status)
+            ),
+        );
+    }
+    if !completed {
+        violation(
+            Rule::ReturnedWithoutCompleting,
+            format!(
+                "major {major:#x}: returned {} without completing the IRP",
+                crate::status_map::describe(status)
+            ),
+        );
+        // The issuer would wait forever on Windows; kshost finishes the request with what was
+        // returned so that the test can go on and report.
+        b.meta.origin.request().finish(IoStatus { status, information: 0 });
+        return;
+    }
+    let final_status = b.final_status.load(Ordering::Acquire);
+    if final_status != status {
+        violation(
+            Rule::ReturnedStatusMismatch,
+            format!(
+                "major {major:#x}: returned {} but completed with {}",
+                crate::status_map::describe(status),
+                crate::status_map::describe(final_status)
+            ),
+        );
+    }
+}
+
+/// Drops one IRP reference; frees the IRP when the last goes.
+pub(crate) fn release_irp(m: &MachineInner, irp: *mut IRP) {
+    if IrpBox::of(irp).refs.0.fetch_sub(1, Ordering::AcqRel) == 1 {
+        m.objects.locked().irps.remove(&(irp as usize));
+        // SAFETY: allocated by `issue`/`IoAllocateIrp` with Box::into_raw; the last reference.
+        let b = unsafe { Box::from_raw(irp.cast::<IrpBox>()) };
+        for &(ptr, id) in &b.meta.mappings {
+            m.user.unmap(ptr, id);
+        }
+    }
+}
+
+/// `IofCallDriver`.
+pub(crate) fn call_driver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    if !crate::irql::require_at_most(DISPATCH_LEVEL, "IofCallDriver") {
+        return STATUS_INVALID_DEVICE_REQUEST;
+    }
+    let b = IrpBox::of(irp);
+    if b.irp.CurrentLocation <= 1 {
+        violation(
+            Rule::Unsupported,
+            "IofCallDriver: no stack location left (device stack deeper than the IRP)".into(),
+        );
+        return STATUS_INVALID_DEVICE_REQUEST;
+    }
+    b.irp.CurrentLocation -= 1;
+    let idx = location_index(b.irp.CurrentLocation);
+    let stack: *mut IO_STACK_LOCATION = &raw mut b.stack[idx];
+    b.irp.Tail.Overlay.CurrentStackLocation = stack;
+    b.stack[idx].DeviceObject = device;
+    let major = b.stack[idx].MajorFunction;
+    let driver = DeviceBox::of(device).dev.DriverObject;
+    let dispatch = DriverBox::of(driver).drv.MajorFunction[usize::from(major)];
+    let Some(dispatch) = dispatch else {
+        violation(Rule::Unsupported, format!("major {major:#x}: the driver's MajorFunction slot is NULL"));
+        return STATUS_INVALID_DEVICE_REQUEST;
+    };
+    let entered = crate::irql::current();
+    // SAFETY: the driver's dispatch routine with its device and an IRP it now owns.
+    let status = unsafe { dispatch(device, irp) };
+    crate::irql::check_restored(entered, "a dispatch routine");
+    status
+}
+
+/// `IofCompleteRequest`.
+pub(crate) fn complete_request(m: &Arc<MachineInner>, irp: *mut IRP) {
+    if !m.objects.locked().irps.contains(&(irp as usize)) {
+        violation(Rule::UnknownObject, format!("IofCompleteRequest({irp:p}): not a live IRP"));
+        return;
+    }
+    crate::irql::require_at_most(DISPATCH_LEVEL, "IofCompleteRequest");
+    let b = IrpBox::of(irp);
+    if b.meta.completed.swap(true, Ordering::AcqRel) {
+        violation(Rule::IrpCompletedTwice, format!("IRP {irp:p} completed a second time"));
+        return;
+    }
+    if b.irp.CancelRoutine.is_some() {
+        violation(
+            Rule::IrpCompletedWithCancelRoutine,
+            format!("IRP {irp:p} completed with a cancel routine set"),
+        );
+        b.irp.CancelRoutine = None;
+    }
+    if !b.meta.queue.load(Ordering::Acquire).is_null() {
+        violation(
+            Rule::IrpCompletedWhileQueued,
+            format!("IRP {irp:p} completed while on a KS cancelable queue"),
+        );
+        // Take it off the driver's list so that the list does not point at a freed IRP.
+        crate::ks::queue::remove_specific(irp);
+    }
+    if b.irp.IoStatus.Status == STATUS_PENDING {
+        violation(Rule::IrpCompletedWithPendingStatus, format!("IRP {irp:p} completed with STATUS_PENDING"));
+    }
+    // Walk the stack upwards, calling completion routines.
+    while b.irp.CurrentLocation <= b.irp.StackCount {
+        let idx = location_index(b.irp.CurrentLocation);
+        let (routine, context, control) = {
+            let s = &mut b.stack[idx];
+            let r = (s.CompletionRoutine, s.Context, s.Control);
+            s.CompletionRoutine = None;
+            r
+        };
+        b.irp.PendingReturned = u8::from(control & SL_PENDING_RETURNED != 0);
+        b.irp.CurrentLocation += 1;
+        let next = b.stack.as_mut_ptr().wrapping_add(location_index(b.irp.CurrentLocation));
+        b.irp.Tail.Overlay.CurrentStackLocation = next;
+        let status = b.irp.IoStatus.Status;
+        let wanted = if b.irp.Cancel != 0 {
+            control & SL_INVOKE_ON_CANCEL != 0
+        } else if nt_error(status) {
+            control & SL_INVOKE_ON_ERROR != 0
+        } else {
+            control & SL_INVOKE_ON_SUCCESS != 0
+        };
+        match routine {
+            Some(routine) if wanted => {
+                let device = if b.irp.CurrentLocation <= b.irp.StackCount {
+                    // SAFETY: a location inside the box.
+                    unsafe { (*next).DeviceObject }
+                } else {
+                    std::ptr::null_mut()
+                };
+                let entered = crate::irql::current();
+                // SAFETY: the completion routine set by the driver above, with its context.
+                let r = unsafe { routine(device, irp, context) };
+                crate::irql::check_restored(entered, "a completion routine");
+                if r == STATUS_MORE_PROCESSING_REQUIRED {
+                    // The routine keeps the IRP; it may complete it again or free it.
+                    b.meta.completed.store(false, Ordering::Release);
+                    return;
+                }
+            }
+            _ => {
+                if b.irp.PendingReturned != 0 && b.irp.CurrentLocation <= b.irp.StackCount {
+                    // SAFETY: a location inside the box.
+                    unsafe { (*next).Control |= SL_PENDING_RETURNED };
+                }
+            }
+        }
+    }
+    io_manager_completion(m, irp);
+}
+
+/// What the I/O manager does once no driver wants the IRP any more.
+fn io_manager_completion(m: &Arc<MachineInner>, irp: *mut IRP) {
+    let b = IrpBox::of(irp);
+    let status = b.irp.IoStatus.Status;
+    let information = b.irp.IoStatus.Information;
+    b.final_status.store(status, Ordering::Release);
+    let flags = IrpFlags::from_bits_retain(b.irp.Flags);
+    // SAFETY: the union member the I/O manager set (or a capture replaced).
+    let system = unsafe { b.irp.AssociatedIrp.SystemBuffer }.cast::<u8>();
+    let mut information_out = information;
+    if flags.contains(IrpFlags::BUFFERED_IO) && !system.is_null() {
+        if let (true, Some((dst, len))) =
+            (flags.contains(IrpFlags::INPUT_OPERATION) && !nt_error(status), b.meta.user_output)
+        {
+            {
+                if information > len {
+                    violation(
+                        Rule::InformationExceedsBuffer,
+                        format!(
+                            "IRP {irp:p}: Information {information} exceeds the {len}-byte output buffer"
+                        ),
+                    );
+                    information_out = len;
+                }
+                if !dst.is_null() && information_out > 0 {
+                    // SAFETY: the system buffer holds at least the output length (captures size it
+                    // so); `dst` is the caller's live output buffer of `len` bytes.
+                    unsafe { std::ptr::copy_nonoverlapping(system, dst, information_out) };
+                    for &(offset, original) in b.meta.restore.locked().iter() {
+                        if offset + size_of::<usize>() <= information_out {
+                            let bytes = original.to_ne_bytes();
+                            let at = dst.wrapping_add(offset);
+                            // SAFETY: inside the bytes just copied to the caller's buffer.
+                            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), at, bytes.len()) };
+                        }
+                    }
+                }
+            }
+        }
+        if flags.contains(IrpFlags::DEALLOCATE_BUFFER) {
+            free_system_buffer(m, system);
+            b.irp.AssociatedIrp.SystemBuffer = std::ptr::null_mut();
+        }
+    }
+    free_mdl_chain(m, b.irp.MdlAddress);
+    b.irp.MdlAddress = std::ptr::null_mut();
+    let file = b.meta.file;
+    if !file.is_null() {
+        FileBox::of(file).meta.pending.locked().retain(|&p| p != irp as usize);
+    }
+    let result = IoStatus { status, information: information_out };
+    let request = Arc::clone(b.meta.origin.request());
+    if !file.is_null() {
+        release_file(m, file, false);
+    }
+    release_irp(m, irp);
+    request.finish(result);
+}
+
+pub(crate) fn alloc_system_buffer(m: &MachineInner, len: usize) -> *mut u8 {
+    let Ok(layout) = std::alloc::Layout::from_size_align(len.max(8), 16) else {
+        return std::ptr::null_mut();
+    };
+    // SAFETY: non-zero size.
+    let p = unsafe { std::alloc::alloc_zeroed(layout) };
+    if !p.is_null() {
+        m.objects.locked().system_buffers.insert(p as usize, layout);
+    }
+    p
+}
+
+pub(crate) fn free_system_buffer(m: &MachineInner, p: *mut u8) {
+    if let Some(layout) = m.objects.locked().system_buffers.remove(&(p as usize)) {
+        // SAFETY: allocated by alloc_system_buffer with this layout; removed once.
+        unsafe { std::alloc::dealloc(p, layout) };
+    }
+}
+
+/// Frees the MDLs kshost built (`KsProbeStreamIrp`); MDLs from elsewhere are left alone.
+pub(crate) fn free_mdl_chain(m: &MachineInner, mut mdl: *mut ksabi::MDL) {
+    while !mdl.is_null() {
+        // SAFETY: MDLs in an IRP's chain are live until here.
+        let next = unsafe { (*mdl).Next };
+        if m.objects.locked().mdls.remove(&(mdl as usize)) {
+            // SAFETY: allocated by kshost with Box::into_raw.
+            drop(unsafe { Box::from_raw(mdl) });
+        }
+        mdl = next;
+    }
+}
+
+// ---- cancel --------------------------------------------------------------------------------------
+
+/// Views `Irp->CancelRoutine` as the atomic pointer the I/O manager swaps.
+pub(crate) fn cancel_slot<'a>(irp: *mut IRP) -> &'a AtomicPtr<c_void> {
+    let slot = (&raw mut IrpBox::of(irp).irp.CancelRoutine).cast::<*mut c_void>();
+    // SAFETY: PDRIVER_CANCEL is a nullable function pointer: pointer-sized and aligned; the IRP
+    // lives while the caller uses it, and every access to the slot is atomic.
+    unsafe { AtomicPtr::from_ptr(slot) }
+}
+
+pub(crate) fn swap_cancel_routine(irp: *mut IRP, new: PDRIVER_CANCEL) -> PDRIVER_CANCEL {
+    let raw = new.map_or(std::ptr::null_mut(), |f| f as *mut c_void);
+    let old = cancel_slot(irp).swap(raw, Ordering::AcqRel);
+    if old.is_null() {
+        None
+    } else {
+        // SAFETY: only cancel routines are ever stored in this slot.
+        Some(unsafe {
+            std::mem::transmute::<*mut c_void, unsafe extern "system" fn(*mut DEVICE_OBJECT, *mut IRP)>(old)
+        })
+    }
+}
+
+/// `IoCancelIrp`.
+pub(crate) fn cancel_irp(m: &Arc<MachineInner>, irp: *mut IRP) -> bool {
+    let irql: KIRQL = m.cancel_lock.acquire();
+    IrpBox::of(irp).irp.Cancel = 1;
+    if let Some(routine) = swap_cancel_routine(irp, None) {
+        IrpBox::of(irp).irp.CancelIrql = irql;
+        let device = {
+            let stack = crate::objects::current_stack(irp);
+            // SAFETY: the current location of an IRP in a driver's hands.
+            unsafe { (*stack).DeviceObject }
+        };
+        // SAFETY: the driver's cancel routine, entered with the cancel lock held as required.
+        unsafe { routine(device, irp) };
+        if m.cancel_lock.held_by_me() {
+            violation(
+                Rule::CancelSpinLockNotHeld,
+                "a cancel routine returned without releasing the cancel spin lock".into(),
+            );
+            m.cancel_lock.release(irql);
+        }
+        crate::irql::check_restored(irql, "a cancel routine");
+        true
+    } else {
+        m.cancel_lock.release(irql);
+        false
+    }
+}
+
+/// Cancels every IRP in flight on `file` (`CancelIoEx(handle, NULL)`).
+pub(crate) fn cancel_file_irps(m: &Arc<MachineInner>, file: *mut FILE_OBJECT) -> usize {
+    let irps: Vec<usize> = {
+        let pending = FileBox::of(file).meta.pending.locked();
+        for &p in pending.iter() {
+            IrpBox::of(p as *mut IRP).refs.0.fetch_add(1, Ordering::AcqRel);
+        }
+        pending.clone()
+    };
+    let mut cancelled = 0;
+    for p in irps {
+        if cancel_irp(m, p as *mut IRP) {
+            cancelled += 1;
+        }
+        release_irp(m, p as *mut IRP);
+    }
+    cancelled
+}
+
+// ---- file objects and their close ------------------------------------------------------------
+
+/// Drops a reference to a file object; at the last one, sends `IRP_MJ_CLOSE`. The close runs at
+/// `PASSIVE_LEVEL` outside any driver call: inline when the caller is a client call (`at_passive`),
+/// otherwise on a system worker thread (as Windows finishes completions in an APC later).
+pub(crate) fn release_file(m: &Arc<MachineInner>, file: *mut FILE_OBJECT, at_passive: bool) {
+    let f = FileBox::of(file);
+    if f.meta.refs.fetch_sub(1, Ordering::AcqRel) != 1 {
+        return;
+    }
+    if at_passive && crate::irql::current() == PASSIVE_LEVEL {
+        close_file(m, file);
+    } else {
+        crate::worker::defer(m, file as usize);
+    }
+}
+
+/// Sends `IRP_MJ_CLOSE` for a file object nothing references any more, then frees it.
+pub(crate) fn close_file(m: &Arc<MachineInner>, file: *mut FILE_OBJECT) {
+    let f = FileBox::of(file);
+    if f.meta.created.load(Ordering::Acquire) && !f.meta.closed.swap(true, Ordering::AcqRel) {
+        let device = f.fo.DeviceObject;
+        // The close IRP holds no reference of its own on the object it closes.
+        let spec = IrpSpec {
+            major: IRP_MJ_CLOSE,
+            minor: 0,
+            // SAFETY: all-zero parameters are valid.
+            params: unsafe { std::mem::zeroed() },
+            file,
+            requestor: ksabi::KernelMode,
+            user_buffer: 0,
+            system_buffer: std::ptr::null_mut(),
+            flags: IrpFlags::empty(),
+            user_output: None,
+            mappings: Vec::new(),
+            initial_status: STATUS_SUCCESS,
+        };
+        f.meta.refs.fetch_add(1, Ordering::AcqRel); // balanced by the close IRP's completion
+        let request = Request::new();
+        let _ = issue(m, device, spec, &request, false);
+        wait_or_report(m, &request, "IRP_MJ_CLOSE");
+        f.meta.refs.fetch_sub(1, Ordering::AcqRel);
+    }
+    let related = f.fo.RelatedFileObject;
+    m.objects.locked().files.remove(&(file as usize));
+    // SAFETY: allocated with Box::into_raw by the create path; nothing references it now.
+    drop(unsafe { Box::from_raw(file.cast::<FileBox>()) });
+    if !related.is_null() {
+        release_file(m, related, true);
+    }
+}
+
+/// Sends `IRP_MJ_CLEANUP`: the last handle of the file object was closed.
+pub(crate) fn cleanup_file(m: &Arc<MachineInner>, file: *mut FILE_OBJECT) {
+    // Sent whether or not the driver handles it (the default slot fails it; the result is not
+    // used), as the I/O manager does.
+    let device = FileBox::of(file).fo.DeviceObject;
+    let spec = IrpSpec {
+        major: IRP_MJ_CLEANUP,
+        minor: 0,
+        // SAFETY: all-zero parameters are valid.
+        params: unsafe { std::mem::zeroed() },
+        file,
+        requestor: ksabi::UserMode,
+        user_buffer: 0,
+        system_buffer: std::ptr::null_mut(),
+        flags: IrpFlags::empty(),
+        user_output: None,
+        mappings: Vec::new(),
+        initial_status: STATUS_SUCCESS,
+    };
+    let request = Request::new();
+    let _ = issue(m, device, spec, &request, false);
+    wait_or_report(m, &request, "IRP_MJ_CLEANUP");
+}
+
+/// Waits for a request kshost itself issued; a request that never completes is reported.
+pub(crate) fn wait_or_report(m: &MachineInner, request: &Request, what: &str) -> IoStatus {
+    if let Some(s) = request.wait(m.settings.hang_timeout) {
+        return s;
+    }
+    violation(Rule::IrpNeverCompleted, format!("{what} not completed within {:?}", m.settings.hang_timeout));
+    IoStatus { status: ksabi::STATUS_IO_TIMEOUT, information: 0 }
+}
+
+/// Sends a PnP IRP (kernel mode, initial status `STATUS_NOT_SUPPORTED`) and waits.
+pub(crate) fn send_pnp(m: &Arc<MachineInner>, device: *mut DEVICE_OBJECT, minor: u8) -> NTSTATUS {
+    let _enter = Enter::new(m);
+    let spec = IrpSpec {
+        major: IRP_MJ_PNP,
+        minor,
+        // SAFETY: all-zero parameters are valid.
+        params: unsafe { std::mem::zeroed() },
+        file: std::ptr::null_mut(),
+        requestor: ksabi::KernelMode,
+        user_buffer: 0,
+        system_buffer: std::ptr::null_mut(),
+        flags: IrpFlags::empty(),
+        user_output: None,
+        mappings: Vec::new(),
+        initial_status: STATUS_NOT_SUPPORTED,
+    };
+    let request = Request::new();
+    let returned = issue(m, device, spec, &request, false);
+    let _ = returned;
+    wait_or_report(m, &request, "a PnP IRP").status
+}
+
+/// The array index of 1-based stack location `location` (`CurrentLocation`, `StackCount`).
+pub(crate) fn location_index(location: i8) -> usize {
+    usize::try_from(location).unwrap_or(1).saturating_sub(1)
+}

@@ -1,0 +1,635 @@
+//! Properties: `KsPropertyHandler`, `KsHandleSizedListQuery`, `KsPinPropertyHandler`,
+//! `KsPinDataIntersection`, `KsTopologyPropertyHandler` (KS-REFERENCE §1.8–1.9, §5.2–5.4).
+//!
+//! Capture (as Windows' `KspPropertyHandler` does, per a public analysis of the decompiled
+//! ks.sys, and as ReactOS does): one system buffer `[value area, OutputBufferLength rounded up to
+//! 8, zeroed][copy of the request]`; for a SET the caller's value is copied into the value area;
+//! `IRP_BUFFERED_IO | IRP_DEALLOCATE_BUFFER` (+ `IRP_INPUT_OPERATION` when there is an output
+//! buffer) so that the I/O manager copies `Information` bytes back at completion. User addresses
+//! are probed; an unmapped one fails with `STATUS_ACCESS_VIOLATION` (what the probe raises).
+//!
+//! Statuses where Windows is UNVERIFIED (chosen and stated here):
+//! - request shorter than a `KSPROPERTY`: `STATUS_INVALID_PARAMETER` (the decompiled Windows code);
+//! - no or several verbs among the flags: `STATUS_INVALID_PARAMETER`;
+//! - unknown set: `STATUS_PROPSET_NOT_FOUND` (the KS convention of `KsDefaultDeviceIoCompletion`);
+//!   unknown id, or a verb the item has no handler for: `STATUS_NOT_FOUND`;
+//! - request shorter than `MinProperty`: `STATUS_INVALID_PARAMETER` with `Information = MinProperty`
+//!   (ReactOS);
+//! - value shorter than `MinData`: zero length → `STATUS_BUFFER_OVERFLOW` with
+//!   `Information = MinData` (the size-query convention); otherwise `STATUS_BUFFER_TOO_SMALL`
+//!   (ReactOS), `Information = MinData`.
+//! - Sized answers that do not fit a non-empty buffer give `STATUS_BUFFER_TOO_SMALL` (an error:
+//!   nothing is copied back), never `STATUS_BUFFER_OVERFLOW` with more `Information` than the
+//!   buffer holds — that would make the I/O manager write past the caller's buffer, which
+//!   kshost's verifier flags as `INFORMATION_EXCEEDS_BUFFER`. (ReactOS answers NAME that way;
+//!   kshost does not copy it.)
+
+// Capture buffers are allocated 16-aligned and every offset into them is a multiple of 8 (the
+// value area is rounded up to 8); data a client laid out is read with `read_unaligned`.
+#![allow(clippy::cast_ptr_alignment)]
+use std::ffi::c_void;
+
+use ksabi::{
+    GUID, IRP, IrpFlags, KSDATARANGE, KSIDENTIFIER, KSMULTIPLE_ITEM, KSP_NODE, KSP_PIN, KSPIN_DESCRIPTOR,
+    KSPIN_INTERFACE, KSPROPERTY_DESCRIPTION, KSPROPERTY_ITEM, KSPROPERTY_MEMBERSHEADER, KSPROPERTY_SET,
+    KSPROPTYPESETID_General, KSTOPOLOGY, KsPropertyType, NTSTATUS, PFNKSINTERSECTHANDLER,
+    STATUS_ACCESS_VIOLATION, STATUS_BUFFER_OVERFLOW, STATUS_BUFFER_TOO_SMALL, STATUS_INSUFFICIENT_RESOURCES,
+    STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_PARAMETER, STATUS_NO_MATCH,
+    STATUS_NOT_FOUND, STATUS_PROPSET_NOT_FOUND, STATUS_SUCCESS, UserMode, pin_property, topology_property,
+};
+
+use crate::machine::{MachineInner, current};
+use crate::objects::IrpBox;
+use crate::sync::Locked;
+
+/// `(InputBufferLength, OutputBufferLength)` of a device-control IRP.
+fn lengths(irp: *mut IRP) -> (usize, usize) {
+    let p = IrpBox::of(irp).ioctl();
+    (p.InputBufferLength as usize, p.OutputBufferLength as usize)
+}
+
+fn set_information(irp: *mut IRP, n: usize) {
+    IrpBox::of(irp).irp.IoStatus.Information = n;
+}
+
+/// The real address behind a request's user or kernel address (`None`: not mapped).
+fn resolve(m: &MachineInner, irp: *mut IRP, addr: usize, len: usize) -> Option<*mut u8> {
+    if IrpBox::of(irp).irp.RequestorMode == UserMode {
+        m.user.probe(addr, len)
+    } else {
+        Some(std::ptr::with_exposed_provenance_mut(addr))
+    }
+}
+
+/// The captured request and value area of a property IRP: `(request, value)`.
+///
+/// Captures once per IRP; later calls (a driver trying several handler tables) reuse it.
+fn capture(m: &MachineInner, irp: *mut IRP, for_set: bool) -> Result<(*mut KSIDENTIFIER, *mut u8), NTSTATUS> {
+    let (in_len, out_len) = lengths(irp);
+    let b = IrpBox::of(irp);
+    let flags = IrpFlags::from_bits_retain(b.irp.Flags);
+    let value_area = out_len.checked_next_multiple_of(8).ok_or(STATUS_INVALID_PARAMETER)?;
+    if flags.contains(IrpFlags::BUFFERED_IO) {
+        let sb = b.system_buffer().cast::<u8>();
+        return Ok((sb.wrapping_add(value_area).cast(), sb));
+    }
+    let total = value_area.checked_add(in_len).ok_or(STATUS_INVALID_PARAMETER)?;
+    let type3 = b.ioctl().Type3InputBuffer as usize;
+    let user_buffer = b.irp.UserBuffer as usize;
+    let input = resolve(m, irp, type3, in_len).ok_or(STATUS_ACCESS_VIOLATION)?;
+    let output = resolve(m, irp, user_buffer, out_len).ok_or(STATUS_ACCESS_VIOLATION)?;
+    let sb = crate::iomgr::alloc_system_buffer(m, total);
+    if sb.is_null() {
+        return Err(STATUS_INSUFFICIENT_RESOURCES);
+    }
+    let request_copy = sb.wrapping_add(value_area);
+    // SAFETY: `input` holds `in_len` readable bytes (probed or kernel); the buffer has room.
+    unsafe { std::ptr::copy_nonoverlapping(input, request_copy, in_len) };
+    if for_set && out_len > 0 {
+        // SAFETY: `output` holds `out_len` readable bytes; the value area has room.
+        unsafe { std::ptr::copy_nonoverlapping(output, sb, out_len) };
+    }
+    let mut new_flags = flags | IrpFlags::BUFFERED_IO | IrpFlags::DEALLOCATE_BUFFER;
+    if out_len > 0 {
+        new_flags |= IrpFlags::INPUT_OPERATION;
+    }
+    let b = IrpBox::of(irp);
+    b.irp.Flags = new_flags.bits();
+    b.irp.AssociatedIrp.SystemBuffer = sb.cast();
+    Ok((request_copy.cast(), sb))
+}
+
+/// Whether the (uncaptured) request asks for a SET: the value must then be captured too.
+fn asks_for_set(m: &MachineInner, irp: *mut IRP, in_len: usize) -> bool {
+    let type3 = IrpBox::of(irp).ioctl().Type3InputBuffer as usize;
+    resolve(m, irp, type3, in_len).is_some_and(|p| {
+        let flags_at = p.wrapping_add(std::mem::offset_of!(KSIDENTIFIER, Flags));
+        // SAFETY: at least a KSIDENTIFIER's bytes are readable at `p` (resolved with `in_len`).
+        let flags = unsafe { flags_at.cast::<u32>().read_unaligned() };
+        KsPropertyType::from_bits_retain(flags).contains(KsPropertyType::SET)
+    })
+}
+
+/// `KsPropertyHandler`.
+pub(crate) fn property_handler(irp: *mut IRP, count: u32, sets: *const KSPROPERTY_SET) -> NTSTATUS {
+    if !crate::irql::require_at_most(ksabi::PASSIVE_LEVEL, "KsPropertyHandler") {
+        return STATUS_INVALID_DEVICE_REQUEST;
+    }
+    let m = current();
+    let (in_len, out_len) = lengths(irp);
+    if in_len < size_of::<KSIDENTIFIER>() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    let for_set = asks_for_set(&m, irp, in_len);
+    let (request, value) = match capture(&m, irp, for_set) {
+        Ok(c) => c,
+        Err(s) => return s,
+    };
+    // SAFETY: the captured copy is 8-aligned and holds at least a KSIDENTIFIER.
+    let req = unsafe { *request };
+    let flags = KsPropertyType::from_bits_retain(req.Flags);
+    let verbs = flags.intersection(KsPropertyType::VERBS);
+    if verbs.bits().count_ones() != 1 {
+        return STATUS_INVALID_PARAMETER;
+    }
+    let sets: &[KSPROPERTY_SET] = if sets.is_null() || count == 0 {
+        &[]
+    } else {
+        // SAFETY: the driver's table of `count` sets.
+        unsafe { std::slice::from_raw_parts(sets, count as usize) }
+    };
+    let Some(set) = sets.iter().find(|s| {
+        // SAFETY: each set names a static GUID.
+        !s.Set.is_null() && unsafe { *s.Set } == req.Set
+    }) else {
+        return STATUS_PROPSET_NOT_FOUND;
+    };
+    // KSPROPERTY_SET_IRP_STORAGE.
+    IrpBox::of(irp).overlay().DriverContext[0] = std::ptr::from_ref(set).cast_mut().cast();
+    if verbs == KsPropertyType::SETSUPPORT {
+        set_information(irp, 0);
+        return STATUS_SUCCESS;
+    }
+    let items: &[KSPROPERTY_ITEM] = if set.PropertyItem.is_null() {
+        &[]
+    } else {
+        // SAFETY: the set's item table.
+        unsafe { std::slice::from_raw_parts(set.PropertyItem, set.PropertiesCount as usize) }
+    };
+    let Some(item) = items.iter().find(|i| i.PropertyId == req.Id) else {
+        return STATUS_NOT_FOUND;
+    };
+    // KSPROPERTY_ITEM_IRP_STORAGE.
+    IrpBox::of(irp).overlay().DriverContext[3] = std::ptr::from_ref(item).cast_mut().cast();
+    if in_len < item.MinProperty as usize {
+        set_information(irp, item.MinProperty as usize);
+        return STATUS_INVALID_PARAMETER;
+    }
+    if verbs == KsPropertyType::BASICSUPPORT {
+        if let Some(support) = item.SupportHandler {
+            // SAFETY: the driver's handler with the captured request and value area.
+            return unsafe { support(irp, request, value.cast()) };
+        }
+        return basic_support(irp, item, value, out_len);
+    }
+    let handler = match verbs {
+        v if v == KsPropertyType::GET => item.GetPropertyHandler,
+        v if v == KsPropertyType::SET => item.SetPropertyHandler,
+        _ => None,
+    };
+    let Some(handler) = handler else {
+        return STATUS_NOT_FOUND;
+    };
+    if out_len < item.MinData as usize {
+        set_information(irp, item.MinData as usize);
+        return if out_len == 0 { STATUS_BUFFER_OVERFLOW } else { STATUS_BUFFER_TOO_SMALL };
+    }
+    set_information(irp, 0);
+    // SAFETY: the driver's handler with the captured request and value area.
+    unsafe { handler(irp, request, value.cast()) }
+}
+
+/// The automatic `KSPROPERTY_TYPE_BASICSUPPORT` answer from the item's handlers and `Values`.
+fn basic_support(irp: *mut IRP, item: &KSPROPERTY_ITEM, value: *mut u8, out_len: usize) -> NTSTATUS {
+    let mut access = KsPropertyType::BASICSUPPORT;
+    if item.GetPropertyHandler.is_some() {
+        access |= KsPropertyType::GET;
+    }
+    if item.SetPropertyHandler.is_some() {
+        access |= KsPropertyType::SET;
+    }
+    let (prop_type, lists) = if item.Values.is_null() {
+        (KSIDENTIFIER { Set: KSPROPTYPESETID_General, Id: 0, Flags: 0 }, &[][..])
+    } else {
+        // SAFETY: the item's static value description.
+        let v = unsafe { &*item.Values };
+        let lists: &[ksabi::KSPROPERTY_MEMBERSLIST] = if v.MembersList.is_null() {
+            &[]
+        } else {
+            // SAFETY: its member lists.
+            unsafe { std::slice::from_raw_parts(v.MembersList, v.MembersListCount as usize) }
+        };
+        (v.PropTypeSet, lists)
+    };
+    let member_bytes = |l: &ksabi::KSPROPERTY_MEMBERSLIST| {
+        l.MembersHeader.MembersSize as usize * l.MembersHeader.MembersCount as usize
+    };
+    let full = size_of::<KSPROPERTY_DESCRIPTION>()
+        + lists.iter().map(|l| size_of::<KSPROPERTY_MEMBERSHEADER>() + member_bytes(l)).sum::<usize>();
+    if out_len == 0 {
+        set_information(irp, full);
+        return STATUS_BUFFER_OVERFLOW;
+    }
+    if out_len == size_of::<u32>() {
+        // SAFETY: the value area holds at least 4 bytes (8-aligned).
+        unsafe { value.cast::<u32>().write(access.bits()) };
+        set_information(irp, 4);
+        return STATUS_SUCCESS;
+    }
+    if out_len < size_of::<KSPROPERTY_DESCRIPTION>() {
+        return STATUS_BUFFER_TOO_SMALL;
+    }
+    let description = KSPROPERTY_DESCRIPTION {
+        AccessFlags: access.bits(),
+        DescriptionSize: u32::try_from(full).unwrap_or(u32::MAX),
+        PropTypeSet: prop_type,
+        MembersListCount: u32::try_from(lists.len()).unwrap_or(0),
+        Reserved: 0,
+    };
+    // SAFETY: the value area holds `out_len >= 0x28` bytes, 8-aligned.
+    unsafe { value.cast::<KSPROPERTY_DESCRIPTION>().write(description) };
+    if out_len < full {
+        set_information(irp, size_of::<KSPROPERTY_DESCRIPTION>());
+        return STATUS_SUCCESS;
+    }
+    let mut at = size_of::<KSPROPERTY_DESCRIPTION>();
+    for l in lists {
+        // SAFETY: `full <= out_len` bytes are available; headers land 4-aligned.
+        unsafe { value.wrapping_add(at).cast::<KSPROPERTY_MEMBERSHEADER>().write_unaligned(l.MembersHeader) };
+        at += size_of::<KSPROPERTY_MEMBERSHEADER>();
+        let n = member_bytes(l);
+        if n > 0 && !l.Members.is_null() {
+            // SAFETY: the item's static member values, `n` bytes; room checked above.
+            unsafe { std::ptr::copy_nonoverlapping(l.Members.cast::<u8>(), value.wrapping_add(at), n) };
+        }
+        at += n;
+    }
+    set_information(irp, full);
+    STATUS_SUCCESS
+}
+
+/// `KsHandleSizedListQuery`: the 0 / 4 / 8 / full / too-small protocol into the system buffer.
+pub(crate) fn sized_list(irp: *mut IRP, count: u32, item_size: u32, items: *const c_void) -> NTSTATUS {
+    let (_, out_len) = lengths(irp);
+    // SAFETY: the system buffer of a captured property request (value area first).
+    let data = IrpBox::of(irp).system_buffer().cast::<u8>();
+    write_list(irp, data, out_len, count, item_size as usize, items.cast())
+}
+
+fn write_list(
+    irp: *mut IRP,
+    data: *mut u8,
+    out_len: usize,
+    count: u32,
+    item_size: usize,
+    items: *const u8,
+) -> NTSTATUS {
+    let size = size_of::<KSMULTIPLE_ITEM>() + count as usize * item_size;
+    let Ok(size32) = u32::try_from(size) else {
+        return STATUS_INVALID_PARAMETER;
+    };
+    match out_len {
+        0 => {
+            set_information(irp, size);
+            STATUS_BUFFER_OVERFLOW
+        }
+        4 => {
+            // SAFETY: at least 4 bytes in the 8-aligned value area.
+            unsafe { data.cast::<u32>().write(size32) };
+            set_information(irp, 4);
+            STATUS_SUCCESS
+        }
+        8 => {
+            // SAFETY: at least 8 bytes.
+            unsafe { data.cast::<KSMULTIPLE_ITEM>().write(KSMULTIPLE_ITEM { Size: size32, Count: count }) };
+            set_information(irp, 8);
+            STATUS_SUCCESS
+        }
+        n if n >= size => {
+            // SAFETY: `size` bytes fit; the items are the driver's table of `count` entries.
+            unsafe { data.cast::<KSMULTIPLE_ITEM>().write(KSMULTIPLE_ITEM { Size: size32, Count: count }) };
+            if count > 0 {
+                // SAFETY: `size - 8` bytes of the driver's table fit after the header.
+                unsafe { std::ptr::copy_nonoverlapping(items, data.wrapping_add(8), size - 8) };
+            }
+            set_information(irp, size);
+            STATUS_SUCCESS
+        }
+        _ => STATUS_BUFFER_TOO_SMALL,
+    }
+}
+
+fn descriptor<'a>(
+    irp: *mut IRP,
+    property: *mut KSIDENTIFIER,
+    count: u32,
+    descriptors: *const KSPIN_DESCRIPTOR,
+) -> Result<&'a KSPIN_DESCRIPTOR, NTSTATUS> {
+    let (in_len, _) = lengths(irp);
+    if in_len < size_of::<KSP_PIN>() {
+        return Err(STATUS_INVALID_PARAMETER);
+    }
+    // SAFETY: at least a KSP_PIN was captured.
+    let pin = unsafe { (*property.cast::<KSP_PIN>()).PinId };
+    if pin >= count || descriptors.is_null() {
+        return Err(STATUS_INVALID_PARAMETER);
+    }
+    // SAFETY: `pin < count` indexes the driver's descriptor table.
+    Ok(unsafe { &*descriptors.wrapping_add(pin as usize) })
+}
+
+/// `KsPinPropertyHandler`: the static `KSPROPSETID_Pin` properties from the descriptor table.
+/// Ids it does not answer (CINSTANCES, DATAINTERSECTION, GLOBALCINSTANCES, NECESSARYINSTANCES,
+/// PHYSICALCONNECTION, PROPOSEDATAFORMAT...) give `STATUS_NOT_FOUND` (ReactOS:
+/// `STATUS_NOT_IMPLEMENTED`; Windows UNVERIFIED).
+pub(crate) fn pin_property_handler(
+    irp: *mut IRP,
+    property: *mut KSIDENTIFIER,
+    data: *mut c_void,
+    count: u32,
+    descriptors: *const KSPIN_DESCRIPTOR,
+) -> NTSTATUS {
+    let (_, out_len) = lengths(irp);
+    let data = data.cast::<u8>();
+    // SAFETY: the captured request.
+    let id = unsafe { (*property).Id };
+    if id == pin_property::CTYPES {
+        return write_u32(irp, data, out_len, count);
+    }
+    let d = match descriptor(irp, property, count, descriptors) {
+        Ok(d) => d,
+        Err(s) => return s,
+    };
+    match id {
+        pin_property::DATAFLOW => write_u32(irp, data, out_len, d.DataFlow.cast_unsigned()),
+        pin_property::COMMUNICATION => write_u32(irp, data, out_len, d.Communication.cast_unsigned()),
+        pin_property::DATARANGES => ranges(irp, data, out_len, d.DataRanges, d.DataRangesCount),
+        pin_property::CONSTRAINEDDATARANGES => {
+            if d.ConstrainedDataRangesCount == 0 {
+                ranges(irp, data, out_len, d.DataRanges, d.DataRangesCount)
+            } else {
+                ranges(irp, data, out_len, d.ConstrainedDataRanges, d.ConstrainedDataRangesCount)
+            }
+        }
+        pin_property::INTERFACES => {
+            let default = KSPIN_INTERFACE {
+                Set: ksabi::KSINTERFACESETID_Standard,
+                Id: ksabi::KSINTERFACE_STANDARD_STREAMING,
+                Flags: 0,
+            };
+            identifiers(irp, data, out_len, d.Interfaces, d.InterfacesCount, default)
+        }
+        pin_property::MEDIUMS => {
+            let default = KSPIN_INTERFACE {
+                Set: ksabi::KSMEDIUMSETID_Standard,
+                Id: ksabi::KSMEDIUM_TYPE_ANYINSTANCE,
+                Flags: 0,
+            };
+            identifiers(irp, data, out_len, d.Mediums, d.MediumsCount, default)
+        }
+        pin_property::CATEGORY => {
+            if d.Category.is_null() {
+                return STATUS_NOT_FOUND;
+            }
+            // SAFETY: the descriptor's static GUID.
+            write_guid(irp, data, out_len, unsafe { *d.Category })
+        }
+        pin_property::NAME => {
+            let guid = if d.Name.is_null() { d.Category } else { d.Name };
+            if guid.is_null() {
+                return STATUS_NOT_FOUND;
+            }
+            // SAFETY: the descriptor's static GUID.
+            write_name(irp, data, out_len, unsafe { *guid })
+        }
+        _ => STATUS_NOT_FOUND,
+    }
+}
+
+fn write_u32(irp: *mut IRP, data: *mut u8, out_len: usize, v: u32) -> NTSTATUS {
+    if out_len < 4 {
+        set_information(irp, 4);
+        return if out_len == 0 { STATUS_BUFFER_OVERFLOW } else { STATUS_BUFFER_TOO_SMALL };
+    }
+    // SAFETY: 4 bytes in the 8-aligned value area.
+    unsafe { data.cast::<u32>().write(v) };
+    set_information(irp, 4);
+    STATUS_SUCCESS
+}
+
+fn write_guid(irp: *mut IRP, data: *mut u8, out_len: usize, g: GUID) -> NTSTATUS {
+    if out_len < 16 {
+        set_information(irp, 16);
+        return if out_len == 0 { STATUS_BUFFER_OVERFLOW } else { STATUS_BUFFER_TOO_SMALL };
+    }
+    // SAFETY: 16 bytes in the value area (GUID is 4-aligned).
+    unsafe { data.cast::<GUID>().write(g) };
+    set_information(irp, 16);
+    STATUS_SUCCESS
+}
+
+/// The `Name` under `MediaCategories\{guid}` as a NUL-terminated UTF-16 string.
+fn write_name(irp: *mut IRP, data: *mut u8, out_len: usize, guid: GUID) -> NTSTATUS {
+    let m = current();
+    let Some(name) = m.media_categories.locked().get(&guid).cloned() else {
+        return STATUS_NOT_FOUND;
+    };
+    let mut units: Vec<u16> = name.encode_utf16().collect();
+    units.push(0);
+    let needed = units.len() * 2;
+    if out_len < needed {
+        set_information(irp, needed);
+        return if out_len == 0 { STATUS_BUFFER_OVERFLOW } else { STATUS_BUFFER_TOO_SMALL };
+    }
+    // SAFETY: `needed <= out_len` bytes in the value area.
+    unsafe { std::ptr::copy_nonoverlapping(units.as_ptr().cast::<u8>(), data, needed) };
+    set_information(irp, needed);
+    STATUS_SUCCESS
+}
+
+/// A `KSMULTIPLE_ITEM` of data ranges, each padded to 8 bytes.
+fn ranges(
+    irp: *mut IRP,
+    data: *mut u8,
+    out_len: usize,
+    list: *const *const KSDATARANGE,
+    count: u32,
+) -> NTSTATUS {
+    let list: &[*const KSDATARANGE] = if list.is_null() || count == 0 {
+        &[]
+    } else {
+        // SAFETY: the descriptor's range pointer array.
+        unsafe { std::slice::from_raw_parts(list, count as usize) }
+    };
+    let ranges: Vec<&KSDATARANGE> = list
+        .iter()
+        .filter(|r| !r.is_null())
+        .map(|&r| {
+            // SAFETY: a static range of the driver.
+            unsafe { &*r }
+        })
+        .collect();
+    let size = 8 + ranges.iter().map(|r| (r.FormatSize as usize).next_multiple_of(8)).sum::<usize>();
+    let Ok(size32) = u32::try_from(size) else {
+        return STATUS_INVALID_PARAMETER;
+    };
+    let n = u32::try_from(ranges.len()).unwrap_or(0);
+    match out_len {
+        0 => {
+            set_information(irp, size);
+            STATUS_BUFFER_OVERFLOW
+        }
+        4 => {
+            // SAFETY: 4 bytes.
+            unsafe { data.cast::<u32>().write(size32) };
+            set_information(irp, 4);
+            STATUS_SUCCESS
+        }
+        8 => {
+            // SAFETY: 8 bytes.
+            unsafe { data.cast::<KSMULTIPLE_ITEM>().write(KSMULTIPLE_ITEM { Size: size32, Count: n }) };
+            set_information(irp, 8);
+            STATUS_SUCCESS
+        }
+        l if l >= size => {
+            // SAFETY: `size` bytes fit.
+            unsafe { data.cast::<KSMULTIPLE_ITEM>().write(KSMULTIPLE_ITEM { Size: size32, Count: n }) };
+            let mut at = 8;
+            for r in ranges {
+                let len = r.FormatSize as usize;
+                let (from, to) = (std::ptr::from_ref(r).cast::<u8>(), data.wrapping_add(at));
+                // SAFETY: each range is `FormatSize` bytes of static data; room checked.
+                unsafe { std::ptr::copy_nonoverlapping(from, to, len) };
+                at += len.next_multiple_of(8);
+            }
+            set_information(irp, size);
+            STATUS_SUCCESS
+        }
+        _ => STATUS_BUFFER_TOO_SMALL,
+    }
+}
+
+fn identifiers(
+    irp: *mut IRP,
+    data: *mut u8,
+    out_len: usize,
+    list: *const KSPIN_INTERFACE,
+    count: u32,
+    default: KSPIN_INTERFACE,
+) -> NTSTATUS {
+    let (items, n) =
+        if list.is_null() || count == 0 { (std::ptr::from_ref(&default), 1) } else { (list, count) };
+    write_list(irp, data, out_len, n, size_of::<KSPIN_INTERFACE>(), items.cast())
+}
+
+/// `KsPinDataIntersection`: checks the client's range list, then offers each client range that
+/// matches a factory range (major, sub and specifier each equal, or a wildcard on either side) to
+/// the driver's handler until one does not answer `STATUS_NO_MATCH`.
+pub(crate) fn data_intersection(
+    irp: *mut IRP,
+    pin: *mut KSP_PIN,
+    data: *mut c_void,
+    count: u32,
+    descriptors: *const KSPIN_DESCRIPTOR,
+    handler: PFNKSINTERSECTHANDLER,
+) -> NTSTATUS {
+    let (in_len, _) = lengths(irp);
+    let head = size_of::<KSP_PIN>() + size_of::<KSMULTIPLE_ITEM>();
+    if in_len < head {
+        return STATUS_INVALID_BUFFER_SIZE;
+    }
+    // SAFETY: a captured KSP_PIN.
+    let pin_id = unsafe { (*pin).PinId };
+    if pin_id >= count || descriptors.is_null() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    let Some(handler) = handler else {
+        return STATUS_INVALID_PARAMETER;
+    };
+    // SAFETY: `pin_id < count`.
+    let d = unsafe { &*descriptors.wrapping_add(pin_id as usize) };
+    let list = pin.cast::<u8>().wrapping_add(size_of::<KSP_PIN>());
+    // SAFETY: the captured request holds at least the list header (checked).
+    let header = unsafe { list.cast::<KSMULTIPLE_ITEM>().read() };
+    let size = header.Size as usize;
+    if size < size_of::<KSMULTIPLE_ITEM>() || size > in_len - size_of::<KSP_PIN>() {
+        return STATUS_INVALID_BUFFER_SIZE;
+    }
+    let mut offsets = Vec::new();
+    let mut at = size_of::<KSMULTIPLE_ITEM>();
+    for _ in 0..header.Count {
+        if at + size_of::<KSDATARANGE>() > size {
+            return STATUS_INVALID_BUFFER_SIZE;
+        }
+        // SAFETY: within the captured list (checked); ranges sit at 8-aligned offsets.
+        let format_size = unsafe { list.wrapping_add(at).cast::<KSDATARANGE>().read() }.FormatSize as usize;
+        if format_size < size_of::<KSDATARANGE>() || at + format_size > size {
+            return STATUS_INVALID_BUFFER_SIZE;
+        }
+        offsets.push(at);
+        at += format_size.next_multiple_of(8);
+    }
+    let factory: Vec<&KSDATARANGE> = if d.DataRanges.is_null() {
+        Vec::new()
+    } else {
+        // SAFETY: the descriptor's range table.
+        unsafe { std::slice::from_raw_parts(d.DataRanges, d.DataRangesCount as usize) }
+            .iter()
+            .filter(|r| !r.is_null())
+            // SAFETY: static ranges of the driver.
+            .map(|&r| unsafe { &*r })
+            .collect()
+    };
+    let fits = |a: GUID, b: GUID| a == b || a == ksabi::GUID_NULL || b == ksabi::GUID_NULL;
+    for off in offsets {
+        let range = list.wrapping_add(off).cast::<KSDATARANGE>();
+        // SAFETY: a validated client range.
+        let r = unsafe { *range };
+        if !factory.iter().any(|f| {
+            fits(f.MajorFormat, r.MajorFormat)
+                && fits(f.SubFormat, r.SubFormat)
+                && fits(f.Specifier, r.Specifier)
+        }) {
+            continue;
+        }
+        // SAFETY: the driver's intersect handler with the captured request, range and value area.
+        let status = unsafe { handler(irp, pin, range, data) };
+        if status != STATUS_NO_MATCH {
+            return status;
+        }
+    }
+    STATUS_NO_MATCH
+}
+
+/// `KsTopologyPropertyHandler`.
+pub(crate) fn topology_handler(
+    irp: *mut IRP,
+    property: *mut KSIDENTIFIER,
+    data: *mut c_void,
+    topology: *const KSTOPOLOGY,
+) -> NTSTATUS {
+    if topology.is_null() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    // SAFETY: the driver's static topology.
+    let t = unsafe { &*topology };
+    let (in_len, out_len) = lengths(irp);
+    let data = data.cast::<u8>();
+    // SAFETY: the captured request.
+    let id = unsafe { (*property).Id };
+    match id {
+        topology_property::CATEGORIES => {
+            write_list(irp, data, out_len, t.CategoriesCount, 16, t.Categories.cast())
+        }
+        topology_property::NODES => {
+            write_list(irp, data, out_len, t.TopologyNodesCount, 16, t.TopologyNodes.cast())
+        }
+        topology_property::CONNECTIONS => {
+            write_list(irp, data, out_len, t.TopologyConnectionsCount, 16, t.TopologyConnections.cast())
+        }
+        topology_property::NAME => {
+            if in_len < size_of::<KSP_NODE>() {
+                return STATUS_INVALID_PARAMETER;
+            }
+            // SAFETY: a captured KSP_NODE.
+            let node = unsafe { (*property.cast::<KSP_NODE>()).NodeId };
+            if node >= t.TopologyNodesCount {
+                return STATUS_INVALID_PARAMETER;
+            }
+            let names = if t.TopologyNodesNames.is_null() { t.TopologyNodes } else { t.TopologyNodesNames };
+            // SAFETY: `node` indexes the node tables.
+            write_name(irp, data, out_len, unsafe { *names.wrapping_add(node as usize) })
+        }
+        _ => STATUS_NOT_FOUND,
+    }
+}

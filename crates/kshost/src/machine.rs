@@ -1,0 +1,564 @@
+//! One emulated Windows: its driver, device stack, interfaces, registry, pool, verifier and
+//! handles, and the thread-local context that lets argument-less kernel routines
+//! (`ExAllocatePool2`, `KeGetCurrentIrql`...) find the machine they belong to.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ksabi::{
+    DEVICE_OBJECT, DRIVER_OBJECT, DeviceFlags, GUID, IRP_MN_QUERY_REMOVE_DEVICE, IRP_MN_REMOVE_DEVICE,
+    IRP_MN_START_DEVICE, NTSTATUS, UNICODE_STRING, nt_success,
+};
+
+use crate::inf::{Inf, InfError};
+use crate::irql::CancelLock;
+use crate::objects::{DeviceBox, DriverBox};
+use crate::pool::{Pool, tag_text};
+use crate::sync::Locked;
+use crate::usermem::UserSpace;
+use crate::verifier::{Rule, Violation};
+
+/// `DriverEntry`.
+pub type DriverEntry =
+    unsafe extern "system" fn(driver: *mut DRIVER_OBJECT, registry_path: *mut UNICODE_STRING) -> NTSTATUS;
+
+/// A registered device interface.
+#[derive(Clone, Debug)]
+pub struct InterfaceInfo {
+    /// The category GUID.
+    pub category: GUID,
+    /// The reference string (may be empty).
+    pub reference: String,
+    /// The path a client opens, as `SetupAPI` returns it: `\\?\ROOT#MEDIA#0000#{guid}\reference`.
+    pub path: String,
+    /// The interface's `FriendlyName` from the INF, if it sets one.
+    pub friendly_name: Option<String>,
+    /// The interface's `CLSID` from the INF, if it sets one.
+    pub clsid: Option<GUID>,
+    /// `IoSetDeviceInterfaceState(TRUE)` was called.
+    pub enabled: bool,
+    pub(crate) pdo: usize,
+}
+
+/// Machine settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How long a synchronous request or a wait may take before kshost reports the IRP as never
+    /// completed.
+    pub hang_timeout: Duration,
+    /// Print `DbgPrint` output to stderr as it happens (also: environment `KSHOST_DEBUG=1`).
+    pub echo_debug_output: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let secs = std::env::var("KSHOST_HANG_TIMEOUT_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
+        Self {
+            hang_timeout: Duration::from_secs(secs),
+            echo_debug_output: std::env::var_os("KSHOST_DEBUG").is_some(),
+        }
+    }
+}
+
+/// What a machine found when it was shut down.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Every violation, in order.
+    pub violations: Vec<Violation>,
+    /// Everything the driver printed.
+    pub debug_output: Vec<String>,
+}
+
+impl Report {
+    /// Whether any violation of `rule` was recorded.
+    #[must_use]
+    pub fn has(&self, rule: Rule) -> bool {
+        self.violations.iter().any(|v| v.rule == rule)
+    }
+
+    /// Panics, listing the violations, unless there are none.
+    ///
+    /// # Panics
+    /// If any violation was recorded.
+    pub fn assert_clean(&self) {
+        assert!(self.violations.is_empty(), "{}", self.describe());
+    }
+
+    /// The violations as text.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        let mut s = format!("{} verifier violation(s):\n", self.violations.len());
+        for v in &self.violations {
+            let _ = writeln!(s, "  {v}");
+        }
+        s
+    }
+}
+
+/// The installed driver and its device stack.
+pub(crate) struct Installed {
+    pub driver: *mut DRIVER_OBJECT,
+    pub pdo: *mut DEVICE_OBJECT,
+    pub started: bool,
+    pub removed: bool,
+}
+
+/// State guarded by one lock: object registries and the installed driver.
+#[derive(Default)]
+pub(crate) struct Objects {
+    pub irps: HashSet<usize>,
+    pub files: HashSet<usize>,
+    pub devices: HashSet<usize>,
+    pub mdls: HashSet<usize>,
+    /// Buffers kshost allocated for captures: address → (layout).
+    pub system_buffers: HashMap<usize, std::alloc::Layout>,
+    /// KS headers: address → kind ("device"/"object").
+    pub ks_headers: HashMap<usize, &'static str>,
+    /// Symbolic-link strings handed out by `IoRegisterDeviceInterface`, not yet freed.
+    pub link_strings: HashMap<usize, Vec<u16>>,
+}
+
+/// The machine's shared state.
+pub(crate) struct MachineInner {
+    pub settings: Settings,
+    pub cancel_lock: CancelLock,
+    pub pool: Pool,
+    pub user: UserSpace,
+    pub objects: Mutex<Objects>,
+    pub violations: Mutex<Vec<Violation>>,
+    pub debug_output: Mutex<Vec<String>>,
+    pub interfaces: Mutex<Vec<InterfaceInfo>>,
+    /// `HKLM\SYSTEM\CurrentControlSet\Control\MediaCategories\{guid}` → `Name`.
+    pub media_categories: Mutex<HashMap<GUID, String>>,
+    pub installed: Mutex<Option<Installed>>,
+    pub inf: Mutex<Option<Inf>>,
+    pub handles: Mutex<crate::client::HandleTable>,
+    /// Driver objects and devices live until the machine goes away.
+    pub driver_boxes: Mutex<Vec<usize>>,
+    pub device_boxes: Mutex<Vec<usize>>,
+}
+
+// SAFETY: the raw pointers inside are objects this machine owns; every access goes through its
+// locks or follows the I/O ownership rules the verifier checks.
+unsafe impl Send for MachineInner {}
+// SAFETY: as above.
+unsafe impl Sync for MachineInner {}
+
+thread_local! {
+    /// The machines whose code this thread is running, innermost last.
+    static CURRENT: RefCell<Vec<Arc<MachineInner>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Makes `machine` the current machine of this thread until dropped.
+pub(crate) struct Enter;
+
+impl Enter {
+    pub(crate) fn new(machine: &Arc<MachineInner>) -> Self {
+        CURRENT.with(|c| c.borrow_mut().push(Arc::clone(machine)));
+        Self
+    }
+}
+
+impl Drop for Enter {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.borrow_mut().pop());
+    }
+}
+
+/// The current machine. Kernel routines called with no machine context are a kshost misuse:
+/// the process is stopped with a message (they cannot return an error their callers expect).
+pub(crate) fn current() -> Arc<MachineInner> {
+    CURRENT.with(|c| c.borrow().last().cloned()).unwrap_or_else(|| {
+        eprintln!("kshost: a kernel routine was called outside any machine (no driver call in progress on this thread)");
+        std::process::abort()
+    })
+}
+
+/// Records a violation on the current machine (or prints it if there is none).
+pub(crate) fn violation(rule: Rule, detail: String) {
+    let v = Violation { rule, detail };
+    match CURRENT.with(|c| c.borrow().last().cloned()) {
+        Some(m) => {
+            if m.settings.echo_debug_output {
+                eprintln!("{v}");
+            }
+            m.violations.locked().push(v);
+        }
+        None => eprintln!("{v} (no machine context)"),
+    }
+}
+
+/// One emulated Windows machine with a KS driver installed from its INF.
+///
+/// Dropping a machine shuts it down: the device is removed, the driver unloaded, and the test
+/// fails if the verifier recorded anything (unless the test already called
+/// [`Machine::shutdown`] to inspect the report).
+pub struct Machine {
+    pub(crate) inner: Arc<MachineInner>,
+    shut_down: bool,
+}
+
+/// Why installing a driver failed.
+#[derive(Debug)]
+pub enum InstallError {
+    /// The INF could not be read.
+    Inf(InfError),
+    /// `DriverEntry` failed.
+    DriverEntry(NTSTATUS),
+    /// `AddDevice` failed.
+    AddDevice(NTSTATUS),
+    /// The driver set no `AddDevice`.
+    NoAddDevice,
+    /// `IRP_MN_START_DEVICE` failed.
+    Start(NTSTATUS),
+    /// A driver is already installed on this machine.
+    AlreadyInstalled,
+}
+
+impl std::fmt::Display for InstallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Inf(e) => write!(f, "INF: {e}"),
+            Self::DriverEntry(s) => write!(f, "DriverEntry failed: {}", crate::status_map::describe(*s)),
+            Self::AddDevice(s) => write!(f, "AddDevice failed: {}", crate::status_map::describe(*s)),
+            Self::NoAddDevice => f.write_str("the driver set no AddDevice routine"),
+            Self::Start(s) => write!(f, "IRP_MN_START_DEVICE failed: {}", crate::status_map::describe(*s)),
+            Self::AlreadyInstalled => f.write_str("a driver is already installed on this machine"),
+        }
+    }
+}
+
+impl std::error::Error for InstallError {}
+
+impl Default for Machine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Machine {
+    /// A new machine with no driver.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::with_settings(Settings::default())
+    }
+
+    /// A new machine with the given settings.
+    #[must_use]
+    pub fn with_settings(settings: Settings) -> Self {
+        crate::usermem::install_fault_reporter();
+        let inner = Arc::new(MachineInner {
+            settings,
+            cancel_lock: CancelLock::new(),
+            pool: Pool::default(),
+            user: UserSpace::default(),
+            objects: Mutex::new(Objects::default()),
+            violations: Mutex::new(Vec::new()),
+            debug_output: Mutex::new(Vec::new()),
+            interfaces: Mutex::new(Vec::new()),
+            media_categories: Mutex::new(HashMap::new()),
+            installed: Mutex::new(None),
+            inf: Mutex::new(None),
+            handles: Mutex::new(crate::client::HandleTable::default()),
+            driver_boxes: Mutex::new(Vec::new()),
+            device_boxes: Mutex::new(Vec::new()),
+        });
+        Self { inner, shut_down: false }
+    }
+
+    /// Installs a driver the way `pnputil /add-driver x.inf /install` plus `devgen /add` would:
+    /// reads the INF (service binary, root hardware id, interfaces and their `FriendlyName`/`CLSID`,
+    /// `MediaCategories` names), runs `DriverEntry`, creates the root-enumerated PDO, calls
+    /// `AddDevice`, and starts the device.
+    ///
+    /// `entry` stands for the image the INF's service loads (kshost cannot load a `.sys`).
+    ///
+    /// # Errors
+    /// [`InstallError`] if the INF is malformed or the driver fails a step.
+    pub fn install(&self, inf_text: &str, entry: DriverEntry) -> Result<(), InstallError> {
+        let _enter = Enter::new(&self.inner);
+        if self.inner.installed.locked().is_some() {
+            return Err(InstallError::AlreadyInstalled);
+        }
+        let inf = Inf::parse(inf_text).map_err(InstallError::Inf)?;
+        let install = inf.install_info().map_err(InstallError::Inf)?;
+        self.inner
+            .media_categories
+            .locked()
+            .extend(install.media_categories.iter().map(|(g, n)| (*g, n.clone())));
+        *self.inner.inf.locked() = Some(inf);
+
+        let driver = crate::iomgr::create_driver_object(&self.inner, &install.service_name);
+        let mut registry_path = crate::iomgr::unicode_owned(&format!(
+            "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\{}",
+            install.service_name
+        ));
+        let status = crate::iomgr::call_guarded("DriverEntry", || {
+            // SAFETY: a fresh driver object and a registry path that outlive the call.
+            unsafe { entry(driver, &raw mut registry_path.0) }
+        });
+        if !nt_success(status) {
+            return Err(InstallError::DriverEntry(status));
+        }
+        let pdo = crate::iomgr::create_root_pdo(&self.inner, &install.hardware_id);
+        *self.inner.installed.locked() = Some(Installed { driver, pdo, started: false, removed: false });
+        {
+            let mut ifaces = self.inner.interfaces.locked();
+            for i in &install.interfaces {
+                // Provisioned by the INF; the driver registers and enables them.
+                ifaces.push(InterfaceInfo {
+                    category: i.category,
+                    reference: i.reference.clone(),
+                    path: interface_path(&install.hardware_id, i.category, &i.reference),
+                    friendly_name: i.friendly_name.clone(),
+                    clsid: i.clsid,
+                    enabled: false,
+                    pdo: 0,
+                });
+            }
+        }
+        let extension = crate::objects::DriverBox::of(driver).drv.DriverExtension;
+        // SAFETY: the extension of our own driver object; DriverEntry has returned.
+        let add_device = unsafe { (*extension).AddDevice };
+        let Some(add_device) = add_device else {
+            return Err(InstallError::NoAddDevice);
+        };
+        let status = crate::iomgr::call_guarded("AddDevice", || {
+            // SAFETY: valid driver object and PDO.
+            unsafe { add_device(driver, pdo) }
+        });
+        if !nt_success(status) {
+            return Err(InstallError::AddDevice(status));
+        }
+        let top = crate::iomgr::top_of_stack(pdo);
+        // SAFETY: `top` is a registered device of this machine.
+        let flags = DeviceFlags::from_bits_retain(unsafe { (*top).Flags });
+        if flags.contains(DeviceFlags::DEVICE_INITIALIZING) {
+            violation(
+                Rule::DeviceInitializingNotCleared,
+                "AddDevice returned with DO_DEVICE_INITIALIZING set".into(),
+            );
+        }
+        let status = crate::iomgr::send_pnp(&self.inner, top, IRP_MN_START_DEVICE);
+        if !nt_success(status) {
+            return Err(InstallError::Start(status));
+        }
+        if let Some(i) = self.inner.installed.locked().as_mut() {
+            i.started = true;
+        }
+        Ok(())
+    }
+
+    /// Device interfaces of `category` that are enabled (`SetupDiGetClassDevs` with
+    /// `DIGCF_PRESENT | DIGCF_DEVICEINTERFACE`).
+    #[must_use]
+    pub fn interfaces(&self, category: &GUID) -> Vec<InterfaceInfo> {
+        self.inner
+            .interfaces
+            .locked()
+            .iter()
+            .filter(|i| i.enabled && i.category == *category)
+            .cloned()
+            .collect()
+    }
+
+    /// Everything the driver printed so far.
+    #[must_use]
+    pub fn debug_output(&self) -> Vec<String> {
+        self.inner.debug_output.locked().clone()
+    }
+
+    /// Violations recorded so far.
+    #[must_use]
+    pub fn violations(&self) -> Vec<Violation> {
+        self.inner.violations.locked().clone()
+    }
+
+    /// Pool blocks the driver has allocated and not freed: (address, size, tag text).
+    #[must_use]
+    pub fn pool_in_use(&self) -> Vec<(usize, usize, String)> {
+        self.inner.pool.live().into_iter().map(|(a, b)| (a, b.size, tag_text(b.tag))).collect()
+    }
+
+    /// Pool allocations made so far.
+    #[must_use]
+    pub fn pool_allocations(&self) -> u64 {
+        self.inner.pool.allocation_count()
+    }
+
+    /// Low-resources simulation: the next `n` pool allocations succeed, the one after fails.
+    pub fn fail_pool_allocation_after(&self, n: u64) {
+        self.inner.pool.fail_after(Some(n));
+    }
+
+    /// Ends any low-resources simulation.
+    pub fn stop_failing_pool_allocations(&self) {
+        self.inner.pool.fail_after(None);
+    }
+
+    /// Removes the device (`IRP_MN_QUERY_REMOVE_DEVICE`, `IRP_MN_REMOVE_DEVICE`) and unloads the
+    /// driver, then checks for leaks: pool, KS headers, interface strings, IRPs still in flight.
+    /// Open handles are closed first (as process exit would).
+    #[must_use = "the report holds the violations; call assert_clean() on it"]
+    pub fn shutdown(mut self) -> Report {
+        self.shut_down = true;
+        self.do_shutdown()
+    }
+
+    fn do_shutdown(&self) -> Report {
+        let _enter = Enter::new(&self.inner);
+        crate::client::close_all_handles(&self.inner);
+        let installed = self.inner.installed.locked().take();
+        if let Some(inst) = installed {
+            let top = crate::iomgr::top_of_stack(inst.pdo);
+            if inst.started && !inst.removed {
+                let status = crate::iomgr::send_pnp(&self.inner, top, IRP_MN_QUERY_REMOVE_DEVICE);
+                if nt_success(status) {
+                    crate::iomgr::send_pnp(&self.inner, top, IRP_MN_REMOVE_DEVICE);
+                }
+            }
+            self.check_removal_leaks();
+            // SAFETY: the driver object is ours.
+            if let Some(unload) = unsafe { (*inst.driver).DriverUnload } {
+                crate::iomgr::call_guarded("DriverUnload", || {
+                    // SAFETY: the driver's own unload routine with its driver object.
+                    unsafe { unload(inst.driver) }
+                });
+            }
+            self.check_unload_leaks();
+        }
+        Report {
+            violations: self.inner.violations.locked().clone(),
+            debug_output: self.inner.debug_output.locked().clone(),
+        }
+    }
+
+    fn check_removal_leaks(&self) {
+        let objects = self.inner.objects.locked();
+        for (&addr, kind) in &objects.ks_headers {
+            violation(
+                Rule::KsHeaderLeak,
+                format!("KS {kind} header {addr:#x} still allocated after IRP_MN_REMOVE_DEVICE"),
+            );
+        }
+        for &irp in &objects.irps {
+            violation(Rule::IrpNeverCompleted, format!("IRP {irp:#x} still outstanding at device removal"));
+        }
+        for &fo in &objects.files {
+            violation(
+                Rule::IrpNeverCompleted,
+                format!("file object {fo:#x} never closed (an IRP holds it?)"),
+            );
+        }
+        for (&addr, s) in &objects.link_strings {
+            let text = String::from_utf16_lossy(s);
+            violation(
+                Rule::PoolLeak,
+                format!("interface link string {addr:#x} ({text}) never freed with RtlFreeUnicodeString"),
+            );
+        }
+    }
+
+    fn check_unload_leaks(&self) {
+        for (addr, block) in self.inner.pool.live() {
+            violation(
+                Rule::PoolLeak,
+                format!(
+                    "{} bytes of pool tagged '{}' at {addr:#x} still allocated at driver unload",
+                    block.size,
+                    tag_text(block.tag)
+                ),
+            );
+        }
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<MachineInner> {
+        &self.inner
+    }
+
+    /// Sends `IRP_MN_QUERY_REMOVE_DEVICE` and `IRP_MN_REMOVE_DEVICE` now (the device must have no
+    /// open handles, as PnP requires). Returns the remove status.
+    ///
+    /// # Errors
+    /// The query's status if it failed, or `STATUS_DEVICE_BUSY` if handles are open.
+    pub fn remove_device(&self) -> Result<(), NTSTATUS> {
+        let _enter = Enter::new(&self.inner);
+        if !self.inner.handles.locked().is_empty() {
+            return Err(ksabi::STATUS_DEVICE_BUSY);
+        }
+        let (pdo, ok) = {
+            let inst = self.inner.installed.locked();
+            match inst.as_ref() {
+                Some(i) if i.started && !i.removed => (i.pdo, true),
+                _ => (std::ptr::null_mut(), false),
+            }
+        };
+        if !ok {
+            return Err(ksabi::STATUS_NO_SUCH_DEVICE);
+        }
+        let top = crate::iomgr::top_of_stack(pdo);
+        let status = crate::iomgr::send_pnp(&self.inner, top, IRP_MN_QUERY_REMOVE_DEVICE);
+        if !nt_success(status) {
+            return Err(status);
+        }
+        crate::iomgr::send_pnp(&self.inner, top, IRP_MN_REMOVE_DEVICE);
+        if let Some(i) = self.inner.installed.locked().as_mut() {
+            i.removed = true;
+        }
+        self.inner.interfaces.locked().iter_mut().for_each(|i| i.enabled = false);
+        Ok(())
+    }
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        if self.shut_down {
+            return;
+        }
+        let report = self.do_shutdown();
+        // Not while unwinding from another failure: that would abort the test process.
+        assert!(std::thread::panicking() || report.violations.is_empty(), "{}", report.describe());
+    }
+}
+
+impl Drop for MachineInner {
+    fn drop(&mut self) {
+        for addr in self.driver_boxes.get_mut().unwrap().drain(..) {
+            // SAFETY: allocated by create_driver_object with Box::into_raw; freed once here.
+            drop(unsafe { Box::from_raw(addr as *mut DriverBox) });
+        }
+        for addr in self.device_boxes.get_mut().unwrap().drain(..) {
+            // SAFETY: allocated by IoCreateDevice with Box::into_raw; freed once here.
+            drop(unsafe { Box::from_raw(addr as *mut DeviceBox) });
+        }
+        for (addr, layout) in self.objects.get_mut().unwrap().system_buffers.drain() {
+            // SAFETY: allocated with this layout by a capture and not freed by a completion.
+            unsafe { std::alloc::dealloc(addr as *mut u8, layout) };
+        }
+    }
+}
+
+/// The path `SetupAPI` returns for an interface of a root-enumerated device.
+pub(crate) fn interface_path(hardware_id: &str, category: GUID, reference: &str) -> String {
+    let enumerator = hardware_id.split('\\').next().unwrap_or("ROOT").to_ascii_uppercase();
+    let mut path = format!("\\\\?\\{enumerator}#MEDIA#0000#{}", category.to_string().to_ascii_lowercase());
+    if !reference.is_empty() {
+        path.push('\\');
+        path.push_str(reference);
+    }
+    path
+}
+
+/// Device objects are checked against the registry before use.
+pub(crate) fn known_device(m: &MachineInner, dev: *mut DEVICE_OBJECT) -> bool {
+    m.objects.locked().devices.contains(&(dev as usize))
+}
+
+/// Marks a device as deleted (its box lives until the machine goes away).
+pub(crate) fn mark_deleted(dev: *mut DEVICE_OBJECT) -> bool {
+    !DeviceBox::of(dev).meta.deleted.swap(true, Ordering::AcqRel)
+}

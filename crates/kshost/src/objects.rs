@@ -1,0 +1,247 @@
+//! The kernel objects kshost hands to the driver, each in a box that carries kshost's own
+//! bookkeeping right after the real structure (the structure first, so a pointer to it is a
+//! pointer to the box). Every box is registered on its machine, so a pointer from the driver is
+//! checked before it is trusted.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize};
+
+use ksabi::{
+    DEVICE_OBJECT, DRIVER_EXTENSION, DRIVER_OBJECT, FILE_OBJECT, IO_STACK_LOCATION, IRP, LIST_ENTRY, NTSTATUS,
+};
+
+use crate::iomgr::{RefCount, Request};
+
+/// Stack locations every IRP gets (enough for the device stacks kshost builds).
+pub(crate) const MAX_STACK: usize = 8;
+
+/// Who issued an IRP, and so what happens when it completes.
+#[derive(Clone)]
+pub(crate) enum Origin {
+    /// A client request: the I/O manager copies back and signals the waiter.
+    Client(std::sync::Arc<Request>),
+    /// kshost's own request (PnP and power IRPs it sends): signal the waiter, copy nothing.
+    System(std::sync::Arc<Request>),
+}
+
+/// An IRP and its stack locations, followed by kshost's record of it.
+#[repr(C)]
+pub(crate) struct IrpBox {
+    pub irp: IRP,
+    pub stack: [IO_STACK_LOCATION; MAX_STACK],
+    pub meta: IrpMeta,
+    /// References: the dispatch call, the completion, and a canceller while it cancels.
+    pub refs: RefCount,
+    /// The final status, recorded by the I/O manager's completion.
+    pub final_status: std::sync::atomic::AtomicI32,
+}
+
+pub(crate) struct IrpMeta {
+    pub origin: Origin,
+    /// Set by the first completion.
+    pub completed: AtomicBool,
+    /// The file object the request was issued on (one reference held while the IRP lives).
+    pub file: *mut FILE_OBJECT,
+    /// The client's output buffer: real address and length (for the copy-back).
+    pub user_output: Option<(*mut u8, usize)>,
+    /// The KS cancelable queue the IRP is on, if any.
+    pub queue: AtomicPtr<LIST_ENTRY>,
+    /// Connect request captured by `KsValidateConnectRequest` (freed with the IRP).
+    pub captured: Mutex<Vec<Box<[u64]>>>,
+    /// A user-mode request's mapped buffers, unmapped when the IRP is freed.
+    pub mappings: Vec<(*const u8, u64)>,
+    /// Pointer-sized values of the system buffer to put back as they were when it is copied to the
+    /// caller: (offset, original) — the `Data` of captured stream headers, tagged for the driver.
+    pub restore: std::sync::Mutex<Vec<(usize, usize)>>,
+}
+
+impl Origin {
+    /// The request the issuer waits on.
+    pub(crate) fn request(&self) -> &std::sync::Arc<Request> {
+        match self {
+            Self::Client(r) | Self::System(r) => r,
+        }
+    }
+}
+
+// SAFETY: the raw pointers are objects owned by the machine; access is serialised by the I/O
+// protocol (one owner of an IRP at a time) and by the machine's locks.
+unsafe impl Send for IrpMeta {}
+// SAFETY: as above.
+unsafe impl Sync for IrpMeta {}
+
+impl IrpBox {
+    /// A new IRP with `stack_count` locations, none current yet (`CurrentLocation` one past the end,
+    /// as `IoAllocateIrp` leaves it).
+    pub(crate) fn new(stack_count: i8, origin: Origin, file: *mut FILE_OBJECT) -> Box<Self> {
+        // SAFETY: IRP is a plain C structure of integers, raw pointers, nullable function pointers
+        // and unions of those: all-zero is a valid value.
+        let irp = unsafe { std::mem::zeroed::<IRP>() };
+        // SAFETY: likewise for stack locations.
+        let stack = unsafe { std::mem::zeroed::<[IO_STACK_LOCATION; MAX_STACK]>() };
+        let mut b = Box::new(Self {
+            irp,
+            stack,
+            meta: IrpMeta {
+                origin,
+                completed: AtomicBool::new(false),
+                file,
+                user_output: None,
+                queue: AtomicPtr::new(std::ptr::null_mut()),
+                captured: Mutex::new(Vec::new()),
+                mappings: Vec::new(),
+                restore: Mutex::new(Vec::new()),
+            },
+            refs: RefCount(AtomicUsize::new(1)),
+            final_status: std::sync::atomic::AtomicI32::new(0),
+        });
+        let count = stack_count.clamp(1, i8::try_from(MAX_STACK).unwrap_or(i8::MAX));
+        b.irp.Type = ksabi::IO_TYPE_IRP;
+        let locations = crate::iomgr::location_index(count) + 1;
+        b.irp.Size =
+            u16::try_from(std::mem::size_of::<IRP>() + std::mem::size_of::<IO_STACK_LOCATION>() * locations)
+                .unwrap_or(u16::MAX);
+        b.irp.StackCount = count;
+        b.irp.CurrentLocation = count + 1;
+        let past_end = b.stack.as_mut_ptr().wrapping_add(locations);
+        b.irp.Tail.Overlay.CurrentStackLocation = past_end;
+        let list = &raw mut b.irp.ThreadListEntry;
+        b.irp.ThreadListEntry = LIST_ENTRY { Flink: list, Blink: list };
+        b
+    }
+
+    /// The current stack location.
+    pub(crate) fn stack_mut(&mut self) -> &mut IO_STACK_LOCATION {
+        let i = crate::iomgr::location_index(self.irp.CurrentLocation).min(MAX_STACK - 1);
+        &mut self.stack[i]
+    }
+
+    /// `Parameters.DeviceIoControl` of the current location.
+    pub(crate) fn ioctl(&mut self) -> ksabi::IO_PARAMETERS_DEVICE_IO_CONTROL {
+        // SAFETY: every member of the parameter union is plain data of the same 32 bytes; KS
+        // routines read this member only for device-control IRPs.
+        unsafe { self.stack_mut().Parameters.DeviceIoControl }
+    }
+
+    /// `AssociatedIrp.SystemBuffer`.
+    pub(crate) fn system_buffer(&self) -> *mut std::ffi::c_void {
+        // SAFETY: all members of the union are pointer-sized plain data.
+        unsafe { self.irp.AssociatedIrp.SystemBuffer }
+    }
+
+    /// `Tail.Overlay`, the live tail member while a driver owns the IRP.
+    pub(crate) fn overlay(&mut self) -> &mut ksabi::IRP_TAIL_OVERLAY {
+        // SAFETY: kshost IRPs use `Overlay` for as long as they are in the I/O path.
+        unsafe { &mut self.irp.Tail.Overlay }
+    }
+
+    /// The box of an IRP pointer (which must be one kshost allocated).
+    pub(crate) fn of<'a>(irp: *mut IRP) -> &'a mut Self {
+        // SAFETY: callers pass IRPs checked against the machine's registry; IRP is the first
+        // field of the repr(C) box.
+        unsafe { &mut *irp.cast::<Self>() }
+    }
+}
+
+/// A file object (an open filter or pin) and kshost's record of it.
+#[repr(C)]
+pub(crate) struct FileBox {
+    pub fo: FILE_OBJECT,
+    pub meta: FileMeta,
+}
+
+pub(crate) struct FileMeta {
+    /// The characters of `FileName` (the structure points into this; never read through here).
+    #[allow(dead_code)]
+    pub name: Vec<u16>,
+    /// References: open handles, IRPs in flight, child file objects, `ObReferenceObject`.
+    pub refs: AtomicUsize,
+    /// Open handles.
+    pub handles: AtomicUsize,
+    /// Access granted at create (`GENERIC_READ`/`GENERIC_WRITE` bits).
+    pub granted: u32,
+    /// IRPs issued on this file object and not yet completed (for `CancelIo`).
+    pub pending: Mutex<Vec<usize>>,
+    /// Set once `IRP_MJ_CLOSE` has been sent.
+    pub closed: AtomicBool,
+    /// Whether the create succeeded (a failed create gets no cleanup or close).
+    pub created: AtomicBool,
+}
+
+impl FileBox {
+    pub(crate) fn of<'a>(fo: *mut FILE_OBJECT) -> &'a mut Self {
+        // SAFETY: callers pass file objects checked against the machine's registry; FILE_OBJECT is
+        // the first field of the repr(C) box.
+        unsafe { &mut *fo.cast::<Self>() }
+    }
+}
+
+/// A device object and its extension.
+#[repr(C)]
+pub(crate) struct DeviceBox {
+    pub dev: DEVICE_OBJECT,
+    pub meta: DeviceMeta,
+}
+
+pub(crate) struct DeviceMeta {
+    /// The extension's storage (16-byte units, so it is 16-aligned like pool).
+    pub extension: Box<[u128]>,
+    pub deleted: AtomicBool,
+    /// The device this one is attached to (`IoAttachDeviceToDeviceStack`).
+    pub lower: AtomicPtr<DEVICE_OBJECT>,
+}
+
+impl DeviceBox {
+    pub(crate) fn of<'a>(dev: *mut DEVICE_OBJECT) -> &'a mut Self {
+        // SAFETY: callers pass devices checked against the machine's registry; DEVICE_OBJECT is
+        // the first field of the repr(C) box.
+        unsafe { &mut *dev.cast::<Self>() }
+    }
+}
+
+/// A driver object with its extension and name.
+#[repr(C)]
+pub(crate) struct DriverBox {
+    pub drv: DRIVER_OBJECT,
+    pub ext: DRIVER_EXTENSION,
+    /// The characters of `DriverName` (the structure points into this; never read through here).
+    #[allow(dead_code)]
+    pub name: Vec<u16>,
+    /// Majors routed through KS by `KsSetMajorFunctionHandler`.
+    pub ks_routed: Mutex<Vec<u8>>,
+}
+
+impl DriverBox {
+    pub(crate) fn of<'a>(drv: *mut DRIVER_OBJECT) -> &'a mut Self {
+        // SAFETY: callers pass driver objects kshost created; DRIVER_OBJECT is the first field.
+        unsafe { &mut *drv.cast::<Self>() }
+    }
+}
+
+/// The outcome of an I/O request as the issuer sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoStatus {
+    /// Final `NTSTATUS` (what `OVERLAPPED.Internal` holds on Windows).
+    pub status: NTSTATUS,
+    /// `IoStatus.Information` (`OVERLAPPED.InternalHigh`; the bytes returned).
+    pub information: usize,
+}
+
+impl IoStatus {
+    /// Whether the status is a success code (warnings such as `STATUS_BUFFER_OVERFLOW` are not).
+    #[must_use]
+    pub fn is_success(&self) -> bool {
+        ksabi::nt_success(self.status)
+    }
+
+    /// The Win32 error a Win32 caller sees (`GetLastError` after `DeviceIoControl`), 0 on success.
+    #[must_use]
+    pub fn win32_error(&self) -> u32 {
+        crate::status_map::win32_error(self.status)
+    }
+}
+
+/// `IoGetCurrentIrpStackLocation`.
+pub(crate) fn current_stack(irp: *mut IRP) -> *mut IO_STACK_LOCATION {
+    IrpBox::of(irp).overlay().CurrentStackLocation
+}

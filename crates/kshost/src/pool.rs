@@ -1,0 +1,140 @@
+//! Pool: `ExAllocatePool2` / `ExFreePoolWithTag` with tags, leak and double-free detection.
+//!
+//! Alignment is what Windows gives: blocks of a page or more start on a page boundary, smaller
+//! blocks on 16 bytes. Memory is zeroed unless `POOL_FLAG_UNINITIALIZED`, in which case it is
+//! filled with 0xBD so reads of uninitialised pool stand out.
+
+use std::alloc::Layout;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use ksabi::{
+    DISPATCH_LEVEL, PAGE_SIZE, POOL_FLAG_NON_PAGED, POOL_FLAG_PAGED, POOL_FLAG_UNINITIALIZED, POOL_FLAGS,
+};
+
+use crate::sync::Locked;
+use crate::verifier::Rule;
+
+/// `POOL_FLAG_NON_PAGED_EXECUTE`.
+const POOL_FLAG_NON_PAGED_EXECUTE: u64 = 0x80;
+
+/// One live allocation.
+#[derive(Clone, Copy, Debug)]
+pub struct Block {
+    /// Bytes requested.
+    pub size: usize,
+    /// Pool tag.
+    pub tag: u32,
+    layout: Layout,
+}
+
+/// A machine's pool.
+#[derive(Default)]
+pub(crate) struct Pool {
+    blocks: Mutex<HashMap<usize, Block>>,
+    /// Fault injection: the number of further allocations that succeed before one fails.
+    fail_after: Mutex<Option<u64>>,
+    allocations: Mutex<u64>,
+}
+
+/// The printable form of a pool tag, as `!poolused` shows it.
+#[must_use]
+pub fn tag_text(tag: u32) -> String {
+    tag.to_le_bytes().iter().map(|&b| if b.is_ascii_graphic() { b as char } else { '.' }).collect()
+}
+
+impl Pool {
+    pub(crate) fn allocate(&self, flags: POOL_FLAGS, size: usize, tag: u32) -> *mut u8 {
+        let types = flags & (POOL_FLAG_NON_PAGED | POOL_FLAG_PAGED | POOL_FLAG_NON_PAGED_EXECUTE);
+        if types.count_ones() != 1 {
+            crate::machine::violation(
+                Rule::PoolBadRequest,
+                format!("ExAllocatePool2 flags {flags:#x} name no single pool type"),
+            );
+            return std::ptr::null_mut();
+        }
+        let paged = types == POOL_FLAG_PAGED;
+        if paged && !crate::irql::require_at_most(ksabi::APC_LEVEL, "ExAllocatePool2(POOL_FLAG_PAGED)") {
+            return std::ptr::null_mut();
+        }
+        if !crate::irql::require_at_most(DISPATCH_LEVEL, "ExAllocatePool2") {
+            return std::ptr::null_mut();
+        }
+        *self.allocations.locked() += 1;
+        {
+            let mut fail = self.fail_after.locked();
+            if let Some(n) = fail.as_mut() {
+                if *n == 0 {
+                    *fail = None;
+                    return std::ptr::null_mut();
+                }
+                *n -= 1;
+            }
+        }
+        let align = if size >= PAGE_SIZE { PAGE_SIZE } else { 16 };
+        let Ok(layout) = Layout::from_size_align(size.max(1), align) else {
+            return std::ptr::null_mut();
+        };
+        // SAFETY: the layout has a non-zero size.
+        let ptr = unsafe { std::alloc::alloc(layout) };
+        if ptr.is_null() {
+            return ptr;
+        }
+        let fill = if flags & POOL_FLAG_UNINITIALIZED != 0 { 0xBD } else { 0 };
+        // SAFETY: freshly allocated, `layout.size()` bytes.
+        unsafe { ptr.write_bytes(fill, layout.size()) };
+        self.blocks.locked().insert(ptr as usize, Block { size, tag, layout });
+        ptr
+    }
+
+    pub(crate) fn free(&self, ptr: *mut u8, tag: Option<u32>) {
+        if !crate::irql::require_at_most(DISPATCH_LEVEL, "ExFreePoolWithTag") {
+            return;
+        }
+        let Some(block) = self.blocks.locked().remove(&(ptr as usize)) else {
+            crate::machine::violation(
+                Rule::PoolBadFree,
+                format!("ExFreePoolWithTag({ptr:p}): not an allocated block (double free?)"),
+            );
+            return;
+        };
+        if let Some(tag) = tag.filter(|&t| t != block.tag) {
+            crate::machine::violation(
+                Rule::PoolTagMismatch,
+                format!(
+                    "ExFreePoolWithTag({ptr:p}, '{}') of a block allocated with '{}'",
+                    tag_text(tag),
+                    tag_text(block.tag)
+                ),
+            );
+        }
+        // SAFETY: allocated above with this layout, removed from the table exactly once.
+        unsafe { std::alloc::dealloc(ptr, block.layout) };
+    }
+
+    /// The blocks still allocated.
+    pub(crate) fn live(&self) -> Vec<(usize, Block)> {
+        let mut v: Vec<_> = self.blocks.locked().iter().map(|(&a, &b)| (a, b)).collect();
+        v.sort_by_key(|&(a, _)| a);
+        v
+    }
+
+    /// Lets the next `n` allocations succeed and the one after fail (low-resources simulation).
+    pub(crate) fn fail_after(&self, n: Option<u64>) {
+        *self.fail_after.locked() = n;
+    }
+
+    pub(crate) fn allocation_count(&self) -> u64 {
+        *self.allocations.locked()
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // Leaks were reported by the verifier; give the memory back to the test process.
+        for (addr, block) in self.blocks.get_mut().unwrap().drain() {
+            // SAFETY: each block was allocated with its recorded layout and is freed once.
+            unsafe { std::alloc::dealloc(addr as *mut u8, block.layout) };
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! Each verifier rule, shown failing: the tiny driver commits one deliberate bug, and kshost's
+//! report names the rule. (`USER_BUFFER_DEREFERENCE` stops the process, so it runs in a child.)
+#![allow(clippy::undocumented_unsafe_blocks)]
+
+mod common;
+
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+
+use common::tiny::{self, bug};
+use ksabi::*;
+use kshost::{Machine, Rule};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// What the client does to make the driver run its buggy path.
+#[derive(Clone, Copy)]
+enum Action {
+    /// Install and shut down.
+    Install,
+    /// Open the filter, send one property request, close.
+    Property,
+    /// Open the filter and a pin, send a read, close without waiting.
+    PendingRead,
+}
+
+fn run(bug: u32, action: Action) -> kshost::Report {
+    let _s = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    tiny::BREAK.store(bug, Ordering::SeqCst);
+    let m = Machine::new();
+    m.install(tiny::INF, tiny::DriverEntry).expect("install");
+    match action {
+        Action::Install => {}
+        Action::Property => {
+            let path = m.interfaces(&tiny::TINY_CATEGORY)[0].path.clone();
+            let filter = m.create_file(&path, GENERIC_READ | GENERIC_WRITE).unwrap();
+            let req = tiny::ksp_pin(KSPROPSETID_Pin, pin_property::CTYPES, KsPropertyType::GET, 0);
+            let _ = m.device_io_control(filter, IOCTL_KS_PROPERTY, &req, &mut [0u8; 4]);
+            m.close_handle(filter).unwrap();
+        }
+        Action::PendingRead => {
+            let path = m.interfaces(&tiny::TINY_CATEGORY)[0].path.clone();
+            let filter = m.create_file(&path, GENERIC_READ | GENERIC_WRITE).unwrap();
+            let pin = m.ks_create_pin(filter, &tiny::connect_blob(0), GENERIC_READ | GENERIC_WRITE).unwrap();
+            let data = m.alloc_user(64);
+            let mut header = m.alloc_user(size_of::<KSSTREAM_HEADER>());
+            header.as_mut_slice().copy_from_slice(tiny::bytes_of(&tiny::stream_header(
+                data.as_ptr(),
+                64,
+                0,
+                0,
+            )));
+            let read = unsafe {
+                m.device_io_control_overlapped(
+                    pin,
+                    IOCTL_KS_READ_STREAM,
+                    std::ptr::null(),
+                    0,
+                    header.as_ptr(),
+                    header.len(),
+                )
+            };
+            let _ = read.wait_for(std::time::Duration::from_millis(10));
+            m.close_handle(pin).unwrap();
+            m.close_handle(filter).unwrap();
+            let _ = read.wait_for(std::time::Duration::from_millis(100));
+            m.settle();
+            // The buffers must outlive a read the driver never completes.
+            std::mem::forget((data, header));
+        }
+    }
+    let report = m.shutdown();
+    tiny::BREAK.store(0, Ordering::SeqCst);
+    report
+}
+
+fn expect(bug: u32, action: Action, rule: Rule) {
+    let report = run(bug, action);
+    assert!(report.has(rule), "bug {bug}: expected {rule}, got:\n{}", report.describe());
+    assert!(report.describe().contains(rule.name()), "the report names the rule");
+}
+
+#[test]
+fn a_clean_driver_has_no_violations() {
+    for action in [Action::Install, Action::Property, Action::PendingRead] {
+        run(0, action).assert_clean();
+    }
+}
+
+macro_rules! rule_tests {
+    ($($name:ident: $bug:expr, $action:expr => $rule:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            expect($bug, $action, $rule);
+        }
+    )*};
+}
+
+rule_tests! {
+    irp_completed_twice: bug::COMPLETE_TWICE, Action::Property => Rule::IrpCompletedTwice;
+    irp_completed_with_cancel_routine: bug::COMPLETE_WITH_CANCEL_ROUTINE, Action::Property => Rule::IrpCompletedWithCancelRoutine;
+    irp_completed_while_queued: bug::COMPLETE_WHILE_QUEUED, Action::PendingRead => Rule::IrpCompletedWhileQueued;
+    irp_completed_with_pending_status: bug::COMPLETE_WITH_PENDING_STATUS, Action::Property => Rule::IrpCompletedWithPendingStatus;
+    pending_not_marked: bug::PENDING_NOT_MARKED, Action::PendingRead => Rule::PendingNotMarked;
+    marked_pending_returned_other: bug::MARKED_RETURNED_OTHER, Action::Property => Rule::MarkedPendingReturnedOther;
+    returned_without_completing: bug::RETURN_WITHOUT_COMPLETING, Action::Property => Rule::ReturnedWithoutCompleting;
+    returned_status_mismatch: bug::STATUS_MISMATCH, Action::Property => Rule::ReturnedStatusMismatch;
+    irp_never_completed: bug::NEVER_COMPLETE, Action::PendingRead => Rule::IrpNeverCompleted;
+    information_exceeds_buffer: bug::INFORMATION_EXCEEDS, Action::Property => Rule::InformationExceedsBuffer;
+    pool_leak: bug::POOL_LEAK, Action::Property => Rule::PoolLeak;
+    pool_double_free: bug::POOL_DOUBLE_FREE, Action::Property => Rule::PoolBadFree;
+    pool_tag_mismatch: bug::POOL_TAG_MISMATCH, Action::Property => Rule::PoolTagMismatch;
+    pool_bad_request: bug::POOL_BAD_REQUEST, Action::Property => Rule::PoolBadRequest;
+    passive_call_at_dispatch: bug::PASSIVE_CALL_AT_DISPATCH, Action::Property => Rule::IrqlTooHigh;
+    spinlock_released_at_wrong_irql: bug::SPINLOCK_WRONG_IRQL, Action::Property => Rule::SpinLockIrqlMismatch;
+    spinlock_not_held: bug::SPINLOCK_NOT_HELD, Action::Property => Rule::SpinLockNotHeld;
+    irql_not_restored: bug::IRQL_NOT_RESTORED, Action::Property => Rule::IrqlNotRestored;
+    cancel_spinlock_not_held: bug::CANCEL_LOCK_NOT_HELD, Action::Property => Rule::CancelSpinLockNotHeld;
+    missing_dispatch_entry: bug::MISSING_DISPATCH_ENTRY, Action::Property => Rule::MissingDispatchEntry;
+    no_object_header: bug::NO_OBJECT_HEADER, Action::Property => Rule::NoObjectHeader;
+    ks_header_leak: bug::KS_HEADER_LEAK, Action::Property => Rule::KsHeaderLeak;
+    ks_header_double_free: bug::KS_HEADER_DOUBLE_FREE, Action::Property => Rule::KsHeaderBadFree;
+    ks_queue_misuse: bug::KS_QUEUE_MISUSE, Action::PendingRead => Rule::KsQueueMisuse;
+    device_initializing_not_cleared: bug::DEVICE_INITIALIZING, Action::Install => Rule::DeviceInitializingNotCleared;
+    device_deleted_twice: bug::DEVICE_DOUBLE_DELETE, Action::Install => Rule::DeviceBadDelete;
+    unknown_irp: bug::UNKNOWN_IRP, Action::Property => Rule::UnknownObject;
+    fast_io_routing_unsupported: bug::FAST_IO_ROUTING, Action::Install => Rule::Unsupported;
+}
+
+/// The driver reads a user address directly: the tagged pointer faults and kshost names the rule
+/// before the process dies. Run in a child process (this test binary, filtered to the helper).
+#[test]
+fn user_buffer_dereference_stops_the_process_with_the_rule() {
+    if std::env::var_os("KSHOST_CHILD_USER_DEREF").is_some() {
+        let _ = run(bug::USER_BUFFER_DEREFERENCE, Action::Property);
+        eprintln!("not reached: the dereference should have faulted");
+        std::process::exit(0);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(exe)
+        .args(["--exact", "user_buffer_dereference_stops_the_process_with_the_rule", "--nocapture"])
+        .env("KSHOST_CHILD_USER_DEREF", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the child must die; stderr:\n{stderr}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(out.status.signal(), Some(11), "killed by SIGSEGV");
+    }
+    assert!(stderr.contains("USER_BUFFER_DEREFERENCE"), "stderr names the rule:\n{stderr}");
+    assert!(!stderr.contains("not reached"));
+}
