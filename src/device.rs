@@ -1,21 +1,23 @@
 //! The driver and device level: `DriverEntry`, `AddDevice`, PnP, unload.
 //!
 //! The device is root-enumerated. Its extension starts with the `KSDEVICE_HEADER` (KS finds it
-//! there) and holds the filter create item, which must outlive the header.
+//! there) and holds the filter create item, which must outlive the header, and the device-wide
+//! pin counts (`KSPROPERTY_PIN_GLOBALCINSTANCES`).
 
 use core::mem::size_of;
 use core::ptr::{self, null_mut};
+use core::sync::atomic::AtomicU32;
 
 use ksabi::{
-    DEVICE_OBJECT, DRIVER_OBJECT, DeviceFlags, FALSE, FILE_DEVICE_KS, IRP, IRP_MJ_CLOSE, IRP_MJ_CREATE,
-    IRP_MJ_DEVICE_CONTROL, IRP_MJ_PNP, IRP_MJ_POWER, IRP_MJ_SYSTEM_CONTROL, IRP_MN_REMOVE_DEVICE,
-    IRP_MN_START_DEVICE, IRP_MN_SURPRISE_REMOVAL, KSOBJECT_CREATE_ITEM, NTSTATUS, STATUS_SUCCESS, TRUE,
-    UNICODE_STRING, nt_success,
+    DEVICE_OBJECT, DRIVER_OBJECT, DeviceFlags, FALSE, FILE_DEVICE_KS, IRP, IRP_MJ_CLEANUP, IRP_MJ_CLOSE,
+    IRP_MJ_CREATE, IRP_MJ_DEVICE_CONTROL, IRP_MJ_PNP, IRP_MJ_POWER, IRP_MJ_SYSTEM_CONTROL,
+    IRP_MN_REMOVE_DEVICE, IRP_MN_START_DEVICE, IRP_MN_SURPRISE_REMOVAL, KSOBJECT_CREATE_ITEM, NTSTATUS,
+    STATUS_SUCCESS, TRUE, UNICODE_STRING, nt_success,
 };
 
 use crate::log::{LEVEL_ERROR, LEVEL_INFO, kdprint};
 use crate::nt::{current_stack, static_unicode, utf16};
-use crate::{filter, ids, sys};
+use crate::{filter, ids, nt, pin, sys};
 
 /// The major functions KS dispatches through each file object's `KSDISPATCH_TABLE`.
 /// Every dispatch table of the driver has an entry for each of them.
@@ -23,6 +25,12 @@ pub const KS_ROUTED_MAJORS: [u8; 3] = [IRP_MJ_CREATE, IRP_MJ_CLOSE, IRP_MJ_DEVIC
 
 /// `"GLOBAL"` in UTF-16: the filter create item's name and the interface reference string.
 static REFERENCE_STRING_UTF16: [u16; 6] = utf16(ids::REFERENCE_STRING);
+
+/// Counts across every filter of the device.
+pub struct DeviceCounters {
+    /// Pin instances per factory.
+    pub pins: [AtomicU32; 2],
+}
 
 /// Per-device storage, in the device object's extension.
 #[repr(C)]
@@ -35,6 +43,19 @@ struct DeviceExtension {
     interface_link: UNICODE_STRING,
     /// The filter factory, referenced (not copied) by the device header.
     create_items: [KSOBJECT_CREATE_ITEM; 1],
+    /// Device-wide counts.
+    counters: DeviceCounters,
+}
+
+/// The device-wide counters of our device object.
+///
+/// # Safety
+/// `device` must be this driver's device object.
+pub unsafe fn counters(device: *mut DEVICE_OBJECT) -> *const DeviceCounters {
+    // SAFETY: `device` is our FDO, whose extension AddDevice initialised.
+    let extension = unsafe { (*device).DeviceExtension }.cast::<DeviceExtension>();
+    // SAFETY: as above; only the address is taken.
+    unsafe { &raw const (*extension).counters }
 }
 
 /// `DriverEntry`: routes the KS major functions and sets `AddDevice` and `DriverUnload`.
@@ -55,6 +76,7 @@ pub unsafe extern "system" fn driver_entry(
     }
     // SAFETY: DriverEntry has exclusive access to the driver object it is given.
     let driver = unsafe { &mut *driver };
+    driver.MajorFunction[usize::from(IRP_MJ_CLEANUP)] = Some(dispatch_cleanup);
     driver.MajorFunction[usize::from(IRP_MJ_PNP)] = Some(dispatch_pnp);
     driver.MajorFunction[usize::from(IRP_MJ_POWER)] = Some(sys::KsDefaultDispatchPower);
     driver.MajorFunction[usize::from(IRP_MJ_SYSTEM_CONTROL)] = Some(sys::KsDefaultForwardIrp);
@@ -98,6 +120,7 @@ unsafe extern "system" fn add_device(driver: *mut DRIVER_OBJECT, pdo: *mut DEVIC
             SecurityDescriptor: null_mut(),
             Flags: 0,
         }],
+        counters: DeviceCounters { pins: [AtomicU32::new(0), AtomicU32::new(0)] },
     };
     // SAFETY: the extension is ours, sized and aligned for DeviceExtension, not yet initialised.
     unsafe { ptr::write(extension, initial) };
@@ -157,6 +180,14 @@ fn undo_add_device(fdo: *mut DEVICE_OBJECT, ext: &mut DeviceExtension) {
     ext.header = null_mut();
     // SAFETY: the device is not attached and no file object refers to it.
     unsafe { sys::IoDeleteDevice(fdo) };
+}
+
+/// `IRP_MJ_CLEANUP`, which KS does not route: a pin's last handle closed, so its pending requests
+/// are cancelled (the close follows when they have completed).
+unsafe extern "system" fn dispatch_cleanup(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    pin::cleanup(irp);
+    // SAFETY: the I/O manager's cleanup IRP, ours to complete once.
+    unsafe { nt::complete(irp, STATUS_SUCCESS, 0) }
 }
 
 /// PnP: enable the interface at start, disable and free it at removal; KS forwards everything

@@ -1,18 +1,530 @@
-//! Filter instances: one per `CreateFile` on the device interface.
+//! Filter instances: one per `CreateFile` on the device interface. A filter owns one ring; its
+//! input pin is the ring's producer end and its output pin the consumer end.
+//!
+//! # Locks, in the only order they are taken
+//! 1. `control` — pin slots and formats, the ring's memory and who holds it, the capacity;
+//! 2. `producer` — the ring's producer half (only the holder writes frames);
+//! 3. `consumer` — the ring's consumer half;
+//! 4. the KS queue locks (inside ks.sys' queue routines), then the cancel spin lock.
+//!
+//! Pin states, reset flags and the input-closed flag are atomics so the stream path reads them
+//! without `control`. Transitions store the new state *before* cancelling a queue, and the stream
+//! path queues an IRP *before* re-reading the state, so an IRP is either cancelled by the
+//! transition or sees the new state (`stream::dispatch`).
 
-use ksabi::{DEVICE_OBJECT, IO_NO_INCREMENT, IRP, NTSTATUS, STATUS_NOT_IMPLEMENTED};
+use core::ptr::{self, null_mut};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
-use crate::sys;
+use framering::{Consumer, Producer};
+use ksabi::{
+    DEVICE_OBJECT, IOCTL_KS_PROPERTY, IRP, KSDISPATCH_TABLE, KSOBJECT_CREATE_ITEM, KSRESET, KSRESET_BEGIN,
+    KSRESET_END, KSSTATE, KSSTATE_ACQUIRE, KSSTATE_RUN, KSSTATE_STOP, NTSTATUS, POOL_FLAG_NON_PAGED,
+    STATUS_DEVICE_BUSY, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER,
+    STATUS_NO_MATCH, STATUS_SUCCESS, nt_success,
+};
+use ksring_api::{DEFAULT_CAPACITY, KsRingStatistics, MAX_CAPACITY, MIN_CAPACITY, PIN_INPUT, PIN_OUTPUT};
+
+use crate::device::{self, DeviceCounters};
+use crate::format::Format;
+use crate::nt::{self, static_unicode};
+use crate::object::{KIND_FILTER, Object, ObjectPrefix};
+use crate::ring_memory::{NewRing, RingMemory};
+use crate::sync::{IrpQueue, SpinLock};
+use crate::{ids, pin, props, stream, sys};
+
+/// `KSSTRING_Pin`: the name of the pin factory create item, relative to a filter.
+static PIN_ITEM_NAME: [u16; 38] = ksabi::KSSTRING_Pin;
+
+/// What `control` guards.
+struct Control {
+    /// The format of each connected pin (`None`: no pin of that factory).
+    formats: [Option<Format>; 2],
+    /// Which pins hold the ring (are out of STOP).
+    holders: [bool; 2],
+    /// The ring's memory while any pin holds it.
+    ring: Option<RingMemory>,
+    /// Storage bytes for the next allocation.
+    capacity: u32,
+    /// Highest fill of rings already freed.
+    past_high_water: u64,
+}
+
+/// Counters of the stream path ([`KsRingStatistics`]), each written under the lock of its side.
+#[derive(Default)]
+pub struct Counters {
+    pub frames_in: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub frames_out: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub discarded_frames: AtomicU64,
+    pub discarded_bytes: AtomicU64,
+    pub split_parts: AtomicU64,
+    pub direct_frames: AtomicU64,
+}
+
+impl Counters {
+    /// Adds `n` (writers hold the lock of the counter's side: plain read-modify-write is enough).
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// A filter instance, at `FsContext` of its file object.
+#[repr(C)]
+pub struct Filter {
+    prefix: ObjectPrefix,
+    /// The pin factory, referenced (not copied) by the object header.
+    create_items: [KSOBJECT_CREATE_ITEM; 1],
+    device: *const DeviceCounters,
+    control: SpinLock<Control>,
+    /// The ring's producer half, while the ring exists.
+    pub producer: SpinLock<Option<Producer<'static>>>,
+    /// The ring's consumer half, while the ring exists.
+    pub consumer: SpinLock<Option<Consumer<'static>>>,
+    /// Pending writes of the input pin.
+    pub writes: IrpQueue,
+    /// Pending reads of the output pin.
+    pub reads: IrpQueue,
+    states: [AtomicI32; 2],
+    resetting: [AtomicBool; 2],
+    input_closed: AtomicBool,
+    /// Stream statistics.
+    pub counters: Counters,
+}
+
+// SAFETY: shared state is behind spin locks or atomics; the raw pointers are to the device
+// extension and static tables, which outlive every filter.
+unsafe impl Sync for Filter {}
+
+const _: () = assert!(align_of::<Filter>() <= 16, "pool blocks are 16-byte aligned");
+
+/// The filter's dispatch table: device control and close are its own, the rest is refused.
+static DISPATCH: KSDISPATCH_TABLE = KSDISPATCH_TABLE {
+    DeviceIoControl: Some(device_control),
+    Read: Some(sys::KsDispatchInvalidDeviceRequest),
+    Write: Some(sys::KsDispatchInvalidDeviceRequest),
+    Flush: Some(sys::KsDispatchInvalidDeviceRequest),
+    Close: Some(close),
+    QuerySecurity: Some(sys::KsDispatchInvalidDeviceRequest),
+    SetSecurity: Some(sys::KsDispatchInvalidDeviceRequest),
+    FastDeviceIoControl: None,
+    FastRead: None,
+    FastWrite: None,
+};
 
 /// The filter factory's create routine (the device header's create item).
 ///
-/// Filter instances arrive with the driver issue; until then a create is refused plainly.
-pub unsafe extern "system" fn dispatch_create(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
-    // SAFETY: KS passes the create IRP it owns; we complete it exactly once.
-    unsafe {
-        (*irp).IoStatus.Status = STATUS_NOT_IMPLEMENTED;
+/// # Safety
+/// Called by KS with our device and a create IRP it owns.
+pub unsafe extern "system" fn dispatch_create(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    // SAFETY: a plain non-paged allocation of a Filter (zeroed).
+    let raw = unsafe { sys::ExAllocatePool2(POOL_FLAG_NON_PAGED, size_of::<Filter>(), ids::TAG_FILTER) };
+    let filter = raw.cast::<Filter>();
+    if filter.is_null() {
+        // SAFETY: KS handed us the IRP; we complete it once.
+        return unsafe { nt::complete(irp, STATUS_INSUFFICIENT_RESOURCES, 0) };
     }
+    let initial = Filter {
+        prefix: ObjectPrefix { header: null_mut(), kind: KIND_FILTER },
+        create_items: [KSOBJECT_CREATE_ITEM {
+            Create: Some(pin::dispatch_create),
+            Context: null_mut(),
+            ObjectClass: static_unicode(&PIN_ITEM_NAME),
+            SecurityDescriptor: null_mut(),
+            Flags: 0,
+        }],
+        // SAFETY: KS calls the create item with our device object.
+        device: unsafe { device::counters(device) },
+        control: SpinLock::new(Control {
+            formats: [None; 2],
+            holders: [false; 2],
+            ring: None,
+            capacity: DEFAULT_CAPACITY,
+            past_high_water: 0,
+        }),
+        producer: SpinLock::new(None),
+        consumer: SpinLock::new(None),
+        writes: IrpQueue::new(),
+        reads: IrpQueue::new(),
+        states: [AtomicI32::new(KSSTATE_STOP), AtomicI32::new(KSSTATE_STOP)],
+        resetting: [AtomicBool::new(false), AtomicBool::new(false)],
+        input_closed: AtomicBool::new(false),
+        counters: Counters::default(),
+    };
+    // SAFETY: a fresh block sized and aligned for a Filter.
+    unsafe { filter.write(initial) };
+    // SAFETY: initialised above; the filter does not move (pool memory) and is not shared yet.
+    let f = unsafe { &mut *filter };
     // SAFETY: as above.
-    unsafe { sys::IofCompleteRequest(irp, IO_NO_INCREMENT) };
-    STATUS_NOT_IMPLEMENTED
+    unsafe { f.writes.init() };
+    // SAFETY: as above.
+    unsafe { f.reads.init() };
+    // SAFETY: the create items and the dispatch table outlive the header (freed at close).
+    let status = unsafe {
+        sys::KsAllocateObjectHeader(
+            &raw mut f.prefix.header,
+            1,
+            f.create_items.as_mut_ptr(),
+            irp,
+            &raw const DISPATCH,
+        )
+    };
+    if !nt_success(status) {
+        // SAFETY: allocated above with this tag; nothing refers to it.
+        unsafe { sys::ExFreePoolWithTag(raw, ids::TAG_FILTER) };
+        // SAFETY: we complete the IRP once.
+        return unsafe { nt::complete(irp, status, 0) };
+    }
+    // SAFETY: the create IRP of our file object: KS finds the object header first in FsContext.
+    unsafe { nt::set_fs_context(irp, raw) };
+    // SAFETY: we complete the IRP once.
+    unsafe { nt::complete(irp, STATUS_SUCCESS, 0) }
+}
+
+/// `IRP_MJ_CLOSE` of a filter: it arrives after every pin of the filter has closed.
+unsafe extern "system" fn close(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    // SAFETY: KS routes the close of our file object here.
+    let Some(Object::Filter(f)) = (unsafe { crate::object::of_irp(irp) }) else {
+        // SAFETY: we complete the IRP once.
+        return unsafe { nt::complete(irp, STATUS_INVALID_PARAMETER, 0) };
+    };
+    // Pins hold the ring, and they are closed: nothing is left but the filter itself.
+    f.release_ring_if_unheld();
+    // SAFETY: allocated at create; freed once, here.
+    unsafe { sys::KsFreeObjectHeader(f.prefix.header) };
+    let raw = ptr::from_ref(f).cast_mut().cast();
+    // SAFETY: the close IRP of our file object; the object goes away now.
+    unsafe { nt::set_fs_context(irp, null_mut()) };
+    // SAFETY: allocated at create with this tag; nothing refers to it any more.
+    unsafe { sys::ExFreePoolWithTag(raw, ids::TAG_FILTER) };
+    // SAFETY: we complete the IRP once.
+    unsafe { nt::complete(irp, STATUS_SUCCESS, 0) }
+}
+
+/// `IRP_MJ_DEVICE_CONTROL` of a filter: properties; everything else as KS' default does it.
+unsafe extern "system" fn device_control(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    // SAFETY: a device-control IRP KS handed us.
+    let code = unsafe { nt::ioctl_parameters(irp) }.IoControlCode;
+    if code == IOCTL_KS_PROPERTY {
+        // SAFETY: our IRP, our static property tables.
+        let status = unsafe { props::filter_property(irp) };
+        // SAFETY: our IRP.
+        let information = unsafe { nt::information(irp) };
+        // SAFETY: complete with the Information the handler set.
+        return unsafe { nt::complete(irp, status, information) };
+    }
+    // SAFETY: KS' default completes the IRP (methods and events: STATUS_PROPSET_NOT_FOUND).
+    unsafe { sys::KsDefaultDeviceIoCompletion(device, irp) }
+}
+
+impl Filter {
+    /// The state of pin `pin` (STOP when it does not exist).
+    pub fn state(&self, pin: u32) -> KSSTATE {
+        self.states[pin as usize].load(Ordering::SeqCst)
+    }
+
+    /// Whether pin `pin` is between `KSRESET_BEGIN` and `KSRESET_END`.
+    pub fn resetting(&self, pin: u32) -> bool {
+        self.resetting[pin as usize].load(Ordering::SeqCst)
+    }
+
+    /// Whether data may move on pin `pin`'s side.
+    pub fn flowing(&self, pin: u32) -> bool {
+        self.state(pin) == KSSTATE_RUN && !self.resetting(pin)
+    }
+
+    /// Whether the input pin has closed and none has been connected since: readers that find the
+    /// ring empty get `ENDOFSTREAM`.
+    pub fn input_closed(&self) -> bool {
+        self.input_closed.load(Ordering::SeqCst)
+    }
+
+    /// The queue of pin `pin`'s stream requests.
+    pub fn queue(&self, pin: u32) -> &IrpQueue {
+        if pin == PIN_INPUT { &self.writes } else { &self.reads }
+    }
+
+    fn device(&self) -> &DeviceCounters {
+        // SAFETY: the device extension outlives every filter of the device.
+        unsafe { &*self.device }
+    }
+
+    /// The format of pin `pin`, if connected.
+    pub fn format(&self, pin: u32) -> Option<Format> {
+        self.control.lock().formats[pin as usize]
+    }
+
+    /// `KSPROPERTY_PIN_CINSTANCES`: `(possible, current)` in this filter.
+    pub fn instances(&self, pin: u32) -> (u32, u32) {
+        (1, u32::from(self.format(pin).is_some()))
+    }
+
+    /// `KSPROPERTY_PIN_GLOBALCINSTANCES`: pins of factory `pin` in every filter of the device.
+    pub fn global_instances(&self, pin: u32) -> u32 {
+        self.device().pins[pin as usize].load(Ordering::SeqCst)
+    }
+
+    /// Whether a pin of factory `pin` could stream `format` now: the other pin, if connected,
+    /// streams the same format (`STATUS_NO_MATCH` otherwise).
+    pub fn check_peer(&self, pin: u32, format: Format) -> NTSTATUS {
+        match self.control.lock().formats[peer(pin) as usize] {
+            Some(other) if other != format => STATUS_NO_MATCH,
+            _ => STATUS_SUCCESS,
+        }
+    }
+
+    /// The format a new pin of factory `pin` would be offered: the other pin's, or a byte stream.
+    pub fn proposed_format(&self, pin: u32) -> Format {
+        self.format(peer(pin)).unwrap_or(Format::Stream)
+    }
+
+    /// Connects a new pin of factory `pin` with `format`: one instance per factory
+    /// (`STATUS_DEVICE_BUSY`), the other pin's format (`STATUS_NO_MATCH`).
+    pub fn connect(&self, pin: u32, format: Format) -> NTSTATUS {
+        let mut c = self.control.lock();
+        if c.formats[pin as usize].is_some() {
+            return STATUS_DEVICE_BUSY;
+        }
+        if c.formats[peer(pin) as usize].is_some_and(|other| other != format) {
+            return STATUS_NO_MATCH;
+        }
+        c.formats[pin as usize] = Some(format);
+        self.states[pin as usize].store(KSSTATE_STOP, Ordering::SeqCst);
+        self.resetting[pin as usize].store(false, Ordering::SeqCst);
+        self.device().pins[pin as usize].fetch_add(1, Ordering::SeqCst);
+        STATUS_SUCCESS
+    }
+
+    /// The pin [`Filter::connect`]ed is created: a new input ends a previous end of stream.
+    pub fn connected(&self, pin: u32) {
+        if pin == PIN_INPUT {
+            self.input_closed.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// Undoes [`Filter::connect`] for a pin whose creation failed after it.
+    pub fn abandon(&self, pin: u32) {
+        self.control.lock().formats[pin as usize] = None;
+        self.device().pins[pin as usize].fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// `KSPROPERTY_CONNECTION_DATAFORMAT` set: only in STOP (`STATUS_INVALID_DEVICE_STATE`), and
+    /// only to the other pin's format if it is connected (`STATUS_NO_MATCH`).
+    pub fn change_format(&self, pin: u32, format: Format) -> NTSTATUS {
+        if self.state(pin) != KSSTATE_STOP {
+            return STATUS_INVALID_DEVICE_STATE;
+        }
+        let mut c = self.control.lock();
+        if c.formats[peer(pin) as usize].is_some_and(|other| other != format) {
+            return STATUS_NO_MATCH;
+        }
+        c.formats[pin as usize] = Some(format);
+        STATUS_SUCCESS
+    }
+
+    /// The pin of factory `pin` closed (its requests were cancelled at cleanup). Closing the input
+    /// leaves the ring to the readers, who drain it and then see `ENDOFSTREAM`.
+    pub fn disconnect(&self, pin: u32) {
+        self.states[pin as usize].store(KSSTATE_STOP, Ordering::SeqCst);
+        self.queue(pin).cancel_all();
+        if pin == PIN_INPUT {
+            self.input_closed.store(true, Ordering::SeqCst);
+        }
+        {
+            let mut c = self.control.lock();
+            c.formats[pin as usize] = None;
+            c.holders[pin as usize] = false;
+        }
+        self.release_ring_if_unheld();
+        self.device().pins[pin as usize].fetch_sub(1, Ordering::SeqCst);
+        stream::pump(self);
+    }
+
+    /// `KSPROPERTY_CONNECTION_STATE` set. KS lets a client jump states; the pin goes through each
+    /// one in between (STOP → ACQUIRE → PAUSE → RUN and back), as AVStream does for its pins.
+    pub fn set_state(&self, pin: u32, target: KSSTATE) -> NTSTATUS {
+        if !(KSSTATE_STOP..=KSSTATE_RUN).contains(&target) {
+            return STATUS_INVALID_PARAMETER;
+        }
+        loop {
+            let current = self.state(pin);
+            if current == target {
+                break;
+            }
+            let next = if target > current { current + 1 } else { current - 1 };
+            let status = match (current, next) {
+                (KSSTATE_STOP, KSSTATE_ACQUIRE) => self.acquire(pin),
+                (KSSTATE_ACQUIRE, KSSTATE_STOP) => {
+                    self.stop(pin);
+                    STATUS_SUCCESS
+                }
+                _ => {
+                    self.states[pin as usize].store(next, Ordering::SeqCst);
+                    STATUS_SUCCESS
+                }
+            };
+            if !nt_success(status) {
+                return status;
+            }
+        }
+        stream::pump(self);
+        STATUS_SUCCESS
+    }
+
+    /// STOP → ACQUIRE: the pin holds the ring, allocated now if no pin held it.
+    fn acquire(&self, pin: u32) -> NTSTATUS {
+        loop {
+            let wanted = {
+                let mut c = self.control.lock();
+                if c.ring.is_some() {
+                    c.holders[pin as usize] = true;
+                    self.states[pin as usize].store(KSSTATE_ACQUIRE, Ordering::SeqCst);
+                    return STATUS_SUCCESS;
+                }
+                c.capacity
+            };
+            // Allocate (and zero) outside the lock: up to 64 MiB.
+            let Some(fresh) = RingMemory::allocate(wanted) else {
+                return STATUS_INSUFFICIENT_RESOURCES;
+            };
+            let mut c = self.control.lock();
+            if c.ring.is_some() || c.capacity != wanted {
+                drop(c);
+                free_ring(fresh);
+                continue; // another pin allocated meanwhile, or the capacity changed: look again
+            }
+            *self.producer.lock() = Some(fresh.producer);
+            *self.consumer.lock() = Some(fresh.consumer);
+            c.ring = Some(fresh.memory);
+            c.holders[pin as usize] = true;
+            self.states[pin as usize].store(KSSTATE_ACQUIRE, Ordering::SeqCst);
+            return STATUS_SUCCESS;
+        }
+    }
+
+    /// ACQUIRE → STOP: cancel the pin's requests, discard what the ring holds (counted), and free
+    /// the ring if no pin holds it any more.
+    fn stop(&self, pin: u32) {
+        self.states[pin as usize].store(KSSTATE_STOP, Ordering::SeqCst);
+        self.queue(pin).cancel_all();
+        self.discard();
+        self.control.lock().holders[pin as usize] = false;
+        self.release_ring_if_unheld();
+    }
+
+    /// `IOCTL_KS_RESET_STATE`: BEGIN cancels the pin's requests, discards the ring's contents and
+    /// refuses stream requests with `STATUS_DEVICE_NOT_READY` until END.
+    pub fn reset(&self, pin: u32, value: KSRESET) -> NTSTATUS {
+        match value {
+            KSRESET_BEGIN => {
+                self.resetting[pin as usize].store(true, Ordering::SeqCst);
+                self.queue(pin).cancel_all();
+                self.discard();
+            }
+            KSRESET_END => {
+                self.resetting[pin as usize].store(false, Ordering::SeqCst);
+                stream::pump(self);
+            }
+            _ => return STATUS_INVALID_PARAMETER,
+        }
+        STATUS_SUCCESS
+    }
+
+    /// Empties the ring, counting what it held as discarded.
+    fn discard(&self) {
+        let mut producer = self.producer.lock();
+        let mut consumer = self.consumer.lock();
+        if let (Some(p), Some(c)) = (producer.as_mut(), consumer.as_mut())
+            && let Ok(gone) = framering::reset(p, c)
+        {
+            Counters::add(&self.counters.discarded_frames, gone.frames);
+            Counters::add(&self.counters.discarded_bytes, gone.bytes);
+        }
+    }
+
+    /// Frees the ring when no pin holds it; what it still held is counted as discarded.
+    fn release_ring_if_unheld(&self) {
+        let mut c = self.control.lock();
+        if c.holders.iter().any(|&h| h) {
+            return;
+        }
+        let Some(memory) = c.ring.take() else {
+            return;
+        };
+        self.discard();
+        c.past_high_water = c.past_high_water.max(memory.core().stats().high_water);
+        // The halves borrow the block: they go first.
+        *self.producer.lock() = None;
+        *self.consumer.lock() = None;
+        // SAFETY: both halves are gone; nothing else borrows the block.
+        unsafe { memory.free() };
+    }
+
+    /// `KSPROPERTY_KSRING_CAPACITY` get.
+    pub fn capacity(&self) -> u32 {
+        self.control.lock().capacity
+    }
+
+    /// `KSPROPERTY_KSRING_CAPACITY` set: a multiple of 8 within bounds (`STATUS_INVALID_PARAMETER`),
+    /// while no pin holds the ring (`STATUS_INVALID_DEVICE_STATE`).
+    pub fn set_capacity(&self, bytes: u32) -> NTSTATUS {
+        if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&bytes) || !bytes.is_multiple_of(8) {
+            return STATUS_INVALID_PARAMETER;
+        }
+        let mut c = self.control.lock();
+        if c.ring.is_some() {
+            return STATUS_INVALID_DEVICE_STATE;
+        }
+        c.capacity = bytes;
+        STATUS_SUCCESS
+    }
+
+    /// The frame size that travels whole (`KSALLOCATOR_FRAMING.FrameSize`) for the current
+    /// capacity: larger frames go through the ring in parts ([`stream::piece_limit`]).
+    pub fn whole_frame_limit(&self) -> u32 {
+        stream::piece_limit_for(self.capacity())
+    }
+
+    /// `KSPROPERTY_KSRING_STATISTICS`.
+    pub fn statistics(&self) -> KsRingStatistics {
+        let (capacity, fill, high_water) = {
+            let c = self.control.lock();
+            match &c.ring {
+                Some(m) => {
+                    let s = m.core().stats();
+                    (u64::from(m.capacity()), s.used, c.past_high_water.max(s.high_water))
+                }
+                None => (0, 0, c.past_high_water),
+            }
+        };
+        let n = &self.counters;
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        KsRingStatistics {
+            capacity,
+            fill,
+            high_water,
+            frames_in: get(&n.frames_in),
+            bytes_in: get(&n.bytes_in),
+            frames_out: get(&n.frames_out),
+            bytes_out: get(&n.bytes_out),
+            discarded_frames: get(&n.discarded_frames),
+            discarded_bytes: get(&n.discarded_bytes),
+            split_parts: get(&n.split_parts),
+            direct_frames: get(&n.direct_frames),
+            pending_writes: self.writes.len(),
+            pending_reads: self.reads.len(),
+        }
+    }
+}
+
+/// The other pin factory.
+pub const fn peer(pin: u32) -> u32 {
+    if pin == PIN_INPUT { PIN_OUTPUT } else { PIN_INPUT }
+}
+
+/// Drops a ring that lost the race to be installed.
+fn free_ring(ring: NewRing) {
+    let NewRing { memory, .. } = ring; // the halves end here, before the block is freed
+    // SAFETY: the halves are gone.
+    unsafe { memory.free() };
 }

@@ -6,14 +6,27 @@
 //! One source, three builds (DESIGN.md §2): the Windows/WDK build, a real `ksring.sys`
 //! cross-built on Linux, and the host build that runs the same code under `kshost`. Only
 //! [`sys`] knows which; nothing else in the driver has a `cfg`.
+//!
+//! Modules, from the device down: [`device`] (entry, `AddDevice`, PnP, cleanup), `filter`
+//! (instances, the state machine, the ring's ownership), `pin` (creation rules, dispatch),
+//! `props` (property sets), `stream` (the read/write path), [`format`] (formats and their
+//! intersection, pure), `descriptors` (the static KS tables), `ring_memory`, `sync`, `nt`.
 #![no_std]
 
 pub mod sys;
 
+mod descriptors;
 pub mod device;
 mod filter;
+pub mod format;
 pub mod ids;
 mod log;
 mod nt;
+mod object;
+mod pin;
+mod props;
+mod ring_memory;
+mod stream;
+mod sync;
 
 pub use device::driver_entry;

@@ -1,9 +1,17 @@
-//! The WDK's inline IRP helpers (`IoGetCurrentIrpStackLocation`, `IoMarkIrpPending`,
-//! `IoCompleteRequest`...) and small string helpers, which wdk-sys does not provide either.
+//! The WDK's inline IRP and MDL helpers (`IoGetCurrentIrpStackLocation`, `IoMarkIrpPending`,
+//! `IoCompleteRequest`, `MmGetSystemAddressForMdlSafe`, `InitializeListHead`...), which are
+//! macros or inline functions in C and not provided by any crate, and small string helpers.
 
 use core::mem::offset_of;
+use core::ptr::null_mut;
 
-use ksabi::{IO_STACK_LOCATION, IRP, IRP_TAIL_OVERLAY, UNICODE_STRING};
+use ksabi::{
+    FILE_OBJECT, IO_NO_INCREMENT, IO_PARAMETERS_DEVICE_IO_CONTROL, IO_STACK_LOCATION, IRP, IRP_TAIL_OVERLAY,
+    KernelMode, LIST_ENTRY, MDL, MDL_MAPPED_TO_SYSTEM_VA, MDL_SOURCE_IS_NONPAGED_POOL, NTSTATUS,
+    SL_PENDING_RETURNED, UNICODE_STRING,
+};
+
+use crate::sys;
 
 /// `&Irp->Tail.Overlay`, computed without reading the union (`Overlay` is its first member).
 #[must_use]
@@ -18,6 +26,132 @@ pub fn tail_overlay(irp: *mut IRP) -> *mut IRP_TAIL_OVERLAY {
 pub unsafe fn current_stack(irp: *mut IRP) -> *mut IO_STACK_LOCATION {
     // SAFETY: the caller owns a valid IRP; while a driver owns it, `Tail.Overlay` is the live member.
     unsafe { (*tail_overlay(irp)).CurrentStackLocation }
+}
+
+/// The file object of the IRP's current stack location.
+///
+/// # Safety
+/// `irp` must be a valid IRP owned by the caller.
+pub unsafe fn file_object(irp: *mut IRP) -> *mut FILE_OBJECT {
+    // SAFETY: the caller owns a valid IRP with a current stack location.
+    let stack = unsafe { current_stack(irp) };
+    // SAFETY: as above.
+    unsafe { (*stack).FileObject }
+}
+
+/// The device-control parameters of the current stack location.
+///
+/// # Safety
+/// `irp` must be a valid `IRP_MJ_DEVICE_CONTROL` IRP owned by the caller.
+pub unsafe fn ioctl_parameters(irp: *mut IRP) -> IO_PARAMETERS_DEVICE_IO_CONTROL {
+    // SAFETY: the caller owns a valid IRP with a current stack location.
+    let stack = unsafe { current_stack(irp) };
+    // SAFETY: the current stack location of the caller's IRP.
+    let parameters = unsafe { &(*stack).Parameters };
+    // SAFETY: for a device-control IRP, `DeviceIoControl` is the union member in use.
+    unsafe { parameters.DeviceIoControl }
+}
+
+/// `Irp->IoStatus.Information`.
+///
+/// # Safety
+/// `irp` must be a valid IRP owned by the caller.
+pub unsafe fn information(irp: *mut IRP) -> usize {
+    // SAFETY: the caller's IRP.
+    unsafe { (*irp).IoStatus.Information }
+}
+
+/// `Irp->AssociatedIrp.SystemBuffer`.
+///
+/// # Safety
+/// `irp` must be a valid IRP owned by the caller, whose `AssociatedIrp` holds a system buffer.
+pub unsafe fn system_buffer(irp: *mut IRP) -> *mut u8 {
+    // SAFETY: the caller's IRP.
+    let associated = unsafe { &(*irp).AssociatedIrp };
+    // SAFETY: the caller says the system-buffer member is the one in use.
+    unsafe { associated.SystemBuffer }.cast()
+}
+
+/// Sets `FsContext` of the IRP's file object (where KS and the driver find the object).
+///
+/// # Safety
+/// `irp` must be a create or close IRP owned by the caller, for a file object of this driver.
+pub unsafe fn set_fs_context(irp: *mut IRP, context: *mut core::ffi::c_void) {
+    // SAFETY: the caller's IRP.
+    let file = unsafe { file_object(irp) };
+    // SAFETY: the driver owns FsContext of its file objects.
+    unsafe { (*file).FsContext = context };
+}
+
+/// The parent of the IRP's file object (a pin's filter).
+///
+/// # Safety
+/// `irp` must be a valid IRP owned by the caller, with a file object.
+pub unsafe fn related_file_object(irp: *mut IRP) -> *mut FILE_OBJECT {
+    // SAFETY: the caller's IRP.
+    let file = unsafe { file_object(irp) };
+    // SAFETY: a valid file object.
+    unsafe { (*file).RelatedFileObject }
+}
+
+/// `IoMarkIrpPending`: the driver will return `STATUS_PENDING` and complete the IRP later.
+///
+/// # Safety
+/// `irp` must be a valid IRP owned by the caller.
+pub unsafe fn mark_pending(irp: *mut IRP) {
+    // SAFETY: the caller owns a valid IRP with a current stack location.
+    let stack = unsafe { current_stack(irp) };
+    // SAFETY: as above; the driver owns its stack location's Control byte.
+    unsafe { (*stack).Control |= SL_PENDING_RETURNED };
+}
+
+/// `IoCompleteRequest` with `status` and `information`; returns `status` for a dispatch routine.
+///
+/// # Safety
+/// `irp` must be a valid IRP owned by the caller, which gives it up.
+pub unsafe fn complete(irp: *mut IRP, status: NTSTATUS, information: usize) -> NTSTATUS {
+    // SAFETY: the caller owns the IRP until the completion below.
+    unsafe {
+        (*irp).IoStatus.Status = status;
+    }
+    // SAFETY: as above.
+    unsafe {
+        (*irp).IoStatus.Information = information;
+    }
+    // SAFETY: the IRP is ours to complete, exactly once.
+    unsafe { sys::IofCompleteRequest(irp, IO_NO_INCREMENT) };
+    status
+}
+
+/// `MmGetSystemAddressForMdlSafe(mdl, NormalPagePriority)`: the system-space address of the
+/// locked pages an MDL describes, or null if they cannot be mapped.
+///
+/// # Safety
+/// `mdl` must be a valid MDL describing locked pages (what `KsProbeStreamIrp` builds).
+pub unsafe fn mdl_system_address(mdl: *mut MDL) -> *mut u8 {
+    /// `MmCached`.
+    const MM_CACHED: i32 = 1;
+    /// `NormalPagePriority`.
+    const NORMAL_PAGE_PRIORITY: u32 = 16;
+    // SAFETY: the caller's valid MDL.
+    let m = unsafe { &*mdl };
+    if m.MdlFlags & (MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL) != 0 {
+        return m.MappedSystemVa.cast();
+    }
+    // SAFETY: a locked MDL may be mapped into system space; failure returns NULL (no bug check).
+    unsafe {
+        sys::MmMapLockedPagesSpecifyCache(mdl, KernelMode, MM_CACHED, null_mut(), 0, NORMAL_PAGE_PRIORITY)
+    }
+    .cast()
+}
+
+/// `InitializeListHead`.
+///
+/// # Safety
+/// `head` must be valid for writes and not move afterwards.
+pub unsafe fn init_list_head(head: *mut LIST_ENTRY) {
+    // SAFETY: the caller's writable list head.
+    unsafe { head.write(LIST_ENTRY { Flink: head, Blink: head }) };
 }
 
 /// Encodes ASCII text as UTF-16 at compile time (for create-item names and reference strings).

@@ -7,7 +7,12 @@
 
 use core::ffi::c_void;
 
-use ksabi::{DEVICE_OBJECT, DRIVER_OBJECT, GUID, NTSTATUS, UNICODE_STRING};
+use ksabi::{
+    DEVICE_OBJECT, DRIVER_OBJECT, GUID, IRP, KIRQL, KPROCESSOR_MODE, KSDISPATCH_TABLE, KSIDENTIFIER,
+    KSIRP_REMOVAL_OPERATION, KSLIST_ENTRY_LOCATION, KSOBJECT_CREATE_ITEM, KSP_PIN, KSPIN_CONNECT,
+    KSPIN_DESCRIPTOR, KSPIN_LOCK, KSPROPERTY_SET, KSRESET, KSTOPOLOGY, LIST_ENTRY, MDL, NTSTATUS,
+    PDRIVER_CANCEL, PFNKSINTERSECTHANDLER, POOL_FLAGS, UNICODE_STRING,
+};
 
 imports! {
     "ntoskrnl.exe" {
@@ -31,19 +36,88 @@ imports! {
         ) -> NTSTATUS;
         fn IoSetDeviceInterfaceState(symbolic_link: *mut UNICODE_STRING, enable: u8) -> NTSTATUS;
         fn RtlFreeUnicodeString(string: *mut UNICODE_STRING);
-        fn IofCompleteRequest(irp: *mut ksabi::IRP, priority_boost: i8);
+        fn IofCompleteRequest(irp: *mut IRP, priority_boost: i8);
+        fn ExAllocatePool2(flags: POOL_FLAGS, bytes: usize, tag: u32) -> *mut c_void;
+        fn ExFreePoolWithTag(block: *mut c_void, tag: u32);
+        fn KeAcquireSpinLockRaiseToDpc(lock: *mut KSPIN_LOCK) -> KIRQL;
+        fn KeReleaseSpinLock(lock: *mut KSPIN_LOCK, new_irql: KIRQL);
+        fn MmMapLockedPagesSpecifyCache(
+            mdl: *mut MDL,
+            access_mode: KPROCESSOR_MODE,
+            cache_type: i32,
+            requested_address: *mut c_void,
+            bug_check_on_failure: u32,
+            priority: u32,
+        ) -> *mut c_void;
     }
     "ks.sys" {
         fn KsSetMajorFunctionHandler(driver: *mut DRIVER_OBJECT, major: u32) -> NTSTATUS;
         fn KsAllocateDeviceHeader(
             header: *mut *mut c_void,
             items_count: u32,
-            items: *mut ksabi::KSOBJECT_CREATE_ITEM,
+            items: *mut KSOBJECT_CREATE_ITEM,
         ) -> NTSTATUS;
         fn KsFreeDeviceHeader(header: *mut c_void);
         fn KsSetDevicePnpAndBaseObject(header: *mut c_void, pnp: *mut DEVICE_OBJECT, base: *mut DEVICE_OBJECT);
-        fn KsDefaultDispatchPnp(device: *mut DEVICE_OBJECT, irp: *mut ksabi::IRP) -> NTSTATUS;
-        fn KsDefaultDispatchPower(device: *mut DEVICE_OBJECT, irp: *mut ksabi::IRP) -> NTSTATUS;
-        fn KsDefaultForwardIrp(device: *mut DEVICE_OBJECT, irp: *mut ksabi::IRP) -> NTSTATUS;
+        fn KsDefaultDispatchPnp(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS;
+        fn KsDefaultDispatchPower(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS;
+        fn KsDefaultForwardIrp(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS;
+        fn KsAllocateObjectHeader(
+            header: *mut *mut c_void,
+            items_count: u32,
+            items: *mut KSOBJECT_CREATE_ITEM,
+            irp: *mut IRP,
+            table: *const KSDISPATCH_TABLE,
+        ) -> NTSTATUS;
+        fn KsFreeObjectHeader(header: *mut c_void);
+        fn KsDispatchInvalidDeviceRequest(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS;
+        fn KsDefaultDeviceIoCompletion(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS;
+        fn KsValidateConnectRequest(
+            irp: *mut IRP,
+            descriptors_count: u32,
+            descriptors: *const KSPIN_DESCRIPTOR,
+            connect: *mut *mut KSPIN_CONNECT,
+        ) -> NTSTATUS;
+        fn KsPropertyHandler(irp: *mut IRP, sets_count: u32, sets: *const KSPROPERTY_SET) -> NTSTATUS;
+        fn KsPinPropertyHandler(
+            irp: *mut IRP,
+            property: *mut KSIDENTIFIER,
+            data: *mut c_void,
+            descriptors_count: u32,
+            descriptors: *const KSPIN_DESCRIPTOR,
+        ) -> NTSTATUS;
+        fn KsPinDataIntersection(
+            irp: *mut IRP,
+            pin: *mut KSP_PIN,
+            data: *mut c_void,
+            descriptors_count: u32,
+            descriptors: *const KSPIN_DESCRIPTOR,
+            intersect: PFNKSINTERSECTHANDLER,
+        ) -> NTSTATUS;
+        fn KsTopologyPropertyHandler(
+            irp: *mut IRP,
+            property: *mut KSIDENTIFIER,
+            data: *mut c_void,
+            topology: *const KSTOPOLOGY,
+        ) -> NTSTATUS;
+        fn KsProbeStreamIrp(irp: *mut IRP, probe_flags: u32, header_size: u32) -> NTSTATUS;
+        fn KsAcquireResetValue(irp: *mut IRP, value: *mut KSRESET) -> NTSTATUS;
+        fn KsAddIrpToCancelableQueue(
+            queue_head: *mut LIST_ENTRY,
+            spin_lock: *mut KSPIN_LOCK,
+            irp: *mut IRP,
+            location: KSLIST_ENTRY_LOCATION,
+            cancel: PDRIVER_CANCEL,
+        );
+        fn KsRemoveIrpFromCancelableQueue(
+            queue_head: *mut LIST_ENTRY,
+            spin_lock: *mut KSPIN_LOCK,
+            location: KSLIST_ENTRY_LOCATION,
+            operation: KSIRP_REMOVAL_OPERATION,
+        ) -> *mut IRP;
+        fn KsReleaseIrpOnCancelableQueue(irp: *mut IRP, cancel: PDRIVER_CANCEL);
+        fn KsRemoveSpecificIrpFromCancelableQueue(irp: *mut IRP);
+        fn KsCancelRoutine(device: *mut DEVICE_OBJECT, irp: *mut IRP);
+        fn KsCancelIo(queue_head: *mut LIST_ENTRY, spin_lock: *mut KSPIN_LOCK);
     }
 }

@@ -83,6 +83,27 @@ impl GUID {
             | (u64::from_be_bytes(self.Data4) as u128)
     }
 
+    /// The GUID from its 16 bytes as they lie in memory (little-endian fields, as in a request).
+    #[must_use]
+    pub const fn from_le_bytes(b: [u8; 16]) -> Self {
+        Self {
+            Data1: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            Data2: u16::from_le_bytes([b[4], b[5]]),
+            Data3: u16::from_le_bytes([b[6], b[7]]),
+            Data4: [b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]],
+        }
+    }
+
+    /// The 16 bytes of the GUID as they lie in memory (inverse of [`GUID::from_le_bytes`]).
+    #[must_use]
+    pub const fn to_le_bytes(&self) -> [u8; 16] {
+        let a = self.Data1.to_le_bytes();
+        let b = self.Data2.to_le_bytes();
+        let c = self.Data3.to_le_bytes();
+        let d = self.Data4;
+        [a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]
+    }
+
     /// The braced, upper-case text form as ASCII bytes, e.g. `{146F1A80-4791-11D0-A5D6-28DB04C10000}`.
     #[must_use]
     pub const fn to_braced_ascii(&self) -> [u8; 38] {

@@ -806,3 +806,19 @@ fn guid_text_round_trip() {
     assert_eq!(ours::GUID::parse("{146F1A80+4791-11D0-A5D6-28DB04C10000}"), None, "bad separator");
     assert_eq!(ours::GUID::parse("{146F1A80-4791-11D0-A5D6-28DB04C1000G}"), None, "bad digit");
 }
+
+/// `GUID::to_le_bytes`/`from_le_bytes` are the GUID's bytes in memory: compared with the bytes of
+/// windows-sys' own `GUID` values (its struct layout, not ksabi's).
+#[test]
+fn guid_memory_bytes() {
+    let theirs =
+        [wks::KSPROPSETID_Pin, wks::KSDATAFORMAT_TYPE_AUDIO, wks::KSDATAFORMAT_SPECIFIER_WAVEFORMATEX];
+    let ours_list =
+        [ours::KSPROPSETID_Pin, ours::KSDATAFORMAT_TYPE_AUDIO, ours::KSDATAFORMAT_SPECIFIER_WAVEFORMATEX];
+    for (theirs, ours) in theirs.iter().zip(ours_list) {
+        // SAFETY: windows-sys' GUID is a 16-byte repr(C) struct of integers, readable as bytes.
+        let bytes: [u8; 16] = unsafe { core::mem::transmute_copy(theirs) };
+        assert_eq!(ours.to_le_bytes(), bytes);
+        assert_eq!(ours::GUID::from_le_bytes(bytes), ours);
+    }
+}

@@ -32,6 +32,12 @@ impl Handle {
     pub fn raw(self) -> u64 {
         self.0
     }
+
+    /// A handle from its number (an unknown number is simply an invalid handle).
+    #[must_use]
+    pub fn from_raw(raw: u64) -> Self {
+        Self(raw)
+    }
 }
 
 /// The handle table of the emulated process.

@@ -1,0 +1,21 @@
+//! # ksclient — a KS client for ksring
+//!
+//! The code that talks to a KsRing filter from user mode, shared by the test suite and `ksctl`:
+//!
+//! - [`request`]: the bytes of property requests, `KSPIN_CONNECT` blobs, formats, ranges, lists
+//!   and stream headers, built field by field (pure, safe);
+//! - [`backend`]: the operating system as a trait — [`emulated`] (kshost running the real driver)
+//!   or `win32` (the installed driver, through `windows-sys`);
+//! - [`filter`]: typed filters and pins — every property, pin creation, states, reset;
+//! - [`stream`]: a verified stream — patterned frames with metadata written from one thread and
+//!   read back and checked on another, with requests in flight on both sides.
+
+pub mod backend;
+#[cfg(any(not(windows), feature = "emulated"))]
+pub mod emulated;
+pub mod filter;
+pub mod request;
+pub mod stream;
+
+pub use backend::{Backend, Fail, FilterPath, Handle, Io};
+pub use filter::{Filter, Pin, Properties};

@@ -1,0 +1,600 @@
+//! A verified stream through a KsRing filter: one thread writes patterned frames with metadata to
+//! the input pin, another reads them back from the output pin, reassembles split frames and checks
+//! every byte and every header field, with several requests in flight on each side. When the
+//! writer is done it closes the input pin; the reader expects `ENDOFSTREAM` exactly after the last
+//! frame.
+//!
+//! Frame `k` is fully determined by the seed: its length, its bytes (an xorshift stream), its
+//! options flags, type-specific flags, time and duration. Nothing is stored per frame, so a run
+//! can stream any amount of data.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use ksabi::{IOCTL_KS_READ_STREAM, IOCTL_KS_WRITE_STREAM, KsStreamOptions, STATUS_CANCELLED, STATUS_SUCCESS};
+use ksring_api::KSRING_OPTIONSF_CONTINUES;
+
+use crate::backend::{Backend, Io, IoMemory, Pending};
+use crate::filter::{Pin, Properties as _};
+use crate::request::{HEADER_SIZE, Header};
+
+/// What to stream.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Payload bytes to stream (the last frame may go past it).
+    pub bytes: u64,
+    /// Smallest frame (0 allowed: zero-length frames are legal).
+    pub frame_min: usize,
+    /// Largest frame.
+    pub frame_max: usize,
+    /// Smallest read buffer per header (at least 1).
+    pub extent_min: usize,
+    /// Largest read buffer per header.
+    pub extent_max: usize,
+    /// Frames per write request.
+    pub frames_per_write: usize,
+    /// Headers per read request.
+    pub headers_per_read: usize,
+    /// Write requests in flight.
+    pub writes_in_flight: usize,
+    /// Read requests in flight.
+    pub reads_in_flight: usize,
+    /// Seed of the frame pattern and the read sizes.
+    pub seed: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bytes: 256 << 20,
+            frame_min: 0,
+            frame_max: 64 << 10,
+            extent_min: 1 << 10,
+            extent_max: 64 << 10,
+            frames_per_write: 8,
+            headers_per_read: 8,
+            writes_in_flight: 4,
+            reads_in_flight: 4,
+            seed: 0x5EED_CAFE,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// Payload bytes read and verified.
+    pub bytes: u64,
+    /// Frames read and verified.
+    pub frames: u64,
+    /// Read headers that carried part of a frame (`KSRING_OPTIONSF_CONTINUES`).
+    pub parts: u64,
+    /// Write requests completed.
+    pub writes: u64,
+    /// Read requests completed.
+    pub reads: u64,
+    /// From the first write to the end of stream.
+    pub elapsed: Duration,
+    /// Write-submitted → read-completed latencies of sampled frames, sorted, in nanoseconds.
+    pub latencies_ns: Vec<u64>,
+}
+
+impl Report {
+    /// Verified payload throughput in GB/s (10^9 bytes per second).
+    #[must_use]
+    #[allow(clippy::cast_precision_loss)] // a rate for display
+    pub fn gb_per_s(&self) -> f64 {
+        self.bytes as f64 / self.elapsed.as_secs_f64().max(1e-9) / 1e9
+    }
+
+    /// The `p`-th percentile latency (0..=100), if any frame was sampled.
+    #[must_use]
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    pub fn latency(&self, p: f64) -> Option<Duration> {
+        let n = self.latencies_ns.len();
+        if n == 0 {
+            return None;
+        }
+        let i = ((p / 100.0) * (n - 1) as f64).round() as usize;
+        Some(Duration::from_nanos(self.latencies_ns[i.min(n - 1)]))
+    }
+}
+
+/// Why a run failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamError {
+    /// A write request failed or accepted fewer bytes than it carried.
+    Write {
+        /// The request's result.
+        io: Io,
+        /// Bytes it carried.
+        expected: usize,
+    },
+    /// A read request failed.
+    Read(Io),
+    /// A frame's bytes or metadata differ from what was written.
+    Mismatch(String),
+    /// The stream ended early, late, or not at all.
+    EndOfStream(String),
+    /// The configuration cannot run.
+    Config(String),
+}
+
+impl core::fmt::Display for StreamError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Write { io, expected } => write!(
+                f,
+                "write failed: {} with {} of {expected} bytes accepted",
+                ksabi::StatusText(io.status),
+                io.information
+            ),
+            Self::Read(io) => write!(f, "read failed: {}", ksabi::StatusText(io.status)),
+            Self::Mismatch(m) => write!(f, "data mismatch: {m}"),
+            Self::EndOfStream(m) => write!(f, "end of stream: {m}"),
+            Self::Config(m) => write!(f, "bad configuration: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for StreamError {}
+
+/// Live counters for a progress display.
+#[derive(Default)]
+pub struct Progress {
+    /// Payload bytes verified so far.
+    pub bytes: AtomicU64,
+    /// Frames verified so far.
+    pub frames: AtomicU64,
+}
+
+/// `SplitMix64`: a fast, well-mixed hash of a 64-bit value.
+#[must_use]
+pub fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// The options flags frames are written with (never `ENDOFSTREAM`, which ends a stream, nor
+/// `CONTINUES`, which the driver sets on parts).
+const FRAME_FLAGS: [u32; 5] = [
+    0,
+    KsStreamOptions::SPLICEPOINT.bits(),
+    KsStreamOptions::DATADISCONTINUITY.bits(),
+    KsStreamOptions::TIMEVALID.bits() | KsStreamOptions::DURATIONVALID.bits(),
+    KsStreamOptions::PREROLL.bits(),
+];
+
+/// The frames of a run, frame by frame.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    seed: u64,
+    min: usize,
+    max: usize,
+}
+
+impl Plan {
+    /// The plan of frames between `min` and `max` bytes.
+    #[must_use]
+    pub fn new(seed: u64, min: usize, max: usize) -> Self {
+        Self { seed, min, max: max.max(min) }
+    }
+
+    /// Frame `k`'s length.
+    #[must_use]
+    #[allow(clippy::cast_possible_truncation)] // the modulus is a usize
+    pub fn len(&self, k: u64) -> usize {
+        let span = (self.max - self.min) as u64 + 1;
+        self.min + (mix(self.seed ^ k.wrapping_mul(3)) % span) as usize
+    }
+
+    /// Frame `k`'s header fields (without the buffer).
+    #[must_use]
+    #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
+    pub fn header(&self, k: u64) -> Header {
+        let h = mix(self.seed.rotate_left(17) ^ k);
+        let len = self.len(k) as u32;
+        Header {
+            data: 0,
+            frame_extent: len,
+            data_used: len,
+            options_flags: FRAME_FLAGS[(h % FRAME_FLAGS.len() as u64) as usize],
+            type_specific_flags: (h >> 8) as u32,
+            time: k as i64 * 10_000,
+            numerator: 1,
+            denominator: 10_000_000,
+            duration: i64::from(len),
+        }
+    }
+
+    /// Frame `k`'s bytes from `offset` on, into `out`.
+    pub fn fill(&self, k: u64, offset: usize, out: &mut [u8]) {
+        let mut word = offset / 8;
+        let mut at = 0;
+        let skip = offset % 8;
+        while at < out.len() {
+            let bytes = self.word(k, word).to_le_bytes();
+            let from = if at == 0 { skip } else { 0 };
+            let n = (8 - from).min(out.len() - at);
+            out[at..at + n].copy_from_slice(&bytes[from..from + n]);
+            at += n;
+            word += 1;
+        }
+    }
+
+    fn word(&self, k: u64, i: usize) -> u64 {
+        mix(self.seed ^ k.rotate_left(32) ^ (i as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93))
+    }
+
+    /// The first offset where `got` (frame `k`'s bytes from `offset`) differs from the pattern.
+    #[must_use]
+    pub fn first_difference(&self, k: u64, offset: usize, got: &[u8]) -> Option<usize> {
+        let mut expected = [0u8; 4096];
+        let mut at = 0;
+        while at < got.len() {
+            let n = (got.len() - at).min(expected.len());
+            self.fill(k, offset + at, &mut expected[..n]);
+            if let Some(i) = got[at..at + n].iter().zip(&expected[..n]).position(|(a, b)| a != b) {
+                return Some(offset + at + i);
+            }
+            at += n;
+        }
+        None
+    }
+
+    /// How many frames carry at least `bytes` of payload.
+    #[must_use]
+    pub fn frames_for(&self, bytes: u64) -> u64 {
+        let mut total = 0u64;
+        let mut k = 0;
+        while total < bytes {
+            total += self.len(k) as u64;
+            k += 1;
+        }
+        k
+    }
+}
+
+/// Frames sampled for latency: one in this many.
+const LATENCY_SAMPLE: u64 = 64;
+
+/// Streams `cfg.bytes` through the filter: writes to `input` (closed at the end, which ends the
+/// stream) and reads from `output`, verifying everything.
+///
+/// # Errors
+/// The first failure either side saw.
+pub fn run(
+    backend: &dyn Backend,
+    input: Pin<'_>,
+    output: &Pin<'_>,
+    cfg: &Config,
+    progress: &Progress,
+) -> Result<Report, StreamError> {
+    if cfg.extent_min == 0 || cfg.extent_max < cfg.extent_min || cfg.frame_max < cfg.frame_min {
+        return Err(StreamError::Config("read extents must be >= 1 and ranges ordered".into()));
+    }
+    if cfg.frames_per_write == 0
+        || cfg.headers_per_read == 0
+        || cfg.writes_in_flight == 0
+        || cfg.reads_in_flight == 0
+    {
+        return Err(StreamError::Config("counts must be >= 1".into()));
+    }
+    let plan = Plan::new(cfg.seed, cfg.frame_min, cfg.frame_max);
+    let total = plan.frames_for(cfg.bytes);
+    let submitted: Mutex<HashMap<u64, Instant>> = Mutex::new(HashMap::new());
+    let abort = AtomicBool::new(false);
+    let start = Instant::now();
+    let (written, read) = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let r = write_all(backend, &input, &plan, total, cfg, &submitted, &abort);
+            if r.is_err() {
+                abort.store(true, Ordering::SeqCst);
+                let _ = output.cancel();
+            }
+            // Closing the input ends the stream: the reader drains the ring, then sees ENDOFSTREAM.
+            drop(input);
+            r
+        });
+        let r = read_all(backend, output, &plan, total, cfg, &submitted, &abort, progress);
+        if r.is_err() {
+            abort.store(true, Ordering::SeqCst);
+        }
+        (writer.join().unwrap_or_else(|_| Err(StreamError::Config("writer panicked".into()))), r)
+    });
+    let writes = written?;
+    let mut report = read?;
+    report.writes = writes;
+    report.elapsed = start.elapsed();
+    report.latencies_ns.sort_unstable();
+    Ok(report)
+}
+
+struct WriteSlot {
+    memory: Box<dyn IoMemory>,
+    pending: Option<(Box<dyn Pending>, usize)>,
+}
+
+fn finish_write(slot: &mut WriteSlot, abort: &AtomicBool) -> Result<(), StreamError> {
+    if let Some((mut p, expected)) = slot.pending.take() {
+        let io = p.wait();
+        let cancelled = io.status == STATUS_CANCELLED && abort.load(Ordering::SeqCst);
+        if !cancelled && (io.status != STATUS_SUCCESS || io.information != expected) {
+            return Err(StreamError::Write { io, expected });
+        }
+    }
+    Ok(())
+}
+
+fn write_all(
+    backend: &dyn Backend,
+    input: &Pin<'_>,
+    plan: &Plan,
+    total: u64,
+    cfg: &Config,
+    submitted: &Mutex<HashMap<u64, Instant>>,
+    abort: &AtomicBool,
+) -> Result<u64, StreamError> {
+    let headers_len = cfg.frames_per_write * HEADER_SIZE;
+    let mut slots: Vec<WriteSlot> = (0..cfg.writes_in_flight)
+        .map(|_| WriteSlot {
+            memory: backend.alloc(headers_len + cfg.frames_per_write * cfg.frame_max),
+            pending: None,
+        })
+        .collect();
+    let mut k = 0u64;
+    let mut requests = 0u64;
+    let mut result = Ok(());
+    'outer: while k < total && !abort.load(Ordering::SeqCst) {
+        let slot = &mut slots[usize::try_from(requests).unwrap_or(0) % cfg.writes_in_flight];
+        if let Err(e) = finish_write(slot, abort) {
+            result = Err(e);
+            break 'outer;
+        }
+        let base = slot.memory.as_ptr() as u64;
+        let bytes = slot.memory.bytes_mut();
+        let (headers, data) = bytes.split_at_mut(headers_len);
+        let mut n = 0;
+        let mut at = 0;
+        let mut payload = 0;
+        while n < cfg.frames_per_write && k < total {
+            let mut h = plan.header(k);
+            let len = h.data_used as usize;
+            plan.fill(k, 0, &mut data[at..at + len]);
+            h.data = base + (headers_len + at) as u64;
+            #[allow(clippy::cast_possible_truncation)]
+            h.write(headers, n * HEADER_SIZE, HEADER_SIZE as u32);
+            if k.is_multiple_of(LATENCY_SAMPLE) {
+                submitted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(k, Instant::now());
+            }
+            at += len;
+            payload += len;
+            n += 1;
+            k += 1;
+        }
+        let ptr = slot.memory.as_ptr();
+        // SAFETY: the slot's memory stays allocated and untouched until `finish_write` waits for
+        // the request; the headers point into the same memory.
+        let pending = unsafe {
+            backend.submit(input.handle(), IOCTL_KS_WRITE_STREAM, core::ptr::null(), 0, ptr, n * HEADER_SIZE)
+        };
+        slot.pending = Some((pending, payload));
+        requests += 1;
+    }
+    for slot in &mut slots {
+        let r = finish_write(slot, abort);
+        if result.is_ok() {
+            result = r;
+        }
+    }
+    result.map(|()| requests)
+}
+
+struct ReadSlot {
+    memory: Box<dyn IoMemory>,
+    pending: Option<Box<dyn Pending>>,
+}
+
+/// Reassembles frames from read headers and checks them against the plan.
+struct Checker<'a> {
+    plan: &'a Plan,
+    total: u64,
+    k: u64,
+    partial: Vec<u8>,
+    report: Report,
+    ended: bool,
+}
+
+impl Checker<'_> {
+    fn header(&mut self, h: &Header, data: &[u8]) -> Result<(), StreamError> {
+        let continues = h.options_flags & KSRING_OPTIONSF_CONTINUES != 0;
+        let eos = h.options_flags & KsStreamOptions::ENDOFSTREAM.bits() != 0;
+        if self.ended {
+            return if eos && h.data_used == 0 {
+                Ok(())
+            } else {
+                Err(StreamError::EndOfStream("data after ENDOFSTREAM".into()))
+            };
+        }
+        if eos && h.data_used == 0 && !continues {
+            if self.k == self.total && self.partial.is_empty() {
+                self.ended = true;
+                return Ok(());
+            }
+            return Err(StreamError::EndOfStream(format!(
+                "ENDOFSTREAM after {} of {} frames ({} bytes of a partial frame)",
+                self.k,
+                self.total,
+                self.partial.len()
+            )));
+        }
+        if self.k >= self.total {
+            return Err(StreamError::EndOfStream(format!("frame beyond the {} written", self.total)));
+        }
+        let want = self.plan.header(self.k);
+        let flags = h.options_flags & !KSRING_OPTIONSF_CONTINUES;
+        if flags != want.options_flags
+            || h.type_specific_flags != want.type_specific_flags
+            || (h.time, h.numerator, h.denominator, h.duration)
+                != (want.time, want.numerator, want.denominator, want.duration)
+        {
+            return Err(StreamError::Mismatch(format!("frame {}: header {h:?}, expected {want:?}", self.k)));
+        }
+        let offset = self.partial.len();
+        if let Some(at) = self.plan.first_difference(self.k, offset, data) {
+            return Err(StreamError::Mismatch(format!("frame {}: byte {at} differs", self.k)));
+        }
+        let have = offset + data.len();
+        if continues {
+            self.report.parts += 1;
+            self.partial.resize(have, 0); // only the length matters: the bytes were checked
+            if have >= want.data_used as usize {
+                return Err(StreamError::Mismatch(format!(
+                    "frame {}: a part says more follows at its end",
+                    self.k
+                )));
+            }
+            return Ok(());
+        }
+        if have != want.data_used as usize {
+            return Err(StreamError::Mismatch(format!(
+                "frame {}: {have} bytes, expected {}",
+                self.k, want.data_used
+            )));
+        }
+        self.partial.clear();
+        self.report.frames += 1;
+        self.report.bytes += have as u64;
+        self.k += 1;
+        Ok(())
+    }
+}
+
+/// The headers a completed read returned, checked in order.
+fn check_read(
+    checker: &mut Checker<'_>,
+    memory: &dyn IoMemory,
+    io: Io,
+    submitted: &Mutex<HashMap<u64, Instant>>,
+    progress: &Progress,
+) -> Result<(), StreamError> {
+    let bytes = memory.bytes();
+    let base = memory.as_ptr() as u64;
+    let mut at = 0;
+    while at < io.information {
+        let (h, size) = Header::read(bytes, at).ok_or(StreamError::Read(io))?;
+        let from = usize::try_from(h.data.wrapping_sub(base)).unwrap_or(usize::MAX);
+        let data = bytes
+            .get(from..from.saturating_add(h.data_used as usize))
+            .ok_or_else(|| StreamError::Mismatch(format!("header Data moved: {h:?}")))?;
+        let before = checker.k;
+        checker.header(&h, data)?;
+        if checker.k != before {
+            if before.is_multiple_of(LATENCY_SAMPLE)
+                && let Some(t) =
+                    submitted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&before)
+            {
+                checker.report.latencies_ns.push(u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX));
+            }
+            progress.frames.store(checker.report.frames, Ordering::Relaxed);
+            progress.bytes.store(checker.report.bytes, Ordering::Relaxed);
+        }
+        at += (size as usize).max(HEADER_SIZE);
+    }
+    Ok(())
+}
+
+/// Puts a read request with random buffer sizes in flight on `slot`.
+fn submit_read(backend: &dyn Backend, output: &Pin<'_>, cfg: &Config, rng: &mut u64, slot: &mut ReadSlot) {
+    let headers_len = cfg.headers_per_read * HEADER_SIZE;
+    let base = slot.memory.as_ptr() as u64;
+    let bytes = slot.memory.bytes_mut();
+    let mut at = headers_len;
+    for i in 0..cfg.headers_per_read {
+        *rng = mix(*rng);
+        let span = (cfg.extent_max - cfg.extent_min + 1) as u64;
+        let extent = cfg.extent_min + usize::try_from(*rng % span).unwrap_or(0);
+        let h = Header {
+            data: base + at as u64,
+            frame_extent: u32::try_from(extent).unwrap_or(u32::MAX),
+            ..Header::default()
+        };
+        #[allow(clippy::cast_possible_truncation)] // 56
+        h.write(bytes, i * HEADER_SIZE, HEADER_SIZE as u32);
+        at += extent;
+    }
+    let ptr = slot.memory.as_ptr();
+    // SAFETY: the slot's memory stays allocated and untouched until the request is waited for.
+    slot.pending = Some(unsafe {
+        backend.submit(output.handle(), IOCTL_KS_READ_STREAM, core::ptr::null(), 0, ptr, headers_len)
+    });
+}
+
+#[allow(clippy::too_many_arguments)]
+fn read_all(
+    backend: &dyn Backend,
+    output: &Pin<'_>,
+    plan: &Plan,
+    total: u64,
+    cfg: &Config,
+    submitted: &Mutex<HashMap<u64, Instant>>,
+    abort: &AtomicBool,
+    progress: &Progress,
+) -> Result<Report, StreamError> {
+    let mut rng = mix(cfg.seed ^ 0xEAD);
+    let mut slots: Vec<ReadSlot> = (0..cfg.reads_in_flight)
+        .map(|_| ReadSlot {
+            memory: backend.alloc(cfg.headers_per_read * (HEADER_SIZE + cfg.extent_max)),
+            pending: None,
+        })
+        .collect();
+    for slot in &mut slots {
+        submit_read(backend, output, cfg, &mut rng, slot);
+    }
+    let mut checker =
+        Checker { plan, total, k: 0, partial: Vec::new(), report: Report::default(), ended: false };
+    let mut result = Ok(());
+    let mut i = 0usize;
+    while !checker.ended && result.is_ok() {
+        let slot = &mut slots[i % cfg.reads_in_flight];
+        i += 1;
+        let Some(mut pending) = slot.pending.take() else { break };
+        let io = pending.wait();
+        checker.report.reads += 1;
+        result = if io.status == STATUS_SUCCESS {
+            check_read(&mut checker, slot.memory.as_ref(), io, submitted, progress)
+        } else if abort.load(Ordering::SeqCst) && io.status == STATUS_CANCELLED {
+            Err(StreamError::Config("aborted".into()))
+        } else {
+            Err(StreamError::Read(io))
+        };
+        if result.is_err() {
+            abort.store(true, Ordering::SeqCst);
+            let _ = output.cancel();
+        } else if !checker.ended {
+            submit_read(backend, output, cfg, &mut rng, slot);
+        }
+    }
+    // Every read still in flight completes: with ENDOFSTREAM after a clean end, cancelled otherwise.
+    for slot in &mut slots {
+        if let Some(mut p) = slot.pending.take() {
+            let io = p.wait();
+            checker.report.reads += 1;
+            if result.is_ok() {
+                result = if io.status == STATUS_SUCCESS {
+                    check_read(&mut checker, slot.memory.as_ref(), io, submitted, progress)
+                } else {
+                    Err(StreamError::Read(io))
+                };
+            }
+        }
+    }
+    if result.is_ok() && !checker.ended {
+        result = Err(StreamError::EndOfStream("no ENDOFSTREAM".into()));
+    }
+    result.map(|()| checker.report)
+}

@@ -1,0 +1,87 @@
+//! The ring's memory: one non-paged pool block per filter, allocated when the first pin leaves
+//! STOP and freed when the last one returns to it (or closes).
+//!
+//! The block is `[RingCore, padded to a page][storage: capacity bytes]`. A block of a page or more
+//! is page-aligned (`ExAllocatePool2` guarantees it), which satisfies the `RingCore`'s 128-byte
+//! cache-line alignment and the storage's 8-byte record alignment.
+
+use core::ptr::NonNull;
+
+use framering::{Consumer, Producer, RingCore};
+use ksabi::{PAGE_SIZE, POOL_FLAG_NON_PAGED};
+
+use crate::{ids, sys};
+
+const _: () = assert!(size_of::<RingCore>() <= PAGE_SIZE && align_of::<RingCore>() <= PAGE_SIZE);
+
+/// A ring's pool block. The halves handed out by [`RingMemory::allocate`] borrow it: they must be
+/// dropped before [`RingMemory::free`] (the filter keeps them under its locks and takes them out
+/// first).
+pub struct RingMemory {
+    base: NonNull<u8>,
+    capacity: u32,
+}
+
+// SAFETY: non-paged pool is reachable from any thread at any IRQL; the block has one owner.
+unsafe impl Send for RingMemory {}
+
+/// A new ring: its memory and its two halves.
+pub struct NewRing {
+    /// The memory.
+    pub memory: RingMemory,
+    /// The producer half (the input pin's end).
+    pub producer: Producer<'static>,
+    /// The consumer half (the output pin's end).
+    pub consumer: Consumer<'static>,
+}
+
+impl RingMemory {
+    /// Allocates and splits a ring of `capacity` bytes; `None` if pool is short or the capacity is
+    /// not one framering accepts.
+    pub fn allocate(capacity: u32) -> Option<NewRing> {
+        let storage_len = usize::try_from(capacity).ok()?;
+        let bytes = PAGE_SIZE.checked_add(storage_len)?;
+        // SAFETY: a plain non-paged allocation, zeroed (no POOL_FLAG_UNINITIALIZED).
+        let base = NonNull::new(unsafe { sys::ExAllocatePool2(POOL_FLAG_NON_PAGED, bytes, ids::TAG_RING) })?;
+        let base = base.cast::<u8>();
+        let core = base.cast::<RingCore>();
+        // SAFETY: the block starts page-aligned and holds a RingCore in its first page.
+        unsafe { core.write(RingCore::new()) };
+        // SAFETY: the storage follows the first page, inside the block.
+        let storage = unsafe { base.add(PAGE_SIZE) };
+        // SAFETY: the RingCore was just written; the block lives until `free`, and the halves are
+        // dropped before that (the `'static` stands for "until `free`", which the owner upholds).
+        let core_ref: &'static mut RingCore = unsafe { &mut *core.as_ptr() };
+        // SAFETY: `storage_len` zeroed bytes owned by this block, used by nothing else.
+        let split = unsafe { core_ref.split_raw(storage, storage_len) };
+        let memory = Self { base, capacity };
+        if let Ok((producer, consumer)) = split {
+            Some(NewRing { memory, producer, consumer })
+        } else {
+            // SAFETY: nothing borrows the block: the split failed.
+            unsafe { memory.free() };
+            None
+        }
+    }
+
+    /// The control block, for statistics.
+    pub fn core(&self) -> &RingCore {
+        // SAFETY: written in `allocate`, valid until `free`, only read through shared references
+        // (the halves use atomics).
+        unsafe { self.base.cast::<RingCore>().as_ref() }
+    }
+
+    /// Storage bytes.
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+
+    /// Returns the block to the pool.
+    ///
+    /// # Safety
+    /// The ring's halves must have been dropped.
+    pub unsafe fn free(self) {
+        // SAFETY: allocated with this tag in `allocate`, freed once (consumes `self`).
+        unsafe { sys::ExFreePoolWithTag(self.base.as_ptr().cast(), ids::TAG_RING) };
+    }
+}

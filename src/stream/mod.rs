@@ -1,0 +1,177 @@
+//! The stream path: `IOCTL_KS_WRITE_STREAM` on the input pin puts frames into the filter's ring,
+//! `IOCTL_KS_READ_STREAM` on the output pin takes them out (DESIGN.md §3).
+//!
+//! Every stream IRP is probed by `KsProbeStreamIrp`, marked pending and queued on its pin's KS
+//! cancel-safe queue; then [`pump`] moves whatever can move. A pump runs on whichever thread made
+//! progress possible (a new IRP, a state change, the other side freeing room or adding data), so
+//! a pending IRP completes as soon as the other side moves. Nothing on this path allocates.
+//!
+//! - A write header becomes one frame of `DataUsed` bytes with its metadata (`OptionsFlags`,
+//!   `TypeSpecificFlags`, presentation time, duration). A frame larger than [`piece_limit`] goes
+//!   into the ring in parts, all but the last marked [`KSRING_OPTIONSF_CONTINUES`].
+//! - A read header receives one frame, or as much of it as `FrameExtent` holds; the rest follows
+//!   in the next header, the part marked `CONTINUES`. A read completes when all its headers are
+//!   filled or the ring has nothing more; `Information` is the bytes of the headers filled.
+//! - When a read is waiting and the ring is empty, a write's data goes straight into the read's
+//!   buffer: one copy instead of two.
+//! - A write's `Information` is the bytes accepted; a cancelled write keeps it (those bytes are in
+//!   the ring and will be read). A cancelled read that already holds frames completes with
+//!   success, so no data is lost to a cancel.
+//! - With the input pin closed and the ring drained, a read gets a header with `DataUsed` 0 and
+//!   `KSSTREAM_HEADER_OPTIONSF_ENDOFSTREAM`.
+//!
+//! Lost wake-ups: each side bumps its queue's count (`SeqCst`) before looking at the ring, and each
+//! pump issues a `SeqCst` fence between moving data and looking at the other side's count, so of a
+//! writer that adds data and a reader that adds an IRP, at least one sees the other.
+
+mod completions;
+mod cursor;
+mod read;
+mod write;
+
+use core::sync::atomic::{Ordering, fence};
+
+use framering::HEADER_SIZE;
+use ksabi::{
+    DEVICE_OBJECT, IOCTL_KS_READ_STREAM, IRP, KSSTATE_STOP, KsProbe, KsStreamOptions, NTSTATUS,
+    STATUS_CANCELLED, STATUS_DEVICE_NOT_READY, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_DEVICE_STATE,
+    STATUS_PENDING, STATUS_SUCCESS, nt_success,
+};
+use ksring_api::{KSRING_OPTIONSF_CONTINUES, PIN_INPUT, PIN_OUTPUT};
+
+pub use cursor::Cursor;
+
+use crate::filter::Filter;
+use crate::object::{self, Object};
+use crate::pin::Pin;
+use crate::{nt, sys};
+
+/// Which stream IOCTL.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// `IOCTL_KS_WRITE_STREAM`, on the input pin.
+    Write,
+    /// `IOCTL_KS_READ_STREAM`, on the output pin.
+    Read,
+}
+
+/// The largest frame part the producer puts in the ring: half the largest frame, so that a big
+/// frame streams through in at least two parts while the reader drains the first.
+pub fn piece_limit(max_frame: usize) -> usize {
+    (max_frame / 2) & !7
+}
+
+/// [`piece_limit`] for a ring of `capacity` bytes.
+#[allow(clippy::cast_possible_truncation)] // capacity <= 64 MiB
+pub fn piece_limit_for(capacity: u32) -> u32 {
+    piece_limit(capacity as usize - HEADER_SIZE) as u32
+}
+
+/// The options flags of a part of a frame: all but the last part say `CONTINUES` and never
+/// `ENDOFSTREAM`.
+pub fn part_flags(frame_flags: u32, last: bool) -> u32 {
+    if last {
+        frame_flags
+    } else {
+        (frame_flags & !KsStreamOptions::ENDOFSTREAM.bits()) | KSRING_OPTIONSF_CONTINUES
+    }
+}
+
+/// A stream IOCTL on a pin.
+pub fn dispatch(pin: &Pin, irp: *mut IRP, direction: Direction) -> NTSTATUS {
+    let f = pin.filter();
+    let (expected, probe) = match direction {
+        Direction::Write => (
+            PIN_INPUT,
+            KsProbe::STREAMWRITE | KsProbe::ALLOCATEMDL | KsProbe::PROBEANDLOCK | KsProbe::SYSTEMADDRESS,
+        ),
+        Direction::Read => {
+            (PIN_OUTPUT, KsProbe::ALLOCATEMDL | KsProbe::PROBEANDLOCK | KsProbe::SYSTEMADDRESS)
+        }
+    };
+    let refused = if pin.id != expected {
+        STATUS_INVALID_DEVICE_REQUEST
+    } else if f.state(pin.id) == KSSTATE_STOP {
+        STATUS_INVALID_DEVICE_STATE
+    } else if f.resetting(pin.id) {
+        STATUS_DEVICE_NOT_READY
+    } else {
+        // SAFETY: our stream IRP; ks.sys probes, captures and maps the caller's headers and data.
+        unsafe { sys::KsProbeStreamIrp(irp, probe.bits(), 0) }
+    };
+    if !nt_success(refused) {
+        // SAFETY: we complete the IRP once.
+        return unsafe { nt::complete(irp, refused, 0) };
+    }
+    // SAFETY: probed above.
+    if let Err(status) = unsafe { Cursor::start(irp, direction == Direction::Read) } {
+        // SAFETY: we complete the IRP once.
+        return unsafe { nt::complete(irp, status, 0) };
+    }
+    // SAFETY: the IRP is ours until queued.
+    unsafe {
+        (*irp).IoStatus.Information = 0;
+    }
+    // SAFETY: as above.
+    unsafe { nt::mark_pending(irp) };
+    let queue = f.queue(pin.id);
+    // SAFETY: ours and marked pending; `cancel` handles this queue. From here on the IRP may
+    // complete on another thread at any moment: it is not touched again.
+    unsafe { queue.push(irp, Some(cancel)) };
+    // A STOP or reset that began meanwhile may have missed it: cancel again (idempotent).
+    if f.state(pin.id) == KSSTATE_STOP || f.resetting(pin.id) {
+        queue.cancel_all();
+    }
+    pump(f);
+    STATUS_PENDING
+}
+
+/// Moves data until nothing more can move: writes into the ring (or straight to waiting reads),
+/// reads out of it.
+pub fn pump(f: &Filter) {
+    loop {
+        fence(Ordering::SeqCst);
+        let mut progress = false;
+        if f.writes.len() > 0 {
+            progress |= write::pump(f);
+        }
+        fence(Ordering::SeqCst);
+        if f.reads.len() > 0 {
+            progress |= read::pump(f);
+        }
+        if !progress {
+            break;
+        }
+    }
+}
+
+/// The cancel routine of queued stream IRPs: lets `KsCancelRoutine` unlink the IRP and release
+/// the cancel spin lock (it does not complete an IRP whose status is already
+/// `STATUS_CANCELLED`), then completes it so that nothing already moved is lost: a read that
+/// holds frames completes with success; a write reports the bytes it got accepted.
+unsafe extern "system" fn cancel(device: *mut DEVICE_OBJECT, irp: *mut IRP) {
+    // SAFETY: the I/O manager (or KS) calls us with the cancel spin lock held, for our IRP.
+    unsafe {
+        (*irp).IoStatus.Status = STATUS_CANCELLED;
+    }
+    // SAFETY: as above; the IRP was queued with KsAddIrpToCancelableQueue.
+    unsafe { sys::KsCancelRoutine(device, irp) };
+    // The IRP is off its queue and ours.
+    // SAFETY: a device-control IRP.
+    let reading = unsafe { nt::ioctl_parameters(irp) }.IoControlCode == IOCTL_KS_READ_STREAM;
+    // SAFETY: the pin lives while its IRPs are outstanding.
+    if let Some(Object::Pin(pin)) = unsafe { object::of_irp(irp) } {
+        pin.filter().queue(pin.id).cancelled();
+    }
+    // SAFETY: set up by `dispatch`, and ours now.
+    let cursor = unsafe { Cursor::load(irp) };
+    // SAFETY: as above.
+    let accepted = unsafe { (*irp).IoStatus.Information };
+    let (status, information) = match (reading, cursor.at) {
+        (true, 0) => (STATUS_CANCELLED, 0),
+        (true, filled) => (STATUS_SUCCESS, filled),
+        (false, _) => (STATUS_CANCELLED, accepted),
+    };
+    // SAFETY: we complete the IRP once.
+    unsafe { nt::complete(irp, status, information) };
+}
