@@ -118,7 +118,8 @@ unsafe extern "system" fn add_device(driver: *mut DRIVER_OBJECT, pdo: *mut DEVIC
             Context: null_mut(),
             ObjectClass: static_unicode(&REFERENCE_STRING_UTF16),
             SecurityDescriptor: null_mut(),
-            Flags: 0,
+            // A filter takes no parameters after its name: KS refuses `\GLOBAL\anything`.
+            Flags: ksabi::KsCreateItem::NOPARAMETERS.bits(),
         }],
         counters: DeviceCounters { pins: [AtomicU32::new(0), AtomicU32::new(0)] },
     };

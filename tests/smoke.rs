@@ -15,9 +15,10 @@ fn short_stream() {
         let output = filter.connect(PIN_OUTPUT, &request::stream_format()).expect("output");
         assert_eq!(input.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
         assert_eq!(output.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
-        let cfg = Config { bytes: 4 << 20, ..Config::default() };
+        let mb: u64 = std::env::var("SMOKE_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(4);
+        let cfg = Config { bytes: mb << 20, ..Config::default() };
         let report = stream::run(&backend, input, &output, &cfg, &Progress::default()).expect("stream");
-        assert!(report.bytes >= 4 << 20);
+        assert!(report.bytes >= mb << 20);
         let stats = filter.statistics().expect("stats");
         assert_eq!(stats.bytes_out, report.bytes);
         eprintln!("{report:?}\n{stats:?}");

@@ -14,6 +14,7 @@ pub mod backend;
 #[cfg(any(not(windows), feature = "emulated"))]
 pub mod emulated;
 pub mod filter;
+pub mod io;
 pub mod request;
 pub mod stream;
 

@@ -122,3 +122,9 @@ pub mod pcm {
     /// Highest rate in Hz.
     pub const MAX_RATE: u32 = 192_000;
 }
+
+// Clients read the statistics as plain bytes: no padding anywhere (eleven u64, then two u32).
+const _: () = assert!(
+    core::mem::size_of::<KsRingStatistics>() == 11 * size_of::<u64>() + 2 * size_of::<u32>()
+        && core::mem::align_of::<KsRingStatistics>() == 8
+);

@@ -1,0 +1,114 @@
+//! Pin creation against the real driver: good connections on both factories, one instance per
+//! factory, one format per filter, pool exhaustion. (Malformed connection requests are in
+//! `bad_input.rs`, with every other bad input.)
+
+mod common;
+
+use ksabi::{
+    STATUS_DEVICE_BUSY, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_BUFFER_SIZE, STATUS_NO_MATCH,
+    STATUS_SUCCESS,
+};
+use ksclient::request;
+use ksclient::{Fail, Filter};
+use ksring_api::{PIN_INPUT, PIN_OUTPUT};
+
+fn pcm() -> Vec<u8> {
+    request::pcm_format(2, 16, 48_000)
+}
+
+#[test]
+fn good_connections_on_both_factories() {
+    let backend = common::boot();
+    {
+        let f = Filter::open_first(&backend).unwrap();
+        for format in [
+            request::stream_format(),
+            pcm(),
+            request::pcm_format(8, 32, 192_000),
+            request::pcm_format(1, 8, 8_000),
+        ] {
+            let input = f.connect(PIN_INPUT, &format).expect("input");
+            let output = f.connect(PIN_OUTPUT, &format).expect("output, same format");
+            assert_eq!(input.data_format(), Ok(format.clone()));
+            assert_eq!(output.data_format(), Ok(format.clone()));
+            assert_eq!(f.instances(PIN_INPUT), Ok((1, 1)));
+            assert_eq!(f.global_instances(PIN_OUTPUT).map(|c| c.1), Ok(1));
+            drop((input, output));
+            assert_eq!(f.instances(PIN_INPUT), Ok((1, 0)));
+        }
+    }
+    backend.shutdown().assert_clean();
+}
+
+#[test]
+fn one_instance_per_factory_and_one_format_per_filter() {
+    let backend = common::boot();
+    {
+        let f = Filter::open_first(&backend).unwrap();
+        let output = f.connect(PIN_OUTPUT, &request::stream_format()).unwrap();
+        let before = common::pool_bytes(&backend);
+        assert_eq!(
+            f.connect(PIN_OUTPUT, &request::stream_format()).err(),
+            Some(Fail::Status(STATUS_DEVICE_BUSY))
+        );
+        assert_eq!(
+            f.connect(PIN_INPUT, &pcm()).err(),
+            Some(Fail::Status(STATUS_NO_MATCH)),
+            "peer streams bytes"
+        );
+        assert_eq!(common::pool_bytes(&backend), before);
+        assert_eq!(f.instances(PIN_OUTPUT), Ok((1, 1)));
+        // A second filter is independent; the device-wide count sees both.
+        let g = Filter::open_first(&backend).unwrap();
+        let other = g.connect(PIN_OUTPUT, &pcm()).expect("another filter's output");
+        assert_eq!(f.global_instances(PIN_OUTPUT).map(|c| c.1), Ok(2));
+        // Changing a format: only in STOP, only to the peer's format.
+        let input = f.connect(PIN_INPUT, &request::stream_format()).unwrap();
+        assert_eq!(input.set_data_format(&pcm()).status, STATUS_NO_MATCH);
+        assert_eq!(input.set_data_format(&request::stream_format()).status, STATUS_SUCCESS);
+        drop(output);
+        assert_eq!(input.set_data_format(&pcm()).status, STATUS_SUCCESS, "no peer any more");
+        assert_eq!(input.data_format(), Ok(pcm()));
+        assert_eq!(input.set_state(ksabi::KSSTATE_ACQUIRE).status, STATUS_SUCCESS);
+        assert_eq!(
+            input.set_data_format(&request::stream_format()).status,
+            ksabi::STATUS_INVALID_DEVICE_STATE
+        );
+        assert_eq!(input.set_data_format(&[0; 10]).status, STATUS_INVALID_BUFFER_SIZE);
+        drop((input, other, g));
+    }
+    backend.shutdown().assert_clean();
+}
+
+#[test]
+fn pool_exhaustion_fails_cleanly() {
+    let backend = common::boot();
+    {
+        let m = backend.machine();
+        m.fail_pool_allocation_after(0);
+        assert!(matches!(
+            Filter::open_first(&backend).err(),
+            Some(Fail::Status(STATUS_INSUFFICIENT_RESOURCES))
+        ));
+        m.stop_failing_pool_allocations();
+        let f = Filter::open_first(&backend).unwrap();
+        let before = common::pool_bytes(&backend);
+        m.fail_pool_allocation_after(0);
+        assert_eq!(
+            f.connect(PIN_INPUT, &request::stream_format()).err(),
+            Some(Fail::Status(STATUS_INSUFFICIENT_RESOURCES))
+        );
+        m.stop_failing_pool_allocations();
+        assert_eq!(common::pool_bytes(&backend), before);
+        assert_eq!(f.instances(PIN_INPUT), Ok((1, 0)));
+        // The ring's storage is allocated at ACQUIRE: failing it leaves the pin in STOP.
+        let input = f.connect(PIN_INPUT, &request::stream_format()).unwrap();
+        m.fail_pool_allocation_after(0);
+        assert_eq!(input.set_state(ksabi::KSSTATE_RUN).status, STATUS_INSUFFICIENT_RESOURCES);
+        m.stop_failing_pool_allocations();
+        assert_eq!(input.state(), Ok(ksabi::KSSTATE_STOP));
+        assert_eq!(input.set_state(ksabi::KSSTATE_RUN).status, STATUS_SUCCESS);
+        assert_eq!(common::stats(&f).capacity, u64::from(ksring_api::DEFAULT_CAPACITY));
+    }
+    backend.shutdown().assert_clean();
+}
