@@ -8,9 +8,12 @@
 //!   or `win32` (the installed driver, through `windows-sys`);
 //! - [`filter`]: typed filters and pins — every property, pin creation, states, reset;
 //! - [`stream`]: a verified stream — patterned frames with metadata written from one thread and
-//!   read back and checked on another, with requests in flight on both sides.
+//!   read back and checked on another, with requests in flight on both sides;
+//! - [`conformance`]: the scenario suite `ksctl conformance` runs on either backend, with the
+//!   table of bad inputs and the status each gets.
 
 pub mod backend;
+pub mod conformance;
 #[cfg(any(not(windows), feature = "emulated"))]
 pub mod emulated;
 pub mod filter;
