@@ -20,7 +20,7 @@ mod ks;
 mod nt;
 pub mod status;
 
-#[cfg(all(windows, not(ksring_cross)))]
+#[cfg(all(windows, not(ksring_cross), feature = "wdk-layout"))]
 mod wdk_layout;
 
 pub use basic::*;

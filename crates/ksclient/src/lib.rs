@@ -20,6 +20,8 @@ pub mod filter;
 pub mod io;
 pub mod request;
 pub mod stream;
+#[cfg(windows)]
+pub mod win32;
 
 pub use backend::{Backend, Fail, FilterPath, Handle, Io};
 pub use filter::{Filter, Pin, Properties};

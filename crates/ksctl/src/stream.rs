@@ -1,0 +1,192 @@
+//! `ksctl stream`: the main job — a verified stream through a filter, with a progress bar and a
+//! summary (throughput, write→read latency percentiles, what the driver counted).
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use ksabi::{KSSTATE_RUN, StatusText};
+use ksclient::Properties;
+use ksclient::stream::{self, Config, Progress, Report};
+use ksring_api::{PIN_INPUT, PIN_OUTPUT};
+use serde::Serialize;
+
+use crate::args::StreamArgs;
+use crate::info::{Stats, describe_format, open_filter};
+use crate::session::Session;
+
+/// What `stream` prints.
+#[derive(Serialize)]
+pub struct Summary {
+    pub format: String,
+    pub bytes: u64,
+    pub frames: u64,
+    pub parts: u64,
+    pub write_requests: u64,
+    pub read_requests: u64,
+    pub seconds: f64,
+    pub gb_per_s: f64,
+    pub latency_us: Latency,
+    pub verified_bytes: bool,
+    pub driver: Option<Stats>,
+}
+
+#[derive(Serialize)]
+pub struct Latency {
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p99: Option<f64>,
+    pub max: Option<f64>,
+    pub samples: usize,
+}
+
+fn micros(d: Option<Duration>) -> Option<f64> {
+    d.map(|d| d.as_secs_f64() * 1e6)
+}
+
+fn usize_of(v: u64, what: &str) -> Result<usize, String> {
+    usize::try_from(v).map_err(|_| format!("{what} {v} is too large"))
+}
+
+/// Opens the filter, connects both pins with `format`, sets RUN and streams `cfg`, showing
+/// progress on standard error when `progress` is set. Returns the report and the driver's count.
+pub fn stream_once(
+    session: &Session,
+    common: &crate::args::Common,
+    format: &[u8],
+    capacity: Option<u64>,
+    cfg: &Config,
+    progress: bool,
+) -> Result<(Report, Option<Stats>), String> {
+    let b = session.backend();
+    let filter = open_filter(session, common)?;
+    if let Some(c) = capacity {
+        let c = u32::try_from(c).map_err(|_| format!("capacity {c} is too large"))?;
+        let io = filter.set_capacity(c);
+        if !io.ok() {
+            return Err(format!("setting the capacity to {c}: {}", StatusText(io.status)));
+        }
+    }
+    let input = filter.connect(PIN_INPUT, format).map_err(|e| format!("connecting the input pin: {e}"))?;
+    let output = filter.connect(PIN_OUTPUT, format).map_err(|e| format!("connecting the output pin: {e}"))?;
+    for (pin, name) in [(&input, "input"), (&output, "output")] {
+        let io = pin.set_state(KSSTATE_RUN);
+        if !io.ok() {
+            return Err(format!("setting the {name} pin to RUN: {}", StatusText(io.status)));
+        }
+    }
+    let counters = Progress::default();
+    let bar = if progress { ProgressBar::new(cfg.bytes) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} {msg}",
+        )
+        .map_err(|e| e.to_string())?,
+    );
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let report = std::thread::scope(|s| {
+        let ticker = s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                bar.set_position(counters.bytes.load(Ordering::Relaxed));
+                bar.set_message(format!("{} frames", counters.frames.load(Ordering::Relaxed)));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let r = stream::run(b, input, &output, cfg, &counters);
+        done.store(true, Ordering::Relaxed);
+        let _ = ticker.join();
+        r
+    });
+    bar.finish_and_clear();
+    let report = report.map_err(|e| format!("stream failed: {e}"))?;
+    let driver = filter.statistics().ok().map(Stats::from);
+    if let Some(d) = driver
+        && (d.bytes_in != report.bytes || d.bytes_out != report.bytes || d.frames_out != report.frames)
+    {
+        return Err(format!(
+            "the driver's statistics disagree with what was verified: driver in {} / out {} bytes, {} frames; client {} bytes, {} frames",
+            d.bytes_in, d.bytes_out, d.frames_out, report.bytes, report.frames
+        ));
+    }
+    Ok((report, driver))
+}
+
+pub fn run(session: &Session, args: &StreamArgs) -> Result<(), String> {
+    let format = &args.format.0;
+    if args.reads.0 == 0 {
+        return Err("--reads: read buffers need at least 1 byte".into());
+    }
+    let batch = args.batch as usize;
+    let in_flight = args.in_flight as usize;
+    let cfg = Config {
+        bytes: args.bytes,
+        frame_min: usize_of(args.frames.0, "frame size")?,
+        frame_max: usize_of(args.frames.1, "frame size")?,
+        extent_min: usize_of(args.reads.0, "read size")?,
+        extent_max: usize_of(args.reads.1, "read size")?,
+        frames_per_write: batch,
+        headers_per_read: batch,
+        writes_in_flight: in_flight,
+        reads_in_flight: in_flight,
+        seed: args.seed,
+        verify_bytes: !args.no_verify,
+    };
+    let (report, driver) =
+        stream_once(session, &args.common, format, args.capacity, &cfg, !args.common.json)?;
+    let summary = Summary {
+        format: describe_format(format),
+        bytes: report.bytes,
+        frames: report.frames,
+        parts: report.parts,
+        write_requests: report.writes,
+        read_requests: report.reads,
+        seconds: report.elapsed.as_secs_f64(),
+        gb_per_s: report.gb_per_s(),
+        latency_us: Latency {
+            p50: micros(report.latency(50.0)),
+            p90: micros(report.latency(90.0)),
+            p99: micros(report.latency(99.0)),
+            max: micros(report.latency(100.0)),
+            samples: report.latencies_ns.len(),
+        },
+        verified_bytes: cfg.verify_bytes,
+        driver,
+    };
+    if args.common.json {
+        println!("{}", serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?);
+        return Ok(());
+    }
+    let us = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0} µs"));
+    println!(
+        "streamed {} bytes in {} frames ({} split parts) through {} ({}), {}",
+        summary.bytes,
+        summary.frames,
+        summary.parts,
+        session.backend().name(),
+        summary.format,
+        if summary.verified_bytes {
+            "every byte and header verified"
+        } else {
+            "headers verified, bytes not checked"
+        }
+    );
+    println!(
+        "  {:.2} GB/s over {:.2} s, {} write and {} read requests",
+        summary.gb_per_s, summary.seconds, summary.write_requests, summary.read_requests
+    );
+    println!(
+        "  write→read latency: p50 {}  p90 {}  p99 {}  max {}  ({} samples)",
+        us(summary.latency_us.p50),
+        us(summary.latency_us.p90),
+        us(summary.latency_us.p99),
+        us(summary.latency_us.max),
+        summary.latency_us.samples
+    );
+    if let Some(d) = summary.driver {
+        println!(
+            "  driver: {} frames in, {} out, {} copied straight to a waiting read, ring high water {} of {} bytes",
+            d.frames_in, d.frames_out, d.direct_frames, d.high_water, d.capacity
+        );
+    }
+    Ok(())
+}
