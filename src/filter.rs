@@ -27,7 +27,7 @@ use ksring_api::{DEFAULT_CAPACITY, KsRingStatistics, MAX_CAPACITY, MIN_CAPACITY,
 use crate::device::{self, DeviceCounters};
 use crate::format::Format;
 use crate::nt::{self, static_unicode};
-use crate::object::{KIND_FILTER, Object, ObjectPrefix};
+use crate::object::{self, KIND_FILTER, Object, ObjectPrefix};
 use crate::ring_memory::{NewRing, RingMemory};
 use crate::sync::{IrpQueue, SpinLock};
 use crate::{ids, pin, props, stream, sys};
@@ -99,18 +99,7 @@ unsafe impl Sync for Filter {}
 const _: () = assert!(align_of::<Filter>() <= 16, "pool blocks are 16-byte aligned");
 
 /// The filter's dispatch table: device control and close are its own, the rest is refused.
-static DISPATCH: KSDISPATCH_TABLE = KSDISPATCH_TABLE {
-    DeviceIoControl: Some(device_control),
-    Read: Some(sys::KsDispatchInvalidDeviceRequest),
-    Write: Some(sys::KsDispatchInvalidDeviceRequest),
-    Flush: Some(sys::KsDispatchInvalidDeviceRequest),
-    Close: Some(close),
-    QuerySecurity: Some(sys::KsDispatchInvalidDeviceRequest),
-    SetSecurity: Some(sys::KsDispatchInvalidDeviceRequest),
-    FastDeviceIoControl: None,
-    FastRead: None,
-    FastWrite: None,
-};
+static DISPATCH: KSDISPATCH_TABLE = object::dispatch_table(Some(device_control), Some(close));
 
 /// The filter factory's create routine (the device header's create item).
 ///

@@ -3,7 +3,7 @@
 
 use core::ffi::c_void;
 
-use ksabi::{FILE_OBJECT, IRP};
+use ksabi::{FILE_OBJECT, IRP, KSDISPATCH_TABLE, PDRIVER_DISPATCH};
 
 use crate::filter::Filter;
 use crate::pin::Pin;
@@ -63,5 +63,22 @@ pub unsafe fn of_file<'a>(file: *mut FILE_OBJECT) -> Option<Object<'a>> {
         // SAFETY: as above.
         KIND_PIN => Some(Object::Pin(unsafe { &*context.cast::<Pin>() })),
         _ => None,
+    }
+}
+
+/// A dispatch table with the object's own device-control and close routines; every other routed
+/// major is refused (`KsDispatchInvalidDeviceRequest`) and there is no fast I/O.
+pub const fn dispatch_table(device_control: PDRIVER_DISPATCH, close: PDRIVER_DISPATCH) -> KSDISPATCH_TABLE {
+    KSDISPATCH_TABLE {
+        DeviceIoControl: device_control,
+        Read: Some(crate::sys::KsDispatchInvalidDeviceRequest),
+        Write: Some(crate::sys::KsDispatchInvalidDeviceRequest),
+        Flush: Some(crate::sys::KsDispatchInvalidDeviceRequest),
+        Close: close,
+        QuerySecurity: Some(crate::sys::KsDispatchInvalidDeviceRequest),
+        SetSecurity: Some(crate::sys::KsDispatchInvalidDeviceRequest),
+        FastDeviceIoControl: None,
+        FastRead: None,
+        FastWrite: None,
     }
 }

@@ -38,18 +38,7 @@ impl Pin {
 }
 
 /// The pin's dispatch table.
-static DISPATCH: KSDISPATCH_TABLE = KSDISPATCH_TABLE {
-    DeviceIoControl: Some(device_control),
-    Read: Some(sys::KsDispatchInvalidDeviceRequest),
-    Write: Some(sys::KsDispatchInvalidDeviceRequest),
-    Flush: Some(sys::KsDispatchInvalidDeviceRequest),
-    Close: Some(close),
-    QuerySecurity: Some(sys::KsDispatchInvalidDeviceRequest),
-    SetSecurity: Some(sys::KsDispatchInvalidDeviceRequest),
-    FastDeviceIoControl: None,
-    FastRead: None,
-    FastWrite: None,
-};
+static DISPATCH: KSDISPATCH_TABLE = object::dispatch_table(Some(device_control), Some(close));
 
 /// The pin factory's create routine (`KSSTRING_Pin` under a filter). Checks, in order:
 /// `KsValidateConnectRequest` (pin id, interface, medium, communication, format GUIDs); an

@@ -306,16 +306,9 @@ impl<'b> Filter<'b> {
         self.pin_sized(pin_property::PROPOSEDATAFORMAT, pin)
     }
 
-    /// `KSPROPERTY_TOPOLOGY_CATEGORIES`.
-    ///
-    /// # Errors
-    /// The request's result when it does not succeed.
-    pub fn categories(&self) -> Result<Vec<GUID>, Io> {
-        let list = self.get_sized(&request::property(
-            KSPROPSETID_Topology,
-            topology_property::CATEGORIES,
-            KsPropertyType::GET,
-        ))?;
+    /// A topology property that is a `KSMULTIPLE_ITEM` of GUIDs.
+    fn guid_list(&self, id: u32) -> Result<Vec<GUID>, Io> {
+        let list = self.get_sized(&request::property(KSPROPSETID_Topology, id, KsPropertyType::GET))?;
         let bad = Io { status: ksabi::STATUS_INVALID_BUFFER_SIZE, information: 0 };
         fixed_items(&list, 16)
             .ok_or(bad)?
@@ -325,23 +318,20 @@ impl<'b> Filter<'b> {
             .ok_or(bad)
     }
 
+    /// `KSPROPERTY_TOPOLOGY_CATEGORIES`.
+    ///
+    /// # Errors
+    /// The request's result when it does not succeed.
+    pub fn categories(&self) -> Result<Vec<GUID>, Io> {
+        self.guid_list(topology_property::CATEGORIES)
+    }
+
     /// `KSPROPERTY_TOPOLOGY_NODES`.
     ///
     /// # Errors
     /// The request's result when it does not succeed.
     pub fn nodes(&self) -> Result<Vec<GUID>, Io> {
-        let list = self.get_sized(&request::property(
-            KSPROPSETID_Topology,
-            topology_property::NODES,
-            KsPropertyType::GET,
-        ))?;
-        let bad = Io { status: ksabi::STATUS_INVALID_BUFFER_SIZE, information: 0 };
-        fixed_items(&list, 16)
-            .ok_or(bad)?
-            .into_iter()
-            .map(|b| guid_at(b, 0))
-            .collect::<Option<_>>()
-            .ok_or(bad)
+        self.guid_list(topology_property::NODES)
     }
 
     /// `KSPROPERTY_TOPOLOGY_CONNECTIONS`.

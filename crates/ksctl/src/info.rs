@@ -87,47 +87,9 @@ struct Info {
     connections: Vec<(u32, u32, u32, u32)>,
     component: Option<String>,
     capacity: Option<u32>,
-    statistics: Option<Stats>,
+    statistics: Option<KsRingStatistics>,
     pins: Vec<PinInfo>,
     errors: Vec<String>,
-}
-
-/// The statistics, serialisable.
-#[derive(Serialize, Clone, Copy, Debug)]
-pub struct Stats {
-    pub capacity: u64,
-    pub fill: u64,
-    pub high_water: u64,
-    pub frames_in: u64,
-    pub bytes_in: u64,
-    pub frames_out: u64,
-    pub bytes_out: u64,
-    pub discarded_frames: u64,
-    pub discarded_bytes: u64,
-    pub split_parts: u64,
-    pub direct_frames: u64,
-    pub pending_writes: u32,
-    pub pending_reads: u32,
-}
-
-impl From<KsRingStatistics> for Stats {
-    fn from(s: KsRingStatistics) -> Self {
-        Self {
-            capacity: s.capacity,
-            fill: s.fill,
-            high_water: s.high_water,
-            frames_in: s.frames_in,
-            bytes_in: s.bytes_in,
-            frames_out: s.frames_out,
-            bytes_out: s.bytes_out,
-            discarded_frames: s.discarded_frames,
-            discarded_bytes: s.discarded_bytes,
-            split_parts: s.split_parts,
-            direct_frames: s.direct_frames,
-            pending_writes: s.pending_writes,
-            pending_reads: s.pending_reads,
-        }
-    }
 }
 
 /// Keeps a property's value, or records why it could not be read.
@@ -171,7 +133,7 @@ fn gather(f: &Filter<'_>) -> Info {
         )
     });
     i.capacity = keep(e, "capacity", f.capacity());
-    i.statistics = keep(e, "statistics", f.statistics()).map(Stats::from);
+    i.statistics = keep(e, "statistics", f.statistics());
     for id in 0..i.pin_factories.unwrap_or(PIN_FACTORIES) {
         let ids = |e: &mut Vec<String>, mediums| {
             keep(e, "identifiers", f.identifiers(id, mediums))

@@ -12,8 +12,9 @@ use ksring_api::{PIN_INPUT, PIN_OUTPUT};
 use serde::Serialize;
 
 use crate::args::StreamArgs;
-use crate::info::{Stats, describe_format, open_filter};
+use crate::info::{describe_format, open_filter};
 use crate::session::Session;
+use ksring_api::KsRingStatistics;
 
 /// What `stream` prints.
 #[derive(Serialize)]
@@ -28,7 +29,7 @@ pub struct Summary {
     pub gb_per_s: f64,
     pub latency_us: Latency,
     pub verified_bytes: bool,
-    pub driver: Option<Stats>,
+    pub driver: Option<KsRingStatistics>,
 }
 
 #[derive(Serialize)]
@@ -57,7 +58,7 @@ pub fn stream_once(
     capacity: Option<u64>,
     cfg: &Config,
     progress: bool,
-) -> Result<(Report, Option<Stats>), String> {
+) -> Result<(Report, Option<KsRingStatistics>), String> {
     let b = session.backend();
     let filter = open_filter(session, common)?;
     if let Some(c) = capacity {
@@ -99,7 +100,7 @@ pub fn stream_once(
     });
     bar.finish_and_clear();
     let report = report.map_err(|e| format!("stream failed: {e}"))?;
-    let driver = filter.statistics().ok().map(Stats::from);
+    let driver = filter.statistics().ok();
     if let Some(d) = driver
         && (d.bytes_in != report.bytes || d.bytes_out != report.bytes || d.frames_out != report.frames)
     {

@@ -80,6 +80,7 @@ pub const KSRING_OPTIONSF_CONTINUES: u32 = 0x0100_0000;
 /// after the last pin closes, `bytes_in == bytes_out + discarded_bytes`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct KsRingStatistics {
     /// Ring storage bytes now (0 while both pins are stopped: no storage is allocated).
     pub capacity: u64,
