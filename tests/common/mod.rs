@@ -62,3 +62,12 @@ pub fn pool_bytes(backend: &Emulated) -> usize {
 pub fn stats(p: &impl Properties) -> ksring_api::KsRingStatistics {
     p.statistics().expect("statistics")
 }
+
+/// A status must be one ksring or ks.sys defines, never `STATUS_PENDING` from a finished request.
+pub fn assert_defined(status: ksabi::NTSTATUS) {
+    assert!(
+        ksabi::status_name(status).is_some() && status != ksabi::STATUS_PENDING,
+        "undefined status {}",
+        ksabi::StatusText(status)
+    );
+}

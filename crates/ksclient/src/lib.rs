@@ -19,6 +19,7 @@ pub mod emulated;
 pub mod filter;
 pub mod io;
 pub mod request;
+pub mod soak;
 pub mod stream;
 #[cfg(windows)]
 pub mod win32;

@@ -38,6 +38,9 @@ pub enum Command {
     Bench(BenchArgs),
     /// Run the conformance suite; exits non-zero if any scenario fails.
     Conformance(ConformanceArgs),
+    /// Stream while cancelling, resetting and stopping both pins at random; check that nothing is
+    /// reordered or repeated and that every byte is accounted for.
+    Soak(SoakArgs),
 }
 
 /// Output and filter selection shared by the commands.
@@ -110,6 +113,24 @@ pub struct BenchArgs {
     /// Payload per cell.
     #[arg(long, default_value = "256M", value_parser = parse_size)]
     pub bytes: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct SoakArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// How long to run.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub seconds: u64,
+    /// Mean pause between disturbances, in milliseconds.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub disturb_ms: u64,
+    /// Ring capacity.
+    #[arg(long, default_value = "64K", value_parser = parse_size)]
+    pub capacity: u64,
+    /// Seed of sizes and disturbances.
+    #[arg(long, default_value_t = 0x50A4)]
+    pub seed: u64,
 }
 
 #[derive(Args, Debug)]

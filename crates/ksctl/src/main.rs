@@ -1,7 +1,7 @@
 //! `ksctl` — the ksring harness.
 //!
 //! Lists KsRing filters, shows everything KS lets a client discover about them, streams verified
-//! data through them, benchmarks them and runs the conformance suite — against the driver
+//! data through them, benchmarks and soaks them, and runs the conformance suite — against the driver
 //! installed on Windows, or with `--emulated` against the real driver code running in kshost.
 //!
 //! Exit status: 0 on success, 1 when a check fails (data mismatch, conformance failure, verifier
@@ -13,6 +13,7 @@ mod conformance;
 mod info;
 mod list;
 mod session;
+mod soak;
 mod stream;
 
 use std::process::ExitCode;
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
         Command::Stream(a) => stream::run(&session, a),
         Command::Bench(a) => bench::run(&session, a),
         Command::Conformance(a) => conformance::run(&session, a),
+        Command::Soak(a) => soak::run(&session, a),
     };
     let finished = session.finish();
     match (result, finished) {

@@ -124,3 +124,13 @@ fn a_format_the_driver_refuses_fails_the_run() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("STATUS_NO_MATCH"));
 }
+
+#[test]
+fn soak_accounts_for_every_byte() {
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout(&["soak", "--emulated", "--seconds", "1", "--json"])).expect("JSON");
+    let (a, d, x) =
+        (v["accepted"].as_u64().unwrap(), v["delivered"].as_u64().unwrap(), v["discarded"].as_u64().unwrap());
+    assert_eq!(a, d + x);
+    assert!(v["disturbances"].as_u64().unwrap() > 0);
+}
