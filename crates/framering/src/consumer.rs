@@ -47,6 +47,17 @@ impl<'a> Consumer<'a> {
         self.next_frame().is_none()
     }
 
+    /// Passes over padding at the head, publishing its space; `true` if there was any. A producer
+    /// whose reserve published padding and then found the start of the storage still occupied
+    /// gets [`crate::ReserveError::Full`], and that padding is freed only when the consumer looks —
+    /// which a reader that already found the ring empty may never do again. Such a producer (or
+    /// its owner) calls this, then reserves again.
+    pub fn pass_padding(&mut self) -> bool {
+        let before = self.read_pos;
+        let _ = self.next_frame();
+        self.read_pos != before
+    }
+
     /// Finds the next frame record, skipping padding. Returns its offset and header.
     #[inline]
     fn next_frame(&mut self) -> Option<(usize, RecordHeader)> {

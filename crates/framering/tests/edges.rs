@@ -153,6 +153,28 @@ fn frame_one_byte_too_big_for_the_tail_goes_to_the_start_after_padding() {
     assert_eq!(core_used(&tx), 0);
 }
 
+/// The state that stalled a chain of filters: the reader had drained the ring, then a reserve
+/// padded the tail and found the start too small. The ring holds nothing but padding, which only
+/// the consumer can pass; `pass_padding` is how the producer's owner gets it passed.
+#[test]
+fn padding_published_by_a_full_reserve_is_freed_by_pass_padding() {
+    let mut storage = Aligned::new(MIN_CAPACITY);
+    let mut core = RingCore::new();
+    let (mut tx, mut rx) = core.split(storage.bytes(MIN_CAPACITY)).unwrap();
+    tx.push(&pattern(1, 1000), &meta(1)).unwrap();
+    assert!(rx.read().unwrap().consume(1000));
+    assert!(!rx.pass_padding(), "no padding yet");
+    let big = 3500; // fits neither the tail (3056 bytes) nor the start (1032) — only an empty ring
+    assert_eq!(tx.reserve(big).err(), Some(ReserveError::Full));
+    assert_eq!(core_used(&tx), (MIN_CAPACITY - record(1000)) as u64, "padding only");
+    assert!(rx.pass_padding());
+    assert_eq!(core_used(&tx), 0);
+    tx.push(&pattern(2, big), &meta(2)).unwrap();
+    let f = rx.read().unwrap();
+    assert_eq!((f.payload(), f.meta()), (&pattern(2, big)[..], meta(2)));
+    f.release();
+}
+
 #[test]
 fn tail_shorter_than_a_header_is_skipped_implicitly() {
     let mut storage = Aligned::new(MIN_CAPACITY);
