@@ -60,6 +60,17 @@ pub type PFAST_IO_READ = Option<
 >;
 /// `PFAST_IO_WRITE`.
 pub type PFAST_IO_WRITE = PFAST_IO_READ;
+/// `PIO_WORKITEM_ROUTINE`: a work item's routine, run at `PASSIVE_LEVEL` on a system thread.
+pub type PIO_WORKITEM_ROUTINE = Option<unsafe extern "system" fn(device: *mut DEVICE_OBJECT, context: PVOID)>;
+
+/// `WORK_QUEUE_TYPE`: `DelayedWorkQueue`, for work that may block briefly.
+pub const DelayedWorkQueue: i32 = 1;
+/// `EVENT_TYPE`: `NotificationEvent` (stays signalled until cleared).
+pub const NotificationEvent: i32 = 0;
+/// `EVENT_TYPE`: `SynchronizationEvent` (one waiter satisfied, then clear).
+pub const SynchronizationEvent: i32 = 1;
+/// `KWAIT_REASON`: `Executive`.
+pub const Executive: i32 = 0;
 
 /// `MDL`: describes the physical pages behind a virtual buffer.
 #[repr(C)]

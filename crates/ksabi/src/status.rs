@@ -41,6 +41,8 @@ macro_rules! statuses {
 statuses! {
     /// The operation succeeded.
     STATUS_SUCCESS = 0x0000_0000;
+    /// A wait ended by its timeout (a success code).
+    STATUS_TIMEOUT = 0x0000_0102;
     /// The request is pending; completion comes later.
     STATUS_PENDING = 0x0000_0103;
     /// More entries are available.
@@ -71,6 +73,9 @@ statuses! {
     STATUS_MORE_PROCESSING_REQUIRED = 0xC000_0016;
     /// Access denied.
     STATUS_ACCESS_DENIED = 0xC000_0022;
+    /// A request on a file object whose last handle has closed (its cleanup has run). Only a
+    /// kernel-mode holder of a reference can send one, so no Win32 mapping is needed.
+    STATUS_FILE_CLOSED = 0xC000_0128;
     /// The buffer is too small (an error: no data returned).
     STATUS_BUFFER_TOO_SMALL = 0xC000_0023;
     /// The object type does not match (e.g. a handle to the wrong kind of object).

@@ -40,16 +40,34 @@ impl Handle {
     }
 }
 
-/// The handle table of the emulated process.
+/// The handle table of the emulated process: file objects, and events (a handle that is not a
+/// file, for tests of drivers that reference handles).
 #[derive(Default)]
 pub(crate) struct HandleTable {
     next: u64,
     map: HashMap<u64, usize>,
+    events: std::collections::HashSet<u64>,
+}
+
+/// What a handle refers to.
+pub(crate) enum HandleObject {
+    /// A file object.
+    File(*mut FILE_OBJECT),
+    /// An event object.
+    Event,
 }
 
 impl HandleTable {
     pub(crate) fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+
+    /// What `raw` refers to.
+    pub(crate) fn resolve(&self, raw: u64) -> Option<HandleObject> {
+        if let Some(&f) = self.map.get(&raw) {
+            return Some(HandleObject::File(f as *mut FILE_OBJECT));
+        }
+        self.events.contains(&raw).then_some(HandleObject::Event)
     }
 
     fn insert(&mut self, file: *mut FILE_OBJECT) -> Handle {
@@ -356,6 +374,17 @@ impl Machine {
         Ok(crate::iomgr::cancel_file_irps(m, file))
     }
 
+    /// `CreateEvent`: a handle to something that is not a file (tests hand it where a driver
+    /// expects a pin's handle).
+    #[must_use]
+    pub fn create_event(&self) -> Handle {
+        let mut t = self.inner().handles.locked();
+        t.next += 4;
+        let raw = t.next;
+        t.events.insert(raw);
+        Handle(raw)
+    }
+
     /// `CloseHandle`: the last handle of a file object sends `IRP_MJ_CLEANUP`; `IRP_MJ_CLOSE` follows
     /// when nothing references the object any more (requests in flight, pins of a filter).
     ///
@@ -364,6 +393,9 @@ impl Machine {
     pub fn close_handle(&self, handle: Handle) -> Result<(), NTSTATUS> {
         let m = self.inner();
         let _enter = Enter::new(m);
+        if m.handles.locked().events.remove(&handle.0) {
+            return Ok(());
+        }
         let Some(file) = m.handles.locked().map.remove(&handle.0) else {
             return Err(STATUS_INVALID_HANDLE);
         };
@@ -387,6 +419,7 @@ fn close_one_handle(m: &Arc<MachineInner>, file: *mut FILE_OBJECT) {
 
 /// Closes every open handle (process exit), children before parents, and waits for deferred closes.
 pub(crate) fn close_all_handles(m: &Arc<MachineInner>) {
+    m.handles.locked().events.clear();
     let mut files: Vec<usize> = m.handles.locked().map.drain().map(|(_, f)| f).collect();
     // Pins (with a related file object) first, as a process's handles are closed newest first.
     files.sort_by_key(|&f| FileBox::of(f as *mut FILE_OBJECT).fo.RelatedFileObject.is_null());

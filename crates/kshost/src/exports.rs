@@ -490,3 +490,89 @@ pub unsafe extern "system" fn KsCancelRoutine(_device: *mut DEVICE_OBJECT, irp: 
 pub unsafe extern "system" fn KsCancelIo(head: *mut LIST_ENTRY, lock: *mut KSPIN_LOCK) {
     crate::ks::queue::cancel_io(head, lock);
 }
+
+// ---- object manager, the driver's own IRPs, work items, events ----------------------------------
+
+pub unsafe extern "system" fn ObReferenceObjectByHandle(
+    handle: ksabi::HANDLE,
+    access: u32,
+    object_type: *mut c_void,
+    mode: KPROCESSOR_MODE,
+    object: *mut *mut c_void,
+    _handle_info: *mut c_void,
+) -> NTSTATUS {
+    crate::ob::reference_by_handle(handle, access, object_type, mode, object)
+}
+
+pub unsafe extern "system" fn ObfDereferenceObject(object: *mut c_void) -> isize {
+    crate::ob::dereference(object)
+}
+
+/// `*IoFileObjectType` (a data export of ntoskrnl.exe; the driver's host build reads it here).
+#[must_use]
+pub fn file_object_type() -> *mut c_void {
+    crate::ob::file_object_type()
+}
+
+#[must_use]
+pub unsafe extern "system" fn IoAllocateIrp(stack_size: i8, _charge_quota: u8) -> *mut IRP {
+    crate::iomgr::allocate_irp(&current(), stack_size)
+}
+
+pub unsafe extern "system" fn IoFreeIrp(irp: *mut IRP) {
+    crate::iomgr::free_irp(&current(), irp);
+}
+
+pub unsafe extern "system" fn IoReuseIrp(irp: *mut IRP, status: NTSTATUS) {
+    crate::iomgr::reuse_irp(&current(), irp, status);
+}
+
+pub unsafe extern "system" fn IoFreeMdl(mdl: *mut MDL) {
+    crate::iomgr::free_mdl(&current(), mdl);
+}
+
+pub unsafe extern "system" fn MmUnlockPages(mdl: *mut MDL) {
+    crate::iomgr::unlock_pages(&current(), mdl);
+}
+
+#[must_use]
+pub unsafe extern "system" fn IoAllocateWorkItem(device: *mut DEVICE_OBJECT) -> *mut c_void {
+    crate::workitem::allocate(device)
+}
+
+pub unsafe extern "system" fn IoQueueWorkItem(
+    item: *mut c_void,
+    routine: ksabi::PIO_WORKITEM_ROUTINE,
+    _queue_type: i32,
+    context: *mut c_void,
+) {
+    crate::workitem::queue(item, routine, context);
+}
+
+pub unsafe extern "system" fn IoFreeWorkItem(item: *mut c_void) {
+    crate::workitem::free(item);
+}
+
+pub unsafe extern "system" fn KeInitializeEvent(event: *mut ksabi::KEVENT, event_type: i32, state: u8) {
+    crate::event::initialize(event, event_type, state != 0);
+}
+
+pub unsafe extern "system" fn KeSetEvent(event: *mut ksabi::KEVENT, _increment: i32, _wait: u8) -> i32 {
+    crate::event::set(event)
+}
+
+pub unsafe extern "system" fn KeClearEvent(event: *mut ksabi::KEVENT) {
+    crate::event::clear(event);
+}
+
+pub unsafe extern "system" fn KeWaitForSingleObject(
+    object: *mut c_void,
+    _reason: i32,
+    _mode: KPROCESSOR_MODE,
+    _alertable: u8,
+    timeout: *mut i64,
+) -> NTSTATUS {
+    // SAFETY: the caller's optional timeout.
+    let timeout = if timeout.is_null() { None } else { Some(unsafe { *timeout }) };
+    crate::event::wait(object.cast(), timeout)
+}

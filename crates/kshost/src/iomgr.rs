@@ -272,7 +272,9 @@ fn after_dispatch(irp: *mut IRP, status: NTSTATUS) {
         );
         // The issuer would wait forever on Windows; kshost finishes the request with what was
         // returned so that the test can go on and report.
-        b.meta.origin.request().finish(IoStatus { status, information: 0 });
+        if let Some(r) = b.meta.origin.request() {
+            r.finish(IoStatus { status, information: 0 });
+        }
         return;
     }
     let final_status = b.final_status.load(Ordering::Acquire);
@@ -312,6 +314,10 @@ pub(crate) fn call_driver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS
             "IofCallDriver: no stack location left (device stack deeper than the IRP)".into(),
         );
         return STATUS_INVALID_DEVICE_REQUEST;
+    }
+    if matches!(b.meta.origin, Origin::Driver) && b.meta.driver_owned.swap(false, Ordering::AcqRel) {
+        // The driver's own IRP leaves its hands; it is completed back to its completion routine.
+        b.meta.completed.store(false, Ordering::Release);
     }
     b.irp.CurrentLocation -= 1;
     let idx = location_index(b.irp.CurrentLocation);
@@ -391,14 +397,27 @@ pub(crate) fn complete_request(m: &Arc<MachineInner>, irp: *mut IRP) {
                 } else {
                     std::ptr::null_mut()
                 };
+                // A routine that returns STATUS_MORE_PROCESSING_REQUIRED may already have handed the
+                // IRP on (an event, a work item) before it returns: from the call on, it may be
+                // completed again, reused or freed on another thread, so the I/O manager's marks
+                // are set first and the IRP is not touched after such a return.
+                let allocators_routine =
+                    matches!(b.meta.origin, Origin::Driver) && b.irp.CurrentLocation > b.irp.StackCount;
+                b.meta.completed.store(false, Ordering::Release);
+                if allocators_routine {
+                    b.meta.driver_owned.store(true, Ordering::Release);
+                }
                 let entered = crate::irql::current();
                 // SAFETY: the completion routine set by the driver above, with its context.
                 let r = unsafe { routine(device, irp, context) };
                 crate::irql::check_restored(entered, "a completion routine");
                 if r == STATUS_MORE_PROCESSING_REQUIRED {
-                    // The routine keeps the IRP; it may complete it again or free it.
-                    b.meta.completed.store(false, Ordering::Release);
-                    return;
+                    return; // the routine's driver owns the IRP now
+                }
+                // Not kept: the completion goes on upwards.
+                b.meta.completed.store(true, Ordering::Release);
+                if allocators_routine {
+                    b.meta.driver_owned.store(false, Ordering::Release);
                 }
             }
             _ => {
@@ -415,6 +434,18 @@ pub(crate) fn complete_request(m: &Arc<MachineInner>, irp: *mut IRP) {
 /// What the I/O manager does once no driver wants the IRP any more.
 fn io_manager_completion(m: &Arc<MachineInner>, irp: *mut IRP) {
     let b = IrpBox::of(irp);
+    if matches!(b.meta.origin, Origin::Driver) {
+        // On Windows the I/O manager would treat it as a thread's IRP and crash: the driver that
+        // allocated it must take it back with a completion routine.
+        violation(
+            Rule::DriverIrpMisuse,
+            format!(
+                "IRP {irp:p} from IoAllocateIrp completed back to the I/O manager (no completion routine kept it)"
+            ),
+        );
+        b.meta.driver_owned.store(true, Ordering::Release);
+        return;
+    }
     let status = b.irp.IoStatus.Status;
     let information = b.irp.IoStatus.Information;
     b.final_status.store(status, Ordering::Release);
@@ -463,7 +494,7 @@ fn io_manager_completion(m: &Arc<MachineInner>, irp: *mut IRP) {
         FileBox::of(file).meta.pending.locked().retain(|&p| p != irp as usize);
     }
     let result = IoStatus { status, information: information_out };
-    let request = Arc::clone(b.meta.origin.request());
+    let Some(request) = b.meta.origin.request().cloned() else { return };
     if !file.is_null() {
         release_file(m, file, false);
     }
@@ -616,12 +647,33 @@ pub(crate) fn close_file(m: &Arc<MachineInner>, file: *mut FILE_OBJECT) {
         wait_or_report(m, &request, "IRP_MJ_CLOSE");
         f.meta.refs.fetch_sub(1, Ordering::AcqRel);
     }
+    check_no_irps_in_flight(m, file);
     let related = f.fo.RelatedFileObject;
     m.objects.locked().files.remove(&(file as usize));
     // SAFETY: allocated with Box::into_raw by the create path; nothing references it now.
     drop(unsafe { Box::from_raw(file.cast::<FileBox>()) });
     if !related.is_null() {
         release_file(m, related, true);
+    }
+}
+
+/// A file object may go only when no IRP addressed to it is still in a driver: the driver's own
+/// IRPs (`IoAllocateIrp`) hold no reference, so a driver that drops its reference too early is
+/// caught here.
+fn check_no_irps_in_flight(m: &MachineInner, file: *mut FILE_OBJECT) {
+    let irps: Vec<usize> = m.objects.locked().irps.iter().copied().collect();
+    for p in irps {
+        let b = IrpBox::of(p as *mut IRP);
+        if !matches!(b.meta.origin, Origin::Driver) || b.meta.driver_owned.load(Ordering::Acquire) {
+            continue;
+        }
+        let idx = location_index(b.irp.CurrentLocation).min(crate::objects::MAX_STACK - 1);
+        if b.stack[idx].FileObject == file {
+            violation(
+                Rule::FileClosedWithIrpsInFlight,
+                format!("file object {file:p} closed while the driver's IRP {p:#x} to it is in flight"),
+            );
+        }
     }
 }
 
@@ -684,4 +736,97 @@ pub(crate) fn send_pnp(m: &Arc<MachineInner>, device: *mut DEVICE_OBJECT, minor:
 /// The array index of 1-based stack location `location` (`CurrentLocation`, `StackCount`).
 pub(crate) fn location_index(location: i8) -> usize {
     usize::try_from(location).unwrap_or(1).saturating_sub(1)
+}
+
+// ---- the driver's own IRPs -----------------------------------------------------------------------
+
+/// `IoAllocateIrp`: an IRP with `stack_size` locations, none current, owned by the driver.
+pub(crate) fn allocate_irp(m: &MachineInner, stack_size: i8) -> *mut IRP {
+    if stack_size < 1 || usize::try_from(stack_size).unwrap_or(usize::MAX) > crate::objects::MAX_STACK {
+        violation(
+            Rule::Unsupported,
+            format!("IoAllocateIrp({stack_size}): kshost IRPs have 1..=8 locations"),
+        );
+        return std::ptr::null_mut();
+    }
+    let b = IrpBox::new(stack_size, Origin::Driver, std::ptr::null_mut());
+    let irp: *mut IRP = Box::into_raw(b).cast();
+    let mut o = m.objects.locked();
+    o.irps.insert(irp as usize);
+    o.driver_irps.insert(irp as usize);
+    irp
+}
+
+/// Whether `irp` is one of the driver's own IRPs, back in its hands; reports `what` otherwise.
+fn driver_irp_in_hand(m: &MachineInner, irp: *mut IRP, what: &str) -> bool {
+    if !m.objects.locked().driver_irps.contains(&(irp as usize)) {
+        violation(Rule::DriverIrpMisuse, format!("{what}({irp:p}): not an IRP from IoAllocateIrp"));
+        return false;
+    }
+    if !IrpBox::of(irp).meta.driver_owned.load(Ordering::Acquire) {
+        violation(Rule::DriverIrpMisuse, format!("{what}({irp:p}) while the IRP is in flight"));
+        return false;
+    }
+    if !IrpBox::of(irp).irp.MdlAddress.is_null() {
+        violation(Rule::DriverIrpMisuse, format!("{what}({irp:p}) with MDLs still chained at MdlAddress"));
+    }
+    true
+}
+
+/// `IoFreeIrp`.
+pub(crate) fn free_irp(m: &MachineInner, irp: *mut IRP) {
+    if !driver_irp_in_hand(m, irp, "IoFreeIrp") {
+        return;
+    }
+    m.objects.locked().driver_irps.remove(&(irp as usize));
+    release_irp(m, irp);
+}
+
+/// `IoReuseIrp`: as freshly allocated, with `status`.
+pub(crate) fn reuse_irp(m: &MachineInner, irp: *mut IRP, status: NTSTATUS) {
+    if !driver_irp_in_hand(m, irp, "IoReuseIrp") {
+        return;
+    }
+    let b = IrpBox::of(irp);
+    let count = b.irp.StackCount;
+    let fresh = IrpBox::new(count, Origin::Driver, std::ptr::null_mut());
+    b.stack = fresh.stack;
+    b.irp.Flags = 0;
+    b.irp.MdlAddress = std::ptr::null_mut();
+    b.irp.AssociatedIrp.SystemBuffer = std::ptr::null_mut();
+    b.irp.IoStatus.Status = status;
+    b.irp.IoStatus.Information = 0;
+    b.irp.PendingReturned = 0;
+    b.irp.Cancel = 0;
+    b.irp.CancelRoutine = None;
+    b.irp.UserBuffer = std::ptr::null_mut();
+    b.irp.CurrentLocation = count + 1;
+    let past_end = b.stack.as_mut_ptr().wrapping_add(location_index(count) + 1);
+    b.irp.Tail.Overlay.CurrentStackLocation = past_end;
+    b.meta.completed.store(false, Ordering::Release);
+    b.meta.restore.locked().clear();
+}
+
+/// `IoFreeMdl` (after `MmUnlockPages`): an MDL `KsProbeStreamIrp` built for a driver's own IRP.
+pub(crate) fn free_mdl(m: &MachineInner, mdl: *mut ksabi::MDL) {
+    if m.objects.locked().mdls.remove(&(mdl as usize)) {
+        // SAFETY: allocated by kshost with Box::into_raw; removed from the registry once.
+        drop(unsafe { Box::from_raw(mdl) });
+    } else {
+        violation(Rule::UnknownObject, format!("IoFreeMdl({mdl:p}): not an MDL kshost built"));
+    }
+}
+
+/// `MmUnlockPages`.
+pub(crate) fn unlock_pages(m: &MachineInner, mdl: *mut ksabi::MDL) {
+    if !m.objects.locked().mdls.contains(&(mdl as usize)) {
+        violation(Rule::UnknownObject, format!("MmUnlockPages({mdl:p}): not an MDL kshost built"));
+        return;
+    }
+    // SAFETY: a live kshost MDL.
+    let flags = unsafe { &mut (*mdl).MdlFlags };
+    if *flags & ksabi::MDL_PAGES_LOCKED == 0 {
+        violation(Rule::Unsupported, format!("MmUnlockPages({mdl:p}): pages not locked"));
+    }
+    *flags &= !(ksabi::MDL_PAGES_LOCKED | ksabi::MDL_MAPPED_TO_SYSTEM_VA);
 }

@@ -24,12 +24,14 @@
 //! ```
 
 mod client;
+mod event;
 pub mod exports;
 pub mod inf;
 mod iomgr;
 mod irql;
 mod ks;
 mod machine;
+mod ob;
 mod objects;
 mod pool;
 pub mod status_map;
@@ -37,6 +39,7 @@ mod sync;
 mod usermem;
 mod verifier;
 mod worker;
+mod workitem;
 
 pub use client::{Handle, Overlapped, UserBuffer};
 pub use machine::{DriverEntry, InstallError, InterfaceInfo, Machine, Report, Settings};

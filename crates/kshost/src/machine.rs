@@ -111,6 +111,8 @@ pub(crate) struct Installed {
 #[derive(Default)]
 pub(crate) struct Objects {
     pub irps: HashSet<usize>,
+    /// IRPs the driver allocated (`IoAllocateIrp`) and has not freed.
+    pub driver_irps: HashSet<usize>,
     pub files: HashSet<usize>,
     pub devices: HashSet<usize>,
     pub mdls: HashSet<usize>,
@@ -140,6 +142,10 @@ pub(crate) struct MachineInner {
     /// Driver objects and devices live until the machine goes away.
     pub driver_boxes: Mutex<Vec<usize>>,
     pub device_boxes: Mutex<Vec<usize>>,
+    /// References the driver holds through `ObReferenceObjectByHandle`: file object → count.
+    pub ob_refs: Mutex<HashMap<usize, usize>>,
+    /// Work items the driver has allocated.
+    pub work_items: Mutex<HashSet<usize>>,
 }
 
 // SAFETY: the raw pointers inside are objects this machine owns; every access goes through its
@@ -266,6 +272,8 @@ impl Machine {
             handles: Mutex::new(crate::client::HandleTable::default()),
             driver_boxes: Mutex::new(Vec::new()),
             device_boxes: Mutex::new(Vec::new()),
+            ob_refs: Mutex::new(HashMap::new()),
+            work_items: Mutex::new(HashSet::new()),
         });
         Self { inner, shut_down: false }
     }
@@ -446,6 +454,9 @@ impl Machine {
             );
         }
         for &irp in &objects.irps {
+            if objects.driver_irps.contains(&irp) {
+                continue; // the driver's own, reported at unload if still allocated
+            }
             violation(Rule::IrpNeverCompleted, format!("IRP {irp:#x} still outstanding at device removal"));
         }
         for &fo in &objects.files {
@@ -464,6 +475,15 @@ impl Machine {
     }
 
     fn check_unload_leaks(&self) {
+        crate::worker::flush(&self.inner);
+        crate::ob::check_leaks(&self.inner);
+        crate::workitem::check_leaks(&self.inner);
+        for &irp in &self.inner.objects.locked().driver_irps {
+            violation(
+                Rule::DriverIrpMisuse,
+                format!("IRP {irp:#x} from IoAllocateIrp never freed (at unload)"),
+            );
+        }
         for (addr, block) in self.inner.pool.live() {
             violation(
                 Rule::PoolLeak,

@@ -22,6 +22,9 @@ pub(crate) enum Origin {
     Client(std::sync::Arc<Request>),
     /// kshost's own request (PnP and power IRPs it sends): signal the waiter, copy nothing.
     System(std::sync::Arc<Request>),
+    /// The driver's own IRP (`IoAllocateIrp`): nobody waits; the driver takes it back in a
+    /// completion routine and frees or reuses it.
+    Driver,
 }
 
 /// An IRP and its stack locations, followed by kshost's record of it.
@@ -53,13 +56,17 @@ pub(crate) struct IrpMeta {
     /// Pointer-sized values of the system buffer to put back as they were when it is copied to the
     /// caller: (offset, original) — the `Data` of captured stream headers, tagged for the driver.
     pub restore: std::sync::Mutex<Vec<(usize, usize)>>,
+    /// For [`Origin::Driver`] IRPs: whether the driver holds it (allocated, or taken back by a
+    /// completion routine) rather than a driver below.
+    pub driver_owned: AtomicBool,
 }
 
 impl Origin {
-    /// The request the issuer waits on.
-    pub(crate) fn request(&self) -> &std::sync::Arc<Request> {
+    /// The request the issuer waits on (none for the driver's own IRPs).
+    pub(crate) fn request(&self) -> Option<&std::sync::Arc<Request>> {
         match self {
-            Self::Client(r) | Self::System(r) => r,
+            Self::Client(r) | Self::System(r) => Some(r),
+            Self::Driver => None,
         }
     }
 }
@@ -91,6 +98,7 @@ impl IrpBox {
                 captured: Mutex::new(Vec::new()),
                 mappings: Vec::new(),
                 restore: Mutex::new(Vec::new()),
+                driver_owned: AtomicBool::new(true),
             },
             refs: RefCount(AtomicUsize::new(1)),
             final_status: std::sync::atomic::AtomicI32::new(0),

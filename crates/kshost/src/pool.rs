@@ -119,6 +119,11 @@ impl Pool {
         v
     }
 
+    /// Whether `len` bytes at `addr` lie inside one live block (what a kernel-mode buffer must be).
+    pub(crate) fn covers(&self, addr: usize, len: usize) -> bool {
+        self.blocks.locked().iter().any(|(&a, b)| addr >= a && addr.saturating_add(len) <= a + b.size)
+    }
+
     /// Lets the next `n` allocations succeed and the one after fail (low-resources simulation).
     pub(crate) fn fail_after(&self, n: Option<u64>) {
         *self.fail_after.locked() = n;

@@ -66,6 +66,18 @@ pub enum Rule {
     UnknownObject,
     /// A kernel routine kshost does not emulate in the way it was used.
     Unsupported,
+    /// An object reference (`ObReferenceObjectByHandle`) still held at driver unload, or a
+    /// dereference of an object the driver holds no reference to.
+    ObjectReferenceLeak,
+    /// An IRP from `IoAllocateIrp` freed or reused while in flight, sent back to the I/O manager
+    /// (no completion routine kept it), or still allocated at unload.
+    DriverIrpMisuse,
+    /// A file object closed (its last reference dropped) while IRPs sent to it are in flight.
+    FileClosedWithIrpsInFlight,
+    /// A work item queued while already queued, freed while queued, or still allocated at unload.
+    WorkItemMisuse,
+    /// `KeWaitForSingleObject` waited longer than the machine's hang timeout.
+    WaitNeverSatisfied,
 }
 
 impl Rule {
@@ -101,6 +113,11 @@ impl Rule {
             Self::DeviceBadDelete => "DEVICE_BAD_DELETE",
             Self::UnknownObject => "UNKNOWN_OBJECT",
             Self::Unsupported => "UNSUPPORTED",
+            Self::ObjectReferenceLeak => "OBJECT_REFERENCE_LEAK",
+            Self::DriverIrpMisuse => "DRIVER_IRP_MISUSE",
+            Self::FileClosedWithIrpsInFlight => "FILE_CLOSED_WITH_IRPS_IN_FLIGHT",
+            Self::WorkItemMisuse => "WORK_ITEM_MISUSE",
+            Self::WaitNeverSatisfied => "WAIT_NEVER_SATISFIED",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! System worker threads: closes that must run at `PASSIVE_LEVEL` outside the driver call that
-//! dropped the last reference (Windows finishes such work in an APC or a worker thread).
+//! dropped the last reference (Windows finishes such work in an APC or a worker thread), and the
+//! driver's work items.
 
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -13,12 +14,17 @@ static WORKERS: Mutex<Vec<(usize, JoinHandle<()>)>> = Mutex::new(Vec::new());
 /// Closes `file` (the address of a `FILE_OBJECT`) on a worker thread.
 pub(crate) fn defer(m: &Arc<MachineInner>, file: usize) {
     let machine = Arc::clone(m);
+    spawn(m, move || {
+        let _enter = Enter::new(&machine);
+        crate::iomgr::close_file(&machine, file as *mut ksabi::FILE_OBJECT);
+    });
+}
+
+/// Runs `work` on a worker thread of machine `m` (joined by [`flush`]).
+pub(crate) fn spawn(m: &Arc<MachineInner>, work: impl FnOnce() + Send + 'static) {
     let handle = std::thread::Builder::new()
         .name("kshost-worker".into())
-        .spawn(move || {
-            let _enter = Enter::new(&machine);
-            crate::iomgr::close_file(&machine, file as *mut ksabi::FILE_OBJECT);
-        })
+        .spawn(work)
         .expect("spawning a kshost worker thread");
     WORKERS.locked().push((Arc::as_ptr(m) as usize, handle));
 }

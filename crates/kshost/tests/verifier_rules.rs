@@ -27,13 +27,18 @@ enum Action {
 fn run(bug: u32, action: Action) -> kshost::Report {
     let _s = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     tiny::BREAK.store(bug, Ordering::SeqCst);
-    let m = Machine::new();
+    // A wait that can never end is reported when the hang timeout passes: keep it short.
+    let m = Machine::with_settings(kshost::Settings {
+        hang_timeout: std::time::Duration::from_millis(300),
+        ..kshost::Settings::default()
+    });
     m.install(tiny::INF, tiny::DriverEntry).expect("install");
     match action {
         Action::Install => {}
         Action::Property => {
             let path = m.interfaces(&tiny::TINY_CATEGORY)[0].path.clone();
             let filter = m.create_file(&path, GENERIC_READ | GENERIC_WRITE).unwrap();
+            tiny::CLIENT_HANDLE.store(usize::try_from(filter.raw()).unwrap(), Ordering::SeqCst);
             let req = tiny::ksp_pin(KSPROPSETID_Pin, pin_property::CTYPES, KsPropertyType::GET, 0);
             let _ = m.device_io_control(filter, IOCTL_KS_PROPERTY, &req, &mut [0u8; 4]);
             m.close_handle(filter).unwrap();
@@ -118,6 +123,10 @@ rule_tests! {
     cancel_spinlock_not_held: bug::CANCEL_LOCK_NOT_HELD, Action::Property => Rule::CancelSpinLockNotHeld;
     missing_dispatch_entry: bug::MISSING_DISPATCH_ENTRY, Action::Property => Rule::MissingDispatchEntry;
     no_object_header: bug::NO_OBJECT_HEADER, Action::Property => Rule::NoObjectHeader;
+    object_reference_leak: bug::OB_REFERENCE_LEAK, Action::Property => Rule::ObjectReferenceLeak;
+    driver_irp_misuse: bug::FREE_FOREIGN_IRP, Action::Property => Rule::DriverIrpMisuse;
+    work_item_misuse: bug::WORK_ITEM_LEAK, Action::Property => Rule::WorkItemMisuse;
+    wait_never_satisfied: bug::WAIT_FOREVER, Action::Property => Rule::WaitNeverSatisfied;
     ks_header_leak: bug::KS_HEADER_LEAK, Action::Property => Rule::KsHeaderLeak;
     ks_header_double_free: bug::KS_HEADER_DOUBLE_FREE, Action::Property => Rule::KsHeaderBadFree;
     ks_queue_misuse: bug::KS_QUEUE_MISUSE, Action::PendingRead => Rule::KsQueueMisuse;

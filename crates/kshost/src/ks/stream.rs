@@ -29,9 +29,10 @@ use ksabi::{
     UserMode,
 };
 
-use crate::machine::{MachineInner, current};
+use crate::machine::{MachineInner, current, violation};
 use crate::objects::IrpBox;
 use crate::sync::Locked;
+use crate::verifier::Rule;
 
 const HEADER: usize = size_of::<KSSTREAM_HEADER>();
 
@@ -64,6 +65,14 @@ pub(crate) fn probe_stream_irp(irp: *mut IRP, flags: u32, header_size: u32) -> N
         unsafe { std::ptr::copy_nonoverlapping(src, sb, len) };
         sb
     } else {
+        if !m.pool.covers(user, len) {
+            // A kernel caller's buffer must be system memory; anything else is a bug check on Windows.
+            violation(
+                Rule::UnknownObject,
+                format!("KsProbeStreamIrp: kernel-mode header array {user:#x} is not pool"),
+            );
+            return STATUS_ACCESS_VIOLATION;
+        }
         std::ptr::with_exposed_provenance_mut(user)
     };
     let result = validate(headers, len, flags, header_size).and_then(|offsets| {
@@ -151,8 +160,14 @@ fn build_mdls(
         let extent = h.FrameExtent as usize;
         let data = if user_mode {
             m.user.probe(crate::usermem::to_user(h.Data.cast()), extent)
-        } else {
+        } else if m.pool.covers(h.Data as usize, extent) {
             Some(h.Data.cast::<u8>())
+        } else {
+            violation(
+                Rule::UnknownObject,
+                format!("KsProbeStreamIrp: kernel-mode frame buffer {:p} is not pool", h.Data),
+            );
+            None
         };
         let Some(data) = data.filter(|d| !d.is_null()) else {
             for mdl in built {

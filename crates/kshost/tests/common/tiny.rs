@@ -29,6 +29,8 @@ unsafe impl<T> Sync for Table<T> {}
 pub const TINY_CATEGORY: GUID = GUID::from_u128(0x11111111_2222_3333_4444_555555555555);
 pub const TINY_PIN_NAME: GUID = GUID::from_u128(0x66666666_7777_8888_9999_AAAAAAAAAAAA);
 pub const TAG: u32 = u32::from_le_bytes(*b"Tiny");
+/// A client handle the test hands the driver for `bug::OB_REFERENCE_LEAK`.
+pub static CLIENT_HANDLE: AtomicUsize = AtomicUsize::new(0);
 
 pub const INF: &str = r#"
 [Version]
@@ -132,6 +134,10 @@ pub mod bug {
     pub const UNKNOWN_IRP: u32 = 27;
     pub const FAST_IO_ROUTING: u32 = 28;
     pub const USER_BUFFER_DEREFERENCE: u32 = 29;
+    pub const OB_REFERENCE_LEAK: u32 = 30;
+    pub const FREE_FOREIGN_IRP: u32 = 31;
+    pub const WORK_ITEM_LEAK: u32 = 32;
+    pub const WAIT_FOREVER: u32 = 33;
 }
 
 fn broken(b: u32) -> bool {
@@ -432,6 +438,36 @@ unsafe fn filter_ioctl_bugs(irp: *mut IRP) -> Option<NTSTATUS> {
                 Some(STATUS_SUCCESS)
             }
             bug::RETURN_WITHOUT_COMPLETING => Some(STATUS_SUCCESS),
+            bug::OB_REFERENCE_LEAK => {
+                // References the client's own filter handle and never lets go.
+                let mut object = null_mut();
+                let handle = CLIENT_HANDLE.load(Ordering::SeqCst) as HANDLE;
+                let status = ObReferenceObjectByHandle(
+                    handle,
+                    0,
+                    file_object_type(),
+                    UserMode,
+                    &mut object,
+                    null_mut(),
+                );
+                Some(complete(irp, status, 0))
+            }
+            bug::FREE_FOREIGN_IRP => {
+                // Frees an IRP the I/O manager built (only IoAllocateIrp's may be freed).
+                IoFreeIrp(irp);
+                Some(complete(irp, STATUS_SUCCESS, 0))
+            }
+            bug::WORK_ITEM_LEAK => {
+                let _leaked = IoAllocateWorkItem((*stack(irp)).DeviceObject);
+                Some(complete(irp, STATUS_SUCCESS, 0))
+            }
+            bug::WAIT_FOREVER => {
+                // Waits, without a timeout, for an event nothing will set.
+                let mut event: KEVENT = std::mem::zeroed();
+                KeInitializeEvent(&mut event, NotificationEvent, 0);
+                KeWaitForSingleObject((&raw mut event).cast(), Executive, KernelMode, 0, null_mut());
+                Some(complete(irp, STATUS_SUCCESS, 0))
+            }
             bug::STATUS_MISMATCH => {
                 complete(irp, STATUS_SUCCESS, 0);
                 Some(STATUS_UNSUCCESSFUL)

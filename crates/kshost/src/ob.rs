@@ -1,0 +1,117 @@
+//! The object manager, as far as a KS driver uses it: a user-mode handle becomes a referenced
+//! file object (`ObReferenceObjectByHandle`), and the reference is dropped again
+//! (`ObfDereferenceObject`), the last one closing the file. References still held at unload are
+//! reported (`OBJECT_REFERENCE_LEAK`).
+//!
+//! Fidelity: the object type may be `*IoFileObjectType` or NULL; the access check compares the
+//! desired access with what the handle was opened for (read: `FILE_READ_DATA` or `GENERIC_READ`;
+//! write: `FILE_WRITE_DATA` or `GENERIC_WRITE`); only user-mode handles of the emulated process
+//! exist. Statuses are Windows': `STATUS_INVALID_HANDLE`, `STATUS_OBJECT_TYPE_MISMATCH`,
+//! `STATUS_ACCESS_DENIED`.
+
+use std::ffi::c_void;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use ksabi::{
+    FILE_OBJECT, GENERIC_READ, GENERIC_WRITE, HANDLE, KPROCESSOR_MODE, NTSTATUS, PASSIVE_LEVEL,
+    STATUS_ACCESS_DENIED, STATUS_INVALID_HANDLE, STATUS_INVALID_PARAMETER, STATUS_OBJECT_TYPE_MISMATCH,
+    STATUS_SUCCESS,
+};
+
+use crate::client::HandleObject;
+use crate::machine::{MachineInner, current, violation};
+use crate::objects::FileBox;
+use crate::sync::Locked;
+use crate::verifier::Rule;
+
+/// What `*IoFileObjectType` points at: an object type kshost only compares by address.
+pub(crate) static FILE_OBJECT_TYPE: u64 = 0x4669_6C65; // "File"
+
+/// The value of `*IoFileObjectType`.
+#[must_use]
+pub(crate) fn file_object_type() -> *mut c_void {
+    std::ptr::from_ref(&FILE_OBJECT_TYPE).cast_mut().cast()
+}
+
+const FILE_READ_DATA: u32 = 0x1;
+const FILE_WRITE_DATA: u32 = 0x2;
+
+/// `ObReferenceObjectByHandle`.
+pub(crate) fn reference_by_handle(
+    handle: HANDLE,
+    access: u32,
+    object_type: *mut c_void,
+    _mode: KPROCESSOR_MODE,
+    object: *mut *mut c_void,
+) -> NTSTATUS {
+    if !crate::irql::require_at_most(PASSIVE_LEVEL, "ObReferenceObjectByHandle") {
+        return STATUS_INVALID_PARAMETER;
+    }
+    if object.is_null() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    if !object_type.is_null() && object_type != file_object_type() {
+        violation(Rule::Unsupported, "ObReferenceObjectByHandle: kshost knows only IoFileObjectType".into());
+        return STATUS_OBJECT_TYPE_MISMATCH;
+    }
+    let m = current();
+    let file = match m.handles.locked().resolve(handle as u64) {
+        None => return STATUS_INVALID_HANDLE,
+        Some(HandleObject::Event) => return STATUS_OBJECT_TYPE_MISMATCH,
+        Some(HandleObject::File(f)) => f,
+    };
+    let granted = FileBox::of(file).meta.granted;
+    let wants_read = access & (FILE_READ_DATA | GENERIC_READ) != 0;
+    let wants_write = access & (FILE_WRITE_DATA | GENERIC_WRITE) != 0;
+    if (wants_read && granted & GENERIC_READ == 0) || (wants_write && granted & GENERIC_WRITE == 0) {
+        return STATUS_ACCESS_DENIED;
+    }
+    FileBox::of(file).meta.refs.fetch_add(1, Ordering::AcqRel);
+    *m.ob_refs.locked().entry(file as usize).or_insert(0) += 1;
+    // SAFETY: the caller's out pointer.
+    unsafe { *object = file.cast() };
+    STATUS_SUCCESS
+}
+
+/// `ObfDereferenceObject`: returns the references the driver still holds on the object.
+pub(crate) fn dereference(object: *mut c_void) -> isize {
+    let m = current();
+    let file = object.cast::<FILE_OBJECT>();
+    let left = {
+        let mut refs = m.ob_refs.locked();
+        match refs.get_mut(&(file as usize)) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                let left = *n;
+                if left == 0 {
+                    refs.remove(&(file as usize));
+                }
+                left
+            }
+            _ => {
+                violation(
+                    Rule::ObjectReferenceLeak,
+                    format!("ObfDereferenceObject({object:p}): the driver holds no reference"),
+                );
+                return 0;
+            }
+        }
+    };
+    release(&m, file);
+    isize::try_from(left).unwrap_or(isize::MAX)
+}
+
+fn release(m: &Arc<MachineInner>, file: *mut FILE_OBJECT) {
+    crate::iomgr::release_file(m, file, crate::irql::current() == PASSIVE_LEVEL);
+}
+
+/// At unload: every reference the driver still holds is a leak.
+pub(crate) fn check_leaks(m: &MachineInner) {
+    for (&file, &n) in m.ob_refs.locked().iter() {
+        violation(
+            Rule::ObjectReferenceLeak,
+            format!("{n} reference(s) to file object {file:#x} still held at unload"),
+        );
+    }
+}
