@@ -51,10 +51,11 @@ build() {
     say "image: $image ($(stat -c %s "$image") bytes)"
 }
 
-# The routines src/sys declares as kernel imports: `fn Name(` with a capitalised name.
+# The routines and variables src/sys declares as kernel imports: `fn Name(` or `static Name:` with a
+# capitalised name.
 declared_imports() {
-    grep -hoE '^\s*(pub )?fn [A-Z][A-Za-z0-9_]*\(' "$root/src/sys/imports.rs" "$root/src/sys/kernel.rs" \
-        | sed -E 's/.*fn ([A-Za-z0-9_]+)\(/\1/' | sort -u
+    grep -hoE '^\s*(pub )?(fn [A-Z][A-Za-z0-9_]*\(|static [A-Z][a-z][A-Za-z0-9_]*:)' "$root/src/sys/imports.rs" "$root/src/sys/kernel.rs" \
+        | sed -E 's/.*(fn|static) ([A-Za-z0-9_]+)[(:]/\2/' | sort -u
 }
 
 check() {

@@ -19,8 +19,8 @@ use framering::{Consumer, Producer};
 use ksabi::{
     DEVICE_OBJECT, IOCTL_KS_PROPERTY, IRP, KSDISPATCH_TABLE, KSOBJECT_CREATE_ITEM, KSRESET, KSRESET_BEGIN,
     KSRESET_END, KSSTATE, KSSTATE_ACQUIRE, KSSTATE_RUN, KSSTATE_STOP, NTSTATUS, POOL_FLAG_NON_PAGED,
-    STATUS_DEVICE_BUSY, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER,
-    STATUS_NO_MATCH, STATUS_SUCCESS, nt_success,
+    STATUS_DEVICE_BUSY, STATUS_FILE_CLOSED, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE,
+    STATUS_INVALID_PARAMETER, STATUS_NO_MATCH, STATUS_SUCCESS, nt_success,
 };
 use ksring_api::{DEFAULT_CAPACITY, KsRingStatistics, MAX_CAPACITY, MIN_CAPACITY, PIN_INPUT, PIN_OUTPUT};
 
@@ -29,14 +29,36 @@ use crate::format::Format;
 use crate::nt::{self, static_unicode};
 use crate::object::{self, KIND_FILTER, Object, ObjectPrefix};
 use crate::ring_memory::{NewRing, RingMemory};
+use crate::source::Source;
 use crate::sync::{IrpQueue, SpinLock};
 use crate::{ids, pin, props, stream, sys};
 
 /// `KSSTRING_Pin`: the name of the pin factory create item, relative to a filter.
 static PIN_ITEM_NAME: [u16; 38] = ksabi::KSSTRING_Pin;
 
+/// A source pin's connection, as the filters keep it (the raw pointer is to pool memory that lives
+/// until the source pin's cleanup, which unregisters it first).
+#[derive(Clone, Copy)]
+struct SourceRef(*const Source);
+
+// SAFETY: a pointer to a `Source`, which is `Sync`; only dereferenced under `control`.
+unsafe impl Send for SourceRef {}
+
+impl SourceRef {
+    const NONE: Self = Self(core::ptr::null());
+
+    fn get(self) -> Option<&'static Source> {
+        // SAFETY: registered sources stay alive until unregistered under the same lock.
+        (!self.0.is_null()).then(|| unsafe { &*self.0 })
+    }
+}
+
 /// What `control` guards.
 struct Control {
+    /// This filter's pins that are IRP sources.
+    sources: [SourceRef; 2],
+    /// Sources of other filters feeding this filter's pins (which are their sinks).
+    feeders: [SourceRef; 2],
     /// The format of each connected pin (`None`: no pin of that factory).
     formats: [Option<Format>; 2],
     /// Which pins hold the ring (are out of STOP).
@@ -87,6 +109,9 @@ pub struct Filter {
     pub reads: IrpQueue,
     states: [AtomicI32; 2],
     resetting: [AtomicBool; 2],
+    /// The pin's last handle has closed (its cleanup began); requests still sent to it by an IRP
+    /// source holding a reference get `STATUS_FILE_CLOSED`.
+    closing: [AtomicBool; 2],
     input_closed: AtomicBool,
     /// Stream statistics.
     pub counters: Counters,
@@ -125,6 +150,8 @@ pub unsafe extern "system" fn dispatch_create(device: *mut DEVICE_OBJECT, irp: *
         // SAFETY: KS calls the create item with our device object.
         device: unsafe { device::counters(device) },
         control: SpinLock::new(Control {
+            sources: [SourceRef::NONE; 2],
+            feeders: [SourceRef::NONE; 2],
             formats: [None; 2],
             holders: [false; 2],
             ring: None,
@@ -137,6 +164,7 @@ pub unsafe extern "system" fn dispatch_create(device: *mut DEVICE_OBJECT, irp: *
         reads: IrpQueue::new(),
         states: [AtomicI32::new(KSSTATE_STOP), AtomicI32::new(KSSTATE_STOP)],
         resetting: [AtomicBool::new(false), AtomicBool::new(false)],
+        closing: [AtomicBool::new(false), AtomicBool::new(false)],
         input_closed: AtomicBool::new(false),
         counters: Counters::default(),
     };
@@ -286,6 +314,7 @@ impl Filter {
 
     /// The pin [`Filter::connect`]ed is created: a new input ends a previous end of stream.
     pub fn connected(&self, pin: u32) {
+        self.closing[pin as usize].store(false, Ordering::SeqCst);
         if pin == PIN_INPUT {
             self.input_closed.store(false, Ordering::SeqCst);
         }
@@ -396,6 +425,7 @@ impl Filter {
     fn stop(&self, pin: u32) {
         self.states[pin as usize].store(KSSTATE_STOP, Ordering::SeqCst);
         self.queue(pin).cancel_all();
+        self.stop_source(pin);
         self.discard();
         self.control.lock().holders[pin as usize] = false;
         self.release_ring_if_unheld();
@@ -447,6 +477,82 @@ impl Filter {
         *self.consumer.lock() = None;
         // SAFETY: both halves are gone; nothing else borrows the block.
         unsafe { memory.free() };
+    }
+
+    /// Whether pin `pin` is an IRP source (it moves data itself; clients do not stream to it).
+    pub fn is_source(&self, pin: u32) -> bool {
+        !self.control.lock().sources[pin as usize].0.is_null()
+    }
+
+    /// Registers pin `pin` as an IRP source.
+    pub fn attach_source(&self, pin: u32, source: *const Source) {
+        self.control.lock().sources[pin as usize] = SourceRef(source);
+    }
+
+    /// Unregisters pin `pin`'s source (its cleanup): the filter stops kicking it.
+    pub fn detach_source(&self, pin: u32) -> Option<*const Source> {
+        let s = core::mem::replace(&mut self.control.lock().sources[pin as usize], SourceRef::NONE);
+        (!s.0.is_null()).then_some(s.0)
+    }
+
+    /// Registers `source` as feeding this filter's pin `pin`: `STATUS_DEVICE_BUSY` if one already
+    /// does, `STATUS_FILE_CLOSED` if the pin's last handle has closed meanwhile (its cleanup would
+    /// not tell the source).
+    pub fn attach_feeder(&self, pin: u32, source: *const Source) -> Result<(), NTSTATUS> {
+        let mut c = self.control.lock();
+        if self.closing(pin) {
+            return Err(STATUS_FILE_CLOSED);
+        }
+        if !c.feeders[pin as usize].0.is_null() {
+            return Err(STATUS_DEVICE_BUSY);
+        }
+        c.feeders[pin as usize] = SourceRef(source);
+        Ok(())
+    }
+
+    /// Whether pin `pin`'s last handle has closed.
+    pub fn closing(&self, pin: u32) -> bool {
+        self.closing[pin as usize].load(Ordering::SeqCst)
+    }
+
+    /// Unregisters `source` from pin `pin` (the source's cleanup, while the sink is alive).
+    pub fn detach_feeder(&self, pin: u32, source: *const Source) {
+        let mut c = self.control.lock();
+        if core::ptr::eq(c.feeders[pin as usize].0, source) {
+            c.feeders[pin as usize] = SourceRef::NONE;
+        }
+    }
+
+    /// Pin `pin`'s last handle closed: no new requests (a source may still send some until it
+    /// hears), and a source feeding it is told, and forgotten.
+    pub fn sink_cleanup(&self, pin: u32) {
+        self.closing[pin as usize].store(true, Ordering::SeqCst);
+        let mut c = self.control.lock();
+        if let Some(src) = core::mem::replace(&mut c.feeders[pin as usize], SourceRef::NONE).get() {
+            src.sink_ended();
+        }
+    }
+
+    /// The filter moved data or changed state: sources (own pins that push or pull) may go on,
+    /// and so may sources feeding its pins (a sink that runs again accepts what it refused).
+    pub fn kick_sources(&self) {
+        let c = self.control.lock();
+        for s in c.sources.iter().chain(c.feeders.iter()).filter_map(|s| s.get()) {
+            s.kick();
+        }
+    }
+
+    /// Pin `pin` went to STOP: if it is a source, it drops what it holds.
+    fn stop_source(&self, pin: u32) {
+        if let Some(s) = self.control.lock().sources[pin as usize].get() {
+            s.stop();
+        }
+    }
+
+    /// The input ended without an input pin closing: an IRP-source input read the end of stream.
+    pub fn end_input(&self) {
+        self.input_closed.store(true, Ordering::SeqCst);
+        stream::pump(self);
     }
 
     /// `KSPROPERTY_KSRING_CAPACITY` get.

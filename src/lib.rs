@@ -9,7 +9,7 @@
 //!
 //! Modules, from the device down: [`device`] (entry, `AddDevice`, PnP, cleanup), `filter`
 //! (instances, the state machine, the ring's ownership), `pin` (creation rules, dispatch),
-//! `props` (property sets), `stream` (the read/write path), [`format`] (formats and their
+//! `props` (property sets), `stream` (the read/write path), `source` (IRP-source pins), [`format`] (formats and their
 //! intersection, pure), `descriptors` (the static KS tables), `ring_memory`, `sync`, `nt`.
 #![no_std]
 
@@ -26,6 +26,7 @@ mod object;
 mod pin;
 mod props;
 mod ring_memory;
+mod source;
 mod stream;
 mod sync;
 

@@ -8,6 +8,7 @@ use core::ptr::null_mut;
 use ksabi::{
     FILE_OBJECT, IO_NO_INCREMENT, IO_PARAMETERS_DEVICE_IO_CONTROL, IO_STACK_LOCATION, IRP, IRP_TAIL_OVERLAY,
     KernelMode, LIST_ENTRY, MDL, MDL_MAPPED_TO_SYSTEM_VA, MDL_SOURCE_IS_NONPAGED_POOL, NTSTATUS,
+    PIO_COMPLETION_ROUTINE, SL_INVOKE_ON_CANCEL, SL_INVOKE_ON_ERROR, SL_INVOKE_ON_SUCCESS,
     SL_PENDING_RETURNED, UNICODE_STRING,
 };
 
@@ -121,6 +122,34 @@ pub unsafe fn complete(irp: *mut IRP, status: NTSTATUS, information: usize) -> N
     // SAFETY: the IRP is ours to complete, exactly once.
     unsafe { sys::IofCompleteRequest(irp, IO_NO_INCREMENT) };
     status
+}
+
+/// `IoGetNextIrpStackLocation`: the location the driver below will see.
+///
+/// # Safety
+/// `irp` must be a valid IRP owned by the caller, with a location below the current one.
+pub unsafe fn next_stack(irp: *mut IRP) -> *mut IO_STACK_LOCATION {
+    // SAFETY: the caller's IRP has a current (or past-the-end) location and one below it.
+    unsafe { current_stack(irp) }.wrapping_sub(1)
+}
+
+/// `IoSetCompletionRoutine(irp, routine, context, TRUE, TRUE, TRUE)`: call `routine` however the
+/// request ends.
+///
+/// # Safety
+/// As [`next_stack`].
+pub unsafe fn set_completion_routine(
+    irp: *mut IRP,
+    routine: PIO_COMPLETION_ROUTINE,
+    context: *mut core::ffi::c_void,
+) {
+    // SAFETY: the caller's IRP.
+    let next = unsafe { next_stack(irp) };
+    // SAFETY: a location of the caller's IRP, which it owns.
+    let next = unsafe { &mut *next };
+    next.CompletionRoutine = routine;
+    next.Context = context;
+    next.Control = SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL;
 }
 
 /// `MmGetSystemAddressForMdlSafe(mdl, NormalPagePriority)`: the system-space address of the

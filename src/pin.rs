@@ -6,8 +6,7 @@ use core::ptr::{self, null_mut};
 use ksabi::{
     DEVICE_OBJECT, IOCTL_KS_PROPERTY, IOCTL_KS_READ_STREAM, IOCTL_KS_RESET_STATE, IOCTL_KS_WRITE_STREAM, IRP,
     KSDATAFORMAT, KSDISPATCH_TABLE, KSPIN_CONNECT, KSRESET, NTSTATUS, POOL_FLAG_NON_PAGED,
-    STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER, STATUS_NOT_SUPPORTED, STATUS_SUCCESS,
-    nt_success,
+    STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER, STATUS_SUCCESS, nt_success,
 };
 use ksring_api::{PIN_FACTORIES, PIN_INPUT, PIN_OUTPUT};
 
@@ -16,6 +15,7 @@ use crate::filter::Filter;
 use crate::format::Format;
 use crate::nt;
 use crate::object::{self, KIND_PIN, Object, ObjectPrefix};
+use crate::source;
 use crate::stream::{self, Direction};
 use crate::{ids, props, sys};
 
@@ -41,13 +41,14 @@ impl Pin {
 static DISPATCH: KSDISPATCH_TABLE = object::dispatch_table(Some(device_control), Some(close));
 
 /// The pin factory's create routine (`KSSTRING_Pin` under a filter). Checks, in order:
-/// `KsValidateConnectRequest` (pin id, interface, medium, communication, format GUIDs); an
-/// IRP-source connection (`PinToHandle`) — `STATUS_NOT_SUPPORTED` for now; the format in detail
-/// ([`Format::parse`]); one instance per factory and the other pin's format ([`Filter::connect`]).
+/// `KsValidateConnectRequest` (pin id, interface, medium, communication, format GUIDs); the format
+/// in detail ([`Format::parse`]); one instance per factory and the other pin's format
+/// ([`Filter::connect`]); for an IRP-source connection (`PinToHandle` set), the pin it names
+/// ([`source::connect`]).
 ///
 /// # Safety
 /// Called by KS with our device and a create IRP whose related file object is a filter.
-pub unsafe extern "system" fn dispatch_create(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+pub unsafe extern "system" fn dispatch_create(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
     // SAFETY: the create IRP KS handed us; its file object's parent is the filter's.
     let parent = unsafe { nt::related_file_object(irp) };
     // SAFETY: KS only routes here for file objects opened relative to one of our filters.
@@ -71,19 +72,26 @@ pub unsafe extern "system" fn dispatch_create(_device: *mut DEVICE_OBJECT, irp: 
     let format_size = unsafe { (*format_ptr).FormatSize } as usize;
     // SAFETY: as above: FormatSize bytes follow the KSPIN_CONNECT in the captured request.
     let format_bytes = unsafe { core::slice::from_raw_parts(format_ptr.cast::<u8>(), format_size) };
-    let status = if request.PinToHandle.is_null() {
-        match Format::parse(format_bytes) {
-            Ok(format) => filter.connect(request.PinId, format),
-            Err(status) => status,
-        }
-    } else {
-        STATUS_NOT_SUPPORTED
+    let format = match Format::parse(format_bytes) {
+        Ok(format) => format,
+        // SAFETY: we complete the IRP once.
+        Err(status) => return unsafe { nt::complete(irp, status, 0) },
     };
+    let status = filter.connect(request.PinId, format);
     if !nt_success(status) {
         // SAFETY: we complete the IRP once.
         return unsafe { nt::complete(irp, status, 0) };
     }
-    let status = create_object(irp, filter, request.PinId);
+    let mut status = create_object(irp, filter, request.PinId);
+    if nt_success(status) && !request.PinToHandle.is_null() {
+        let target = request.PinToHandle;
+        // SAFETY: our create IRP at PASSIVE_LEVEL in the caller's context.
+        let connected = unsafe { source::connect(device, irp, filter, request.PinId, format, target) };
+        if let Err(refused) = connected {
+            destroy_object(irp);
+            status = refused;
+        }
+    }
     if nt_success(status) {
         filter.connected(request.PinId);
     } else {
@@ -116,6 +124,19 @@ fn create_object(irp: *mut IRP, filter: &Filter, id: u32) -> NTSTATUS {
     // SAFETY: the create IRP of our file object.
     unsafe { nt::set_fs_context(irp, raw) };
     STATUS_SUCCESS
+}
+
+/// Undoes [`create_object`] for a pin whose connection was then refused.
+fn destroy_object(irp: *mut IRP) {
+    // SAFETY: the create IRP whose file object `create_object` just set up.
+    let Some(Object::Pin(pin)) = (unsafe { object::of_irp(irp) }) else { return };
+    // SAFETY: allocated by create_object; freed once.
+    unsafe { sys::KsFreeObjectHeader(pin.prefix.header) };
+    let raw = ptr::from_ref(pin).cast_mut().cast();
+    // SAFETY: the create IRP of our file object.
+    unsafe { nt::set_fs_context(irp, null_mut()) };
+    // SAFETY: allocated by create_object with this tag.
+    unsafe { sys::ExFreePoolWithTag(raw, ids::TAG_PIN) };
 }
 
 /// `IRP_MJ_DEVICE_CONTROL` of a pin: properties, stream I/O, reset.
@@ -153,12 +174,21 @@ unsafe extern "system" fn device_control(device: *mut DEVICE_OBJECT, irp: *mut I
     }
 }
 
-/// `IRP_MJ_CLEANUP` (routed by the driver, not KS): the last handle of a pin closed, so its
-/// pending requests are cancelled; the close follows once they have completed.
+/// `IRP_MJ_CLEANUP` (routed by the driver, not KS): the last handle of a pin closed. Its pending
+/// requests are cancelled (the close follows once they have completed); a source feeding it is
+/// told its sink ended; if it is a source itself, it shuts down — cancelling, waiting for and
+/// letting go of what it sent, then releasing the pin it pointed at.
 pub fn cleanup(irp: *mut IRP) {
     // SAFETY: a cleanup IRP of our device.
     if let Some(Object::Pin(pin)) = unsafe { object::of_irp(irp) } {
-        pin.filter().queue(pin.id).cancel_all();
+        let f = pin.filter();
+        // Closing first (so that nothing new is queued), then what is queued is cancelled.
+        f.sink_cleanup(pin.id);
+        f.queue(pin.id).cancel_all();
+        if let Some(src) = f.detach_source(pin.id) {
+            // SAFETY: at PASSIVE_LEVEL (cleanup); detached from the filter just above.
+            unsafe { source::Source::shut_down(src) };
+        }
     }
 }
 

@@ -34,12 +34,13 @@ use core::sync::atomic::{Ordering, fence};
 use framering::HEADER_SIZE;
 use ksabi::{
     DEVICE_OBJECT, IOCTL_KS_READ_STREAM, IRP, KSSTATE_STOP, KsProbe, KsStreamOptions, NTSTATUS,
-    STATUS_CANCELLED, STATUS_DEVICE_NOT_READY, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_DEVICE_STATE,
-    STATUS_PENDING, STATUS_SUCCESS, nt_success,
+    STATUS_CANCELLED, STATUS_DEVICE_NOT_READY, STATUS_FILE_CLOSED, STATUS_INVALID_DEVICE_REQUEST,
+    STATUS_INVALID_DEVICE_STATE, STATUS_PENDING, STATUS_SUCCESS, nt_success,
 };
 use ksring_api::{KSRING_OPTIONSF_CONTINUES, PIN_INPUT, PIN_OUTPUT};
 
 pub use cursor::Cursor;
+pub use write::meta_of;
 
 use crate::filter::Filter;
 use crate::object::{self, Object};
@@ -77,6 +78,13 @@ pub fn part_flags(frame_flags: u32, last: bool) -> u32 {
     }
 }
 
+/// After a reserve in `f`'s ring found it full: lets the consumer pass over padding the producer
+/// may just have published at the end of the storage (see `Consumer::pass_padding`); `true` if
+/// that freed space, so that the reserve is worth trying again. Lock order: producer, consumer.
+pub fn pass_padding(f: &Filter) -> bool {
+    f.consumer.lock().as_mut().is_some_and(framering::Consumer::pass_padding)
+}
+
 /// A stream IOCTL on a pin.
 pub fn dispatch(pin: &Pin, irp: *mut IRP, direction: Direction) -> NTSTATUS {
     let f = pin.filter();
@@ -89,8 +97,11 @@ pub fn dispatch(pin: &Pin, irp: *mut IRP, direction: Direction) -> NTSTATUS {
             (PIN_OUTPUT, KsProbe::ALLOCATEMDL | KsProbe::PROBEANDLOCK | KsProbe::SYSTEMADDRESS)
         }
     };
-    let refused = if pin.id != expected {
+    let refused = if pin.id != expected || f.is_source(pin.id) {
+        // A source pin moves data itself: it is not an IRP sink.
         STATUS_INVALID_DEVICE_REQUEST
+    } else if f.closing(pin.id) {
+        STATUS_FILE_CLOSED
     } else if f.state(pin.id) == KSSTATE_STOP {
         STATUS_INVALID_DEVICE_STATE
     } else if f.resetting(pin.id) {
@@ -119,7 +130,7 @@ pub fn dispatch(pin: &Pin, irp: *mut IRP, direction: Direction) -> NTSTATUS {
     // complete on another thread at any moment: it is not touched again.
     unsafe { queue.push(irp, Some(cancel)) };
     // A STOP or reset that began meanwhile may have missed it: cancel again (idempotent).
-    if f.state(pin.id) == KSSTATE_STOP || f.resetting(pin.id) {
+    if f.state(pin.id) == KSSTATE_STOP || f.resetting(pin.id) || f.closing(pin.id) {
         queue.cancel_all();
     }
     pump(f);
@@ -143,6 +154,7 @@ pub fn pump(f: &Filter) {
             break;
         }
     }
+    f.kick_sources();
 }
 
 /// The cancel routine of queued stream IRPs: lets `KsCancelRoutine` unlink the IRP and release

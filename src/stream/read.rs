@@ -98,7 +98,7 @@ pub fn direct(f: &Filter, bytes: &[u8], meta: &FrameMeta, done: &mut Completions
     unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), cursor.data(), n) };
     let last = n == bytes.len();
     write_header(&cursor, &h, n, meta, part_flags(meta.options_flags, last));
-    count_out(f, n, last, true);
+    count_out(f, n, last && meta.options_flags & KSRING_OPTIONSF_CONTINUES == 0, true);
     cursor.advance();
     cursor.save();
     if cursor.header().is_none() {

@@ -2,7 +2,7 @@
 
 use framering::{FrameMeta, Producer, ReserveError};
 use ksabi::{IRP, KSSTREAM_HEADER, KSTIME, STATUS_SUCCESS};
-use ksring_api::{PIN_INPUT, PIN_OUTPUT};
+use ksring_api::{KSRING_OPTIONSF_CONTINUES, PIN_INPUT, PIN_OUTPUT};
 
 use super::completions::Completions;
 use super::{Cursor, cancel, part_flags, piece_limit};
@@ -44,8 +44,8 @@ pub fn pump(f: &Filter) -> bool {
     progress
 }
 
-/// The metadata of a write header.
-fn meta_of(h: &KSSTREAM_HEADER) -> FrameMeta {
+/// The metadata a stream header carries (a write's, or a completed read's for a pull source).
+pub fn meta_of(h: &KSSTREAM_HEADER) -> FrameMeta {
     FrameMeta {
         options_flags: h.OptionsFlags,
         type_specific_flags: h.TypeSpecificFlags,
@@ -93,6 +93,7 @@ fn feed(
                     grant.commit(&FrameMeta { options_flags: part_flags(meta.options_flags, last), ..meta });
                     take
                 }
+                Err(ReserveError::Full) if super::pass_padding(f) => continue, // room now: again
                 Err(ReserveError::Full | ReserveError::TooLarge { .. }) => return false,
             }
         };
@@ -102,7 +103,11 @@ fn feed(
         // SAFETY: the IRP is ours; Information is the bytes accepted so far.
         unsafe { (*irp).IoStatus.Information += moved };
         if cursor.offset == used {
-            Counters::add(&f.counters.frames_in, 1);
+            // A header that says the frame continues (an IRP source forwarding a part) is not a
+            // whole frame yet.
+            if meta.options_flags & KSRING_OPTIONSF_CONTINUES == 0 {
+                Counters::add(&f.counters.frames_in, 1);
+            }
             cursor.advance();
         }
     }

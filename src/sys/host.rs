@@ -11,3 +11,9 @@ pub use kshost::exports;
 pub fn debug_print(level: u32, message: &CStr) {
     kshost::exports::dbg_print(level, message);
 }
+
+/// `*IoFileObjectType`, for `ObReferenceObjectByHandle`.
+#[must_use]
+pub fn file_object_type() -> *mut core::ffi::c_void {
+    kshost::exports::file_object_type()
+}

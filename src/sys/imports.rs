@@ -8,10 +8,10 @@
 use core::ffi::c_void;
 
 use ksabi::{
-    DEVICE_OBJECT, DRIVER_OBJECT, GUID, IRP, KIRQL, KPROCESSOR_MODE, KSDISPATCH_TABLE, KSIDENTIFIER,
-    KSIRP_REMOVAL_OPERATION, KSLIST_ENTRY_LOCATION, KSOBJECT_CREATE_ITEM, KSP_PIN, KSPIN_CONNECT,
-    KSPIN_DESCRIPTOR, KSPIN_LOCK, KSPROPERTY_SET, KSRESET, KSTOPOLOGY, LIST_ENTRY, MDL, NTSTATUS,
-    PDRIVER_CANCEL, PFNKSINTERSECTHANDLER, POOL_FLAGS, UNICODE_STRING,
+    DEVICE_OBJECT, DRIVER_OBJECT, GUID, HANDLE, IRP, KEVENT, KIRQL, KPROCESSOR_MODE, KSDISPATCH_TABLE,
+    KSIDENTIFIER, KSIRP_REMOVAL_OPERATION, KSLIST_ENTRY_LOCATION, KSOBJECT_CREATE_ITEM, KSP_PIN,
+    KSPIN_CONNECT, KSPIN_DESCRIPTOR, KSPIN_LOCK, KSPROPERTY_SET, KSRESET, KSTOPOLOGY, LIST_ENTRY, MDL,
+    NTSTATUS, PDRIVER_CANCEL, PFNKSINTERSECTHANDLER, PIO_WORKITEM_ROUTINE, POOL_FLAGS, UNICODE_STRING,
 };
 
 imports! {
@@ -49,6 +49,35 @@ imports! {
             bug_check_on_failure: u32,
             priority: u32,
         ) -> *mut c_void;
+        // IRP-source pins: a referenced target, IRPs of the driver's own, work items, an event.
+        fn ObReferenceObjectByHandle(
+            handle: HANDLE,
+            desired_access: u32,
+            object_type: *mut c_void,
+            access_mode: KPROCESSOR_MODE,
+            object: *mut *mut c_void,
+            handle_information: *mut c_void,
+        ) -> NTSTATUS;
+        fn ObfDereferenceObject(object: *mut c_void) -> isize;
+        fn IoAllocateIrp(stack_size: i8, charge_quota: u8) -> *mut IRP;
+        fn IoFreeIrp(irp: *mut IRP);
+        fn IoReuseIrp(irp: *mut IRP, status: NTSTATUS);
+        fn IofCallDriver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS;
+        fn IoCancelIrp(irp: *mut IRP) -> u8;
+        fn IoFreeMdl(mdl: *mut MDL);
+        fn MmUnlockPages(mdl: *mut MDL);
+        fn IoAllocateWorkItem(device: *mut DEVICE_OBJECT) -> *mut c_void;
+        fn IoQueueWorkItem(item: *mut c_void, routine: PIO_WORKITEM_ROUTINE, queue_type: i32, context: *mut c_void);
+        fn IoFreeWorkItem(item: *mut c_void);
+        fn KeInitializeEvent(event: *mut KEVENT, event_type: i32, state: u8);
+        fn KeSetEvent(event: *mut KEVENT, increment: i32, wait: u8) -> i32;
+        fn KeWaitForSingleObject(
+            object: *mut c_void,
+            wait_reason: i32,
+            wait_mode: KPROCESSOR_MODE,
+            alertable: u8,
+            timeout: *mut i64,
+        ) -> NTSTATUS;
     }
     "ks.sys" {
         fn KsSetMajorFunctionHandler(driver: *mut DRIVER_OBJECT, major: u32) -> NTSTATUS;

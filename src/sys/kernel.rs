@@ -12,6 +12,23 @@ unsafe extern "C" {
     fn DbgPrintEx(component_id: u32, level: u32, format: *const c_char, ...) -> u32;
 }
 
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+unsafe extern "C" {
+    /// `IoFileObjectType`, the object type of file objects: a data export whose variable is a
+    /// `POBJECT_TYPE` (mingw's ddk header: `extern NTOSAPI POBJECT_TYPE IoFileObjectType;`, a
+    /// dllimport; Wine's fltmgr reads `*(POBJECT_TYPE *)GetProcAddress(.., "IoFileObjectType")`).
+    /// A raw-dylib static is a dllimport too: reading it goes through the import address table to
+    /// the variable, so its type is the variable's. (The WDK's `extern POBJECT_TYPE
+    /// *IoFileObjectType` is the same variable seen without dllimport, through its IAT slot.)
+    static IoFileObjectType: *mut core::ffi::c_void;
+}
+
+/// The `POBJECT_TYPE` of file objects, for `ObReferenceObjectByHandle`.
+pub fn file_object_type() -> *mut core::ffi::c_void {
+    // SAFETY: ntoskrnl.exe exports the variable and sets it at boot, before any driver loads.
+    unsafe { IoFileObjectType }
+}
+
 /// `DPFLTR_IHVDRIVER_ID`: the component id third-party drivers print under.
 const DPFLTR_IHVDRIVER_ID: u32 = 77;
 

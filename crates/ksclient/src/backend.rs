@@ -142,6 +142,11 @@ pub trait Backend: Send + Sync {
         output: *mut u8,
         output_len: usize,
     ) -> Box<dyn Pending>;
+    /// `CreateEvent`: a handle that is not a file (for connections that must refuse it).
+    ///
+    /// # Errors
+    /// The creation's failure.
+    fn create_event(&self) -> Result<Handle, Fail>;
     /// `CancelIoEx(handle, NULL)`.
     ///
     /// # Errors

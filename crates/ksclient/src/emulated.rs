@@ -147,6 +147,10 @@ impl Backend for Emulated {
         Box::new(InFlight(pending))
     }
 
+    fn create_event(&self) -> Result<Handle, Fail> {
+        Ok(handle(self.machine().create_event()))
+    }
+
     fn cancel(&self, h: Handle) -> Result<(), Fail> {
         self.machine().cancel_io(host(h)).map(|_| ()).map_err(Fail::Status)
     }

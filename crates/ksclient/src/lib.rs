@@ -9,6 +9,7 @@
 //! - [`filter`]: typed filters and pins — every property, pin creation, states, reset;
 //! - [`stream`]: a verified stream — patterned frames with metadata written from one thread and
 //!   read back and checked on another, with requests in flight on both sides;
+//! - [`graph`]: three filters chained by IRP-source pins (`PinToHandle`), streamed end to end;
 //! - [`conformance`]: the scenario suite `ksctl conformance` runs on either backend, with the
 //!   table of bad inputs and the status each gets.
 
@@ -17,6 +18,7 @@ pub mod conformance;
 #[cfg(any(not(windows), feature = "emulated"))]
 pub mod emulated;
 pub mod filter;
+pub mod graph;
 pub mod io;
 pub mod request;
 pub mod soak;

@@ -292,12 +292,13 @@ pub fn run(
     let total = plan.frames_for(cfg.bytes);
     let submitted: Mutex<HashMap<u64, Instant>> = Mutex::new(HashMap::new());
     let abort = AtomicBool::new(false);
+    let writer_first = AtomicBool::new(false);
     let start = Instant::now();
     let (written, read) = std::thread::scope(|s| {
         let writer = s.spawn(|| {
             let r = write_all(backend, &input, &plan, total, cfg, &submitted, &abort);
             if r.is_err() {
-                abort.store(true, Ordering::SeqCst);
+                writer_first.store(!abort.swap(true, Ordering::SeqCst), Ordering::SeqCst);
                 let _ = output.cancel();
             }
             // Closing the input ends the stream: the reader drains the ring, then sees ENDOFSTREAM.
@@ -310,6 +311,11 @@ pub fn run(
         }
         (writer.join().unwrap_or_else(|_| Err(StreamError::Config("writer panicked".into()))), r)
     });
+    // When both sides failed, the first failure is the cause (the other side only stalled or was
+    // cancelled because of it).
+    if let (Err(w), Err(r)) = (&written, &read) {
+        return Err(if writer_first.load(Ordering::SeqCst) { w.clone() } else { r.clone() });
+    }
     let writes = written?;
     let mut report = read?;
     report.writes = writes;

@@ -298,6 +298,15 @@ impl Backend for Windows {
         Box::new(request)
     }
 
+    fn create_event(&self) -> Result<Handle, Fail> {
+        // SAFETY: an unnamed manual-reset event, not signalled.
+        let h = unsafe { CreateEventW(null(), 1, 0, null()) };
+        if h.is_null() {
+            return Err(Fail::Win32(last_error()));
+        }
+        Ok(Handle(h as usize as u64))
+    }
+
     fn cancel(&self, h: Handle) -> Result<(), Fail> {
         // SAFETY: cancels every request of this thread and others on the handle.
         if unsafe { CancelIoEx(handle(h), null()) } == 0 {

@@ -41,6 +41,9 @@ pub enum Command {
     /// Stream while cancelling, resetting and stopping both pins at random; check that nothing is
     /// reordered or repeated and that every byte is accounted for.
     Soak(SoakArgs),
+    /// Chain three filter instances pin to pin through IRP-source pins (F1's output pushes into
+    /// F2's input, F3's input pulls from F2's output), stream through all three and verify.
+    Graph(GraphArgs),
 }
 
 /// Output and filter selection shared by the commands.
@@ -130,6 +133,31 @@ pub struct SoakArgs {
     pub capacity: u64,
     /// Seed of sizes and disturbances.
     #[arg(long, default_value_t = 0x50A4)]
+    pub seed: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct GraphArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Payload to stream (K, M, G suffixes: powers of 1024).
+    #[arg(long, default_value = "512M", value_parser = parse_size)]
+    pub bytes: u64,
+    /// Frame sizes, as MIN..MAX or one size.
+    #[arg(long, default_value = "0..96K", value_parser = parse_range)]
+    pub frames: (u64, u64),
+    /// Read buffer sizes per header at F3's output, as MIN..MAX or one size.
+    #[arg(long, default_value = "1..48K", value_parser = parse_range)]
+    pub reads: (u64, u64),
+    /// Format of every pin: "stream" or "pcm:CHANNELS:BITS:RATE".
+    #[arg(long, default_value = "stream", value_parser = parse_format)]
+    pub format: Format,
+    /// Ring capacity of all three filters (default: the driver's).
+    #[arg(long, value_parser = parse_size)]
+    pub capacity: Option<u64>,
+    /// Seed of the frame pattern and the read sizes.
+    #[arg(long, default_value_t = 0x6A_F00D)]
     pub seed: u64,
 }
 

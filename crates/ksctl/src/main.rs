@@ -1,7 +1,7 @@
 //! `ksctl` — the ksring harness.
 //!
 //! Lists KsRing filters, shows everything KS lets a client discover about them, streams verified
-//! data through them, benchmarks and soaks them, and runs the conformance suite — against the driver
+//! data through them (alone, or three chained pin to pin by IRP-source pins), benchmarks and soaks them, and runs the conformance suite — against the driver
 //! installed on Windows, or with `--emulated` against the real driver code running in kshost.
 //!
 //! Exit status: 0 on success, 1 when a check fails (data mismatch, conformance failure, verifier
@@ -10,6 +10,7 @@
 mod args;
 mod bench;
 mod conformance;
+mod graph;
 mod info;
 mod list;
 mod session;
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => bench::run(&session, a),
         Command::Conformance(a) => conformance::run(&session, a),
         Command::Soak(a) => soak::run(&session, a),
+        Command::Graph(a) => graph::run(&session, a),
     };
     let finished = session.finish();
     match (result, finished) {

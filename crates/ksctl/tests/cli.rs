@@ -49,6 +49,19 @@ fn big_frames_through_a_small_ring() {
 }
 
 #[test]
+fn graph_streams_through_three_chained_filters() {
+    let text = stdout(&["graph", "--emulated", "--bytes", "32M", "--capacity", "64K", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let bytes = v["bytes"].as_u64().expect("bytes");
+    assert!(bytes >= 32 << 20);
+    for f in v["filters"].as_array().expect("three filters") {
+        assert_eq!(f["bytes_in"].as_u64(), Some(bytes), "{f}");
+        assert_eq!(f["bytes_out"].as_u64(), Some(bytes), "{f}");
+        assert_eq!(f["capacity"].as_u64(), Some(64 << 10), "--capacity reached every filter: {f}");
+    }
+}
+
+#[test]
 fn list_and_info() {
     let list: serde_json::Value =
         serde_json::from_str(&stdout(&["list", "--emulated", "--json"])).expect("JSON");

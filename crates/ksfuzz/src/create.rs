@@ -2,7 +2,8 @@
 
 use ksabi::{
     KSPIN_CONNECT, STATUS_DEVICE_BUSY, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_BUFFER_SIZE,
-    STATUS_INVALID_PARAMETER, STATUS_NO_MATCH, STATUS_NOT_SUPPORTED, StatusText,
+    STATUS_INVALID_HANDLE, STATUS_INVALID_PARAMETER, STATUS_NO_MATCH, STATUS_OBJECT_TYPE_MISMATCH,
+    StatusText,
 };
 use ksclient::{Backend, Fail, Filter, Properties, request};
 use ksring::format::Format;
@@ -16,15 +17,19 @@ const REFUSALS: &[i32] = &[
     STATUS_INVALID_PARAMETER,
     STATUS_NO_MATCH,
     STATUS_DEVICE_BUSY,
-    STATUS_NOT_SUPPORTED,
     STATUS_INSUFFICIENT_RESOURCES,
+    // PinToHandle (an IRP-source connection): not a handle, not a file, not a pin of another filter.
+    STATUS_INVALID_HANDLE,
+    STATUS_OBJECT_TYPE_MISMATCH,
 ];
 
 /// Input: one byte of setup (which pins already exist, with which format), then the blob.
 ///
 /// Invariants: a refusal has one of [`REFUSALS`]; a success means the blob's format is one the
 /// driver's own parser accepts, the pin reports exactly that format, and it was an IRP-sink
-/// connection to a free factory; everything closes back to the baseline.
+/// connection to a free factory (the world has one filter, so any `PinToHandle` — a random value,
+/// or by chance the filter's or a pin's handle — is refused); everything closes back to the
+/// baseline.
 ///
 /// # Panics
 /// When an invariant breaks.

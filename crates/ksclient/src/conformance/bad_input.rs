@@ -16,15 +16,15 @@ use ksabi::{
     KSRESET_BEGIN, KSSTATE, KSSTATE_RUN, KSSTATE_STOP, KsPropertyType, KsStreamOptions, NTSTATUS,
     STATUS_ACCESS_VIOLATION, STATUS_BUFFER_TOO_SMALL, STATUS_DEVICE_BUSY, STATUS_DEVICE_NOT_READY,
     STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_DEVICE_STATE,
-    STATUS_INVALID_PARAMETER, STATUS_NO_MATCH, STATUS_NOT_FOUND, STATUS_NOT_SUPPORTED,
-    STATUS_OBJECT_NAME_NOT_FOUND, STATUS_PROPSET_NOT_FOUND, StatusText, WAVE_FORMAT_EXTENSIBLE, WAVEFORMATEX,
-    connection_property, pin_property, topology_property, win32_error,
+    STATUS_INVALID_HANDLE, STATUS_INVALID_PARAMETER, STATUS_NO_MATCH, STATUS_NOT_FOUND,
+    STATUS_OBJECT_NAME_NOT_FOUND, STATUS_OBJECT_TYPE_MISMATCH, STATUS_PROPSET_NOT_FOUND, StatusText,
+    WAVE_FORMAT_EXTENSIBLE, WAVEFORMATEX, connection_property, pin_property, topology_property, win32_error,
 };
 use ksring_api::{KSPROPSETID_KsRing, PIN_INPUT, PIN_OUTPUT, ksring_property};
 
 use super::Rig;
-use crate::backend::{Backend, Fail, Io};
-use crate::filter::{Filter, Properties};
+use crate::backend::{Backend, Fail, Handle, Io};
+use crate::filter::{Filter, Pin, Properties};
 use crate::io::InFlight;
 use crate::request::{self, Bytes, Connect, HEADER_SIZE, Header, wfx_offset};
 
@@ -96,6 +96,43 @@ fn opened<T>(r: Result<T, Fail>) -> Got {
 
 fn pin_create(blob: Vec<u8>) -> impl Fn(&Ctx<'_>) -> Got {
     move |c| opened(c.backend.create_pin(c.rig.filter.handle(), &blob))
+}
+
+/// Creates pin `pin` streaming `format` on a second filter as an IRP source pointing at the
+/// handle `target` picks (it may open more, kept in the `Vec` until the attempt is over); what
+/// the create got. Whatever was opened is closed again.
+fn source_create(
+    pin: u32,
+    format: Vec<u8>,
+    target: impl for<'b> Fn(&Ctx<'b>, &Filter<'b>, &mut Vec<Pin<'b>>) -> Result<Handle, Fail> + 'static,
+) -> impl Fn(&Ctx<'_>) -> Got {
+    move |c| {
+        let second = match Filter::open_first(c.backend) {
+            Ok(f) => f,
+            Err(e) => return e,
+        };
+        let mut keep = Vec::new();
+        let handle = match target(c, &second, &mut keep) {
+            Ok(h) => h,
+            Err(e) => return e,
+        };
+        let mut request = Connect::new(pin, format.clone());
+        request.pin_to_handle = handle.0;
+        let got = opened(second.create_pin(&request));
+        drop(keep);
+        got
+    }
+}
+
+/// A source pin on a third filter feeding the rig's input (it stays in STOP: nothing moves).
+fn feed_rig_input<'b>(c: &Ctx<'b>, keep: &mut Vec<Pin<'b>>) -> Result<Handle, Fail> {
+    let third = Filter::open_first(c.backend)?;
+    let mut request = connect(PIN_OUTPUT);
+    request.pin_to_handle = c.rig.input.handle().0;
+    let source = third.create_pin(&request)?;
+    let handle = source.handle();
+    keep.push(source); // the pin keeps its filter open (a filter closes after its pins)
+    Ok(handle)
 }
 
 /// A connection that would be fine for `pin` on an empty filter.
@@ -278,11 +315,74 @@ pub fn cases() -> Vec<Case> {
             c.medium = (KSINTERFACESETID_Standard, 0, 0);
             pin_create(c.to_bytes())
         }),
-        answered("connect", "IRP-source connection (PinToHandle set)", STATUS_NOT_SUPPORTED, {
-            let mut c = connect(PIN_OUTPUT);
-            c.pin_to_handle = 0x40;
-            pin_create(c.to_bytes())
-        }),
+        // ---- IRP-source connections (PinToHandle set) ------------------------------------------
+        answered(
+            "connect",
+            "PinToHandle that is no handle",
+            STATUS_INVALID_HANDLE,
+            source_create(PIN_OUTPUT, request::stream_format(), |_, _, _| Ok(Handle(0x7FFF_FFF8))),
+        ),
+        answered(
+            "connect",
+            "PinToHandle already closed",
+            STATUS_INVALID_HANDLE,
+            source_create(PIN_OUTPUT, request::stream_format(), |c, _, _| {
+                let gone = Filter::open_first(c.backend)?;
+                let handle = gone.handle();
+                gone.close()?;
+                Ok(handle)
+            }),
+        ),
+        answered(
+            "connect",
+            "PinToHandle of an event, not a file",
+            STATUS_OBJECT_TYPE_MISMATCH,
+            source_create(PIN_OUTPUT, request::stream_format(), |c, _, _| c.backend.create_event()),
+        ),
+        answered(
+            "connect",
+            "PinToHandle of a filter, not a pin",
+            STATUS_INVALID_PARAMETER,
+            source_create(PIN_OUTPUT, request::stream_format(), |c, _, _| Ok(c.rig.filter.handle())),
+        ),
+        answered(
+            "connect",
+            "PinToHandle of the same filter's pin",
+            STATUS_INVALID_PARAMETER,
+            source_create(PIN_OUTPUT, request::stream_format(), |_, second, keep| {
+                let own = second.connect(PIN_INPUT, &request::stream_format())?;
+                let handle = own.handle();
+                keep.push(own);
+                Ok(handle)
+            }),
+        ),
+        answered(
+            "connect",
+            "PinToHandle of a pin with the same data flow",
+            STATUS_NO_MATCH,
+            source_create(PIN_OUTPUT, request::stream_format(), |c, _, _| Ok(c.rig.output.handle())),
+        ),
+        answered(
+            "connect",
+            "PinToHandle of a pin streaming another format",
+            STATUS_NO_MATCH,
+            source_create(PIN_OUTPUT, pcm(), |c, _, _| Ok(c.rig.input.handle())),
+        ),
+        answered(
+            "connect",
+            "PinToHandle of a pin that is an IRP source",
+            STATUS_NO_MATCH,
+            source_create(PIN_INPUT, request::stream_format(), |c, _, keep| feed_rig_input(c, keep)),
+        ),
+        answered(
+            "connect",
+            "PinToHandle of a pin another source feeds",
+            STATUS_DEVICE_BUSY,
+            source_create(PIN_OUTPUT, request::stream_format(), |c, _, keep| {
+                feed_rig_input(c, keep)?;
+                Ok(c.rig.input.handle())
+            }),
+        ),
         answered("connect", "format outside the ranges", STATUS_NO_MATCH, {
             let video = request::data_format(
                 64,

@@ -7,7 +7,7 @@ use ksabi::{
     KSMEDIUM_TYPE_ANYINSTANCE, KSMEDIUMSETID_Standard, KSPIN_COMMUNICATION_BOTH, KSPIN_DATAFLOW_IN,
     KSPIN_DATAFLOW_OUT, KSRESET_BEGIN, KSRESET_END, KSSTATE_ACQUIRE, KSSTATE_PAUSE, KSSTATE_RUN,
     KSSTATE_STOP, KsStreamOptions, STATUS_CANCELLED, STATUS_DEVICE_BUSY, STATUS_DEVICE_NOT_READY,
-    STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER, STATUS_NO_MATCH, STATUS_SUCCESS,
+    STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER, STATUS_NO_MATCH, STATUS_SUCCESS, StatusText,
 };
 use ksring_api::{
     DEFAULT_CAPACITY, KSCATEGORY_KSRING, KSRING_COMPONENT, KSRING_MANUFACTURER, KSRING_OPTIONSF_CONTINUES,
@@ -17,6 +17,7 @@ use ksring_api::{
 use super::{Scenario, bad_input, ensure, expect_eq, rig};
 use crate::backend::{Backend, Io};
 use crate::filter::{Filter, Properties};
+use crate::graph::{self, Chain};
 use crate::io::InFlight;
 use crate::request::{self, Header};
 use crate::stream::{self, Config, Progress};
@@ -61,6 +62,16 @@ pub fn scenarios() -> Vec<Scenario> {
             run: close_orders,
         },
         Scenario { name: "two-filters", about: "two filters stream at once", run: two_filters },
+        Scenario {
+            name: "graph",
+            about: "three filters chained by IRP-source pins: 64 MiB verified, counts agree",
+            run: chained_filters,
+        },
+        Scenario {
+            name: "graph-close-orders",
+            about: "a chain with requests in flight closes cleanly in sampled orders",
+            run: chain_close_orders,
+        },
         Scenario {
             name: "bad-input",
             about: "every bad input gets its status, changes nothing",
@@ -395,6 +406,48 @@ fn two_filters(b: &dyn Backend) -> Outcome {
         a.join().map_err(|_| "first filter panicked".to_string())??;
         c.join().map_err(|_| "second filter panicked".to_string())?
     })
+}
+
+fn chained_filters(b: &dyn Backend) -> Outcome {
+    let chain = Chain::open(b, &request::stream_format())?;
+    let cfg = Config {
+        bytes: 64 << 20,
+        frame_max: 96 << 10,
+        extent_min: 1,
+        extent_max: 48 << 10,
+        ..Config::default()
+    };
+    graph::run(b, chain, &cfg, &Progress::default()).map(drop)
+}
+
+/// Closes a running chain's nine handles in orders drawn from a seed, with a write in flight into
+/// F1 and data spread over the chain; the closes must all succeed and the chain must then be gone
+/// (three new filters open and connect). The emulated suite (`tests/graph.rs`) checks every pin
+/// order and the machine's pool, references and IRPs on top.
+fn chain_close_orders(b: &dyn Backend) -> Outcome {
+    for seed in 0..24u64 {
+        let chain = Chain::open(b, &request::stream_format())?;
+        chain.set_state(KSSTATE_RUN)?;
+        let frame = vec![0x5A; 1 + (stream::mix(seed) % 60_000) as usize];
+        let mut w = InFlight::write(b, chain.client_input.handle(), &[(&frame, Header::default())]);
+        let mut handles: Vec<_> = chain.into_handles().into_iter().map(Some).collect();
+        let mut rng = stream::mix(seed ^ 0xC105E);
+        while handles.iter().any(Option::is_some) {
+            rng = stream::mix(rng);
+            let open: Vec<usize> = (0..handles.len()).filter(|&i| handles[i].is_some()).collect();
+            let i = open[usize::try_from(rng).unwrap_or(usize::MAX) % open.len()];
+            if let Some((role, h)) = handles[i].take() {
+                h.close().map_err(|e| format!("seed {seed}: close {role}: {e}"))?;
+            }
+        }
+        let io = w.wait();
+        ensure!(
+            io.status == STATUS_SUCCESS || io.status == STATUS_CANCELLED,
+            "seed {seed}: the write into F1 ended with {}",
+            StatusText(io.status)
+        );
+    }
+    Chain::open(b, &request::stream_format()).map(drop)
 }
 
 fn bad_inputs(b: &dyn Backend) -> Outcome {
