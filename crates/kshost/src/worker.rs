@@ -26,7 +26,16 @@ pub(crate) fn spawn(m: &Arc<MachineInner>, work: impl FnOnce() + Send + 'static)
         .name("kshost-worker".into())
         .spawn(work)
         .expect("spawning a kshost worker thread");
-    WORKERS.locked().push((Arc::as_ptr(m) as usize, handle));
+    let mut all = WORKERS.locked();
+    // Threads that have finished are joined now: a long run (a driver queueing work items for
+    // hours) must not keep every exited thread's stack until the machine shuts down.
+    let (done, running): (Vec<_>, Vec<_>) = all.drain(..).partition(|(_, h)| h.is_finished());
+    *all = running;
+    all.push((Arc::as_ptr(m) as usize, handle));
+    drop(all);
+    for (_, h) in done {
+        let _ = h.join();
+    }
 }
 
 /// Waits for every worker thread of machine `m`.
