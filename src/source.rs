@@ -204,9 +204,10 @@ pub unsafe fn connect(
         return Err(status);
     }
     let target = object.cast::<FILE_OBJECT>();
-    let refused = check_target(device, target, filter, pin, format).and_then(|()| {
-        // SAFETY: a referenced file object of our device.
-        let target_device = unsafe { (*target).DeviceObject };
+    // SAFETY: a referenced file object. Requests go to the top of the stack of the device it was
+    // opened on (its `DeviceObject` is that device — for an interface, the PDO below our FDO).
+    let target_device = unsafe { sys::IoGetRelatedDeviceObject(target) };
+    let refused = check_target(device, target, target_device, filter, pin, format).and_then(|()| {
         let kind = if pin == PIN_OUTPUT { Kind::Push } else { Kind::Pull };
         // SAFETY: our device, a referenced target file object.
         let source = unsafe { allocate(kind, filter, device, target, target_device) }
@@ -233,13 +234,13 @@ pub unsafe fn connect(
 fn check_target(
     device: *mut DEVICE_OBJECT,
     target: *mut FILE_OBJECT,
+    target_device: *mut DEVICE_OBJECT,
     filter: &Filter,
     pin: u32,
     format: Format,
 ) -> Result<(), Refusal> {
-    // SAFETY: a referenced file object.
-    if unsafe { (*target).DeviceObject } != device {
-        return Err(STATUS_INVALID_PARAMETER); // not one of our pins
+    if target_device != device {
+        return Err(STATUS_INVALID_PARAMETER); // not one of our pins (only then is FsContext ours)
     }
     // SAFETY: a file object of our device: its FsContext is ours (or null).
     let Some(Object::Pin(sink)) = (unsafe { object::of_file(target) }) else {

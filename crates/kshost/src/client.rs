@@ -205,8 +205,9 @@ impl Machine {
             let rest = &path[interface_prefix(&i.path).len()..];
             let name =
                 if i.reference.is_empty() { rest.to_string() } else { format!("\\{}{rest}", i.reference) };
-            let pdo = i.pdo as *mut ksabi::DEVICE_OBJECT;
-            (crate::iomgr::top_of_stack(pdo), name.encode_utf16().collect::<Vec<u16>>())
+            // The file object names the device the path names (the PDO); the create goes to the top
+            // of its stack.
+            (i.pdo as *mut ksabi::DEVICE_OBJECT, name.encode_utf16().collect::<Vec<u16>>())
         };
         let file = open(m, device, std::ptr::null_mut(), name, desired_access)?;
         Ok(m.handles.locked().insert(file))
@@ -356,7 +357,7 @@ impl Machine {
             mappings,
             initial_status: STATUS_SUCCESS,
         };
-        let device = FileBox::of(file).fo.DeviceObject;
+        let device = crate::iomgr::related_device(file);
         let returned = crate::iomgr::issue(m, device, spec, &request, true);
         let immediate = (returned != STATUS_PENDING).then(|| request.peek()).flatten();
         Overlapped { request, machine: Arc::clone(m), immediate }
@@ -449,7 +450,9 @@ fn open(
     open_with_length(m, device, related, name, bytes, desired_access)
 }
 
-/// Creates a file object named `name` (`name_bytes` long) on `device` and sends `IRP_MJ_CREATE`.
+/// Creates a file object named `name` (`name_bytes` long) on `device` — the named device, the PDO
+/// of an interface, as Windows records it in `FILE_OBJECT.DeviceObject` — and sends
+/// `IRP_MJ_CREATE` to the top of its stack.
 pub(crate) fn open_with_length(
     m: &Arc<MachineInner>,
     device: *mut ksabi::DEVICE_OBJECT,
@@ -517,7 +520,7 @@ pub(crate) fn open_with_length(
         initial_status: STATUS_SUCCESS,
     };
     let request = Request::new();
-    let _ = crate::iomgr::issue(m, device, spec, &request, true);
+    let _ = crate::iomgr::issue(m, crate::iomgr::top_of_stack(device), spec, &request, true);
     let result = crate::iomgr::wait_or_report(m, &request, "IRP_MJ_CREATE");
     let f = FileBox::of(file);
     if nt_success(result.status) {

@@ -508,6 +508,16 @@ pub unsafe extern "system" fn ObfDereferenceObject(object: *mut c_void) -> isize
     crate::ob::dereference(object)
 }
 
+/// `IoGetRelatedDeviceObject`: the top of the stack of the device a file object was opened on.
+pub unsafe extern "system" fn IoGetRelatedDeviceObject(file: *mut ksabi::FILE_OBJECT) -> *mut DEVICE_OBJECT {
+    let m = current();
+    if !m.objects.locked().files.contains(&(file as usize)) {
+        violation(Rule::UnknownObject, format!("IoGetRelatedDeviceObject({file:p}): not a live file object"));
+        return std::ptr::null_mut();
+    }
+    crate::iomgr::related_device(file)
+}
+
 /// `*IoFileObjectType` (a data export of ntoskrnl.exe; the driver's host build reads it here).
 #[must_use]
 pub fn file_object_type() -> *mut c_void {

@@ -132,6 +132,13 @@ unsafe extern "system" fn root_pnp(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -
 }
 
 /// The device at the top of the stack `device` is part of.
+/// `IoGetRelatedDeviceObject`: where requests on `file` go — the top of the stack of the device
+/// the file was opened on (`FILE_OBJECT.DeviceObject` is that named device, the PDO, not the
+/// driver's FDO above it).
+pub(crate) fn related_device(file: *mut FILE_OBJECT) -> *mut DEVICE_OBJECT {
+    top_of_stack(FileBox::of(file).fo.DeviceObject)
+}
+
 pub(crate) fn top_of_stack(device: *mut DEVICE_OBJECT) -> *mut DEVICE_OBJECT {
     let mut d = device;
     loop {
@@ -625,7 +632,7 @@ pub(crate) fn release_file(m: &Arc<MachineInner>, file: *mut FILE_OBJECT, at_pas
 pub(crate) fn close_file(m: &Arc<MachineInner>, file: *mut FILE_OBJECT) {
     let f = FileBox::of(file);
     if f.meta.created.load(Ordering::Acquire) && !f.meta.closed.swap(true, Ordering::AcqRel) {
-        let device = f.fo.DeviceObject;
+        let device = related_device(file);
         // The close IRP holds no reference of its own on the object it closes.
         let spec = IrpSpec {
             major: IRP_MJ_CLOSE,
@@ -681,7 +688,7 @@ fn check_no_irps_in_flight(m: &MachineInner, file: *mut FILE_OBJECT) {
 pub(crate) fn cleanup_file(m: &Arc<MachineInner>, file: *mut FILE_OBJECT) {
     // Sent whether or not the driver handles it (the default slot fails it; the result is not
     // used), as the I/O manager does.
-    let device = FileBox::of(file).fo.DeviceObject;
+    let device = related_device(file);
     let spec = IrpSpec {
         major: IRP_MJ_CLEANUP,
         minor: 0,

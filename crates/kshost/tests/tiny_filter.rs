@@ -36,6 +36,11 @@ fn install_discovery_and_properties() {
     assert!(path.ends_with("\\GLOBAL"));
     assert_eq!(m.create_file("\\\\?\\nothing", GENERIC_READ).err(), Some(STATUS_OBJECT_NAME_NOT_FOUND));
     let filter = m.create_file(&path, GENERIC_READ | GENERIC_WRITE).expect("filter");
+    // The file object names the device the path names (the PDO below the driver's FDO); requests
+    // go to the top of that stack, which IoGetRelatedDeviceObject gives.
+    let (dispatched_to, file_device, related) = *tiny::CREATE_DEVICES.lock().unwrap();
+    assert_ne!(file_device, dispatched_to, "FILE_OBJECT.DeviceObject is the PDO, not the FDO");
+    assert_eq!(related, dispatched_to, "IoGetRelatedDeviceObject is the top of the stack");
 
     // CTYPES: a plain KSPROPERTY.
     let req = tiny::ksp_pin(KSPROPSETID_Pin, pin_property::CTYPES, KsPropertyType::GET, 0);

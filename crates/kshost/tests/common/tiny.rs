@@ -29,6 +29,9 @@ unsafe impl<T> Sync for Table<T> {}
 pub const TINY_CATEGORY: GUID = GUID::from_u128(0x11111111_2222_3333_4444_555555555555);
 pub const TINY_PIN_NAME: GUID = GUID::from_u128(0x66666666_7777_8888_9999_AAAAAAAAAAAA);
 pub const TAG: u32 = u32::from_le_bytes(*b"Tiny");
+/// What the last filter create saw: the device it was dispatched to, its file object's
+/// `DeviceObject`, and `IoGetRelatedDeviceObject` of that file object (addresses).
+pub static CREATE_DEVICES: std::sync::Mutex<(usize, usize, usize)> = std::sync::Mutex::new((0, 0, 0));
 /// A client handle the test hands the driver for `bug::OB_REFERENCE_LEAK`.
 pub static CLIENT_HANDLE: AtomicUsize = AtomicUsize::new(0);
 
@@ -335,8 +338,11 @@ unsafe extern "system" fn dispatch_pnp(device: *mut DEVICE_OBJECT, irp: *mut IRP
     }
 }
 
-unsafe extern "system" fn filter_create(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+unsafe extern "system" fn filter_create(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
     unsafe {
+        let file = (*stack(irp)).FileObject;
+        *CREATE_DEVICES.lock().unwrap() =
+            (device as usize, (*file).DeviceObject as usize, IoGetRelatedDeviceObject(file) as usize);
         let filter = ExAllocatePool2(POOL_FLAG_NON_PAGED, size_of::<Filter>(), TAG).cast::<Filter>();
         if filter.is_null() {
             return complete(irp, STATUS_INSUFFICIENT_RESOURCES, 0);
