@@ -235,7 +235,8 @@ impl Machine {
     ) -> Result<Handle, NTSTATUS> {
         let m = self.inner();
         let _enter = Enter::new(m);
-        let parent = lookup(m, filter)?;
+        let parent_ref = lookup(m, filter)?;
+        let parent = parent_ref.file;
         // Name: the pin create item's name, a backslash, then the raw bytes of the request.
         let mut bytes: Vec<u8> = KSSTRING_Pin.iter().flat_map(|c| c.to_le_bytes()).collect();
         bytes.extend_from_slice(&u16::from(b'\\').to_le_bytes());
@@ -295,10 +296,11 @@ impl Machine {
             machine: Arc::clone(m),
             immediate: Some(IoStatus { status, information: 0 }),
         };
-        let file = match lookup(m, handle) {
+        let file_ref = match lookup(m, handle) {
             Ok(f) => f,
             Err(s) => return done(s),
         };
+        let file = file_ref.file;
         let (Ok(in_len), Ok(out_len)) = (u32::try_from(input_len), u32::try_from(output_len)) else {
             return done(STATUS_INVALID_PARAMETER);
         };
@@ -372,7 +374,7 @@ impl Machine {
         let m = self.inner();
         let _enter = Enter::new(m);
         let file = lookup(m, handle)?;
-        Ok(crate::iomgr::cancel_file_irps(m, file))
+        Ok(crate::iomgr::cancel_file_irps(m, file.file))
     }
 
     /// `CreateEvent`: a handle to something that is not a file (tests hand it where a driver
@@ -435,8 +437,26 @@ fn interface_prefix(path: &str) -> String {
     path.to_ascii_lowercase()
 }
 
-fn lookup(m: &MachineInner, handle: Handle) -> Result<*mut FILE_OBJECT, NTSTATUS> {
-    m.handles.locked().map.get(&handle.0).map(|&f| f as *mut FILE_OBJECT).ok_or(STATUS_INVALID_HANDLE)
+/// The file object a handle names, referenced for as long as this lives — as the object manager
+/// references it for a system call — so that another thread's `CloseHandle` cannot free it while
+/// the call uses it.
+struct Referenced<'m> {
+    m: &'m Arc<MachineInner>,
+    file: *mut FILE_OBJECT,
+}
+
+impl Drop for Referenced<'_> {
+    fn drop(&mut self) {
+        crate::iomgr::release_file(self.m, self.file, true);
+    }
+}
+
+fn lookup(m: &Arc<MachineInner>, handle: Handle) -> Result<Referenced<'_>, NTSTATUS> {
+    let handles = m.handles.locked();
+    let file = handles.map.get(&handle.0).map(|&f| f as *mut FILE_OBJECT).ok_or(STATUS_INVALID_HANDLE)?;
+    // Taken while the handle table is locked: a close removes the handle under the same lock first.
+    FileBox::of(file).meta.refs.fetch_add(1, Ordering::AcqRel);
+    Ok(Referenced { m, file })
 }
 
 fn open(

@@ -668,19 +668,27 @@ pub(crate) fn close_file(m: &Arc<MachineInner>, file: *mut FILE_OBJECT) {
 /// IRPs (`IoAllocateIrp`) hold no reference, so a driver that drops its reference too early is
 /// caught here.
 fn check_no_irps_in_flight(m: &MachineInner, file: *mut FILE_OBJECT) {
-    let irps: Vec<usize> = m.objects.locked().irps.iter().copied().collect();
-    for p in irps {
-        let b = IrpBox::of(p as *mut IRP);
-        if !matches!(b.meta.origin, Origin::Driver) || b.meta.driver_owned.load(Ordering::Acquire) {
-            continue;
-        }
-        let idx = location_index(b.irp.CurrentLocation).min(crate::objects::MAX_STACK - 1);
-        if b.stack[idx].FileObject == file {
-            violation(
-                Rule::FileClosedWithIrpsInFlight,
-                format!("file object {file:p} closed while the driver's IRP {p:#x} to it is in flight"),
-            );
-        }
+    // The registry stays locked while the IRPs are looked at: an IRP leaves it before it is freed
+    // (`release_irp`), so none of these can be freed meanwhile by another thread.
+    let in_flight: Vec<usize> = m
+        .objects
+        .locked()
+        .irps
+        .iter()
+        .copied()
+        .filter(|&p| {
+            let b = IrpBox::of(p as *mut IRP);
+            let idx = location_index(b.irp.CurrentLocation).min(crate::objects::MAX_STACK - 1);
+            matches!(b.meta.origin, Origin::Driver)
+                && !b.meta.driver_owned.load(Ordering::Acquire)
+                && b.stack[idx].FileObject == file
+        })
+        .collect();
+    for p in in_flight {
+        violation(
+            Rule::FileClosedWithIrpsInFlight,
+            format!("file object {file:p} closed while the driver's IRP {p:#x} to it is in flight"),
+        );
     }
 }
 

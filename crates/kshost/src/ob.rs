@@ -56,18 +56,25 @@ pub(crate) fn reference_by_handle(
         return STATUS_OBJECT_TYPE_MISMATCH;
     }
     let m = current();
-    let file = match m.handles.locked().resolve(handle as u64) {
-        None => return STATUS_INVALID_HANDLE,
-        Some(HandleObject::Event) => return STATUS_OBJECT_TYPE_MISMATCH,
-        Some(HandleObject::File(f)) => f,
+    let file = {
+        let handles = m.handles.locked();
+        match handles.resolve(handle as u64) {
+            None => return STATUS_INVALID_HANDLE,
+            Some(HandleObject::Event) => return STATUS_OBJECT_TYPE_MISMATCH,
+            Some(HandleObject::File(f)) => {
+                // Referenced while the table is locked: a concurrent close cannot free it now.
+                FileBox::of(f).meta.refs.fetch_add(1, Ordering::AcqRel);
+                f
+            }
+        }
     };
     let granted = FileBox::of(file).meta.granted;
     let wants_read = access & (FILE_READ_DATA | GENERIC_READ) != 0;
     let wants_write = access & (FILE_WRITE_DATA | GENERIC_WRITE) != 0;
     if (wants_read && granted & GENERIC_READ == 0) || (wants_write && granted & GENERIC_WRITE == 0) {
+        crate::iomgr::release_file(&m, file, true);
         return STATUS_ACCESS_DENIED;
     }
-    FileBox::of(file).meta.refs.fetch_add(1, Ordering::AcqRel);
     *m.ob_refs.locked().entry(file as usize).or_insert(0) += 1;
     // SAFETY: the caller's out pointer.
     unsafe { *object = file.cast() };
