@@ -127,6 +127,7 @@ rule_tests! {
     driver_irp_misuse: bug::FREE_FOREIGN_IRP, Action::Property => Rule::DriverIrpMisuse;
     work_item_misuse: bug::WORK_ITEM_LEAK, Action::Property => Rule::WorkItemMisuse;
     wait_never_satisfied: bug::WAIT_FOREVER, Action::Property => Rule::WaitNeverSatisfied;
+    file_closed_with_irps_in_flight: bug::SEND_AND_FORGET, Action::PendingRead => Rule::FileClosedWithIrpsInFlight;
     ks_header_leak: bug::KS_HEADER_LEAK, Action::Property => Rule::KsHeaderLeak;
     ks_header_double_free: bug::KS_HEADER_DOUBLE_FREE, Action::Property => Rule::KsHeaderBadFree;
     ks_queue_misuse: bug::KS_QUEUE_MISUSE, Action::PendingRead => Rule::KsQueueMisuse;

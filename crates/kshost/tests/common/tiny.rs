@@ -141,6 +141,7 @@ pub mod bug {
     pub const FREE_FOREIGN_IRP: u32 = 31;
     pub const WORK_ITEM_LEAK: u32 = 32;
     pub const WAIT_FOREVER: u32 = 33;
+    pub const SEND_AND_FORGET: u32 = 34;
 }
 
 fn broken(b: u32) -> bool {
@@ -605,11 +606,38 @@ unsafe extern "system" fn dispatch_cleanup(_device: *mut DEVICE_OBJECT, irp: *mu
 }
 
 /// Reads pend on the queue; a write completes the oldest pending read with its data.
+/// The completion routine of `bug::SEND_AND_FORGET`'s own request: keeps the IRP.
+unsafe extern "system" fn keep_own_irp(
+    _device: *mut DEVICE_OBJECT,
+    _irp: *mut IRP,
+    _context: *mut c_void,
+) -> NTSTATUS {
+    STATUS_MORE_PROCESSING_REQUIRED
+}
+
 unsafe extern "system" fn pin_ioctl(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
     unsafe {
         let pin = (*(*stack(irp)).FileObject).FsContext.cast::<Pin>();
         match (*stack(irp)).Parameters.DeviceIoControl.IoControlCode {
+            IOCTL_KS_READ_STREAM if broken(bug::SEND_AND_FORGET) && (*irp).RequestorMode == KernelMode => {
+                // The driver's own request (below): left pending for good.
+                (*(*irp).Tail.Overlay.CurrentStackLocation).Control |= SL_PENDING_RETURNED;
+                STATUS_PENDING
+            }
             IOCTL_KS_READ_STREAM => {
+                if broken(bug::SEND_AND_FORGET) {
+                    // Sends a request of its own to the same pin and holds no reference on the pin's
+                    // file object while it is in flight.
+                    let own = IoAllocateIrp((*device).StackSize, 0);
+                    let next = (*own).Tail.Overlay.CurrentStackLocation.sub(1);
+                    (*next).MajorFunction = IRP_MJ_DEVICE_CONTROL;
+                    (*next).Parameters.DeviceIoControl.IoControlCode = IOCTL_KS_READ_STREAM;
+                    (*next).FileObject = (*stack(irp)).FileObject;
+                    (*next).CompletionRoutine = Some(keep_own_irp);
+                    (*next).Control = SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL;
+                    (*own).RequestorMode = KernelMode;
+                    IofCallDriver(device, own);
+                }
                 let flags = KsProbe::ALLOCATEMDL | KsProbe::PROBEANDLOCK | KsProbe::SYSTEMADDRESS;
                 let status = KsProbeStreamIrp(irp, flags.bits(), 0);
                 if !nt_success(status) {
