@@ -50,6 +50,7 @@ use ksring_api::{KSRING_OPTIONSF_CONTINUES, PIN_INPUT, PIN_OUTPUT};
 use crate::filter::{Counters, Filter};
 use crate::format::Format;
 use crate::object::{self, Object};
+use crate::pin::Pin;
 use crate::stream::{self, part_flags, piece_limit};
 use crate::{ids, nt, sys};
 
@@ -207,15 +208,13 @@ pub unsafe fn connect(
     // SAFETY: a referenced file object. Requests go to the top of the stack of the device it was
     // opened on (its `DeviceObject` is that device — for an interface, the PDO below our FDO).
     let target_device = unsafe { sys::IoGetRelatedDeviceObject(target) };
-    let refused = check_target(device, target, target_device, filter, pin, format).and_then(|()| {
+    // SAFETY: the file object is referenced (so is its pin, if it is one) until the reference goes.
+    let checked = unsafe { check_target(device, target, target_device, filter, pin, format) };
+    let refused = checked.and_then(|sink| {
         let kind = if pin == PIN_OUTPUT { Kind::Push } else { Kind::Pull };
         // SAFETY: our device, a referenced target file object.
         let source = unsafe { allocate(kind, filter, device, target, target_device) }
             .ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
-        // SAFETY: the target is a pin of one of our filters (checked), alive while referenced.
-        let Some(Object::Pin(sink)) = (unsafe { object::of_file(target) }) else {
-            return Err(STATUS_INVALID_PARAMETER);
-        };
         if let Err(status) = sink.filter().attach_feeder(sink.id, source) {
             // SAFETY: allocated above, never registered, nothing in flight.
             unsafe { free(source) };
@@ -231,14 +230,19 @@ pub unsafe fn connect(
     refused
 }
 
-fn check_target(
+/// The pin behind `target` if a source pin `pin` of `filter` streaming `format` may feed it.
+///
+/// # Safety
+/// `target` is a referenced file object whose requests go to `target_device`; the pin returned
+/// lives while the reference is held.
+unsafe fn check_target<'a>(
     device: *mut DEVICE_OBJECT,
     target: *mut FILE_OBJECT,
     target_device: *mut DEVICE_OBJECT,
     filter: &Filter,
     pin: u32,
     format: Format,
-) -> Result<(), Refusal> {
+) -> Result<&'a Pin, Refusal> {
     if target_device != device {
         return Err(STATUS_INVALID_PARAMETER); // not one of our pins (only then is FsContext ours)
     }
@@ -256,7 +260,7 @@ fn check_target(
     {
         return Err(STATUS_NO_MATCH);
     }
-    Ok(())
+    Ok(sink)
 }
 
 /// Allocates a source with its IRPs, buffers and work item.

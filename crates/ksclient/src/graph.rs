@@ -82,6 +82,12 @@ pub struct Chain<'b> {
     pub client_output: Pin<'b>,
 }
 
+/// F1's, F2's and F3's statistics.
+fn statistics_of(filters: &[Filter<'_>; 3]) -> Result<[KsRingStatistics; 3], String> {
+    let get = |n: usize| filters[n].statistics().map_err(|io| format!("F{} statistics: {io:?}", n + 1));
+    Ok([get(0)?, get(1)?, get(2)?])
+}
+
 /// A pin whose connection points at `target`.
 fn source_pin<'b>(filter: &Filter<'b>, pin: u32, format: &[u8], target: Handle) -> Result<Pin<'b>, Fail> {
     let mut c = Connect::new(pin, format.to_vec());
@@ -143,9 +149,7 @@ impl<'b> Chain<'b> {
     /// # Errors
     /// The first request that failed.
     pub fn statistics(&self) -> Result<[KsRingStatistics; 3], String> {
-        let get =
-            |n: usize| self.filters[n].statistics().map_err(|io| format!("F{} statistics: {io:?}", n + 1));
-        Ok([get(0)?, get(1)?, get(2)?])
+        statistics_of(&self.filters)
     }
 
     /// Every handle with its role, in [`ROLES`] order, for closing in any order.
@@ -210,12 +214,9 @@ pub fn run(
 ) -> Result<GraphReport, String> {
     chain.set_state(KSSTATE_RUN)?;
     let Chain { filters, client_input, f2_input, f2_output, push, pull, client_output } = chain;
-    let get = |n: usize| filters[n].statistics().map_err(|io| format!("F{} statistics: {io:?}", n + 1));
-    let report = stream::run(backend, client_input, &client_output, cfg, progress).map_err(|e| {
-        let counts: Vec<String> = (0..3).map(|n| format!("F{}: {:?}", n + 1, get(n))).collect();
-        format!("{e}; statistics then: {}", counts.join("; "))
-    })?;
-    let statistics = [get(0)?, get(1)?, get(2)?];
+    let report = stream::run(backend, client_input, &client_output, cfg, progress)
+        .map_err(|e| format!("{e}; statistics then: {:?}", statistics_of(&filters)))?;
+    let statistics = statistics_of(&filters)?;
     for (n, s) in statistics.iter().enumerate() {
         let what = format!("F{}", n + 1);
         if s.bytes_in != report.bytes || s.bytes_out != report.bytes {

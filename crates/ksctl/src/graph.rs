@@ -4,7 +4,7 @@
 use ksabi::StatusText;
 use ksclient::Properties as _;
 use ksclient::graph::{self, Chain};
-use ksclient::stream::{Config, Progress};
+use ksclient::stream::Progress;
 use ksring_api::KsRingStatistics;
 use serde::Serialize;
 
@@ -24,19 +24,7 @@ struct Summary {
 
 pub fn run(session: &Session, args: &GraphArgs) -> Result<(), String> {
     let b = session.backend();
-    let size = |v: u64, what: &str| usize::try_from(v).map_err(|_| format!("{what} {v} is too large"));
-    if args.reads.0 == 0 {
-        return Err("--reads: read buffers need at least 1 byte".into());
-    }
-    let cfg = Config {
-        bytes: args.bytes,
-        frame_min: size(args.frames.0, "frame size")?,
-        frame_max: size(args.frames.1, "frame size")?,
-        extent_min: size(args.reads.0, "read size")?,
-        extent_max: size(args.reads.1, "read size")?,
-        seed: args.seed,
-        ..Config::default()
-    };
+    let cfg = crate::stream::sized_config(args.bytes, args.frames, args.reads, args.seed)?;
     let chain = Chain::open(b, &args.format.0)?;
     if let Some(c) = args.capacity {
         let c = u32::try_from(c).map_err(|_| format!("capacity {c} is too large"))?;

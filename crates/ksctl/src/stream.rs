@@ -49,6 +49,22 @@ fn usize_of(v: u64, what: &str) -> Result<usize, String> {
     usize::try_from(v).map_err(|_| format!("{what} {v} is too large"))
 }
 
+/// A stream of `bytes` with `--frames` and `--reads` ranges (checked) and `seed`; the rest default.
+pub fn sized_config(bytes: u64, frames: (u64, u64), reads: (u64, u64), seed: u64) -> Result<Config, String> {
+    if reads.0 == 0 {
+        return Err("--reads: read buffers need at least 1 byte".into());
+    }
+    Ok(Config {
+        bytes,
+        frame_min: usize_of(frames.0, "frame size")?,
+        frame_max: usize_of(frames.1, "frame size")?,
+        extent_min: usize_of(reads.0, "read size")?,
+        extent_max: usize_of(reads.1, "read size")?,
+        seed,
+        ..Config::default()
+    })
+}
+
 /// Opens the filter, connects both pins with `format`, sets RUN and streams `cfg`, showing
 /// progress on standard error when `progress` is set. Returns the report and the driver's count.
 pub fn stream_once(
@@ -114,23 +130,15 @@ pub fn stream_once(
 
 pub fn run(session: &Session, args: &StreamArgs) -> Result<(), String> {
     let format = &args.format.0;
-    if args.reads.0 == 0 {
-        return Err("--reads: read buffers need at least 1 byte".into());
-    }
     let batch = args.batch as usize;
     let in_flight = args.in_flight as usize;
     let cfg = Config {
-        bytes: args.bytes,
-        frame_min: usize_of(args.frames.0, "frame size")?,
-        frame_max: usize_of(args.frames.1, "frame size")?,
-        extent_min: usize_of(args.reads.0, "read size")?,
-        extent_max: usize_of(args.reads.1, "read size")?,
         frames_per_write: batch,
         headers_per_read: batch,
         writes_in_flight: in_flight,
         reads_in_flight: in_flight,
-        seed: args.seed,
         verify_bytes: !args.no_verify,
+        ..sized_config(args.bytes, args.frames, args.reads, args.seed)?
     };
     let (report, driver) =
         stream_once(session, &args.common, format, args.capacity, &cfg, !args.common.json)?;
