@@ -34,6 +34,7 @@ mod machine;
 mod ob;
 mod objects;
 mod pool;
+mod special_pool;
 pub mod status_map;
 mod sync;
 mod usermem;

@@ -52,6 +52,10 @@ pub struct Settings {
     pub hang_timeout: Duration,
     /// Print `DbgPrint` output to stderr as it happens (also: environment `KSHOST_DEBUG=1`).
     pub echo_debug_output: bool,
+    /// Driver Verifier's special pool: every pool block against a guard page, no access after
+    /// free; an overrun or a use after free stops the process with the block's tag
+    /// (the `special_pool` module). On by default; environment `KSHOST_SPECIAL_POOL=0` turns it off.
+    pub special_pool: bool,
 }
 
 impl Default for Settings {
@@ -60,6 +64,7 @@ impl Default for Settings {
         Self {
             hang_timeout: Duration::from_secs(secs),
             echo_debug_output: std::env::var_os("KSHOST_DEBUG").is_some(),
+            special_pool: std::env::var("KSHOST_SPECIAL_POOL").map_or(true, |v| v != "0"),
         }
     }
 }
@@ -257,10 +262,11 @@ impl Machine {
     #[must_use]
     pub fn with_settings(settings: Settings) -> Self {
         crate::usermem::install_fault_reporter();
+        let special_pool = settings.special_pool;
         let inner = Arc::new(MachineInner {
             settings,
             cancel_lock: CancelLock::new(),
-            pool: Pool::default(),
+            pool: Pool::new(special_pool),
             user: UserSpace::default(),
             objects: Mutex::new(Objects::default()),
             violations: Mutex::new(Vec::new()),

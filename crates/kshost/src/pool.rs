@@ -2,7 +2,9 @@
 //!
 //! Alignment is what Windows gives: blocks of a page or more start on a page boundary, smaller
 //! blocks on 16 bytes. Memory is zeroed unless `POOL_FLAG_UNINITIALIZED`, in which case it is
-//! filled with 0xBD so reads of uninitialised pool stand out.
+//! filled with 0xBD so reads of uninitialised pool stand out. With special pool on (the default,
+//! [`crate::Settings::special_pool`]) each block lives on pages of its own against a guard page
+//! and is made inaccessible when freed ([`crate::special_pool`]).
 
 use std::alloc::Layout;
 use std::collections::HashMap;
@@ -12,6 +14,7 @@ use ksabi::{
     DISPATCH_LEVEL, PAGE_SIZE, POOL_FLAG_NON_PAGED, POOL_FLAG_PAGED, POOL_FLAG_UNINITIALIZED, POOL_FLAGS,
 };
 
+use crate::special_pool;
 use crate::sync::Locked;
 use crate::verifier::Rule;
 
@@ -25,12 +28,22 @@ pub struct Block {
     pub size: usize,
     /// Pool tag.
     pub tag: u32,
-    layout: Layout,
+    backing: Backing,
+}
+
+/// Where a block's memory comes from.
+#[derive(Clone, Copy, Debug)]
+enum Backing {
+    /// The process heap (special pool off).
+    Heap(Layout),
+    /// Pages of its own with a guard page ([`crate::special_pool`]).
+    Special(special_pool::Special),
 }
 
 /// A machine's pool.
-#[derive(Default)]
 pub(crate) struct Pool {
+    /// Blocks go on special pool.
+    special: bool,
     blocks: Mutex<HashMap<usize, Block>>,
     /// Fault injection: the number of further allocations that succeed before one fails.
     fail_after: Mutex<Option<u64>>,
@@ -44,6 +57,11 @@ pub fn tag_text(tag: u32) -> String {
 }
 
 impl Pool {
+    /// An empty pool; `special` puts every block on special pool.
+    pub(crate) fn new(special: bool) -> Self {
+        Self { special, blocks: Mutex::default(), fail_after: Mutex::default(), allocations: Mutex::default() }
+    }
+
     pub(crate) fn allocate(&self, flags: POOL_FLAGS, size: usize, tag: u32) -> *mut u8 {
         let types = flags & (POOL_FLAG_NON_PAGED | POOL_FLAG_PAGED | POOL_FLAG_NON_PAGED_EXECUTE);
         if types.count_ones() != 1 {
@@ -71,19 +89,27 @@ impl Pool {
                 *n -= 1;
             }
         }
-        let align = if size >= PAGE_SIZE { PAGE_SIZE } else { 16 };
-        let Ok(layout) = Layout::from_size_align(size.max(1), align) else {
-            return std::ptr::null_mut();
+        let (ptr, backing) = if self.special {
+            let Some((ptr, block)) = special_pool::allocate(size, tag) else {
+                return std::ptr::null_mut();
+            };
+            (ptr, Backing::Special(block))
+        } else {
+            let align = if size >= PAGE_SIZE { PAGE_SIZE } else { 16 };
+            let Ok(layout) = Layout::from_size_align(size.max(1), align) else {
+                return std::ptr::null_mut();
+            };
+            // SAFETY: the layout has a non-zero size.
+            let ptr = unsafe { std::alloc::alloc(layout) };
+            if ptr.is_null() {
+                return ptr;
+            }
+            (ptr, Backing::Heap(layout))
         };
-        // SAFETY: the layout has a non-zero size.
-        let ptr = unsafe { std::alloc::alloc(layout) };
-        if ptr.is_null() {
-            return ptr;
-        }
         let fill = if flags & POOL_FLAG_UNINITIALIZED != 0 { 0xBD } else { 0 };
-        // SAFETY: freshly allocated, `layout.size()` bytes.
-        unsafe { ptr.write_bytes(fill, layout.size()) };
-        self.blocks.locked().insert(ptr as usize, Block { size, tag, layout });
+        // SAFETY: freshly allocated, at least `size` bytes.
+        unsafe { ptr.write_bytes(fill, size) };
+        self.blocks.locked().insert(ptr as usize, Block { size, tag, backing });
         ptr
     }
 
@@ -108,8 +134,7 @@ impl Pool {
                 ),
             );
         }
-        // SAFETY: allocated above with this layout, removed from the table exactly once.
-        unsafe { std::alloc::dealloc(ptr, block.layout) };
+        release(ptr, block.backing, true);
     }
 
     /// The blocks still allocated.
@@ -138,8 +163,19 @@ impl Drop for Pool {
     fn drop(&mut self) {
         // Leaks were reported by the verifier; give the memory back to the test process.
         for (addr, block) in self.blocks.get_mut().unwrap().drain() {
-            // SAFETY: each block was allocated with its recorded layout and is freed once.
-            unsafe { std::alloc::dealloc(addr as *mut u8, block.layout) };
+            release(std::ptr::with_exposed_provenance_mut(addr), block.backing, false);
         }
+    }
+}
+
+/// Gives a block's memory back: to the heap, or to special pool's quarantine (`quarantine`: a
+/// driver's free, which later accesses must fault on) or straight to the system (a leaked block
+/// at the machine's end).
+fn release(ptr: *mut u8, backing: Backing, quarantine: bool) {
+    match backing {
+        // SAFETY: allocated with this layout, and removed from the table exactly once.
+        Backing::Heap(layout) => unsafe { std::alloc::dealloc(ptr, layout) },
+        Backing::Special(block) if quarantine => special_pool::free(block),
+        Backing::Special(block) => special_pool::discard(block),
     }
 }

@@ -71,8 +71,9 @@ impl UserSpace {
 }
 
 /// Installs (once per process) a SIGSEGV handler that names general-protection faults — the fault
-/// a tagged user address raises — as the verifier rule `USER_BUFFER_DEREFERENCE`, then lets the
-/// process die. Other faults go to the previous handler (Rust's stack-overflow guard).
+/// a tagged user address raises — as the verifier rule `USER_BUFFER_DEREFERENCE`, and page faults
+/// in special pool as the bug check Windows raises for them, then lets the process die. Other
+/// faults go to the previous handler (Rust's stack-overflow guard).
 pub fn install_fault_reporter() {
     #[cfg(all(unix, target_arch = "x86_64"))]
     fault::install();
@@ -98,13 +99,21 @@ the MDL's system address.\n";
     extern "C" fn on_segv(sig: i32, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
         // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
         let code = unsafe { (*info).si_code };
-        if code == SI_KERNEL {
+        let ours = if code == SI_KERNEL {
             // SAFETY: write(2) is async-signal-safe; the message is a static byte string.
             unsafe { libc::write(2, MESSAGE.as_ptr().cast(), MESSAGE.len()) };
-        }
+            true
+        } else {
+            // SAFETY: as above; a page fault's siginfo carries the faulting address.
+            let addr = unsafe { (*info).si_addr() } as usize;
+            crate::special_pool::describe_fault(addr).is_some_and(|f| {
+                report_special_pool(addr, &f);
+                true
+            })
+        };
         // Hand over to the previous disposition (default: die with SIGSEGV).
         let (handler, flags) = PREVIOUS.get().map_or((libc::SIG_DFL, 0), |p| (p.sa_sigaction, p.sa_flags));
-        if handler == libc::SIG_DFL || handler == libc::SIG_IGN || code == SI_KERNEL {
+        if handler == libc::SIG_DFL || handler == libc::SIG_IGN || ours {
             // SAFETY: restoring the default action; returning re-executes the faulting instruction,
             // which now terminates the process with SIGSEGV.
             unsafe { libc::signal(sig, libc::SIG_DFL) };
@@ -117,6 +126,60 @@ the MDL's system address.\n";
             // SAFETY: a plain handler takes the signal number.
             let f: extern "C" fn(i32) = unsafe { std::mem::transmute(handler) };
             f(sig);
+        }
+    }
+
+    /// Writes the special-pool finding without allocating (we are in a signal handler): the bug
+    /// check Windows raises, the address, and the block with its tag.
+    fn report_special_pool(addr: usize, f: &crate::special_pool::FaultInfo) {
+        let mut line = Line::default();
+        line.text(b"\nkshost verifier: SPECIAL_POOL: ");
+        line.text(f.name.as_bytes());
+        line.text(b" (bug check 0x");
+        line.hex(f.bug_check as usize);
+        line.text(b"): the driver touched 0x");
+        line.hex(addr);
+        line.text(if f.bug_check == 0xD5 { b" in freed pool block 0x" } else { b" past the end of pool block 0x" });
+        line.hex(f.start);
+        line.text(b" of 0x");
+        line.hex(f.size);
+        line.text(b" bytes tagged '");
+        for b in f.tag.to_le_bytes() {
+            line.text(&[if b.is_ascii_graphic() { b } else { b'.' }]);
+        }
+        line.text(b"'\n");
+        // SAFETY: write(2) is async-signal-safe; the bytes are on this stack.
+        unsafe { libc::write(2, line.buf.as_ptr().cast(), line.len) };
+    }
+
+    /// A fixed-size line built without allocation.
+    struct Line {
+        buf: [u8; 256],
+        len: usize,
+    }
+
+    impl Default for Line {
+        fn default() -> Self {
+            Self { buf: [0; 256], len: 0 }
+        }
+    }
+
+    impl Line {
+        fn text(&mut self, bytes: &[u8]) {
+            for &b in bytes {
+                if self.len < self.buf.len() {
+                    self.buf[self.len] = b;
+                    self.len += 1;
+                }
+            }
+        }
+
+        fn hex(&mut self, value: usize) {
+            let digits = (usize::BITS - value.leading_zeros()).div_ceil(4).max(1);
+            for i in (0..digits).rev() {
+                let d = (value >> (i * 4)) & 0xF;
+                self.text(&[b"0123456789abcdef"[d]]);
+            }
         }
     }
 

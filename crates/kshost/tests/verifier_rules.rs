@@ -162,3 +162,46 @@ fn user_buffer_dereference_stops_the_process_with_the_rule() {
     assert!(stderr.contains("USER_BUFFER_DEREFERENCE"), "stderr names the rule:\n{stderr}");
     assert!(!stderr.contains("not reached"));
 }
+
+/// Runs `bug` in a child process (this test binary, filtered to `test`) and returns its stderr
+/// after checking that the fault killed it.
+fn child_dies_with(test: &str, bug: u32) -> String {
+    if std::env::var_os("KSHOST_CHILD_BUG").is_some() {
+        let _ = run(bug, Action::Property);
+        eprintln!("not reached: the access should have faulted");
+        std::process::exit(0);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let out = std::process::Command::new(exe)
+        .args(["--exact", test, "--nocapture"])
+        .env("KSHOST_CHILD_BUG", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "the child must die; stderr:\n{stderr}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(out.status.signal(), Some(11), "killed by SIGSEGV; stderr:\n{stderr}");
+    }
+    assert!(!stderr.contains("not reached"));
+    stderr
+}
+
+/// Special pool: a write one byte past a 48-byte block hits the guard page, and the report names
+/// Windows' bug check and the block's tag.
+#[test]
+fn special_pool_stops_an_overrun_with_the_tag() {
+    let stderr = child_dies_with("special_pool_stops_an_overrun_with_the_tag", bug::POOL_OVERRUN);
+    assert!(stderr.contains("DRIVER_PAGE_FAULT_BEYOND_END_OF_ALLOCATION (bug check 0xd6)"), "{stderr}");
+    assert!(stderr.contains("of 0x30 bytes tagged 'Ovr1'"), "{stderr}");
+}
+
+/// Special pool: reading a freed block faults, and the report names the freed block's tag.
+#[test]
+fn special_pool_stops_a_use_after_free_with_the_tag() {
+    let stderr = child_dies_with("special_pool_stops_a_use_after_free_with_the_tag", bug::POOL_USE_AFTER_FREE);
+    assert!(stderr.contains("DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL (bug check 0xd5)"), "{stderr}");
+    assert!(stderr.contains("in freed pool block"), "{stderr}");
+    assert!(stderr.contains("tagged 'Uaf1'"), "{stderr}");
+}

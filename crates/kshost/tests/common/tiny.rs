@@ -142,6 +142,9 @@ pub mod bug {
     pub const WORK_ITEM_LEAK: u32 = 32;
     pub const WAIT_FOREVER: u32 = 33;
     pub const SEND_AND_FORGET: u32 = 34;
+    // Special pool (the process dies at the fault; run in a child).
+    pub const POOL_OVERRUN: u32 = 40;
+    pub const POOL_USE_AFTER_FREE: u32 = 41;
 }
 
 fn broken(b: u32) -> bool {
@@ -427,6 +430,17 @@ unsafe fn filter_ioctl_bugs(irp: *mut IRP) -> Option<NTSTATUS> {
         let mut lock: KSPIN_LOCK = 0;
         let mut other: KSPIN_LOCK = 0;
         match BREAK.load(Ordering::SeqCst) {
+            bug::POOL_OVERRUN => {
+                let block = ExAllocatePool2(POOL_FLAG_NON_PAGED, 48, u32::from_le_bytes(*b"Ovr1")).cast::<u8>();
+                block.add(48).write_volatile(1);
+                None
+            }
+            bug::POOL_USE_AFTER_FREE => {
+                let block = ExAllocatePool2(POOL_FLAG_NON_PAGED, 48, u32::from_le_bytes(*b"Uaf1")).cast::<u8>();
+                ExFreePoolWithTag(block.cast(), u32::from_le_bytes(*b"Uaf1"));
+                let _ = block.read_volatile();
+                None
+            }
             bug::COMPLETE_TWICE => {
                 complete(irp, STATUS_SUCCESS, 0);
                 Some(complete(irp, STATUS_SUCCESS, 0))
