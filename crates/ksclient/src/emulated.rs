@@ -43,6 +43,14 @@ impl Emulated {
         self.machine.as_ref().expect("machine is up until shutdown")
     }
 
+    /// The client process exits (returns, crashes, is killed) with its handles open: every handle
+    /// is closed in ascending handle value, as Windows' process rundown does — so filters before
+    /// the pins opened through them. The machine and the driver go on; handles held by `Filter`
+    /// and `Pin` values are stale afterwards (closing them again fails harmlessly).
+    pub fn exit_process(&self) {
+        self.machine().exit_process();
+    }
+
     /// Closes what is still open, removes the device, unloads the driver, and reports what the
     /// verifier saw (leaks, IRPs never completed, rule violations).
     ///

@@ -406,6 +406,15 @@ impl Machine {
         Ok(())
     }
 
+    /// The process exits with handles open (it returns, crashes or is killed): the kernel closes
+    /// every handle in ascending handle value, whatever the objects are — a filter before the pins
+    /// opened through it. The machine goes on; a later call is a new process.
+    pub fn exit_process(&self) {
+        let m = self.inner();
+        let _enter = Enter::new(m);
+        close_all_handles(m);
+    }
+
     /// Waits until every close that a completion deferred to a worker thread has run.
     pub fn settle(&self) {
         crate::worker::flush(self.inner());
@@ -420,13 +429,13 @@ fn close_one_handle(m: &Arc<MachineInner>, file: *mut FILE_OBJECT) {
     crate::iomgr::release_file(m, file, true);
 }
 
-/// Closes every open handle (process exit), children before parents, and waits for deferred closes.
+/// Closes every open handle as process exit does: in ascending handle value — so a filter, opened
+/// before its pins, is closed before them — then waits for deferred closes.
 pub(crate) fn close_all_handles(m: &Arc<MachineInner>) {
     m.handles.locked().events.clear();
-    let mut files: Vec<usize> = m.handles.locked().map.drain().map(|(_, f)| f).collect();
-    // Pins (with a related file object) first, as a process's handles are closed newest first.
-    files.sort_by_key(|&f| FileBox::of(f as *mut FILE_OBJECT).fo.RelatedFileObject.is_null());
-    for f in files {
+    let mut handles: Vec<(u64, usize)> = m.handles.locked().map.drain().collect();
+    handles.sort_unstable_by_key(|&(raw, _)| raw);
+    for (_, f) in handles {
         close_one_handle(m, f as *mut FILE_OBJECT);
     }
     crate::worker::flush(m);
@@ -505,10 +514,10 @@ pub(crate) fn open_with_length(
     b.fo.WriteAccess = u8::from(desired_access & GENERIC_WRITE != 0);
     b.fo.FileName = UNICODE_STRING { Length: length, MaximumLength: length, Buffer: buffer };
     let file: *mut FILE_OBJECT = Box::into_raw(b).cast();
+    // The related file object is not referenced: Windows' I/O manager keeps the pointer but no
+    // reference, so a driver that needs its parent after the create references it itself
+    // (FIDELITY.md, "File objects").
     m.objects.locked().files.insert(file as usize);
-    if !related.is_null() {
-        FileBox::of(related).meta.refs.fetch_add(1, Ordering::AcqRel);
-    }
     let mut security = IO_SECURITY_CONTEXT {
         SecurityQos: std::ptr::null_mut(),
         AccessState: std::ptr::null_mut(),

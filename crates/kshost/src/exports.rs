@@ -504,6 +504,15 @@ pub unsafe extern "system" fn ObReferenceObjectByHandle(
     crate::ob::reference_by_handle(handle, access, object_type, mode, object)
 }
 
+/// `ObfReferenceObject` (what `ObReferenceObject` expands to).
+///
+/// # Safety
+/// `object` must be an object the caller holds a reference to (kshost checks it is a live file
+/// object).
+pub unsafe extern "system" fn ObfReferenceObject(object: *mut c_void) -> isize {
+    crate::ob::reference(object)
+}
+
 pub unsafe extern "system" fn ObfDereferenceObject(object: *mut c_void) -> isize {
     crate::ob::dereference(object)
 }

@@ -655,13 +655,9 @@ pub(crate) fn close_file(m: &Arc<MachineInner>, file: *mut FILE_OBJECT) {
         f.meta.refs.fetch_sub(1, Ordering::AcqRel);
     }
     check_no_irps_in_flight(m, file);
-    let related = f.fo.RelatedFileObject;
     m.objects.locked().files.remove(&(file as usize));
     // SAFETY: allocated with Box::into_raw by the create path; nothing references it now.
     drop(unsafe { Box::from_raw(file.cast::<FileBox>()) });
-    if !related.is_null() {
-        release_file(m, related, true);
-    }
 }
 
 /// A file object may go only when no IRP addressed to it is still in a driver: the driver's own

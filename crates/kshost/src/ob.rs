@@ -1,6 +1,7 @@
 //! The object manager, as far as a KS driver uses it: a user-mode handle becomes a referenced
-//! file object (`ObReferenceObjectByHandle`), and the reference is dropped again
-//! (`ObfDereferenceObject`), the last one closing the file. References still held at unload are
+//! file object (`ObReferenceObjectByHandle`), an object already held gets one more reference
+//! (`ObfReferenceObject`), and a reference is dropped again (`ObfDereferenceObject`), the last one
+//! closing the file. References still held at unload are
 //! reported (`OBJECT_REFERENCE_LEAK`).
 //!
 //! Fidelity: the object type may be `*IoFileObjectType` or NULL; the access check compares the
@@ -79,6 +80,28 @@ pub(crate) fn reference_by_handle(
     // SAFETY: the caller's out pointer.
     unsafe { *object = file.cast() };
     STATUS_SUCCESS
+}
+
+/// `ObfReferenceObject`: one more reference to an object the caller already holds (a file
+/// object of this machine, e.g. a pin's `RelatedFileObject` during its create). Returns the
+/// references the driver now holds on it.
+pub(crate) fn reference(object: *mut c_void) -> isize {
+    let m = current();
+    let file = object.cast::<FILE_OBJECT>();
+    {
+        // Checked and referenced under the registry lock: the object cannot be freed meanwhile.
+        let files = m.objects.locked();
+        if !files.files.contains(&(file as usize)) {
+            drop(files);
+            violation(Rule::UnknownObject, format!("ObfReferenceObject({object:p}): not a live file object"));
+            return 0;
+        }
+        FileBox::of(file).meta.refs.fetch_add(1, Ordering::AcqRel);
+    }
+    let mut refs = m.ob_refs.locked();
+    let n = refs.entry(file as usize).or_insert(0);
+    *n += 1;
+    isize::try_from(*n).unwrap_or(isize::MAX)
 }
 
 /// `ObfDereferenceObject`: returns the references the driver still holds on the object.

@@ -1,0 +1,88 @@
+//! Object lifetimes as Windows has them (WINDOWS-AUDIT F1): the I/O manager holds no reference
+//! on a pin's `RelatedFileObject`, and a process's handles close in ascending order when it exits
+//! — so a filter's handle routinely closes before its pins'. The pins must go on working, and the
+//! filter must go away only after its last pin. Special pool is on (kshost's default): a pin that
+//! touched a freed filter would stop the test process with `DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL`.
+
+mod common;
+
+use ksabi::{KSSTATE_RUN, KSSTATE_STOP, STATUS_CANCELLED, STATUS_SUCCESS};
+use ksclient::io::InFlight;
+use ksclient::{Filter, Properties, graph, request};
+use ksring_api::{PIN_INPUT, PIN_OUTPUT};
+
+/// Closing the filter handle first leaves its pins whole: a frame written before the close is read
+/// after it, states still change, and everything is freed once the pins close.
+#[test]
+fn pins_outlive_their_filters_handle() {
+    let backend = common::boot();
+    let baseline = common::pool_bytes(&backend);
+    let common::Rig { filter, input, output } = common::rig(&backend);
+    let payload = common::bytes(7, 3000);
+    let mut write = InFlight::write(&backend, input.handle(), &[(&payload, common::meta(0, 0, 5))]);
+    assert_eq!(write.wait().status, STATUS_SUCCESS);
+    filter.close().expect("close the filter handle");
+
+    let mut read = InFlight::read(&backend, output.handle(), &[4096]);
+    let frames = read.frames();
+    assert_eq!(read.wait().status, STATUS_SUCCESS);
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].data, payload, "the frame written before the filter closed");
+    assert_eq!(common::stats(&output).bytes_out, 3000);
+    assert_eq!(input.set_state(KSSTATE_STOP).status, STATUS_SUCCESS);
+    assert_eq!(output.state().expect("state"), KSSTATE_RUN);
+
+    input.close().expect("close input");
+    output.close().expect("close output");
+    assert_eq!(common::pool_bytes(&backend), baseline, "filter, pins and ring all freed");
+    backend.shutdown().assert_clean();
+}
+
+/// A process exits with its filter and both pins open and a read pending: rundown closes the
+/// filter handle first, the pending read is cancelled, everything is freed, and the driver serves
+/// the next process as before.
+#[test]
+fn process_exit_with_filter_and_pins_open() {
+    let backend = common::boot();
+    let baseline = common::pool_bytes(&backend);
+    {
+        let rig = common::rig(&backend);
+        let mut read = InFlight::read(&backend, rig.output.handle(), &[512]);
+        assert!(read.poll().is_none(), "the read waits for data");
+        backend.exit_process();
+        assert_eq!(read.wait().status, STATUS_CANCELLED);
+        std::mem::forget(rig); // its handles died with the process
+    }
+    backend.machine().settle();
+    assert_eq!(common::pool_bytes(&backend), baseline, "rundown freed the filter, pins and ring");
+
+    let rig = common::rig(&backend);
+    let payload = common::bytes(1, 100);
+    let mut write = InFlight::write(&backend, rig.input.handle(), &[(&payload, common::meta(0, 0, 0))]);
+    assert_eq!(write.wait().status, STATUS_SUCCESS);
+    let mut read = InFlight::read(&backend, rig.output.handle(), &[100]);
+    assert_eq!(read.frames()[0].data, payload, "the next process streams as before");
+    drop((write, read, rig));
+    backend.shutdown().assert_clean();
+}
+
+/// A process exits with a whole three-filter chain open — IRP sources pushing and pulling, filters
+/// opened first so closed first — and everything ends cleanly.
+#[test]
+fn process_exit_with_a_chain_of_sources_open() {
+    let backend = common::boot();
+    let baseline = common::pool_bytes(&backend);
+    {
+        let chain = graph::Chain::open(&backend, &request::stream_format()).expect("chain");
+        chain.set_state(KSSTATE_RUN).expect("run");
+        backend.exit_process();
+        std::mem::forget(chain);
+    }
+    backend.machine().settle();
+    assert_eq!(common::pool_bytes(&backend), baseline, "rundown freed every filter, pin and source");
+    let filter = Filter::open_first(&backend).expect("a new filter after the exit");
+    let input = filter.connect(PIN_INPUT, &request::stream_format()).expect("input");
+    let output = filter.connect(PIN_OUTPUT, &request::stream_format()).expect("output");
+    drop((input, output, filter));
+    backend.shutdown().assert_clean();
+}
