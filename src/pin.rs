@@ -4,7 +4,7 @@
 use core::ptr::{self, null_mut};
 
 use ksabi::{
-    DEVICE_OBJECT, IOCTL_KS_PROPERTY, IOCTL_KS_READ_STREAM, IOCTL_KS_RESET_STATE, IOCTL_KS_WRITE_STREAM, IRP,
+    DEVICE_OBJECT, FILE_OBJECT, IOCTL_KS_PROPERTY, IOCTL_KS_READ_STREAM, IOCTL_KS_RESET_STATE, IOCTL_KS_WRITE_STREAM, IRP,
     KSDATAFORMAT, KSDISPATCH_TABLE, KSPIN_CONNECT, KSRESET, NTSTATUS, POOL_FLAG_NON_PAGED,
     STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER, STATUS_SUCCESS, nt_success,
 };
@@ -23,8 +23,12 @@ use crate::{ids, props, sys};
 #[repr(C)]
 pub struct Pin {
     prefix: ObjectPrefix,
-    /// The filter the pin belongs to (it closes after its pins).
+    /// The filter the pin belongs to.
     filter: *const Filter,
+    /// The filter's file object, referenced by the pin from its create to its close: the I/O
+    /// manager keeps no reference on a `RelatedFileObject`, so without this one the filter could
+    /// close (and be freed) under its pins — its handle closing first, or a process exiting.
+    filter_file: *mut FILE_OBJECT,
     /// The pin factory: [`PIN_INPUT`] or [`PIN_OUTPUT`].
     pub id: u32,
 }
@@ -32,7 +36,8 @@ pub struct Pin {
 impl Pin {
     /// The pin's filter.
     pub fn filter(&self) -> &Filter {
-        // SAFETY: a filter closes only after all its pins have (their file objects reference it).
+        // SAFETY: the pin holds a reference on the filter's file object until its own close, and
+        // the filter is freed only at that file object's close.
         unsafe { &*self.filter }
     }
 }
@@ -82,7 +87,7 @@ pub unsafe extern "system" fn dispatch_create(device: *mut DEVICE_OBJECT, irp: *
         // SAFETY: we complete the IRP once.
         return unsafe { nt::complete(irp, status, 0) };
     }
-    let mut status = create_object(irp, filter, request.PinId);
+    let mut status = create_object(irp, filter, parent, request.PinId);
     if nt_success(status) && !request.PinToHandle.is_null() {
         let target = request.PinToHandle;
         // SAFETY: our create IRP at PASSIVE_LEVEL in the caller's context.
@@ -93,6 +98,9 @@ pub unsafe extern "system" fn dispatch_create(device: *mut DEVICE_OBJECT, irp: *
         }
     }
     if nt_success(status) {
+        // SAFETY: the parent file object is valid during the create; the reference keeps it (and
+        // so the filter) until the pin's close drops it.
+        unsafe { sys::ObfReferenceObject(parent.cast()) };
         filter.connected(request.PinId);
     } else {
         filter.abandon(request.PinId);
@@ -102,14 +110,14 @@ pub unsafe extern "system" fn dispatch_create(device: *mut DEVICE_OBJECT, irp: *
 }
 
 /// Allocates the pin, its object header, and hangs it on the file object.
-fn create_object(irp: *mut IRP, filter: &Filter, id: u32) -> NTSTATUS {
+fn create_object(irp: *mut IRP, filter: &Filter, filter_file: *mut FILE_OBJECT, id: u32) -> NTSTATUS {
     // SAFETY: a plain non-paged allocation of a Pin.
     let raw = unsafe { sys::ExAllocatePool2(POOL_FLAG_NON_PAGED, size_of::<Pin>(), ids::TAG_PIN) };
     let pin = raw.cast::<Pin>();
     if pin.is_null() {
         return STATUS_INSUFFICIENT_RESOURCES;
     }
-    let initial = Pin { prefix: ObjectPrefix { header: null_mut(), kind: KIND_PIN }, filter, id };
+    let initial = Pin { prefix: ObjectPrefix { header: null_mut(), kind: KIND_PIN }, filter, filter_file, id };
     // SAFETY: a fresh block sized and aligned for a Pin.
     unsafe { pin.write(initial) };
     // SAFETY: initialised above, not shared yet.
@@ -201,6 +209,7 @@ unsafe extern "system" fn close(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -> N
     };
     debug_assert!(pin.id == PIN_INPUT || pin.id == PIN_OUTPUT);
     pin.filter().disconnect(pin.id);
+    let filter_file = pin.filter_file;
     // SAFETY: allocated at create; freed once, here.
     unsafe { sys::KsFreeObjectHeader(pin.prefix.header) };
     let raw = ptr::from_ref(pin).cast_mut().cast();
@@ -209,5 +218,10 @@ unsafe extern "system" fn close(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -> N
     // SAFETY: allocated at create with this tag; nothing refers to it any more.
     unsafe { sys::ExFreePoolWithTag(raw, ids::TAG_PIN) };
     // SAFETY: we complete the IRP once.
-    unsafe { nt::complete(irp, STATUS_SUCCESS, 0) }
+    let status = unsafe { nt::complete(irp, STATUS_SUCCESS, 0) };
+    // Last: the filter may close inside this call (if its handle is gone), and nothing of the pin
+    // is touched after it.
+    // SAFETY: the reference taken at the pin's create, dropped once, at PASSIVE_LEVEL.
+    unsafe { sys::ObfDereferenceObject(filter_file.cast()) };
+    status
 }

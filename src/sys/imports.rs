@@ -58,6 +58,7 @@ imports! {
             object: *mut *mut c_void,
             handle_information: *mut c_void,
         ) -> NTSTATUS;
+        fn ObfReferenceObject(object: *mut c_void) -> isize;
         fn ObfDereferenceObject(object: *mut c_void) -> isize;
         fn IoGetRelatedDeviceObject(file: *mut FILE_OBJECT) -> *mut DEVICE_OBJECT;
         fn IoAllocateIrp(stack_size: i8, charge_quota: u8) -> *mut IRP;
