@@ -125,15 +125,27 @@ pub fn dispatch(pin: &Pin, irp: *mut IRP, direction: Direction) -> NTSTATUS {
     }
     // SAFETY: as above.
     unsafe { nt::mark_pending(irp) };
-    let queue = f.queue(pin.id);
-    // SAFETY: ours and marked pending; `cancel` handles this queue. From here on the IRP may
-    // complete on another thread at any moment: it is not touched again.
+    // Once queued, the IRP may complete on another thread at any moment, and with it the I/O
+    // manager's reference on the pin's file object may go: the pin (and, through its reference,
+    // the filter) could close under the rest of this call. Hold the pin's file object until the
+    // end of it.
+    // SAFETY: our IRP.
+    let file = unsafe { nt::file_object(irp) };
+    // SAFETY: the IRP's file object is referenced by the I/O manager while the IRP is ours.
+    unsafe { sys::ObfReferenceObject(file.cast()) };
+    let id = pin.id;
+    let queue = f.queue(id);
+    // SAFETY: ours and marked pending; `cancel` handles this queue. From here on the IRP is not
+    // touched again.
     unsafe { queue.push(irp, Some(cancel)) };
     // A STOP or reset that began meanwhile may have missed it: cancel again (idempotent).
-    if f.state(pin.id) == KSSTATE_STOP || f.resetting(pin.id) || f.closing(pin.id) {
+    if f.state(id) == KSSTATE_STOP || f.resetting(id) || f.closing(id) {
         queue.cancel_all();
     }
     pump(f);
+    // SAFETY: the reference taken above, at PASSIVE_LEVEL (stream requests arrive there: ks.sys'
+    // probe is pageable). The pin may close inside this call; nothing is touched after it.
+    unsafe { sys::ObfDereferenceObject(file.cast()) };
     STATUS_PENDING
 }
 
