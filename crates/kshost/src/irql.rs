@@ -73,10 +73,17 @@ pub(crate) unsafe fn acquire(lock: *mut KSPIN_LOCK, routine: &str) -> KIRQL {
     // SAFETY: the caller passes a live lock.
     let word = unsafe { word(lock) };
     if word.load(Ordering::Relaxed) == me {
-        crate::machine::violation(
-            Rule::SpinLockNotHeld,
-            format!("{routine}: lock {lock:p} acquired recursively (deadlock on Windows)"),
-        );
+        // Spinning would hang the test for ever, as the processor would hang: stop, as Driver
+        // Verifier's deadlock detection stops the machine.
+        let v = crate::verifier::Violation {
+            rule: Rule::SpinLockAlreadyOwned,
+            detail: format!(
+                "{routine}: lock {lock:p} acquired by the thread that already holds it — a deadlock on \
+                 Windows (Driver Verifier deadlock detection: bug check 0xC4)"
+            ),
+        };
+        eprintln!("\n{v}\n{}", std::backtrace::Backtrace::force_capture());
+        std::process::abort();
     }
     let mut spins = 0u32;
     while word.compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed).is_err() {

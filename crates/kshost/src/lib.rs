@@ -29,6 +29,7 @@ pub mod exports;
 pub mod inf;
 mod iomgr;
 mod irql;
+mod kernel_client;
 mod ks;
 mod machine;
 mod ob;
@@ -43,6 +44,7 @@ mod worker;
 mod workitem;
 
 pub use client::{Handle, Overlapped, UserBuffer};
+pub use kernel_client::KernelReader;
 pub use machine::{DriverEntry, InstallError, InterfaceInfo, Machine, Report, Settings};
 pub use objects::IoStatus;
 pub use verifier::{Rule, Violation};

@@ -151,6 +151,9 @@ pub(crate) struct MachineInner {
     pub ob_refs: Mutex<HashMap<usize, usize>>,
     /// Work items the driver has allocated.
     pub work_items: Mutex<HashSet<usize>>,
+    /// The next IRP a driver acquires from a KS queue is cancelled right after (a test's way to
+    /// place an `IoCancelIrp` from another processor in that window).
+    pub cancel_next_acquired: std::sync::atomic::AtomicBool,
 }
 
 // SAFETY: the raw pointers inside are objects this machine owns; every access goes through its
@@ -280,6 +283,7 @@ impl Machine {
             device_boxes: Mutex::new(Vec::new()),
             ob_refs: Mutex::new(HashMap::new()),
             work_items: Mutex::new(HashSet::new()),
+            cancel_next_acquired: std::sync::atomic::AtomicBool::new(false),
         });
         Self { inner, shut_down: false }
     }
@@ -407,6 +411,14 @@ impl Machine {
     /// Low-resources simulation: the next `n` pool allocations succeed, the one after fails.
     pub fn fail_pool_allocation_after(&self, n: u64) {
         self.inner.pool.fail_after(Some(n));
+    }
+
+    /// The next IRP the driver acquires from a KS cancelable queue (`KsRemoveIrpFromCancelableQueue`
+    /// with an *acquire* operation) is cancelled as soon as it is acquired — as if `IoCancelIrp`
+    /// ran on another processor just then. `IoCancelIrp` finds no cancel routine and only sets
+    /// `Cancel`; the driver's `KsReleaseIrpOnCancelableQueue` then runs its cancel routine.
+    pub fn cancel_next_acquired_irp(&self) {
+        self.inner.cancel_next_acquired.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Ends any low-resources simulation.

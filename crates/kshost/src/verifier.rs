@@ -44,6 +44,9 @@ pub enum Rule {
     SpinLockIrqlMismatch,
     /// A spin lock released that this thread does not hold.
     SpinLockNotHeld,
+    /// A spin lock acquired by the thread that already holds it: a deadlock on Windows (Driver
+    /// Verifier's deadlock detection stops it with bug check 0xC4); kshost stops the process.
+    SpinLockAlreadyOwned,
     /// A dispatch, cancel or completion routine returned at a different IRQL than it was entered.
     IrqlNotRestored,
     /// The cancel spin lock released by a thread that does not hold it.
@@ -102,6 +105,7 @@ impl Rule {
             Self::IrqlTooHigh => "IRQL_TOO_HIGH",
             Self::SpinLockIrqlMismatch => "SPINLOCK_IRQL_MISMATCH",
             Self::SpinLockNotHeld => "SPINLOCK_NOT_HELD",
+            Self::SpinLockAlreadyOwned => "SPINLOCK_ALREADY_OWNED",
             Self::IrqlNotRestored => "IRQL_NOT_RESTORED",
             Self::CancelSpinLockNotHeld => "CANCEL_SPINLOCK_NOT_HELD",
             Self::MissingDispatchEntry => "MISSING_DISPATCH_ENTRY",

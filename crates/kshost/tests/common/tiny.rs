@@ -145,6 +145,8 @@ pub mod bug {
     // Special pool (the process dies at the fault; run in a child).
     pub const POOL_OVERRUN: u32 = 40;
     pub const POOL_USE_AFTER_FREE: u32 = 41;
+    // A spin lock acquired twice by one thread (the process stops; run in a child).
+    pub const SPINLOCK_TWICE: u32 = 42;
 }
 
 fn broken(b: u32) -> bool {
@@ -430,6 +432,12 @@ unsafe fn filter_ioctl_bugs(irp: *mut IRP) -> Option<NTSTATUS> {
         let mut lock: KSPIN_LOCK = 0;
         let mut other: KSPIN_LOCK = 0;
         match BREAK.load(Ordering::SeqCst) {
+            bug::SPINLOCK_TWICE => {
+                let irql = KeAcquireSpinLockRaiseToDpc(&raw mut lock);
+                let _ = KeAcquireSpinLockRaiseToDpc(&raw mut lock);
+                KeReleaseSpinLock(&raw mut lock, irql);
+                None
+            }
             bug::POOL_OVERRUN => {
                 let block = ExAllocatePool2(POOL_FLAG_NON_PAGED, 48, u32::from_le_bytes(*b"Ovr1")).cast::<u8>();
                 block.add(48).write_volatile(1);

@@ -1,0 +1,207 @@
+//! A kernel-mode client of a driver's pin: another driver that reads a pin the way kernel KS
+//! clients stream — its own IRP (`IoAllocateIrp`), a header array and buffers in non-paged pool,
+//! and a completion routine that **resubmits the IRP from inside the completion**, at whatever
+//! IRQL the completing driver completed it. Such a client re-enters the driver's dispatch routine
+//! on the completing thread: a driver that completes (or lets a cancel routine complete) an IRP
+//! while holding one of its spin locks deadlocks on itself there, which kshost's spin locks
+//! report (`SPINLOCK_ALREADY_OWNED`). WINDOWS-AUDIT F5; sources in `FIDELITY.md`.
+
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use ksabi::{
+    DEVICE_OBJECT, FILE_OBJECT, IO_PARAMETERS_DEVICE_IO_CONTROL, IOCTL_KS_READ_STREAM, IRP, IRP_MJ_DEVICE_CONTROL,
+    KSSTREAM_HEADER, KernelMode, NTSTATUS, POOL_FLAG_NON_PAGED, SL_INVOKE_ON_CANCEL, SL_INVOKE_ON_ERROR,
+    SL_INVOKE_ON_SUCCESS, STATUS_INSUFFICIENT_RESOURCES, STATUS_MORE_PROCESSING_REQUIRED, STATUS_NOT_SUPPORTED,
+    nt_success,
+};
+
+use crate::client::Handle;
+use crate::machine::{Enter, Machine, MachineInner};
+use crate::objects::IoStatus;
+use crate::sync::Locked;
+
+/// Pool tag of the client's buffers.
+const TAG: u32 = u32::from_le_bytes(*b"KClt");
+/// Bytes of one stream header.
+const HEADER: usize = size_of::<KSSTREAM_HEADER>();
+
+/// What the client's completion routine shares with the test.
+struct State {
+    machine: Arc<MachineInner>,
+    irp: *mut IRP,
+    file: *mut FILE_OBJECT,
+    device: *mut DEVICE_OBJECT,
+    headers: *mut KSSTREAM_HEADER,
+    data: *mut u8,
+    count: usize,
+    extent: usize,
+    /// Requests still to send after the one in flight.
+    remaining: AtomicU32,
+    /// Each completed request: its status and the data bytes its headers report.
+    results: Mutex<Vec<(IoStatus, usize)>>,
+    finished: Condvar,
+}
+
+// SAFETY: the raw pointers are the client's own IRP, pool blocks and referenced objects; the I/O
+// protocol gives the IRP to one side at a time, and the results sit behind a mutex.
+unsafe impl Send for State {}
+// SAFETY: as above.
+unsafe impl Sync for State {}
+
+/// A kernel-mode reader of a pin, running until its requests are done.
+pub struct KernelReader {
+    state: Arc<State>,
+    rounds: usize,
+}
+
+impl Machine {
+    /// Starts a kernel-mode client reading `pin`: `rounds` read requests of `headers` buffers of
+    /// `extent` bytes each, one in flight at a time, each sent again from the completion routine
+    /// of the one before.
+    ///
+    /// # Errors
+    /// The status of referencing the handle or of allocating the IRP and buffers.
+    pub fn kernel_reader(&self, pin: Handle, headers: usize, extent: usize, rounds: u32) -> Result<KernelReader, NTSTATUS> {
+        let m = Arc::clone(&self.inner);
+        let _enter = Enter::new(&m);
+        let mut object: *mut c_void = std::ptr::null_mut();
+        let status = crate::ob::reference_by_handle(
+            std::ptr::without_provenance_mut(usize::try_from(pin.raw()).unwrap_or(usize::MAX)),
+            0,
+            std::ptr::null_mut(),
+            KernelMode,
+            &raw mut object,
+        );
+        if !nt_success(status) {
+            return Err(status);
+        }
+        let file = object.cast::<FILE_OBJECT>();
+        let device = crate::iomgr::top_of_stack(crate::iomgr::related_device(file));
+        // SAFETY: the device is live while the file object is referenced.
+        let stack_size = unsafe { (*device).StackSize } + 1;
+        let irp = crate::iomgr::allocate_irp(&m, stack_size);
+        let headers_block = m.pool.allocate(POOL_FLAG_NON_PAGED, headers * HEADER, TAG).cast::<KSSTREAM_HEADER>();
+        let data = m.pool.allocate(POOL_FLAG_NON_PAGED, headers * extent, TAG);
+        if irp.is_null() || headers_block.is_null() || data.is_null() {
+            return Err(STATUS_INSUFFICIENT_RESOURCES);
+        }
+        let state = Arc::new(State {
+            machine: Arc::clone(&m),
+            irp,
+            file,
+            device,
+            headers: headers_block,
+            data,
+            count: headers,
+            extent,
+            remaining: AtomicU32::new(rounds.saturating_sub(1)),
+            results: Mutex::new(Vec::new()),
+            finished: Condvar::new(),
+        });
+        send(&state);
+        Ok(KernelReader { state, rounds: rounds as usize })
+    }
+}
+
+impl KernelReader {
+    /// Waits up to `timeout` for every request to complete, frees the client's IRP and buffers and
+    /// drops its reference; returns each request's status and data bytes, in order.
+    #[must_use]
+    pub fn finish(self, timeout: Duration) -> Vec<(IoStatus, usize)> {
+        let s = &self.state;
+        let results = {
+            let guard = s.results.locked();
+            let (guard, _) = s
+                .finished
+                .wait_timeout_while(guard, timeout, |r| r.len() < self.rounds)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            guard.clone()
+        };
+        let m = &s.machine;
+        let _enter = Enter::new(m);
+        if results.len() == self.rounds {
+            crate::iomgr::free_irp(m, s.irp);
+            m.pool.free(s.headers.cast(), Some(TAG));
+            m.pool.free(s.data, Some(TAG));
+            crate::ob::dereference(s.file.cast());
+        }
+        // Otherwise the IRP is still in the driver: leave it (the verifier reports it).
+        results
+    }
+}
+
+/// Builds the read request in the client's IRP and sends it to the top of the pin's stack.
+fn send(s: &State) {
+    let m = &s.machine;
+    crate::iomgr::reuse_irp(m, s.irp, STATUS_NOT_SUPPORTED);
+    for i in 0..s.count {
+        let header = KSSTREAM_HEADER {
+            Size: u32::try_from(HEADER).unwrap_or(0),
+            FrameExtent: u32::try_from(s.extent).unwrap_or(u32::MAX),
+            Data: s.data.wrapping_add(i * s.extent).cast(),
+            // SAFETY: all-zero is a valid stream header for the rest.
+            ..unsafe { std::mem::zeroed() }
+        };
+        // SAFETY: `count` headers fit the client's header block.
+        unsafe { s.headers.add(i).write(header) };
+    }
+    let irp = s.irp;
+    // SAFETY: the client's IRP, not in flight: its next location is below the past-the-end one.
+    let next = unsafe { &mut *(*irp).Tail.Overlay.CurrentStackLocation.wrapping_sub(1) };
+    next.MajorFunction = IRP_MJ_DEVICE_CONTROL;
+    next.MinorFunction = 0;
+    next.Parameters.DeviceIoControl = IO_PARAMETERS_DEVICE_IO_CONTROL {
+        OutputBufferLength: u32::try_from(s.count * HEADER).unwrap_or(u32::MAX),
+        Pad0: 0,
+        InputBufferLength: 0,
+        Pad1: 0,
+        IoControlCode: IOCTL_KS_READ_STREAM,
+        Pad2: 0,
+        Type3InputBuffer: std::ptr::null_mut(),
+    };
+    next.FileObject = s.file;
+    next.CompletionRoutine = Some(completed);
+    next.Context = std::ptr::from_ref(s).cast_mut().cast();
+    next.Control = SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL;
+    // SAFETY: as above.
+    unsafe { (*irp).UserBuffer = s.headers.cast() };
+    // SAFETY: as above.
+    unsafe { (*irp).RequestorMode = KernelMode };
+    // SAFETY: the referenced pin's device and the client's IRP with its next location set.
+    unsafe { crate::exports::IofCallDriver(s.device, irp) };
+}
+
+/// The client's completion routine: records the request, frees the MDLs the probe built, and —
+/// the point of this client — sends the next request from right here.
+unsafe extern "system" fn completed(_device: *mut DEVICE_OBJECT, irp: *mut IRP, context: *mut c_void) -> NTSTATUS {
+    // SAFETY: the state `send` passed; the reader keeps it alive until every request completed.
+    let s = unsafe { &*context.cast::<State>() };
+    // SAFETY: the client's IRP, back in its hands.
+    let io = unsafe { (*irp).IoStatus };
+    // SAFETY: as above.
+    let mut mdl = unsafe { (*irp).MdlAddress };
+    while !mdl.is_null() {
+        // SAFETY: an MDL of the chain the driver's probe built for this request.
+        let next = unsafe { (*mdl).Next };
+        crate::iomgr::unlock_pages(&s.machine, mdl);
+        crate::iomgr::free_mdl(&s.machine, mdl);
+        mdl = next;
+    }
+    // SAFETY: as above.
+    unsafe { (*irp).MdlAddress = std::ptr::null_mut() };
+    let headers = io.Information / HEADER;
+    // SAFETY: the driver filled `headers` headers of the client's block.
+    let bytes = (0..headers.min(s.count)).map(|i| unsafe { (*s.headers.add(i)).DataUsed } as usize).sum();
+    let status = IoStatus { status: io.Status, information: io.Information };
+    let resend = s.remaining.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+    s.results.locked().push((status, bytes));
+    if resend {
+        send(s);
+    } else {
+        s.finished.notify_all();
+    }
+    STATUS_MORE_PROCESSING_REQUIRED
+}
