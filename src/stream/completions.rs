@@ -1,10 +1,17 @@
 //! IRPs to complete once the stream path has let go of its locks, in the order they finished.
 //!
 //! Completing runs other drivers' completion routines, which must not find ksring's spin locks
-//! held. The list is intrusive (linked through `Tail.Overlay.DriverContext[3]`, which nothing else
-//! uses), so collecting costs no allocation.
+//! held: a kernel client may send its next request from its completion routine, straight back
+//! into ksring's dispatch on this thread. The list is intrusive (linked through
+//! `Tail.Overlay.DriverContext[3]`, which nothing else uses), so collecting costs no allocation.
+//!
+//! The same slot marks an IRP a pump is releasing to its queue ([`arm`], [`disarm`]): a cancel
+//! routine that runs for it meanwhile — inline in `KsReleaseIrpOnCancelableQueue`, under the
+//! pump's lock — leaves the completion to the pump ([`defer_cancel`]) instead of completing there.
 
+use core::ffi::c_void;
 use core::ptr::null_mut;
+use core::sync::atomic::{AtomicPtr, Ordering};
 
 use ksabi::{IO_NO_INCREMENT, IRP, NTSTATUS};
 
@@ -66,4 +73,57 @@ impl Drop for Completions {
     fn drop(&mut self) {
         self.complete_all();
     }
+}
+
+/// The slot's value while a pump releases the IRP.
+const RELEASING: *mut c_void = core::ptr::without_provenance_mut(1);
+/// The slot's value once a cancel routine has left the completion to the pump.
+const DEFERRED: *mut c_void = core::ptr::without_provenance_mut(2);
+
+/// The IRP's `DriverContext[3]`, shared between a pump and a cancel routine.
+///
+/// # Safety
+/// `irp` is a valid stream IRP of this driver, not yet completed.
+unsafe fn marker<'a>(irp: *mut IRP) -> &'a AtomicPtr<c_void> {
+    // SAFETY: the slot is an aligned pointer-sized field of the IRP, which outlives this use;
+    // every access to it while the IRP is queued goes through this atomic view.
+    unsafe { AtomicPtr::from_ptr(&raw mut (*tail_overlay(irp)).DriverContext[3]) }
+}
+
+/// Clears the slot of a new stream IRP, before it is queued.
+///
+/// # Safety
+/// As [`marker`], and the caller owns the IRP.
+pub unsafe fn clear(irp: *mut IRP) {
+    // SAFETY: as above.
+    unsafe { marker(irp) }.store(null_mut(), Ordering::SeqCst);
+}
+
+/// Marks an acquired IRP as being released by the caller.
+///
+/// # Safety
+/// As [`marker`]; the caller acquired the IRP from its queue.
+pub unsafe fn arm(irp: *mut IRP) {
+    // SAFETY: as above.
+    unsafe { marker(irp) }.store(RELEASING, Ordering::SeqCst);
+}
+
+/// Ends the release: `true` if a cancel routine ran for the IRP meanwhile and left its
+/// completion to the caller (the IRP is then off its queue and the caller's to complete).
+///
+/// # Safety
+/// As [`marker`]; the caller armed the IRP and still holds the lock its queue's pumps take.
+pub unsafe fn disarm(irp: *mut IRP) -> bool {
+    // SAFETY: as above.
+    unsafe { marker(irp) }.swap(null_mut(), Ordering::SeqCst) == DEFERRED
+}
+
+/// Called by the cancel routine after unlinking the IRP: `true` if a pump is releasing it, which
+/// now completes it once its locks are dropped; `false` if the cancel routine completes it.
+///
+/// # Safety
+/// As [`marker`]; the cancel routine holds the IRP, unlinked.
+pub unsafe fn defer_cancel(irp: *mut IRP) -> bool {
+    // SAFETY: as above.
+    unsafe { marker(irp) }.compare_exchange(RELEASING, DEFERRED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
 }

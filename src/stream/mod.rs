@@ -45,6 +45,8 @@ pub use write::meta_of;
 use crate::filter::Filter;
 use crate::object::{self, Object};
 use crate::pin::Pin;
+use crate::sync::IrpQueue;
+use completions::Completions;
 use crate::{nt, sys};
 
 /// Which stream IOCTL.
@@ -124,6 +126,8 @@ pub fn dispatch(pin: &Pin, irp: *mut IRP, direction: Direction) -> NTSTATUS {
         (*irp).IoStatus.Information = 0;
     }
     // SAFETY: as above.
+    unsafe { completions::clear(irp) };
+    // SAFETY: as above.
     unsafe { nt::mark_pending(irp) };
     // Once queued, the IRP may complete on another thread at any moment, and with it the I/O
     // manager's reference on the pin's file object may go: the pin (and, through its reference,
@@ -169,10 +173,32 @@ pub fn pump(f: &Filter) {
     f.kick_sources();
 }
 
+/// Gives an IRP the caller acquired from `queue` back to it, cancelable again. If a cancel came
+/// for it meanwhile, `KsReleaseIrpOnCancelableQueue` runs [`cancel`] right here, under the
+/// caller's lock: the cancel routine then leaves the completion to `done`, which runs it after the
+/// caller has dropped its locks.
+///
+/// # Safety
+/// `irp` was acquired from `queue` and not yet released or removed; the caller holds the lock
+/// its queue's pumps take (producer for writes, consumer for reads).
+pub(crate) unsafe fn release(queue: &IrpQueue, irp: *mut IRP, done: &mut Completions) {
+    // SAFETY: an acquired stream IRP.
+    unsafe { completions::arm(irp) };
+    // SAFETY: acquired from this queue.
+    unsafe { queue.release(irp, Some(cancel)) };
+    // SAFETY: armed above, under the caller's lock.
+    if unsafe { completions::disarm(irp) } {
+        // SAFETY: the cancel routine unlinked it and left it to us.
+        let (status, information) = unsafe { cancelled_result(irp) };
+        // SAFETY: off the queue, ours to complete.
+        unsafe { done.push(irp, status, information) };
+    }
+}
+
 /// The cancel routine of queued stream IRPs: lets `KsCancelRoutine` unlink the IRP and release
 /// the cancel spin lock (it does not complete an IRP whose status is already
-/// `STATUS_CANCELLED`), then completes it so that nothing already moved is lost: a read that
-/// holds frames completes with success; a write reports the bytes it got accepted.
+/// `STATUS_CANCELLED`), then completes it — unless a pump is releasing it under its lock, which
+/// then completes it after dropping the lock ([`release`]).
 unsafe extern "system" fn cancel(device: *mut DEVICE_OBJECT, irp: *mut IRP) {
     // SAFETY: the I/O manager (or KS) calls us with the cancel spin lock held, for our IRP.
     unsafe {
@@ -181,21 +207,35 @@ unsafe extern "system" fn cancel(device: *mut DEVICE_OBJECT, irp: *mut IRP) {
     // SAFETY: as above; the IRP was queued with KsAddIrpToCancelableQueue.
     unsafe { sys::KsCancelRoutine(device, irp) };
     // The IRP is off its queue and ours.
-    // SAFETY: a device-control IRP.
-    let reading = unsafe { nt::ioctl_parameters(irp) }.IoControlCode == IOCTL_KS_READ_STREAM;
     // SAFETY: the pin lives while its IRPs are outstanding.
     if let Some(Object::Pin(pin)) = unsafe { object::of_irp(irp) } {
         pin.filter().queue(pin.id).cancelled();
     }
+    // SAFETY: ours, unlinked.
+    if unsafe { completions::defer_cancel(irp) } {
+        return;
+    }
+    // SAFETY: as above.
+    let (status, information) = unsafe { cancelled_result(irp) };
+    // SAFETY: we complete the IRP once.
+    unsafe { nt::complete(irp, status, information) };
+}
+
+/// How a cancelled stream IRP completes, so that nothing already moved is lost: a read that
+/// holds frames completes with success; a write reports the bytes it got accepted.
+///
+/// # Safety
+/// `irp` is a stream IRP set up by [`dispatch`], unlinked from its queue and owned by the caller.
+unsafe fn cancelled_result(irp: *mut IRP) -> (NTSTATUS, usize) {
+    // SAFETY: a device-control IRP.
+    let reading = unsafe { nt::ioctl_parameters(irp) }.IoControlCode == IOCTL_KS_READ_STREAM;
     // SAFETY: set up by `dispatch`, and ours now.
     let cursor = unsafe { Cursor::load(irp) };
     // SAFETY: as above.
     let accepted = unsafe { (*irp).IoStatus.Information };
-    let (status, information) = match (reading, cursor.at) {
+    match (reading, cursor.at) {
         (true, 0) => (STATUS_CANCELLED, 0),
         (true, filled) => (STATUS_SUCCESS, filled),
         (false, _) => (STATUS_CANCELLED, accepted),
-    };
-    // SAFETY: we complete the IRP once.
-    unsafe { nt::complete(irp, status, information) };
+    }
 }

@@ -6,7 +6,7 @@ use ksabi::{KSSTREAM_HEADER, KSTIME, KsStreamOptions, STATUS_SUCCESS};
 use ksring_api::{KSRING_OPTIONSF_CONTINUES, PIN_OUTPUT};
 
 use super::completions::Completions;
-use super::{Cursor, cancel, part_flags};
+use super::{Cursor, part_flags, release};
 use crate::filter::{Counters, Filter};
 
 /// One pass over the queued reads; `true` if anything moved or completed.
@@ -37,8 +37,8 @@ pub fn pump(f: &Filter) -> bool {
                     unsafe { done.push(irp, STATUS_SUCCESS, cursor.at) };
                     progress = true;
                 } else {
-                    // SAFETY: acquired from this queue.
-                    unsafe { f.reads.release(irp, Some(cancel)) };
+                    // SAFETY: acquired from this queue, under the consumer lock.
+                    unsafe { release(&f.reads, irp, &mut done) };
                     break;
                 }
                 if empty && !ended {
@@ -88,8 +88,9 @@ pub fn direct(f: &Filter, bytes: &[u8], meta: &FrameMeta, done: &mut Completions
     // SAFETY: acquired from the queue: ours until released or removed.
     let mut cursor = unsafe { Cursor::load(irp) };
     let Some(h) = cursor.header() else {
-        // SAFETY: acquired from this queue (a full read is never left queued, but be safe).
-        unsafe { f.reads.release(irp, Some(cancel)) };
+        // SAFETY: acquired from this queue (a full read is never left queued, but be safe), under
+        // the consumer lock.
+        unsafe { release(&f.reads, irp, done) };
         return None;
     };
     let n = bytes.len().min(h.FrameExtent as usize);
@@ -109,8 +110,8 @@ pub fn direct(f: &Filter, bytes: &[u8], meta: &FrameMeta, done: &mut Completions
     } else {
         // Partly filled: it stays queued; the read pump completes it when no more data comes,
         // and a cancel completes it with what it holds.
-        // SAFETY: acquired from this queue.
-        unsafe { f.reads.release(irp, Some(cancel)) };
+        // SAFETY: acquired from this queue, under the consumer lock.
+        unsafe { release(&f.reads, irp, done) };
     }
     Some(n)
 }

@@ -5,7 +5,7 @@ use ksabi::{IRP, KSSTREAM_HEADER, KSTIME, STATUS_SUCCESS};
 use ksring_api::{KSRING_OPTIONSF_CONTINUES, PIN_INPUT, PIN_OUTPUT};
 
 use super::completions::Completions;
-use super::{Cursor, cancel, part_flags, piece_limit};
+use super::{Cursor, part_flags, piece_limit, release};
 use crate::filter::{Counters, Filter};
 
 /// One pass over the queued writes; `true` if anything moved or completed.
@@ -33,8 +33,8 @@ pub fn pump(f: &Filter) -> bool {
                     unsafe { done.push(irp, STATUS_SUCCESS, accepted) };
                     progress = true;
                 } else {
-                    // SAFETY: acquired from this queue.
-                    unsafe { f.writes.release(irp, Some(cancel)) };
+                    // SAFETY: acquired from this queue, under the producer lock.
+                    unsafe { release(&f.writes, irp, &mut done) };
                     break;
                 }
             }
