@@ -23,6 +23,7 @@
 //! report.assert_clean();
 //! ```
 
+mod class_filter;
 mod client;
 mod event;
 pub mod exports;

@@ -56,6 +56,10 @@ pub struct Settings {
     /// free; an overrun or a use after free stops the process with the block's tag
     /// (the `special_pool` module). On by default; environment `KSHOST_SPECIAL_POOL=0` turns it off.
     pub special_pool: bool,
+    /// A pass-through class upper filter (`ksthunk`, as 64-bit Windows installs above every
+    /// Media-class device) attached above the driver's device after `AddDevice`. On by default;
+    /// environment `KSHOST_CLASS_FILTER=0` turns it off.
+    pub class_upper_filter: bool,
 }
 
 impl Default for Settings {
@@ -65,6 +69,7 @@ impl Default for Settings {
             hang_timeout: Duration::from_secs(secs),
             echo_debug_output: std::env::var_os("KSHOST_DEBUG").is_some(),
             special_pool: std::env::var("KSHOST_SPECIAL_POOL").map_or(true, |v| v != "0"),
+            class_upper_filter: std::env::var("KSHOST_CLASS_FILTER").map_or(true, |v| v != "0"),
         }
     }
 }
@@ -361,6 +366,10 @@ impl Machine {
                 "AddDevice returned with DO_DEVICE_INITIALIZING set".into(),
             );
         }
+        if self.inner.settings.class_upper_filter && top != pdo {
+            crate::class_filter::attach(&self.inner, pdo);
+        }
+        let top = crate::iomgr::top_of_stack(pdo);
         let status = crate::iomgr::send_pnp(&self.inner, top, IRP_MN_START_DEVICE);
         if !nt_success(status) {
             return Err(InstallError::Start(status));

@@ -37,10 +37,20 @@ fn install_discovery_and_properties() {
     assert_eq!(m.create_file("\\\\?\\nothing", GENERIC_READ).err(), Some(STATUS_OBJECT_NAME_NOT_FOUND));
     let filter = m.create_file(&path, GENERIC_READ | GENERIC_WRITE).expect("filter");
     // The file object names the device the path names (the PDO below the driver's FDO); requests
-    // go to the top of that stack, which IoGetRelatedDeviceObject gives.
+    // go to the top of that stack, which IoGetRelatedDeviceObject gives: with the Media class's
+    // upper filter (on by default), ksthunk's device above the FDO.
     let (dispatched_to, file_device, related) = *tiny::CREATE_DEVICES.lock().unwrap();
     assert_ne!(file_device, dispatched_to, "FILE_OBJECT.DeviceObject is the PDO, not the FDO");
-    assert_eq!(related, dispatched_to, "IoGetRelatedDeviceObject is the top of the stack");
+    assert_ne!(related, dispatched_to, "IoGetRelatedDeviceObject is the class filter above the FDO");
+    // SAFETY: devices of the machine, alive until it goes.
+    let (above_pdo, above_fdo, above_top) = unsafe {
+        (
+            (*(file_device as *mut DEVICE_OBJECT)).AttachedDevice as usize,
+            (*(dispatched_to as *mut DEVICE_OBJECT)).AttachedDevice as usize,
+            (*(related as *mut DEVICE_OBJECT)).AttachedDevice as usize,
+        )
+    };
+    assert_eq!((above_pdo, above_fdo, above_top), (dispatched_to, related, 0), "PDO, FDO, ksthunk");
 
     // CTYPES: a plain KSPROPERTY.
     let req = tiny::ksp_pin(KSPROPSETID_Pin, pin_property::CTYPES, KsPropertyType::GET, 0);

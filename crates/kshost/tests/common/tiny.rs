@@ -600,18 +600,24 @@ unsafe extern "system" fn pin_create(_device: *mut DEVICE_OBJECT, irp: *mut IRP)
             return complete(irp, status, 0);
         }
         (*(*stack(irp)).FileObject).FsContext = pin.cast();
+        // The pin keeps its filter: the I/O manager holds no reference on the related file object.
+        ObfReferenceObject((*(*stack(irp)).FileObject).RelatedFileObject.cast());
         complete(irp, STATUS_SUCCESS, 0)
     }
 }
 
 unsafe extern "system" fn pin_close(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
     unsafe {
-        let pin = (*(*stack(irp)).FileObject).FsContext.cast::<Pin>();
+        let file = (*stack(irp)).FileObject;
+        let pin = (*file).FsContext.cast::<Pin>();
+        let filter_file = (*file).RelatedFileObject;
         CLOSES.lock().unwrap().push("pin");
         KsFreeObjectHeader((*pin).header);
         ExFreePoolWithTag(pin.cast(), TAG);
         PIN_COUNT.fetch_sub(1, Ordering::SeqCst);
-        complete(irp, STATUS_SUCCESS, 0)
+        let status = complete(irp, STATUS_SUCCESS, 0);
+        ObfDereferenceObject(filter_file.cast());
+        status
     }
 }
 

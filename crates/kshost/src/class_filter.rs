@@ -1,0 +1,44 @@
+//! The Media class's upper filter: on 64-bit Windows `ksthunk` sits above every Media-class
+//! device's function driver (Microsoft's `!devstack` of a SysVAD device shows `\Driver\ksthunk`
+//! on top of the FDO, and the pin create's stack runs `ksthunk!CKernelFilterDevice::DispatchIrp`
+//! before `portcls!DispatchCreate`). It thunks 32-bit clients' KS requests; for 64-bit callers
+//! kshost models it as a pure pass-through. What it changes for a driver: `IoGetRelatedDeviceObject`
+//! of the driver's own file objects returns *this* device, not the driver's FDO, and requests
+//! reach the driver one stack location further down. On by default
+//! ([`crate::Settings::class_upper_filter`]); sources in `FIDELITY.md`.
+
+use ksabi::{DEVICE_OBJECT, DeviceFlags, IRP, IRP_MJ_COUNT, IRP_MJ_PNP, IRP_MN_REMOVE_DEVICE, NTSTATUS};
+
+use crate::machine::MachineInner;
+use crate::objects::{DeviceBox, DriverBox, IrpBox};
+
+/// Creates `\Driver\ksthunk` and attaches its device to the top of `pdo`'s stack.
+pub(crate) fn attach(m: &MachineInner, pdo: *mut DEVICE_OBJECT) {
+    let driver = crate::iomgr::create_driver_object(m, "ksthunk");
+    DriverBox::of(driver).drv.MajorFunction = [Some(pass_through); IRP_MJ_COUNT];
+    let top = crate::iomgr::top_of_stack(pdo);
+    // SAFETY: a live device of this machine (the function driver's, after AddDevice).
+    let (device_type, lower_flags) = unsafe { ((*top).DeviceType, (*top).Flags) };
+    let device = crate::iomgr::create_device(m, driver, 0, device_type, 0);
+    // SAFETY: both devices were created by this machine.
+    let lower = unsafe { crate::exports::IoAttachDeviceToDeviceStack(device, pdo) };
+    let inherited = DeviceFlags::BUFFERED_IO | DeviceFlags::DIRECT_IO | DeviceFlags::POWER_PAGABLE;
+    let dev = &mut DeviceBox::of(device).dev;
+    dev.Flags = (DeviceFlags::from_bits_retain(lower_flags) & inherited).bits();
+    debug_assert_eq!(lower, top);
+}
+
+/// Every request goes on down unchanged; after `IRP_MN_REMOVE_DEVICE` has gone down, the filter
+/// detaches and deletes its device, as PnP filters do.
+unsafe extern "system" fn pass_through(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    let lower = DeviceBox::of(device).meta.lower.load(std::sync::atomic::Ordering::Acquire);
+    let stack = IrpBox::of(irp).stack_mut();
+    let remove = stack.MajorFunction == IRP_MJ_PNP && stack.MinorFunction == IRP_MN_REMOVE_DEVICE;
+    crate::ks::skip_current(irp);
+    let status = crate::iomgr::call_driver(lower, irp);
+    if remove {
+        crate::exports::detach(lower);
+        crate::exports::delete_device(&crate::machine::current(), device);
+    }
+    status
+}
