@@ -209,7 +209,7 @@ pub unsafe fn connect(
     // opened on (its `DeviceObject` is that device — for an interface, the PDO below our FDO).
     let target_device = unsafe { sys::IoGetRelatedDeviceObject(target) };
     // SAFETY: the file object is referenced (so is its pin, if it is one) until the reference goes.
-    let checked = unsafe { check_target(device, target, target_device, filter, pin, format) };
+    let checked = unsafe { check_target(device, target, filter, pin, format) };
     let refused = checked.and_then(|sink| {
         let kind = if pin == PIN_OUTPUT { Kind::Push } else { Kind::Pull };
         // SAFETY: our device, a referenced target file object.
@@ -233,17 +233,16 @@ pub unsafe fn connect(
 /// The pin behind `target` if a source pin `pin` of `filter` streaming `format` may feed it.
 ///
 /// # Safety
-/// `target` is a referenced file object whose requests go to `target_device`; the pin returned
-/// lives while the reference is held.
+/// `target` is a referenced file object; the pin returned lives while the reference is held.
 unsafe fn check_target<'a>(
     device: *mut DEVICE_OBJECT,
     target: *mut FILE_OBJECT,
-    target_device: *mut DEVICE_OBJECT,
     filter: &Filter,
     pin: u32,
     format: Format,
 ) -> Result<&'a Pin, Refusal> {
-    if target_device != device {
+    // SAFETY: a referenced file object; its device stack does not change while it is open.
+    if !unsafe { on_our_stack(device, target) } {
         return Err(STATUS_INVALID_PARAMETER); // not one of our pins (only then is FsContext ours)
     }
     // SAFETY: a file object of our device: its FsContext is ours (or null).
@@ -261,6 +260,30 @@ unsafe fn check_target<'a>(
         return Err(STATUS_NO_MATCH);
     }
     Ok(sink)
+}
+
+/// Whether `target` was opened on a device stack one of this driver's devices is part of: its
+/// `DeviceObject` (the PDO the path named) or a device attached above it belongs to the driver
+/// that owns `device`. Comparing `IoGetRelatedDeviceObject(target)` with our FDO is not enough:
+/// on 64-bit Windows the Media class's upper filter (ksthunk) sits above every KS device, and
+/// other filters may too; requests still go to the top of the stack.
+///
+/// # Safety
+/// `device` is ours; `target` is a referenced file object.
+unsafe fn on_our_stack(device: *mut DEVICE_OBJECT, target: *mut FILE_OBJECT) -> bool {
+    // SAFETY: our own device object.
+    let ours = unsafe { (*device).DriverObject };
+    // SAFETY: a referenced file object.
+    let mut d = unsafe { (*target).DeviceObject };
+    while !d.is_null() {
+        // SAFETY: a device of the stack the open file object holds in place.
+        if unsafe { (*d).DriverObject } == ours {
+            return true;
+        }
+        // SAFETY: as above.
+        d = unsafe { (*d).AttachedDevice };
+    }
+    false
 }
 
 /// Allocates a source with its IRPs, buffers and work item.
