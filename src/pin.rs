@@ -4,9 +4,9 @@
 use core::ptr::{self, null_mut};
 
 use ksabi::{
-    DEVICE_OBJECT, FILE_OBJECT, IOCTL_KS_PROPERTY, IOCTL_KS_READ_STREAM, IOCTL_KS_RESET_STATE, IOCTL_KS_WRITE_STREAM, IRP,
-    KSDATAFORMAT, KSDISPATCH_TABLE, KSPIN_CONNECT, KSRESET, NTSTATUS, POOL_FLAG_NON_PAGED,
-    STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER, STATUS_SUCCESS, nt_success,
+    DEVICE_OBJECT, FILE_OBJECT, IOCTL_KS_PROPERTY, IOCTL_KS_READ_STREAM, IOCTL_KS_RESET_STATE,
+    IOCTL_KS_WRITE_STREAM, IRP, KSDATAFORMAT, KSDISPATCH_TABLE, KSPIN_CONNECT, KSRESET, NTSTATUS,
+    POOL_FLAG_NON_PAGED, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER, STATUS_SUCCESS, nt_success,
 };
 use ksring_api::{PIN_FACTORIES, PIN_INPUT, PIN_OUTPUT};
 
@@ -117,7 +117,8 @@ fn create_object(irp: *mut IRP, filter: &Filter, filter_file: *mut FILE_OBJECT, 
     if pin.is_null() {
         return STATUS_INSUFFICIENT_RESOURCES;
     }
-    let initial = Pin { prefix: ObjectPrefix { header: null_mut(), kind: KIND_PIN }, filter, filter_file, id };
+    let initial =
+        Pin { prefix: ObjectPrefix { header: null_mut(), kind: KIND_PIN }, filter, filter_file, id };
     // SAFETY: a fresh block sized and aligned for a Pin.
     unsafe { pin.write(initial) };
     // SAFETY: initialised above, not shared yet.

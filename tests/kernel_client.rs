@@ -10,8 +10,8 @@ mod common;
 use std::time::Duration;
 
 use ksabi::{STATUS_CANCELLED, STATUS_SUCCESS};
-use ksclient::io::InFlight;
 use ksclient::Properties;
+use ksclient::io::InFlight;
 
 /// A cancel that arrives while ksring's read pump holds the kernel client's read (acquired from
 /// the queue, looking for data in an empty ring): the pump releases it, `KsReleaseIrpOnCancelableQueue`

@@ -85,9 +85,11 @@ const DEFERRED: *mut c_void = core::ptr::without_provenance_mut(2);
 /// # Safety
 /// `irp` is a valid stream IRP of this driver, not yet completed.
 unsafe fn marker<'a>(irp: *mut IRP) -> &'a AtomicPtr<c_void> {
+    // SAFETY: the caller's valid IRP; only the field's address is taken.
+    let slot = unsafe { &raw mut (*tail_overlay(irp)).DriverContext[3] };
     // SAFETY: the slot is an aligned pointer-sized field of the IRP, which outlives this use;
     // every access to it while the IRP is queued goes through this atomic view.
-    unsafe { AtomicPtr::from_ptr(&raw mut (*tail_overlay(irp)).DriverContext[3]) }
+    unsafe { AtomicPtr::from_ptr(slot) }
 }
 
 /// Clears the slot of a new stream IRP, before it is queued.

@@ -46,8 +46,8 @@ use crate::filter::Filter;
 use crate::object::{self, Object};
 use crate::pin::Pin;
 use crate::sync::IrpQueue;
-use completions::Completions;
 use crate::{nt, sys};
+use completions::Completions;
 
 /// Which stream IOCTL.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -1,5 +1,5 @@
 //! The Media class's upper filter: on 64-bit Windows `ksthunk` sits above every Media-class
-//! device's function driver (Microsoft's `!devstack` of a SysVAD device shows `\Driver\ksthunk`
+//! device's function driver (Microsoft's `!devstack` of a `SysVAD` device shows `\Driver\ksthunk`
 //! on top of the FDO, and the pin create's stack runs `ksthunk!CKernelFilterDevice::DispatchIrp`
 //! before `portcls!DispatchCreate`). It thunks 32-bit clients' KS requests; for 64-bit callers
 //! kshost models it as a pure pass-through. What it changes for a driver: `IoGetRelatedDeviceObject`
@@ -18,7 +18,9 @@ pub(crate) fn attach(m: &MachineInner, pdo: *mut DEVICE_OBJECT) {
     DriverBox::of(driver).drv.MajorFunction = [Some(pass_through); IRP_MJ_COUNT];
     let top = crate::iomgr::top_of_stack(pdo);
     // SAFETY: a live device of this machine (the function driver's, after AddDevice).
-    let (device_type, lower_flags) = unsafe { ((*top).DeviceType, (*top).Flags) };
+    let device_type = unsafe { (*top).DeviceType };
+    // SAFETY: as above.
+    let lower_flags = unsafe { (*top).Flags };
     let device = crate::iomgr::create_device(m, driver, 0, device_type, 0);
     // SAFETY: both devices were created by this machine.
     let lower = unsafe { crate::exports::IoAttachDeviceToDeviceStack(device, pdo) };

@@ -12,10 +12,10 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use ksabi::{
-    DEVICE_OBJECT, FILE_OBJECT, IO_PARAMETERS_DEVICE_IO_CONTROL, IOCTL_KS_READ_STREAM, IRP, IRP_MJ_DEVICE_CONTROL,
-    KSSTREAM_HEADER, KernelMode, NTSTATUS, POOL_FLAG_NON_PAGED, SL_INVOKE_ON_CANCEL, SL_INVOKE_ON_ERROR,
-    SL_INVOKE_ON_SUCCESS, STATUS_INSUFFICIENT_RESOURCES, STATUS_MORE_PROCESSING_REQUIRED, STATUS_NOT_SUPPORTED,
-    nt_success,
+    DEVICE_OBJECT, FILE_OBJECT, IO_PARAMETERS_DEVICE_IO_CONTROL, IOCTL_KS_READ_STREAM, IRP,
+    IRP_MJ_DEVICE_CONTROL, KSSTREAM_HEADER, KernelMode, NTSTATUS, POOL_FLAG_NON_PAGED, SL_INVOKE_ON_CANCEL,
+    SL_INVOKE_ON_ERROR, SL_INVOKE_ON_SUCCESS, STATUS_INSUFFICIENT_RESOURCES, STATUS_MORE_PROCESSING_REQUIRED,
+    STATUS_NOT_SUPPORTED, nt_success,
 };
 
 use crate::client::Handle;
@@ -64,7 +64,13 @@ impl Machine {
     ///
     /// # Errors
     /// The status of referencing the handle or of allocating the IRP and buffers.
-    pub fn kernel_reader(&self, pin: Handle, headers: usize, extent: usize, rounds: u32) -> Result<KernelReader, NTSTATUS> {
+    pub fn kernel_reader(
+        &self,
+        pin: Handle,
+        headers: usize,
+        extent: usize,
+        rounds: u32,
+    ) -> Result<KernelReader, NTSTATUS> {
         let m = Arc::clone(&self.inner);
         let _enter = Enter::new(&m);
         let mut object: *mut c_void = std::ptr::null_mut();
@@ -83,7 +89,10 @@ impl Machine {
         // SAFETY: the device is live while the file object is referenced.
         let stack_size = unsafe { (*device).StackSize } + 1;
         let irp = crate::iomgr::allocate_irp(&m, stack_size);
-        let headers_block = m.pool.allocate(POOL_FLAG_NON_PAGED, headers * HEADER, TAG).cast::<KSSTREAM_HEADER>();
+        // Pool blocks are at least 16-byte aligned: enough for stream headers.
+        #[allow(clippy::cast_ptr_alignment)]
+        let headers_block =
+            m.pool.allocate(POOL_FLAG_NON_PAGED, headers * HEADER, TAG).cast::<KSSTREAM_HEADER>();
         let data = m.pool.allocate(POOL_FLAG_NON_PAGED, headers * extent, TAG);
         if irp.is_null() || headers_block.is_null() || data.is_null() {
             return Err(STATUS_INSUFFICIENT_RESOURCES);
@@ -145,12 +154,14 @@ fn send(s: &State) {
             // SAFETY: all-zero is a valid stream header for the rest.
             ..unsafe { std::mem::zeroed() }
         };
+        let slot = s.headers.wrapping_add(i);
         // SAFETY: `count` headers fit the client's header block.
-        unsafe { s.headers.add(i).write(header) };
+        unsafe { slot.write(header) };
     }
     let irp = s.irp;
+    let past_end = crate::objects::IrpBox::of(irp).overlay().CurrentStackLocation;
     // SAFETY: the client's IRP, not in flight: its next location is below the past-the-end one.
-    let next = unsafe { &mut *(*irp).Tail.Overlay.CurrentStackLocation.wrapping_sub(1) };
+    let next = unsafe { &mut *past_end.wrapping_sub(1) };
     next.MajorFunction = IRP_MJ_DEVICE_CONTROL;
     next.MinorFunction = 0;
     next.Parameters.DeviceIoControl = IO_PARAMETERS_DEVICE_IO_CONTROL {
@@ -176,7 +187,11 @@ fn send(s: &State) {
 
 /// The client's completion routine: records the request, frees the MDLs the probe built, and —
 /// the point of this client — sends the next request from right here.
-unsafe extern "system" fn completed(_device: *mut DEVICE_OBJECT, irp: *mut IRP, context: *mut c_void) -> NTSTATUS {
+unsafe extern "system" fn completed(
+    _device: *mut DEVICE_OBJECT,
+    irp: *mut IRP,
+    context: *mut c_void,
+) -> NTSTATUS {
     // SAFETY: the state `send` passed; the reader keeps it alive until every request completed.
     let s = unsafe { &*context.cast::<State>() };
     // SAFETY: the client's IRP, back in its hands.
@@ -194,7 +209,8 @@ unsafe extern "system" fn completed(_device: *mut DEVICE_OBJECT, irp: *mut IRP, 
     unsafe { (*irp).MdlAddress = std::ptr::null_mut() };
     let headers = io.Information / HEADER;
     // SAFETY: the driver filled `headers` headers of the client's block.
-    let bytes = (0..headers.min(s.count)).map(|i| unsafe { (*s.headers.add(i)).DataUsed } as usize).sum();
+    let bytes =
+        (0..headers.min(s.count)).map(|i| unsafe { (*s.headers.wrapping_add(i)).DataUsed } as usize).sum();
     let status = IoStatus { status: io.Status, information: io.Information };
     let resend = s.remaining.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
     s.results.locked().push((status, bytes));

@@ -59,7 +59,12 @@ pub fn tag_text(tag: u32) -> String {
 impl Pool {
     /// An empty pool; `special` puts every block on special pool.
     pub(crate) fn new(special: bool) -> Self {
-        Self { special, blocks: Mutex::default(), fail_after: Mutex::default(), allocations: Mutex::default() }
+        Self {
+            special,
+            blocks: Mutex::default(),
+            fail_after: Mutex::default(),
+            allocations: Mutex::default(),
+        }
     }
 
     pub(crate) fn allocate(&self, flags: POOL_FLAGS, size: usize, tag: u32) -> *mut u8 {

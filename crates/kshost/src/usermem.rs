@@ -104,8 +104,10 @@ the MDL's system address.\n";
             unsafe { libc::write(2, MESSAGE.as_ptr().cast(), MESSAGE.len()) };
             true
         } else {
-            // SAFETY: as above; a page fault's siginfo carries the faulting address.
-            let addr = unsafe { (*info).si_addr() } as usize;
+            // SAFETY: as above.
+            let info = unsafe { &*info };
+            // SAFETY: a page fault's siginfo carries the faulting address.
+            let addr = unsafe { info.si_addr() } as usize;
             crate::special_pool::describe_fault(addr).is_some_and(|f| {
                 report_special_pool(addr, &f);
                 true
@@ -139,7 +141,11 @@ the MDL's system address.\n";
         line.hex(f.bug_check as usize);
         line.text(b"): the driver touched 0x");
         line.hex(addr);
-        line.text(if f.bug_check == 0xD5 { b" in freed pool block 0x" } else { b" past the end of pool block 0x" });
+        line.text(if f.bug_check == 0xD5 {
+            b" in freed pool block 0x"
+        } else {
+            b" past the end of pool block 0x"
+        });
         line.hex(f.start);
         line.text(b" of 0x");
         line.hex(f.size);

@@ -43,14 +43,12 @@ fn install_discovery_and_properties() {
     assert_ne!(file_device, dispatched_to, "FILE_OBJECT.DeviceObject is the PDO, not the FDO");
     assert_ne!(related, dispatched_to, "IoGetRelatedDeviceObject is the class filter above the FDO");
     // SAFETY: devices of the machine, alive until it goes.
-    let (above_pdo, above_fdo, above_top) = unsafe {
-        (
-            (*(file_device as *mut DEVICE_OBJECT)).AttachedDevice as usize,
-            (*(dispatched_to as *mut DEVICE_OBJECT)).AttachedDevice as usize,
-            (*(related as *mut DEVICE_OBJECT)).AttachedDevice as usize,
-        )
-    };
-    assert_eq!((above_pdo, above_fdo, above_top), (dispatched_to, related, 0), "PDO, FDO, ksthunk");
+    let attached = |d: usize| unsafe { (*(d as *mut DEVICE_OBJECT)).AttachedDevice as usize };
+    assert_eq!(
+        (attached(file_device), attached(dispatched_to), attached(related)),
+        (dispatched_to, related, 0),
+        "PDO, FDO, ksthunk"
+    );
 
     // CTYPES: a plain KSPROPERTY.
     let req = tiny::ksp_pin(KSPROPSETID_Pin, pin_property::CTYPES, KsPropertyType::GET, 0);

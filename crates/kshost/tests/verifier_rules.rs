@@ -183,7 +183,7 @@ fn child_dies_with(test: &str, bug: u32) -> String {
     {
         use std::os::unix::process::ExitStatusExt;
         let signal = if bug == bug::SPINLOCK_TWICE { 6 } else { 11 };
-    assert_eq!(out.status.signal(), Some(signal), "killed by the signal; stderr:\n{stderr}");
+        assert_eq!(out.status.signal(), Some(signal), "killed by the signal; stderr:\n{stderr}");
     }
     assert!(!stderr.contains("not reached"));
     stderr
@@ -201,7 +201,8 @@ fn special_pool_stops_an_overrun_with_the_tag() {
 /// Special pool: reading a freed block faults, and the report names the freed block's tag.
 #[test]
 fn special_pool_stops_a_use_after_free_with_the_tag() {
-    let stderr = child_dies_with("special_pool_stops_a_use_after_free_with_the_tag", bug::POOL_USE_AFTER_FREE);
+    let stderr =
+        child_dies_with("special_pool_stops_a_use_after_free_with_the_tag", bug::POOL_USE_AFTER_FREE);
     assert!(stderr.contains("DRIVER_PAGE_FAULT_IN_FREED_SPECIAL_POOL (bug check 0xd5)"), "{stderr}");
     assert!(stderr.contains("in freed pool block"), "{stderr}");
     assert!(stderr.contains("tagged 'Uaf1'"), "{stderr}");
@@ -211,7 +212,8 @@ fn special_pool_stops_a_use_after_free_with_the_tag() {
 /// deadlock detection bug-checks 0xC4); kshost names the rule and stops the process.
 #[test]
 fn spinlock_acquired_twice_stops_the_process_with_the_rule() {
-    let stderr = child_dies_with("spinlock_acquired_twice_stops_the_process_with_the_rule", bug::SPINLOCK_TWICE);
+    let stderr =
+        child_dies_with("spinlock_acquired_twice_stops_the_process_with_the_rule", bug::SPINLOCK_TWICE);
     assert!(stderr.contains("SPINLOCK_ALREADY_OWNED"), "{stderr}");
     assert!(stderr.contains("bug check 0xC4"), "{stderr}");
 }

@@ -425,30 +425,45 @@ unsafe extern "system" fn filter_ioctl(device: *mut DEVICE_OBJECT, irp: *mut IRP
     }
 }
 
-/// The bugs committed while handling a filter's property request; `Some(status)` if the request
-/// was (mis)handled here.
-unsafe fn filter_ioctl_bugs(irp: *mut IRP) -> Option<NTSTATUS> {
+/// The bugs that stop the process (special pool, a recursive spin lock); `true` if one ran.
+unsafe fn fatal_bugs() -> bool {
     unsafe {
         let mut lock: KSPIN_LOCK = 0;
-        let mut other: KSPIN_LOCK = 0;
         match BREAK.load(Ordering::SeqCst) {
             bug::SPINLOCK_TWICE => {
                 let irql = KeAcquireSpinLockRaiseToDpc(&raw mut lock);
                 let _ = KeAcquireSpinLockRaiseToDpc(&raw mut lock);
                 KeReleaseSpinLock(&raw mut lock, irql);
-                None
+                true
             }
             bug::POOL_OVERRUN => {
-                let block = ExAllocatePool2(POOL_FLAG_NON_PAGED, 48, u32::from_le_bytes(*b"Ovr1")).cast::<u8>();
+                let block =
+                    ExAllocatePool2(POOL_FLAG_NON_PAGED, 48, u32::from_le_bytes(*b"Ovr1")).cast::<u8>();
                 block.add(48).write_volatile(1);
-                None
+                true
             }
             bug::POOL_USE_AFTER_FREE => {
-                let block = ExAllocatePool2(POOL_FLAG_NON_PAGED, 48, u32::from_le_bytes(*b"Uaf1")).cast::<u8>();
+                let block =
+                    ExAllocatePool2(POOL_FLAG_NON_PAGED, 48, u32::from_le_bytes(*b"Uaf1")).cast::<u8>();
                 ExFreePoolWithTag(block.cast(), u32::from_le_bytes(*b"Uaf1"));
                 let _ = block.read_volatile();
-                None
+                true
             }
+            _ => false,
+        }
+    }
+}
+
+/// The bugs committed while handling a filter's property request; `Some(status)` if the request
+/// was (mis)handled here.
+unsafe fn filter_ioctl_bugs(irp: *mut IRP) -> Option<NTSTATUS> {
+    unsafe {
+        if fatal_bugs() {
+            return None;
+        }
+        let mut lock: KSPIN_LOCK = 0;
+        let mut other: KSPIN_LOCK = 0;
+        match BREAK.load(Ordering::SeqCst) {
             bug::COMPLETE_TWICE => {
                 complete(irp, STATUS_SUCCESS, 0);
                 Some(complete(irp, STATUS_SUCCESS, 0))
