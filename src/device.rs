@@ -9,10 +9,11 @@ use core::ptr::{self, null_mut};
 use core::sync::atomic::AtomicU32;
 
 use ksabi::{
-    DEVICE_OBJECT, DRIVER_OBJECT, DeviceFlags, FALSE, FILE_DEVICE_KS, IRP, IRP_MJ_CLEANUP, IRP_MJ_CLOSE,
-    IRP_MJ_CREATE, IRP_MJ_DEVICE_CONTROL, IRP_MJ_PNP, IRP_MJ_POWER, IRP_MJ_SYSTEM_CONTROL,
-    IRP_MN_REMOVE_DEVICE, IRP_MN_START_DEVICE, IRP_MN_SURPRISE_REMOVAL, KSOBJECT_CREATE_ITEM, NTSTATUS,
-    STATUS_SUCCESS, TRUE, UNICODE_STRING, nt_success,
+    DEVICE_OBJECT, DRIVER_OBJECT, DeviceFlags, Executive, FALSE, FILE_DEVICE_KS, IRP, IRP_MJ_CLEANUP,
+    IRP_MJ_CLOSE, IRP_MJ_CREATE, IRP_MJ_DEVICE_CONTROL, IRP_MJ_PNP, IRP_MJ_POWER, IRP_MJ_SYSTEM_CONTROL,
+    IRP_MN_REMOVE_DEVICE, IRP_MN_START_DEVICE, IRP_MN_SURPRISE_REMOVAL, KEVENT, KSOBJECT_CREATE_ITEM,
+    KernelMode, NTSTATUS, NotificationEvent, STATUS_MORE_PROCESSING_REQUIRED, STATUS_PENDING, STATUS_SUCCESS,
+    TRUE, UNICODE_STRING, nt_success,
 };
 
 use crate::log::{LEVEL_ERROR, LEVEL_INFO, kdprint};
@@ -191,11 +192,9 @@ unsafe extern "system" fn dispatch_cleanup(_device: *mut DEVICE_OBJECT, irp: *mu
     unsafe { nt::complete(irp, STATUS_SUCCESS, 0) }
 }
 
-/// PnP: enable the interface at start, disable and free it at removal; KS forwards everything
-/// (and at removal frees the device header, detaches and deletes the device).
-///
-/// The interface is enabled before the start IRP goes down: the parent of this root-enumerated
-/// device has no resources to assign, so its start cannot fail in a way that matters here.
+/// PnP: enable the interface once the devices below have started, disable and free it at removal;
+/// KS forwards everything else (and at removal frees the device header, detaches and deletes the
+/// device).
 unsafe extern "system" fn dispatch_pnp(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
     // SAFETY: the I/O manager passes a valid IRP it has given to us.
     let stack = unsafe { current_stack(irp) };
@@ -207,11 +206,19 @@ unsafe extern "system" fn dispatch_pnp(device: *mut DEVICE_OBJECT, irp: *mut IRP
     let ext = unsafe { &mut *extension.cast::<DeviceExtension>() };
     match minor {
         IRP_MN_START_DEVICE => {
-            // SAFETY: the link was filled by IoRegisterDeviceInterface.
-            let status = unsafe { sys::IoSetDeviceInterfaceState(&raw mut ext.interface_link, TRUE) };
-            if !nt_success(status) {
-                kdprint!(LEVEL_ERROR, "enabling the interface failed: {status:#x}");
+            // A start goes down first; the device is usable (and its interface may be enabled)
+            // only once the devices below have started it.
+            // SAFETY: our PnP IRP and the device below ours.
+            let status = unsafe { forward_and_wait(ext.lower, irp) };
+            if nt_success(status) {
+                // SAFETY: the link was filled by IoRegisterDeviceInterface.
+                let enabled = unsafe { sys::IoSetDeviceInterfaceState(&raw mut ext.interface_link, TRUE) };
+                if !nt_success(enabled) {
+                    kdprint!(LEVEL_ERROR, "enabling the interface failed: {enabled:#x}");
+                }
             }
+            // SAFETY: the start IRP is ours again (its completion routine kept it); completed once.
+            return unsafe { nt::complete(irp, status, 0) };
         }
         IRP_MN_SURPRISE_REMOVAL | IRP_MN_REMOVE_DEVICE if !ext.interface_link.Buffer.is_null() => {
             // SAFETY: as above; disabling an interface that is not enabled is harmless.
@@ -226,4 +233,42 @@ unsafe extern "system" fn dispatch_pnp(device: *mut DEVICE_OBJECT, irp: *mut IRP
     }
     // SAFETY: forwards the IRP we were given; on removal this frees the header and the device.
     unsafe { sys::KsDefaultDispatchPnp(device, irp) }
+}
+
+/// Sends a PnP IRP down to `lower` and waits for the devices below to complete it; the IRP is
+/// the caller's again afterwards (to complete). Returns their status.
+///
+/// # Safety
+/// `irp` is a PnP IRP the caller owns, at `PASSIVE_LEVEL`; `lower` is the device below.
+unsafe fn forward_and_wait(lower: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    // SAFETY: an all-zero KEVENT is initialised below before use.
+    let mut done: KEVENT = unsafe { core::mem::zeroed() };
+    // SAFETY: a fresh event on this stack, which outlives the wait below.
+    unsafe { sys::KeInitializeEvent(&raw mut done, NotificationEvent, FALSE) };
+    // SAFETY: the caller's IRP with a location below ours.
+    unsafe { nt::copy_current_to_next(irp) };
+    // SAFETY: as above; the event outlives the request (we wait for it).
+    unsafe { nt::set_completion_routine(irp, Some(started_below), (&raw mut done).cast()) };
+    // SAFETY: the device below and the IRP with its next location set up.
+    let status = unsafe { sys::IofCallDriver(lower, irp) };
+    if status == STATUS_PENDING {
+        // SAFETY: the event above, waited on at PASSIVE_LEVEL.
+        unsafe {
+            sys::KeWaitForSingleObject((&raw mut done).cast(), Executive, KernelMode, FALSE, null_mut())
+        };
+        // SAFETY: the IRP is ours again.
+        return unsafe { (*irp).IoStatus.Status };
+    }
+    status
+}
+
+/// Completion routine of [`forward_and_wait`]: wakes the waiter and keeps the IRP.
+unsafe extern "system" fn started_below(
+    _device: *mut DEVICE_OBJECT,
+    _irp: *mut IRP,
+    context: *mut core::ffi::c_void,
+) -> NTSTATUS {
+    // SAFETY: the waiter's event, alive until the wait ends.
+    unsafe { sys::KeSetEvent(context.cast(), 0, FALSE) };
+    STATUS_MORE_PROCESSING_REQUIRED
 }

@@ -133,6 +133,29 @@ pub unsafe fn next_stack(irp: *mut IRP) -> *mut IO_STACK_LOCATION {
     unsafe { current_stack(irp) }.wrapping_sub(1)
 }
 
+/// `IoCopyCurrentIrpStackLocationToNext`: the next location gets the current one's request,
+/// without its completion routine.
+///
+/// # Safety
+/// As [`next_stack`].
+pub unsafe fn copy_current_to_next(irp: *mut IRP) {
+    // SAFETY: the caller's IRP.
+    let current = unsafe { current_stack(irp) };
+    // SAFETY: as above.
+    let next = unsafe { next_stack(irp) };
+    // SAFETY: two distinct locations of the caller's IRP; the copy stops before the completion
+    // fields, as the WDK macro's does.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            current.cast::<u8>(),
+            next.cast::<u8>(),
+            offset_of!(IO_STACK_LOCATION, CompletionRoutine),
+        );
+    };
+    // SAFETY: as above.
+    unsafe { (*next).Control = 0 };
+}
+
 /// `IoSetCompletionRoutine(irp, routine, context, TRUE, TRUE, TRUE)`: call `routine` however the
 /// request ends.
 ///
