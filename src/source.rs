@@ -40,8 +40,8 @@ use framering::{FrameMeta, ReserveError};
 use ksabi::{
     DEVICE_OBJECT, DelayedWorkQueue, Executive, FILE_OBJECT, IO_PARAMETERS_DEVICE_IO_CONTROL,
     IOCTL_KS_READ_STREAM, IOCTL_KS_WRITE_STREAM, IRP, IRP_MJ_DEVICE_CONTROL, KEVENT, KSSTREAM_HEADER, KSTIME,
-    KernelMode, KsStreamOptions, NTSTATUS, NotificationEvent, POOL_FLAG_NON_PAGED, STATUS_CANCELLED,
-    STATUS_DEVICE_NOT_READY, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE,
+    KernelMode, KsStreamOptions, MDL_PAGES_LOCKED, NTSTATUS, NotificationEvent, POOL_FLAG_NON_PAGED,
+    STATUS_CANCELLED, STATUS_DEVICE_NOT_READY, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE,
     STATUS_INVALID_PARAMETER, STATUS_MORE_PROCESSING_REQUIRED, STATUS_NO_MATCH, STATUS_NOT_SUPPORTED,
     STATUS_SUCCESS, nt_success,
 };
@@ -993,8 +993,12 @@ unsafe extern "system" fn completed(
     while !mdl.is_null() {
         // SAFETY: an MDL of the chain KsProbeStreamIrp built for this request.
         let next = unsafe { (*mdl).Next };
-        // SAFETY: as above: locked by the probe, unlocked once.
-        unsafe { sys::MmUnlockPages(mdl) };
+        // SAFETY: as above.
+        let locked = unsafe { (*mdl).MdlFlags } & MDL_PAGES_LOCKED != 0;
+        if locked {
+            // SAFETY: as above: locked by the probe, unlocked once.
+            unsafe { sys::MmUnlockPages(mdl) };
+        }
         // SAFETY: as above: freed once.
         unsafe { sys::IoFreeMdl(mdl) };
         mdl = next;
