@@ -95,6 +95,27 @@ pub unsafe fn related_file_object(irp: *mut IRP) -> *mut FILE_OBJECT {
     unsafe { (*file).RelatedFileObject }
 }
 
+/// The length in bytes of a create's parameter as KS computes it (`KsiCopyCreateParameter`): the
+/// file name, less an optional leading `\`, less the create item's name of `class_units`
+/// characters and the `\` after it. (0 when the name is shorter.)
+///
+/// # Safety
+/// `irp` must be a valid `IRP_MJ_CREATE` IRP owned by the caller, with a file object.
+pub unsafe fn create_parameter_len(irp: *mut IRP, class_units: usize) -> usize {
+    // SAFETY: the caller's create IRP.
+    let file = unsafe { file_object(irp) };
+    // SAFETY: a valid file object; its name is a counted string of `Length` bytes.
+    let name = unsafe { &(*file).FileName };
+    let mut len = usize::from(name.Length);
+    if len >= 2 && !name.Buffer.is_null() {
+        // SAFETY: at least one character is there.
+        if unsafe { *name.Buffer } == u16::from(b'\\') {
+            len -= 2;
+        }
+    }
+    len.saturating_sub(class_units * 2 + 2)
+}
+
 /// `IoMarkIrpPending`: the driver will return `STATUS_PENDING` and complete the IRP later.
 ///
 /// # Safety

@@ -521,10 +521,15 @@ pub(crate) fn alloc_system_buffer(m: &MachineInner, len: usize) -> *mut u8 {
     p
 }
 
+/// Frees a system buffer: one kshost allocated for a capture, or pool (a create parameter that
+/// `KsValidateConnectRequest` captured, as ks.sys does, with `ExAllocatePool`).
 pub(crate) fn free_system_buffer(m: &MachineInner, p: *mut u8) {
-    if let Some(layout) = m.objects.locked().system_buffers.remove(&(p as usize)) {
+    let layout = m.objects.locked().system_buffers.remove(&(p as usize));
+    if let Some(layout) = layout {
         // SAFETY: allocated by alloc_system_buffer with this layout; removed once.
         unsafe { std::alloc::dealloc(p, layout) };
+    } else if m.pool.owns(p as usize) {
+        m.pool.free(p, None);
     }
 }
 

@@ -52,6 +52,11 @@ pub struct Settings {
     pub hang_timeout: Duration,
     /// Print `DbgPrint` output to stderr as it happens (also: environment `KSHOST_DEBUG=1`).
     pub echo_debug_output: bool,
+    /// `KsValidateConnectRequest` as the Windows Server 2003-era ks.sys (`connect.c`) does it:
+    /// `FormatSize` is checked against `sizeof(KSDATAFORMAT)` only, not against the create
+    /// parameter, so the driver must bound it. Off (the default): as the Windows 10/11 ks.sys does
+    /// it, refusing a `FormatSize` beyond the parameter (FIDELITY.md).
+    pub ks_connect_format_size_unchecked: bool,
 }
 
 impl Default for Settings {
@@ -60,6 +65,7 @@ impl Default for Settings {
         Self {
             hang_timeout: Duration::from_secs(secs),
             echo_debug_output: std::env::var_os("KSHOST_DEBUG").is_some(),
+            ks_connect_format_size_unchecked: false,
         }
     }
 }

@@ -128,7 +128,10 @@ fn pin_create_validation() {
     let filter = m.create_file(&filter_path(&m), GENERIC_READ | GENERIC_WRITE).unwrap();
     let good = tiny::connect_blob(0);
     let bad_pin = tiny::connect_blob(1);
-    assert_eq!(m.ks_create_pin_status(filter, &bad_pin, GENERIC_READ).err(), Some(STATUS_INVALID_PARAMETER));
+    assert_eq!(
+        m.ks_create_pin_status(filter, &bad_pin, GENERIC_READ).err(),
+        Some(ksabi::STATUS_INVALID_PARAMETER_3)
+    );
     assert_eq!(m.ks_create_pin(filter, &bad_pin, GENERIC_READ).err(), Some(87), "ERROR_INVALID_PARAMETER");
     let mut bad_interface = good.clone();
     bad_interface[16] = 5; // Interface.Id
@@ -144,10 +147,13 @@ fn pin_create_validation() {
     assert_eq!(m.ks_create_pin_status(filter, &short, GENERIC_READ).err(), Some(STATUS_INVALID_BUFFER_SIZE));
     let mut lying = good.clone();
     lying[72] = 200; // FormatSize beyond the request
-    assert_eq!(m.ks_create_pin_status(filter, &lying, GENERIC_READ).err(), Some(STATUS_INVALID_BUFFER_SIZE));
+    assert_eq!(m.ks_create_pin_status(filter, &lying, GENERIC_READ).err(), Some(STATUS_INVALID_PARAMETER));
     let mut source = good.clone();
     source[56] = 1; // PinToHandle != NULL on a sink-only factory
-    assert_eq!(m.ks_create_pin_status(filter, &source, GENERIC_READ).err(), Some(STATUS_NO_MATCH));
+    assert_eq!(
+        m.ks_create_pin_status(filter, &source, GENERIC_READ).err(),
+        Some(ksabi::STATUS_INVALID_PARAMETER_4)
+    );
 
     let pin = m.ks_create_pin(filter, &good, GENERIC_READ | GENERIC_WRITE).expect("pin");
     assert_eq!(

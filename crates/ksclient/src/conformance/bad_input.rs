@@ -10,15 +10,18 @@ use std::fmt::Write as _;
 use std::mem::offset_of;
 
 use ksabi::{
-    GUID, IOCTL_KS_ENABLE_EVENT, IOCTL_KS_METHOD, IOCTL_KS_READ_STREAM, IOCTL_KS_RESET_STATE,
-    IOCTL_KS_WRITE_STREAM, KSDATAFORMAT, KSINTERFACE_STANDARD_LOOPED_STREAMING, KSINTERFACESETID_Standard,
-    KSMEDIUMSETID_Standard, KSPIN_CONNECT, KSPROPSETID_Connection, KSPROPSETID_Pin, KSPROPSETID_Topology,
-    KSRESET_BEGIN, KSSTATE, KSSTATE_RUN, KSSTATE_STOP, KsPropertyType, KsStreamOptions, NTSTATUS,
-    STATUS_ACCESS_VIOLATION, STATUS_BUFFER_TOO_SMALL, STATUS_DEVICE_BUSY, STATUS_DEVICE_NOT_READY,
-    STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_DEVICE_STATE,
-    STATUS_INVALID_HANDLE, STATUS_INVALID_PARAMETER, STATUS_NO_MATCH, STATUS_NOT_FOUND,
-    STATUS_OBJECT_NAME_NOT_FOUND, STATUS_OBJECT_TYPE_MISMATCH, STATUS_PROPSET_NOT_FOUND, StatusText,
-    WAVE_FORMAT_EXTENSIBLE, WAVEFORMATEX, connection_property, pin_property, topology_property, win32_error,
+    GUID, GUID_NULL, IOCTL_KS_ENABLE_EVENT, IOCTL_KS_METHOD, IOCTL_KS_READ_STREAM, IOCTL_KS_RESET_STATE,
+    IOCTL_KS_WRITE_STREAM, KSDATAFORMAT, KSDATAFORMAT_SPECIFIER_NONE, KSDATAFORMAT_SUBTYPE_NONE,
+    KSINTERFACE_STANDARD_LOOPED_STREAMING, KSINTERFACESETID_Standard, KSMEDIUMSETID_Standard, KSPIN_CONNECT,
+    KSPRIORITY, KSPROPSETID_Connection, KSPROPSETID_Pin, KSPROPSETID_Topology, KSRESET_BEGIN, KSSTATE,
+    KSSTATE_RUN, KSSTATE_STOP, KsPropertyType, KsStreamOptions, NTSTATUS, STATUS_ACCESS_VIOLATION,
+    STATUS_BUFFER_TOO_SMALL, STATUS_DEVICE_BUSY, STATUS_DEVICE_NOT_READY, STATUS_INVALID_BUFFER_SIZE,
+    STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_HANDLE,
+    STATUS_INVALID_PARAMETER, STATUS_INVALID_PARAMETER_1, STATUS_INVALID_PARAMETER_2,
+    STATUS_INVALID_PARAMETER_3, STATUS_INVALID_PARAMETER_5, STATUS_INVALID_PARAMETER_6, STATUS_NO_MATCH,
+    STATUS_NOT_FOUND, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_OBJECT_TYPE_MISMATCH, STATUS_PROPSET_NOT_FOUND,
+    StatusText, WAVE_FORMAT_EXTENSIBLE, WAVEFORMATEX, connection_property, pin_property, topology_property,
+    win32_error,
 };
 use ksring_api::{KSPROPSETID_KsRing, PIN_INPUT, PIN_OUTPUT, ksring_property};
 
@@ -208,6 +211,13 @@ const DECIDED_BY_KS: &[&str] = &[
     "blob without a whole KSDATAFORMAT",
     "FormatSize beyond the blob",
     "FormatSize below a KSDATAFORMAT",
+    "interface Flags set",
+    "medium Flags set",
+    "priority subclass 0",
+    "format Reserved set",
+    "format with a wildcard major format",
+    "SPECIFIER_NONE format longer than a KSDATAFORMAT",
+    "format with an attribute flag but no list",
     "looped-streaming interface",
     "interface from another set",
     "medium from another set",
@@ -274,7 +284,7 @@ pub fn cases() -> Vec<Case> {
         answered(
             "connect",
             "pin id beyond the factories",
-            STATUS_INVALID_PARAMETER,
+            STATUS_INVALID_PARAMETER_3,
             pin_create(connect(2).to_bytes()),
         ),
         answered(
@@ -290,16 +300,52 @@ pub fn cases() -> Vec<Case> {
             let b = connect(PIN_INPUT).to_bytes();
             pin_create(b[..b.len() - 1].to_vec())
         }),
-        answered("connect", "FormatSize beyond the blob", STATUS_INVALID_BUFFER_SIZE, {
+        answered("connect", "FormatSize beyond the blob", STATUS_INVALID_PARAMETER, {
             let mut b = Bytes(connect(PIN_INPUT).to_bytes());
             b.u32(size_of::<KSPIN_CONNECT>(), 65);
             pin_create(b.0)
         }),
-        answered("connect", "FormatSize below a KSDATAFORMAT", STATUS_INVALID_BUFFER_SIZE, {
+        answered("connect", "FormatSize below a KSDATAFORMAT", STATUS_INVALID_PARAMETER, {
             let mut b = Bytes(connect(PIN_INPUT).to_bytes());
             b.u32(size_of::<KSPIN_CONNECT>(), 32);
             pin_create(b.0)
         }),
+        answered("connect", "interface Flags set", STATUS_INVALID_PARAMETER_1, {
+            let mut c = connect(PIN_INPUT);
+            c.interface.2 = 1;
+            pin_create(c.to_bytes())
+        }),
+        answered("connect", "medium Flags set", STATUS_INVALID_PARAMETER_2, {
+            let mut c = connect(PIN_INPUT);
+            c.medium.2 = 1;
+            pin_create(c.to_bytes())
+        }),
+        answered("connect", "priority subclass 0", STATUS_INVALID_PARAMETER_5, {
+            let mut b = Bytes(connect(PIN_INPUT).to_bytes());
+            b.u32(offset_of!(KSPIN_CONNECT, Priority) + offset_of!(KSPRIORITY, PrioritySubClass), 0);
+            pin_create(b.0)
+        }),
+        answered("connect", "format Reserved set", STATUS_INVALID_PARAMETER_6, {
+            let mut f = Bytes(request::stream_format());
+            f.u32(offset_of!(KSDATAFORMAT, Reserved), 1);
+            pin_create(Connect::new(PIN_INPUT, f.0).to_bytes())
+        }),
+        answered("connect", "format with a wildcard major format", STATUS_INVALID_PARAMETER_6, {
+            let f =
+                request::data_format(64, GUID_NULL, KSDATAFORMAT_SUBTYPE_NONE, KSDATAFORMAT_SPECIFIER_NONE);
+            pin_create(Connect::new(PIN_INPUT, f).to_bytes())
+        }),
+        answered(
+            "connect",
+            "SPECIFIER_NONE format longer than a KSDATAFORMAT",
+            STATUS_INVALID_PARAMETER_6,
+            {
+                let mut f = Bytes(request::stream_format());
+                f.0.resize(72, 0);
+                f.u32(0, 72);
+                pin_create(Connect::new(PIN_INPUT, f.0).to_bytes())
+            },
+        ),
         answered("connect", "looped-streaming interface", STATUS_NO_MATCH, {
             let mut c = connect(PIN_INPUT);
             c.interface.1 = KSINTERFACE_STANDARD_LOOPED_STREAMING;
@@ -392,7 +438,7 @@ pub fn cases() -> Vec<Case> {
             );
             pin_create(Connect::new(PIN_INPUT, video).to_bytes())
         }),
-        answered("connect", "format with an attribute list", STATUS_NO_MATCH, {
+        answered("connect", "format with an attribute flag but no list", STATUS_INVALID_PARAMETER, {
             let mut f = Bytes(request::stream_format());
             f.u32(offset_of!(KSDATAFORMAT, Flags), 2);
             pin_create(Connect::new(PIN_INPUT, f.0).to_bytes())
