@@ -41,14 +41,6 @@ imports! {
         fn ExFreePoolWithTag(block: *mut c_void, tag: u32);
         fn KeAcquireSpinLockRaiseToDpc(lock: *mut KSPIN_LOCK) -> KIRQL;
         fn KeReleaseSpinLock(lock: *mut KSPIN_LOCK, new_irql: KIRQL);
-        fn MmMapLockedPagesSpecifyCache(
-            mdl: *mut MDL,
-            access_mode: KPROCESSOR_MODE,
-            cache_type: i32,
-            requested_address: *mut c_void,
-            bug_check_on_failure: u32,
-            priority: u32,
-        ) -> *mut c_void;
         // IRP-source pins: a referenced target, IRPs of the driver's own, work items, an event.
         fn ObReferenceObjectByHandle(
             handle: HANDLE,

@@ -282,7 +282,7 @@ fn read_access_is_checked_by_the_io_manager() {
     m.shutdown().assert_clean();
 }
 
-/// `KsProbeStreamIrp`'s header rules (ReactOS' checks), each seen through a write or read.
+/// `KsProbeStreamIrp`'s header rules (the Windows 10/11 ks.sys checks), each seen through a write or read.
 #[test]
 fn stream_header_probe_rules() {
     let _s = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -354,8 +354,26 @@ fn stream_header_probe_rules() {
     );
     assert_eq!(
         send(IOCTL_KS_READ_STREAM, &[h(16, 0, 4)], hs),
+        STATUS_INVALID_PARAMETER,
+        "read with OptionsFlags outside ks.sys' mask"
+    );
+    let metadata = KsStreamOptions::METADATA.bits();
+    assert_eq!(
+        send(IOCTL_KS_READ_STREAM, &[h(16, 0, metadata)], hs),
         STATUS_INVALID_BUFFER_SIZE,
-        "read with OptionsFlags"
+        "METADATA in a header shorter than 0xA0"
+    );
+    assert_eq!(
+        send(IOCTL_KS_WRITE_STREAM, &[h(0, 0, metadata)], hs),
+        STATUS_INVALID_PARAMETER,
+        "METADATA with no frame buffer"
+    );
+    let mut persisted = h(16, 0, 0x1_8000);
+    persisted.Data = std::ptr::null_mut();
+    assert_eq!(
+        send(IOCTL_KS_READ_STREAM, &[persisted], hs),
+        STATUS_INVALID_PARAMETER,
+        "PERSIST_SAMPLE with no Data"
     );
     m.close_handle(pin).unwrap();
     m.close_handle(filter).unwrap();

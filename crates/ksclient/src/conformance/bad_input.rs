@@ -195,6 +195,15 @@ fn headers(list: &[(Header, u32)], base: u64) -> Vec<u8> {
     out
 }
 
+/// One 0xA0-byte header with `KSSTREAM_HEADER_OPTIONSF_METADATA`, its 8-byte frame at 1024 and
+/// 16 bytes of metadata at 2048 (length at +0x80, address at +0x88, as ks.sys reads them).
+fn metadata_header(used: u32, base: u64) -> Vec<u8> {
+    let mut h = headers(&[(write_header(used, 8, KsStreamOptions::METADATA.bits()), 0xA0)], base);
+    h[0x80..0x84].copy_from_slice(&16u32.to_le_bytes());
+    h[0x88..0x90].copy_from_slice(&(base + 2048).to_le_bytes());
+    h
+}
+
 fn write_header(used: u32, extent: u32, flags: u32) -> Header {
     Header { frame_extent: extent, data_used: used, options_flags: flags, ..Header::default() }
 }
@@ -256,6 +265,7 @@ const DECIDED_BY_KS: &[&str] = &[
     "write FrameExtent beyond the caller's memory",
     "read with DataUsed set",
     "read with OptionsFlags set",
+    "METADATA header shorter than 0xA0",
     "read Data at unmapped memory",
 ];
 
@@ -745,6 +755,8 @@ pub fn cases() -> Vec<Case> {
 
     // ---- stream headers -----------------------------------------------------------------------
     let typechanged = KsStreamOptions::TYPECHANGED.bits();
+    let metadata = KsStreamOptions::METADATA.bits();
+    let persisted = (KsStreamOptions::PERSIST_SAMPLE | KsStreamOptions::SAMPLE_PERSISTED).bits();
     v.extend([
         case("stream", "write on the output pin", STATUS_INVALID_DEVICE_REQUEST, {
             stream(IOCTL_KS_WRITE_STREAM, true, move |b| headers(&[(write_header(8, 8, 0), hs)], b))
@@ -816,8 +828,28 @@ pub fn cases() -> Vec<Case> {
         case("stream", "read with DataUsed set", STATUS_INVALID_BUFFER_SIZE, {
             stream(IOCTL_KS_READ_STREAM, true, move |b| headers(&[(write_header(4, 8, 0), hs)], b))
         }),
-        case("stream", "read with OptionsFlags set", STATUS_INVALID_BUFFER_SIZE, {
+        case("stream", "read with OptionsFlags set", STATUS_INVALID_PARAMETER, {
             stream(IOCTL_KS_READ_STREAM, true, move |b| headers(&[(write_header(0, 8, 0x200), hs)], b))
+        }),
+        case("stream", "METADATA header shorter than 0xA0", STATUS_INVALID_BUFFER_SIZE, {
+            stream(IOCTL_KS_READ_STREAM, true, move |b| headers(&[(write_header(0, 8, metadata), hs)], b))
+        }),
+        case("stream", "read with METADATA", STATUS_INVALID_PARAMETER, {
+            stream(IOCTL_KS_READ_STREAM, true, move |b| metadata_header(0, b))
+        }),
+        case("stream", "write with METADATA", STATUS_INVALID_PARAMETER, {
+            stream(IOCTL_KS_WRITE_STREAM, false, move |b| metadata_header(8, b))
+        }),
+        case("stream", "read marked PERSIST_SAMPLE|SAMPLE_PERSISTED", STATUS_INVALID_PARAMETER, {
+            stream(IOCTL_KS_READ_STREAM, true, move |b| headers(&[(write_header(0, 8, persisted), hs)], b))
+        }),
+        case("stream", "write marked PERSIST_SAMPLE|SAMPLE_PERSISTED", STATUS_INVALID_PARAMETER, {
+            stream(IOCTL_KS_WRITE_STREAM, false, move |b| headers(&[(write_header(8, 8, persisted), hs)], b))
+        }),
+        case("stream", "write with FRAMEINFO", STATUS_INVALID_PARAMETER, {
+            stream(IOCTL_KS_WRITE_STREAM, false, move |b| {
+                headers(&[(write_header(8, 8, KsStreamOptions::FRAMEINFO.bits()), hs)], b)
+            })
         }),
         case("stream", "read header with no room (FrameExtent 0)", STATUS_INVALID_BUFFER_SIZE, {
             stream(IOCTL_KS_READ_STREAM, true, move |b| {
