@@ -10,8 +10,8 @@ use core::ffi::c_void;
 use ksabi::{
     DEVICE_OBJECT, DRIVER_OBJECT, FILE_OBJECT, GUID, HANDLE, IRP, KEVENT, KIRQL, KPROCESSOR_MODE,
     KSDISPATCH_TABLE, KSIDENTIFIER, KSIRP_REMOVAL_OPERATION, KSLIST_ENTRY_LOCATION, KSOBJECT_CREATE_ITEM,
-    KSP_PIN, KSPIN_CONNECT, KSPIN_DESCRIPTOR, KSPIN_LOCK, KSPROPERTY_SET, KSRESET, KSTOPOLOGY, LIST_ENTRY,
-    MDL, NTSTATUS, PDRIVER_CANCEL, PFNKSINTERSECTHANDLER, PIO_WORKITEM_ROUTINE, POOL_FLAGS, UNICODE_STRING,
+    KSPIN_CONNECT, KSPIN_DESCRIPTOR, KSPIN_LOCK, KSPROPERTY_SET, KSRESET, KSTOPOLOGY, LIST_ENTRY, MDL,
+    NTSTATUS, PDRIVER_CANCEL, PIO_WORKITEM_ROUTINE, POOL_FLAGS, UNICODE_STRING,
 };
 
 imports! {
@@ -107,14 +107,6 @@ imports! {
             data: *mut c_void,
             descriptors_count: u32,
             descriptors: *const KSPIN_DESCRIPTOR,
-        ) -> NTSTATUS;
-        fn KsPinDataIntersection(
-            irp: *mut IRP,
-            pin: *mut KSP_PIN,
-            data: *mut c_void,
-            descriptors_count: u32,
-            descriptors: *const KSPIN_DESCRIPTOR,
-            intersect: PFNKSINTERSECTHANDLER,
         ) -> NTSTATUS;
         fn KsTopologyPropertyHandler(
             irp: *mut IRP,

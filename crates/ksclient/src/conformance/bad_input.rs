@@ -12,9 +12,9 @@ use std::mem::offset_of;
 use ksabi::{
     GUID, GUID_NULL, IOCTL_KS_ENABLE_EVENT, IOCTL_KS_METHOD, IOCTL_KS_READ_STREAM, IOCTL_KS_RESET_STATE,
     IOCTL_KS_WRITE_STREAM, KSDATAFORMAT, KSDATAFORMAT_SPECIFIER_NONE, KSDATAFORMAT_SUBTYPE_NONE,
-    KSINTERFACE_STANDARD_LOOPED_STREAMING, KSINTERFACESETID_Standard, KSMEDIUMSETID_Standard, KSPIN_CONNECT,
-    KSPRIORITY, KSPROPSETID_Connection, KSPROPSETID_Pin, KSPROPSETID_Topology, KSRESET_BEGIN, KSSTATE,
-    KSSTATE_RUN, KSSTATE_STOP, KsPropertyType, KsStreamOptions, NTSTATUS, STATUS_ACCESS_VIOLATION,
+    KSINTERFACE_STANDARD_LOOPED_STREAMING, KSINTERFACESETID_Standard, KSMEDIUMSETID_Standard, KSP_PIN,
+    KSPIN_CONNECT, KSPRIORITY, KSPROPSETID_Connection, KSPROPSETID_Pin, KSPROPSETID_Topology, KSRESET_BEGIN,
+    KSSTATE, KSSTATE_RUN, KSSTATE_STOP, KsPropertyType, KsStreamOptions, NTSTATUS, STATUS_ACCESS_VIOLATION,
     STATUS_BUFFER_TOO_SMALL, STATUS_DEVICE_BUSY, STATUS_DEVICE_NOT_READY, STATUS_INVALID_BUFFER_SIZE,
     STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_HANDLE,
     STATUS_INVALID_PARAMETER, STATUS_INVALID_PARAMETER_1, STATUS_INVALID_PARAMETER_2,
@@ -240,13 +240,11 @@ const DECIDED_BY_KS: &[&str] = &[
     "fixed-size value buffer too small",
     "KSPROPERTY where a KSP_PIN is needed",
     "KSP_PIN with a pin id beyond the factories",
+    "KSP_PIN with Reserved set (a static property)",
     "variable-size value buffer too small",
     "connection set on a filter",
     "pin set on a pin",
     "topology node name with no nodes",
-    "intersection list Size beyond the request",
-    "intersection list Count beyond its Size",
-    "intersection range FormatSize below a KSDATARANGE",
     "capacity value shorter than a ULONG",
     "method request (no methods)",
     "event request (no events)",
@@ -554,11 +552,26 @@ pub fn cases() -> Vec<Case> {
             STATUS_BUFFER_TOO_SMALL,
             filter_property(ctypes.clone(), 2),
         ),
-        case("property", "KSPROPERTY where a KSP_PIN is needed", STATUS_INVALID_PARAMETER, {
+        case("property", "KSPROPERTY where a KSP_PIN is needed", STATUS_BUFFER_TOO_SMALL, {
             filter_property(pin_get(pin_property::DATAFLOW, 0)[..24].to_vec(), 4)
         }),
         case("property", "KSP_PIN with a pin id beyond the factories", STATUS_INVALID_PARAMETER, {
             filter_property(pin_get(pin_property::DATAFLOW, 2), 4)
+        }),
+        case("property", "KSP_PIN with Reserved set (a static property)", STATUS_INVALID_PARAMETER, {
+            let mut r = Bytes(pin_get(pin_property::DATAFLOW, 0));
+            r.u32(offset_of!(KSP_PIN, Reserved), 1);
+            filter_property(r.0, 4)
+        }),
+        case("property", "KSP_PIN with Reserved set (instance counts)", STATUS_INVALID_PARAMETER, {
+            let mut r = Bytes(pin_get(pin_property::CINSTANCES, 0));
+            r.u32(offset_of!(KSP_PIN, Reserved), 1);
+            filter_property(r.0, 8)
+        }),
+        case("property", "KSP_PIN with Reserved set (intersection)", STATUS_INVALID_PARAMETER, {
+            let mut r = Bytes(intersection(&request::multiple_item(&[request::stream_format()])));
+            r.u32(offset_of!(KSP_PIN, Reserved), 1);
+            filter_property(r.0, 128)
         }),
         case("property", "variable-size value buffer too small", STATUS_BUFFER_TOO_SMALL, {
             filter_property(pin_get(pin_property::DATARANGES, 0), 100)
@@ -590,7 +603,9 @@ pub fn cases() -> Vec<Case> {
             filter_property(intersection(&list.0), 128)
         }),
         case("property", "intersection list Count beyond its Size", STATUS_INVALID_BUFFER_SIZE, {
-            let mut list = Bytes(request::multiple_item(&[request::stream_format()]));
+            // A first range that matches nothing: ranges after a match are never looked at.
+            let video = request::data_format(64, GUID::from_u128(0x7669_6473), GUID_NULL, GUID_NULL);
+            let mut list = Bytes(request::multiple_item(&[video]));
             list.u32(4, 3);
             filter_property(intersection(&list.0), 128)
         }),
