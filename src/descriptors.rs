@@ -2,7 +2,7 @@
 //! ranges, interfaces and mediums, the topology, and the component id.
 //!
 //! KS reads these tables (through `KsValidateConnectRequest`, `KsPinPropertyHandler`,
-//! `KsPinDataIntersection`, `KsTopologyPropertyHandler`) for as long as the driver is loaded.
+//! `KsTopologyPropertyHandler`) for as long as the driver is loaded.
 
 use core::mem::size_of;
 use core::ptr::null;

@@ -11,8 +11,8 @@ use core::mem::{offset_of, size_of};
 use ksabi::{
     GUID, GUID_NULL, KSDATAFORMAT, KSDATAFORMAT_SPECIFIER_NONE, KSDATAFORMAT_SPECIFIER_WAVEFORMATEX,
     KSDATAFORMAT_SUBTYPE_NONE, KSDATAFORMAT_SUBTYPE_PCM, KSDATAFORMAT_TYPE_AUDIO, KSDATAFORMAT_TYPE_STREAM,
-    KSDATAFORMAT_WAVEFORMATEX_SIZE, KSDATARANGE_AUDIO, NTSTATUS, STATUS_INVALID_BUFFER_SIZE, STATUS_NO_MATCH,
-    WAVE_FORMAT_PCM, WAVEFORMATEX,
+    KSDATAFORMAT_WAVEFORMATEX_SIZE, KSDATARANGE_AUDIO, NTSTATUS, STATUS_INVALID_BUFFER_SIZE,
+    STATUS_INVALID_PARAMETER, STATUS_NO_MATCH, WAVE_FORMAT_PCM, WAVEFORMATEX,
 };
 use ksring_api::pcm;
 
@@ -190,6 +190,99 @@ impl Format {
             None => None,
         }
     }
+}
+
+/// `KSDATARANGE_ATTRIBUTES`: an attribute list follows the range.
+const RANGE_ATTRIBUTES: u32 = 0x2;
+/// `KSDATARANGE_REQUIRED_ATTRIBUTES`: one of those attributes is required.
+const RANGE_REQUIRED_ATTRIBUTES: u32 = 0x4;
+/// `sizeof(KSMULTIPLE_ITEM)`.
+const MULTIPLE_ITEM: usize = 8;
+
+/// The first offer [`Format::intersect`] makes for a client's `KSMULTIPLE_ITEM` of data ranges
+/// (`DATAINTERSECTION`: `list` is what follows the `KSP_PIN`), walking and checking the list as
+/// ks.sys' `KsPinDataIntersectionEx` does — so a request gets the status Windows gives it,
+/// whichever side answers.
+///
+/// # Errors
+/// - `STATUS_INVALID_BUFFER_SIZE`: the list's `Size` beyond `list`, a range shorter than a
+///   `KSDATARANGE` or beyond the list, a wildcard or `SPECIFIER_NONE` range longer than a
+///   `KSDATARANGE`, an attribute list that is missing or does not fit;
+/// - `STATUS_INVALID_PARAMETER`: range flags other than the attribute flags, or
+///   `REQUIRED_ATTRIBUTES` alone;
+/// - `STATUS_NO_MATCH`: no range gets an offer (a range with required attributes never does:
+///   ksring has none).
+pub fn intersect_list(list: &[u8], peer: Option<Format>) -> Result<Format, NTSTATUS> {
+    if list.len() < MULTIPLE_ITEM {
+        return Err(STATUS_INVALID_BUFFER_SIZE);
+    }
+    let size = u32_at(list, 0) as usize;
+    let mut remaining = u32_at(list, 4);
+    if size > list.len() {
+        return Err(STATUS_INVALID_BUFFER_SIZE);
+    }
+    // ks.sys subtracts the header unchecked: a Size below it leaves "plenty" of room, which the
+    // list's real length then bounds.
+    let mut left = size.checked_sub(MULTIPLE_ITEM).map_or(list.len() - MULTIPLE_ITEM, |l| l);
+    let mut at = MULTIPLE_ITEM;
+    while remaining > 0 {
+        let left_in_list = list.len().saturating_sub(at);
+        if left < HEADER || left_in_list < HEADER {
+            return Err(STATUS_INVALID_BUFFER_SIZE);
+        }
+        let range = &list[at..];
+        let format_size = u32_at(range, offset_of!(KSDATAFORMAT, FormatSize)) as usize;
+        let specifier = guid_at(range, offset_of!(KSDATAFORMAT, Specifier));
+        let plain = specifier == GUID_NULL || specifier == KSDATAFORMAT_SPECIFIER_NONE;
+        if format_size < HEADER
+            || format_size > left
+            || format_size > left_in_list
+            || (format_size != HEADER && plain)
+        {
+            return Err(STATUS_INVALID_BUFFER_SIZE);
+        }
+        let flags = u32_at(range, offset_of!(KSDATAFORMAT, Flags));
+        if flags & !(RANGE_ATTRIBUTES | RANGE_REQUIRED_ATTRIBUTES) != 0 || flags == RANGE_REQUIRED_ATTRIBUTES
+        {
+            return Err(STATUS_INVALID_PARAMETER);
+        }
+        let mut step = format_size;
+        if remaining > 1 {
+            step = step.next_multiple_of(8);
+            if step > left {
+                return Err(STATUS_INVALID_BUFFER_SIZE);
+            }
+        }
+        if flags & RANGE_ATTRIBUTES != 0 {
+            if remaining == 1 {
+                return Err(STATUS_INVALID_BUFFER_SIZE);
+            }
+            remaining -= 1;
+            if left < step + MULTIPLE_ITEM || left_in_list < step + MULTIPLE_ITEM {
+                return Err(STATUS_INVALID_BUFFER_SIZE);
+            }
+            let attributes = u32_at(range, step) as usize;
+            if attributes < MULTIPLE_ITEM || left < step + attributes || left_in_list < step + attributes {
+                return Err(STATUS_INVALID_BUFFER_SIZE);
+            }
+            step += attributes;
+            if remaining > 1 {
+                step = step.next_multiple_of(8);
+                if step > left {
+                    return Err(STATUS_INVALID_BUFFER_SIZE);
+                }
+            }
+        }
+        if flags & RANGE_REQUIRED_ATTRIBUTES == 0
+            && let Some(offer) = Format::intersect(&range[..format_size], peer)
+        {
+            return Ok(offer);
+        }
+        left -= step;
+        at += step;
+        remaining -= 1;
+    }
+    Err(STATUS_NO_MATCH)
 }
 
 /// PCM bounds: ksring's range narrowed by a client's `KSDATARANGE_AUDIO`.
@@ -381,5 +474,65 @@ mod tests {
             "peer outside"
         );
         assert_eq!(Format::intersect(&stream[..10], None), None);
+    }
+
+    fn list(ranges: &[&[u8]]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for r in ranges {
+            body.extend_from_slice(r);
+            body.resize(body.len().next_multiple_of(8), 0);
+        }
+        let mut out = Vec::new();
+        #[allow(clippy::cast_possible_truncation)]
+        out.extend_from_slice(&((body.len() + 8) as u32).to_le_bytes());
+        #[allow(clippy::cast_possible_truncation)]
+        out.extend_from_slice(&(ranges.len() as u32).to_le_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    #[test]
+    fn range_lists_are_walked_as_ks_does() {
+        let stream = Format::Stream.encode().as_bytes().to_vec();
+        let mut wildcard = [0u8; 64];
+        put32(&mut wildcard, 0, 64);
+        let p = Format::Pcm(Pcm { channels: 2, bits: 16, rate: 44_100 });
+        let narrow = audio_range(2, (16, 24), (44_100, 48_000));
+        assert_eq!(intersect_list(&list(&[&stream]), None), Ok(Format::Stream));
+        assert_eq!(intersect_list(&list(&[&wildcard]), Some(p)), Ok(p), "the peer's format, not the stream");
+        assert_eq!(intersect_list(&list(&[&stream]), Some(p)), Err(STATUS_NO_MATCH));
+        assert_eq!(intersect_list(&list(&[&stream, &narrow]), Some(p)), Ok(p), "the first range that fits");
+        assert_eq!(intersect_list(&list(&[]), None), Err(STATUS_NO_MATCH));
+        let mut big = list(&[&stream]);
+        put32(&mut big, 0, 4096);
+        assert_eq!(intersect_list(&big, None), Err(STATUS_INVALID_BUFFER_SIZE), "Size beyond the request");
+        let mut video = stream.clone();
+        video[offset_of!(KSDATAFORMAT, MajorFormat)] ^= 1;
+        let mut count = list(&[&video]);
+        put32(&mut count, 4, 3);
+        assert_eq!(intersect_list(&count, None), Err(STATUS_INVALID_BUFFER_SIZE), "Count beyond Size");
+        put32(&mut count, 8 + offset_of!(KSDATAFORMAT, MajorFormat), 0);
+        let mut lazy = list(&[&stream]);
+        put32(&mut lazy, 4, 3);
+        assert_eq!(intersect_list(&lazy, None), Ok(Format::Stream), "ranges after a match are not checked");
+        let mut short = stream.clone();
+        put32(&mut short, 0, 16);
+        assert_eq!(intersect_list(&list(&[&short]), None), Err(STATUS_INVALID_BUFFER_SIZE));
+        let mut long_stream = stream.clone();
+        long_stream.resize(72, 0);
+        put32(&mut long_stream, 0, 72);
+        assert_eq!(intersect_list(&list(&[&long_stream]), None), Err(STATUS_INVALID_BUFFER_SIZE));
+        let mut flagged = stream.clone();
+        put32(&mut flagged, offset_of!(KSDATAFORMAT, Flags), 1);
+        assert_eq!(intersect_list(&list(&[&flagged]), None), Err(STATUS_INVALID_PARAMETER));
+        put32(&mut flagged, offset_of!(KSDATAFORMAT, Flags), RANGE_ATTRIBUTES);
+        assert_eq!(intersect_list(&list(&[&flagged]), None), Err(STATUS_INVALID_BUFFER_SIZE), "no list");
+        let attributes = [8u8, 0, 0, 0, 0, 0, 0, 0];
+        let mut two = list(&[&flagged, &attributes]);
+        put32(&mut two, 4, 2);
+        assert_eq!(intersect_list(&two, None), Ok(Format::Stream), "optional attributes are ignored");
+        put32(&mut two, 8 + offset_of!(KSDATAFORMAT, Flags), RANGE_ATTRIBUTES | RANGE_REQUIRED_ATTRIBUTES);
+        assert_eq!(intersect_list(&two, None), Err(STATUS_NO_MATCH), "required attributes");
+        assert_eq!(intersect_list(&[0; 4], None), Err(STATUS_INVALID_BUFFER_SIZE));
     }
 }

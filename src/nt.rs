@@ -7,7 +7,7 @@ use core::ptr::null_mut;
 
 use ksabi::{
     FILE_OBJECT, IO_NO_INCREMENT, IO_PARAMETERS_DEVICE_IO_CONTROL, IO_STACK_LOCATION, IRP, IRP_TAIL_OVERLAY,
-    KernelMode, LIST_ENTRY, MDL, MDL_MAPPED_TO_SYSTEM_VA, MDL_SOURCE_IS_NONPAGED_POOL, NTSTATUS,
+    LIST_ENTRY, MDL, MDL_MAPPED_TO_SYSTEM_VA, MDL_PAGES_LOCKED, MDL_SOURCE_IS_NONPAGED_POOL, NTSTATUS,
     PIO_COMPLETION_ROUTINE, SL_INVOKE_ON_CANCEL, SL_INVOKE_ON_ERROR, SL_INVOKE_ON_SUCCESS,
     SL_PENDING_RETURNED, UNICODE_STRING,
 };
@@ -95,6 +95,27 @@ pub unsafe fn related_file_object(irp: *mut IRP) -> *mut FILE_OBJECT {
     unsafe { (*file).RelatedFileObject }
 }
 
+/// The length in bytes of a create's parameter as KS computes it (`KsiCopyCreateParameter`): the
+/// file name, less an optional leading `\`, less the create item's name of `class_units`
+/// characters and the `\` after it. (0 when the name is shorter.)
+///
+/// # Safety
+/// `irp` must be a valid `IRP_MJ_CREATE` IRP owned by the caller, with a file object.
+pub unsafe fn create_parameter_len(irp: *mut IRP, class_units: usize) -> usize {
+    // SAFETY: the caller's create IRP.
+    let file = unsafe { file_object(irp) };
+    // SAFETY: a valid file object; its name is a counted string of `Length` bytes.
+    let name = unsafe { &(*file).FileName };
+    let mut len = usize::from(name.Length);
+    if len >= 2 && !name.Buffer.is_null() {
+        // SAFETY: at least one character is there.
+        if unsafe { *name.Buffer } == u16::from(b'\\') {
+            len -= 2;
+        }
+    }
+    len.saturating_sub(class_units * 2 + 2)
+}
+
 /// `IoMarkIrpPending`: the driver will return `STATUS_PENDING` and complete the IRP later.
 ///
 /// # Safety
@@ -175,26 +196,45 @@ pub unsafe fn set_completion_routine(
     next.Control = SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL;
 }
 
-/// `MmGetSystemAddressForMdlSafe(mdl, NormalPagePriority)`: the system-space address of the
-/// locked pages an MDL describes, or null if they cannot be mapped.
+/// The system-space address ks.sys mapped an MDL at (`KSPROBE_SYSTEMADDRESS`), or null if the
+/// MDL's pages are not locked and mapped. ksring never maps an MDL itself: `KsProbeStreamIrp`
+/// can hand over an MDL it left unlocked (a `PERSIST_SAMPLE|SAMPLE_PERSISTED` placeholder), and
+/// mapping one bug-checks or maps stale pages.
 ///
 /// # Safety
-/// `mdl` must be a valid MDL describing locked pages (what `KsProbeStreamIrp` builds).
+/// `mdl` must be a valid MDL.
 pub unsafe fn mdl_system_address(mdl: *mut MDL) -> *mut u8 {
-    /// `MmCached`.
-    const MM_CACHED: i32 = 1;
-    /// `NormalPagePriority`.
-    const NORMAL_PAGE_PRIORITY: u32 = 16;
     // SAFETY: the caller's valid MDL.
     let m = unsafe { &*mdl };
-    if m.MdlFlags & (MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL) != 0 {
-        return m.MappedSystemVa.cast();
+    let locked = m.MdlFlags & (MDL_PAGES_LOCKED | MDL_SOURCE_IS_NONPAGED_POOL) != 0;
+    let mapped = m.MdlFlags & (MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL) != 0;
+    if locked && mapped { m.MappedSystemVa.cast() } else { null_mut() }
+}
+
+/// Unlinks and frees (`IoFreeMdl`) every MDL on the IRP's chain whose pages are not locked, so
+/// that completing the IRP does not make the I/O manager unlock them (`MmUnlockPages` on an
+/// unlocked MDL bug-checks). For a stream IRP ksring refuses after `KsProbeStreamIrp`.
+///
+/// # Safety
+/// `irp` must be a valid IRP owned by the caller, not yet completed.
+pub unsafe fn free_unlocked_mdls(irp: *mut IRP) {
+    // SAFETY: the caller owns the IRP and its MDL chain.
+    let mut link: *mut *mut MDL = unsafe { &raw mut (*irp).MdlAddress };
+    // SAFETY: `link` points at the chain's head or at a live MDL's `Next`.
+    while let Some(mdl) = Some(unsafe { *link }).filter(|m| !m.is_null()) {
+        // SAFETY: a live MDL of the chain.
+        let m = unsafe { &*mdl };
+        let (flags, next) = (m.MdlFlags, m.Next);
+        if flags & (MDL_PAGES_LOCKED | MDL_SOURCE_IS_NONPAGED_POOL) == 0 {
+            // SAFETY: unlink it from the chain we own ...
+            unsafe { *link = next };
+            // SAFETY: ... and free it: nothing refers to it any more.
+            unsafe { sys::IoFreeMdl(mdl) };
+        } else {
+            // SAFETY: a live MDL; its `Next` field is the next link.
+            link = unsafe { &raw mut (*mdl).Next };
+        }
     }
-    // SAFETY: a locked MDL may be mapped into system space; failure returns NULL (no bug check).
-    unsafe {
-        sys::MmMapLockedPagesSpecifyCache(mdl, KernelMode, MM_CACHED, null_mut(), 0, NORMAL_PAGE_PRIORITY)
-    }
-    .cast()
 }
 
 /// `InitializeListHead`.

@@ -6,7 +6,8 @@ use core::ptr::{self, null_mut};
 use ksabi::{
     DEVICE_OBJECT, FILE_OBJECT, IOCTL_KS_PROPERTY, IOCTL_KS_READ_STREAM, IOCTL_KS_RESET_STATE,
     IOCTL_KS_WRITE_STREAM, IRP, KSDATAFORMAT, KSDISPATCH_TABLE, KSPIN_CONNECT, KSRESET, NTSTATUS,
-    POOL_FLAG_NON_PAGED, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER, STATUS_SUCCESS, nt_success,
+    POOL_FLAG_NON_PAGED, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_PARAMETER,
+    STATUS_SUCCESS, nt_success,
 };
 use ksring_api::{PIN_FACTORIES, PIN_INPUT, PIN_OUTPUT};
 
@@ -69,13 +70,21 @@ pub unsafe extern "system" fn dispatch_create(device: *mut DEVICE_OBJECT, irp: *
         // SAFETY: we complete the IRP once.
         return unsafe { nt::complete(irp, status, 0) };
     }
-    // SAFETY: on success KS returns the captured request, valid while the IRP is ours; a
-    // KSDATAFORMAT of FormatSize bytes follows it (KS checked that the request holds them).
+    // SAFETY: on success KS returns the captured request, valid while the IRP is ours; at least
+    // a KSDATAFORMAT follows it.
     let request = unsafe { &*connect };
     let format_ptr = connect.wrapping_add(1).cast::<KSDATAFORMAT>();
     // SAFETY: as above.
     let format_size = unsafe { (*format_ptr).FormatSize } as usize;
-    // SAFETY: as above: FormatSize bytes follow the KSPIN_CONNECT in the captured request.
+    // KS captured exactly the create parameter; not every ks.sys checks FormatSize against it
+    // (Windows Server 2003's does not), so bound it by the parameter's length as KS computes it.
+    // SAFETY: our create IRP.
+    let parameter = unsafe { nt::create_parameter_len(irp, ksabi::KSSTRING_Pin.len()) };
+    if format_size > parameter.saturating_sub(size_of::<KSPIN_CONNECT>()) {
+        // SAFETY: we complete the IRP once.
+        return unsafe { nt::complete(irp, STATUS_INVALID_BUFFER_SIZE, 0) };
+    }
+    // SAFETY: FormatSize bytes follow the KSPIN_CONNECT in the captured request (bounded above).
     let format_bytes = unsafe { core::slice::from_raw_parts(format_ptr.cast::<u8>(), format_size) };
     let format = match Format::parse(format_bytes) {
         Ok(format) => format,

@@ -12,14 +12,13 @@ use core::ffi::c_void;
 use core::ptr::null;
 
 use ksabi::{
-    GUID, IRP, KSALLOCATOR_FRAMING, KSCOMPONENTID, KSDATAFORMAT, KSDATARANGE, KSIDENTIFIER,
-    KSINSTANCE_INDETERMINATE, KSMULTIPLE_ITEM, KSP_NODE, KSP_PIN, KSPIN_CINSTANCES, KSPROPERTY,
-    KSPROPERTY_BOUNDS_LONG, KSPROPERTY_GENERAL_COMPONENTID, KSPROPERTY_ITEM, KSPROPERTY_MEMBER_RANGES,
-    KSPROPERTY_MEMBERSHEADER, KSPROPERTY_MEMBERSLIST, KSPROPERTY_SET, KSPROPERTY_VALUES,
-    KSPROPSETID_Connection, KSPROPSETID_General, KSPROPSETID_Pin, KSPROPSETID_Topology,
-    KSPROPTYPESETID_General, KSSTATE, KsAllocatorRequirements, NTSTATUS, PFNKSHANDLER,
-    STATUS_BUFFER_OVERFLOW, STATUS_BUFFER_TOO_SMALL, STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_PARAMETER,
-    STATUS_NO_MATCH, STATUS_SUCCESS, VT_UI4, connection_property, pin_property, topology_property,
+    GUID, IRP, KSALLOCATOR_FRAMING, KSCOMPONENTID, KSDATAFORMAT, KSIDENTIFIER, KSINSTANCE_INDETERMINATE,
+    KSMULTIPLE_ITEM, KSP_NODE, KSP_PIN, KSPIN_CINSTANCES, KSPROPERTY, KSPROPERTY_BOUNDS_LONG,
+    KSPROPERTY_GENERAL_COMPONENTID, KSPROPERTY_ITEM, KSPROPERTY_MEMBER_RANGES, KSPROPERTY_MEMBERSHEADER,
+    KSPROPERTY_MEMBERSLIST, KSPROPERTY_SET, KSPROPERTY_VALUES, KSPROPSETID_Connection, KSPROPSETID_General,
+    KSPROPSETID_Pin, KSPROPSETID_Topology, KSPROPTYPESETID_General, KSSTATE, KsAllocatorRequirements,
+    NTSTATUS, PFNKSHANDLER, STATUS_BUFFER_OVERFLOW, STATUS_BUFFER_TOO_SMALL, STATUS_INVALID_BUFFER_SIZE,
+    STATUS_INVALID_PARAMETER, STATUS_SUCCESS, VT_UI4, connection_property, pin_property, topology_property,
 };
 use ksring_api::{
     KSPROPSETID_KsRing, KsRingStatistics, MAX_CAPACITY, MIN_CAPACITY, PIN_FACTORIES, ksring_property,
@@ -27,7 +26,7 @@ use ksring_api::{
 
 use crate::descriptors::{COMPONENT_ID, PINS, TOPOLOGY, Table};
 use crate::filter::{Filter, peer};
-use crate::format::Format;
+use crate::format::{self, Format};
 use crate::nt;
 use crate::object::{self, Object};
 use crate::pin::Pin;
@@ -296,11 +295,12 @@ fn pin<'a>(irp: *mut IRP) -> Option<&'a Pin> {
     }
 }
 
-/// The `KSP_PIN.PinId` of a request (`MinProperty` guarantees a `KSP_PIN`), checked.
+/// The `KSP_PIN.PinId` of a request (`MinProperty` guarantees a `KSP_PIN`), checked as
+/// `KsPinPropertyHandler` checks it: a known factory and `Reserved` 0.
 fn pin_id(request: *mut KSIDENTIFIER) -> Result<u32, NTSTATUS> {
     // SAFETY: KS checked the captured request holds MinProperty = sizeof(KSP_PIN) bytes.
-    let id = unsafe { (*request.cast::<KSP_PIN>()).PinId };
-    if id < PIN_FACTORIES { Ok(id) } else { Err(STATUS_INVALID_PARAMETER) }
+    let pin = unsafe { *request.cast::<KSP_PIN>() };
+    if pin.PinId < PIN_FACTORIES && pin.Reserved == 0 { Ok(pin.PinId) } else { Err(STATUS_INVALID_PARAMETER) }
 }
 
 /// Runs a handler body that may fail early.
@@ -365,29 +365,20 @@ unsafe extern "system" fn pin_intersection(
     request: *mut KSIDENTIFIER,
     data: *mut c_void,
 ) -> NTSTATUS {
-    // SAFETY: KsPropertyHandler's captured KSP_PIN + range list (MinProperty checked); our
-    // descriptors; ks.sys validates the list and calls `intersect` per matching range.
-    unsafe {
-        sys::KsPinDataIntersection(irp, request.cast(), data, PIN_FACTORIES, PINS.0.as_ptr(), Some(intersect))
-    }
-}
-
-/// The intersect handler: the format this pin offers for one client range ([`Format::intersect`]),
-/// with the size protocol.
-unsafe extern "system" fn intersect(
-    irp: *mut IRP,
-    pin: *mut KSP_PIN,
-    range: *mut KSDATARANGE,
-    data: *mut c_void,
-) -> NTSTATUS {
+    // Not through KsPinDataIntersection: for a stream or wildcard client range it answers from the
+    // pin's stream range by itself, whatever the other pin streams (audit F7). The list is walked
+    // and checked as it does ([`format::intersect_list`]).
     answer(|| {
-        let id = pin_id(pin.cast())?;
+        let id = pin_id(request)?;
         let f = filter(irp).ok_or(STATUS_INVALID_PARAMETER)?;
-        // SAFETY: ks.sys checked the range lies within the captured request, FormatSize long.
-        let size = unsafe { (*range).FormatSize } as usize;
-        // SAFETY: as above.
-        let bytes = unsafe { core::slice::from_raw_parts(range.cast::<u8>(), size) };
-        let offer = Format::intersect(bytes, f.format(peer(id))).ok_or(STATUS_NO_MATCH)?;
+        // SAFETY: the property IRP KsPropertyHandler is processing.
+        let in_len = unsafe { nt::ioctl_parameters(irp) }.InputBufferLength as usize;
+        let list_len = in_len.saturating_sub(size_of::<KSP_PIN>());
+        let start = request.cast::<u8>().wrapping_add(size_of::<KSP_PIN>());
+        // SAFETY: KS captured the whole request (InputBufferLength bytes, at least MinProperty =
+        // a KSP_PIN and a KSMULTIPLE_ITEM); the list follows the KSP_PIN.
+        let list = unsafe { core::slice::from_raw_parts(start, list_len) };
+        let offer = format::intersect_list(list, f.format(peer(id)))?;
         Ok(put_sized(irp, data, offer.encode().as_bytes()))
     })
 }

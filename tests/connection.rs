@@ -9,7 +9,7 @@ use ksabi::{
     STATUS_SUCCESS,
 };
 use ksclient::request;
-use ksclient::{Fail, Filter};
+use ksclient::{Backend, Fail, Filter, Properties};
 use ksring_api::{PIN_INPUT, PIN_OUTPUT};
 
 fn pcm() -> Vec<u8> {
@@ -111,4 +111,51 @@ fn pool_exhaustion_fails_cleanly() {
         assert_eq!(common::stats(&f).capacity, u64::from(ksring_api::DEFAULT_CAPACITY));
     }
     backend.shutdown().assert_clean();
+}
+
+/// F3: a `FormatSize` that claims more bytes than the create parameter holds. The Windows Server
+/// 2003-era ks.sys (kshost's `ks_connect_format_size_unchecked`) does not bound it; ksring must,
+/// by the parameter's length as KS computes it, instead of reading past the captured copy. Here the
+/// parameter holds a valid 82-byte PCM format but says 90 — today's driver never reads the 8
+/// missing bytes, so it took the pin; with special pool, a driver that reads them faults.
+#[test]
+fn format_size_beyond_the_create_parameter_is_refused_by_the_driver() {
+    let settings = kshost::Settings { ks_connect_format_size_unchecked: true, ..kshost::Settings::default() };
+    let backend = ksclient::emulated::Emulated::boot_with(settings).expect("boot");
+    {
+        let f = Filter::open_first(&backend).unwrap();
+        let mut blob = request::Connect::new(PIN_INPUT, pcm()).to_bytes();
+        let format_size = size_of::<ksabi::KSPIN_CONNECT>();
+        blob[format_size..format_size + 4].copy_from_slice(&90u32.to_le_bytes());
+        let before = common::pool_bytes(&backend);
+        assert_eq!(
+            create_raw(&backend, &f, &blob),
+            Some(Fail::Status(STATUS_INVALID_BUFFER_SIZE)),
+            "FormatSize 90 in an 82-byte parameter tail"
+        );
+        assert_eq!(common::pool_bytes(&backend), before);
+        assert_eq!(f.instances(PIN_INPUT), Ok((1, 0)));
+    }
+    backend.shutdown().assert_clean();
+    // The same request under the Windows 10/11 rule: ks.sys refuses it itself.
+    let backend = common::boot();
+    {
+        let f = Filter::open_first(&backend).unwrap();
+        let mut blob = request::Connect::new(PIN_INPUT, pcm()).to_bytes();
+        let at = size_of::<ksabi::KSPIN_CONNECT>();
+        blob[at..at + 4].copy_from_slice(&90u32.to_le_bytes());
+        assert_eq!(create_raw(&backend, &f, &blob), Some(Fail::Status(ksabi::STATUS_INVALID_PARAMETER)));
+    }
+    backend.shutdown().assert_clean();
+}
+
+/// A pin create from raw bytes: what failed (a pin that was created is closed again).
+fn create_raw(backend: &dyn Backend, f: &Filter<'_>, blob: &[u8]) -> Option<Fail> {
+    match backend.create_pin(f.handle(), blob) {
+        Ok(h) => {
+            backend.close(h).expect("close");
+            None
+        }
+        Err(e) => Some(e),
+    }
 }

@@ -141,6 +141,14 @@ fn data_intersection_offers_a_format_per_client_range() {
             f.intersect(PIN_INPUT, &[request::stream_format()]).map_err(|io| io.status),
             Err(STATUS_NO_MATCH)
         );
+        // F7: ks.sys' KsPinDataIntersection answers a stream or wildcard range from the pin's
+        // stream range by itself; ksring answers itself, with the peer's format.
+        let wildcard = request::data_format(64, GUID::from_u128(0), GUID::from_u128(0), GUID::from_u128(0));
+        assert_eq!(
+            f.intersect(PIN_INPUT, &[wildcard]),
+            Ok(offer.clone()),
+            "a wildcard gets the peer's format"
+        );
         assert_eq!(
             f.intersect(PIN_INPUT, &[request::audio_range(8, (8, 32), (8_000, 192_000))]),
             Ok(offer.clone())

@@ -6,7 +6,7 @@ mod common;
 
 use ksabi::{KSSTATE_RUN, KSSTATE_STOP, STATUS_SUCCESS};
 use ksclient::stream::{self, Config, Progress, Report};
-use ksclient::{Filter, Properties, request};
+use ksclient::{Backend, Filter, Properties, request};
 use ksring_api::{PIN_INPUT, PIN_OUTPUT};
 
 /// Streams `cfg` through a fresh filter whose ring has `capacity` bytes; checks the statistics.
@@ -113,4 +113,52 @@ fn two_filters_stream_at_once() {
         assert!(b.join().expect("second filter").bytes >= 128 << 20);
     });
     backend.shutdown().assert_clean();
+}
+
+/// F2: headers whose flags make `KsProbeStreamIrp` build MDLs ksring does not expect — an unlocked,
+/// unmapped placeholder for `PERSIST_SAMPLE|SAMPLE_PERSISTED`, a second MDL for `METADATA` — are
+/// refused with `STATUS_INVALID_PARAMETER`; ksring maps no MDL itself and leaves no unlocked MDL
+/// on an IRP it completes (the verifier reports `MDL_NOT_LOCKED` for either).
+#[test]
+fn headers_with_flags_ksring_does_not_implement_are_refused() {
+    use ksabi::{IOCTL_KS_READ_STREAM, IOCTL_KS_WRITE_STREAM, KsStreamOptions, STATUS_INVALID_PARAMETER};
+    use ksclient::io::InFlight;
+    use ksclient::request::{HEADER_SIZE, Header};
+
+    let persisted = (KsStreamOptions::PERSIST_SAMPLE | KsStreamOptions::SAMPLE_PERSISTED).bits();
+    let backend = common::boot();
+    let mut got = Vec::new();
+    let frames_in;
+    {
+        let rig = common::rig(&backend);
+        for (code, pin, flags, size) in [
+            (IOCTL_KS_READ_STREAM, rig.output.handle(), persisted, HEADER_SIZE),
+            (IOCTL_KS_WRITE_STREAM, rig.input.handle(), persisted, HEADER_SIZE),
+            (IOCTL_KS_WRITE_STREAM, rig.input.handle(), KsStreamOptions::METADATA.bits(), 0xA0),
+        ] {
+            let mut memory = backend.alloc(4096);
+            let base = memory.as_ptr() as u64;
+            let used = if code == IOCTL_KS_WRITE_STREAM { 8 } else { 0 };
+            let header = Header {
+                data: base + 1024,
+                frame_extent: 8,
+                data_used: used,
+                options_flags: flags,
+                ..Header::default()
+            };
+            let bytes = memory.bytes_mut();
+            #[allow(clippy::cast_possible_truncation)] // 56 or 160
+            header.write(bytes, 0, size as u32);
+            bytes[0x80..0x84].copy_from_slice(&16u32.to_le_bytes());
+            bytes[0x88..0x90].copy_from_slice(&(base + 2048).to_le_bytes());
+            got.push((flags, InFlight::submit(&backend, pin, code, memory, size).wait().status));
+        }
+        frames_in = common::stats(&rig.filter).frames_in;
+    }
+    let report = backend.shutdown();
+    report.assert_clean();
+    for (flags, status) in got {
+        assert_eq!(status, STATUS_INVALID_PARAMETER, "OptionsFlags {flags:#x}");
+    }
+    assert_eq!(frames_in, 0, "nothing reached the ring");
 }

@@ -5,9 +5,25 @@
 
 use core::ptr::null_mut;
 
-use ksabi::{IRP, KSSTREAM_HEADER, MDL, NTSTATUS, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_BUFFER_SIZE};
+use ksabi::{
+    IRP, KSSTREAM_HEADER, KsStreamOptions, MDL, NTSTATUS, STATUS_INSUFFICIENT_RESOURCES,
+    STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_PARAMETER,
+};
 
 use crate::nt::{self, tail_overlay};
+
+/// `KSSTREAM_HEADER_OPTIONSF_*` bits ksring does not implement, refused on reads and writes:
+/// `BUFFEREDTRANSFER`, `VRAM_DATA_TRANSFER`, `METADATA` (a second MDL), `FRAMEINFO`, `PERSIST_SAMPLE`
+/// and `SAMPLE_PERSISTED` (an unlocked, unmapped placeholder MDL), `SECUREBUFFERTRANSFER` — the options
+/// ks.sys lets a read carry.
+pub const UNIMPLEMENTED_OPTIONS: u32 = KsStreamOptions::BUFFEREDTRANSFER
+    .union(KsStreamOptions::VRAM_DATA_TRANSFER)
+    .union(KsStreamOptions::METADATA)
+    .union(KsStreamOptions::FRAMEINFO)
+    .union(KsStreamOptions::PERSIST_SAMPLE)
+    .union(KsStreamOptions::SAMPLE_PERSISTED)
+    .union(KsStreamOptions::SECUREBUFFERTRANSFER)
+    .bits();
 
 /// A position in a probed stream IRP: `KsProbeStreamIrp` has put the header array in the system
 /// buffer and one MDL per header with `FrameExtent > 0`, in header order.
@@ -24,10 +40,14 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    /// A cursor at the first header. Checks what the stream path relies on: every header that
-    /// needs an MDL has one, mapped, as long as `FrameExtent` (`STATUS_INSUFFICIENT_RESOURCES` if
-    /// the pages cannot be mapped); for reads, every header has room (`FrameExtent > 0`, else
-    /// `STATUS_INVALID_BUFFER_SIZE`).
+    /// A cursor at the first header. Checks what the stream path relies on: no header carries an
+    /// option ksring does not implement ([`UNIMPLEMENTED_OPTIONS`]: with some of them ks.sys builds
+    /// a second MDL, or an unlocked placeholder, so MDLs would no longer pair with headers —
+    /// `STATUS_INVALID_PARAMETER`); every header that needs an MDL has exactly one, locked and
+    /// already mapped by ks.sys, as long as `FrameExtent`, and no MDL is left over
+    /// (`STATUS_INSUFFICIENT_RESOURCES`); for reads, every header has room (`FrameExtent > 0`,
+    /// else `STATUS_INVALID_BUFFER_SIZE`). On an error the caller frees the chain's unlocked MDLs
+    /// ([`nt::free_unlocked_mdls`]) before completing the IRP.
     ///
     /// # Safety
     /// `irp` is a stream IRP the caller owns, successfully probed by `KsProbeStreamIrp` with
@@ -42,6 +62,9 @@ impl Cursor {
         let mut cursor = Self { irp, headers, len, at: 0, offset: 0, mdl: first_mdl };
         let mut mdl = first_mdl;
         while let Some(h) = cursor.header_at(cursor.at) {
+            if h.OptionsFlags & UNIMPLEMENTED_OPTIONS != 0 {
+                return Err(STATUS_INVALID_PARAMETER);
+            }
             if h.FrameExtent > 0 {
                 if mdl.is_null() {
                     return Err(STATUS_INSUFFICIENT_RESOURCES);
@@ -58,6 +81,9 @@ impl Cursor {
                 return Err(STATUS_INVALID_BUFFER_SIZE);
             }
             cursor.at += h.Size as usize;
+        }
+        if !mdl.is_null() {
+            return Err(STATUS_INSUFFICIENT_RESOURCES); // an MDL no header accounts for
         }
         cursor.at = 0;
         cursor.save();

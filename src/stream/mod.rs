@@ -118,6 +118,8 @@ pub fn dispatch(pin: &Pin, irp: *mut IRP, direction: Direction) -> NTSTATUS {
     }
     // SAFETY: probed above.
     if let Err(status) = unsafe { Cursor::start(irp, direction == Direction::Read) } {
+        // SAFETY: ours, not completed yet: no unlocked MDL may reach the I/O manager.
+        unsafe { nt::free_unlocked_mdls(irp) };
         // SAFETY: we complete the IRP once.
         return unsafe { nt::complete(irp, status, 0) };
     }

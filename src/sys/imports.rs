@@ -10,8 +10,8 @@ use core::ffi::c_void;
 use ksabi::{
     DEVICE_OBJECT, DRIVER_OBJECT, FILE_OBJECT, GUID, HANDLE, IRP, KEVENT, KIRQL, KPROCESSOR_MODE,
     KSDISPATCH_TABLE, KSIDENTIFIER, KSIRP_REMOVAL_OPERATION, KSLIST_ENTRY_LOCATION, KSOBJECT_CREATE_ITEM,
-    KSP_PIN, KSPIN_CONNECT, KSPIN_DESCRIPTOR, KSPIN_LOCK, KSPROPERTY_SET, KSRESET, KSTOPOLOGY, LIST_ENTRY,
-    MDL, NTSTATUS, PDRIVER_CANCEL, PFNKSINTERSECTHANDLER, PIO_WORKITEM_ROUTINE, POOL_FLAGS, UNICODE_STRING,
+    KSPIN_CONNECT, KSPIN_DESCRIPTOR, KSPIN_LOCK, KSPROPERTY_SET, KSRESET, KSTOPOLOGY, LIST_ENTRY, MDL,
+    NTSTATUS, PDRIVER_CANCEL, PIO_WORKITEM_ROUTINE, POOL_FLAGS, UNICODE_STRING,
 };
 
 imports! {
@@ -41,14 +41,6 @@ imports! {
         fn ExFreePoolWithTag(block: *mut c_void, tag: u32);
         fn KeAcquireSpinLockRaiseToDpc(lock: *mut KSPIN_LOCK) -> KIRQL;
         fn KeReleaseSpinLock(lock: *mut KSPIN_LOCK, new_irql: KIRQL);
-        fn MmMapLockedPagesSpecifyCache(
-            mdl: *mut MDL,
-            access_mode: KPROCESSOR_MODE,
-            cache_type: i32,
-            requested_address: *mut c_void,
-            bug_check_on_failure: u32,
-            priority: u32,
-        ) -> *mut c_void;
         // IRP-source pins: a referenced target, IRPs of the driver's own, work items, an event.
         fn ObReferenceObjectByHandle(
             handle: HANDLE,
@@ -116,14 +108,6 @@ imports! {
             data: *mut c_void,
             descriptors_count: u32,
             descriptors: *const KSPIN_DESCRIPTOR,
-        ) -> NTSTATUS;
-        fn KsPinDataIntersection(
-            irp: *mut IRP,
-            pin: *mut KSP_PIN,
-            data: *mut c_void,
-            descriptors_count: u32,
-            descriptors: *const KSPIN_DESCRIPTOR,
-            intersect: PFNKSINTERSECTHANDLER,
         ) -> NTSTATUS;
         fn KsTopologyPropertyHandler(
             irp: *mut IRP,

@@ -84,6 +84,8 @@ statuses! {
     STATUS_OBJECT_NAME_NOT_FOUND = 0xC000_0034;
     /// The name exists already.
     STATUS_OBJECT_NAME_COLLISION = 0xC000_0035;
+    /// Extended attributes are not supported (ks.sys: a create with EAs and a create parameter).
+    STATUS_EAS_NOT_SUPPORTED = 0xC000_004F;
     /// Out of quota or space.
     STATUS_ALLOTTED_SPACE_EXCEEDED = 0xC000_0099;
     /// Out of memory or another resource.
@@ -100,6 +102,14 @@ statuses! {
     STATUS_INVALID_PARAMETER_1 = 0xC000_00EF;
     /// Second parameter invalid.
     STATUS_INVALID_PARAMETER_2 = 0xC000_00F0;
+    /// Third parameter invalid (ks.sys: connect `PinId` beyond the factories).
+    STATUS_INVALID_PARAMETER_3 = 0xC000_00F1;
+    /// Fourth parameter invalid (ks.sys: connect communication the factory lacks).
+    STATUS_INVALID_PARAMETER_4 = 0xC000_00F2;
+    /// Fifth parameter invalid (ks.sys: connect priority class or subclass 0).
+    STATUS_INVALID_PARAMETER_5 = 0xC000_00F3;
+    /// Sixth parameter invalid (ks.sys: a connect format with `Reserved` set or wildcard GUIDs).
+    STATUS_INVALID_PARAMETER_6 = 0xC000_00F4;
     /// The request was cancelled.
     STATUS_CANCELLED = 0xC000_0120;
     /// The device is in a state that does not allow the request.
@@ -134,23 +144,30 @@ pub const fn win32_error(status: NTSTATUS) -> u32 {
         STATUS_NOT_IMPLEMENTED | STATUS_INVALID_DEVICE_REQUEST => 1, // ERROR_INVALID_FUNCTION
         STATUS_ACCESS_VIOLATION => 998,                              // ERROR_NOACCESS
         STATUS_INVALID_HANDLE | STATUS_OBJECT_TYPE_MISMATCH => 6,    // ERROR_INVALID_HANDLE
-        STATUS_INVALID_PARAMETER | STATUS_INVALID_PARAMETER_1 | STATUS_INVALID_PARAMETER_2 => 87, // ERROR_INVALID_PARAMETER
-        STATUS_END_OF_FILE => 38,                                  // ERROR_HANDLE_EOF
-        STATUS_ACCESS_DENIED => 5,                                 // ERROR_ACCESS_DENIED
-        STATUS_BUFFER_TOO_SMALL => 122,                            // ERROR_INSUFFICIENT_BUFFER
-        STATUS_OBJECT_NAME_NOT_FOUND | STATUS_NO_SUCH_DEVICE => 2, // ERROR_FILE_NOT_FOUND
-        STATUS_OBJECT_NAME_COLLISION => 183,                       // ERROR_ALREADY_EXISTS
-        STATUS_INSUFFICIENT_RESOURCES => 1450,                     // ERROR_NO_SYSTEM_RESOURCES
-        STATUS_DEVICE_NOT_READY => 21,                             // ERROR_NOT_READY
-        STATUS_IO_TIMEOUT => 121,                                  // ERROR_SEM_TIMEOUT
-        STATUS_NOT_SUPPORTED => 50,                                // ERROR_NOT_SUPPORTED
-        STATUS_NO_SECURITY_ON_OBJECT => 1350,                      // ERROR_NO_SECURITY_ON_OBJECT
-        STATUS_CANCELLED => 995,                                   // ERROR_OPERATION_ABORTED
-        STATUS_INVALID_DEVICE_STATE => 22,                         // ERROR_BAD_COMMAND
-        STATUS_INVALID_BUFFER_SIZE => 1784,                        // ERROR_INVALID_USER_BUFFER
-        STATUS_NOT_FOUND => 1168,                                  // ERROR_NOT_FOUND
-        STATUS_PROPSET_NOT_FOUND => 1170,                          // ERROR_SET_NOT_FOUND
-        STATUS_NO_MATCH => 1169,                                   // ERROR_NO_MATCH
+        STATUS_INVALID_PARAMETER
+        | STATUS_INVALID_PARAMETER_1
+        | STATUS_INVALID_PARAMETER_2
+        | STATUS_INVALID_PARAMETER_3
+        | STATUS_INVALID_PARAMETER_4
+        | STATUS_INVALID_PARAMETER_5
+        | STATUS_INVALID_PARAMETER_6 => 87, // ERROR_INVALID_PARAMETER
+        STATUS_EAS_NOT_SUPPORTED => 282,                             // ERROR_EAS_NOT_SUPPORTED
+        STATUS_END_OF_FILE => 38,                                    // ERROR_HANDLE_EOF
+        STATUS_ACCESS_DENIED => 5,                                   // ERROR_ACCESS_DENIED
+        STATUS_BUFFER_TOO_SMALL => 122,                              // ERROR_INSUFFICIENT_BUFFER
+        STATUS_OBJECT_NAME_NOT_FOUND | STATUS_NO_SUCH_DEVICE => 2,   // ERROR_FILE_NOT_FOUND
+        STATUS_OBJECT_NAME_COLLISION => 183,                         // ERROR_ALREADY_EXISTS
+        STATUS_INSUFFICIENT_RESOURCES => 1450,                       // ERROR_NO_SYSTEM_RESOURCES
+        STATUS_DEVICE_NOT_READY => 21,                               // ERROR_NOT_READY
+        STATUS_IO_TIMEOUT => 121,                                    // ERROR_SEM_TIMEOUT
+        STATUS_NOT_SUPPORTED => 50,                                  // ERROR_NOT_SUPPORTED
+        STATUS_NO_SECURITY_ON_OBJECT => 1350,                        // ERROR_NO_SECURITY_ON_OBJECT
+        STATUS_CANCELLED => 995,                                     // ERROR_OPERATION_ABORTED
+        STATUS_INVALID_DEVICE_STATE => 22,                           // ERROR_BAD_COMMAND
+        STATUS_INVALID_BUFFER_SIZE => 1784,                          // ERROR_INVALID_USER_BUFFER
+        STATUS_NOT_FOUND => 1168,                                    // ERROR_NOT_FOUND
+        STATUS_PROPSET_NOT_FOUND => 1170,                            // ERROR_SET_NOT_FOUND
+        STATUS_NO_MATCH => 1169,                                     // ERROR_NO_MATCH
         s if nt_success(s) => 0,
         _ => ERROR_MR_MID_NOT_FOUND,
     }

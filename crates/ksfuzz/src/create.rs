@@ -15,6 +15,14 @@ use crate::checks::{Input, assert_defined, world};
 const REFUSALS: &[i32] = &[
     STATUS_INVALID_BUFFER_SIZE,
     STATUS_INVALID_PARAMETER,
+    // ks.sys' KsValidateConnectRequest: interface/medium flags, pin id, communication, priority,
+    // format Reserved or wildcards.
+    ksabi::STATUS_INVALID_PARAMETER_1,
+    ksabi::STATUS_INVALID_PARAMETER_2,
+    ksabi::STATUS_INVALID_PARAMETER_3,
+    ksabi::STATUS_INVALID_PARAMETER_4,
+    ksabi::STATUS_INVALID_PARAMETER_5,
+    ksabi::STATUS_INVALID_PARAMETER_6,
     STATUS_NO_MATCH,
     STATUS_DEVICE_BUSY,
     STATUS_INSUFFICIENT_RESOURCES,

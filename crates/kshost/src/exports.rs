@@ -288,6 +288,14 @@ pub unsafe extern "system" fn MmMapLockedPagesSpecifyCache(
     }
     // SAFETY: a kshost MDL, live while its IRP is; its system address is a real mapping.
     let mdl = unsafe { &mut *mdl };
+    if mdl.MdlFlags & (ksabi::MDL_PAGES_LOCKED | ksabi::MDL_SOURCE_IS_NONPAGED_POOL) == 0 {
+        // Windows maps whatever the (never filled) page array names, or bug-checks.
+        violation(
+            Rule::MdlNotLocked,
+            format!("MmMapLockedPagesSpecifyCache({:p}): the MDL's pages are not locked", &raw const *mdl),
+        );
+        return std::ptr::null_mut();
+    }
     mdl.MdlFlags |= MDL_MAPPED_TO_SYSTEM_VA;
     mdl.MappedSystemVa
 }

@@ -521,18 +521,34 @@ pub(crate) fn alloc_system_buffer(m: &MachineInner, len: usize) -> *mut u8 {
     p
 }
 
+/// Frees a system buffer: one kshost allocated for a capture, or pool (a create parameter that
+/// `KsValidateConnectRequest` captured, as ks.sys does, with `ExAllocatePool`).
 pub(crate) fn free_system_buffer(m: &MachineInner, p: *mut u8) {
-    if let Some(layout) = m.objects.locked().system_buffers.remove(&(p as usize)) {
+    let layout = m.objects.locked().system_buffers.remove(&(p as usize));
+    if let Some(layout) = layout {
         // SAFETY: allocated by alloc_system_buffer with this layout; removed once.
         unsafe { std::alloc::dealloc(p, layout) };
+    } else if m.pool.owns(p as usize) {
+        m.pool.free(p, None);
     }
 }
 
-/// Frees the MDLs kshost built (`KsProbeStreamIrp`); MDLs from elsewhere are left alone.
+/// Unlocks and frees the MDLs kshost built (`KsProbeStreamIrp`), as the I/O manager does for every
+/// MDL of a completed IRP; MDLs from elsewhere are left alone. One whose pages are not locked is
+/// reported (`MDL_NOT_LOCKED`): Windows' `MmUnlockPages` would bug-check.
 pub(crate) fn free_mdl_chain(m: &MachineInner, mut mdl: *mut ksabi::MDL) {
     while !mdl.is_null() {
         // SAFETY: MDLs in an IRP's chain are live until here.
-        let next = unsafe { (*mdl).Next };
+        let m_ref = unsafe { &*mdl };
+        let (next, flags) = (m_ref.Next, m_ref.MdlFlags);
+        if flags & (ksabi::MDL_PAGES_LOCKED | ksabi::MDL_SOURCE_IS_NONPAGED_POOL) == 0 {
+            violation(
+                Rule::MdlNotLocked,
+                format!(
+                    "IRP completed with MDL {mdl:p} (pages not locked) on its chain: the I/O manager unlocks it"
+                ),
+            );
+        }
         if m.objects.locked().mdls.remove(&(mdl as usize)) {
             // SAFETY: allocated by kshost with Box::into_raw.
             drop(unsafe { Box::from_raw(mdl) });

@@ -46,6 +46,7 @@ pub struct InterfaceInfo {
 
 /// Machine settings.
 #[derive(Clone, Debug)]
+#[allow(clippy::struct_excessive_bools)] // independent switches, as Driver Verifier's options are
 pub struct Settings {
     /// How long a synchronous request or a wait may take before kshost reports the IRP as never
     /// completed.
@@ -60,6 +61,11 @@ pub struct Settings {
     /// Media-class device) attached above the driver's device after `AddDevice`. On by default;
     /// environment `KSHOST_CLASS_FILTER=0` turns it off.
     pub class_upper_filter: bool,
+    /// `KsValidateConnectRequest` as the Windows Server 2003-era ks.sys (`connect.c`) does it:
+    /// `FormatSize` is checked against `sizeof(KSDATAFORMAT)` only, not against the create
+    /// parameter, so the driver must bound it. Off (the default): as the Windows 10/11 ks.sys does
+    /// it, refusing a `FormatSize` beyond the parameter (FIDELITY.md).
+    pub ks_connect_format_size_unchecked: bool,
 }
 
 impl Default for Settings {
@@ -70,6 +76,7 @@ impl Default for Settings {
             echo_debug_output: std::env::var_os("KSHOST_DEBUG").is_some(),
             special_pool: std::env::var("KSHOST_SPECIAL_POOL").map_or(true, |v| v != "0"),
             class_upper_filter: std::env::var("KSHOST_CLASS_FILTER").map_or(true, |v| v != "0"),
+            ks_connect_format_size_unchecked: false,
         }
     }
 }

@@ -49,8 +49,6 @@ pub(crate) struct IrpMeta {
     pub user_output: Option<(*mut u8, usize)>,
     /// The KS cancelable queue the IRP is on, if any.
     pub queue: AtomicPtr<LIST_ENTRY>,
-    /// Connect request captured by `KsValidateConnectRequest` (freed with the IRP).
-    pub captured: Mutex<Vec<Box<[u64]>>>,
     /// A user-mode request's mapped buffers, unmapped when the IRP is freed.
     pub mappings: Vec<(*const u8, u64)>,
     /// Pointer-sized values of the system buffer to put back as they were when it is copied to the
@@ -95,7 +93,6 @@ impl IrpBox {
                 file,
                 user_output: None,
                 queue: AtomicPtr::new(std::ptr::null_mut()),
-                captured: Mutex::new(Vec::new()),
                 mappings: Vec::new(),
                 restore: Mutex::new(Vec::new()),
                 driver_owned: AtomicBool::new(true),

@@ -154,6 +154,11 @@ impl Pool {
         self.blocks.locked().iter().any(|(&a, b)| addr >= a && addr.saturating_add(len) <= a + b.size)
     }
 
+    /// Whether `addr` is the start of a live block.
+    pub(crate) fn owns(&self, addr: usize) -> bool {
+        self.blocks.locked().contains_key(&addr)
+    }
+
     /// Lets the next `n` allocations succeed and the one after fail (low-resources simulation).
     pub(crate) fn fail_after(&self, n: Option<u64>) {
         *self.fail_after.locked() = n;

@@ -81,6 +81,10 @@ pub enum Rule {
     WorkItemMisuse,
     /// `KeWaitForSingleObject` waited longer than the machine's hang timeout.
     WaitNeverSatisfied,
+    /// An MDL whose pages are not locked was mapped (`MmMapLockedPagesSpecifyCache`), or was still
+    /// chained on an IRP the I/O manager completed (it unlocks every MDL of the chain). Windows
+    /// bug-checks.
+    MdlNotLocked,
 }
 
 impl Rule {
@@ -122,6 +126,7 @@ impl Rule {
             Self::FileClosedWithIrpsInFlight => "FILE_CLOSED_WITH_IRPS_IN_FLIGHT",
             Self::WorkItemMisuse => "WORK_ITEM_MISUSE",
             Self::WaitNeverSatisfied => "WAIT_NEVER_SATISFIED",
+            Self::MdlNotLocked => "MDL_NOT_LOCKED",
         }
     }
 }

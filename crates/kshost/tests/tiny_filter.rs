@@ -136,7 +136,10 @@ fn pin_create_validation() {
     let filter = m.create_file(&filter_path(&m), GENERIC_READ | GENERIC_WRITE).unwrap();
     let good = tiny::connect_blob(0);
     let bad_pin = tiny::connect_blob(1);
-    assert_eq!(m.ks_create_pin_status(filter, &bad_pin, GENERIC_READ).err(), Some(STATUS_INVALID_PARAMETER));
+    assert_eq!(
+        m.ks_create_pin_status(filter, &bad_pin, GENERIC_READ).err(),
+        Some(ksabi::STATUS_INVALID_PARAMETER_3)
+    );
     assert_eq!(m.ks_create_pin(filter, &bad_pin, GENERIC_READ).err(), Some(87), "ERROR_INVALID_PARAMETER");
     let mut bad_interface = good.clone();
     bad_interface[16] = 5; // Interface.Id
@@ -152,10 +155,13 @@ fn pin_create_validation() {
     assert_eq!(m.ks_create_pin_status(filter, &short, GENERIC_READ).err(), Some(STATUS_INVALID_BUFFER_SIZE));
     let mut lying = good.clone();
     lying[72] = 200; // FormatSize beyond the request
-    assert_eq!(m.ks_create_pin_status(filter, &lying, GENERIC_READ).err(), Some(STATUS_INVALID_BUFFER_SIZE));
+    assert_eq!(m.ks_create_pin_status(filter, &lying, GENERIC_READ).err(), Some(STATUS_INVALID_PARAMETER));
     let mut source = good.clone();
     source[56] = 1; // PinToHandle != NULL on a sink-only factory
-    assert_eq!(m.ks_create_pin_status(filter, &source, GENERIC_READ).err(), Some(STATUS_NO_MATCH));
+    assert_eq!(
+        m.ks_create_pin_status(filter, &source, GENERIC_READ).err(),
+        Some(ksabi::STATUS_INVALID_PARAMETER_4)
+    );
 
     let pin = m.ks_create_pin(filter, &good, GENERIC_READ | GENERIC_WRITE).expect("pin");
     assert_eq!(
@@ -284,7 +290,7 @@ fn read_access_is_checked_by_the_io_manager() {
     m.shutdown().assert_clean();
 }
 
-/// `KsProbeStreamIrp`'s header rules (ReactOS' checks), each seen through a write or read.
+/// `KsProbeStreamIrp`'s header rules (the Windows 10/11 ks.sys checks), each seen through a write or read.
 #[test]
 fn stream_header_probe_rules() {
     let _s = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -356,8 +362,26 @@ fn stream_header_probe_rules() {
     );
     assert_eq!(
         send(IOCTL_KS_READ_STREAM, &[h(16, 0, 4)], hs),
+        STATUS_INVALID_PARAMETER,
+        "read with OptionsFlags outside ks.sys' mask"
+    );
+    let metadata = KsStreamOptions::METADATA.bits();
+    assert_eq!(
+        send(IOCTL_KS_READ_STREAM, &[h(16, 0, metadata)], hs),
         STATUS_INVALID_BUFFER_SIZE,
-        "read with OptionsFlags"
+        "METADATA in a header shorter than 0xA0"
+    );
+    assert_eq!(
+        send(IOCTL_KS_WRITE_STREAM, &[h(0, 0, metadata)], hs),
+        STATUS_INVALID_PARAMETER,
+        "METADATA with no frame buffer"
+    );
+    let mut persisted = h(16, 0, 0x1_8000);
+    persisted.Data = std::ptr::null_mut();
+    assert_eq!(
+        send(IOCTL_KS_READ_STREAM, &[persisted], hs),
+        STATUS_INVALID_PARAMETER,
+        "PERSIST_SAMPLE with no Data"
     );
     m.close_handle(pin).unwrap();
     m.close_handle(filter).unwrap();

@@ -22,6 +22,8 @@ enum Action {
     Property,
     /// Open the filter and a pin, send a read, close without waiting.
     PendingRead,
+    /// As `PendingRead`, with a header that says `PERSIST_SAMPLE | SAMPLE_PERSISTED`.
+    PersistedRead,
 }
 
 fn run(bug: u32, action: Action) -> kshost::Report {
@@ -43,7 +45,8 @@ fn run(bug: u32, action: Action) -> kshost::Report {
             let _ = m.device_io_control(filter, IOCTL_KS_PROPERTY, &req, &mut [0u8; 4]);
             m.close_handle(filter).unwrap();
         }
-        Action::PendingRead => {
+        Action::PendingRead | Action::PersistedRead => {
+            let options = if matches!(action, Action::PersistedRead) { 0x1_8000 } else { 0 };
             let path = m.interfaces(&tiny::TINY_CATEGORY)[0].path.clone();
             let filter = m.create_file(&path, GENERIC_READ | GENERIC_WRITE).unwrap();
             let pin = m.ks_create_pin(filter, &tiny::connect_blob(0), GENERIC_READ | GENERIC_WRITE).unwrap();
@@ -53,7 +56,7 @@ fn run(bug: u32, action: Action) -> kshost::Report {
                 data.as_ptr(),
                 64,
                 0,
-                0,
+                options,
             )));
             let read = unsafe {
                 m.device_io_control_overlapped(
@@ -134,6 +137,7 @@ rule_tests! {
     device_initializing_not_cleared: bug::DEVICE_INITIALIZING, Action::Install => Rule::DeviceInitializingNotCleared;
     device_deleted_twice: bug::DEVICE_DOUBLE_DELETE, Action::Install => Rule::DeviceBadDelete;
     unknown_irp: bug::UNKNOWN_IRP, Action::Property => Rule::UnknownObject;
+    mdl_not_locked: bug::MAP_UNLOCKED_MDL, Action::PersistedRead => Rule::MdlNotLocked;
     fast_io_routing_unsupported: bug::FAST_IO_ROUTING, Action::Install => Rule::Unsupported;
 }
 

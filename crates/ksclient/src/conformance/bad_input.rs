@@ -10,15 +10,18 @@ use std::fmt::Write as _;
 use std::mem::offset_of;
 
 use ksabi::{
-    GUID, IOCTL_KS_ENABLE_EVENT, IOCTL_KS_METHOD, IOCTL_KS_READ_STREAM, IOCTL_KS_RESET_STATE,
-    IOCTL_KS_WRITE_STREAM, KSDATAFORMAT, KSINTERFACE_STANDARD_LOOPED_STREAMING, KSINTERFACESETID_Standard,
-    KSMEDIUMSETID_Standard, KSPIN_CONNECT, KSPROPSETID_Connection, KSPROPSETID_Pin, KSPROPSETID_Topology,
-    KSRESET_BEGIN, KSSTATE, KSSTATE_RUN, KSSTATE_STOP, KsPropertyType, KsStreamOptions, NTSTATUS,
-    STATUS_ACCESS_VIOLATION, STATUS_BUFFER_TOO_SMALL, STATUS_DEVICE_BUSY, STATUS_DEVICE_NOT_READY,
-    STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_DEVICE_STATE,
-    STATUS_INVALID_HANDLE, STATUS_INVALID_PARAMETER, STATUS_NO_MATCH, STATUS_NOT_FOUND,
-    STATUS_OBJECT_NAME_NOT_FOUND, STATUS_OBJECT_TYPE_MISMATCH, STATUS_PROPSET_NOT_FOUND, StatusText,
-    WAVE_FORMAT_EXTENSIBLE, WAVEFORMATEX, connection_property, pin_property, topology_property, win32_error,
+    GUID, GUID_NULL, IOCTL_KS_ENABLE_EVENT, IOCTL_KS_METHOD, IOCTL_KS_READ_STREAM, IOCTL_KS_RESET_STATE,
+    IOCTL_KS_WRITE_STREAM, KSDATAFORMAT, KSDATAFORMAT_SPECIFIER_NONE, KSDATAFORMAT_SUBTYPE_NONE,
+    KSINTERFACE_STANDARD_LOOPED_STREAMING, KSINTERFACESETID_Standard, KSMEDIUMSETID_Standard, KSP_PIN,
+    KSPIN_CONNECT, KSPRIORITY, KSPROPSETID_Connection, KSPROPSETID_Pin, KSPROPSETID_Topology, KSRESET_BEGIN,
+    KSSTATE, KSSTATE_RUN, KSSTATE_STOP, KsPropertyType, KsStreamOptions, NTSTATUS, STATUS_ACCESS_VIOLATION,
+    STATUS_BUFFER_TOO_SMALL, STATUS_DEVICE_BUSY, STATUS_DEVICE_NOT_READY, STATUS_INVALID_BUFFER_SIZE,
+    STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_HANDLE,
+    STATUS_INVALID_PARAMETER, STATUS_INVALID_PARAMETER_1, STATUS_INVALID_PARAMETER_2,
+    STATUS_INVALID_PARAMETER_3, STATUS_INVALID_PARAMETER_5, STATUS_INVALID_PARAMETER_6, STATUS_NO_MATCH,
+    STATUS_NOT_FOUND, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_OBJECT_TYPE_MISMATCH, STATUS_PROPSET_NOT_FOUND,
+    StatusText, WAVE_FORMAT_EXTENSIBLE, WAVEFORMATEX, connection_property, pin_property, topology_property,
+    win32_error,
 };
 use ksring_api::{KSPROPSETID_KsRing, PIN_INPUT, PIN_OUTPUT, ksring_property};
 
@@ -192,6 +195,15 @@ fn headers(list: &[(Header, u32)], base: u64) -> Vec<u8> {
     out
 }
 
+/// One 0xA0-byte header with `KSSTREAM_HEADER_OPTIONSF_METADATA`, its 8-byte frame at 1024 and
+/// 16 bytes of metadata at 2048 (length at +0x80, address at +0x88, as ks.sys reads them).
+fn metadata_header(used: u32, base: u64) -> Vec<u8> {
+    let mut h = headers(&[(write_header(used, 8, KsStreamOptions::METADATA.bits()), 0xA0)], base);
+    h[0x80..0x84].copy_from_slice(&16u32.to_le_bytes());
+    h[0x88..0x90].copy_from_slice(&(base + 2048).to_le_bytes());
+    h
+}
+
 fn write_header(used: u32, extent: u32, flags: u32) -> Header {
     Header { frame_extent: extent, data_used: used, options_flags: flags, ..Header::default() }
 }
@@ -208,6 +220,13 @@ const DECIDED_BY_KS: &[&str] = &[
     "blob without a whole KSDATAFORMAT",
     "FormatSize beyond the blob",
     "FormatSize below a KSDATAFORMAT",
+    "interface Flags set",
+    "medium Flags set",
+    "priority subclass 0",
+    "format Reserved set",
+    "format with a wildcard major format",
+    "SPECIFIER_NONE format longer than a KSDATAFORMAT",
+    "format with an attribute flag but no list",
     "looped-streaming interface",
     "interface from another set",
     "medium from another set",
@@ -221,13 +240,11 @@ const DECIDED_BY_KS: &[&str] = &[
     "fixed-size value buffer too small",
     "KSPROPERTY where a KSP_PIN is needed",
     "KSP_PIN with a pin id beyond the factories",
+    "KSP_PIN with Reserved set (a static property)",
     "variable-size value buffer too small",
     "connection set on a filter",
     "pin set on a pin",
     "topology node name with no nodes",
-    "intersection list Size beyond the request",
-    "intersection list Count beyond its Size",
-    "intersection range FormatSize below a KSDATARANGE",
     "capacity value shorter than a ULONG",
     "method request (no methods)",
     "event request (no events)",
@@ -246,6 +263,7 @@ const DECIDED_BY_KS: &[&str] = &[
     "write FrameExtent beyond the caller's memory",
     "read with DataUsed set",
     "read with OptionsFlags set",
+    "METADATA header shorter than 0xA0",
     "read Data at unmapped memory",
 ];
 
@@ -274,7 +292,7 @@ pub fn cases() -> Vec<Case> {
         answered(
             "connect",
             "pin id beyond the factories",
-            STATUS_INVALID_PARAMETER,
+            STATUS_INVALID_PARAMETER_3,
             pin_create(connect(2).to_bytes()),
         ),
         answered(
@@ -290,16 +308,52 @@ pub fn cases() -> Vec<Case> {
             let b = connect(PIN_INPUT).to_bytes();
             pin_create(b[..b.len() - 1].to_vec())
         }),
-        answered("connect", "FormatSize beyond the blob", STATUS_INVALID_BUFFER_SIZE, {
+        answered("connect", "FormatSize beyond the blob", STATUS_INVALID_PARAMETER, {
             let mut b = Bytes(connect(PIN_INPUT).to_bytes());
             b.u32(size_of::<KSPIN_CONNECT>(), 65);
             pin_create(b.0)
         }),
-        answered("connect", "FormatSize below a KSDATAFORMAT", STATUS_INVALID_BUFFER_SIZE, {
+        answered("connect", "FormatSize below a KSDATAFORMAT", STATUS_INVALID_PARAMETER, {
             let mut b = Bytes(connect(PIN_INPUT).to_bytes());
             b.u32(size_of::<KSPIN_CONNECT>(), 32);
             pin_create(b.0)
         }),
+        answered("connect", "interface Flags set", STATUS_INVALID_PARAMETER_1, {
+            let mut c = connect(PIN_INPUT);
+            c.interface.2 = 1;
+            pin_create(c.to_bytes())
+        }),
+        answered("connect", "medium Flags set", STATUS_INVALID_PARAMETER_2, {
+            let mut c = connect(PIN_INPUT);
+            c.medium.2 = 1;
+            pin_create(c.to_bytes())
+        }),
+        answered("connect", "priority subclass 0", STATUS_INVALID_PARAMETER_5, {
+            let mut b = Bytes(connect(PIN_INPUT).to_bytes());
+            b.u32(offset_of!(KSPIN_CONNECT, Priority) + offset_of!(KSPRIORITY, PrioritySubClass), 0);
+            pin_create(b.0)
+        }),
+        answered("connect", "format Reserved set", STATUS_INVALID_PARAMETER_6, {
+            let mut f = Bytes(request::stream_format());
+            f.u32(offset_of!(KSDATAFORMAT, Reserved), 1);
+            pin_create(Connect::new(PIN_INPUT, f.0).to_bytes())
+        }),
+        answered("connect", "format with a wildcard major format", STATUS_INVALID_PARAMETER_6, {
+            let f =
+                request::data_format(64, GUID_NULL, KSDATAFORMAT_SUBTYPE_NONE, KSDATAFORMAT_SPECIFIER_NONE);
+            pin_create(Connect::new(PIN_INPUT, f).to_bytes())
+        }),
+        answered(
+            "connect",
+            "SPECIFIER_NONE format longer than a KSDATAFORMAT",
+            STATUS_INVALID_PARAMETER_6,
+            {
+                let mut f = Bytes(request::stream_format());
+                f.0.resize(72, 0);
+                f.u32(0, 72);
+                pin_create(Connect::new(PIN_INPUT, f.0).to_bytes())
+            },
+        ),
         answered("connect", "looped-streaming interface", STATUS_NO_MATCH, {
             let mut c = connect(PIN_INPUT);
             c.interface.1 = KSINTERFACE_STANDARD_LOOPED_STREAMING;
@@ -392,7 +446,7 @@ pub fn cases() -> Vec<Case> {
             );
             pin_create(Connect::new(PIN_INPUT, video).to_bytes())
         }),
-        answered("connect", "format with an attribute list", STATUS_NO_MATCH, {
+        answered("connect", "format with an attribute flag but no list", STATUS_INVALID_PARAMETER, {
             let mut f = Bytes(request::stream_format());
             f.u32(offset_of!(KSDATAFORMAT, Flags), 2);
             pin_create(Connect::new(PIN_INPUT, f.0).to_bytes())
@@ -498,11 +552,26 @@ pub fn cases() -> Vec<Case> {
             STATUS_BUFFER_TOO_SMALL,
             filter_property(ctypes.clone(), 2),
         ),
-        case("property", "KSPROPERTY where a KSP_PIN is needed", STATUS_INVALID_PARAMETER, {
+        case("property", "KSPROPERTY where a KSP_PIN is needed", STATUS_BUFFER_TOO_SMALL, {
             filter_property(pin_get(pin_property::DATAFLOW, 0)[..24].to_vec(), 4)
         }),
         case("property", "KSP_PIN with a pin id beyond the factories", STATUS_INVALID_PARAMETER, {
             filter_property(pin_get(pin_property::DATAFLOW, 2), 4)
+        }),
+        case("property", "KSP_PIN with Reserved set (a static property)", STATUS_INVALID_PARAMETER, {
+            let mut r = Bytes(pin_get(pin_property::DATAFLOW, 0));
+            r.u32(offset_of!(KSP_PIN, Reserved), 1);
+            filter_property(r.0, 4)
+        }),
+        case("property", "KSP_PIN with Reserved set (instance counts)", STATUS_INVALID_PARAMETER, {
+            let mut r = Bytes(pin_get(pin_property::CINSTANCES, 0));
+            r.u32(offset_of!(KSP_PIN, Reserved), 1);
+            filter_property(r.0, 8)
+        }),
+        case("property", "KSP_PIN with Reserved set (intersection)", STATUS_INVALID_PARAMETER, {
+            let mut r = Bytes(intersection(&request::multiple_item(&[request::stream_format()])));
+            r.u32(offset_of!(KSP_PIN, Reserved), 1);
+            filter_property(r.0, 128)
         }),
         case("property", "variable-size value buffer too small", STATUS_BUFFER_TOO_SMALL, {
             filter_property(pin_get(pin_property::DATARANGES, 0), 100)
@@ -534,7 +603,9 @@ pub fn cases() -> Vec<Case> {
             filter_property(intersection(&list.0), 128)
         }),
         case("property", "intersection list Count beyond its Size", STATUS_INVALID_BUFFER_SIZE, {
-            let mut list = Bytes(request::multiple_item(&[request::stream_format()]));
+            // A first range that matches nothing: ranges after a match are never looked at.
+            let video = request::data_format(64, GUID::from_u128(0x7669_6473), GUID_NULL, GUID_NULL);
+            let mut list = Bytes(request::multiple_item(&[video]));
             list.u32(4, 3);
             filter_property(intersection(&list.0), 128)
         }),
@@ -699,6 +770,8 @@ pub fn cases() -> Vec<Case> {
 
     // ---- stream headers -----------------------------------------------------------------------
     let typechanged = KsStreamOptions::TYPECHANGED.bits();
+    let metadata = KsStreamOptions::METADATA.bits();
+    let persisted = (KsStreamOptions::PERSIST_SAMPLE | KsStreamOptions::SAMPLE_PERSISTED).bits();
     v.extend([
         case("stream", "write on the output pin", STATUS_INVALID_DEVICE_REQUEST, {
             stream(IOCTL_KS_WRITE_STREAM, true, move |b| headers(&[(write_header(8, 8, 0), hs)], b))
@@ -770,8 +843,28 @@ pub fn cases() -> Vec<Case> {
         case("stream", "read with DataUsed set", STATUS_INVALID_BUFFER_SIZE, {
             stream(IOCTL_KS_READ_STREAM, true, move |b| headers(&[(write_header(4, 8, 0), hs)], b))
         }),
-        case("stream", "read with OptionsFlags set", STATUS_INVALID_BUFFER_SIZE, {
+        case("stream", "read with OptionsFlags set", STATUS_INVALID_PARAMETER, {
             stream(IOCTL_KS_READ_STREAM, true, move |b| headers(&[(write_header(0, 8, 0x200), hs)], b))
+        }),
+        case("stream", "METADATA header shorter than 0xA0", STATUS_INVALID_BUFFER_SIZE, {
+            stream(IOCTL_KS_READ_STREAM, true, move |b| headers(&[(write_header(0, 8, metadata), hs)], b))
+        }),
+        case("stream", "read with METADATA", STATUS_INVALID_PARAMETER, {
+            stream(IOCTL_KS_READ_STREAM, true, move |b| metadata_header(0, b))
+        }),
+        case("stream", "write with METADATA", STATUS_INVALID_PARAMETER, {
+            stream(IOCTL_KS_WRITE_STREAM, false, move |b| metadata_header(8, b))
+        }),
+        case("stream", "read marked PERSIST_SAMPLE|SAMPLE_PERSISTED", STATUS_INVALID_PARAMETER, {
+            stream(IOCTL_KS_READ_STREAM, true, move |b| headers(&[(write_header(0, 8, persisted), hs)], b))
+        }),
+        case("stream", "write marked PERSIST_SAMPLE|SAMPLE_PERSISTED", STATUS_INVALID_PARAMETER, {
+            stream(IOCTL_KS_WRITE_STREAM, false, move |b| headers(&[(write_header(8, 8, persisted), hs)], b))
+        }),
+        case("stream", "write with FRAMEINFO", STATUS_INVALID_PARAMETER, {
+            stream(IOCTL_KS_WRITE_STREAM, false, move |b| {
+                headers(&[(write_header(8, 8, KsStreamOptions::FRAMEINFO.bits()), hs)], b)
+            })
         }),
         case("stream", "read header with no room (FrameExtent 0)", STATUS_INVALID_BUFFER_SIZE, {
             stream(IOCTL_KS_READ_STREAM, true, move |b| {

@@ -13,11 +13,13 @@
 //! - no or several verbs among the flags: `STATUS_INVALID_PARAMETER`;
 //! - unknown set: `STATUS_PROPSET_NOT_FOUND` (the KS convention of `KsDefaultDeviceIoCompletion`);
 //!   unknown id, or a verb the item has no handler for: `STATUS_NOT_FOUND`;
-//! - request shorter than `MinProperty`: `STATUS_INVALID_PARAMETER` with `Information = MinProperty`
-//!   (ReactOS);
-//! - value shorter than `MinData`: zero length → `STATUS_BUFFER_OVERFLOW` with
-//!   `Information = MinData` (the size-query convention); otherwise `STATUS_BUFFER_TOO_SMALL`
-//!   (ReactOS), `Information = MinData`.
+//!
+//! As ks.sys' `KspPropertyHandler` does (Windows Server 2003 `property.c`; audit F8): a request
+//! shorter than `MinProperty` or a value shorter than `MinData` → `STATUS_BUFFER_TOO_SMALL` with
+//! `Information` untouched (checked once the item is found, before its handlers are looked at;
+//! ReactOS: `STATUS_INVALID_PARAMETER` / `STATUS_MORE_ENTRIES` with `Information` set); a GET
+//! handler is called with `Information = MinData` already set. `KsPinPropertyHandler` and
+//! `KsPinDataIntersection` refuse a `KSP_PIN` whose `Reserved` is not 0 (`STATUS_INVALID_PARAMETER`).
 //! - Sized answers that do not fit a non-empty buffer give `STATUS_BUFFER_TOO_SMALL` (an error:
 //!   nothing is copied back), never `STATUS_BUFFER_OVERFLOW` with more `Information` than the
 //!   buffer holds — that would make the I/O manager write past the caller's buffer, which
@@ -30,12 +32,13 @@
 use std::ffi::c_void;
 
 use ksabi::{
-    GUID, IRP, IrpFlags, KSDATARANGE, KSIDENTIFIER, KSMULTIPLE_ITEM, KSP_NODE, KSP_PIN, KSPIN_DESCRIPTOR,
-    KSPIN_INTERFACE, KSPROPERTY_DESCRIPTION, KSPROPERTY_ITEM, KSPROPERTY_MEMBERSHEADER, KSPROPERTY_SET,
-    KSPROPTYPESETID_General, KSTOPOLOGY, KsPropertyType, NTSTATUS, PFNKSINTERSECTHANDLER,
-    STATUS_ACCESS_VIOLATION, STATUS_BUFFER_OVERFLOW, STATUS_BUFFER_TOO_SMALL, STATUS_INSUFFICIENT_RESOURCES,
-    STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_PARAMETER, STATUS_NO_MATCH,
-    STATUS_NOT_FOUND, STATUS_PROPSET_NOT_FOUND, STATUS_SUCCESS, UserMode, pin_property, topology_property,
+    GUID, IRP, IrpFlags, KSDATAFORMAT, KSDATARANGE, KSIDENTIFIER, KSMULTIPLE_ITEM, KSP_NODE, KSP_PIN,
+    KSPIN_DESCRIPTOR, KSPIN_INTERFACE, KSPROPERTY_DESCRIPTION, KSPROPERTY_ITEM, KSPROPERTY_MEMBERSHEADER,
+    KSPROPERTY_SET, KSPROPTYPESETID_General, KSTOPOLOGY, KsDataFormatFlags, KsPropertyType, NTSTATUS,
+    PFNKSINTERSECTHANDLER, STATUS_ACCESS_VIOLATION, STATUS_BUFFER_OVERFLOW, STATUS_BUFFER_TOO_SMALL,
+    STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_DEVICE_REQUEST,
+    STATUS_INVALID_PARAMETER, STATUS_NO_MATCH, STATUS_NOT_FOUND, STATUS_PROPSET_NOT_FOUND, STATUS_SUCCESS,
+    UserMode, nt_success, pin_property, topology_property,
 };
 
 use crate::machine::{MachineInner, current};
@@ -161,16 +164,15 @@ pub(crate) fn property_handler(irp: *mut IRP, count: u32, sets: *const KSPROPERT
     };
     // KSPROPERTY_ITEM_IRP_STORAGE.
     IrpBox::of(irp).overlay().DriverContext[3] = std::ptr::from_ref(item).cast_mut().cast();
-    if in_len < item.MinProperty as usize {
-        set_information(irp, item.MinProperty as usize);
-        return STATUS_INVALID_PARAMETER;
-    }
     if verbs == KsPropertyType::BASICSUPPORT {
         if let Some(support) = item.SupportHandler {
             // SAFETY: the driver's handler with the captured request and value area.
             return unsafe { support(irp, request, value.cast()) };
         }
         return basic_support(irp, item, value, out_len);
+    }
+    if in_len < item.MinProperty as usize || out_len < item.MinData as usize {
+        return STATUS_BUFFER_TOO_SMALL;
     }
     let handler = match verbs {
         v if v == KsPropertyType::GET => item.GetPropertyHandler,
@@ -180,11 +182,9 @@ pub(crate) fn property_handler(irp: *mut IRP, count: u32, sets: *const KSPROPERT
     let Some(handler) = handler else {
         return STATUS_NOT_FOUND;
     };
-    if out_len < item.MinData as usize {
+    if verbs == KsPropertyType::GET {
         set_information(irp, item.MinData as usize);
-        return if out_len == 0 { STATUS_BUFFER_OVERFLOW } else { STATUS_BUFFER_TOO_SMALL };
     }
-    set_information(irp, 0);
     // SAFETY: the driver's handler with the captured request and value area.
     unsafe { handler(irp, request, value.cast()) }
 }
@@ -320,8 +320,8 @@ fn descriptor<'a>(
         return Err(STATUS_INVALID_PARAMETER);
     }
     // SAFETY: at least a KSP_PIN was captured.
-    let pin = unsafe { (*property.cast::<KSP_PIN>()).PinId };
-    if pin >= count || descriptors.is_null() {
+    let KSP_PIN { PinId: pin, Reserved: reserved, .. } = unsafe { *property.cast::<KSP_PIN>() };
+    if pin >= count || reserved != 0 || descriptors.is_null() {
         return Err(STATUS_INVALID_PARAMETER);
     }
     // SAFETY: `pin < count` indexes the driver's descriptor table.
@@ -512,9 +512,19 @@ fn identifiers(
     write_list(irp, data, out_len, n, size_of::<KSPIN_INTERFACE>(), items.cast())
 }
 
-/// `KsPinDataIntersection`: checks the client's range list, then offers each client range that
-/// matches a factory range (major, sub and specifier each equal, or a wildcard on either side) to
-/// the driver's handler until one does not answer `STATUS_NO_MATCH`.
+/// `KsPinDataIntersection` as ks.sys' `KsPinDataIntersectionEx` does it (Windows Server 2003
+/// `connect.c`; FIDELITY.md): checks the `KSP_PIN` and the client's `KSMULTIPLE_ITEM` of ranges
+/// as it walks them, and for each client range, each of the factory's `DataRanges` whose GUIDs
+/// match (equal, or a wildcard on either side):
+/// - if either specifier is `KSDATAFORMAT_SPECIFIER_NONE` and neither the majors nor the subs are
+///   both wildcards, answers **by itself**, without the handler: the factory range's 64 bytes as
+///   the format, its wildcards replaced by the client's GUIDs (`STATUS_BUFFER_OVERFLOW` with
+///   `Information = 64` for an empty buffer, `STATUS_BUFFER_TOO_SMALL` for a short one);
+/// - else calls the handler; anything but `STATUS_NO_MATCH` is the answer.
+///
+/// Simplified: attribute lists are checked for size only, and a client range with a required
+/// attribute matches nothing (kshost emulates no factory attribute ranges).
+#[allow(clippy::too_many_lines)] // one walk of the list, in ks.sys' order
 pub(crate) fn data_intersection(
     irp: *mut IRP,
     pin: *mut KSP_PIN,
@@ -523,41 +533,23 @@ pub(crate) fn data_intersection(
     descriptors: *const KSPIN_DESCRIPTOR,
     handler: PFNKSINTERSECTHANDLER,
 ) -> NTSTATUS {
-    let (in_len, _) = lengths(irp);
+    let (in_len, out_len) = lengths(irp);
+    // SAFETY: a captured KSP_PIN (the item's MinProperty).
+    let KSP_PIN { PinId: pin_id, Reserved: reserved, .. } = unsafe { *pin };
+    if pin_id >= count || reserved != 0 || descriptors.is_null() {
+        return STATUS_INVALID_PARAMETER;
+    }
     let head = size_of::<KSP_PIN>() + size_of::<KSMULTIPLE_ITEM>();
     if in_len < head {
         return STATUS_INVALID_BUFFER_SIZE;
     }
-    // SAFETY: a captured KSP_PIN.
-    let pin_id = unsafe { (*pin).PinId };
-    if pin_id >= count || descriptors.is_null() {
-        return STATUS_INVALID_PARAMETER;
-    }
-    let Some(handler) = handler else {
-        return STATUS_INVALID_PARAMETER;
-    };
     // SAFETY: `pin_id < count`.
     let d = unsafe { &*descriptors.wrapping_add(pin_id as usize) };
     let list = pin.cast::<u8>().wrapping_add(size_of::<KSP_PIN>());
     // SAFETY: the captured request holds at least the list header (checked).
     let header = unsafe { list.cast::<KSMULTIPLE_ITEM>().read() };
-    let size = header.Size as usize;
-    if size < size_of::<KSMULTIPLE_ITEM>() || size > in_len - size_of::<KSP_PIN>() {
+    if header.Size as usize > in_len - size_of::<KSP_PIN>() {
         return STATUS_INVALID_BUFFER_SIZE;
-    }
-    let mut offsets = Vec::new();
-    let mut at = size_of::<KSMULTIPLE_ITEM>();
-    for _ in 0..header.Count {
-        if at + size_of::<KSDATARANGE>() > size {
-            return STATUS_INVALID_BUFFER_SIZE;
-        }
-        // SAFETY: within the captured list (checked); ranges sit at 8-aligned offsets.
-        let format_size = unsafe { list.wrapping_add(at).cast::<KSDATARANGE>().read() }.FormatSize as usize;
-        if format_size < size_of::<KSDATARANGE>() || at + format_size > size {
-            return STATUS_INVALID_BUFFER_SIZE;
-        }
-        offsets.push(at);
-        at += format_size.next_multiple_of(8);
     }
     let factory: Vec<&KSDATARANGE> = if d.DataRanges.is_null() {
         Vec::new()
@@ -570,25 +562,143 @@ pub(crate) fn data_intersection(
             .map(|&r| unsafe { &*r })
             .collect()
     };
-    let fits = |a: GUID, b: GUID| a == b || a == ksabi::GUID_NULL || b == ksabi::GUID_NULL;
-    for off in offsets {
-        let range = list.wrapping_add(off).cast::<KSDATARANGE>();
-        // SAFETY: a validated client range.
-        let r = unsafe { *range };
-        if !factory.iter().any(|f| {
-            fits(f.MajorFormat, r.MajorFormat)
+    let mut left = (header.Size as usize).wrapping_sub(size_of::<KSMULTIPLE_ITEM>());
+    let mut at = size_of::<KSMULTIPLE_ITEM>();
+    let mut remaining = header.Count;
+    while remaining > 0 {
+        let range_at = list.wrapping_add(at).cast::<KSDATARANGE>();
+        if left < size_of::<KSDATARANGE>() {
+            return STATUS_INVALID_BUFFER_SIZE;
+        }
+        // SAFETY: within the captured list (checked); ranges sit at 8-aligned offsets.
+        let r = unsafe { range_at.read() };
+        let format_size = r.FormatSize as usize;
+        let plain = r.Specifier == ksabi::GUID_NULL || r.Specifier == ksabi::KSDATAFORMAT_SPECIFIER_NONE;
+        if format_size < size_of::<KSDATARANGE>()
+            || format_size > left
+            || (format_size != size_of::<KSDATARANGE>() && plain)
+        {
+            return STATUS_INVALID_BUFFER_SIZE;
+        }
+        let range_flags = KsDataFormatFlags::from_bits_retain(r.Flags);
+        if !(KsDataFormatFlags::ATTRIBUTES | KsDataFormatFlags::REQUIRED_ATTRIBUTES).contains(range_flags)
+            || range_flags == KsDataFormatFlags::REQUIRED_ATTRIBUTES
+        {
+            return STATUS_INVALID_PARAMETER;
+        }
+        let mut step = format_size;
+        if remaining > 1 {
+            step = step.next_multiple_of(8);
+            if step > left {
+                return STATUS_INVALID_BUFFER_SIZE;
+            }
+        }
+        let mut required_attribute = false;
+        if range_flags.contains(KsDataFormatFlags::ATTRIBUTES) {
+            if remaining == 1 {
+                return STATUS_INVALID_BUFFER_SIZE;
+            }
+            remaining -= 1;
+            if left < step + size_of::<KSMULTIPLE_ITEM>() {
+                return STATUS_INVALID_BUFFER_SIZE;
+            }
+            // SAFETY: the attribute list header lies within the list (checked).
+            let attributes =
+                unsafe { list.wrapping_add(at + step).cast::<KSMULTIPLE_ITEM>().read_unaligned() };
+            let size = attributes.Size as usize;
+            if size < size_of::<KSMULTIPLE_ITEM>() || left < step + size {
+                return STATUS_INVALID_BUFFER_SIZE;
+            }
+            required_attribute = range_flags.contains(KsDataFormatFlags::REQUIRED_ATTRIBUTES);
+            step += size;
+            if remaining > 1 {
+                step = step.next_multiple_of(8);
+                if step > left {
+                    return STATUS_INVALID_BUFFER_SIZE;
+                }
+            }
+        }
+        let fits = |a: GUID, b: GUID| a == b || a == ksabi::GUID_NULL || b == ksabi::GUID_NULL;
+        for f in &factory {
+            if KsDataFormatFlags::from_bits_retain(f.Flags).contains(KsDataFormatFlags::ATTRIBUTES) {
+                crate::machine::violation(
+                    crate::verifier::Rule::Unsupported,
+                    "a data range with KSDATARANGE_ATTRIBUTES (not emulated)".into(),
+                );
+                continue;
+            }
+            let matched = fits(f.MajorFormat, r.MajorFormat)
                 && fits(f.SubFormat, r.SubFormat)
                 && fits(f.Specifier, r.Specifier)
-        }) {
-            continue;
+                && !required_attribute;
+            if !matched {
+                continue;
+            }
+            let none = ksabi::KSDATAFORMAT_SPECIFIER_NONE;
+            let wild = ksabi::GUID_NULL;
+            if (f.Specifier == none || r.Specifier == none)
+                && !(f.MajorFormat == wild && r.MajorFormat == wild)
+                && !(f.SubFormat == wild && r.SubFormat == wild)
+            {
+                return answer_from_range(irp, f, &r, data.cast(), out_len);
+            }
+            let Some(handler) = handler else {
+                return STATUS_NOT_FOUND;
+            };
+            // SAFETY: the driver's intersect handler with the captured request, range and value area.
+            let status = unsafe { handler(irp, pin, range_at, data) };
+            if status != STATUS_NO_MATCH {
+                if nt_success(status) && out_len > 0 && !data.is_null() {
+                    let flags_at = data.cast::<u8>().wrapping_add(std::mem::offset_of!(KSDATAFORMAT, Flags));
+                    // SAFETY: the value area holds at least 8 bytes (rounded up to 8, non-empty).
+                    let flags = unsafe { flags_at.cast::<u32>().read_unaligned() };
+                    let attributes =
+                        (KsDataFormatFlags::ATTRIBUTES | KsDataFormatFlags::REQUIRED_ATTRIBUTES).bits();
+                    // SAFETY: as above.
+                    unsafe { flags_at.cast::<u32>().write_unaligned(flags & !attributes) };
+                }
+                return status;
+            }
         }
-        // SAFETY: the driver's intersect handler with the captured request, range and value area.
-        let status = unsafe { handler(irp, pin, range, data) };
-        if status != STATUS_NO_MATCH {
-            return status;
-        }
+        left -= step;
+        at += step;
+        remaining -= 1;
     }
     STATUS_NO_MATCH
+}
+
+/// ks.sys' own answer: the factory range as a 64-byte format, its wildcards the client's GUIDs.
+fn answer_from_range(
+    irp: *mut IRP,
+    f: &KSDATARANGE,
+    r: &KSDATARANGE,
+    data: *mut u8,
+    out_len: usize,
+) -> NTSTATUS {
+    let size = size_of::<KSDATAFORMAT>();
+    if out_len == 0 {
+        set_information(irp, size);
+        return STATUS_BUFFER_OVERFLOW;
+    }
+    if out_len < size {
+        return STATUS_BUFFER_TOO_SMALL;
+    }
+    let mut format = *f;
+    let wild = ksabi::GUID_NULL;
+    if f.MajorFormat == wild {
+        format.MajorFormat = r.MajorFormat;
+    }
+    if f.SubFormat == wild {
+        format.SubFormat = r.SubFormat;
+    }
+    if f.Specifier == wild {
+        format.Specifier = r.Specifier;
+    }
+    format.Flags &= !(KsDataFormatFlags::ATTRIBUTES | KsDataFormatFlags::REQUIRED_ATTRIBUTES).bits();
+    // SAFETY: the value area holds `out_len >= 64` bytes, 8-aligned.
+    unsafe { data.cast::<KSDATAFORMAT>().write(format) };
+    set_information(irp, size);
+    STATUS_SUCCESS
 }
 
 /// `KsTopologyPropertyHandler`.

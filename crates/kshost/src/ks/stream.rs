@@ -1,21 +1,27 @@
 //! `KsProbeStreamIrp` and `KsAcquireResetValue` (KS-REFERENCE §1.10, §1.12).
 //!
-//! `KsProbeStreamIrp` follows ReactOS' checks, which are the precise public model:
+//! `KsProbeStreamIrp` follows the Windows 10/11 ks.sys (a public decompiled listing; FIDELITY.md):
 //! - the headers are the *output* buffer (`Irp->UserBuffer`, `OutputBufferLength`);
 //! - a user-mode array is probed and copied into a system buffer (`IRP_BUFFERED_IO |
 //!   IRP_DEALLOCATE_BUFFER`, plus `IRP_INPUT_OPERATION` for reads so the updated headers go back);
 //!   a kernel-mode array is used in place; a second call on the same IRP does nothing;
-//! - each header: with `HeaderSize != 0`, `Size == HeaderSize` (unless a lone `TYPECHANGED` header);
-//!   with `HeaderSize == 0`, `Size >= sizeof(KSSTREAM_HEADER)` and a multiple of 8; `Size` within
-//!   what is left; writes: `DataUsed <= FrameExtent`, `TYPECHANGED` only as the only header and only
-//!   with `KSPROBE_ALLOWFORMATCHANGE` (else `STATUS_INVALID_PARAMETER`); reads: `DataUsed == 0` and
-//!   `OptionsFlags == 0`. Any other violation: `STATUS_INVALID_BUFFER_SIZE`. An empty array:
-//!   `STATUS_INVALID_BUFFER_SIZE`.
-//! - with `KSPROBE_ALLOCATEMDL`, one MDL per header whose `FrameExtent > 0`, chained at
-//!   `Irp->MdlAddress` in header order; the data must be mapped user memory of `FrameExtent` bytes
-//!   (else `STATUS_ACCESS_VIOLATION`, what `MmProbeAndLockPages` raises). kshost's MDLs are locked
-//!   and mapped (`MappedSystemVa` is a real address) when `KSPROBE_PROBEANDLOCK |
-//!   KSPROBE_SYSTEMADDRESS` are given.
+//! - each header: with `HeaderSize != 0`, `Size == HeaderSize` (or a `TYPECHANGED` header) and at
+//!   least a `KSSTREAM_HEADER`; with `HeaderSize == 0`, `Size >= sizeof(KSSTREAM_HEADER)` and a
+//!   multiple of 8; `Size` within what is left — else `STATUS_INVALID_BUFFER_SIZE`. Writes:
+//!   `DataUsed <= FrameExtent` (`STATUS_INVALID_BUFFER_SIZE`); `TYPECHANGED` only in a lone
+//!   56-byte header (`STATUS_INVALID_BUFFER_SIZE`) and only with `KSPROBE_ALLOWFORMATCHANGE`
+//!   (`STATUS_INVALID_PARAMETER`); write flags are otherwise not checked. Reads: `DataUsed == 0`
+//!   (`STATUS_INVALID_BUFFER_SIZE`) and no `OptionsFlags` outside what ks.sys allows
+//!   (`STATUS_INVALID_PARAMETER`). An empty array: `STATUS_INVALID_BUFFER_SIZE`.
+//! - with `KSPROBE_ALLOCATEMDL`, MDLs chained at `Irp->MdlAddress` in header order: one per header
+//!   with `FrameExtent > 0`; for `PERSIST_SAMPLE | SAMPLE_PERSISTED` a placeholder MDL
+//!   (`IoAllocateMdl(NULL, PAGE_SIZE)`) instead; for `METADATA` a second MDL for the metadata
+//!   buffer the header names (header `Size >= 0xA0`, buffer and length non-zero). With
+//!   `KSPROBE_PROBEANDLOCK` each MDL is probed and locked (unmapped user memory:
+//!   `STATUS_ACCESS_VIOLATION`), with `KSPROBE_SYSTEMADDRESS` mapped — but when the *first*
+//!   header says `SAMPLE_PERSISTED`, placeholders are left **unlocked and unmapped**, and the
+//!   probe succeeds. A driver must not map such an MDL (the verifier reports `MDL_NOT_LOCKED`)
+//!   nor leave it on an IRP it completes (the I/O manager unlocks every MDL of the chain).
 //! - In the captured copy each header's `Data` stays a (tagged) user address: the driver must use
 //!   the MDL. The I/O manager copies the headers back as they are.
 
@@ -75,12 +81,9 @@ pub(crate) fn probe_stream_irp(irp: *mut IRP, flags: u32, header_size: u32) -> N
         }
         std::ptr::with_exposed_provenance_mut(user)
     };
-    let result = validate(headers, len, flags, header_size).and_then(|offsets| {
-        let mdls = if flags.contains(KsProbe::ALLOCATEMDL) {
-            build_mdls(&m, headers, &offsets, flags, user_mode)?
-        } else {
-            Vec::new()
-        };
+    let result = validate(headers, len, flags, header_size).and_then(|(offsets, buffers)| {
+        let first_options = header_at(headers, 0).OptionsFlags;
+        let mdls = build_mdls(&m, first_options, &buffers, flags, user_mode)?;
         Ok((offsets, mdls))
     });
     let (offsets, mdls) = match result {
@@ -106,10 +109,53 @@ fn header_at(headers: *mut u8, offset: usize) -> KSSTREAM_HEADER {
     unsafe { at.read_unaligned() }
 }
 
-/// Checks every header; returns their offsets.
-fn validate(headers: *mut u8, len: usize, flags: KsProbe, header_size: u32) -> Result<Vec<usize>, NTSTATUS> {
+/// `OptionsFlags` bits a read header may not carry when ks.sys builds MDLs (its mask
+/// `0xFFFA23FF`: what is left is `BUFFEREDTRANSFER`, `VRAM_DATA_TRANSFER`, `METADATA`, `FRAMEINFO`,
+/// `PERSIST_SAMPLE`, `SAMPLE_PERSISTED` and `SECUREBUFFERTRANSFER`).
+const READ_FORBIDDEN_WITH_MDLS: u32 = 0xFFFA_23FF;
+/// The same check on the capture-only path (no `KSPROBE_ALLOCATEMDL`).
+const READ_FORBIDDEN: u32 = 0xFFFB_F3FF;
+/// `KSSTREAM_HEADER_OPTIONSF_PERSIST_SAMPLE | KSSTREAM_HEADER_OPTIONSF_SAMPLE_PERSISTED`.
+const PERSISTED: u32 = 0x0001_8000;
+/// A header with `KSSTREAM_HEADER_OPTIONSF_METADATA` is at least this long...
+const METADATA_HEADER: usize = 0xA0;
+/// ... and names its metadata buffer: length (ULONG) here, address (pointer) at the next offset.
+const METADATA_LENGTH_AT: usize = 0x80;
+const METADATA_ADDRESS_AT: usize = 0x88;
+
+/// A buffer an MDL will describe.
+#[derive(Clone, Copy)]
+enum Buffer {
+    /// `len` bytes at (user or kernel) address `at`.
+    Data { at: usize, len: u32 },
+    /// `IoAllocateMdl(NULL, PAGE_SIZE)`: what ks.sys builds for a `PERSIST_SAMPLE|SAMPLE_PERSISTED`
+    /// header; never probed, locked or mapped when the first header says `SAMPLE_PERSISTED`.
+    Placeholder,
+}
+
+fn read_u32(headers: *mut u8, at: usize) -> u32 {
+    // SAFETY: callers pass offsets inside the array (checked against the header's Size).
+    unsafe { headers.wrapping_add(at).cast::<u32>().read_unaligned() }
+}
+
+fn read_usize(headers: *mut u8, at: usize) -> usize {
+    // SAFETY: as above.
+    unsafe { headers.wrapping_add(at).cast::<usize>().read_unaligned() }
+}
+
+/// Checks every header as the Windows 10/11 ks.sys does; returns the header offsets and, with
+/// `KSPROBE_ALLOCATEMDL`, the buffers to build MDLs for, in order.
+fn validate(
+    headers: *mut u8,
+    len: usize,
+    flags: KsProbe,
+    header_size: u32,
+) -> Result<(Vec<usize>, Vec<Buffer>), NTSTATUS> {
     let write = flags.contains(KsProbe::STREAMWRITE);
+    let mdls = flags.contains(KsProbe::ALLOCATEMDL);
+    let forbidden = if mdls { READ_FORBIDDEN_WITH_MDLS } else { READ_FORBIDDEN };
     let mut offsets = Vec::new();
+    let mut buffers = Vec::new();
     let mut at = 0;
     while at < len {
         let left = len - at;
@@ -118,73 +164,139 @@ fn validate(headers: *mut u8, len: usize, flags: KsProbe, header_size: u32) -> R
         }
         let h = header_at(headers, at);
         let size = h.Size as usize;
-        if write && KsStreamOptions::from_bits_retain(h.OptionsFlags).contains(KsStreamOptions::TYPECHANGED) {
-            if !flags.contains(KsProbe::ALLOWFORMATCHANGE) || at != 0 || size != len {
-                return Err(STATUS_INVALID_PARAMETER);
-            }
-        } else if header_size != 0 {
-            if size != header_size as usize {
-                return Err(STATUS_INVALID_BUFFER_SIZE);
-            }
-        } else if size < HEADER || !size.is_multiple_of(8) {
-            return Err(STATUS_INVALID_BUFFER_SIZE);
-        }
-        if size == 0 || size > left {
-            return Err(STATUS_INVALID_BUFFER_SIZE);
-        }
-        let bad = if write { h.DataUsed > h.FrameExtent } else { h.DataUsed != 0 || h.OptionsFlags != 0 };
-        if bad {
+        let options = KsStreamOptions::from_bits_retain(h.OptionsFlags);
+        let typechanged = options.contains(KsStreamOptions::TYPECHANGED);
+        let size_ok = if header_size != 0 {
+            (size == header_size as usize || typechanged) && size >= HEADER
+        } else {
+            size >= HEADER && size.is_multiple_of(8)
+        };
+        if !size_ok || size > left {
             return Err(STATUS_INVALID_BUFFER_SIZE);
         }
         offsets.push(at);
+        if write {
+            if h.DataUsed > h.FrameExtent {
+                return Err(STATUS_INVALID_BUFFER_SIZE);
+            }
+            if typechanged {
+                if left != HEADER || at != 0 {
+                    return Err(STATUS_INVALID_BUFFER_SIZE);
+                }
+                if !flags.contains(KsProbe::ALLOWFORMATCHANGE) {
+                    return Err(STATUS_INVALID_PARAMETER);
+                }
+                if h.FrameExtent > 0 {
+                    buffers.push(Buffer::Data { at: h.Data as usize, len: h.FrameExtent });
+                    if options.contains(KsStreamOptions::METADATA) {
+                        return Err(STATUS_INVALID_BUFFER_SIZE);
+                    }
+                }
+                break;
+            }
+        } else {
+            if h.DataUsed != 0 {
+                return Err(STATUS_INVALID_BUFFER_SIZE);
+            }
+            if h.OptionsFlags & forbidden != 0 {
+                return Err(STATUS_INVALID_PARAMETER);
+            }
+        }
+        if mdls {
+            if h.FrameExtent > 0 {
+                if h.OptionsFlags & PERSISTED != 0 && h.Data.is_null() {
+                    return Err(STATUS_INVALID_PARAMETER);
+                }
+                buffers.push(if h.OptionsFlags & PERSISTED == PERSISTED {
+                    Buffer::Placeholder
+                } else {
+                    Buffer::Data { at: h.Data as usize, len: h.FrameExtent }
+                });
+                if options.contains(KsStreamOptions::METADATA) {
+                    if left < METADATA_HEADER || size < METADATA_HEADER {
+                        return Err(STATUS_INVALID_BUFFER_SIZE);
+                    }
+                    let meta_at = read_usize(headers, at + METADATA_ADDRESS_AT);
+                    let meta_len = read_u32(headers, at + METADATA_LENGTH_AT);
+                    if meta_at == 0 || meta_len == 0 {
+                        return Err(STATUS_INVALID_PARAMETER);
+                    }
+                    buffers.push(Buffer::Data { at: meta_at, len: meta_len });
+                }
+            } else if options.contains(KsStreamOptions::METADATA) {
+                return Err(STATUS_INVALID_PARAMETER);
+            }
+        }
         at += size;
     }
-    Ok(offsets)
+    Ok((offsets, buffers))
 }
 
-/// One MDL per header with a buffer, in header order (not yet chained to the IRP).
+fn free_built(m: &MachineInner, built: Vec<*mut MDL>) {
+    for mdl in built {
+        m.objects.locked().mdls.remove(&(mdl as usize));
+        // SAFETY: allocated by build_mdls with Box::into_raw, not yet shared.
+        drop(unsafe { Box::from_raw(mdl) });
+    }
+}
+
+/// One MDL per buffer, in order (not yet chained to the IRP). With `KSPROBE_PROBEANDLOCK` each is
+/// probed and locked, and mapped with `KSPROBE_SYSTEMADDRESS` — except a placeholder when the
+/// first header says `SAMPLE_PERSISTED`, which ks.sys leaves unlocked and unmapped. A placeholder
+/// it does probe (the first header lacks the flag) fails as a probe of address 0 does.
 fn build_mdls(
     m: &MachineInner,
-    headers: *mut u8,
-    offsets: &[usize],
+    first_options: u32,
+    buffers: &[Buffer],
     flags: KsProbe,
     user_mode: bool,
 ) -> Result<Vec<*mut MDL>, NTSTATUS> {
-    let mapped = flags.contains(KsProbe::PROBEANDLOCK | KsProbe::SYSTEMADDRESS);
+    let lock = flags.contains(KsProbe::PROBEANDLOCK);
+    let map = lock && flags.contains(KsProbe::SYSTEMADDRESS);
+    let skip_placeholders = first_options & KsStreamOptions::SAMPLE_PERSISTED.bits() != 0;
     let mut built: Vec<*mut MDL> = Vec::new();
-    for &off in offsets {
-        let h = header_at(headers, off);
-        if h.FrameExtent == 0 {
-            continue;
-        }
-        let extent = h.FrameExtent as usize;
-        let data = if user_mode {
-            m.user.probe(crate::usermem::to_user(h.Data.cast()), extent)
-        } else if m.pool.covers(h.Data as usize, extent) {
-            Some(h.Data.cast::<u8>())
-        } else {
-            violation(
-                Rule::UnknownObject,
-                format!("KsProbeStreamIrp: kernel-mode frame buffer {:p} is not pool", h.Data),
-            );
-            None
-        };
-        let Some(data) = data.filter(|d| !d.is_null()) else {
-            for mdl in built {
-                m.objects.locked().mdls.remove(&(mdl as usize));
-                // SAFETY: allocated just above with Box::into_raw, not yet shared.
-                drop(unsafe { Box::from_raw(mdl) });
+    for &buffer in buffers {
+        let (start, byte_count, data, mdl_flags) = match buffer {
+            Buffer::Placeholder if skip_placeholders || !lock => {
+                (std::ptr::null_mut(), 0x1000, std::ptr::null_mut::<u8>(), 0)
             }
-            return Err(STATUS_ACCESS_VIOLATION);
+            Buffer::Placeholder => {
+                free_built(m, built);
+                return Err(STATUS_ACCESS_VIOLATION);
+            }
+            Buffer::Data { at, len } => {
+                let extent = len as usize;
+                let data = if user_mode {
+                    m.user.probe(crate::usermem::to_user(std::ptr::without_provenance(at)), extent)
+                } else if m.pool.covers(at, extent) {
+                    Some(std::ptr::with_exposed_provenance_mut::<u8>(at))
+                } else {
+                    violation(
+                        Rule::UnknownObject,
+                        format!("KsProbeStreamIrp: kernel-mode frame buffer {at:#x} is not pool"),
+                    );
+                    None
+                };
+                let Some(data) = data.filter(|d| !d.is_null()) else {
+                    free_built(m, built);
+                    return Err(STATUS_ACCESS_VIOLATION);
+                };
+                let mdl_flags = match (lock, map) {
+                    (true, true) => MDL_MAPPED_TO_SYSTEM_VA | MDL_PAGES_LOCKED,
+                    (true, false) => MDL_PAGES_LOCKED,
+                    _ => 0,
+                };
+                (std::ptr::without_provenance_mut(at), len, data, mdl_flags)
+            }
         };
         let mdl = Box::into_raw(Box::new(MDL {
             Next: std::ptr::null_mut(),
             Size: i16::try_from(size_of::<MDL>()).unwrap_or(i16::MAX),
-            MdlFlags: if mapped { MDL_MAPPED_TO_SYSTEM_VA | MDL_PAGES_LOCKED } else { MDL_PAGES_LOCKED },
+            MdlFlags: mdl_flags,
             Process: std::ptr::null_mut(),
             MappedSystemVa: data.cast(),
-            StartVa: h.Data,
-            ByteCount: h.FrameExtent,
+            StartVa: start,
+            ByteCount: byte_count,
             ByteOffset: 0,
         }));
         m.objects.locked().mdls.insert(mdl as usize);

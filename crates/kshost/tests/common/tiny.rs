@@ -142,6 +142,7 @@ pub mod bug {
     pub const WORK_ITEM_LEAK: u32 = 32;
     pub const WAIT_FOREVER: u32 = 33;
     pub const SEND_AND_FORGET: u32 = 34;
+    pub const MAP_UNLOCKED_MDL: u32 = 35;
     // Special pool (the process dies at the fault; run in a child).
     pub const POOL_OVERRUN: u32 = 40;
     pub const POOL_USE_AFTER_FREE: u32 = 41;
@@ -685,6 +686,14 @@ unsafe extern "system" fn pin_ioctl(device: *mut DEVICE_OBJECT, irp: *mut IRP) -
                 let status = KsProbeStreamIrp(irp, flags.bits(), 0);
                 if !nt_success(status) {
                     return complete(irp, status, 0);
+                }
+                if broken(bug::MAP_UNLOCKED_MDL) {
+                    // Maps every MDL of the chain itself, trusting that KS locked them all.
+                    let mut mdl = (*irp).MdlAddress;
+                    while !mdl.is_null() {
+                        MmMapLockedPagesSpecifyCache(mdl, KernelMode, 1, null_mut(), 0, 16);
+                        mdl = (*mdl).Next;
+                    }
                 }
                 if broken(bug::KS_QUEUE_MISUSE) {
                     KsReleaseIrpOnCancelableQueue(irp, None);
