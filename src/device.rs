@@ -9,11 +9,11 @@ use core::ptr::{self, null_mut};
 use core::sync::atomic::AtomicU32;
 
 use ksabi::{
-    DEVICE_OBJECT, DRIVER_OBJECT, DeviceFlags, Executive, FALSE, FILE_DEVICE_KS, IRP, IRP_MJ_CLEANUP,
-    IRP_MJ_CLOSE, IRP_MJ_CREATE, IRP_MJ_DEVICE_CONTROL, IRP_MJ_PNP, IRP_MJ_POWER, IRP_MJ_SYSTEM_CONTROL,
-    IRP_MN_REMOVE_DEVICE, IRP_MN_START_DEVICE, IRP_MN_SURPRISE_REMOVAL, KEVENT, KSOBJECT_CREATE_ITEM,
-    KernelMode, NTSTATUS, NotificationEvent, STATUS_MORE_PROCESSING_REQUIRED, STATUS_PENDING, STATUS_SUCCESS,
-    TRUE, UNICODE_STRING, nt_success,
+    DEVICE_OBJECT, DRIVER_OBJECT, DeviceFlags, Executive, FALSE, FILE_DEVICE_KS, FILE_DEVICE_SECURE_OPEN,
+    IRP, IRP_MJ_CLEANUP, IRP_MJ_CLOSE, IRP_MJ_CREATE, IRP_MJ_DEVICE_CONTROL, IRP_MJ_PNP, IRP_MJ_POWER,
+    IRP_MJ_SYSTEM_CONTROL, IRP_MN_REMOVE_DEVICE, IRP_MN_START_DEVICE, IRP_MN_SURPRISE_REMOVAL, KEVENT,
+    KSOBJECT_CREATE_ITEM, KernelMode, NTSTATUS, NotificationEvent, STATUS_MORE_PROCESSING_REQUIRED,
+    STATUS_PENDING, STATUS_SUCCESS, TRUE, UNICODE_STRING, nt_success,
 };
 
 use crate::log::{LEVEL_ERROR, LEVEL_INFO, kdprint};
@@ -102,7 +102,15 @@ unsafe extern "system" fn add_device(driver: *mut DRIVER_OBJECT, pdo: *mut DEVIC
     let extension_size = size_of::<DeviceExtension>() as u32;
     // SAFETY: valid driver object; unnamed device; `fdo` receives the new device.
     let status = unsafe {
-        sys::IoCreateDevice(driver, extension_size, null_mut(), FILE_DEVICE_KS, 0, FALSE, &raw mut fdo)
+        sys::IoCreateDevice(
+            driver,
+            extension_size,
+            null_mut(),
+            FILE_DEVICE_KS,
+            FILE_DEVICE_SECURE_OPEN,
+            FALSE,
+            &raw mut fdo,
+        )
     };
     if !nt_success(status) {
         kdprint!(LEVEL_ERROR, "IoCreateDevice failed: {status:#x}");

@@ -38,12 +38,12 @@ use core::cell::UnsafeCell;
 
 use framering::{FrameMeta, ReserveError};
 use ksabi::{
-    DEVICE_OBJECT, DelayedWorkQueue, Executive, FILE_OBJECT, IO_PARAMETERS_DEVICE_IO_CONTROL,
-    IOCTL_KS_READ_STREAM, IOCTL_KS_WRITE_STREAM, IRP, IRP_MJ_DEVICE_CONTROL, KEVENT, KSSTREAM_HEADER, KSTIME,
-    KernelMode, KsStreamOptions, MDL_PAGES_LOCKED, NTSTATUS, NotificationEvent, POOL_FLAG_NON_PAGED,
-    STATUS_CANCELLED, STATUS_DEVICE_NOT_READY, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE,
-    STATUS_INVALID_PARAMETER, STATUS_MORE_PROCESSING_REQUIRED, STATUS_NO_MATCH, STATUS_NOT_SUPPORTED,
-    STATUS_SUCCESS, nt_success,
+    DEVICE_OBJECT, DelayedWorkQueue, Executive, FILE_OBJECT, FILE_READ_DATA, FILE_WRITE_DATA,
+    IO_PARAMETERS_DEVICE_IO_CONTROL, IOCTL_KS_READ_STREAM, IOCTL_KS_WRITE_STREAM, IRP, IRP_MJ_DEVICE_CONTROL,
+    KEVENT, KSSTREAM_HEADER, KSTIME, KernelMode, KsStreamOptions, MDL_PAGES_LOCKED, NTSTATUS,
+    NotificationEvent, POOL_FLAG_NON_PAGED, STATUS_CANCELLED, STATUS_DEVICE_NOT_READY,
+    STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER,
+    STATUS_MORE_PROCESSING_REQUIRED, STATUS_NO_MATCH, STATUS_NOT_SUPPORTED, STATUS_SUCCESS, nt_success,
 };
 use ksring_api::{KSRING_OPTIONSF_CONTINUES, PIN_INPUT, PIN_OUTPUT};
 
@@ -196,10 +196,21 @@ pub unsafe fn connect(
 ) -> Result<*const Source, Refusal> {
     // SAFETY: the create IRP.
     let mode = unsafe { (*irp).RequestorMode };
+    // A push source writes to the pin it names, a pull source reads from it: a user-mode caller's
+    // handle must grant that (the object manager checks it for UserMode), or the caller could make
+    // ksring write through a handle it may only read.
+    let access = if pin == PIN_OUTPUT { FILE_WRITE_DATA } else { FILE_READ_DATA };
     let mut object: *mut c_void = null_mut();
     // SAFETY: a handle of the caller's process, checked to be a file object.
     let status = unsafe {
-        sys::ObReferenceObjectByHandle(handle, 0, sys::file_object_type(), mode, &raw mut object, null_mut())
+        sys::ObReferenceObjectByHandle(
+            handle,
+            access,
+            sys::file_object_type(),
+            mode,
+            &raw mut object,
+            null_mut(),
+        )
     };
     if !nt_success(status) {
         return Err(status);

@@ -658,6 +658,9 @@ pub const IRP_MN_SURPRISE_REMOVAL: u8 = 0x17;
 
 /// `FILE_DEVICE_KS`.
 pub const FILE_DEVICE_KS: u32 = 0x2F;
+/// `FILE_DEVICE_SECURE_OPEN`: the device's security descriptor also guards opens in its namespace
+/// (a trailing name, a relative open).
+pub const FILE_DEVICE_SECURE_OPEN: u32 = 0x0000_0100;
 
 /// `IO_NO_INCREMENT`: priority boost passed to `IoCompleteRequest`.
 pub const IO_NO_INCREMENT: i8 = 0;
@@ -671,6 +674,8 @@ pub const FILE_READ_DATA: u32 = 0x0001;
 /// `FILE_WRITE_DATA`.
 pub const FILE_WRITE_DATA: u32 = 0x0002;
 
+/// `POOL_FLAG_USE_QUOTA`: charge the allocation to the current process's pool quota.
+pub const POOL_FLAG_USE_QUOTA: u64 = 0x0000_0000_0000_0001;
 /// `POOL_FLAG_UNINITIALIZED`: do not zero the allocation.
 pub const POOL_FLAG_UNINITIALIZED: u64 = 0x0000_0000_0000_0002;
 /// `POOL_FLAG_NON_PAGED`: non-paged, non-executable pool.

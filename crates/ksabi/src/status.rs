@@ -86,6 +86,8 @@ statuses! {
     STATUS_OBJECT_NAME_COLLISION = 0xC000_0035;
     /// Extended attributes are not supported (ks.sys: a create with EAs and a create parameter).
     STATUS_EAS_NOT_SUPPORTED = 0xC000_004F;
+    /// The process's quota does not cover the request.
+    STATUS_QUOTA_EXCEEDED = 0xC000_0044;
     /// Out of quota or space.
     STATUS_ALLOTTED_SPACE_EXCEEDED = 0xC000_0099;
     /// Out of memory or another resource.
@@ -158,6 +160,7 @@ pub const fn win32_error(status: NTSTATUS) -> u32 {
         STATUS_OBJECT_NAME_NOT_FOUND | STATUS_NO_SUCH_DEVICE => 2,   // ERROR_FILE_NOT_FOUND
         STATUS_OBJECT_NAME_COLLISION => 183,                         // ERROR_ALREADY_EXISTS
         STATUS_INSUFFICIENT_RESOURCES => 1450,                       // ERROR_NO_SYSTEM_RESOURCES
+        STATUS_QUOTA_EXCEEDED => 1816,                               // ERROR_NOT_ENOUGH_QUOTA
         STATUS_DEVICE_NOT_READY => 21,                               // ERROR_NOT_READY
         STATUS_IO_TIMEOUT => 121,                                    // ERROR_SEM_TIMEOUT
         STATUS_NOT_SUPPORTED => 50,                                  // ERROR_NOT_SUPPORTED

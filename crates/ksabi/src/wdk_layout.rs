@@ -165,6 +165,8 @@ const _: () = {
     assert!(crate::POOL_FLAG_NON_PAGED == wdk::POOL_FLAG_NON_PAGED as u64);
     assert!(crate::POOL_FLAG_PAGED == wdk::POOL_FLAG_PAGED as u64);
     assert!(crate::POOL_FLAG_UNINITIALIZED == wdk::POOL_FLAG_UNINITIALIZED as u64);
+    assert!(crate::POOL_FLAG_USE_QUOTA == wdk::POOL_FLAG_USE_QUOTA as u64);
+    assert!(crate::FILE_DEVICE_SECURE_OPEN == wdk::FILE_DEVICE_SECURE_OPEN);
     assert!(crate::IRP_MJ_PNP as u32 == wdk::IRP_MJ_PNP);
     assert!(crate::IRP_MJ_DEVICE_CONTROL as u32 == wdk::IRP_MJ_DEVICE_CONTROL);
     assert!(crate::SL_PENDING_RETURNED as u32 == wdk::SL_PENDING_RETURNED);

@@ -200,6 +200,7 @@ fn table() -> Table {
         ours::IO_NO_INCREMENT => "IO_NO_INCREMENT",
         ours::IRP_MJ_COUNT => "IRP_MJ_MAXIMUM_FUNCTION + 1",
         ours::FILE_DEVICE_KS => "FILE_DEVICE_KS",
+        ours::FILE_DEVICE_SECURE_OPEN => "FILE_DEVICE_SECURE_OPEN",
         ours::KSINSTANCE_INDETERMINATE => "KSINSTANCE_INDETERMINATE",
         ours::KSFILTER_NODE => "KSFILTER_NODE",
         ours::KsListEntryTail => "KsListEntryTail",

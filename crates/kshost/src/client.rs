@@ -479,6 +479,28 @@ fn open(
     open_with_length(m, device, related, name, bytes, desired_access)
 }
 
+/// The I/O manager's access check of an open: against the security descriptor of the device
+/// stack, for an open of the device itself, or — only when the stack has
+/// `FILE_DEVICE_SECURE_OPEN`, checked at its top — for an open in its namespace (a trailing name
+/// such as a reference string, or a relative open such as a pin's).
+fn check_access(
+    m: &MachineInner,
+    device: *mut ksabi::DEVICE_OBJECT,
+    related: *mut FILE_OBJECT,
+    name_bytes: usize,
+    desired_access: u32,
+) -> Result<(), NTSTATUS> {
+    let top = crate::iomgr::top_of_stack(device);
+    // SAFETY: a device of this machine's stack.
+    let secure = unsafe { (*top).Characteristics } & ksabi::FILE_DEVICE_SECURE_OPEN != 0;
+    let in_namespace = name_bytes > 0 || !related.is_null();
+    if in_namespace && !secure {
+        return Ok(()); // left to the driver
+    }
+    let caller = *m.caller.locked();
+    if m.device_dacl.locked().grants(caller, desired_access) { Ok(()) } else { Err(STATUS_ACCESS_DENIED) }
+}
+
 /// Creates a file object named `name` (`name_bytes` long) on `device` — the named device, the PDO
 /// of an interface, as Windows records it in `FILE_OBJECT.DeviceObject` — and sends
 /// `IRP_MJ_CREATE` to the top of its stack.
@@ -490,6 +512,7 @@ pub(crate) fn open_with_length(
     name_bytes: usize,
     desired_access: u32,
 ) -> Result<*mut FILE_OBJECT, NTSTATUS> {
+    check_access(m, device, related, name_bytes, desired_access)?;
     // SAFETY: FILE_OBJECT is a C structure for which all-zero is valid.
     let fo = unsafe { std::mem::zeroed::<FILE_OBJECT>() };
     let length = u16::try_from(name_bytes).map_err(|_| STATUS_INVALID_PARAMETER)?;

@@ -101,7 +101,19 @@ pub struct InstallInfo {
     pub pnp_lockdown: bool,
     /// `DefaultDestDir` of `[DestinationDirs]`.
     pub default_dest_dir: Option<String>,
+    /// `HKR,,Security,,"<SDDL>"` of the install section's `.HW` `AddReg`: the device's security
+    /// descriptor.
+    pub security: Option<String>,
+    /// `HKR,,DeviceCharacteristics,0x10001,<n>` of the same: characteristics or-ed into every
+    /// device object of the stack.
+    pub device_characteristics: u32,
+    /// `HKR,Parameters,<name>,0x10001,<n>` of the service install section's `AddReg`: DWORD values
+    /// under the service key's `Parameters`.
+    pub service_parameters: Vec<(String, u32)>,
 }
+
+/// A service's name, binary and `Parameters` DWORD values.
+type ServiceInfo = (String, String, Vec<(String, u32)>);
 
 const MEDIA_CATEGORIES: &str = "system\\currentcontrolset\\control\\mediacategories\\";
 
@@ -282,7 +294,9 @@ impl Inf {
 
         let media_categories = self.media_categories(&list("AddReg"))?;
 
-        let (service_name, service_binary) = self.service(&install_section, model.number)?;
+        let (service_name, service_binary, service_parameters) =
+            self.service(&install_section, model.number)?;
+        let (security, device_characteristics) = self.hardware_settings(&install_section)?;
 
         let interfaces = self.interfaces(&install_section)?;
 
@@ -300,7 +314,33 @@ impl Inf {
             media_categories,
             pnp_lockdown,
             default_dest_dir: self.value("DestinationDirs", "DefaultDestDir").map(str::to_string),
+            security,
+            device_characteristics,
+            service_parameters,
         })
+    }
+
+    /// `Security` and `DeviceCharacteristics` written by the `.HW` section's `AddReg`.
+    fn hardware_settings(&self, install_section: &str) -> Result<(Option<String>, u32), InfError> {
+        let mut security = None;
+        let mut characteristics = 0;
+        for addreg in self.values(&format!("{install_section}.HW"), "AddReg").flat_map(|l| l.fields.clone()) {
+            for reg in self.require(&addreg, 0)? {
+                let f = &reg.fields;
+                if f.len() < 5 || !f[0].eq_ignore_ascii_case("HKR") || !f[1].is_empty() {
+                    continue;
+                }
+                if f[2].eq_ignore_ascii_case("Security") {
+                    security = Some(f[4].clone());
+                } else if f[2].eq_ignore_ascii_case("DeviceCharacteristics") {
+                    characteristics |= dword(&f[4]).ok_or_else(|| InfError {
+                        line: reg.number,
+                        message: format!("DeviceCharacteristics {:?} is not a number", f[4]),
+                    })?;
+                }
+            }
+        }
+        Ok((security, characteristics))
     }
 
     /// `MediaCategories` names the install section's `AddReg` sections write.
@@ -323,8 +363,8 @@ impl Inf {
         Ok(media_categories)
     }
 
-    /// The service's name and binary (`.Services`).
-    fn service(&self, install_section: &str, line: usize) -> Result<(String, String), InfError> {
+    /// The service's name, binary (`.Services`) and `Parameters` DWORD values.
+    fn service(&self, install_section: &str, line: usize) -> Result<ServiceInfo, InfError> {
         let services_section = format!("{install_section}.Services");
         let services = self.require(&services_section, line)?;
         let service = services
@@ -344,8 +384,22 @@ impl Inf {
         if self.value(binary_section, "ServiceType") != Some("1") {
             return err(service.number, format!("[{binary_section}] ServiceType must be 1 (kernel driver)"));
         }
+        let mut parameters = Vec::new();
+        for addreg in self.values(binary_section, "AddReg").flat_map(|l| l.fields.clone()) {
+            for reg in self.require(&addreg, service.number)? {
+                let f = &reg.fields;
+                if f.len() >= 5 && f[0].eq_ignore_ascii_case("HKR") && f[1].eq_ignore_ascii_case("Parameters")
+                {
+                    let value = dword(&f[4]).ok_or_else(|| InfError {
+                        line: reg.number,
+                        message: format!("Parameters value {:?} is not a DWORD", f[4]),
+                    })?;
+                    parameters.push((f[2].clone(), value));
+                }
+            }
+        }
 
-        Ok((service_name.clone(), service_binary))
+        Ok((service_name.clone(), service_binary, parameters))
     }
 
     /// The interfaces of `.Interfaces`, with their `FriendlyName` and `CLSID`.
@@ -472,4 +526,13 @@ fn substitute(text: &str, strings: &HashMap<String, String>) -> Result<String, S
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// A DWORD as an INF writes it: decimal or `0x` hexadecimal.
+fn dword(text: &str) -> Option<u32> {
+    let t = text.trim();
+    match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+        None => t.parse().ok(),
+    }
 }

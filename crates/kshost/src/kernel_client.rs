@@ -74,11 +74,12 @@ impl Machine {
         let m = Arc::clone(&self.inner);
         let _enter = Enter::new(&m);
         let mut object: *mut c_void = std::ptr::null_mut();
+        // The handle comes from the (test) process: referenced as a user-mode handle, for reading.
         let status = crate::ob::reference_by_handle(
             std::ptr::without_provenance_mut(usize::try_from(pin.raw()).unwrap_or(usize::MAX)),
-            0,
+            ksabi::FILE_READ_DATA,
             std::ptr::null_mut(),
-            KernelMode,
+            ksabi::UserMode,
             &raw mut object,
         );
         if !nt_success(status) {

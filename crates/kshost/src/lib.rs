@@ -36,6 +36,7 @@ mod machine;
 mod ob;
 mod objects;
 mod pool;
+mod security;
 mod special_pool;
 pub mod status_map;
 mod sync;
@@ -48,6 +49,7 @@ pub use client::{Handle, Overlapped, UserBuffer};
 pub use kernel_client::KernelReader;
 pub use machine::{DriverEntry, InstallError, InterfaceInfo, Machine, Report, Settings};
 pub use objects::IoStatus;
+pub use security::Caller;
 pub use verifier::{Rule, Violation};
 
 /// The current thread's IRQL (for tests of drivers' locking).

@@ -14,7 +14,7 @@ use ksabi::{
     IRP_MN_START_DEVICE, NTSTATUS, UNICODE_STRING, nt_success,
 };
 
-use crate::inf::{Inf, InfError};
+use crate::inf::{Inf, InfError, InstallInfo};
 use crate::irql::CancelLock;
 use crate::objects::{DeviceBox, DriverBox};
 use crate::pool::{Pool, tag_text};
@@ -166,6 +166,10 @@ pub(crate) struct MachineInner {
     /// The next IRP a driver acquires from a KS queue is cancelled right after (a test's way to
     /// place an `IoCancelIrp` from another processor in that window).
     pub cancel_next_acquired: std::sync::atomic::AtomicBool,
+    /// The device stack's security descriptor (the INF's `Security`, or the default).
+    pub device_dacl: Mutex<crate::security::Dacl>,
+    /// Who the client process runs as.
+    pub caller: Mutex<crate::security::Caller>,
 }
 
 // SAFETY: the raw pointers inside are objects this machine owns; every access goes through its
@@ -296,6 +300,8 @@ impl Machine {
             ob_refs: Mutex::new(HashMap::new()),
             work_items: Mutex::new(HashSet::new()),
             cancel_next_acquired: std::sync::atomic::AtomicBool::new(false),
+            device_dacl: Mutex::new(crate::security::Dacl::default_for_device()),
+            caller: Mutex::new(crate::security::Caller::default()),
         });
         Self { inner, shut_down: false }
     }
@@ -376,6 +382,7 @@ impl Machine {
         if self.inner.settings.class_upper_filter && top != pdo {
             crate::class_filter::attach(&self.inner, pdo);
         }
+        self.apply_device_properties(pdo, &install)?;
         let top = crate::iomgr::top_of_stack(pdo);
         let status = crate::iomgr::send_pnp(&self.inner, top, IRP_MN_START_DEVICE);
         if !nt_success(status) {
@@ -385,6 +392,61 @@ impl Machine {
             i.started = true;
         }
         Ok(())
+    }
+
+    /// What the PnP manager does between `AddDevice` and the start: the stack-wide
+    /// characteristics (`FILE_DEVICE_SECURE_OPEN`) of any device object or of the INF's
+    /// `DeviceCharacteristics` are set on every device object of the stack, and the INF's
+    /// `Security` descriptor (or the default one) applies to all of them.
+    fn apply_device_properties(
+        &self,
+        pdo: *mut DEVICE_OBJECT,
+        install: &InstallInfo,
+    ) -> Result<(), InstallError> {
+        const STACK_WIDE: u32 = ksabi::FILE_DEVICE_SECURE_OPEN;
+        let mut stack = Vec::new();
+        let mut d = pdo;
+        while !d.is_null() {
+            stack.push(d);
+            // SAFETY: devices of this machine's stack, alive until it goes.
+            d = unsafe { (*d).AttachedDevice };
+        }
+        let above_pdo = stack.iter().skip(1);
+        // SAFETY: as above.
+        let from_drivers = above_pdo.fold(0, |acc, &d| acc | unsafe { (*d).Characteristics });
+        let wide = (from_drivers | install.device_characteristics) & STACK_WIDE;
+        for &d in &stack {
+            // SAFETY: as above; PnP is not running anything else on the stack now.
+            unsafe { (*d).Characteristics |= wide };
+        }
+        if let Some(sddl) = &install.security {
+            let dacl = crate::security::Dacl::parse(sddl)
+                .map_err(|e| InstallError::Inf(InfError { line: 0, message: format!("Security: {e}") }))?;
+            *self.inner.device_dacl.locked() = dacl;
+        }
+        Ok(())
+    }
+
+    /// `DEVICE_OBJECT.Characteristics` of each device of the installed stack, PDO first.
+    #[must_use]
+    pub fn device_stack_characteristics(&self) -> Vec<u32> {
+        let Some(pdo) = self.inner.installed.locked().as_ref().map(|i| i.pdo) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut d = pdo;
+        while !d.is_null() {
+            // SAFETY: devices of this machine's stack, alive until it goes.
+            out.push(unsafe { (*d).Characteristics });
+            // SAFETY: as above.
+            d = unsafe { (*d).AttachedDevice };
+        }
+        out
+    }
+
+    /// The identity the client process runs as from now on (default: an elevated administrator).
+    pub fn set_caller(&self, caller: crate::security::Caller) {
+        *self.inner.caller.locked() = caller;
     }
 
     /// Device interfaces of `category` that are enabled (`SetupDiGetClassDevs` with

@@ -4,7 +4,7 @@
 //! closing the file. References still held at unload are
 //! reported (`OBJECT_REFERENCE_LEAK`).
 //!
-//! Fidelity: the object type may be `*IoFileObjectType` or NULL; the access check compares the
+//! Fidelity: the object type may be `*IoFileObjectType` or NULL; for `UserMode` the access check compares the
 //! desired access with what the handle was opened for (read: `FILE_READ_DATA` or `GENERIC_READ`;
 //! write: `FILE_WRITE_DATA` or `GENERIC_WRITE`); only user-mode handles of the emulated process
 //! exist. Statuses are Windows': `STATUS_INVALID_HANDLE`, `STATUS_OBJECT_TYPE_MISMATCH`,
@@ -43,7 +43,7 @@ pub(crate) fn reference_by_handle(
     handle: HANDLE,
     access: u32,
     object_type: *mut c_void,
-    _mode: KPROCESSOR_MODE,
+    mode: KPROCESSOR_MODE,
     object: *mut *mut c_void,
 ) -> NTSTATUS {
     if !crate::irql::require_at_most(PASSIVE_LEVEL, "ObReferenceObjectByHandle") {
@@ -69,10 +69,22 @@ pub(crate) fn reference_by_handle(
             }
         }
     };
+    if mode == ksabi::KernelMode {
+        // Every handle here is a user-mode handle of the client process: "Drivers should always
+        // specify UserMode for handles they receive from user address space", and Driver
+        // Verifier stops a KernelMode reference of one (bug check 0xC4/0xF6).
+        violation(
+            Rule::Unsupported,
+            format!(
+                "ObReferenceObjectByHandle({handle:p}, KernelMode): a user-mode handle referenced as KernelMode skips the access check (Driver Verifier: 0xC4/0xF6)"
+            ),
+        );
+    }
     let granted = FileBox::of(file).meta.granted;
     let wants_read = access & (FILE_READ_DATA | GENERIC_READ) != 0;
     let wants_write = access & (FILE_WRITE_DATA | GENERIC_WRITE) != 0;
-    if (wants_read && granted & GENERIC_READ == 0) || (wants_write && granted & GENERIC_WRITE == 0) {
+    let denied = (wants_read && granted & GENERIC_READ == 0) || (wants_write && granted & GENERIC_WRITE == 0);
+    if mode != ksabi::KernelMode && denied {
         crate::iomgr::release_file(&m, file, true);
         return STATUS_ACCESS_DENIED;
     }
