@@ -387,3 +387,34 @@ fn stream_header_probe_rules() {
     m.close_handle(filter).unwrap();
     m.shutdown().assert_clean();
 }
+
+/// The I/O manager's access check: an INF `Security` descriptor guards opens of the device's
+/// namespace (the reference string `\GLOBAL`) only with `FILE_DEVICE_SECURE_OPEN` on the stack;
+/// without it such opens are "left entirely up to the driver". The tiny driver does not ask for
+/// the characteristic, so only the INF's `DeviceCharacteristics` closes the hole.
+#[test]
+fn security_descriptor_guards_the_namespace_only_with_secure_open() {
+    let _s = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let admins_only = "[TinyInstall.NT.HW]\nAddReg = TinySecurity\n[TinySecurity]\nHKR,,Security,,\"D:P(A;;GA;;;SY)(A;;GA;;;BA)\"\n";
+    for (secure_open, user_opens) in [(false, true), (true, false)] {
+        let mut inf = tiny::INF.replace("[Strings]", &format!("{admins_only}[Strings]"));
+        if secure_open {
+            inf = inf.replace("HKR,,Security,,", "HKR,,DeviceCharacteristics,0x10001,0x100\nHKR,,Security,,");
+        }
+        let m = kshost::Machine::new();
+        m.install(&inf, tiny::DriverEntry).expect("install");
+        let path = filter_path(&m);
+        m.set_caller(kshost::Caller::StandardUser);
+        let opened = m.create_file(&path, GENERIC_READ | GENERIC_WRITE);
+        assert_eq!(opened.is_ok(), user_opens, "secure open {secure_open}: {opened:?}");
+        if let Ok(h) = opened {
+            m.close_handle(h).unwrap();
+        } else {
+            assert_eq!(opened, Err(STATUS_ACCESS_DENIED));
+        }
+        m.set_caller(kshost::Caller::Administrator);
+        let h = m.create_file(&path, GENERIC_READ | GENERIC_WRITE).expect("administrators may");
+        m.close_handle(h).unwrap();
+        m.shutdown().assert_clean();
+    }
+}
