@@ -66,8 +66,13 @@ pub unsafe fn counters(device: *mut DEVICE_OBJECT) -> *const DeviceCounters {
 #[unsafe(export_name = "DriverEntry")]
 pub unsafe extern "system" fn driver_entry(
     driver: *mut DRIVER_OBJECT,
-    _registry_path: *mut UNICODE_STRING,
+    registry_path: *mut UNICODE_STRING,
 ) -> NTSTATUS {
+    // SAFETY: DriverEntry's own arguments, at PASSIVE_LEVEL.
+    let status = unsafe { crate::limits::load(driver, registry_path) };
+    if !nt_success(status) {
+        return status;
+    }
     for major in KS_ROUTED_MAJORS {
         // SAFETY: `driver` is the valid driver object passed to DriverEntry.
         let status = unsafe { sys::KsSetMajorFunctionHandler(driver, u32::from(major)) };

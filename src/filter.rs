@@ -20,12 +20,13 @@ use ksabi::{
     DEVICE_OBJECT, IOCTL_KS_PROPERTY, IRP, KSDISPATCH_TABLE, KSOBJECT_CREATE_ITEM, KSRESET, KSRESET_BEGIN,
     KSRESET_END, KSSTATE, KSSTATE_ACQUIRE, KSSTATE_RUN, KSSTATE_STOP, NTSTATUS, POOL_FLAG_NON_PAGED,
     STATUS_DEVICE_BUSY, STATUS_FILE_CLOSED, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE,
-    STATUS_INVALID_PARAMETER, STATUS_NO_MATCH, STATUS_SUCCESS, nt_success,
+    STATUS_INVALID_PARAMETER, STATUS_NO_MATCH, STATUS_QUOTA_EXCEEDED, STATUS_SUCCESS, nt_success,
 };
 use ksring_api::{DEFAULT_CAPACITY, KsRingStatistics, MAX_CAPACITY, MIN_CAPACITY, PIN_INPUT, PIN_OUTPUT};
 
 use crate::device::{self, DeviceCounters};
 use crate::format::Format;
+use crate::limits::Limits;
 use crate::nt::{self, static_unicode};
 use crate::object::{self, KIND_FILTER, Object, ObjectPrefix};
 use crate::ring_memory::{NewRing, RingMemory};
@@ -98,6 +99,9 @@ pub struct Filter {
     /// The pin factory, referenced (not copied) by the object header.
     create_items: [KSOBJECT_CREATE_ITEM; 1],
     device: *const DeviceCounters,
+    /// The driver's caps on ring memory (in its driver object extension, which outlives every
+    /// filter).
+    limits: &'static Limits,
     control: SpinLock<Control>,
     /// The ring's producer half, while the ring exists.
     pub producer: SpinLock<Option<Producer<'static>>>,
@@ -138,6 +142,10 @@ pub unsafe extern "system" fn dispatch_create(device: *mut DEVICE_OBJECT, irp: *
         // SAFETY: KS handed us the IRP; we complete it once.
         return unsafe { nt::complete(irp, STATUS_INSUFFICIENT_RESOURCES, 0) };
     }
+    // SAFETY: KS calls the create item with our device object.
+    let driver = unsafe { (*device).DriverObject };
+    // SAFETY: our driver object, whose extension DriverEntry set up.
+    let limits = unsafe { crate::limits::of(driver) };
     let initial = Filter {
         prefix: ObjectPrefix { header: null_mut(), kind: KIND_FILTER },
         create_items: [KSOBJECT_CREATE_ITEM {
@@ -149,13 +157,14 @@ pub unsafe extern "system" fn dispatch_create(device: *mut DEVICE_OBJECT, irp: *
         }],
         // SAFETY: KS calls the create item with our device object.
         device: unsafe { device::counters(device) },
+        limits,
         control: SpinLock::new(Control {
             sources: [SourceRef::NONE; 2],
             feeders: [SourceRef::NONE; 2],
             formats: [None; 2],
             holders: [false; 2],
             ring: None,
-            capacity: DEFAULT_CAPACITY,
+            capacity: DEFAULT_CAPACITY.min(limits.per_filter),
             past_high_water: 0,
         }),
         producer: SpinLock::new(None),
@@ -402,8 +411,9 @@ impl Filter {
                 c.capacity
             };
             // Allocate (and zero) outside the lock: up to 64 MiB.
-            let Some(fresh) = RingMemory::allocate(wanted) else {
-                return STATUS_INSUFFICIENT_RESOURCES;
+            let fresh = match RingMemory::allocate(wanted, self.limits) {
+                Ok(fresh) => fresh,
+                Err(status) => return status,
             };
             let mut c = self.control.lock();
             if c.ring.is_some() || c.capacity != wanted {
@@ -565,6 +575,9 @@ impl Filter {
     pub fn set_capacity(&self, bytes: u32) -> NTSTATUS {
         if !(MIN_CAPACITY..=MAX_CAPACITY).contains(&bytes) || !bytes.is_multiple_of(8) {
             return STATUS_INVALID_PARAMETER;
+        }
+        if bytes > self.limits.per_filter {
+            return STATUS_QUOTA_EXCEEDED; // the driver's per-filter cap (MaxFilterRingMiB)
         }
         let mut c = self.control.lock();
         if c.ring.is_some() {

@@ -20,6 +20,7 @@ pub mod device;
 mod filter;
 pub mod format;
 pub mod ids;
+mod limits;
 mod log;
 mod nt;
 mod object;

@@ -1,5 +1,7 @@
 //! The ring's memory: one non-paged pool block per filter, allocated when the first pin leaves
-//! STOP and freed when the last one returns to it (or closes).
+//! STOP and freed when the last one returns to it (or closes). It counts against the driver's cap
+//! on ring memory ([`Limits`]) and is charged to the pool quota of the process whose state
+//! request allocates it (`POOL_FLAG_USE_QUOTA`: the property request runs in its context).
 //!
 //! The block is `[RingCore, padded to a page][storage: capacity bytes]`. A block of a page or more
 //! is page-aligned (`ExAllocatePool2` guarantees it), which satisfies the `RingCore`'s 128-byte
@@ -8,8 +10,9 @@
 use core::ptr::NonNull;
 
 use framering::{Consumer, Producer, RingCore};
-use ksabi::{PAGE_SIZE, POOL_FLAG_NON_PAGED};
+use ksabi::{NTSTATUS, PAGE_SIZE, POOL_FLAG_NON_PAGED, POOL_FLAG_USE_QUOTA, STATUS_INSUFFICIENT_RESOURCES};
 
+use crate::limits::Limits;
 use crate::{ids, sys};
 
 const _: () = assert!(size_of::<RingCore>() <= PAGE_SIZE && align_of::<RingCore>() <= PAGE_SIZE);
@@ -20,6 +23,8 @@ const _: () = assert!(size_of::<RingCore>() <= PAGE_SIZE && align_of::<RingCore>
 pub struct RingMemory {
     base: NonNull<u8>,
     capacity: u32,
+    /// The driver's cap the capacity is reserved against, until `free`.
+    limits: &'static Limits,
 }
 
 // SAFETY: non-paged pool is reachable from any thread at any IRQL; the block has one owner.
@@ -36,13 +41,24 @@ pub struct NewRing {
 }
 
 impl RingMemory {
-    /// Allocates and splits a ring of `capacity` bytes; `None` if pool is short or the capacity is
-    /// not one framering accepts.
-    pub fn allocate(capacity: u32) -> Option<NewRing> {
-        let storage_len = usize::try_from(capacity).ok()?;
-        let bytes = PAGE_SIZE.checked_add(storage_len)?;
-        // SAFETY: a plain non-paged allocation, zeroed (no POOL_FLAG_UNINITIALIZED).
-        let base = NonNull::new(unsafe { sys::ExAllocatePool2(POOL_FLAG_NON_PAGED, bytes, ids::TAG_RING) })?;
+    /// Allocates and splits a ring of `capacity` bytes: `STATUS_QUOTA_EXCEEDED` if the driver's
+    /// rings would exceed its cap, `STATUS_INSUFFICIENT_RESOURCES` if pool (or the caller's pool
+    /// quota) is short or the capacity is not one framering accepts. Nothing is held on failure.
+    pub fn allocate(capacity: u32, limits: &'static Limits) -> Result<NewRing, NTSTATUS> {
+        let storage_len = usize::try_from(capacity).map_err(|_| STATUS_INSUFFICIENT_RESOURCES)?;
+        let bytes = PAGE_SIZE.checked_add(storage_len).ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
+        let reserved = limits.reserve(capacity);
+        if !ksabi::nt_success(reserved) {
+            return Err(reserved);
+        }
+        // SAFETY: a plain non-paged allocation, zeroed (no POOL_FLAG_UNINITIALIZED), charged to the
+        // current process.
+        let block =
+            unsafe { sys::ExAllocatePool2(POOL_FLAG_NON_PAGED | POOL_FLAG_USE_QUOTA, bytes, ids::TAG_RING) };
+        let Some(base) = NonNull::new(block) else {
+            limits.release(capacity);
+            return Err(STATUS_INSUFFICIENT_RESOURCES);
+        };
         let base = base.cast::<u8>();
         let core = base.cast::<RingCore>();
         // SAFETY: the block starts page-aligned and holds a RingCore in its first page.
@@ -54,13 +70,13 @@ impl RingMemory {
         let core_ref: &'static mut RingCore = unsafe { &mut *core.as_ptr() };
         // SAFETY: `storage_len` zeroed bytes owned by this block, used by nothing else.
         let split = unsafe { core_ref.split_raw(storage, storage_len) };
-        let memory = Self { base, capacity };
+        let memory = Self { base, capacity, limits };
         if let Ok((producer, consumer)) = split {
-            Some(NewRing { memory, producer, consumer })
+            Ok(NewRing { memory, producer, consumer })
         } else {
             // SAFETY: nothing borrows the block: the split failed.
             unsafe { memory.free() };
-            None
+            Err(STATUS_INSUFFICIENT_RESOURCES)
         }
     }
 
@@ -83,5 +99,6 @@ impl RingMemory {
     pub unsafe fn free(self) {
         // SAFETY: allocated with this tag in `allocate`, freed once (consumes `self`).
         unsafe { sys::ExFreePoolWithTag(self.base.as_ptr().cast(), ids::TAG_RING) };
+        self.limits.release(self.capacity);
     }
 }

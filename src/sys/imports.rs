@@ -11,7 +11,7 @@ use ksabi::{
     DEVICE_OBJECT, DRIVER_OBJECT, FILE_OBJECT, GUID, HANDLE, IRP, KEVENT, KIRQL, KPROCESSOR_MODE,
     KSDISPATCH_TABLE, KSIDENTIFIER, KSIRP_REMOVAL_OPERATION, KSLIST_ENTRY_LOCATION, KSOBJECT_CREATE_ITEM,
     KSPIN_CONNECT, KSPIN_DESCRIPTOR, KSPIN_LOCK, KSPROPERTY_SET, KSRESET, KSTOPOLOGY, LIST_ENTRY, MDL,
-    NTSTATUS, PDRIVER_CANCEL, PIO_WORKITEM_ROUTINE, POOL_FLAGS, UNICODE_STRING,
+    NTSTATUS, OBJECT_ATTRIBUTES, PDRIVER_CANCEL, PIO_WORKITEM_ROUTINE, POOL_FLAGS, UNICODE_STRING,
 };
 
 imports! {
@@ -38,6 +38,24 @@ imports! {
         fn RtlFreeUnicodeString(string: *mut UNICODE_STRING);
         fn IofCompleteRequest(irp: *mut IRP, priority_boost: i8);
         fn ExAllocatePool2(flags: POOL_FLAGS, bytes: usize, tag: u32) -> *mut c_void;
+        // The caps on ring memory: a driver object extension, read from the service key.
+        fn IoAllocateDriverObjectExtension(
+            driver: *mut DRIVER_OBJECT,
+            client_id: *mut c_void,
+            size: u32,
+            extension: *mut *mut c_void,
+        ) -> NTSTATUS;
+        fn IoGetDriverObjectExtension(driver: *mut DRIVER_OBJECT, client_id: *mut c_void) -> *mut c_void;
+        fn ZwOpenKey(key: *mut HANDLE, access: u32, attributes: *const OBJECT_ATTRIBUTES) -> NTSTATUS;
+        fn ZwQueryValueKey(
+            key: HANDLE,
+            name: *const UNICODE_STRING,
+            class: i32,
+            information: *mut c_void,
+            length: u32,
+            result_length: *mut u32,
+        ) -> NTSTATUS;
+        fn ZwClose(handle: HANDLE) -> NTSTATUS;
         fn ExFreePoolWithTag(block: *mut c_void, tag: u32);
         fn KeAcquireSpinLockRaiseToDpc(lock: *mut KSPIN_LOCK) -> KIRQL;
         fn KeReleaseSpinLock(lock: *mut KSPIN_LOCK, new_irql: KIRQL);

@@ -254,3 +254,45 @@ pub struct KDPC {
     /// Kernel bookkeeping.
     pub DpcData: PVOID,
 }
+
+/// `OBJECT_ATTRIBUTES`: what `ZwOpenKey` (and other `Zw*` opens) is told to open.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct OBJECT_ATTRIBUTES {
+    /// `sizeof(OBJECT_ATTRIBUTES)`.
+    pub Length: u32,
+    /// A handle the name is relative to, or null.
+    pub RootDirectory: crate::HANDLE,
+    /// The object's name.
+    pub ObjectName: *mut UNICODE_STRING,
+    /// `OBJ_*` flags.
+    pub Attributes: u32,
+    /// Unused here (null).
+    pub SecurityDescriptor: *mut core::ffi::c_void,
+    /// Unused here (null).
+    pub SecurityQualityOfService: *mut core::ffi::c_void,
+}
+
+/// `KEY_VALUE_PARTIAL_INFORMATION`: a registry value's type and data (`Data` runs on for
+/// `DataLength` bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct KEY_VALUE_PARTIAL_INFORMATION {
+    /// Unused.
+    pub TitleIndex: u32,
+    /// `REG_*` type.
+    pub Type: u32,
+    /// Bytes of data.
+    pub DataLength: u32,
+    /// The first byte of the data.
+    pub Data: [u8; 1],
+}
+
+/// `OBJ_CASE_INSENSITIVE`.
+pub const OBJ_CASE_INSENSITIVE: u32 = 0x0000_0040;
+/// `KEY_READ`.
+pub const KEY_READ: u32 = 0x0002_0019;
+/// `REG_DWORD`.
+pub const REG_DWORD: u32 = 4;
+/// `KeyValuePartialInformation` (`KEY_VALUE_INFORMATION_CLASS`).
+pub const KeyValuePartialInformation: i32 = 2;

@@ -24,6 +24,24 @@ macro_rules! same_layout {
 
 same_layout!(crate::GUID, wdk::GUID, Data1, Data2, Data3, Data4);
 same_layout!(crate::UNICODE_STRING, wdk::UNICODE_STRING, Length, MaximumLength, Buffer);
+same_layout!(
+    crate::OBJECT_ATTRIBUTES,
+    wdk::OBJECT_ATTRIBUTES,
+    Length,
+    RootDirectory,
+    ObjectName,
+    Attributes,
+    SecurityDescriptor,
+    SecurityQualityOfService
+);
+same_layout!(
+    crate::KEY_VALUE_PARTIAL_INFORMATION,
+    wdk::KEY_VALUE_PARTIAL_INFORMATION,
+    TitleIndex,
+    Type,
+    DataLength,
+    Data
+);
 same_layout!(crate::LIST_ENTRY, wdk::LIST_ENTRY, Flink, Blink);
 same_layout!(crate::IO_STATUS_BLOCK, wdk::IO_STATUS_BLOCK, Information);
 same_layout!(crate::KEVENT, wdk::KEVENT, Header);

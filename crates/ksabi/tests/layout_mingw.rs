@@ -84,6 +84,12 @@ fn table() -> Table {
     layout!(t, K, ours::GUID as "GUID" { Data1, Data2, Data3, Data4 });
     layout!(t, K, ours::UNICODE_STRING as "UNICODE_STRING" { Length, MaximumLength, Buffer });
     layout!(t, K, ours::LIST_ENTRY as "LIST_ENTRY" { Flink, Blink });
+    layout!(t, K, ours::OBJECT_ATTRIBUTES as "OBJECT_ATTRIBUTES" {
+        Length, RootDirectory, ObjectName, Attributes, SecurityDescriptor, SecurityQualityOfService
+    });
+    layout!(t, K, ours::KEY_VALUE_PARTIAL_INFORMATION as "KEY_VALUE_PARTIAL_INFORMATION" {
+        TitleIndex, Type, DataLength, Data
+    });
     layout!(t, K, ours::IO_STATUS_BLOCK as "IO_STATUS_BLOCK" { Status, Information });
     layout!(t, K, ours::KEVENT as "KEVENT" { Header });
     layout!(t, K, ours::DISPATCHER_HEADER as "DISPATCHER_HEADER" { Lock, SignalState, WaitListHead });
@@ -201,6 +207,11 @@ fn table() -> Table {
         ours::IRP_MJ_COUNT => "IRP_MJ_MAXIMUM_FUNCTION + 1",
         ours::FILE_DEVICE_KS => "FILE_DEVICE_KS",
         ours::FILE_DEVICE_SECURE_OPEN => "FILE_DEVICE_SECURE_OPEN",
+        ours::OBJ_CASE_INSENSITIVE => "OBJ_CASE_INSENSITIVE",
+        ours::OBJ_KERNEL_HANDLE => "OBJ_KERNEL_HANDLE",
+        ours::KEY_READ => "KEY_READ",
+        ours::REG_DWORD => "REG_DWORD",
+        ours::KeyValuePartialInformation => "KeyValuePartialInformation",
         ours::KSINSTANCE_INDETERMINATE => "KSINSTANCE_INDETERMINATE",
         ours::KSFILTER_NODE => "KSFILTER_NODE",
         ours::KsListEntryTail => "KsListEntryTail",

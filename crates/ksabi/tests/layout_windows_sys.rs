@@ -67,6 +67,25 @@ fn nt_basic_types() {
         Length => Length, MaximumLength => MaximumLength, Buffer => Buffer,
     });
     same_layout!(ours::LIST_ENTRY, windows_sys::Win32::System::Kernel::LIST_ENTRY { Flink => Flink, Blink => Blink });
+    same_layout!(ours::OBJECT_ATTRIBUTES, windows_sys::Wdk::Foundation::OBJECT_ATTRIBUTES {
+        Length => Length, RootDirectory => RootDirectory, ObjectName => ObjectName, Attributes => Attributes,
+        SecurityDescriptor => SecurityDescriptor, SecurityQualityOfService => SecurityQualityOfService,
+    });
+    same_layout!(ours::KEY_VALUE_PARTIAL_INFORMATION, windows_sys::Wdk::System::SystemServices::KEY_VALUE_PARTIAL_INFORMATION {
+        TitleIndex => TitleIndex, Type => Type, DataLength => DataLength, Data => Data,
+    });
+    check(
+        "OBJ_CASE_INSENSITIVE",
+        ours::OBJ_CASE_INSENSITIVE as usize,
+        windows_sys::Win32::Foundation::OBJ_CASE_INSENSITIVE as usize,
+    );
+    check("KEY_READ", ours::KEY_READ as usize, windows_sys::Win32::System::Registry::KEY_READ as usize);
+    check("REG_DWORD", ours::REG_DWORD as usize, windows_sys::Win32::System::Registry::REG_DWORD as usize);
+    check(
+        "KeyValuePartialInformation",
+        ours::KeyValuePartialInformation as usize,
+        windows_sys::Wdk::System::Registry::KeyValuePartialInformation as usize,
+    );
     same_layout!(ours::IO_STATUS_BLOCK, windows_sys::Win32::System::IO::IO_STATUS_BLOCK {
         Status => Anonymous.Status, Information => Information,
     });

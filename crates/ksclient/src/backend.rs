@@ -123,7 +123,14 @@ pub trait Backend: Send + Sync {
     ///
     /// # Errors
     /// The create's failure.
-    fn create_pin(&self, filter: Handle, connect: &[u8]) -> Result<Handle, Fail>;
+    fn create_pin(&self, filter: Handle, connect: &[u8]) -> Result<Handle, Fail> {
+        self.create_pin_access(filter, connect, ksabi::GENERIC_READ | ksabi::GENERIC_WRITE)
+    }
+    /// `KsCreatePin(filter, connect, access)`: a pin handle granting only `access`.
+    ///
+    /// # Errors
+    /// The create's failure.
+    fn create_pin_access(&self, filter: Handle, connect: &[u8], access: u32) -> Result<Handle, Fail>;
     /// `DeviceIoControl`, waiting for completion.
     fn ioctl(&self, handle: Handle, code: u32, input: &[u8], output: &mut [u8]) -> Io;
     /// Memory for requests in flight.

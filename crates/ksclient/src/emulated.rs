@@ -29,8 +29,16 @@ impl Emulated {
     /// # Errors
     /// The install failure, as text.
     pub fn boot_with(settings: Settings) -> Result<Self, String> {
+        Self::boot_with_inf(settings, INF)
+    }
+
+    /// [`Emulated::boot_with`] from another INF text (e.g. `INF` with other `Parameters`).
+    ///
+    /// # Errors
+    /// The install failure, as text.
+    pub fn boot_with_inf(settings: Settings, inf: &str) -> Result<Self, String> {
         let machine = Machine::with_settings(settings);
-        machine.install(INF, ksring::driver_entry).map_err(|e| e.to_string())?;
+        machine.install(inf, ksring::driver_entry).map_err(|e| e.to_string())?;
         Ok(Self { machine: Some(machine) })
     }
 
@@ -123,11 +131,8 @@ impl Backend for Emulated {
         self.machine().create_file(path, GENERIC_READ | GENERIC_WRITE).map(handle).map_err(Fail::Status)
     }
 
-    fn create_pin(&self, filter: Handle, connect: &[u8]) -> Result<Handle, Fail> {
-        self.machine()
-            .ks_create_pin_status(host(filter), connect, GENERIC_READ | GENERIC_WRITE)
-            .map(handle)
-            .map_err(Fail::Status)
+    fn create_pin_access(&self, filter: Handle, connect: &[u8], access: u32) -> Result<Handle, Fail> {
+        self.machine().ks_create_pin_status(host(filter), connect, access).map(handle).map_err(Fail::Status)
     }
 
     fn ioctl(&self, h: Handle, code: u32, input: &[u8], output: &mut [u8]) -> Io {

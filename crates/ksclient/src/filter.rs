@@ -370,6 +370,15 @@ impl<'b> Filter<'b> {
         Ok(Pin { backend: self.backend, handle, id: connect.pin_id, open: true })
     }
 
+    /// `KsCreatePin` with a connection request, the handle granting only `access`.
+    ///
+    /// # Errors
+    /// The create's failure.
+    pub fn create_pin_access(&self, connect: &Connect, access: u32) -> Result<Pin<'b>, Fail> {
+        let handle = self.backend.create_pin_access(self.handle, &connect.to_bytes(), access)?;
+        Ok(Pin { backend: self.backend, handle, id: connect.pin_id, open: true })
+    }
+
     /// Creates pin `pin` streaming `format` (standard interface and medium, IRP sink).
     ///
     /// # Errors

@@ -221,7 +221,7 @@ impl Backend for Windows {
         Ok(Handle(h as usize as u64))
     }
 
-    fn create_pin(&self, filter: Handle, connect: &[u8]) -> Result<Handle, Fail> {
+    fn create_pin_access(&self, filter: Handle, connect: &[u8], access: u32) -> Result<Handle, Fail> {
         // ksuser reads the KSPIN_CONNECT and the format after it: give it an aligned copy.
         let mut aligned = vec![0u64; connect.len().div_ceil(8)];
         // SAFETY: `aligned` holds at least `connect.len()` bytes.
@@ -231,12 +231,7 @@ impl Backend for Windows {
         let mut pin: HANDLE = null_mut();
         // SAFETY: a filter handle and a KSPIN_CONNECT followed by its format.
         let error = unsafe {
-            KsCreatePin(
-                handle(filter),
-                aligned.as_ptr().cast::<KSPIN_CONNECT>(),
-                GENERIC_READ | GENERIC_WRITE,
-                &raw mut pin,
-            )
+            KsCreatePin(handle(filter), aligned.as_ptr().cast::<KSPIN_CONNECT>(), access, &raw mut pin)
         };
         if error != 0 {
             return Err(Fail::Win32(error));

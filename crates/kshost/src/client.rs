@@ -192,6 +192,7 @@ impl Machine {
     pub fn create_file(&self, path: &str, desired_access: u32) -> Result<Handle, NTSTATUS> {
         let m = self.inner();
         let _enter = Enter::new(m);
+        let _process = crate::process::ProcessThread::enter(m);
         let (device, name) = {
             let interfaces = m.interfaces.locked();
             let lower = path.to_ascii_lowercase();
@@ -235,6 +236,7 @@ impl Machine {
     ) -> Result<Handle, NTSTATUS> {
         let m = self.inner();
         let _enter = Enter::new(m);
+        let _process = crate::process::ProcessThread::enter(m);
         let parent_ref = lookup(m, filter)?;
         let parent = parent_ref.file;
         // Name: the pin create item's name, a backslash, then the raw bytes of the request.
@@ -290,6 +292,7 @@ impl Machine {
     ) -> Overlapped {
         let m = self.inner();
         let _enter = Enter::new(m);
+        let _process = crate::process::ProcessThread::enter(m);
         let request = Request::new();
         let done = |status: NTSTATUS| Overlapped {
             request: Arc::clone(&request),
@@ -373,6 +376,7 @@ impl Machine {
     pub fn cancel_io(&self, handle: Handle) -> Result<usize, NTSTATUS> {
         let m = self.inner();
         let _enter = Enter::new(m);
+        let _process = crate::process::ProcessThread::enter(m);
         let file = lookup(m, handle)?;
         Ok(crate::iomgr::cancel_file_irps(m, file.file))
     }
@@ -396,6 +400,7 @@ impl Machine {
     pub fn close_handle(&self, handle: Handle) -> Result<(), NTSTATUS> {
         let m = self.inner();
         let _enter = Enter::new(m);
+        let _process = crate::process::ProcessThread::enter(m);
         if m.handles.locked().events.remove(&handle.0) {
             return Ok(());
         }
@@ -412,7 +417,11 @@ impl Machine {
     pub fn exit_process(&self) {
         let m = self.inner();
         let _enter = Enter::new(m);
-        close_all_handles(m);
+        {
+            let _process = crate::process::ProcessThread::enter(m);
+            close_all_handles(m);
+        }
+        m.process_id.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Waits until every close that a completion deferred to a worker thread has run.

@@ -603,3 +603,61 @@ pub unsafe extern "system" fn KeWaitForSingleObject(
     let timeout = if timeout.is_null() { None } else { Some(unsafe { *timeout }) };
     crate::event::wait(object.cast(), timeout)
 }
+
+// ---- registry and driver object extensions -----------------------------------------------------
+
+/// `ZwOpenKey`.
+///
+/// # Safety
+/// Pointers as the routine's contract.
+pub unsafe extern "system" fn ZwOpenKey(
+    key: *mut ksabi::HANDLE,
+    access: u32,
+    attributes: *const ksabi::OBJECT_ATTRIBUTES,
+) -> NTSTATUS {
+    // SAFETY: the caller's pointers.
+    unsafe { crate::registry::open_key(key, access, attributes) }
+}
+
+/// `ZwQueryValueKey`.
+///
+/// # Safety
+/// Pointers as the routine's contract.
+pub unsafe extern "system" fn ZwQueryValueKey(
+    key: ksabi::HANDLE,
+    name: *const UNICODE_STRING,
+    class: i32,
+    information: *mut c_void,
+    length: u32,
+    result_length: *mut u32,
+) -> NTSTATUS {
+    // SAFETY: the caller's pointers.
+    unsafe { crate::registry::query_value(key, name, class, information, length, result_length) }
+}
+
+/// `ZwClose` (kernel handles of registry keys).
+pub unsafe extern "system" fn ZwClose(handle: ksabi::HANDLE) -> NTSTATUS {
+    crate::registry::close(handle)
+}
+
+/// `IoAllocateDriverObjectExtension`: zeroed storage tied to the driver object, found again by
+/// `client_id`; a second allocation for the same id → `STATUS_OBJECT_NAME_COLLISION`.
+///
+/// # Safety
+/// `driver` is the caller's driver object; `extension` a valid out pointer.
+pub unsafe extern "system" fn IoAllocateDriverObjectExtension(
+    driver: *mut DRIVER_OBJECT,
+    client_id: *mut c_void,
+    size: u32,
+    extension: *mut *mut c_void,
+) -> NTSTATUS {
+    crate::iomgr::allocate_driver_extension(driver, client_id, size, extension)
+}
+
+/// `IoGetDriverObjectExtension`.
+pub unsafe extern "system" fn IoGetDriverObjectExtension(
+    driver: *mut DRIVER_OBJECT,
+    client_id: *mut c_void,
+) -> *mut c_void {
+    crate::iomgr::driver_extension(driver, client_id)
+}

@@ -48,7 +48,13 @@ pub(crate) fn create_driver_object(m: &MachineInner, service: &str) -> *mut DRIV
     let drv = unsafe { std::mem::zeroed::<DRIVER_OBJECT>() };
     // SAFETY: likewise DRIVER_EXTENSION.
     let ext = unsafe { std::mem::zeroed::<ksabi::DRIVER_EXTENSION>() };
-    let mut b = Box::new(DriverBox { drv, ext, name, ks_routed: Mutex::new(Vec::new()) });
+    let mut b = Box::new(DriverBox {
+        drv,
+        ext,
+        name,
+        ks_routed: Mutex::new(Vec::new()),
+        extensions: Mutex::new(Vec::new()),
+    });
     b.drv.Type = ksabi::IO_TYPE_DRIVER;
     b.drv.Size = i16::try_from(std::mem::size_of::<DRIVER_OBJECT>()).unwrap_or(i16::MAX);
     let bytes = u16::try_from(b.name.len() * 2).unwrap_or(u16::MAX);
@@ -60,6 +66,42 @@ pub(crate) fn create_driver_object(m: &MachineInner, service: &str) -> *mut DRIV
     this.drv.DriverExtension = &raw mut this.ext;
     m.driver_boxes.locked().push(raw as usize);
     raw.cast()
+}
+
+/// `IoAllocateDriverObjectExtension`.
+pub(crate) fn allocate_driver_extension(
+    driver: *mut DRIVER_OBJECT,
+    client_id: *mut c_void,
+    size: u32,
+    out: *mut *mut c_void,
+) -> NTSTATUS {
+    if out.is_null() || driver.is_null() {
+        return ksabi::STATUS_INVALID_PARAMETER;
+    }
+    let mut exts = DriverBox::of(driver).extensions.locked();
+    if exts.iter().any(|(id, _)| *id == client_id as usize) {
+        // SAFETY: the caller's out pointer.
+        unsafe { *out = std::ptr::null_mut() };
+        return ksabi::STATUS_OBJECT_NAME_COLLISION;
+    }
+    let mut block = vec![0u128; (size as usize).div_ceil(16).max(1)].into_boxed_slice();
+    // SAFETY: the caller's out pointer; the block lives as long as the driver object.
+    unsafe { *out = block.as_mut_ptr().cast() };
+    exts.push((client_id as usize, block));
+    STATUS_SUCCESS
+}
+
+/// `IoGetDriverObjectExtension`.
+pub(crate) fn driver_extension(driver: *mut DRIVER_OBJECT, client_id: *mut c_void) -> *mut c_void {
+    if driver.is_null() {
+        return std::ptr::null_mut();
+    }
+    DriverBox::of(driver)
+        .extensions
+        .locked()
+        .iter_mut()
+        .find(|(id, _)| *id == client_id as usize)
+        .map_or(std::ptr::null_mut(), |(_, b)| b.as_mut_ptr().cast())
 }
 
 /// What the I/O manager puts in a driver's unset `MajorFunction` slots (`IopInvalidDeviceRequest`).

@@ -36,6 +36,8 @@ mod machine;
 mod ob;
 mod objects;
 mod pool;
+mod process;
+mod registry;
 mod security;
 mod special_pool;
 pub mod status_map;

@@ -61,6 +61,11 @@ pub struct Settings {
     /// Media-class device) attached above the driver's device after `AddDevice`. On by default;
     /// environment `KSHOST_CLASS_FILTER=0` turns it off.
     pub class_upper_filter: bool,
+    /// Non-paged pool the client process may be charged (`POOL_FLAG_USE_QUOTA`), in bytes; `None`
+    /// for no limit. Over it, a quota allocation fails (`ExAllocatePool2` returns NULL).
+    pub process_pool_quota: Option<usize>,
+    /// Non-paged pool the whole machine has for the driver, in bytes; `None` for no limit.
+    pub pool_limit: Option<usize>,
     /// `KsValidateConnectRequest` as the Windows Server 2003-era ks.sys (`connect.c`) does it:
     /// `FormatSize` is checked against `sizeof(KSDATAFORMAT)` only, not against the create
     /// parameter, so the driver must bound it. Off (the default): as the Windows 10/11 ks.sys does
@@ -76,6 +81,8 @@ impl Default for Settings {
             echo_debug_output: std::env::var_os("KSHOST_DEBUG").is_some(),
             special_pool: std::env::var("KSHOST_SPECIAL_POOL").map_or(true, |v| v != "0"),
             class_upper_filter: std::env::var("KSHOST_CLASS_FILTER").map_or(true, |v| v != "0"),
+            process_pool_quota: None,
+            pool_limit: None,
             ks_connect_format_size_unchecked: false,
         }
     }
@@ -170,6 +177,10 @@ pub(crate) struct MachineInner {
     pub device_dacl: Mutex<crate::security::Dacl>,
     /// Who the client process runs as.
     pub caller: Mutex<crate::security::Caller>,
+    /// The registry keys the INF installed, and open kernel key handles.
+    pub registry: Mutex<crate::registry::Registry>,
+    /// The client process's id: a new one after each `exit_process`.
+    pub process_id: std::sync::atomic::AtomicU64,
 }
 
 // SAFETY: the raw pointers inside are objects this machine owns; every access goes through its
@@ -281,11 +292,12 @@ impl Machine {
     #[must_use]
     pub fn with_settings(settings: Settings) -> Self {
         crate::usermem::install_fault_reporter();
-        let special_pool = settings.special_pool;
+        let (special_pool, quota, pool_limit) =
+            (settings.special_pool, settings.process_pool_quota, settings.pool_limit);
         let inner = Arc::new(MachineInner {
             settings,
             cancel_lock: CancelLock::new(),
-            pool: Pool::new(special_pool),
+            pool: Pool::new(special_pool, quota, pool_limit),
             user: UserSpace::default(),
             objects: Mutex::new(Objects::default()),
             violations: Mutex::new(Vec::new()),
@@ -302,6 +314,8 @@ impl Machine {
             cancel_next_acquired: std::sync::atomic::AtomicBool::new(false),
             device_dacl: Mutex::new(crate::security::Dacl::default_for_device()),
             caller: Mutex::new(crate::security::Caller::default()),
+            registry: Mutex::new(crate::registry::Registry::default()),
+            process_id: std::sync::atomic::AtomicU64::new(1),
         });
         Self { inner, shut_down: false }
     }
@@ -328,6 +342,12 @@ impl Machine {
             .extend(install.media_categories.iter().map(|(g, n)| (*g, n.clone())));
         *self.inner.inf.locked() = Some(inf);
 
+        {
+            let service = crate::registry::service_key(&install.service_name);
+            let mut reg = self.inner.registry.locked();
+            reg.set_dwords(&service, &[]);
+            reg.set_dwords(&format!("{service}\\parameters"), &install.service_parameters);
+        }
         let driver = crate::iomgr::create_driver_object(&self.inner, &install.service_name);
         let mut registry_path = crate::iomgr::unicode_owned(&format!(
             "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\{}",
@@ -425,6 +445,12 @@ impl Machine {
             *self.inner.device_dacl.locked() = dacl;
         }
         Ok(())
+    }
+
+    /// Non-paged pool charged to the current client process (`POOL_FLAG_USE_QUOTA`), in bytes.
+    #[must_use]
+    pub fn pool_charged_to_process(&self) -> usize {
+        self.inner.pool.charged(self.inner.process_id.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     /// `DEVICE_OBJECT.Characteristics` of each device of the installed stack, PDO first.
@@ -574,6 +600,12 @@ impl Machine {
         crate::worker::flush(&self.inner);
         crate::ob::check_leaks(&self.inner);
         crate::workitem::check_leaks(&self.inner);
+        for (handle, key) in self.inner.registry.locked().open_handles() {
+            violation(
+                Rule::ObjectReferenceLeak,
+                format!("registry key handle {handle:#x} ({key}) never closed (at unload)"),
+            );
+        }
         for &irp in &self.inner.objects.locked().driver_irps {
             violation(
                 Rule::DriverIrpMisuse,

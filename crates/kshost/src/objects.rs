@@ -214,6 +214,8 @@ pub(crate) struct DriverBox {
     pub name: Vec<u16>,
     /// Majors routed through KS by `KsSetMajorFunctionHandler`.
     pub ks_routed: Mutex<Vec<u8>>,
+    /// `IoAllocateDriverObjectExtension` storage: client id → zeroed block (16-byte aligned).
+    pub extensions: Mutex<Vec<(usize, Box<[u128]>)>>,
 }
 
 impl DriverBox {

@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use ksabi::{
-    DISPATCH_LEVEL, PAGE_SIZE, POOL_FLAG_NON_PAGED, POOL_FLAG_PAGED, POOL_FLAG_UNINITIALIZED, POOL_FLAGS,
+    DISPATCH_LEVEL, PAGE_SIZE, POOL_FLAG_NON_PAGED, POOL_FLAG_PAGED, POOL_FLAG_UNINITIALIZED,
+    POOL_FLAG_USE_QUOTA, POOL_FLAGS,
 };
 
 use crate::special_pool;
@@ -29,6 +30,8 @@ pub struct Block {
     /// Pool tag.
     pub tag: u32,
     backing: Backing,
+    /// The client process charged for it (`POOL_FLAG_USE_QUOTA` in its context).
+    charged: Option<u64>,
 }
 
 /// Where a block's memory comes from.
@@ -44,6 +47,12 @@ enum Backing {
 pub(crate) struct Pool {
     /// Blocks go on special pool.
     special: bool,
+    /// Quota a client process may be charged, in bytes.
+    quota: Option<usize>,
+    /// Bytes the whole pool may hold.
+    limit: Option<usize>,
+    /// Bytes charged to each client process.
+    charges: Mutex<HashMap<u64, usize>>,
     blocks: Mutex<HashMap<usize, Block>>,
     /// Fault injection: the number of further allocations that succeed before one fails.
     fail_after: Mutex<Option<u64>>,
@@ -57,14 +66,38 @@ pub fn tag_text(tag: u32) -> String {
 }
 
 impl Pool {
-    /// An empty pool; `special` puts every block on special pool.
-    pub(crate) fn new(special: bool) -> Self {
+    /// An empty pool; `special` puts every block on special pool; `quota` limits what a client
+    /// process may be charged, `limit` what the pool holds.
+    pub(crate) fn new(special: bool, quota: Option<usize>, limit: Option<usize>) -> Self {
         Self {
             special,
+            quota,
+            limit,
+            charges: Mutex::default(),
             blocks: Mutex::default(),
             fail_after: Mutex::default(),
             allocations: Mutex::default(),
         }
+    }
+
+    /// Charges `size` bytes to the current client process if the allocation asks for quota:
+    /// `Err(())` if its quota does not cover them. The System process is never charged.
+    fn charge(&self, flags: POOL_FLAGS, size: usize) -> Result<Option<u64>, ()> {
+        let Some(process) = crate::process::current().filter(|_| flags & POOL_FLAG_USE_QUOTA != 0) else {
+            return Ok(None);
+        };
+        let mut charges = self.charges.locked();
+        let used = charges.entry(process).or_insert(0);
+        if self.quota.is_some_and(|q| used.saturating_add(size) > q) {
+            return Err(());
+        }
+        *used += size;
+        Ok(Some(process))
+    }
+
+    /// Bytes charged to client process `process` now.
+    pub(crate) fn charged(&self, process: u64) -> usize {
+        self.charges.locked().get(&process).copied().unwrap_or(0)
     }
 
     pub(crate) fn allocate(&self, flags: POOL_FLAGS, size: usize, tag: u32) -> *mut u8 {
@@ -94,8 +127,16 @@ impl Pool {
                 *n -= 1;
             }
         }
+        let in_use: usize = self.blocks.locked().values().map(|b| b.size).sum();
+        if self.limit.is_some_and(|l| in_use.saturating_add(size) > l) {
+            return std::ptr::null_mut();
+        }
+        let Ok(charged) = self.charge(flags, size) else {
+            return std::ptr::null_mut();
+        };
         let (ptr, backing) = if self.special {
             let Some((ptr, block)) = special_pool::allocate(size, tag) else {
+                self.uncharge(charged, size);
                 return std::ptr::null_mut();
             };
             (ptr, Backing::Special(block))
@@ -107,6 +148,7 @@ impl Pool {
             // SAFETY: the layout has a non-zero size.
             let ptr = unsafe { std::alloc::alloc(layout) };
             if ptr.is_null() {
+                self.uncharge(charged, size);
                 return ptr;
             }
             (ptr, Backing::Heap(layout))
@@ -114,7 +156,7 @@ impl Pool {
         let fill = if flags & POOL_FLAG_UNINITIALIZED != 0 { 0xBD } else { 0 };
         // SAFETY: freshly allocated, at least `size` bytes.
         unsafe { ptr.write_bytes(fill, size) };
-        self.blocks.locked().insert(ptr as usize, Block { size, tag, backing });
+        self.blocks.locked().insert(ptr as usize, Block { size, tag, backing, charged });
         ptr
     }
 
@@ -139,7 +181,17 @@ impl Pool {
                 ),
             );
         }
+        self.uncharge(block.charged, block.size);
         release(ptr, block.backing, true);
+    }
+
+    /// Returns quota to the process a block was charged to, whichever context frees it.
+    fn uncharge(&self, charged: Option<u64>, size: usize) {
+        if let Some(p) = charged
+            && let Some(used) = self.charges.locked().get_mut(&p)
+        {
+            *used = used.saturating_sub(size);
+        }
     }
 
     /// The blocks still allocated.

@@ -10,11 +10,12 @@ use std::fmt::Write as _;
 use std::mem::offset_of;
 
 use ksabi::{
-    GUID, GUID_NULL, IOCTL_KS_ENABLE_EVENT, IOCTL_KS_METHOD, IOCTL_KS_READ_STREAM, IOCTL_KS_RESET_STATE,
-    IOCTL_KS_WRITE_STREAM, KSDATAFORMAT, KSDATAFORMAT_SPECIFIER_NONE, KSDATAFORMAT_SUBTYPE_NONE,
-    KSINTERFACE_STANDARD_LOOPED_STREAMING, KSINTERFACESETID_Standard, KSMEDIUMSETID_Standard, KSP_PIN,
-    KSPIN_CONNECT, KSPRIORITY, KSPROPSETID_Connection, KSPROPSETID_Pin, KSPROPSETID_Topology, KSRESET_BEGIN,
-    KSSTATE, KSSTATE_RUN, KSSTATE_STOP, KsPropertyType, KsStreamOptions, NTSTATUS, STATUS_ACCESS_VIOLATION,
+    GENERIC_READ, GENERIC_WRITE, GUID, GUID_NULL, IOCTL_KS_ENABLE_EVENT, IOCTL_KS_METHOD,
+    IOCTL_KS_READ_STREAM, IOCTL_KS_RESET_STATE, IOCTL_KS_WRITE_STREAM, KSDATAFORMAT,
+    KSDATAFORMAT_SPECIFIER_NONE, KSDATAFORMAT_SUBTYPE_NONE, KSINTERFACE_STANDARD_LOOPED_STREAMING,
+    KSINTERFACESETID_Standard, KSMEDIUMSETID_Standard, KSP_PIN, KSPIN_CONNECT, KSPRIORITY,
+    KSPROPSETID_Connection, KSPROPSETID_Pin, KSPROPSETID_Topology, KSRESET_BEGIN, KSSTATE, KSSTATE_RUN,
+    KSSTATE_STOP, KsPropertyType, KsStreamOptions, NTSTATUS, STATUS_ACCESS_DENIED, STATUS_ACCESS_VIOLATION,
     STATUS_BUFFER_TOO_SMALL, STATUS_DEVICE_BUSY, STATUS_DEVICE_NOT_READY, STATUS_INVALID_BUFFER_SIZE,
     STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_HANDLE,
     STATUS_INVALID_PARAMETER, STATUS_INVALID_PARAMETER_1, STATUS_INVALID_PARAMETER_2,
@@ -435,6 +436,30 @@ pub fn cases() -> Vec<Case> {
             source_create(PIN_OUTPUT, request::stream_format(), |c, _, keep| {
                 feed_rig_input(c, keep)?;
                 Ok(c.rig.input.handle())
+            }),
+        ),
+        answered(
+            "connect",
+            "PinToHandle of a sink opened without write access (a push source writes)",
+            STATUS_ACCESS_DENIED,
+            source_create(PIN_OUTPUT, request::stream_format(), |c, _, keep| {
+                let third = Filter::open_first(c.backend)?;
+                let sink = third.create_pin_access(&connect(PIN_INPUT), GENERIC_READ)?;
+                let handle = sink.handle();
+                keep.push(sink);
+                Ok(handle)
+            }),
+        ),
+        answered(
+            "connect",
+            "PinToHandle of a sink opened without read access (a pull source reads)",
+            STATUS_ACCESS_DENIED,
+            source_create(PIN_INPUT, request::stream_format(), |c, _, keep| {
+                let third = Filter::open_first(c.backend)?;
+                let sink = third.create_pin_access(&connect(PIN_OUTPUT), GENERIC_WRITE)?;
+                let handle = sink.handle();
+                keep.push(sink);
+                Ok(handle)
             }),
         ),
         answered("connect", "format outside the ranges", STATUS_NO_MATCH, {

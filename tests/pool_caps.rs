@@ -1,0 +1,128 @@
+//! How much non-paged pool ksring lets callers take (issue 13, WINDOWS-AUDIT F9): a ring is
+//! charged to the pool quota of the process whose state request allocates it, the driver caps
+//! all its rings together (`MaxRingMiB`) and each filter's (`MaxFilterRingMiB`), read from the
+//! service key's `Parameters` the INF writes. Over a cap: a clear status, nothing changed, and the
+//! filter still usable at a smaller capacity.
+
+mod common;
+
+use std::sync::{Barrier, Mutex};
+
+use ksabi::PAGE_SIZE as PAGE;
+use ksabi::{
+    KSSTATE_RUN, KSSTATE_STOP, STATUS_INSUFFICIENT_RESOURCES, STATUS_QUOTA_EXCEEDED, STATUS_SUCCESS,
+};
+use ksclient::emulated::{Emulated, INF};
+use ksclient::{Filter, Properties, request};
+use ksring_api::{PIN_INPUT, PIN_OUTPUT};
+
+/// The driver with other caps in its INF (`MaxRingMiB`, `MaxFilterRingMiB`).
+fn boot_with_caps(all_mib: u32, filter_mib: u32, settings: kshost::Settings) -> Emulated {
+    let inf = INF
+        .replace(
+            "HKR,Parameters,MaxRingMiB,0x00010001,256",
+            &format!("HKR,Parameters,MaxRingMiB,0x00010001,{all_mib}"),
+        )
+        .replace(
+            "HKR,Parameters,MaxFilterRingMiB,0x00010001,64",
+            &format!("HKR,Parameters,MaxFilterRingMiB,0x00010001,{filter_mib}"),
+        );
+    assert_ne!(inf, INF, "the INF writes both parameters");
+    Emulated::boot_with_inf(settings, &inf).expect("install")
+}
+
+/// A process whose pool quota cannot hold the default ring: RUN fails cleanly (the pins stay in
+/// STOP, nothing allocated or charged), and the same filter runs at a capacity that fits.
+#[test]
+fn quota_exhaustion_refuses_the_first_run_and_a_smaller_ring_fits() {
+    let settings = kshost::Settings { process_pool_quota: Some(2 << 20), ..kshost::Settings::default() };
+    let backend = Emulated::boot_with(settings).expect("install");
+    let baseline = common::pool_bytes(&backend);
+    let filter = Filter::open_first(&backend).expect("filter");
+    let input = filter.connect(PIN_INPUT, &request::stream_format()).expect("input");
+    let output = filter.connect(PIN_OUTPUT, &request::stream_format()).expect("output");
+    let before = common::pool_bytes(&backend);
+    assert_eq!(
+        input.set_state(KSSTATE_RUN).status,
+        STATUS_INSUFFICIENT_RESOURCES,
+        "4 MiB over a 2 MiB quota"
+    );
+    assert_eq!(input.state(), Ok(KSSTATE_STOP));
+    assert_eq!(common::pool_bytes(&backend), before, "nothing allocated");
+    assert_eq!(backend.machine().pool_charged_to_process(), 0, "nothing charged");
+
+    assert_eq!(filter.set_capacity(1 << 20).status, STATUS_SUCCESS);
+    assert_eq!(input.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+    assert_eq!(output.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+    assert_eq!(
+        backend.machine().pool_charged_to_process(),
+        (1 << 20) + PAGE,
+        "the ring, charged to the caller"
+    );
+    let payload = common::bytes(5, 1000);
+    let mut w = ksclient::io::InFlight::write(&backend, input.handle(), &[(&payload, common::meta(0, 0, 0))]);
+    assert_eq!(w.wait().status, STATUS_SUCCESS);
+    let mut r = ksclient::io::InFlight::read(&backend, output.handle(), &[1000]);
+    assert_eq!(r.frames()[0].data, payload);
+    drop((w, r, input, output, filter));
+    assert_eq!(common::pool_bytes(&backend), baseline);
+    assert_eq!(backend.machine().pool_charged_to_process(), 0, "the quota is returned with the ring");
+    backend.shutdown().assert_clean();
+}
+
+/// `MaxFilterRingMiB`: a capacity above it is refused with `STATUS_QUOTA_EXCEEDED` and the
+/// capacity stays as it was.
+#[test]
+fn the_per_filter_cap_refuses_a_larger_capacity() {
+    let backend = boot_with_caps(16, 2, kshost::Settings::default());
+    let filter = Filter::open_first(&backend).expect("filter");
+    assert_eq!(filter.capacity(), Ok(2 << 20), "the default capacity is brought under the cap");
+    assert_eq!(filter.set_capacity(4 << 20).status, STATUS_QUOTA_EXCEEDED);
+    assert_eq!(filter.capacity(), Ok(2 << 20));
+    assert_eq!(filter.set_capacity(1 << 20).status, STATUS_SUCCESS);
+    drop(filter);
+    backend.shutdown().assert_clean();
+}
+
+/// `MaxRingMiB` holds when many filters start at once: of twelve 2 MiB rings racing for an 8 MiB
+/// cap, exactly four are allocated; the others get `STATUS_QUOTA_EXCEEDED` and stay in STOP; when
+/// one stops, another fits.
+#[test]
+fn the_driver_wide_cap_holds_under_many_filters_at_once() {
+    let backend = boot_with_caps(8, 2, kshost::Settings::default());
+    let filters: Vec<Filter<'_>> = (0..12).map(|_| Filter::open_first(&backend).expect("filter")).collect();
+    let pins: Vec<_> =
+        filters.iter().map(|f| f.connect(PIN_INPUT, &request::stream_format()).expect("pin")).collect();
+    let barrier = Barrier::new(pins.len());
+    let results = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for (i, pin) in pins.iter().enumerate() {
+            let (barrier, results) = (&barrier, &results);
+            s.spawn(move || {
+                barrier.wait();
+                let status = pin.set_state(KSSTATE_RUN).status;
+                results.lock().unwrap().push((i, status));
+            });
+        }
+    });
+    let results = results.into_inner().unwrap();
+    let running: Vec<usize> = results.iter().filter(|(_, s)| *s == STATUS_SUCCESS).map(|(i, _)| *i).collect();
+    assert_eq!(running.len(), 4, "{results:?}");
+    assert!(results.iter().all(|(_, s)| *s == STATUS_SUCCESS || *s == STATUS_QUOTA_EXCEEDED), "{results:?}");
+    let ring_bytes = |b: &Emulated| {
+        b.machine()
+            .pool_in_use()
+            .iter()
+            .filter(|(_, _, tag)| tag == "KsRR")
+            .map(|(_, size, _)| *size)
+            .sum::<usize>()
+    };
+    assert_eq!(ring_bytes(&backend), 4 * ((2 << 20) + PAGE));
+    let refused = (0..pins.len()).find(|i| !running.contains(i)).unwrap();
+    assert_eq!(pins[refused].state(), Ok(KSSTATE_STOP));
+    assert_eq!(pins[running[0]].set_state(KSSTATE_STOP).status, STATUS_SUCCESS);
+    assert_eq!(pins[refused].set_state(KSSTATE_RUN).status, STATUS_SUCCESS, "room again after a STOP");
+    drop(pins);
+    drop(filters);
+    backend.shutdown().assert_clean();
+}
