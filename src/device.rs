@@ -67,6 +67,7 @@ pub unsafe extern "system" fn driver_entry(
     driver: *mut DRIVER_OBJECT,
     _registry_path: *mut UNICODE_STRING,
 ) -> NTSTATUS {
+    sys::resolve_imports();
     for major in KS_ROUTED_MAJORS {
         // SAFETY: `driver` is the valid driver object passed to DriverEntry.
         let status = unsafe { sys::KsSetMajorFunctionHandler(driver, u32::from(major)) };
