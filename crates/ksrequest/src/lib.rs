@@ -12,6 +12,8 @@
 
 extern crate alloc;
 
+pub mod pattern;
+
 use alloc::vec;
 use alloc::vec::Vec;
 
