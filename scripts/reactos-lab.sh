@@ -151,7 +151,7 @@ if [ -f "$known_file" ]; then
 fi
 printf '\n%-22s %-8s %s\n' "scenario" "ReactOS" "detail"
 printf '%s\n' "----------------------------------------------------------------------------------------"
-unexpected=0 passed=0 failed=0
+unexpected=0 passed=0 failed=0 skipped=0
 while IFS= read -r line; do
     case "$line" in
         PASS\ *)
@@ -160,6 +160,11 @@ while IFS= read -r line; do
             note=""
             [ -n "${known[$name]+x}" ] && note="NOW PASSES: remove it from scripts/reactos-lab.known-failures"
             printf '%-22s %-8s %s\n' "$name" PASS "$note"
+            ;;
+        SKIP\ *)
+            rest=${line#SKIP }
+            skipped=$((skipped + 1))
+            printf '%-22s %-8s %s\n' "${rest%%:*}" SKIP "${rest#*: }"
             ;;
         FAIL\ *)
             rest=${line#FAIL }
@@ -173,13 +178,17 @@ while IFS= read -r line; do
             fi
             ;;
     esac
-done < <(grep -aE '^(PASS|FAIL) ' "$log.txt")
+done < <(grep -aE '^(PASS|FAIL|SKIP) ' "$log.txt")
 printf '%s\n' "----------------------------------------------------------------------------------------"
-say "$passed passed, $failed failed ($((failed - unexpected)) of them known failures); client summaries: $(grep -aE '^[0-9]+ passed, [0-9]+ failed' "$log.txt" | tr '\n' ';')"
+say "$passed passed, $failed failed ($((failed - unexpected)) of them known failures), $skipped skipped (ReactOS gaps); client summaries: $(grep -aE '^[0-9]+ passed, [0-9]+ failed' "$log.txt" | tr '\n' ';')"
 if ((${#known[@]})); then
     printf '\n!!! KNOWN FAILURES ALLOWED (scripts/reactos-lab.known-failures) !!!\n'
     for k in "${!known[@]}"; do printf '!!!   %-20s #%s\n' "$k" "${known[$k]}"; done
     printf '!!! a known failure still fails the run if it crashes the kernel or hangs the client\n\n'
+fi
+if grep -qaE '^GAP ' "$log.txt"; then
+    say "ReactOS gaps the client saw and worked around (ks.sys/kernel behaviour, not ksring's):"
+    grep -aE '^GAP ' "$log.txt" | sort -u | sed 's/^/    /'
 fi
 grep -aE '^ksring: pool:' "$log.txt" | sed 's/^/    /' || true
 say "timing: boot + scenarios $((t_end - t_boot)) s, whole lab $((t_end - t_start)) s; log: $log.txt"

@@ -6,6 +6,7 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
+use ksabi::STATUS_BUFFER_OVERFLOW;
 use ksabi::{
     GUID, IOCTL_KS_READ_STREAM, IOCTL_KS_WRITE_STREAM, KSINTERFACE_STANDARD_STREAMING,
     KSINTERFACESETID_Standard, KSMEDIUM_TYPE_ANYINSTANCE, KSMEDIUMSETID_Standard, KSPIN_COMMUNICATION_BOTH,
@@ -163,6 +164,18 @@ fn pin_request(id: u32, pin: u32) -> Vec<u8> {
     request::pin_property(KSPROPSETID_Pin, id, KsPropertyType::GET, pin)
 }
 
+/// ReactOS' `KsHandleSizedListQuery` (drivers/ksfilter/ks/api.c) writes `Item->Size =
+/// DataItemSize` where Windows' writes `sizeof(KSMULTIPLE_ITEM) + Length` (the whole list, as
+/// KSMULTIPLE_ITEM is documented). When `list` is exactly that ReactOS shape — `Size` equal to the
+/// item size, and `Count` items of it after the header, nothing more — the Windows `Size`; else
+/// `None` (a Windows-shaped list, or a malformed one that the strict parse then rejects).
+fn reactos_sized_list(list: &[u8], item: usize) -> Option<usize> {
+    let size = request::u32_at(list, 0)? as usize;
+    let count = request::u32_at(list, 4)? as usize;
+    let total = 8 + count.checked_mul(item)?;
+    (size == item && count > 0 && list.len() == total && size != total).then_some(total)
+}
+
 fn discovery() -> Outcome {
     let f = open_filter()?;
     expect_eq(
@@ -189,9 +202,18 @@ fn discovery() -> Outcome {
             (pin_property::INTERFACES, KSINTERFACESETID_Standard, KSINTERFACE_STANDARD_STREAMING),
             (pin_property::MEDIUMS, KSMEDIUMSETID_Standard, KSMEDIUM_TYPE_ANYINSTANCE),
         ] {
-            let list = f.get_sized(&p(id)).map_err(|e| format!("property {id}: {e}"))?;
-            let items =
-                request::fixed_items(&list, 24).ok_or_else(|| format!("property {id}: malformed list {list:02x?}"))?;
+            let mut list = f.get_sized(&p(id)).map_err(|e| format!("property {id}: {e}"))?;
+            if let Some(total) = reactos_sized_list(&list, 24) {
+                // ks.sys fills this list, not ksring: see `reactos_sized_list`.
+                sayf!(
+                    "GAP discovery: KSPROPERTY_PIN {id}: KSMULTIPLE_ITEM.Size is 24 (the item size), Windows \
+                     gives {total} (the whole list): ReactOS ks.sys KsHandleSizedListQuery (api.c) stores \
+                     DataItemSize"
+                );
+                list[..4].copy_from_slice(&u32::try_from(total).unwrap_or(u32::MAX).to_le_bytes());
+            }
+            let items = request::fixed_items(&list, 24)
+                .ok_or_else(|| format!("property {id}: malformed list {list:02x?}"))?;
             let got: Vec<(Option<GUID>, Option<u32>)> =
                 items.iter().map(|b| (request::guid_at(b, 0), request::u32_at(b, 16))).collect();
             expect_eq("interfaces/mediums", got, vec![(Some(set), Some(item))])?;
@@ -210,13 +232,37 @@ fn discovery() -> Outcome {
         let items = request::range_items(&ranges).ok_or("malformed range list")?;
         expect_eq("range count", items.len(), 2)?;
         expect_eq("first range", items[0], request::stream_format().as_slice())?;
-        let zero = GUID::from_u128(0);
-        let mut req = p(pin_property::DATAINTERSECTION);
-        req.extend_from_slice(&request::multiple_item(&[request::data_format(64, zero, zero, zero)]));
-        let format = f.get_sized(&req).map_err(|e| format!("intersection: {e}"))?;
-        expect_eq("wildcard intersection", format, request::stream_format())?;
     }
     Ok(())
+}
+
+/// `KSPROPERTY_PIN_DATAINTERSECTION` with a wildcard range: the size protocol, then the stream
+/// format. ReactOS' `KsPinDataIntersection` (drivers/ksfilter/ks/connectivity.c) takes only an
+/// `NT_SUCCESS` status from the driver's intersect handler as a match and goes on to the next
+/// range otherwise, so the handler's size answer (`STATUS_BUFFER_OVERFLOW`, a warning) ends as
+/// `STATUS_NO_MATCH`. That answer is reported as a gap; the format itself is checked either way.
+fn intersection() -> Outcome {
+    let f = open_filter()?;
+    let zero = GUID::from_u128(0);
+    let mut req = pin_request(pin_property::DATAINTERSECTION, PIN_INPUT);
+    req.extend_from_slice(&request::multiple_item(&[request::data_format(64, zero, zero, zero)]));
+    let (size, _) = f.property(&req, &[], 0)?;
+    let want = request::stream_format();
+    if size.status == STATUS_NO_MATCH {
+        say("GAP intersection: the size query gets STATUS_NO_MATCH: ReactOS ks.sys KsPinDataIntersection \
+             (connectivity.c) treats the handler's STATUS_BUFFER_OVERFLOW as no match");
+    } else {
+        expect_eq(
+            "size query",
+            (StatusText(size.status), size.information),
+            (StatusText(STATUS_BUFFER_OVERFLOW), want.len()),
+        )?;
+    }
+    expect_eq("wildcard intersection", f.get(&req, want.len()), Ok(want))?;
+    let mut none = pin_request(pin_property::DATAINTERSECTION, PIN_INPUT);
+    none.extend_from_slice(&request::multiple_item(&[request::audio_range(2, (12, 12), (44_100, 48_000))]));
+    let (io, _) = f.property(&none, &[], 256)?;
+    status(io.status, STATUS_NO_MATCH, "no common format")
 }
 
 fn connect_with(format: &[u8]) -> Outcome {
@@ -554,6 +600,7 @@ pub fn after_exit() {
 /// The scenarios, in order (the ones that close a filter before its pins last).
 const SCENARIOS: &[(&str, fn() -> Outcome)] = &[
     ("discovery", discovery),
+    ("intersection", intersection),
     ("connect-stream", || connect_with(&request::stream_format())),
     ("connect-pcm", || connect_with(&request::pcm_format(2, 16, 48_000))),
     ("states", states),
