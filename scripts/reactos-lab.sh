@@ -22,7 +22,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 lab=${REACTOS_LAB:-$root/../shared/reactos-lab}
 out="$root/target/lab"
 known_file="$root/scripts/reactos-lab.known-failures"
-timeout_s=${REACTOS_LAB_TIMEOUT:-240}
+timeout_s=${REACTOS_LAB_TIMEOUT:-180}
 only="" build=1
 while (($#)); do
     case "$1" in
@@ -108,21 +108,38 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# A stop: a bugcheck, an assertion's prompt, or KDBG itself. KDBG owns COM1 from then on.
+stop_re='\*\*\* Fatal System Error|Entered debugger|\(boipt\)\?|kdb:>|Press q to abort'
+count() { grep -ac -- "$1" "$log" || true; }
+# Drives KDBG for a backtrace: answers an assertion's prompt with `o` (break once), pages on
+# through `--- Press q ...` prompts, sends `bt` at the first `kdb:>`, and stops when the output
+# has been quiet for 3 s (at most 40 s).
+capture_backtrace() {
+    local asked=0 paged=0 bt=0 quiet=0 size=0 now n
+    for _ in $(seq 1 80); do
+        n=$(count '(boipt)?')
+        if ((n > asked)); then asked=$n; printf 'o\r' >&3; fi
+        n=$(count 'Press q to abort')
+        if ((n > paged)); then paged=$n; printf ' ' >&3; fi
+        if ((bt == 0)) && grep -qa 'kdb:>' "$log"; then bt=1; printf 'bt\r' >&3; fi
+        now=$(stat -c %s "$log")
+        if ((now == size)); then quiet=$((quiet + 1)); else quiet=0; size=$now; fi
+        ((bt == 1 && quiet >= 6)) && return 0
+        ((bt == 0 && quiet >= 20)) && return 0
+        sleep 0.5
+    done
+}
+
 verdict="" crashed=0
 while kill -0 "$qemu" 2>/dev/null; do
+    if grep -qaE "$stop_re" "$log"; then
+        crashed=1
+        say "the kernel stopped (KDBG on COM1) after $(($(date +%s) - t_boot)) s: capturing a backtrace"
+        capture_backtrace
+        break
+    fi
     if grep -qa 'KSRING-NATIVE-DONE' "$log"; then
         verdict=done
-    fi
-    if grep -qa '(boipt)?' "$log" && ! grep -qa 'kdb:>' "$log"; then
-        printf 'o\r' >&3 # an assertion asks what to do: break once (into KDBG)
-        sleep 1
-    fi
-    if grep -qa 'kdb:>' "$log"; then
-        crashed=1
-        say "KDBG prompt on COM1: the kernel stopped. Capturing a backtrace (bt)"
-        printf 'bt\r' >&3
-        sleep 4
-        break
     fi
     if (($(date +%s) - t_boot > timeout_s)); then
         verdict=timeout
@@ -194,9 +211,14 @@ grep -aE '^ksring: pool:' "$log.txt" | sed 's/^/    /' || true
 say "timing: boot + scenarios $((t_end - t_boot)) s, whole lab $((t_end - t_start)) s; log: $log.txt"
 
 if ((crashed)); then
-    printf '\n---- KDBG: the last 60 lines of COM1 (the stop, then the backtrace) ----\n'
-    tail -n 60 "$log.txt"
-    fail "the kernel stopped in KDBG (bugcheck or assertion)"
+    printf '\n---- the stop on COM1 (from the line before it; the backtrace follows) ----\n'
+    first=$(grep -naE "$stop_re" "$log.txt" | head -n1 | cut -d: -f1)
+    tail -n +"$((first > 3 ? first - 3 : 1))" "$log.txt" | tr -cd '[:print:]\n' | head -n 120
+    # ksring's panic handler stops with KeBugCheckEx('KSRP', file, line): name the line.
+    if p=$(grep -aA1 'Fatal System Error: 0x4b535250' "$log.txt" | grep -aoE '\(0x[0-9A-F]+,0x[0-9A-F]+' | head -n1); then
+        printf '\n==> bugcheck KSRP = a ksring panic (assertion) at source line %d\n' "$((16#${p##*,0x}))"
+    fi
+    fail "the kernel stopped (bugcheck, assertion or KDBG entry)"
 fi
 [ "$verdict" = timeout ] && { tail -n 30 "$log.txt"; fail "timeout after ${timeout_s}s"; }
 [ "$verdict" = done ] || { tail -n 30 "$log.txt"; fail "the client never printed KSRING-NATIVE-DONE"; }
