@@ -118,7 +118,7 @@ mod tests {
     fn constants_match_windows_sys() {
         use windows_sys::Win32::Foundation as f;
         use windows_sys::Win32::Storage::FileSystem as fs;
-        assert_eq!(OBJ_CASE_INSENSITIVE, u32::try_from(f::OBJ_CASE_INSENSITIVE).unwrap());
+        assert_eq!(OBJ_CASE_INSENSITIVE, f::OBJ_CASE_INSENSITIVE);
         assert_eq!(GENERIC_READ, f::GENERIC_READ);
         assert_eq!(GENERIC_WRITE, f::GENERIC_WRITE);
         assert_eq!(FILE_SHARE_READ_WRITE, fs::FILE_SHARE_READ | fs::FILE_SHARE_WRITE);
