@@ -103,6 +103,12 @@ check() {
     done < <(declared_imports)
     ((${#missing[@]} == 0)) || fail "declared but not imported (unused, or not linked): ${missing[*]}"
 
+    # Routines not every kernel exports are looked up at run time (src/sys/kernel.rs): a static
+    # import of one refuses the image on Windows 10 before 2004 and on ReactOS.
+    for name in ExAllocatePool2; do
+        ! grep -qx "$name" <<<"$imported" || fail "$name is imported statically; it must be looked up with MmGetSystemRoutineAddress"
+    done
+
     say "checks passed: PE32+ x86-64, subsystem native, entry DriverEntry ($entry, image base $image_base),"
     say "  DllCharacteristics $dllchar (FORCE_INTEGRITY, NX_COMPAT), .reloc present,"
     say "  import modules: $(tr '\n' ' ' <<<"$modules")"

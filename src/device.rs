@@ -68,6 +68,7 @@ pub unsafe extern "system" fn driver_entry(
     driver: *mut DRIVER_OBJECT,
     registry_path: *mut UNICODE_STRING,
 ) -> NTSTATUS {
+    sys::resolve_imports();
     // SAFETY: DriverEntry's own arguments, at PASSIVE_LEVEL.
     let status = unsafe { crate::limits::load(driver, registry_path) };
     if !nt_success(status) {

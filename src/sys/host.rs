@@ -17,3 +17,9 @@ pub fn debug_print(level: u32, message: &CStr) {
 pub fn file_object_type() -> *mut core::ffi::c_void {
     kshost::exports::file_object_type()
 }
+
+/// `ExAllocatePool2`: kshost's pool (the kernel target looks it up at `DriverEntry` instead).
+pub use kshost::exports::ExAllocatePool2;
+
+/// Nothing to look up: kshost exports every routine.
+pub fn resolve_imports() {}

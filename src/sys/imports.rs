@@ -11,7 +11,7 @@ use ksabi::{
     DEVICE_OBJECT, DRIVER_OBJECT, FILE_OBJECT, GUID, HANDLE, IRP, KEVENT, KIRQL, KPROCESSOR_MODE,
     KSDISPATCH_TABLE, KSIDENTIFIER, KSIRP_REMOVAL_OPERATION, KSLIST_ENTRY_LOCATION, KSOBJECT_CREATE_ITEM,
     KSPIN_CONNECT, KSPIN_DESCRIPTOR, KSPIN_LOCK, KSPROPERTY_SET, KSRESET, KSTOPOLOGY, LIST_ENTRY, MDL,
-    NTSTATUS, OBJECT_ATTRIBUTES, PDRIVER_CANCEL, PIO_WORKITEM_ROUTINE, POOL_FLAGS, UNICODE_STRING,
+    NTSTATUS, OBJECT_ATTRIBUTES, PDRIVER_CANCEL, PIO_WORKITEM_ROUTINE, UNICODE_STRING,
 };
 
 imports! {
@@ -37,7 +37,9 @@ imports! {
         fn IoSetDeviceInterfaceState(symbolic_link: *mut UNICODE_STRING, enable: u8) -> NTSTATUS;
         fn RtlFreeUnicodeString(string: *mut UNICODE_STRING);
         fn IofCompleteRequest(irp: *mut IRP, priority_boost: i8);
-        fn ExAllocatePool2(flags: POOL_FLAGS, bytes: usize, tag: u32) -> *mut c_void;
+        // `ExAllocatePool2` is not imported: Windows 10 before 2004 and ReactOS lack it, and one
+        // missing import refuses the whole image. On the kernel target `sys::ExAllocatePool2`
+        // looks it up at `DriverEntry` (kernel.rs); under kshost it is kshost's (host.rs).
         // The caps on ring memory: a driver object extension, read from the service key.
         fn IoAllocateDriverObjectExtension(
             driver: *mut DRIVER_OBJECT,

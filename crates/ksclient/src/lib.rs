@@ -3,7 +3,8 @@
 //! The code that talks to a KsRing filter from user mode, shared by the test suite and `ksctl`:
 //!
 //! - [`request`]: the bytes of property requests, `KSPIN_CONNECT` blobs, formats, ranges, lists
-//!   and stream headers, built field by field (pure, safe);
+//!   and stream headers, built field by field (pure, safe) — the `no_std` crate `ksrequest`,
+//!   which the native test client shares;
 //! - [`backend`]: the operating system as a trait — [`emulated`] (kshost running the real driver)
 //!   or `win32` (the installed driver, through `windows-sys`);
 //! - [`filter`]: typed filters and pins — every property, pin creation, states, reset;
@@ -20,7 +21,7 @@ pub mod emulated;
 pub mod filter;
 pub mod graph;
 pub mod io;
-pub mod request;
+pub use ksrequest as request;
 pub mod soak;
 pub mod stream;
 #[cfg(windows)]

@@ -4,20 +4,19 @@
 //! writer is done it closes the input pin; the reader expects `ENDOFSTREAM` exactly after the last
 //! frame.
 //!
-//! Frame `k` is fully determined by the seed: its length, its bytes (an xorshift stream), its
-//! options flags, type-specific flags, time and duration. Nothing is stored per frame, so a run
-//! can stream any amount of data.
+//! The frames and their checking are `ksrequest::pattern`'s (shared with the native client): frame
+//! `k` is fully determined by the seed, so a run can stream any amount of data.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ksabi::{IOCTL_KS_READ_STREAM, IOCTL_KS_WRITE_STREAM, KsStreamOptions, STATUS_CANCELLED, STATUS_SUCCESS};
-use ksring_api::KSRING_OPTIONSF_CONTINUES;
+use ksabi::{IOCTL_KS_READ_STREAM, IOCTL_KS_WRITE_STREAM, STATUS_CANCELLED, STATUS_SUCCESS};
 
 use crate::backend::{Backend, Io, IoMemory, Pending};
 use crate::filter::{Pin, Properties as _};
+use crate::request::pattern::{CheckError, FrameCheck};
 use crate::request::{HEADER_SIZE, Header};
 
 /// What to stream.
@@ -154,114 +153,7 @@ pub struct Progress {
     pub frames: AtomicU64,
 }
 
-/// `SplitMix64`: a fast, well-mixed hash of a 64-bit value.
-#[must_use]
-pub fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
-/// The options flags frames are written with (never `ENDOFSTREAM`, which ends a stream, nor
-/// `CONTINUES`, which the driver sets on parts).
-const FRAME_FLAGS: [u32; 5] = [
-    0,
-    KsStreamOptions::SPLICEPOINT.bits(),
-    KsStreamOptions::DATADISCONTINUITY.bits(),
-    KsStreamOptions::TIMEVALID.bits() | KsStreamOptions::DURATIONVALID.bits(),
-    KsStreamOptions::PREROLL.bits(),
-];
-
-/// The frames of a run, frame by frame.
-#[derive(Clone, Copy, Debug)]
-pub struct Plan {
-    seed: u64,
-    min: usize,
-    max: usize,
-}
-
-impl Plan {
-    /// The plan of frames between `min` and `max` bytes.
-    #[must_use]
-    pub fn new(seed: u64, min: usize, max: usize) -> Self {
-        Self { seed, min, max: max.max(min) }
-    }
-
-    /// Frame `k`'s length.
-    #[must_use]
-    #[allow(clippy::cast_possible_truncation)] // the modulus is a usize
-    pub fn len(&self, k: u64) -> usize {
-        let span = (self.max - self.min) as u64 + 1;
-        self.min + (mix(self.seed ^ k.wrapping_mul(3)) % span) as usize
-    }
-
-    /// Frame `k`'s header fields (without the buffer).
-    #[must_use]
-    #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
-    pub fn header(&self, k: u64) -> Header {
-        let h = mix(self.seed.rotate_left(17) ^ k);
-        let len = self.len(k) as u32;
-        Header {
-            data: 0,
-            frame_extent: len,
-            data_used: len,
-            options_flags: FRAME_FLAGS[(h % FRAME_FLAGS.len() as u64) as usize],
-            type_specific_flags: (h >> 8) as u32,
-            time: k as i64 * 10_000,
-            numerator: 1,
-            denominator: 10_000_000,
-            duration: i64::from(len),
-        }
-    }
-
-    /// Frame `k`'s bytes from `offset` on, into `out`.
-    pub fn fill(&self, k: u64, offset: usize, out: &mut [u8]) {
-        let mut word = offset / 8;
-        let mut at = 0;
-        let skip = offset % 8;
-        while at < out.len() {
-            let bytes = self.word(k, word).to_le_bytes();
-            let from = if at == 0 { skip } else { 0 };
-            let n = (8 - from).min(out.len() - at);
-            out[at..at + n].copy_from_slice(&bytes[from..from + n]);
-            at += n;
-            word += 1;
-        }
-    }
-
-    fn word(&self, k: u64, i: usize) -> u64 {
-        mix(self.seed ^ k.rotate_left(32) ^ (i as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93))
-    }
-
-    /// The first offset where `got` (frame `k`'s bytes from `offset`) differs from the pattern.
-    #[must_use]
-    pub fn first_difference(&self, k: u64, offset: usize, got: &[u8]) -> Option<usize> {
-        let mut expected = [0u8; 4096];
-        let mut at = 0;
-        while at < got.len() {
-            let n = (got.len() - at).min(expected.len());
-            self.fill(k, offset + at, &mut expected[..n]);
-            if let Some(i) = got[at..at + n].iter().zip(&expected[..n]).position(|(a, b)| a != b) {
-                return Some(offset + at + i);
-            }
-            at += n;
-        }
-        None
-    }
-
-    /// How many frames carry at least `bytes` of payload.
-    #[must_use]
-    pub fn frames_for(&self, bytes: u64) -> u64 {
-        let mut total = 0u64;
-        let mut k = 0;
-        while total < bytes {
-            total += self.len(k) as u64;
-            k += 1;
-        }
-        k
-    }
-}
+pub use crate::request::pattern::{Plan, mix};
 
 /// Frames sampled for latency: one in this many.
 const LATENCY_SAMPLE: u64 = 64;
@@ -411,87 +303,28 @@ struct ReadSlot {
     pending: Option<Box<dyn Pending>>,
 }
 
-/// Reassembles frames from read headers and checks them against the plan.
-struct Checker<'a> {
-    plan: &'a Plan,
-    verify_bytes: bool,
-    total: u64,
-    k: u64,
-    partial: Vec<u8>,
+/// Reassembles frames from read headers and checks them against the plan (`FrameCheck`), and
+/// keeps the report.
+struct Checker {
+    check: FrameCheck,
     report: Report,
-    ended: bool,
 }
 
-impl Checker<'_> {
+impl Checker {
     fn header(&mut self, h: &Header, data: &[u8]) -> Result<(), StreamError> {
-        let continues = h.options_flags & KSRING_OPTIONSF_CONTINUES != 0;
-        let eos = h.options_flags & KsStreamOptions::ENDOFSTREAM.bits() != 0;
-        if self.ended {
-            return if eos && h.data_used == 0 {
-                Ok(())
-            } else {
-                Err(StreamError::EndOfStream("data after ENDOFSTREAM".into()))
-            };
-        }
-        if eos && h.data_used == 0 && !continues {
-            if self.k == self.total && self.partial.is_empty() {
-                self.ended = true;
-                return Ok(());
-            }
-            return Err(StreamError::EndOfStream(format!(
-                "ENDOFSTREAM after {} of {} frames ({} bytes of a partial frame)",
-                self.k,
-                self.total,
-                self.partial.len()
-            )));
-        }
-        if self.k >= self.total {
-            return Err(StreamError::EndOfStream(format!("frame beyond the {} written", self.total)));
-        }
-        let want = self.plan.header(self.k);
-        let flags = h.options_flags & !KSRING_OPTIONSF_CONTINUES;
-        if flags != want.options_flags
-            || h.type_specific_flags != want.type_specific_flags
-            || (h.time, h.numerator, h.denominator, h.duration)
-                != (want.time, want.numerator, want.denominator, want.duration)
-        {
-            return Err(StreamError::Mismatch(format!("frame {}: header {h:?}, expected {want:?}", self.k)));
-        }
-        let offset = self.partial.len();
-        if self.verify_bytes
-            && let Some(at) = self.plan.first_difference(self.k, offset, data)
-        {
-            return Err(StreamError::Mismatch(format!("frame {}: byte {at} differs", self.k)));
-        }
-        let have = offset + data.len();
-        if continues {
-            self.report.parts += 1;
-            self.partial.resize(have, 0); // only the length matters: the bytes were checked
-            if have >= want.data_used as usize {
-                return Err(StreamError::Mismatch(format!(
-                    "frame {}: a part says more follows at its end",
-                    self.k
-                )));
-            }
-            return Ok(());
-        }
-        if have != want.data_used as usize {
-            return Err(StreamError::Mismatch(format!(
-                "frame {}: {have} bytes, expected {}",
-                self.k, want.data_used
-            )));
-        }
-        self.partial.clear();
-        self.report.frames += 1;
-        self.report.bytes += have as u64;
-        self.k += 1;
-        Ok(())
+        let r = self.check.header(h, data).map_err(|e| match e {
+            CheckError::Mismatch(m) => StreamError::Mismatch(m),
+            CheckError::EndOfStream(m) => StreamError::EndOfStream(m),
+        });
+        (self.report.frames, self.report.bytes, self.report.parts) =
+            (self.check.frames, self.check.bytes, self.check.parts);
+        r
     }
 }
 
 /// The headers a completed read returned, checked in order.
 fn check_read(
-    checker: &mut Checker<'_>,
+    checker: &mut Checker,
     memory: &dyn IoMemory,
     io: Io,
     submitted: &Mutex<HashMap<u64, Instant>>,
@@ -506,9 +339,9 @@ fn check_read(
         let data = bytes
             .get(from..from.saturating_add(h.data_used as usize))
             .ok_or_else(|| StreamError::Mismatch(format!("header Data moved: {h:?}")))?;
-        let before = checker.k;
+        let before = checker.check.k;
         checker.header(&h, data)?;
-        if checker.k != before {
+        if checker.check.k != before {
             if before.is_multiple_of(LATENCY_SAMPLE)
                 && let Some(t) =
                     submitted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&before)
@@ -570,18 +403,11 @@ fn read_all(
     for slot in &mut slots {
         submit_read(backend, output, cfg, &mut rng, slot);
     }
-    let mut checker = Checker {
-        plan,
-        verify_bytes: cfg.verify_bytes,
-        total,
-        k: 0,
-        partial: Vec::new(),
-        report: Report::default(),
-        ended: false,
-    };
+    let mut checker =
+        Checker { check: FrameCheck::new(*plan, total, cfg.verify_bytes), report: Report::default() };
     let mut result = Ok(());
     let mut i = 0usize;
-    while !checker.ended && result.is_ok() {
+    while !checker.check.ended && result.is_ok() {
         let slot = &mut slots[i % cfg.reads_in_flight];
         i += 1;
         let Some(mut pending) = slot.pending.take() else { break };
@@ -597,7 +423,7 @@ fn read_all(
         if result.is_err() {
             abort.store(true, Ordering::SeqCst);
             let _ = output.cancel();
-        } else if !checker.ended {
+        } else if !checker.check.ended {
             submit_read(backend, output, cfg, &mut rng, slot);
         }
     }
@@ -615,7 +441,7 @@ fn read_all(
             }
         }
     }
-    if result.is_ok() && !checker.ended {
+    if result.is_ok() && !checker.check.ended {
         result = Err(StreamError::EndOfStream("no ENDOFSTREAM".into()));
     }
     result.map(|()| checker.report)

@@ -3,6 +3,19 @@
 //! blobs, formats and ranges, `KSMULTIPLE_ITEM` lists, stream headers.
 //!
 //! Pure and safe: no pointers are dereferenced, so these builders double as fuzz-input makers.
+//!
+//! `no_std` (with `alloc`), so the user-mode client (`ksclient`, re-exported as
+//! `ksclient::request`) and the native test client (`ksnative`, which runs before Win32 exists)
+//! build their requests with the same code: there is one copy of each KS layout.
+
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod pattern;
+
+use alloc::vec;
+use alloc::vec::Vec;
 
 use core::mem::{offset_of, size_of};
 
