@@ -9,7 +9,10 @@
 use core::ffi::{CStr, c_char, c_void};
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use ksabi::{POOL_FLAG_NON_PAGED, POOL_FLAG_PAGED, POOL_FLAG_UNINITIALIZED, POOL_FLAGS, UNICODE_STRING};
+use ksabi::{
+    POOL_FLAG_NON_PAGED, POOL_FLAG_PAGED, POOL_FLAG_UNINITIALIZED, POOL_FLAG_USE_QUOTA, POOL_FLAGS,
+    UNICODE_STRING,
+};
 
 #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
 unsafe extern "C" {
@@ -40,6 +43,8 @@ unsafe extern "system" {
     fn MmGetSystemRoutineAddress(name: *mut UNICODE_STRING) -> *mut c_void;
     /// `ExAllocatePoolWithTag`: every NT kernel has it; it does not zero.
     fn ExAllocatePoolWithTag(pool_type: i32, bytes: usize, tag: u32) -> *mut c_void;
+    /// `ExAllocatePoolWithQuotaTag`: the same, charged to the current process's pool quota.
+    fn ExAllocatePoolWithQuotaTag(pool_type: i32, bytes: usize, tag: u32) -> *mut c_void;
 }
 
 /// `ExAllocatePool2`'s C type.
@@ -56,6 +61,9 @@ static ALLOCATE_POOL2_NAME: [u16; 15] = crate::nt::utf16("ExAllocatePool2");
 const NON_PAGED_POOL_NX: i32 = 512;
 /// `POOL_TYPE` `PagedPool`.
 const PAGED_POOL: i32 = 1;
+/// `POOL_QUOTA_FAIL_INSTEAD_OF_RAISE`: `ExAllocatePoolWithQuotaTag` returns null instead of raising
+/// (Rust cannot catch the exception).
+const POOL_QUOTA_FAIL_INSTEAD_OF_RAISE: i32 = 8;
 
 /// Looks up the routines that not every kernel exports. Called once from `DriverEntry`
 /// (PASSIVE_LEVEL), before the driver allocates anything.
@@ -75,8 +83,9 @@ pub fn resolve_imports() {
 }
 
 /// `ExAllocatePool2` where the kernel has it; elsewhere `ExAllocatePoolWithTag` with the same
-/// pool type, zeroed unless `POOL_FLAG_UNINITIALIZED`. Flags other than the pool type and
-/// `POOL_FLAG_UNINITIALIZED` are not used by ksring and give null on the fallback path.
+/// pool type (`ExAllocatePoolWithQuotaTag`, failing instead of raising, for
+/// `POOL_FLAG_USE_QUOTA`), zeroed unless `POOL_FLAG_UNINITIALIZED`. Other flags are not used by
+/// ksring and give null on the fallback path.
 ///
 /// # Safety
 /// As `ExAllocatePool2`: IRQL at most DISPATCH_LEVEL (APC_LEVEL for paged pool).
@@ -89,13 +98,18 @@ pub unsafe fn ExAllocatePool2(flags: POOL_FLAGS, bytes: usize, tag: u32) -> *mut
         // SAFETY: the caller keeps ExAllocatePool2's contract.
         return unsafe { routine(flags, bytes, tag) };
     }
-    let pool_type = match flags & !POOL_FLAG_UNINITIALIZED {
+    let pool_type = match flags & !(POOL_FLAG_UNINITIALIZED | POOL_FLAG_USE_QUOTA) {
         POOL_FLAG_NON_PAGED => NON_PAGED_POOL_NX,
         POOL_FLAG_PAGED => PAGED_POOL,
         _ => return core::ptr::null_mut(),
     };
-    // SAFETY: the caller keeps the IRQL contract, which is the same for ExAllocatePoolWithTag.
-    let block = unsafe { ExAllocatePoolWithTag(pool_type, bytes, tag) };
+    let block = if flags & POOL_FLAG_USE_QUOTA == 0 {
+        // SAFETY: the caller keeps the IRQL contract, which is the same for ExAllocatePoolWithTag.
+        unsafe { ExAllocatePoolWithTag(pool_type, bytes, tag) }
+    } else {
+        // SAFETY: as above; with FAIL_INSTEAD_OF_RAISE it returns null rather than raising.
+        unsafe { ExAllocatePoolWithQuotaTag(pool_type | POOL_QUOTA_FAIL_INSTEAD_OF_RAISE, bytes, tag) }
+    };
     if !block.is_null() && flags & POOL_FLAG_UNINITIALIZED == 0 {
         // SAFETY: the block was just allocated with `bytes` bytes and nothing else refers to it.
         unsafe { core::ptr::write_bytes(block.cast::<u8>(), 0, bytes) };
