@@ -32,3 +32,4 @@ mod stream;
 mod sync;
 
 pub use device::driver_entry;
+pub use stream::HOLD_BUDGET;

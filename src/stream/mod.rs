@@ -58,8 +58,21 @@ pub enum Direction {
     Read,
 }
 
+/// The work one hold of a ring lock (producer or consumer, at `DISPATCH_LEVEL`) may do: bytes
+/// copied, each frame record counting at least [`RECORD_COST`]. 64 KiB is about 5–10 µs of
+/// `memcpy` on current processors — inside Microsoft's 25 µs guidance for holding a spin lock
+/// (and the 100 µs for a DPC), where a multi-MiB copy under the lock would stall the processor
+/// for milliseconds. Larger frames move piece by piece, the lock let go between pieces; the
+/// pieces of a frame are joined again in the reader's buffer.
+pub const HOLD_BUDGET: usize = 64 << 10;
+
+/// What a frame record costs of [`HOLD_BUDGET`] at least, so that a hold over many tiny frames is
+/// bounded too (at most 256 records).
+pub const RECORD_COST: usize = HOLD_BUDGET / 256;
+
 /// The largest frame part the producer puts in the ring: half the largest frame, so that a big
-/// frame streams through in at least two parts while the reader drains the first.
+/// frame streams through in at least two parts while the reader drains the first (and no more
+/// than [`HOLD_BUDGET`], which the pumps apply).
 pub fn piece_limit(max_frame: usize) -> usize {
     (max_frame / 2) & !7
 }

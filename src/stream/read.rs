@@ -6,79 +6,108 @@ use ksabi::{KSSTREAM_HEADER, KSTIME, KsStreamOptions, STATUS_SUCCESS};
 use ksring_api::{KSRING_OPTIONSF_CONTINUES, PIN_OUTPUT};
 
 use super::completions::Completions;
-use super::{Cursor, part_flags, release};
+use super::{Cursor, HOLD_BUDGET, RECORD_COST, part_flags, release};
 use crate::filter::{Counters, Filter};
 
-/// One pass over the queued reads; `true` if anything moved or completed.
+/// Fills the queued reads, one bounded hold of the consumer lock at a time ([`HOLD_BUDGET`]):
+/// completions run between holds, outside the lock. `true` if anything moved or completed.
 pub fn pump(f: &Filter) -> bool {
-    let mut done = Completions::new();
     let mut progress = false;
-    {
-        let mut consumer = f.consumer.lock();
-        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
-        if let Some(c) = consumer.as_mut()
-            && f.flowing(PIN_OUTPUT)
-        {
-            while let Some(irp) = f.reads.acquire_first() {
-                // SAFETY: acquired from the queue: ours until released or removed.
-                let mut cursor = unsafe { Cursor::load(irp) };
-                progress |= fill(f, c, &mut cursor);
-                let empty = c.is_empty();
-                let ended = empty && f.input_closed();
-                if ended && cursor.header().is_some() {
-                    end_of_stream(&mut cursor);
-                }
-                cursor.save();
-                let finished = cursor.header().is_none() || (cursor.at > 0 && empty);
-                if finished {
-                    // SAFETY: acquired from this queue.
-                    unsafe { f.reads.remove(irp) };
-                    // SAFETY: off the queue, ours to complete.
-                    unsafe { done.push(irp, STATUS_SUCCESS, cursor.at) };
-                    progress = true;
-                } else {
-                    // SAFETY: acquired from this queue, under the consumer lock.
-                    unsafe { release(&f.reads, irp, &mut done) };
-                    break;
-                }
-                if empty && !ended {
-                    break;
-                }
-            }
+    loop {
+        let mut done = Completions::new();
+        let more = one_hold(f, &mut done, &mut progress);
+        done.complete_all();
+        if !more {
+            return progress;
         }
     }
-    done.complete_all();
-    progress
 }
 
-/// Fills headers from the ring while both last; `true` if anything moved.
-fn fill(f: &Filter, c: &mut Consumer<'static>, cursor: &mut Cursor) -> bool {
+/// One hold of the consumer lock: fills reads until the ring is empty, the queue is empty, or
+/// [`HOLD_BUDGET`] is spent. `true` if the budget ran out with more to do.
+///
+/// A read completes when its headers are full, or when the ring is empty and it holds a finished
+/// header. A header holding the start of a frame whose rest the writer is still putting in the
+/// ring waits for it (the frame arrives whole when the buffer is large enough); it is delivered
+/// as a part (`CONTINUES`) only when the read completes for another reason or no write is queued.
+fn one_hold(f: &Filter, done: &mut Completions, progress: &mut bool) -> bool {
+    let mut consumer = f.consumer.lock();
+    core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+    let Some(c) = consumer.as_mut() else { return false };
+    if !f.flowing(PIN_OUTPUT) {
+        return false;
+    }
+    let mut budget = HOLD_BUDGET;
+    while let Some(irp) = f.reads.acquire_first() {
+        // SAFETY: acquired from the queue: ours until released or removed.
+        let mut cursor = unsafe { Cursor::load(irp) };
+        *progress |= fill(f, c, &mut cursor, &mut budget);
+        let empty = c.is_empty();
+        let ended = empty && f.input_closed();
+        if ended {
+            close_part(f, &mut cursor);
+            end_of_stream(&mut cursor);
+        }
+        let idle = empty && f.writes.len() == 0;
+        let finished = cursor.header().is_none() || (empty && (cursor.at > 0 || (idle && cursor.offset > 0)));
+        if finished {
+            close_part(f, &mut cursor);
+        }
+        cursor.save();
+        if finished {
+            // SAFETY: acquired from this queue.
+            unsafe { f.reads.remove(irp) };
+            // SAFETY: off the queue, ours to complete.
+            unsafe { done.push(irp, STATUS_SUCCESS, cursor.at) };
+            *progress = true;
+        } else {
+            // SAFETY: acquired from this queue, under the consumer lock.
+            unsafe { release(&f.reads, irp, done) };
+            return budget == 0 && !empty;
+        }
+        if budget == 0 {
+            return true;
+        }
+        if empty && !ended {
+            return false;
+        }
+    }
+    false
+}
+
+/// Fills headers from the ring while both last and the budget allows; the parts of one frame
+/// join in one header as far as it holds them. `true` if anything moved.
+fn fill(f: &Filter, c: &mut Consumer<'static>, cursor: &mut Cursor, budget: &mut usize) -> bool {
     let mut moved = false;
-    while let Some(h) = cursor.header() {
-        let Some(grant) = c.read() else {
-            break;
-        };
+    while *budget > 0 {
+        let Some(h) = cursor.header() else { break };
+        let Some(grant) = c.read() else { break };
         let payload = grant.payload();
-        let n = payload.len().min(h.FrameExtent as usize);
-        // SAFETY: the header's mapped buffer holds FrameExtent >= n bytes (`Cursor::start`); the
-        // ring's payload is n bytes or more; the two do not overlap.
-        unsafe { core::ptr::copy_nonoverlapping(payload.as_ptr(), cursor.data(), n) };
+        let room = (h.FrameExtent as usize).saturating_sub(cursor.offset);
+        let n = payload.len().min(room).min(*budget);
+        // SAFETY: the header's mapped buffer holds FrameExtent >= offset + n bytes (`Cursor::start`);
+        // the ring's payload is n bytes or more; the two do not overlap.
+        unsafe { crate::sys::copy_memory(cursor.data().wrapping_add(cursor.offset), payload.as_ptr(), n) };
         let meta = grant.meta();
-        let record_done = n == payload.len();
-        let frame_done = record_done && meta.options_flags & KSRING_OPTIONSF_CONTINUES == 0;
-        write_header(cursor, &h, n, &meta, part_flags(meta.options_flags, record_done));
+        let frame_done = n == payload.len() && meta.options_flags & KSRING_OPTIONSF_CONTINUES == 0;
         grant.consume(n);
-        count_out(f, n, frame_done, false);
-        cursor.advance();
+        *budget = budget.saturating_sub(n.max(RECORD_COST));
+        put(f, cursor, &h, n, &meta, frame_done, false);
         moved = true;
     }
     moved
 }
 
 /// Delivers the start of a writer's frame (`bytes`, the rest of it) straight into the read at the
-/// head of the queue, if the ring is empty (nothing older waits) — one copy instead of two.
-/// Returns how many bytes went, or `None` if no read could take them.
-pub fn direct(f: &Filter, bytes: &[u8], meta: &FrameMeta, done: &mut Completions) -> Option<usize> {
+/// head of the queue, if the ring is empty (nothing older waits) — one copy instead of two — at
+/// most `budget` bytes of it. Returns how many bytes went, or `None` if no read could take them.
+pub fn direct(
+    f: &Filter,
+    bytes: &[u8],
+    budget: usize,
+    meta: &FrameMeta,
+    done: &mut Completions,
+) -> Option<usize> {
     let mut consumer = f.consumer.lock();
     let c = consumer.as_mut()?;
     if !c.is_empty() {
@@ -93,14 +122,13 @@ pub fn direct(f: &Filter, bytes: &[u8], meta: &FrameMeta, done: &mut Completions
         unsafe { release(&f.reads, irp, done) };
         return None;
     };
-    let n = bytes.len().min(h.FrameExtent as usize);
-    // SAFETY: the read header's mapped buffer holds FrameExtent >= n bytes; the writer's buffer
-    // holds `bytes`; different requests' buffers.
-    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), cursor.data(), n) };
-    let last = n == bytes.len();
-    write_header(&cursor, &h, n, meta, part_flags(meta.options_flags, last));
-    count_out(f, n, last && meta.options_flags & KSRING_OPTIONSF_CONTINUES == 0, true);
-    cursor.advance();
+    let room = (h.FrameExtent as usize).saturating_sub(cursor.offset);
+    let n = bytes.len().min(room).min(budget);
+    // SAFETY: the read header's mapped buffer holds FrameExtent >= offset + n bytes; the writer's
+    // buffer holds `bytes`; different requests' buffers.
+    unsafe { crate::sys::copy_memory(cursor.data().wrapping_add(cursor.offset), bytes.as_ptr(), n) };
+    let frame_done = n == bytes.len() && meta.options_flags & KSRING_OPTIONSF_CONTINUES == 0;
+    put(f, &mut cursor, &h, n, meta, frame_done, true);
     cursor.save();
     if cursor.header().is_none() {
         // SAFETY: acquired from this queue.
@@ -114,6 +142,42 @@ pub fn direct(f: &Filter, bytes: &[u8], meta: &FrameMeta, done: &mut Completions
         unsafe { release(&f.reads, irp, done) };
     }
     Some(n)
+}
+
+/// Records `n` more bytes of a frame with `meta` in the current header (after the `offset` bytes
+/// it holds): its `DataUsed`, flags and times. The header is done — the cursor moves on — when
+/// the frame ends in it or it is full; a full header whose frame goes on is a part (`CONTINUES`).
+fn put(
+    f: &Filter,
+    cursor: &mut Cursor,
+    h: &KSSTREAM_HEADER,
+    n: usize,
+    meta: &FrameMeta,
+    frame_done: bool,
+    direct: bool,
+) {
+    cursor.offset += n;
+    write_header(cursor, h, cursor.offset, meta, part_flags(meta.options_flags, frame_done));
+    Counters::add(&f.counters.bytes_out, n as u64);
+    if frame_done {
+        Counters::add(&f.counters.frames_out, 1);
+        if direct {
+            Counters::add(&f.counters.direct_frames, 1);
+        }
+        cursor.advance();
+    } else if cursor.offset == h.FrameExtent as usize {
+        Counters::add(&f.counters.split_parts, 1);
+        cursor.advance();
+    }
+}
+
+/// Completes the current header as a part if it holds the start of a frame whose rest is not
+/// there yet (the read is about to complete).
+fn close_part(f: &Filter, cursor: &mut Cursor) {
+    if cursor.offset > 0 {
+        Counters::add(&f.counters.split_parts, 1);
+        cursor.advance();
+    }
 }
 
 /// Fills in a read header for `n` bytes of a frame with `meta`.
@@ -140,17 +204,5 @@ fn end_of_stream(cursor: &mut Cursor) {
         let meta = FrameMeta::default();
         write_header(cursor, &h, 0, &meta, KsStreamOptions::ENDOFSTREAM.bits());
         cursor.advance();
-    }
-}
-
-fn count_out(f: &Filter, n: usize, frame_done: bool, direct: bool) {
-    Counters::add(&f.counters.bytes_out, n as u64);
-    if frame_done {
-        Counters::add(&f.counters.frames_out, 1);
-        if direct {
-            Counters::add(&f.counters.direct_frames, 1);
-        }
-    } else {
-        Counters::add(&f.counters.split_parts, 1);
     }
 }

@@ -5,43 +5,67 @@ use ksabi::{IRP, KSSTREAM_HEADER, KSTIME, STATUS_SUCCESS};
 use ksring_api::{KSRING_OPTIONSF_CONTINUES, PIN_INPUT, PIN_OUTPUT};
 
 use super::completions::Completions;
-use super::{Cursor, part_flags, piece_limit, release};
+use super::{Cursor, HOLD_BUDGET, RECORD_COST, part_flags, piece_limit, release};
 use crate::filter::{Counters, Filter};
 
-/// One pass over the queued writes; `true` if anything moved or completed.
+/// Drains the queued writes, one bounded hold of the producer lock at a time ([`HOLD_BUDGET`]):
+/// completions run between holds, outside the lock. `true` if anything moved or completed.
 pub fn pump(f: &Filter) -> bool {
-    let mut done = Completions::new();
     let mut progress = false;
-    {
-        let mut producer = f.producer.lock();
-        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
-        if let Some(p) = producer.as_mut()
-            && f.flowing(PIN_INPUT)
-        {
-            let limit = piece_limit(p.max_frame());
-            while let Some(irp) = f.writes.acquire_first() {
-                // SAFETY: acquired from the queue: ours until released or removed.
-                let mut cursor = unsafe { Cursor::load(irp) };
-                let finished = feed(f, p, irp, &mut cursor, limit, &mut done, &mut progress);
-                cursor.save();
-                if finished {
-                    // SAFETY: acquired from this queue.
-                    unsafe { f.writes.remove(irp) };
-                    // SAFETY: ours; Information holds the bytes accepted.
-                    let accepted = unsafe { crate::nt::information(irp) };
-                    // SAFETY: off the queue, ours to complete.
-                    unsafe { done.push(irp, STATUS_SUCCESS, accepted) };
-                    progress = true;
-                } else {
-                    // SAFETY: acquired from this queue, under the producer lock.
-                    unsafe { release(&f.writes, irp, &mut done) };
-                    break;
-                }
-            }
+    loop {
+        let mut done = Completions::new();
+        let more = one_hold(f, &mut done, &mut progress);
+        done.complete_all();
+        if !more {
+            return progress;
         }
     }
-    done.complete_all();
-    progress
+}
+
+/// How a hold over one write ended.
+enum Fed {
+    /// Every header's frame is in (the IRP can complete).
+    All,
+    /// The ring is full (or the frame cannot go in): the rest waits for the reader.
+    Full,
+    /// The hold's budget is spent: the rest goes on after the lock has been let go.
+    Budget,
+}
+
+/// One hold of the producer lock: moves writes on until the ring is full, the queue is empty, or
+/// [`HOLD_BUDGET`] is spent. `true` if the budget ran out with more to do.
+fn one_hold(f: &Filter, done: &mut Completions, progress: &mut bool) -> bool {
+    let mut producer = f.producer.lock();
+    core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+    let Some(p) = producer.as_mut() else { return false };
+    if !f.flowing(PIN_INPUT) {
+        return false;
+    }
+    let limit = piece_limit(p.max_frame()).min(HOLD_BUDGET);
+    let mut budget = HOLD_BUDGET;
+    while let Some(irp) = f.writes.acquire_first() {
+        // SAFETY: acquired from the queue: ours until released or removed.
+        let mut cursor = unsafe { Cursor::load(irp) };
+        let fed = feed(f, p, irp, &mut cursor, limit, &mut budget, done, progress);
+        cursor.save();
+        if let Fed::All = fed {
+            // SAFETY: acquired from this queue.
+            unsafe { f.writes.remove(irp) };
+            // SAFETY: ours; Information holds the bytes accepted.
+            let accepted = unsafe { crate::nt::information(irp) };
+            // SAFETY: off the queue, ours to complete.
+            unsafe { done.push(irp, STATUS_SUCCESS, accepted) };
+            *progress = true;
+            if budget == 0 {
+                return true;
+            }
+        } else {
+            // SAFETY: acquired from this queue, under the producer lock.
+            unsafe { release(&f.writes, irp, done) };
+            return matches!(fed, Fed::Budget);
+        }
+    }
+    false
 }
 
 /// The metadata a stream header carries (a write's, or a completed read's for a pull source).
@@ -56,17 +80,22 @@ pub fn meta_of(h: &KSSTREAM_HEADER) -> FrameMeta {
     }
 }
 
-/// Moves the write IRP's frames on; `true` when all are accepted, `false` when the ring is full.
+/// Moves the write IRP's frames on, charging what it copies to `budget`.
+#[allow(clippy::too_many_arguments)] // the hold's state, passed down once
 fn feed(
     f: &Filter,
     p: &mut Producer<'static>,
     irp: *mut IRP,
     cursor: &mut Cursor,
     limit: usize,
+    budget: &mut usize,
     done: &mut Completions,
     progress: &mut bool,
-) -> bool {
+) -> Fed {
     while let Some(h) = cursor.header() {
+        if *budget == 0 {
+            return Fed::Budget;
+        }
         let used = h.DataUsed as usize;
         let meta = meta_of(&h);
         let base = cursor.data();
@@ -78,25 +107,28 @@ fn feed(
             unsafe { core::slice::from_raw_parts(base.wrapping_add(cursor.offset), used - cursor.offset) }
         };
         let moved = if f.reads.len() > 0 && f.flowing(PIN_OUTPUT) {
-            super::read::direct(f, rest, &meta, done)
+            super::read::direct(f, rest, *budget, &meta, done)
         } else {
             None
         };
         let moved = if let Some(n) = moved {
             n
         } else {
-            let take = rest.len().min(limit);
+            let take = rest.len().min(limit).min(*budget);
             match p.reserve(take) {
                 Ok(mut grant) => {
-                    grant.payload().copy_from_slice(&rest[..take]);
+                    let payload = grant.payload();
+                    // SAFETY: the grant's `take` bytes and the writer's buffer, which do not overlap.
+                    unsafe { crate::sys::copy_memory(payload.as_mut_ptr(), rest.as_ptr(), take) };
                     let last = take == rest.len();
                     grant.commit(&FrameMeta { options_flags: part_flags(meta.options_flags, last), ..meta });
                     take
                 }
                 Err(ReserveError::Full) if super::pass_padding(f) => continue, // room now: again
-                Err(ReserveError::Full | ReserveError::TooLarge { .. }) => return false,
+                Err(ReserveError::Full | ReserveError::TooLarge { .. }) => return Fed::Full,
             }
         };
+        *budget = budget.saturating_sub(moved.max(RECORD_COST));
         *progress = true;
         cursor.offset += moved;
         Counters::add(&f.counters.bytes_in, moved as u64);
@@ -111,7 +143,7 @@ fn feed(
             cursor.advance();
         }
     }
-    true
+    Fed::All
 }
 
 const _: () = assert!(size_of::<KSTIME>() == 16);

@@ -23,3 +23,13 @@ pub use kshost::exports::ExAllocatePool2;
 
 /// Nothing to look up: kshost exports every routine.
 pub fn resolve_imports() {}
+
+/// Copies `n` bytes (`RtlCopyMemory`): through kshost, which counts them against the spin locks
+/// held (the kernel build copies directly).
+///
+/// # Safety
+/// As `memcpy`: `n` bytes valid at both, not overlapping.
+pub unsafe fn copy_memory(destination: *mut u8, source: *const u8, n: usize) {
+    // SAFETY: the caller's contract.
+    unsafe { kshost::exports::copy_memory(destination, source, n) };
+}

@@ -117,6 +117,15 @@ pub unsafe fn ExAllocatePool2(flags: POOL_FLAGS, bytes: usize, tag: u32) -> *mut
     block
 }
 
+/// Copies `n` bytes (`RtlCopyMemory`, a `memcpy`).
+///
+/// # Safety
+/// As `memcpy`: `n` bytes valid at both, not overlapping.
+pub unsafe fn copy_memory(destination: *mut u8, source: *const u8, n: usize) {
+    // SAFETY: the caller's contract.
+    unsafe { core::ptr::copy_nonoverlapping(source, destination, n) };
+}
+
 /// `DPFLTR_IHVDRIVER_ID`: the component id third-party drivers print under.
 const DPFLTR_IHVDRIVER_ID: u32 = 77;
 

@@ -4,6 +4,15 @@ use ksclient::Backend;
 #[cfg(any(not(windows), feature = "emulated"))]
 use ksclient::emulated::Emulated;
 
+/// Spin-lock holds of the driver: the longest, the 99.9th percentile, the most bytes copied
+/// under one.
+#[derive(Clone, Copy, Debug)]
+pub struct Holds {
+    pub max: std::time::Duration,
+    pub p999: std::time::Duration,
+    pub max_bytes: u64,
+}
+
 /// The backend of this run.
 pub enum Session {
     /// kshost running the real driver.
@@ -52,6 +61,31 @@ impl Session {
             Self::Emulated(e) => e,
             #[cfg(windows)]
             Self::Windows(w) => w,
+        }
+    }
+
+    /// Forgets the spin-lock holds measured so far (emulated only).
+    pub fn reset_spin_lock_holds(&self) {
+        match self {
+            #[cfg(any(not(windows), feature = "emulated"))]
+            Self::Emulated(e) => e.machine().reset_spin_lock_holds(),
+            #[cfg(windows)]
+            Self::Windows(_) => {}
+        }
+    }
+
+    /// The driver's spin-lock holds since the last reset, as kshost measured them (emulated
+    /// only: on Windows, DPC/ISR time comes from `xperf`/WPA).
+    #[allow(clippy::unnecessary_wraps)] // None on the Windows backend
+    pub fn spin_lock_holds(&self) -> Option<Holds> {
+        match self {
+            #[cfg(any(not(windows), feature = "emulated"))]
+            Self::Emulated(e) => {
+                let h = e.machine().spin_lock_holds();
+                Some(Holds { max: h.max, p999: h.p999, max_bytes: h.max_bytes })
+            }
+            #[cfg(windows)]
+            Self::Windows(_) => None,
         }
     }
 

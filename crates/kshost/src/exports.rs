@@ -661,3 +661,14 @@ pub unsafe extern "system" fn IoGetDriverObjectExtension(
 ) -> *mut c_void {
     crate::iomgr::driver_extension(driver, client_id)
 }
+
+/// `RtlCopyMemory` (a `memcpy`): the host build's copy routine for every byte the driver moves, so
+/// that kshost can count the bytes copied under each spin-lock hold.
+///
+/// # Safety
+/// As `memcpy`: `n` bytes valid at both, not overlapping.
+pub unsafe fn copy_memory(destination: *mut u8, source: *const u8, n: usize) {
+    // SAFETY: the caller's contract.
+    unsafe { std::ptr::copy_nonoverlapping(source, destination, n) };
+    crate::lockstats::copied(n);
+}

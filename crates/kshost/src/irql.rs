@@ -95,6 +95,7 @@ pub(crate) unsafe fn acquire(lock: *mut KSPIN_LOCK, routine: &str) -> KIRQL {
             std::hint::spin_loop();
         }
     }
+    crate::lockstats::acquired(lock as usize);
     old
 }
 
@@ -113,6 +114,7 @@ pub(crate) unsafe fn release(lock: *mut KSPIN_LOCK, new_irql: KIRQL, routine: &s
     // SAFETY: the caller passes a live lock.
     let word = unsafe { word(lock) };
     let me = thread_tag();
+    crate::lockstats::released(lock as usize);
     if word.compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed).is_err() {
         crate::machine::violation(
             Rule::SpinLockNotHeld,
@@ -146,10 +148,12 @@ impl CancelLock {
                 std::hint::spin_loop();
             }
         }
+        crate::lockstats::acquired(std::ptr::from_ref(self) as usize);
         old
     }
 
     pub(crate) fn release(&self, irql: KIRQL) {
+        crate::lockstats::released(std::ptr::from_ref(self) as usize);
         if self.word.compare_exchange(thread_tag(), 0, Ordering::Release, Ordering::Relaxed).is_err() {
             crate::machine::violation(
                 Rule::CancelSpinLockNotHeld,

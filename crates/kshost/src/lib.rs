@@ -32,6 +32,7 @@ mod iomgr;
 mod irql;
 mod kernel_client;
 mod ks;
+mod lockstats;
 mod machine;
 mod ob;
 mod objects;
@@ -49,6 +50,7 @@ mod workitem;
 
 pub use client::{Handle, Overlapped, UserBuffer};
 pub use kernel_client::KernelReader;
+pub use lockstats::HoldSummary;
 pub use machine::{DriverEntry, InstallError, InterfaceInfo, Machine, Report, Settings};
 pub use objects::IoStatus;
 pub use security::Caller;

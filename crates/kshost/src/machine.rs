@@ -181,6 +181,8 @@ pub(crate) struct MachineInner {
     pub registry: Mutex<crate::registry::Registry>,
     /// The client process's id: a new one after each `exit_process`.
     pub process_id: std::sync::atomic::AtomicU64,
+    /// Spin-lock holds: how long, how much copied.
+    pub lock_stats: crate::lockstats::LockStats,
 }
 
 // SAFETY: the raw pointers inside are objects this machine owns; every access goes through its
@@ -217,6 +219,15 @@ pub(crate) fn current() -> Arc<MachineInner> {
         eprintln!("kshost: a kernel routine was called outside any machine (no driver call in progress on this thread)");
         std::process::abort()
     })
+}
+
+/// Runs `f` with the current machine, if the thread is in one (without cloning the `Arc`).
+pub(crate) fn with_current(f: impl FnOnce(&MachineInner)) {
+    CURRENT.with(|c| {
+        if let Some(m) = c.borrow().last() {
+            f(m);
+        }
+    });
 }
 
 /// Records a violation on the current machine (or prints it if there is none).
@@ -316,6 +327,7 @@ impl Machine {
             caller: Mutex::new(crate::security::Caller::default()),
             registry: Mutex::new(crate::registry::Registry::default()),
             process_id: std::sync::atomic::AtomicU64::new(1),
+            lock_stats: crate::lockstats::LockStats::default(),
         });
         Self { inner, shut_down: false }
     }
@@ -445,6 +457,24 @@ impl Machine {
             *self.inner.device_dacl.locked() = dacl;
         }
         Ok(())
+    }
+
+    /// Every spin-lock hold of the driver so far: count, longest, 99.9th percentile, most bytes
+    /// copied under one hold.
+    #[must_use]
+    pub fn spin_lock_holds(&self) -> crate::lockstats::HoldSummary {
+        self.inner.lock_stats.overall()
+    }
+
+    /// The same per lock (by address), longest hold first.
+    #[must_use]
+    pub fn spin_lock_holds_per_lock(&self) -> Vec<(usize, crate::lockstats::HoldSummary)> {
+        self.inner.lock_stats.per_lock()
+    }
+
+    /// Forgets the spin-lock holds measured so far (e.g. between benchmark runs).
+    pub fn reset_spin_lock_holds(&self) {
+        self.inner.lock_stats.reset();
     }
 
     /// Non-paged pool charged to the current client process (`POOL_FLAG_USE_QUOTA`), in bytes.
