@@ -2,9 +2,9 @@
 # Installs the Debian packages the tests and the cross build use (idempotent, no prompts).
 #   gcc-mingw-w64-x86-64   the mingw-w64 headers and compiler: ksabi's second layout oracle
 #   rustc-web cargo-web rust-web-src lld-22   Debian's Rust and LLD 22: the ksring.sys cross build
-#   qemu-system-x86 xorriso libwin-hivex-perl xz-utils   the ReactOS lab (scripts/reactos-lab.sh)
+#   qemu-system-x86 xorriso libwin-hivex-perl xz-utils bc   the ReactOS lab (scripts/reactos-lab.sh)
 set -euo pipefail
-packages=(gcc-mingw-w64-x86-64 rustc-web cargo-web rust-web-src lld-22 qemu-system-x86 xorriso libwin-hivex-perl xz-utils)
+packages=(gcc-mingw-w64-x86-64 rustc-web cargo-web rust-web-src lld-22 qemu-system-x86 xorriso libwin-hivex-perl xz-utils bc)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -217,11 +217,11 @@ pub(crate) fn remove(
     }
     // SAFETY: the lock acquired above.
     unsafe { crate::irql::release(lock, irql, "KsRemoveIrpFromCancelableQueue") };
-    if !found.is_null() && matches!(operation, KsAcquireOnly | KsAcquireOnlySingleItem) {
-        let m = crate::machine::current();
-        if m.cancel_next_acquired.swap(false, Ordering::SeqCst) {
-            crate::iomgr::cancel_irp(&m, found);
-        }
+    if !found.is_null()
+        && matches!(operation, KsAcquireOnly | KsAcquireOnlySingleItem)
+        && crate::machine::current().cancel_next_acquired.swap(false, Ordering::SeqCst)
+    {
+        crate::iomgr::cancel_irp(&crate::machine::current(), found);
     }
     found
 }
