@@ -83,6 +83,12 @@ pub const WAIT_ANY: u32 = 1;
 pub const SE_SHUTDOWN_PRIVILEGE: u32 = 19;
 /// `ShutdownReboot` (QEMU runs with `-no-reboot`, so it exits).
 pub const SHUTDOWN_REBOOT: u32 = 1;
+/// `KUSER_SHARED_DATA`'s user-mode address (read-only, mapped in every process).
+pub const USER_SHARED_DATA: usize = 0x7FFE_0000;
+/// Offset of `KUSER_SHARED_DATA.NtMajorVersion` (a `ULONG`).
+pub const SHARED_NT_MAJOR_VERSION: usize = 0x26C;
+/// Offset of `KUSER_SHARED_DATA.NtMinorVersion` (a `ULONG`).
+pub const SHARED_NT_MINOR_VERSION: usize = 0x270;
 /// The process's own handle, `NtCurrentProcess()`.
 pub const CURRENT_PROCESS: HANDLE = usize::MAX as HANDLE;
 

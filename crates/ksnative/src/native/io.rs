@@ -23,6 +23,9 @@ use ksnative::ntuser::{
     NOTIFICATION_EVENT, OBJ_CASE_INSENSITIVE, OBJECT_ATTRIBUTES, OBJECT_DIRECTORY_INFORMATION, WAIT_ANY,
 };
 
+/// Bytes a property value buffer has beyond what the request says (see [`Object::property`]).
+pub const GUARD: usize = 4096;
+
 /// How long any single request may take before a scenario calls it hung.
 pub const REQUEST_TIMEOUT_MS: u64 = 20_000;
 
@@ -79,6 +82,14 @@ impl Drop for Handle {
 /// # Errors
 /// The status.
 pub fn create(root: HANDLE, name: &[u16], share: u32) -> Result<Handle, NTSTATUS> {
+    create_access(root, name, share, GENERIC_READ | GENERIC_WRITE)
+}
+
+/// [`create`] asking for `access` (`GENERIC_READ`, `GENERIC_WRITE` or both).
+///
+/// # Errors
+/// The status.
+pub fn create_access(root: HANDLE, name: &[u16], share: u32, access: u32) -> Result<Handle, NTSTATUS> {
     let mut unicode = nt::unicode(name);
     let mut attributes = OBJECT_ATTRIBUTES::new(root, &raw mut unicode);
     let mut iosb = IO_STATUS_BLOCK { Status: 0, PointerHighHalf: 0, Information: 0 };
@@ -87,7 +98,7 @@ pub fn create(root: HANDLE, name: &[u16], share: u32) -> Result<Handle, NTSTATUS
     let status = unsafe {
         nt::NtCreateFile(
             &raw mut handle,
-            GENERIC_READ | GENERIC_WRITE,
+            access,
             &raw mut attributes,
             &raw mut iosb,
             null_mut(),
@@ -102,8 +113,8 @@ pub fn create(root: HANDLE, name: &[u16], share: u32) -> Result<Handle, NTSTATUS
     if status == STATUS_SUCCESS { Ok(Handle(handle)) } else { Err(status) }
 }
 
-/// A notification event for one request.
-fn event() -> Handle {
+/// A notification event (one per request; also a handle that is not a file).
+pub fn event() -> Handle {
     let mut h: HANDLE = null_mut();
     // SAFETY: a valid out pointer; no name.
     let status =
@@ -339,13 +350,19 @@ impl Object {
     ///
     /// # Errors
     /// The request hung.
+    ///
+    /// The buffer has [`GUARD`] more bytes than the request says: a kernel that writes (or copies
+    /// back) more than `value_len` bytes corrupts nothing of the client's, and `Information`
+    /// beyond `value_len` shows it.
     pub fn property(&self, request: &[u8], value: &[u8], value_len: usize) -> Result<(Io, Vec<u8>), String> {
         let mut out = value.to_vec();
-        out.resize(value_len.max(value.len()), 0);
+        out.resize(value_len.max(value.len()) + GUARD, 0);
         let mut op = Op::new(request.to_vec(), out);
         let io = op.call(self.handle.raw(), IOCTL_KS_PROPERTY, value_len)?;
         let (_, out) = op.buffers();
-        Ok((io, core::mem::take(out)))
+        let mut out = core::mem::take(out);
+        out.truncate(value_len.max(value.len()));
+        Ok((io, out))
     }
 
     /// A GET of `len` bytes; the bytes returned.
@@ -455,8 +472,27 @@ impl Object {
     /// # Errors
     /// The create's status.
     pub fn connect_with(&self, connect: &Connect) -> Result<Object, NTSTATUS> {
-        let name = names::pin_create_name(&connect.to_bytes());
-        create(self.handle.raw(), &name, 0).map(|handle| Object { handle })
+        self.create_pin(&connect.to_bytes(), GENERIC_READ | GENERIC_WRITE)
+    }
+
+    /// Creates a pin from the raw create blob `blob` (a `KSPIN_CONNECT` and format, or a bad
+    /// one), asking for `access`.
+    ///
+    /// # Errors
+    /// The create's status.
+    pub fn create_pin(&self, blob: &[u8], access: u32) -> Result<Object, NTSTATUS> {
+        let name = names::pin_create_name(blob);
+        create_access(self.handle.raw(), &name, 0, access).map(|handle| Object { handle })
+    }
+
+    /// [`Object::connect_with`] as an IRP source pointing at `target` (`PinToHandle`).
+    ///
+    /// # Errors
+    /// The create's status.
+    pub fn connect_to(&self, pin: u32, format: &[u8], target: HANDLE) -> Result<Object, NTSTATUS> {
+        let mut c = Connect::new(pin, format.to_vec());
+        c.pin_to_handle = target as u64;
+        self.connect_with(&c)
     }
 
     /// [`Object::connect_with`] the standard interface and medium, as an IRP sink.

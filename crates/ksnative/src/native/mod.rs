@@ -1,5 +1,7 @@
 //! The NT native program: runtime (entry, heap, panic, output, shutdown), I/O, scenarios.
 
+mod bad_input;
+mod graph;
 mod io;
 mod nt;
 mod scenarios;
@@ -17,7 +19,8 @@ use ksabi::UNICODE_STRING;
 use ksnative::names;
 use ksnative::ntuser::{
     CURRENT_PROCESS, PARAMETERS_COMMAND_LINE, PEB_PROCESS_HEAP, PEB_PROCESS_PARAMETERS,
-    SE_SHUTDOWN_PRIVILEGE, SHUTDOWN_REBOOT,
+    SE_SHUTDOWN_PRIVILEGE, SHARED_NT_MAJOR_VERSION, SHARED_NT_MINOR_VERSION, SHUTDOWN_REBOOT,
+    USER_SHARED_DATA,
 };
 
 /// The process heap (from the PEB), for the allocator.
@@ -81,6 +84,22 @@ pub fn sleep_ms(ms: u64) {
     unsafe { nt::NtDelayExecution(0, &raw mut interval) };
 }
 
+/// The NT version the kernel reports (`KUSER_SHARED_DATA.NtMajorVersion`, `NtMinorVersion`).
+pub fn nt_version() -> (u32, u32) {
+    let at = |offset: usize| {
+        // SAFETY: KUSER_SHARED_DATA is mapped read-only at this address in every process; the
+        // fields are aligned ULONGs.
+        unsafe { core::ptr::with_exposed_provenance::<u32>(USER_SHARED_DATA + offset).read_volatile() }
+    };
+    (at(SHARED_NT_MAJOR_VERSION), at(SHARED_NT_MINOR_VERSION))
+}
+
+/// Whether this is the lab's kernel: ReactOS reports NT 5.2 (Windows Server 2003), on which
+/// ksring does not run otherwise (it needs NT 6 or later).
+pub fn reactos() -> bool {
+    nt_version() == (5, 2)
+}
+
 /// Ends the process without closing anything (the kernel's process rundown closes the handles).
 pub fn terminate(status: i32) -> ! {
     // SAFETY: terminating the current process does not return.
@@ -115,8 +134,10 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
 /// # Safety
 /// `base + offset` is a readable, aligned pointer-sized location.
 unsafe fn read_ptr(base: *const u8, offset: usize) -> *const u8 {
+    #[allow(clippy::cast_ptr_alignment)] // the caller promises an aligned location
+    let at = base.wrapping_add(offset).cast::<*const u8>();
     // SAFETY: the caller's promise.
-    unsafe { base.add(offset).cast::<*const u8>().read() }
+    unsafe { at.read() }
 }
 
 /// The entry point smss's process creation calls, with the PEB.
@@ -130,13 +151,20 @@ pub unsafe extern "system" fn NtProcessStartup(peb: *const u8) -> ! {
     HEAP.store(heap.cast_mut().cast(), Ordering::Relaxed);
     // SAFETY: the PEB holds the process parameters pointer at this offset.
     let parameters = unsafe { read_ptr(peb, PEB_PROCESS_PARAMETERS) };
+    #[allow(clippy::cast_ptr_alignment)] // the parameters block is pointer-aligned
+    let line = parameters.wrapping_add(PARAMETERS_COMMAND_LINE).cast::<UNICODE_STRING>();
     // SAFETY: the parameters block holds the command line at this offset.
-    let line = unsafe { parameters.add(PARAMETERS_COMMAND_LINE).cast::<UNICODE_STRING>().read() };
+    let line = unsafe { line.read() };
     let units = usize::from(line.Length / 2);
     // SAFETY: the command line's buffer holds `Length` bytes for the life of the process.
     let line: Vec<u16> = unsafe { core::slice::from_raw_parts(line.Buffer, units) }.to_vec();
     let words = names::words(&line);
     sayf!("KSRING-NATIVE-HELLO {}", String::from_utf16_lossy(&line));
+    let (major, minor) = nt_version();
+    sayf!(
+        "KSRING-NATIVE: the kernel reports NT {major}.{minor}{}",
+        if reactos() { " (ReactOS)" } else { "" }
+    );
     let mode = words.get(1).copied().unwrap_or(&[]);
     if names::is(mode, "after-exit") {
         scenarios::after_exit();

@@ -23,18 +23,19 @@ use ksring_api::{
 
 use super::io::{Io, Object, Op, cancel, open_filter};
 use super::stream::{self, Cfg, Stream};
+use super::{bad_input, graph};
 use super::{now_ms, say, sayf};
 use ksnative::ensure;
 use ksnative::tally::{Outcome, Tally, expect_eq};
 
 /// A filter with both pins connected.
-struct Rig {
-    filter: Object,
-    input: Object,
-    output: Object,
+pub(super) struct Rig {
+    pub(super) filter: Object,
+    pub(super) input: Object,
+    pub(super) output: Object,
 }
 
-fn rig(format: &[u8], state: KSSTATE) -> Result<Rig, String> {
+pub(super) fn rig(format: &[u8], state: KSSTATE) -> Result<Rig, String> {
     let filter = open_filter()?;
     let input = filter.connect(PIN_INPUT, format).map_err(|s| format!("input pin: {}", StatusText(s)))?;
     let output = filter.connect(PIN_OUTPUT, format).map_err(|s| format!("output pin: {}", StatusText(s)))?;
@@ -44,24 +45,24 @@ fn rig(format: &[u8], state: KSSTATE) -> Result<Rig, String> {
     Ok(Rig { filter, input, output })
 }
 
-fn ok(status: NTSTATUS, what: &str) -> Outcome {
+pub(super) fn ok(status: NTSTATUS, what: &str) -> Outcome {
     expect_eq(what, StatusText(status), StatusText(STATUS_SUCCESS))
 }
 
-fn status(got: NTSTATUS, want: NTSTATUS, what: &str) -> Outcome {
+pub(super) fn status(got: NTSTATUS, want: NTSTATUS, what: &str) -> Outcome {
     expect_eq(what, StatusText(got), StatusText(want))
 }
 
-fn bytes(seed: u8, n: usize) -> Vec<u8> {
+pub(super) fn bytes(seed: u8, n: usize) -> Vec<u8> {
     (0..n).map(|i| seed.wrapping_add(i.to_le_bytes()[0])).collect()
 }
 
-fn meta(options_flags: u32, tsf: u32) -> Header {
+pub(super) fn meta(options_flags: u32, tsf: u32) -> Header {
     Header { options_flags, type_specific_flags: tsf, numerator: 1, denominator: 1, ..Header::default() }
 }
 
 /// A write request of `frames` (one header each), ready to start.
-fn write_op(frames: &[(&[u8], Header)]) -> (Op, usize) {
+pub(super) fn write_op(frames: &[(&[u8], Header)]) -> (Op, usize) {
     let headers_len = frames.len() * HEADER_SIZE;
     let data_len: usize = frames.iter().map(|(d, _)| d.len()).sum();
     let mut op = Op::new(Vec::new(), vec![0; headers_len + data_len]);
@@ -80,13 +81,13 @@ fn write_op(frames: &[(&[u8], Header)]) -> (Op, usize) {
 }
 
 /// Starts a write of `frames` on `pin`: the op and what completed at once.
-fn start_write(pin: &Object, frames: &[(&[u8], Header)]) -> (Op, Option<Io>) {
+pub(super) fn start_write(pin: &Object, frames: &[(&[u8], Header)]) -> (Op, Option<Io>) {
     let (mut op, len) = write_op(frames);
     let io = op.start(pin.handle.raw(), IOCTL_KS_WRITE_STREAM, len);
     (op, io)
 }
 
-fn write(pin: &Object, frames: &[(&[u8], Header)]) -> Result<Io, String> {
+pub(super) fn write(pin: &Object, frames: &[(&[u8], Header)]) -> Result<Io, String> {
     let (mut op, io) = start_write(pin, frames);
     match io {
         Some(io) => Ok(io),
@@ -95,7 +96,7 @@ fn write(pin: &Object, frames: &[(&[u8], Header)]) -> Result<Io, String> {
 }
 
 /// A read request with one header per extent.
-fn read_op(extents: &[usize]) -> (Op, usize) {
+pub(super) fn read_op(extents: &[usize]) -> (Op, usize) {
     let headers_len = extents.len() * HEADER_SIZE;
     let mut op = Op::new(Vec::new(), vec![0; headers_len + extents.iter().sum::<usize>()]);
     let base = op.output_base();
@@ -114,20 +115,20 @@ fn read_op(extents: &[usize]) -> (Op, usize) {
     (op, headers_len)
 }
 
-fn start_read(pin: &Object, extents: &[usize]) -> (Op, Option<Io>) {
+pub(super) fn start_read(pin: &Object, extents: &[usize]) -> (Op, Option<Io>) {
     let (mut op, len) = read_op(extents);
     let io = op.start(pin.handle.raw(), IOCTL_KS_READ_STREAM, len);
     (op, io)
 }
 
 /// A frame a read returned.
-struct Frame {
-    header: Header,
-    data: Vec<u8>,
+pub(super) struct Frame {
+    pub(super) header: Header,
+    pub(super) data: Vec<u8>,
 }
 
 /// The frames of a completed read.
-fn frames_of(op: &mut Op, io: Io) -> Result<Vec<Frame>, String> {
+pub(super) fn frames_of(op: &mut Op, io: Io) -> Result<Vec<Frame>, String> {
     if io.status != STATUS_SUCCESS {
         return Err(format!("read: {io}"));
     }
@@ -146,7 +147,7 @@ fn frames_of(op: &mut Op, io: Io) -> Result<Vec<Frame>, String> {
     Ok(out)
 }
 
-fn read(pin: &Object, extents: &[usize]) -> Result<Vec<Frame>, String> {
+pub(super) fn read(pin: &Object, extents: &[usize]) -> Result<Vec<Frame>, String> {
     let (mut op, io) = start_read(pin, extents);
     let io = match io {
         Some(io) => io,
@@ -156,17 +157,17 @@ fn read(pin: &Object, extents: &[usize]) -> Result<Vec<Frame>, String> {
 }
 
 /// Gives a request time to (wrongly) complete; whether it is still in flight.
-fn still_pending(op: &mut Op, started: Option<Io>) -> bool {
+pub(super) fn still_pending(op: &mut Op, started: Option<Io>) -> bool {
     started.is_none() && op.wait_ms(50).is_none()
 }
 
-fn pin_request(id: u32, pin: u32) -> Vec<u8> {
+pub(super) fn pin_request(id: u32, pin: u32) -> Vec<u8> {
     request::pin_property(KSPROPSETID_Pin, id, KsPropertyType::GET, pin)
 }
 
 /// ReactOS' `KsHandleSizedListQuery` (drivers/ksfilter/ks/api.c) writes `Item->Size =
 /// DataItemSize` where Windows' writes `sizeof(KSMULTIPLE_ITEM) + Length` (the whole list, as
-/// KSMULTIPLE_ITEM is documented). When `list` is exactly that ReactOS shape — `Size` equal to the
+/// `KSMULTIPLE_ITEM` is documented). When `list` is exactly that ReactOS shape — `Size` equal to the
 /// item size, and `Count` items of it after the header, nothing more — the Windows `Size`; else
 /// `None` (a Windows-shaped list, or a malformed one that the strict parse then rejects).
 fn reactos_sized_list(list: &[u8], item: usize) -> Option<usize> {
@@ -597,8 +598,12 @@ pub fn after_exit() {
     say(&tally.summary());
 }
 
-/// The scenarios, in order (the ones that close a filter before its pins last).
-const SCENARIOS: &[(&str, fn() -> Outcome)] = &[
+/// The scenarios, in order (the ones that close a filter before its pins last); the bad-input
+/// cases (`bad_input`) run after `two-filters`.
+/// A scenario: its name and what it runs.
+type Scenario = (&'static str, fn() -> Outcome);
+
+const SCENARIOS: &[Scenario] = &[
     ("discovery", discovery),
     ("intersection", intersection),
     ("connect-stream", || connect_with(&request::stream_format())),
@@ -614,23 +619,40 @@ const SCENARIOS: &[(&str, fn() -> Outcome)] = &[
     ("stop", stop),
     ("end-of-stream", end_of_stream),
     ("two-filters", two_filters),
+    ("graph", graph::graph),
+    ("graph-small-rings", graph::graph_small_rings),
+    ("graph-end-of-stream", graph::graph_end_of_stream),
+    ("graph-close-sources-first", || graph::close_order(0)),
+    ("graph-close-sinks-first", || graph::close_order(1)),
+    ("graph-close-filters-first", || graph::close_order(2)),
+    ("graph-close-middle-filter-first", || graph::close_order(3)),
+    ("graph-close-opening-order", || graph::close_order(4)),
     ("close-orders", close_orders),
     ("filter-first-close", filter_first_close),
 ];
+
+fn run_one(tally: &mut Tally, name: &str, scenario: &dyn Fn() -> Outcome) {
+    sayf!("KSRING-NATIVE: running {name}");
+    let start = now_ms();
+    let outcome = scenario();
+    sayf!("KSRING-NATIVE: {name} took {} ms", now_ms().saturating_sub(start));
+    say(&tally.record(name, &outcome));
+}
 
 /// Runs the scenarios whose name contains `only` (all if `None`), prints each result and the
 /// summary; then, when running all (or `only` names it), sets up the process-exit case and exits.
 pub fn run(only: Option<&str>) -> bool {
     let mut tally = Tally::default();
+    let wanted = |name: &str| only.is_none_or(|o| name.contains(o));
     for (name, scenario) in SCENARIOS {
-        if only.is_some_and(|o| !name.contains(o)) {
-            continue;
+        if wanted(name) {
+            run_one(&mut tally, name, scenario);
         }
-        sayf!("KSRING-NATIVE: running {name}");
-        let start = now_ms();
-        let outcome = scenario();
-        sayf!("KSRING-NATIVE: {name} took {} ms", now_ms().saturating_sub(start));
-        say(&tally.record(name, &outcome));
+        if *name == "two-filters" {
+            for case in bad_input::cases().iter().filter(|c| wanted(c.name)) {
+                run_one(&mut tally, case.name, &|| bad_input::run(case));
+            }
+        }
     }
     say(&tally.summary());
     if only.is_none_or(|o| "process-exit".contains(o)) {

@@ -39,6 +39,10 @@ pub struct Cfg {
     pub reads: usize,
     /// Seed of frames and read sizes.
     pub seed: u64,
+    /// Whether the stream ends by closing the input (the reader then expects `ENDOFSTREAM`);
+    /// otherwise the input stays open, reading stops after the last frame, and the reads still
+    /// in flight are cancelled (and must come back empty).
+    pub end_by_close: bool,
 }
 
 impl Default for Cfg {
@@ -54,6 +58,7 @@ impl Default for Cfg {
             writes: 4,
             reads: 4,
             seed: 0x5EED_CAFE,
+            end_by_close: true,
         }
     }
 }
@@ -64,8 +69,10 @@ pub struct Stream {
     plan: Plan,
     total: u64,
     next: u64,
-    input: Option<Object>,
-    output: Object,
+    /// The input pin written (`None` once closed).
+    pub input: Option<Object>,
+    /// The output pin read.
+    pub output: Object,
     writes: Vec<(Op, usize)>,
     reads: Vec<Op>,
     /// Read slots in the order their requests were sent: reads are checked in that order (the
@@ -128,8 +135,13 @@ impl Stream {
         op.start(input.handle.raw(), IOCTL_KS_WRITE_STREAM, n * HEADER_SIZE)
     }
 
+    /// Every frame has been read (and, when the input's close ends the stream, its end too).
+    fn done(&self) -> bool {
+        self.check.ended || (!self.cfg.end_by_close && self.check.k >= self.total)
+    }
+
     fn submit_read(&mut self, slot: usize) -> Option<Io> {
-        if self.check.ended {
+        if self.done() {
             return None;
         }
         let cfg = self.cfg;
@@ -197,9 +209,9 @@ impl Stream {
         let mut io = io;
         loop {
             if write {
-                self.write_done(slot, io)?
+                self.write_done(slot, io)?;
             } else {
-                self.read_done(slot, io)?
+                self.read_done(slot, io)?;
             }
             let again = if write { self.submit_write(slot) } else { self.submit_read(slot) };
             match again {
@@ -207,7 +219,10 @@ impl Stream {
                 None => break,
             }
         }
-        if self.next >= self.total && self.input.is_some() && !self.writes.iter().any(|(op, _)| op.pending())
+        if self.cfg.end_by_close
+            && self.next >= self.total
+            && self.input.is_some()
+            && !self.writes.iter().any(|(op, _)| op.pending())
         {
             drop(self.input.take()); // closing the input ends the stream
         }
@@ -238,9 +253,25 @@ impl Stream {
                 out.push((true, i, op.event()));
             }
         }
-        if let Some(&i) = self.read_order.front() {
+        if let Some(&i) = self.read_order.front().filter(|_| !self.done()) {
             out.push((false, i, self.reads[i].event()));
         }
+    }
+
+    /// With the input left open: cancels the reads still in flight after the last frame; each
+    /// must come back empty.
+    fn cancel_leftover_reads(&mut self) -> Result<(), String> {
+        if self.read_order.is_empty() {
+            return Ok(());
+        }
+        super::io::cancel(self.output.handle.raw());
+        while let Some(i) = self.read_order.pop_front() {
+            let io = self.reads[i].wait()?;
+            if io.information != 0 {
+                return Err(format!("a read after the last frame: {io}"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -280,8 +311,10 @@ pub fn run(streams: &mut [Stream]) -> Result<(), String> {
         };
         s.complete(write, slot, io).map_err(|e| format!("stream {n}: {e}"))?;
     }
-    for (n, s) in streams.iter().enumerate() {
-        if !s.check.ended {
+    for (n, s) in streams.iter_mut().enumerate() {
+        if !s.cfg.end_by_close {
+            s.cancel_leftover_reads().map_err(|e| format!("stream {n}: {e}"))?;
+        } else if !s.check.ended {
             return Err(format!("stream {n}: no ENDOFSTREAM after {} of {} frames", s.check.k, s.total));
         }
     }
