@@ -653,8 +653,11 @@ impl Source {
             }
             let mut count = self.fill_from_ring(slot);
             moved |= count > 0;
-            if count == 0 && f.input_closed() && self.in_flight.load(Ordering::SeqCst) == 0 && !work.eos_sent
-            {
+            // The end goes last: after every write has completed *and* been accounted (a write
+            // that completed inline while this loop ran is DONE until the next pass counts it;
+            // the end must not overtake its statistics down the chain).
+            let settled = self.slots.iter().all(|s| s.state.load(Ordering::SeqCst) == FREE);
+            if count == 0 && f.input_closed() && settled && !work.eos_sent {
                 count = end_of_stream(slot);
                 work.eos_sent = true;
             }
