@@ -5,6 +5,9 @@
 //! - **driver**: write IRPs on one thread, read IRPs on another, through the real ksring code in
 //!   kshost (4 requests in flight each side, about 256 KiB per request, a 4 MiB ring); frame
 //!   lengths and metadata are checked, payload bytes are not (they are in the tests).
+//! - **chain**: the same frames and requests through three filters joined by IRP-source pins
+//!   (`ksclient::graph`: client → F1, F1 ⇒ F2 push, F2 ⇐ F3 pull, F3 → client), unverified; with
+//!   the bytes the three filters copied per byte delivered (`KsRingStatistics::copied_*`).
 //! - **framering**: the same frames through a bare 4 MiB `framering` ring between two threads,
 //!   copied in and out (what the driver does per frame, minus everything else).
 //! - **memcpy**: the same bytes copied once on one thread.
@@ -21,6 +24,7 @@ use std::time::{Duration, Instant};
 use framering::{FrameMeta, RingCore};
 use ksabi::{KSSTATE_RUN, STATUS_SUCCESS};
 use ksclient::emulated::Emulated;
+use ksclient::graph::{self, Chain};
 use ksclient::stream::{self, Config, Progress};
 use ksclient::{Filter, request};
 use ksring_api::{PIN_INPUT, PIN_OUTPUT};
@@ -29,15 +33,11 @@ const SIZES: [usize; 3] = [1 << 10, 64 << 10, 1 << 20];
 const RING: usize = 4 << 20;
 const RUNS: usize = 3;
 
-fn driver_run(backend: &Emulated, size: usize, bytes: u64) -> Duration {
-    let filter = Filter::open_first(backend).expect("filter");
-    let input = filter.connect(PIN_INPUT, &request::stream_format()).expect("input");
-    let output = filter.connect(PIN_OUTPUT, &request::stream_format()).expect("output");
-    assert_eq!(input.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
-    assert_eq!(output.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+/// The requests of a cell: about 256 KiB each, 4 in flight per side, bytes unchecked.
+fn config(size: usize, bytes: u64) -> Config {
     let per_request = (256 << 10) / size;
     let per_request = per_request.clamp(1, 64);
-    let cfg = Config {
+    Config {
         bytes,
         frame_min: size,
         frame_max: size,
@@ -49,10 +49,29 @@ fn driver_run(backend: &Emulated, size: usize, bytes: u64) -> Duration {
         reads_in_flight: 4,
         seed: 1,
         verify_bytes: false,
-    };
-    let report = stream::run(backend, input, &output, &cfg, &Progress::default()).expect("stream");
+    }
+}
+
+fn driver_run(backend: &Emulated, size: usize, bytes: u64) -> Duration {
+    let filter = Filter::open_first(backend).expect("filter");
+    let input = filter.connect(PIN_INPUT, &request::stream_format()).expect("input");
+    let output = filter.connect(PIN_OUTPUT, &request::stream_format()).expect("output");
+    assert_eq!(input.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+    assert_eq!(output.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+    let report =
+        stream::run(backend, input, &output, &config(size, bytes), &Progress::default()).expect("stream");
     assert!(report.bytes >= bytes);
     report.elapsed
+}
+
+/// The same stream through three chained filters; returns the time and the copies per byte.
+#[allow(clippy::cast_precision_loss)] // a ratio for display
+fn chain_run(backend: &Emulated, size: usize, bytes: u64) -> (Duration, f64) {
+    let chain = Chain::open(backend, &request::stream_format()).expect("chain");
+    let r = graph::run(backend, chain, &config(size, bytes), &Progress::default()).expect("chain stream");
+    assert!(r.stream.bytes >= bytes);
+    let copied: u64 = r.statistics.iter().map(|s| s.copied_in + s.copied_out).sum();
+    (r.stream.elapsed, copied as f64 / r.stream.bytes as f64)
 }
 
 fn framering_run(size: usize, bytes: u64) -> Duration {
@@ -125,14 +144,37 @@ fn main() {
     let backend = Emulated::boot().expect("ksring installs");
     println!("ksring end to end: {} MiB per cell, best of {RUNS}, GB/s (10^9 B/s)", bytes >> 20);
     println!(
-        "{:>9} {:>9} {:>10} {:>8} {:>17} {:>14}",
-        "frame", "driver", "framering", "memcpy", "driver/framering", "driver/memcpy"
+        "{:>9} {:>9} {:>9} {:>10} {:>8} {:>13} {:>17} {:>14} {:>14}",
+        "frame",
+        "driver",
+        "chain",
+        "framering",
+        "memcpy",
+        "chain/driver",
+        "driver/framering",
+        "driver/memcpy",
+        "chain copies/B"
     );
     for size in SIZES {
         let d = gbps(bytes, best(|| driver_run(&backend, size, bytes)));
+        let mut copies = 0.0;
+        let c = gbps(
+            bytes,
+            best(|| {
+                let (t, n) = chain_run(&backend, size, bytes);
+                copies = n;
+                t
+            }),
+        );
         let f = gbps(bytes, best(|| framering_run(size, bytes)));
         let m = gbps(bytes, best(|| memcpy_run(size, bytes)));
-        println!("{:>8}K {d:>9.2} {f:>10.2} {m:>8.2} {:>17.2} {:>14.2}", size >> 10, d / f, d / m);
+        println!(
+            "{:>8}K {d:>9.2} {c:>9.2} {f:>10.2} {m:>8.2} {:>13.2} {:>17.2} {:>14.2} {copies:>14.2}",
+            size >> 10,
+            c / d,
+            d / f,
+            d / m
+        );
     }
     backend.shutdown().assert_clean();
 }

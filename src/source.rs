@@ -653,8 +653,11 @@ impl Source {
             }
             let mut count = self.fill_from_ring(slot);
             moved |= count > 0;
-            if count == 0 && f.input_closed() && self.in_flight.load(Ordering::SeqCst) == 0 && !work.eos_sent
-            {
+            // The end goes last: after every write has completed *and* been accounted (a write
+            // that completed inline while this loop ran is DONE until the next pass counts it;
+            // the end must not overtake its statistics down the chain).
+            let settled = self.slots.iter().all(|s| s.state.load(Ordering::SeqCst) == FREE);
+            if count == 0 && f.input_closed() && settled && !work.eos_sent {
                 count = end_of_stream(slot);
                 work.eos_sent = true;
             }
@@ -690,6 +693,7 @@ impl Source {
             // SAFETY: the slot's buffer has SLOT_BYTES - used >= n bytes left; the ring's payload
             // has n; they do not overlap.
             unsafe { ptr::copy_nonoverlapping(payload.as_ptr(), at, n) };
+            Counters::add(&f.counters.source_copied_out, n as u64);
             let meta = grant.meta();
             let record_done = n == payload.len();
             headers[count] = header(at, n, part_flags(meta.options_flags, record_done), &meta);
@@ -724,6 +728,7 @@ impl Source {
                 accepted -= used;
             }
             Counters::add(&c.bytes_out, used as u64);
+            Counters::add(&c.source_out, used as u64);
             // The end-of-stream marker this source made up itself (no buffer) was never in the
             // ring: it is not a frame out.
             let made_up = used == 0 && headers[first].Data.is_null();
@@ -736,6 +741,7 @@ impl Source {
             // The sink took the start of this frame: the rest goes again as its continuation.
             let h = &mut headers[first];
             Counters::add(&c.bytes_out, accepted as u64);
+            Counters::add(&c.source_out, accepted as u64);
             h.Data = h.Data.cast::<u8>().wrapping_add(accepted).cast();
             h.DataUsed -= u32::try_from(accepted).unwrap_or(h.DataUsed);
             h.FrameExtent = h.DataUsed;
@@ -876,6 +882,8 @@ impl Source {
                         // SAFETY: the slot's buffer holds `used` bytes of this header at Data.
                         let bytes = unsafe { core::slice::from_raw_parts(from, take) };
                         grant.payload().copy_from_slice(bytes);
+                        Counters::add(&c.source_copied_in, take as u64);
+                        Counters::add(&c.source_committed, take as u64);
                         let last = sw.offset + take == used;
                         grant.commit(&FrameMeta {
                             options_flags: part_flags(meta.options_flags, last),

@@ -34,6 +34,10 @@ fn stream_through(
     assert_eq!((s.discarded_frames, s.discarded_bytes), (0, 0));
     assert_eq!((s.pending_reads, s.pending_writes, s.fill), (0, 0, 0));
     assert!(s.high_water > 0 && s.high_water <= s.capacity);
+    // Every byte read was copied once into the reader's buffer; every byte written was copied once
+    // into the ring, except those copied straight into a waiting read (counted out only).
+    assert_eq!(s.copied_out, report.bytes);
+    assert!(s.copied_in <= report.bytes, "{s:?}");
     assert_eq!(output.set_state(KSSTATE_STOP).status, STATUS_SUCCESS);
     drop(output);
     assert_eq!(common::stats(&filter).capacity, 0, "the ring is freed when the last pin stops");

@@ -101,6 +101,9 @@ pub struct StreamArgs {
     /// Do not fill or check payload bytes (lengths and metadata are still checked).
     #[arg(long)]
     pub no_verify: bool,
+    /// Also stream the same bytes unverified first, and print both rates and their ratio.
+    #[arg(long, conflicts_with = "no_verify")]
+    pub compare: bool,
 }
 
 #[derive(Args, Debug)]
@@ -159,6 +162,10 @@ pub struct GraphArgs {
     /// Seed of the frame pattern and the read sizes.
     #[arg(long, default_value_t = 0x6A_F00D)]
     pub seed: u64,
+    /// Do not fill or check payload bytes (lengths, metadata and the filters' counts are still
+    /// checked): the chain's own speed, not the verifier's.
+    #[arg(long)]
+    pub no_verify: bool,
 }
 
 #[derive(Args, Debug)]

@@ -29,7 +29,27 @@ pub struct Summary {
     pub gb_per_s: f64,
     pub latency_us: Latency,
     pub verified_bytes: bool,
+    /// Bytes the driver copied per byte delivered (from its statistics).
+    pub copies_per_byte: Option<f64>,
+    /// With `--compare`: the same stream unverified, first, in this run.
+    pub unverified: Option<Unverified>,
     pub driver: Option<KsRingStatistics>,
+}
+
+#[derive(Serialize)]
+pub struct Unverified {
+    pub gb_per_s: f64,
+    pub seconds: f64,
+    /// Verified rate / unverified rate.
+    pub ratio: f64,
+}
+
+/// Bytes the filters in `stats` copied (in and out) per byte delivered.
+#[must_use]
+#[allow(clippy::cast_precision_loss)] // a ratio for display
+pub fn copies_per_byte(stats: &[KsRingStatistics], delivered: u64) -> f64 {
+    let copied: u64 = stats.iter().map(|s| s.copied_in + s.copied_out).sum();
+    copied as f64 / delivered.max(1) as f64
 }
 
 #[derive(Serialize)]
@@ -140,6 +160,13 @@ pub fn run(session: &Session, args: &StreamArgs) -> Result<(), String> {
         verify_bytes: !args.no_verify,
         ..sized_config(args.bytes, args.frames, args.reads, args.seed)?
     };
+    let unverified = if args.compare {
+        let quiet = Config { verify_bytes: false, ..cfg.clone() };
+        let (r, _) = stream_once(session, &args.common, format, args.capacity, &quiet, false)?;
+        Some(r)
+    } else {
+        None
+    };
     let (report, driver) =
         stream_once(session, &args.common, format, args.capacity, &cfg, !args.common.json)?;
     let summary = Summary {
@@ -159,6 +186,12 @@ pub fn run(session: &Session, args: &StreamArgs) -> Result<(), String> {
             samples: report.latencies_ns.len(),
         },
         verified_bytes: cfg.verify_bytes,
+        copies_per_byte: driver.map(|d| copies_per_byte(&[d], report.bytes)),
+        unverified: unverified.map(|u| Unverified {
+            gb_per_s: u.gb_per_s(),
+            seconds: u.elapsed.as_secs_f64(),
+            ratio: report.gb_per_s() / u.gb_per_s().max(1e-12),
+        }),
         driver,
     };
     if args.common.json {
@@ -183,6 +216,12 @@ pub fn run(session: &Session, args: &StreamArgs) -> Result<(), String> {
         "  {:.2} GB/s over {:.2} s, {} write and {} read requests",
         summary.gb_per_s, summary.seconds, summary.write_requests, summary.read_requests
     );
+    if let Some(u) = &summary.unverified {
+        println!(
+            "  unverified, same stream, same run: {:.2} GB/s over {:.2} s; verified/unverified {:.2}",
+            u.gb_per_s, u.seconds, u.ratio
+        );
+    }
     println!(
         "  write→read latency: p50 {}  p90 {}  p99 {}  max {}  ({} samples)",
         us(summary.latency_us.p50),
@@ -195,6 +234,12 @@ pub fn run(session: &Session, args: &StreamArgs) -> Result<(), String> {
         println!(
             "  driver: {} frames in, {} out, {} copied straight to a waiting read, ring high water {} of {} bytes",
             d.frames_in, d.frames_out, d.direct_frames, d.high_water, d.capacity
+        );
+        println!(
+            "  driver copied {} bytes in and {} out: {:.2} copies per byte delivered",
+            d.copied_in,
+            d.copied_out,
+            summary.copies_per_byte.unwrap_or_default()
         );
     }
     Ok(())

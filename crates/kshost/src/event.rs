@@ -1,9 +1,13 @@
 //! Kernel events (`KeInitializeEvent`, `KeSetEvent`, `KeClearEvent`, `KeWaitForSingleObject`),
-//! kept in the `KEVENT`'s own `SignalState`, which kshost accesses atomically. A wait polls it
-//! (briefly sleeping) and gives up after the machine's hang timeout, reporting
-//! `WAIT_NEVER_SATISFIED`. Synchronization events reset as a wait is satisfied.
+//! kept in the `KEVENT`'s own `SignalState`, which kshost accesses atomically. A waiter blocks on a
+//! condition variable (one of a fixed table, chosen by the event's address) and `KeSetEvent` wakes
+//! the waiters of that slot — a real wake-up, as the dispatcher readies a waiting thread, not a
+//! poll. A wait gives up after the machine's hang timeout, reporting `WAIT_NEVER_SATISFIED`.
+//! Synchronization events reset as a wait is satisfied (one waiter wins the exchange; the others
+//! wait again).
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering, fence};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use std::mem::offset_of;
@@ -40,9 +44,37 @@ pub(crate) fn initialize(event: *mut KEVENT, event_type: i32, signalled: bool) {
     state(event).store(i32::from(signalled), Ordering::Release);
 }
 
-/// `KeSetEvent`: returns the previous state.
+/// Where waiters on an event sleep: a slot of a fixed table, by the event's address (events that
+/// share a slot only cost each other a spurious wake-up).
+struct Parking {
+    lock: Mutex<()>,
+    cv: Condvar,
+    /// Threads between registering under `lock` and leaving the wait.
+    waiters: AtomicUsize,
+}
+
+const PARKING_SLOTS: usize = 64;
+
+static PARKING: [Parking; PARKING_SLOTS] =
+    [const { Parking { lock: Mutex::new(()), cv: Condvar::new(), waiters: AtomicUsize::new(0) } };
+        PARKING_SLOTS];
+
+fn parking(event: *mut KEVENT) -> &'static Parking {
+    &PARKING[(event as usize >> 4) % PARKING_SLOTS]
+}
+
+/// `KeSetEvent`: returns the previous state, and wakes the event's waiters.
 pub(crate) fn set(event: *mut KEVENT) -> i32 {
-    state(event).swap(1, Ordering::AcqRel)
+    let previous = state(event).swap(1, Ordering::SeqCst);
+    let p = parking(event);
+    // Pairs with the waiter's fence: either it sees the state set, or this sees it registered —
+    // and then the waiter is inside `cv.wait` (or before its check) once `lock` is ours.
+    fence(Ordering::SeqCst);
+    if p.waiters.load(Ordering::SeqCst) > 0 {
+        let _guard = p.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        p.cv.notify_all();
+    }
+    previous
 }
 
 /// `KeClearEvent`.
@@ -63,24 +95,40 @@ pub(crate) fn wait(event: *mut KEVENT, timeout: Option<i64>) -> NTSTATUS {
     };
     let start = Instant::now();
     let s = state(event);
-    loop {
-        let satisfied = if kind(event) == SynchronizationEvent {
-            s.compare_exchange(1, 0, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    let satisfied = || {
+        if kind(event) == SynchronizationEvent {
+            s.compare_exchange(1, 0, Ordering::SeqCst, Ordering::SeqCst).is_ok()
         } else {
-            s.load(Ordering::Acquire) != 0
-        };
-        if satisfied {
-            return STATUS_SUCCESS;
+            s.load(Ordering::SeqCst) != 0
         }
-        if start.elapsed() >= limit {
-            if timeout.is_none() {
-                violation(
-                    Rule::WaitNeverSatisfied,
-                    format!("KeWaitForSingleObject({event:p}) still waiting after {limit:?}"),
-                );
-            }
-            return STATUS_TIMEOUT;
-        }
-        std::thread::sleep(Duration::from_micros(50));
+    };
+    if satisfied() {
+        return STATUS_SUCCESS;
     }
+    let p = parking(event);
+    let mut guard = p.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    p.waiters.fetch_add(1, Ordering::SeqCst);
+    fence(Ordering::SeqCst);
+    let status = loop {
+        if satisfied() {
+            break STATUS_SUCCESS;
+        }
+        let elapsed = start.elapsed();
+        if elapsed >= limit {
+            break STATUS_TIMEOUT;
+        }
+        guard =
+            p.cv.wait_timeout(guard, limit.saturating_sub(elapsed))
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+    };
+    p.waiters.fetch_sub(1, Ordering::SeqCst);
+    drop(guard);
+    if status == STATUS_TIMEOUT && timeout.is_none() {
+        violation(
+            Rule::WaitNeverSatisfied,
+            format!("KeWaitForSingleObject({event:p}) still waiting after {limit:?}"),
+        );
+    }
+    status
 }

@@ -570,10 +570,10 @@ pub unsafe extern "system" fn IoAllocateWorkItem(device: *mut DEVICE_OBJECT) -> 
 pub unsafe extern "system" fn IoQueueWorkItem(
     item: *mut c_void,
     routine: ksabi::PIO_WORKITEM_ROUTINE,
-    _queue_type: i32,
+    queue_type: i32,
     context: *mut c_void,
 ) {
-    crate::workitem::queue(item, routine, context);
+    crate::workitem::queue(item, routine, queue_type, context);
 }
 
 pub unsafe extern "system" fn IoFreeWorkItem(item: *mut c_void) {

@@ -1,5 +1,5 @@
 //! Work items (`IoAllocateWorkItem`, `IoQueueWorkItem`, `IoFreeWorkItem`): a driver's routine run
-//! at `PASSIVE_LEVEL` on a system worker thread. A work item queued twice, freed while queued, or
+//! at `PASSIVE_LEVEL` by one of the system worker threads of the queue it names (`worker.rs`). A work item queued twice, freed while queued, or
 //! still allocated at unload is reported (`WORK_ITEM_MISUSE`).
 
 use std::ffi::c_void;
@@ -35,7 +35,12 @@ fn known(m: &MachineInner, item: *mut c_void, what: &str) -> bool {
 }
 
 /// `IoQueueWorkItem`: runs `routine(device, context)` on a worker thread at `PASSIVE_LEVEL`.
-pub(crate) fn queue(item: *mut c_void, routine: ksabi::PIO_WORKITEM_ROUTINE, context: *mut c_void) {
+pub(crate) fn queue(
+    item: *mut c_void,
+    routine: ksabi::PIO_WORKITEM_ROUTINE,
+    queue_type: i32,
+    context: *mut c_void,
+) {
     let m = current();
     crate::irql::require_at_most(DISPATCH_LEVEL, "IoQueueWorkItem");
     if !known(&m, item, "IoQueueWorkItem") {
@@ -54,7 +59,7 @@ pub(crate) fn queue(item: *mut c_void, routine: ksabi::PIO_WORKITEM_ROUTINE, con
     };
     let machine: Arc<MachineInner> = Arc::clone(&m);
     let (device, item_addr, context_addr) = (w.device as usize, item as usize, context as usize);
-    crate::worker::spawn(&m, move || {
+    crate::worker::submit(&m, crate::worker::QueueType::from_raw(queue_type), move || {
         let _enter = Enter::new(&machine);
         // The item may be queued again (or freed) from the routine itself: it is no longer queued
         // once the routine runs, as on Windows.

@@ -77,7 +77,9 @@ pub const KSRING_OPTIONSF_CONTINUES: u32 = 0x0100_0000;
 ///
 /// Accounting: every byte accepted is delivered, discarded, or still in the ring — a client that
 /// counts what it wrote and read can check `bytes_in`/`bytes_out` against its own numbers, and
-/// after the last pin closes, `bytes_in == bytes_out + discarded_bytes`.
+/// after the last pin closes, `bytes_in == bytes_out + discarded_bytes`. `copied_in + copied_out`
+/// over `bytes_out` is the filter's copies per delivered byte (2 for a client writing and reading,
+/// less with direct copies; summed over a chain, its copies per hop).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
@@ -108,6 +110,14 @@ pub struct KsRingStatistics {
     pub pending_writes: u32,
     /// Read requests pending now.
     pub pending_reads: u32,
+    /// Payload bytes the driver copied on the way in: from a writer's buffer into the ring (or
+    /// straight into a waiting read), or — a pull source — from its request's buffer into the ring.
+    /// Bytes another filter's copy put straight into this ring count there, not here.
+    pub copied_in: u64,
+    /// Payload bytes the driver copied on the way out: from the ring into a reader's buffer, or —
+    /// a push source — from the ring into its request's buffer. A push source whose requests name
+    /// the ring's own storage copies nothing.
+    pub copied_out: u64,
 }
 
 /// The PCM formats the audio data range admits (`KSDATARANGE_AUDIO`).
@@ -124,8 +134,12 @@ pub mod pcm {
     pub const MAX_RATE: u32 = 192_000;
 }
 
-// Clients read the statistics as plain bytes: no padding anywhere (eleven u64, then two u32).
+// Clients read the statistics as plain bytes: no padding anywhere (eleven u64, two u32, then the
+// two copy counters added later at the end, so the first 96 bytes keep their layout).
 const _: () = assert!(
-    core::mem::size_of::<KsRingStatistics>() == 11 * size_of::<u64>() + 2 * size_of::<u32>()
+    core::mem::size_of::<KsRingStatistics>() == 13 * size_of::<u64>() + 2 * size_of::<u32>()
         && core::mem::align_of::<KsRingStatistics>() == 8
+        && core::mem::offset_of!(KsRingStatistics, pending_reads) == 92
+        && core::mem::offset_of!(KsRingStatistics, copied_in) == 96
+        && core::mem::offset_of!(KsRingStatistics, copied_out) == 104
 );
