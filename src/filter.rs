@@ -70,8 +70,6 @@ struct Control {
     capacity: u32,
     /// Highest fill of rings already freed.
     past_high_water: u64,
-    /// Payload bytes committed to rings already freed.
-    past_ring_in: u64,
 }
 
 /// Counters of the stream path ([`KsRingStatistics`]), each written under the lock of its side.
@@ -85,14 +83,10 @@ pub struct Counters {
     pub discarded_bytes: AtomicU64,
     pub split_parts: AtomicU64,
     pub direct_frames: AtomicU64,
-    /// Pull source: payload bytes it committed to the ring (copied by itself or in place).
-    pub source_committed: AtomicU64,
-    /// Pull source: payload bytes it copied into the ring itself.
-    pub source_copied_in: AtomicU64,
-    /// Push source: payload bytes it counted in `bytes_out`.
-    pub source_out: AtomicU64,
-    /// Push source: payload bytes it copied out of the ring itself.
-    pub source_copied_out: AtomicU64,
+    /// Payload bytes the driver copied into the ring.
+    pub copied_in: AtomicU64,
+    /// Payload bytes the driver copied into a reader's (or a push source's) buffer.
+    pub copied_out: AtomicU64,
 }
 
 impl Counters {
@@ -176,7 +170,6 @@ pub unsafe extern "system" fn dispatch_create(device: *mut DEVICE_OBJECT, irp: *
             ring: None,
             capacity: DEFAULT_CAPACITY.min(limits.per_filter),
             past_high_water: 0,
-            past_ring_in: 0,
         }),
         producer: SpinLock::new(None),
         consumer: SpinLock::new(None),
@@ -494,7 +487,6 @@ impl Filter {
         self.discard();
         let stats = memory.core().stats();
         c.past_high_water = c.past_high_water.max(stats.high_water);
-        c.past_ring_in += stats.bytes_in;
         // The halves borrow the block: they go first.
         *self.producer.lock() = None;
         *self.consumer.lock() = None;
@@ -608,26 +600,18 @@ impl Filter {
 
     /// `KSPROPERTY_KSRING_STATISTICS`.
     ///
-    /// The copy counters: on the sink path every byte a writer's request carries is copied once —
-    /// into the ring, or straight into a waiting read (counted out, where it lands) — and every byte
-    /// a reader gets was copied once into its buffer; a source counts its own copies. So `copied_in`
-    /// is what went into the ring less what a pull source committed there, plus what that source
-    /// copied itself; `copied_out` is what readers got (`bytes_out` less a push source's share),
-    /// plus what a push source copied itself.
+    /// The copy counters are counted where the copies happen: a writer's (or pull source's) bytes
+    /// into the ring (in); the ring's bytes, or a writer's straight to a waiting read, into a
+    /// reader's (or push source's) buffer (out).
     pub fn statistics(&self) -> KsRingStatistics {
-        let (capacity, fill, high_water, ring_in) = {
+        let (capacity, fill, high_water) = {
             let c = self.control.lock();
             match &c.ring {
                 Some(m) => {
                     let s = m.core().stats();
-                    (
-                        u64::from(m.capacity()),
-                        s.used,
-                        c.past_high_water.max(s.high_water),
-                        c.past_ring_in + s.bytes_in,
-                    )
+                    (u64::from(m.capacity()), s.used, c.past_high_water.max(s.high_water))
                 }
-                None => (0, 0, c.past_high_water, c.past_ring_in),
+                None => (0, 0, c.past_high_water),
             }
         };
         let n = &self.counters;
@@ -647,8 +631,8 @@ impl Filter {
             direct_frames: get(&n.direct_frames),
             pending_writes: self.writes.len(),
             pending_reads: self.reads.len(),
-            copied_in: ring_in.saturating_sub(get(&n.source_committed)) + get(&n.source_copied_in),
-            copied_out: bytes_out.saturating_sub(get(&n.source_out)) + get(&n.source_copied_out),
+            copied_in: get(&n.copied_in),
+            copied_out: get(&n.copied_out),
         }
     }
 }

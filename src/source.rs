@@ -51,7 +51,7 @@ use crate::filter::{Counters, Filter};
 use crate::format::Format;
 use crate::object::{self, Object};
 use crate::pin::Pin;
-use crate::stream::{self, part_flags, piece_limit};
+use crate::stream::{self, HOLD_BUDGET, RECORD_COST, part_flags, piece_limit};
 use crate::{ids, nt, sys};
 
 /// Requests a source keeps in flight at most.
@@ -676,35 +676,44 @@ impl Source {
         }
     }
 
-    /// Takes frames out of the ring into a free slot; returns the headers filled.
+    /// Takes frames out of the ring into a free slot; returns the headers filled. The consumer
+    /// lock is held for at most [`HOLD_BUDGET`] of copying at a time (this source is the ring's
+    /// only consumer, so nothing else takes frames between holds).
     fn fill_from_ring(&self, slot: &Slot) -> usize {
         let f = self.filter();
-        let mut consumer = f.consumer.lock();
-        let Some(c) = consumer.as_mut() else { return 0 };
         // SAFETY: a free slot: ours.
         let headers = unsafe { &mut *slot.headers.get() };
         let mut used = 0;
         let mut count = 0;
-        while count < HEADERS && used < SLOT_BYTES {
-            let Some(grant) = c.read() else { break };
-            let payload = grant.payload();
-            let n = payload.len().min(SLOT_BYTES - used);
-            let at = slot.data.wrapping_add(used);
-            // SAFETY: the slot's buffer has SLOT_BYTES - used >= n bytes left; the ring's payload
-            // has n; they do not overlap.
-            unsafe { ptr::copy_nonoverlapping(payload.as_ptr(), at, n) };
-            Counters::add(&f.counters.source_copied_out, n as u64);
-            let meta = grant.meta();
-            let record_done = n == payload.len();
-            headers[count] = header(at, n, part_flags(meta.options_flags, record_done), &meta);
-            grant.consume(n);
-            used += n;
-            count += 1;
-            if !record_done {
-                break;
+        loop {
+            let mut consumer = f.consumer.lock();
+            let Some(c) = consumer.as_mut() else { return count };
+            let mut budget = HOLD_BUDGET;
+            while count < HEADERS && used < SLOT_BYTES && budget > 0 {
+                let Some(grant) = c.read() else { return count };
+                let payload = grant.payload();
+                let n = payload.len().min(SLOT_BYTES - used).min(budget);
+                let at = slot.data.wrapping_add(used);
+                // SAFETY: the slot's buffer has SLOT_BYTES - used >= n bytes left; the ring's
+                // payload has n; they do not overlap.
+                unsafe { crate::sys::copy_memory(at, payload.as_ptr(), n) };
+                Counters::add(&f.counters.copied_out, n as u64);
+                let meta = grant.meta();
+                let record_done = n == payload.len();
+                headers[count] = header(at, n, part_flags(meta.options_flags, record_done), &meta);
+                grant.consume(n);
+                used += n;
+                count += 1;
+                budget = budget.saturating_sub(n.max(RECORD_COST));
+                if !record_done && budget > 0 {
+                    return count; // the slot is full
+                }
             }
+            if count == HEADERS || used == SLOT_BYTES {
+                return count;
+            }
+            // The budget is spent: let the lock go, then go on.
         }
-        count
     }
 
     /// Accounts a completed write: what the sink accepted goes out; the rest is held for later
@@ -728,7 +737,6 @@ impl Source {
                 accepted -= used;
             }
             Counters::add(&c.bytes_out, used as u64);
-            Counters::add(&c.source_out, used as u64);
             // The end-of-stream marker this source made up itself (no buffer) was never in the
             // ring: it is not a frame out.
             let made_up = used == 0 && headers[first].Data.is_null();
@@ -741,7 +749,6 @@ impl Source {
             // The sink took the start of this frame: the rest goes again as its continuation.
             let h = &mut headers[first];
             Counters::add(&c.bytes_out, accepted as u64);
-            Counters::add(&c.source_out, accepted as u64);
             h.Data = h.Data.cast::<u8>().wrapping_add(accepted).cast();
             h.DataUsed -= u32::try_from(accepted).unwrap_or(h.DataUsed);
             h.FrameExtent = h.DataUsed;
@@ -854,13 +861,26 @@ impl Source {
         true
     }
 
-    /// Puts a held read's frames into the ring; `false` if the ring filled first.
+    /// Puts a held read's frames into the ring; `false` if the ring filled first. The producer
+    /// lock is held for at most [`HOLD_BUDGET`] of copying at a time.
     fn to_ring(&self, slot: &Slot, moved: &mut bool, ended: &mut bool) -> bool {
+        loop {
+            // `None`: the budget is spent; the lock is let go before the next hold.
+            if let Some(all) = self.to_ring_once(slot, moved, ended) {
+                return all;
+            }
+        }
+    }
+
+    /// One hold of the producer lock for [`Source::to_ring`]: `Some(all in)`, or `None` if the
+    /// budget ran out first.
+    fn to_ring_once(&self, slot: &Slot, moved: &mut bool, ended: &mut bool) -> Option<bool> {
         let f = self.filter();
         let c = &f.counters;
         let mut producer = f.producer.lock();
-        let Some(p) = producer.as_mut() else { return false };
-        let limit = piece_limit(p.max_frame());
+        let Some(p) = producer.as_mut() else { return Some(false) };
+        let limit = piece_limit(p.max_frame()).min(HOLD_BUDGET);
+        let mut budget = HOLD_BUDGET;
         // SAFETY: held: ours.
         let (sw, headers) = unsafe { slot.held() };
         while sw.next < sw.count {
@@ -875,15 +895,19 @@ impl Source {
             }
             let meta = stream::meta_of(h);
             loop {
-                let take = (used - sw.offset).min(limit);
+                if budget == 0 {
+                    return None;
+                }
+                let take = (used - sw.offset).min(limit).min(budget);
                 match p.reserve(take) {
                     Ok(mut grant) => {
                         let from = h.Data.cast::<u8>().wrapping_add(sw.offset);
-                        // SAFETY: the slot's buffer holds `used` bytes of this header at Data.
-                        let bytes = unsafe { core::slice::from_raw_parts(from, take) };
-                        grant.payload().copy_from_slice(bytes);
-                        Counters::add(&c.source_copied_in, take as u64);
-                        Counters::add(&c.source_committed, take as u64);
+                        let payload = grant.payload();
+                        // SAFETY: the slot's buffer holds `used` bytes of this header at Data; the
+                        // grant has `take`; they do not overlap.
+                        unsafe { crate::sys::copy_memory(payload.as_mut_ptr(), from, take) };
+                        budget = budget.saturating_sub(take.max(RECORD_COST));
+                        Counters::add(&c.copied_in, take as u64);
                         let last = sw.offset + take == used;
                         grant.commit(&FrameMeta {
                             options_flags: part_flags(meta.options_flags, last),
@@ -896,7 +920,7 @@ impl Source {
                         }
                     }
                     Err(ReserveError::Full) if stream::pass_padding(f) => {} // room now: again
-                    Err(ReserveError::Full | ReserveError::TooLarge { .. }) => return false,
+                    Err(ReserveError::Full | ReserveError::TooLarge { .. }) => return Some(false),
                 }
             }
             if h.OptionsFlags & KSRING_OPTIONSF_CONTINUES == 0 {
@@ -905,7 +929,7 @@ impl Source {
             sw.next += 1;
             sw.offset = 0;
         }
-        true
+        Some(true)
     }
 
     /// Builds and sends the slot's request.

@@ -88,6 +88,7 @@ fn fill(f: &Filter, c: &mut Consumer<'static>, cursor: &mut Cursor, budget: &mut
         // SAFETY: the header's mapped buffer holds FrameExtent >= offset + n bytes (`Cursor::start`);
         // the ring's payload is n bytes or more; the two do not overlap.
         unsafe { crate::sys::copy_memory(cursor.data().wrapping_add(cursor.offset), payload.as_ptr(), n) };
+        Counters::add(&f.counters.copied_out, n as u64);
         let meta = grant.meta();
         let frame_done = n == payload.len() && meta.options_flags & KSRING_OPTIONSF_CONTINUES == 0;
         grant.consume(n);
@@ -127,6 +128,7 @@ pub fn direct(
     // SAFETY: the read header's mapped buffer holds FrameExtent >= offset + n bytes; the writer's
     // buffer holds `bytes`; different requests' buffers.
     unsafe { crate::sys::copy_memory(cursor.data().wrapping_add(cursor.offset), bytes.as_ptr(), n) };
+    Counters::add(&f.counters.copied_out, n as u64);
     let frame_done = n == bytes.len() && meta.options_flags & KSRING_OPTIONSF_CONTINUES == 0;
     put(f, &mut cursor, &h, n, meta, frame_done, true);
     cursor.save();

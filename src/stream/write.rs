@@ -120,6 +120,7 @@ fn feed(
                     let payload = grant.payload();
                     // SAFETY: the grant's `take` bytes and the writer's buffer, which do not overlap.
                     unsafe { crate::sys::copy_memory(payload.as_mut_ptr(), rest.as_ptr(), take) };
+                    Counters::add(&f.counters.copied_in, take as u64);
                     let last = take == rest.len();
                     grant.commit(&FrameMeta { options_flags: part_flags(meta.options_flags, last), ..meta });
                     take

@@ -110,13 +110,12 @@ pub struct KsRingStatistics {
     pub pending_writes: u32,
     /// Read requests pending now.
     pub pending_reads: u32,
-    /// Payload bytes the driver copied on the way in: from a writer's buffer into the ring (or
-    /// straight into a waiting read), or — a pull source — from its request's buffer into the ring.
-    /// Bytes another filter's copy put straight into this ring count there, not here.
+    /// Payload bytes the driver copied into the ring: from a writer's buffer, or — a pull source —
+    /// from its request's buffer.
     pub copied_in: u64,
-    /// Payload bytes the driver copied on the way out: from the ring into a reader's buffer, or —
-    /// a push source — from the ring into its request's buffer. A push source whose requests name
-    /// the ring's own storage copies nothing.
+    /// Payload bytes the driver copied into a reader's buffer — from the ring, or straight from a
+    /// writer's buffer when the read was waiting on an empty ring (one copy for that byte, not
+    /// two) — or, a push source, from the ring into its request's buffer.
     pub copied_out: u64,
 }
 
