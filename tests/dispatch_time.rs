@@ -93,3 +93,35 @@ fn a_frame_larger_than_the_read_buffer_comes_out_in_full_parts() {
     drop((write, input, output, filter));
     backend.shutdown().assert_clean();
 }
+
+/// Through a three-filter chain — push and pull sources copying between their rings and their
+/// requests — with 4 MiB frames and the default 4 MiB rings: every byte arrives, and no spin-lock
+/// hold anywhere in the chain copies more than the budget.
+#[test]
+fn a_chain_of_sources_never_copies_more_than_the_budget_under_a_lock() {
+    use ksclient::graph::{self, Chain};
+    use ksclient::stream::{Config, Progress};
+    let backend = common::boot();
+    backend.machine().reset_spin_lock_holds();
+    let chain = Chain::open(&backend, &request::stream_format()).expect("chain");
+    let cfg = Config {
+        bytes: 32 << 20,
+        frame_min: 1 << 20,
+        frame_max: 4 << 20,
+        extent_min: 1 << 20,
+        extent_max: 4 << 20,
+        seed: 0xB16,
+        ..Config::default()
+    };
+    let report = graph::run(&backend, chain, &cfg, &Progress::default()).expect("the chain streams");
+    assert!(report.stream.bytes >= 32 << 20);
+    let holds = backend.machine().spin_lock_holds();
+    assert!(holds.max_bytes > 0, "the sources' copies are counted");
+    assert!(
+        holds.max_bytes <= ksring::HOLD_BUDGET as u64,
+        "{} bytes copied under one hold in the chain, budget {}",
+        holds.max_bytes,
+        ksring::HOLD_BUDGET
+    );
+    backend.shutdown().assert_clean();
+}
