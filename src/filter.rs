@@ -31,6 +31,7 @@ use crate::nt::{self, static_unicode};
 use crate::object::{self, KIND_FILTER, Object, ObjectPrefix};
 use crate::ring_memory::{NewRing, RingMemory};
 use crate::source::Source;
+use crate::stream::Side;
 use crate::sync::{IrpQueue, SpinLock};
 use crate::{ids, pin, props, stream, sys};
 
@@ -107,10 +108,10 @@ pub struct Filter {
     /// filter).
     limits: &'static Limits,
     control: SpinLock<Control>,
-    /// The ring's producer half, while the ring exists.
-    pub producer: SpinLock<Option<Producer<'static>>>,
-    /// The ring's consumer half, while the ring exists.
-    pub consumer: SpinLock<Option<Consumer<'static>>>,
+    /// The ring's producer half, while the ring exists, and the write in progress.
+    pub producer: SpinLock<Side<Producer<'static>>>,
+    /// The ring's consumer half, while the ring exists, and the read in progress.
+    pub consumer: SpinLock<Side<Consumer<'static>>>,
     /// Pending writes of the input pin.
     pub writes: IrpQueue,
     /// Pending reads of the output pin.
@@ -171,8 +172,8 @@ pub unsafe extern "system" fn dispatch_create(device: *mut DEVICE_OBJECT, irp: *
             capacity: DEFAULT_CAPACITY.min(limits.per_filter),
             past_high_water: 0,
         }),
-        producer: SpinLock::new(None),
-        consumer: SpinLock::new(None),
+        producer: SpinLock::new(Side::new()),
+        consumer: SpinLock::new(Side::new()),
         writes: IrpQueue::new(),
         reads: IrpQueue::new(),
         states: [AtomicI32::new(KSSTATE_STOP), AtomicI32::new(KSSTATE_STOP)],
@@ -269,6 +270,13 @@ impl Filter {
         self.input_closed.load(Ordering::SeqCst)
     }
 
+    /// Cancels pin `pin`'s stream requests: those on its queue now, and the one a pump holds in
+    /// progress when it gives it back.
+    pub fn cancel_requests(&self, pin: u32) {
+        self.queue(pin).cancel_all();
+        stream::let_go(self, pin);
+    }
+
     /// The queue of pin `pin`'s stream requests.
     pub fn queue(&self, pin: u32) -> &IrpQueue {
         if pin == PIN_INPUT { &self.writes } else { &self.reads }
@@ -357,7 +365,7 @@ impl Filter {
     /// leaves the ring to the readers, who drain it and then see `ENDOFSTREAM`.
     pub fn disconnect(&self, pin: u32) {
         self.states[pin as usize].store(KSSTATE_STOP, Ordering::SeqCst);
-        self.queue(pin).cancel_all();
+        self.cancel_requests(pin);
         if pin == PIN_INPUT {
             self.input_closed.store(true, Ordering::SeqCst);
         }
@@ -425,8 +433,8 @@ impl Filter {
                 free_ring(fresh);
                 continue; // another pin allocated meanwhile, or the capacity changed: look again
             }
-            *self.producer.lock() = Some(fresh.producer);
-            *self.consumer.lock() = Some(fresh.consumer);
+            self.producer.lock().ring = Some(fresh.producer);
+            self.consumer.lock().ring = Some(fresh.consumer);
             c.ring = Some(fresh.memory);
             c.holders[pin as usize] = true;
             self.states[pin as usize].store(KSSTATE_ACQUIRE, Ordering::SeqCst);
@@ -438,7 +446,7 @@ impl Filter {
     /// the ring if no pin holds it any more.
     fn stop(&self, pin: u32) {
         self.states[pin as usize].store(KSSTATE_STOP, Ordering::SeqCst);
-        self.queue(pin).cancel_all();
+        self.cancel_requests(pin);
         self.stop_source(pin);
         self.discard();
         self.control.lock().holders[pin as usize] = false;
@@ -451,7 +459,7 @@ impl Filter {
         match value {
             KSRESET_BEGIN => {
                 self.resetting[pin as usize].store(true, Ordering::SeqCst);
-                self.queue(pin).cancel_all();
+                self.cancel_requests(pin);
                 self.discard();
             }
             KSRESET_END => {
@@ -467,7 +475,7 @@ impl Filter {
     fn discard(&self) {
         let mut producer = self.producer.lock();
         let mut consumer = self.consumer.lock();
-        if let (Some(p), Some(c)) = (producer.as_mut(), consumer.as_mut())
+        if let (Some(p), Some(c)) = (producer.ring.as_mut(), consumer.ring.as_mut())
             && let Ok(gone) = framering::reset(p, c)
         {
             Counters::add(&self.counters.discarded_frames, gone.frames);
@@ -487,9 +495,12 @@ impl Filter {
         self.discard();
         let stats = memory.core().stats();
         c.past_high_water = c.past_high_water.max(stats.high_water);
-        // The halves borrow the block: they go first.
-        *self.producer.lock() = None;
-        *self.consumer.lock() = None;
+        // The halves borrow the block: they go first. (No request is in progress: every pin's
+        // requests were cancelled and let go before the last pin stopped or closed.)
+        for side in [&mut *self.producer.lock() as &mut dyn RingSide, &mut *self.consumer.lock()] {
+            debug_assert!(!side.in_progress());
+            side.drop_ring();
+        }
         // SAFETY: both halves are gone; nothing else borrows the block.
         unsafe { memory.free() };
     }
@@ -647,4 +658,19 @@ fn free_ring(ring: NewRing) {
     let NewRing { memory, .. } = ring; // the halves end here, before the block is freed
     // SAFETY: the halves are gone.
     unsafe { memory.free() };
+}
+
+/// The part of a [`Side`] that freeing the ring needs, whatever the half's type.
+trait RingSide {
+    fn in_progress(&self) -> bool;
+    fn drop_ring(&mut self);
+}
+
+impl<T> RingSide for Side<T> {
+    fn in_progress(&self) -> bool {
+        self.has_in_progress()
+    }
+    fn drop_ring(&mut self) {
+        self.ring = None;
+    }
 }

@@ -202,7 +202,7 @@ pub fn cleanup(irp: *mut IRP) {
         let f = pin.filter();
         // Closing first (so that nothing new is queued), then what is queued is cancelled.
         f.sink_cleanup(pin.id);
-        f.queue(pin.id).cancel_all();
+        f.cancel_requests(pin.id);
         if let Some(src) = f.detach_source(pin.id) {
             // SAFETY: at PASSIVE_LEVEL (cleanup); detached from the filter just above.
             unsafe { source::Source::shut_down(src) };

@@ -687,7 +687,7 @@ impl Source {
         let mut count = 0;
         loop {
             let mut consumer = f.consumer.lock();
-            let Some(c) = consumer.as_mut() else { return count };
+            let Some(c) = consumer.ring.as_mut() else { return count };
             let mut budget = HOLD_BUDGET;
             while count < HEADERS && used < SLOT_BYTES && budget > 0 {
                 let Some(grant) = c.read() else { return count };
@@ -878,7 +878,7 @@ impl Source {
         let f = self.filter();
         let c = &f.counters;
         let mut producer = f.producer.lock();
-        let Some(p) = producer.as_mut() else { return Some(false) };
+        let Some(p) = producer.ring.as_mut() else { return Some(false) };
         let limit = piece_limit(p.max_frame()).min(HOLD_BUDGET);
         let mut budget = HOLD_BUDGET;
         // SAFETY: held: ours.

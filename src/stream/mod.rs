@@ -66,6 +66,79 @@ pub enum Direction {
 /// pieces of a frame are joined again in the reader's buffer.
 pub const HOLD_BUDGET: usize = 64 << 10;
 
+/// One side of the ring under its lock: the ring's half (while the ring exists), and the request
+/// a pump on this side has begun and not finished when its hold's budget ran out. That request
+/// stays acquired from its queue between two holds — whoever takes the lock next goes on with it
+/// before any other, so requests keep their order — and goes back to its queue (cancelable again)
+/// as soon as a pump stops for any other reason ([`let_go`]).
+pub struct Side<T> {
+    /// The ring's half.
+    pub ring: Option<T>,
+    in_progress: *mut IRP,
+}
+
+// SAFETY: the request pointer is only used under the side's spin lock.
+unsafe impl<T: Send> Send for Side<T> {}
+
+impl<T> Side<T> {
+    /// No ring, no request in progress.
+    pub const fn new() -> Self {
+        Self { ring: None, in_progress: core::ptr::null_mut() }
+    }
+
+    /// The request in progress, if any, handed to the caller.
+    fn take_in_progress(&mut self) -> Option<*mut IRP> {
+        let irp = core::mem::replace(&mut self.in_progress, core::ptr::null_mut());
+        (!irp.is_null()).then_some(irp)
+    }
+
+    /// Whether a request is in progress.
+    pub fn has_in_progress(&self) -> bool {
+        !self.in_progress.is_null()
+    }
+
+    /// Keeps `irp` (acquired from this side's queue) in progress for the next hold.
+    fn set_in_progress(&mut self, irp: *mut IRP) {
+        debug_assert!(self.in_progress.is_null());
+        self.in_progress = irp;
+    }
+}
+
+/// Gives the side's request in progress back to `queue` (a cancel that came meanwhile completes
+/// it, through `done`).
+fn let_go_locked<T>(side: &mut Side<T>, queue: &IrpQueue, done: &mut Completions) {
+    if let Some(irp) = side.take_in_progress() {
+        // SAFETY: acquired from this queue by a pump of this side, under the side's lock, held now.
+        unsafe { release(queue, irp, done) };
+    }
+}
+
+/// Gives pin `pin`'s request in progress back to its queue: after its requests were cancelled
+/// (STOP, reset, cleanup) the cancel then completes it.
+pub fn let_go(f: &Filter, pin: u32) {
+    let mut done = Completions::new();
+    if pin == PIN_INPUT {
+        let_go_locked(&mut f.producer.lock(), &f.writes, &mut done);
+    } else {
+        let_go_locked(&mut f.consumer.lock(), &f.reads, &mut done);
+    }
+    done.complete_all();
+}
+
+/// The request a hold starts with: the one in progress (unless a cancel came for it meanwhile:
+/// then it goes back to its queue, where the cancel completes it), else the next on the queue.
+fn first_request<T>(side: &mut Side<T>, queue: &IrpQueue, done: &mut Completions) -> Option<*mut IRP> {
+    if let Some(irp) = side.take_in_progress() {
+        // SAFETY: acquired by a pump of this side and ours under the side's lock.
+        if unsafe { (*irp).Cancel } == 0 {
+            return Some(irp);
+        }
+        // SAFETY: as above.
+        unsafe { release(queue, irp, done) };
+    }
+    queue.acquire_first()
+}
+
 /// What a frame record costs of [`HOLD_BUDGET`] at least, so that a hold over many tiny frames is
 /// bounded too (at most 256 records).
 pub const RECORD_COST: usize = HOLD_BUDGET / 256;
@@ -97,7 +170,7 @@ pub fn part_flags(frame_flags: u32, last: bool) -> u32 {
 /// may just have published at the end of the storage (see `Consumer::pass_padding`); `true` if
 /// that freed space, so that the reserve is worth trying again. Lock order: producer, consumer.
 pub fn pass_padding(f: &Filter) -> bool {
-    f.consumer.lock().as_mut().is_some_and(framering::Consumer::pass_padding)
+    f.consumer.lock().ring.as_mut().is_some_and(framering::Consumer::pass_padding)
 }
 
 /// A stream IOCTL on a pin.
@@ -159,7 +232,7 @@ pub fn dispatch(pin: &Pin, irp: *mut IRP, direction: Direction) -> NTSTATUS {
     unsafe { queue.push(irp, Some(cancel)) };
     // A STOP or reset that began meanwhile may have missed it: cancel again (idempotent).
     if f.state(id) == KSSTATE_STOP || f.resetting(id) || f.closing(id) {
-        queue.cancel_all();
+        f.cancel_requests(id);
     }
     pump(f);
     // SAFETY: the reference taken above, at PASSIVE_LEVEL (stream requests arrive there: ks.sys'

@@ -6,7 +6,7 @@ use ksabi::{KSSTREAM_HEADER, KSTIME, KsStreamOptions, STATUS_SUCCESS};
 use ksring_api::{KSRING_OPTIONSF_CONTINUES, PIN_OUTPUT};
 
 use super::completions::Completions;
-use super::{Cursor, HOLD_BUDGET, RECORD_COST, part_flags, release};
+use super::{Cursor, HOLD_BUDGET, RECORD_COST, first_request, let_go_locked, part_flags, release};
 use crate::filter::{Counters, Filter};
 
 /// Fills the queued reads, one bounded hold of the consumer lock at a time ([`HOLD_BUDGET`]):
@@ -31,15 +31,17 @@ pub fn pump(f: &Filter) -> bool {
 /// ring waits for it (the frame arrives whole when the buffer is large enough); it is delivered
 /// as a part (`CONTINUES`) only when the read completes for another reason or no write is queued.
 fn one_hold(f: &Filter, done: &mut Completions, progress: &mut bool) -> bool {
-    let mut consumer = f.consumer.lock();
+    let mut side = f.consumer.lock();
     core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
-    let Some(c) = consumer.as_mut() else { return false };
-    if !f.flowing(PIN_OUTPUT) {
+    if side.ring.is_none() || !f.flowing(PIN_OUTPUT) {
+        let_go_locked(&mut side, &f.reads, done);
         return false;
     }
     let mut budget = HOLD_BUDGET;
-    while let Some(irp) = f.reads.acquire_first() {
-        // SAFETY: acquired from the queue: ours until released or removed.
+    while let Some(irp) = first_request(&mut side, &f.reads, done) {
+        let Some(c) = side.ring.as_mut() else { break };
+        // SAFETY: acquired from the queue (now or by an earlier hold): ours until released or
+        // removed.
         let mut cursor = unsafe { Cursor::load(irp) };
         *progress |= fill(f, c, &mut cursor, &mut budget);
         let empty = c.is_empty();
@@ -60,10 +62,15 @@ fn one_hold(f: &Filter, done: &mut Completions, progress: &mut bool) -> bool {
             // SAFETY: off the queue, ours to complete.
             unsafe { done.push(irp, STATUS_SUCCESS, cursor.at) };
             *progress = true;
+        } else if budget == 0 && !empty {
+            // More is there for it: it stays in progress for the next hold.
+            side.set_in_progress(irp);
+            return true;
         } else {
+            // It waits for data: back on its queue, cancelable.
             // SAFETY: acquired from this queue, under the consumer lock.
             unsafe { release(&f.reads, irp, done) };
-            return budget == 0 && !empty;
+            return false;
         }
         if budget == 0 {
             return true;
@@ -109,12 +116,13 @@ pub fn direct(
     meta: &FrameMeta,
     done: &mut Completions,
 ) -> Option<usize> {
-    let mut consumer = f.consumer.lock();
-    let c = consumer.as_mut()?;
-    if !c.is_empty() {
+    let mut side = f.consumer.lock();
+    if !side.ring.as_mut()?.is_empty() {
         return None;
     }
-    let irp = f.reads.acquire_first()?;
+    // The read in progress (a read pump between two holds) is the oldest: it comes first.
+    let was_in_progress = side.has_in_progress();
+    let irp = first_request(&mut side, &f.reads, done)?;
     // SAFETY: acquired from the queue: ours until released or removed.
     let mut cursor = unsafe { Cursor::load(irp) };
     let Some(h) = cursor.header() else {
@@ -137,6 +145,9 @@ pub fn direct(
         unsafe { f.reads.remove(irp) };
         // SAFETY: off the queue, ours to complete.
         unsafe { done.push(irp, STATUS_SUCCESS, cursor.at) };
+    } else if was_in_progress {
+        // The read pump that left it in progress comes back for it.
+        side.set_in_progress(irp);
     } else {
         // Partly filled: it stays queued; the read pump completes it when no more data comes,
         // and a cancel completes it with what it holds.

@@ -5,7 +5,9 @@ use ksabi::{IRP, KSSTREAM_HEADER, KSTIME, STATUS_SUCCESS};
 use ksring_api::{KSRING_OPTIONSF_CONTINUES, PIN_INPUT, PIN_OUTPUT};
 
 use super::completions::Completions;
-use super::{Cursor, HOLD_BUDGET, RECORD_COST, part_flags, piece_limit, release};
+use super::{
+    Cursor, HOLD_BUDGET, RECORD_COST, first_request, let_go_locked, part_flags, piece_limit, release,
+};
 use crate::filter::{Counters, Filter};
 
 /// Drains the queued writes, one bounded hold of the producer lock at a time ([`HOLD_BUDGET`]):
@@ -32,37 +34,47 @@ enum Fed {
     Budget,
 }
 
-/// One hold of the producer lock: moves writes on until the ring is full, the queue is empty, or
-/// [`HOLD_BUDGET`] is spent. `true` if the budget ran out with more to do.
+/// One hold of the producer lock: moves writes on — the one in progress first — until the ring
+/// is full, the queue is empty, or [`HOLD_BUDGET`] is spent. `true` if the budget ran out with
+/// more to do: the write it was on stays in progress for the next hold.
 fn one_hold(f: &Filter, done: &mut Completions, progress: &mut bool) -> bool {
-    let mut producer = f.producer.lock();
+    let mut side = f.producer.lock();
     core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
-    let Some(p) = producer.as_mut() else { return false };
-    if !f.flowing(PIN_INPUT) {
+    if side.ring.is_none() || !f.flowing(PIN_INPUT) {
+        let_go_locked(&mut side, &f.writes, done);
         return false;
     }
-    let limit = piece_limit(p.max_frame()).min(HOLD_BUDGET);
     let mut budget = HOLD_BUDGET;
-    while let Some(irp) = f.writes.acquire_first() {
-        // SAFETY: acquired from the queue: ours until released or removed.
+    while let Some(irp) = first_request(&mut side, &f.writes, done) {
+        let Some(p) = side.ring.as_mut() else { break };
+        let limit = piece_limit(p.max_frame()).min(HOLD_BUDGET);
+        // SAFETY: acquired from the queue (now or by an earlier hold): ours until released or
+        // removed.
         let mut cursor = unsafe { Cursor::load(irp) };
         let fed = feed(f, p, irp, &mut cursor, limit, &mut budget, done, progress);
         cursor.save();
-        if let Fed::All = fed {
-            // SAFETY: acquired from this queue.
-            unsafe { f.writes.remove(irp) };
-            // SAFETY: ours; Information holds the bytes accepted.
-            let accepted = unsafe { crate::nt::information(irp) };
-            // SAFETY: off the queue, ours to complete.
-            unsafe { done.push(irp, STATUS_SUCCESS, accepted) };
-            *progress = true;
-            if budget == 0 {
+        match fed {
+            Fed::All => {
+                // SAFETY: acquired from this queue.
+                unsafe { f.writes.remove(irp) };
+                // SAFETY: ours; Information holds the bytes accepted.
+                let accepted = unsafe { crate::nt::information(irp) };
+                // SAFETY: off the queue, ours to complete.
+                unsafe { done.push(irp, STATUS_SUCCESS, accepted) };
+                *progress = true;
+                if budget == 0 {
+                    return true;
+                }
+            }
+            Fed::Full => {
+                // SAFETY: acquired from this queue, under the producer lock.
+                unsafe { release(&f.writes, irp, done) };
+                return false;
+            }
+            Fed::Budget => {
+                side.set_in_progress(irp);
                 return true;
             }
-        } else {
-            // SAFETY: acquired from this queue, under the producer lock.
-            unsafe { release(&f.writes, irp, done) };
-            return matches!(fed, Fed::Budget);
         }
     }
     false
