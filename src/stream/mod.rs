@@ -59,7 +59,7 @@ pub enum Direction {
 }
 
 /// The work one hold of a ring lock (producer or consumer, at `DISPATCH_LEVEL`) may do: bytes
-/// copied, each frame record counting at least [`RECORD_COST`]. 64 KiB is about 5–10 µs of
+/// copied, each frame record counting at least `RECORD_COST`. 64 KiB is about 5–10 µs of
 /// `memcpy` on current processors — inside Microsoft's 25 µs guidance for holding a spin lock
 /// (and the 100 µs for a DPC), where a multi-MiB copy under the lock would stall the processor
 /// for milliseconds. Larger frames move piece by piece, the lock let go between pieces; the

@@ -3,9 +3,9 @@
 //! Every routine the driver imports is declared once, in [`imports`], with its C signature. That
 //! list becomes:
 //! - on the Windows target (the WDK build and the Linux cross build): `raw-dylib` imports of
-//!   `ntoskrnl.exe` and `ks.sys` ([`kernel`]);
+//!   `ntoskrnl.exe` and `ks.sys` (`kernel`);
 //! - on the host build: re-exports of `kshost`'s implementations, each checked at compile time to
-//!   have exactly the declared signature ([`host`]).
+//!   have exactly the declared signature (`host`).
 //!
 //! The rest of the driver calls `sys::IoCreateDevice(...)` and cannot tell which build it is in.
 

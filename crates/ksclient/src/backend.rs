@@ -1,5 +1,5 @@
 //! What a client needs from the operating system, as a trait: the real Windows API
-//! ([`crate::win32`]) or the kshost emulation running the real driver ([`crate::emulated`]).
+//! (`crate::win32`, on Windows) or the kshost emulation running the real driver ([`crate::emulated`]).
 
 use core::fmt;
 

@@ -33,7 +33,7 @@ const REFUSALS: &[i32] = &[
 
 /// Input: one byte of setup (which pins already exist, with which format), then the blob.
 ///
-/// Invariants: a refusal has one of [`REFUSALS`]; a success means the blob's format is one the
+/// Invariants: a refusal has one of `REFUSALS`; a success means the blob's format is one the
 /// driver's own parser accepts, the pin reports exactly that format, and it was an IRP-sink
 /// connection to a free factory (the world has one filter, so any `PinToHandle` — a random value,
 /// or by chance the filter's or a pin's handle — is refused); everything closes back to the

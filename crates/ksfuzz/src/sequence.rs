@@ -51,7 +51,7 @@ impl Slot<'_> {
     }
 }
 
-/// Runs up to [`MAX_OPS`] operations, then cancels and closes everything and checks, per filter,
+/// Runs up to `MAX_OPS` operations, then cancels and closes everything and checks, per filter,
 /// that the driver accepted exactly what the client's writes report, delivered exactly what its
 /// reads got, and that every accepted byte was delivered or discarded.
 ///

@@ -3,7 +3,7 @@
 //! The driver's host build re-exports these where the Windows build imports them from
 //! `ntoskrnl.exe` and `ks.sys` (`src/sys`), and checks at compile time that each signature is the
 //! one it declares. Each routine finds its machine through the calling thread (see
-//! [`crate::machine`]) and checks the IRQL it must be called at.
+//! `crate::machine`) and checks the IRQL it must be called at.
 // Each routine is the Windows routine of the same name; the WDK documents its contract.
 #![allow(non_snake_case, missing_docs, clippy::missing_safety_doc, clippy::missing_panics_doc)]
 
