@@ -1,31 +1,34 @@
-//! The conformance suite `ksctl conformance` runs, on the emulated machine: every scenario on a
-//! fresh machine, which must then shut down clean (kshost's verifier: no leak, no IRP left, no
-//! rule broken).
+//! The conformance suite `ksctl conformance` runs, on the emulated machine: one test per scenario
+//! (`cargo test --test conformance -- <name>` runs one), each on a fresh machine that must then
+//! shut down clean (kshost's verifier: no leak, no IRP left, no rule broken).
 
 mod common;
 
 use ksclient::conformance;
+use libtest_mimic::{Arguments, Failed, Trial};
 
-#[test]
-fn every_scenario_passes_and_leaves_the_machine_clean() {
-    let mut failures = Vec::new();
-    for scenario in conformance::scenarios() {
+fn main() {
+    let args = Arguments::from_args();
+    let mut trials: Vec<Trial> = conformance::scenarios()
+        .into_iter()
+        .map(|scenario| {
+            Trial::test(scenario.name, move || {
+                let backend = common::boot();
+                let outcome = (scenario.run)(&backend);
+                let report = backend.shutdown();
+                outcome.map_err(Failed::from)?;
+                if report.violations.is_empty() { Ok(()) } else { Err(report.describe().into()) }
+            })
+        })
+        .collect();
+    trials.push(Trial::test("the_driver_says_hello_in_the_debug_output", || {
         let backend = common::boot();
-        let outcome = (scenario.run)(&backend);
+        let hello = backend.machine().debug_output().iter().any(|l| l.contains("ksring: DriverEntry done"));
         let report = backend.shutdown();
-        if let Err(e) = outcome {
-            failures.push(format!("{}: {e}", scenario.name));
+        if !hello {
+            return Err("no \"ksring: DriverEntry done\" in the debug output".into());
         }
-        if !report.violations.is_empty() {
-            failures.push(format!("{}: {}", scenario.name, report.describe()));
-        }
-    }
-    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
-}
-
-#[test]
-fn the_driver_says_hello_in_the_debug_output() {
-    let backend = common::boot();
-    assert!(backend.machine().debug_output().iter().any(|l| l.contains("ksring: DriverEntry done")));
-    backend.shutdown().assert_clean();
+        if report.violations.is_empty() { Ok(()) } else { Err(report.describe().into()) }
+    }));
+    libtest_mimic::run(&args, trials).exit();
 }
