@@ -364,9 +364,15 @@ pub(crate) fn call_driver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS
         );
         return STATUS_INVALID_DEVICE_REQUEST;
     }
-    if matches!(b.meta.origin, Origin::Driver) && b.meta.driver_owned.swap(false, Ordering::AcqRel) {
-        // The driver's own IRP leaves its hands; it is completed back to its completion routine.
-        b.meta.completed.store(false, Ordering::Release);
+    if matches!(b.meta.origin, Origin::Driver) {
+        // The file object the driver's own IRP is sent for: recorded while the sender still owns
+        // the IRP, so a close elsewhere can tell (atomically) what is in flight to it.
+        let next = location_index(b.irp.CurrentLocation - 1);
+        b.meta.sent_to.store(b.stack[next].FileObject, Ordering::Release);
+        if b.meta.driver_owned.swap(false, Ordering::AcqRel) {
+            // The driver's own IRP leaves its hands; it is completed back to its completion routine.
+            b.meta.completed.store(false, Ordering::Release);
+        }
     }
     b.irp.CurrentLocation -= 1;
     let idx = location_index(b.irp.CurrentLocation);
@@ -731,11 +737,11 @@ fn check_no_irps_in_flight(m: &MachineInner, file: *mut FILE_OBJECT) {
         .iter()
         .copied()
         .filter(|&p| {
+            // Only the atomics of the record: the IRP itself belongs to whichever driver has it.
             let b = IrpBox::of(p as *mut IRP);
-            let idx = location_index(b.irp.CurrentLocation).min(crate::objects::MAX_STACK - 1);
             matches!(b.meta.origin, Origin::Driver)
                 && !b.meta.driver_owned.load(Ordering::Acquire)
-                && b.stack[idx].FileObject == file
+                && b.meta.sent_to.load(Ordering::Acquire) == file
         })
         .collect();
     for p in in_flight {

@@ -57,6 +57,8 @@ pub(crate) struct IrpMeta {
     /// For [`Origin::Driver`] IRPs: whether the driver holds it (allocated, or taken back by a
     /// completion routine) rather than a driver below.
     pub driver_owned: AtomicBool,
+    /// For [`Origin::Driver`] IRPs: the file object it was last sent for.
+    pub sent_to: AtomicPtr<FILE_OBJECT>,
 }
 
 impl Origin {
@@ -96,6 +98,7 @@ impl IrpBox {
                 mappings: Vec::new(),
                 restore: Mutex::new(Vec::new()),
                 driver_owned: AtomicBool::new(true),
+                sent_to: AtomicPtr::new(std::ptr::null_mut()),
             },
             refs: RefCount(AtomicUsize::new(1)),
             final_status: std::sync::atomic::AtomicI32::new(0),
