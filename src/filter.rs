@@ -31,7 +31,7 @@ use crate::nt::{self, static_unicode};
 use crate::object::{self, KIND_FILTER, Object, ObjectPrefix};
 use crate::ring_memory::{NewRing, RingMemory};
 use crate::source::Source;
-use crate::stream::Side;
+use crate::stream::{Pumper, Side};
 use crate::sync::{IrpQueue, SpinLock};
 use crate::{ids, pin, props, stream, sys};
 
@@ -112,6 +112,10 @@ pub struct Filter {
     pub producer: SpinLock<Side<Producer<'static>>>,
     /// The ring's consumer half, while the ring exists, and the read in progress.
     pub consumer: SpinLock<Side<Consumer<'static>>>,
+    /// Who drains the writes now.
+    pub write_pumper: Pumper,
+    /// Who drains the reads now.
+    pub read_pumper: Pumper,
     /// Pending writes of the input pin.
     pub writes: IrpQueue,
     /// Pending reads of the output pin.
@@ -174,6 +178,8 @@ pub unsafe extern "system" fn dispatch_create(device: *mut DEVICE_OBJECT, irp: *
         }),
         producer: SpinLock::new(Side::new()),
         consumer: SpinLock::new(Side::new()),
+        write_pumper: Pumper::new(),
+        read_pumper: Pumper::new(),
         writes: IrpQueue::new(),
         reads: IrpQueue::new(),
         states: [AtomicI32::new(KSSTATE_STOP), AtomicI32::new(KSSTATE_STOP)],

@@ -29,7 +29,7 @@ mod cursor;
 mod read;
 mod write;
 
-use core::sync::atomic::{Ordering, fence};
+use core::sync::atomic::{AtomicBool, Ordering, fence};
 
 use framering::HEADER_SIZE;
 use ksabi::{
@@ -65,6 +65,40 @@ pub enum Direction {
 /// for milliseconds. Larger frames move piece by piece, the lock let go between pieces; the
 /// pieces of a frame are joined again in the reader's buffer.
 pub const HOLD_BUDGET: usize = 64 << 10;
+
+/// Who drains one side's queue: one thread at a time. A thread that finds another draining leaves
+/// it the work (it asks for one more pass) instead of spinning on the side's lock for every piece
+/// the other moves; the drainer passes again until nobody asked. (A flag, not a lock: a completion
+/// that re-enters the driver on the draining thread just asks for another pass.)
+pub struct Pumper {
+    busy: AtomicBool,
+    again: AtomicBool,
+}
+
+impl Pumper {
+    /// Nobody draining.
+    pub const fn new() -> Self {
+        Self { busy: AtomicBool::new(false), again: AtomicBool::new(false) }
+    }
+
+    /// Runs `drain` until nobody asks for another pass — or, if another thread is draining, asks
+    /// it for one and returns. Returns whether any pass of this thread's made progress.
+    pub fn run(&self, mut drain: impl FnMut() -> bool) -> bool {
+        let mut progress = false;
+        loop {
+            self.again.store(true, Ordering::SeqCst);
+            if self.busy.swap(true, Ordering::SeqCst) {
+                return progress; // the drainer will see `again`
+            }
+            self.again.store(false, Ordering::SeqCst);
+            progress |= drain();
+            self.busy.store(false, Ordering::SeqCst);
+            if !self.again.load(Ordering::SeqCst) {
+                return progress;
+            }
+        }
+    }
+}
 
 /// One side of the ring under its lock: the ring's half (while the ring exists), and the request
 /// a pump on this side has begun and not finished when its hold's budget ran out. That request
