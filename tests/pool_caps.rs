@@ -126,3 +126,22 @@ fn the_driver_wide_cap_holds_under_many_filters_at_once() {
     drop(filters);
     backend.shutdown().assert_clean();
 }
+
+/// The machine's non-paged pool runs out (`Settings::pool_limit`): RUN fails cleanly with
+/// `STATUS_INSUFFICIENT_RESOURCES`, the pins stay in STOP, and the filter runs once pool is there
+/// for a smaller ring.
+#[test]
+fn an_exhausted_pool_refuses_the_ring_cleanly() {
+    let settings = kshost::Settings { pool_limit: Some(3 << 20), ..kshost::Settings::default() };
+    let backend = Emulated::boot_with(settings).expect("install");
+    let filter = Filter::open_first(&backend).expect("filter");
+    let input = filter.connect(PIN_INPUT, &request::stream_format()).expect("input");
+    let before = common::pool_bytes(&backend);
+    assert_eq!(input.set_state(KSSTATE_RUN).status, STATUS_INSUFFICIENT_RESOURCES);
+    assert_eq!(input.state(), Ok(KSSTATE_STOP));
+    assert_eq!(common::pool_bytes(&backend), before);
+    assert_eq!(filter.set_capacity(1 << 20).status, STATUS_SUCCESS);
+    assert_eq!(input.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+    drop((input, filter));
+    backend.shutdown().assert_clean();
+}

@@ -16,6 +16,14 @@ use crate::info::{describe_format, open_filter};
 use crate::session::Session;
 use ksring_api::KsRingStatistics;
 
+/// The driver's spin-lock holds during the stream (emulated only).
+#[derive(Serialize)]
+pub struct SpinLocks {
+    pub max_us: f64,
+    pub p999_us: f64,
+    pub max_bytes: u64,
+}
+
 /// What `stream` prints.
 #[derive(Serialize)]
 pub struct Summary {
@@ -34,6 +42,8 @@ pub struct Summary {
     /// With `--compare`: the same stream unverified, first, in this run.
     pub unverified: Option<Unverified>,
     pub driver: Option<KsRingStatistics>,
+    /// Spin-lock holds, as kshost measured them (emulated only).
+    pub spin_locks: Option<SpinLocks>,
 }
 
 #[derive(Serialize)]
@@ -167,8 +177,10 @@ pub fn run(session: &Session, args: &StreamArgs) -> Result<(), String> {
     } else {
         None
     };
+    session.reset_spin_lock_holds();
     let (report, driver) =
         stream_once(session, &args.common, format, args.capacity, &cfg, !args.common.json)?;
+    let holds = session.spin_lock_holds();
     let summary = Summary {
         format: describe_format(format),
         bytes: report.bytes,
@@ -193,6 +205,11 @@ pub fn run(session: &Session, args: &StreamArgs) -> Result<(), String> {
             ratio: report.gb_per_s() / u.gb_per_s().max(1e-12),
         }),
         driver,
+        spin_locks: holds.map(|h| SpinLocks {
+            max_us: h.max.as_secs_f64() * 1e6,
+            p999_us: h.p999.as_secs_f64() * 1e6,
+            max_bytes: h.max_bytes,
+        }),
     };
     if args.common.json {
         println!("{}", serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?);
@@ -240,6 +257,12 @@ pub fn run(session: &Session, args: &StreamArgs) -> Result<(), String> {
             d.copied_in,
             d.copied_out,
             summary.copies_per_byte.unwrap_or_default()
+        );
+    }
+    if let Some(h) = &summary.spin_locks {
+        println!(
+            "  spin locks (DISPATCH_LEVEL): longest hold {:.1} µs, p99.9 {:.1} µs, at most {} bytes copied under one",
+            h.max_us, h.p999_us, h.max_bytes
         );
     }
     Ok(())
