@@ -215,6 +215,12 @@ pub fn run(session: &Session, args: &StreamArgs) -> Result<(), String> {
         println!("{}", serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?);
         return Ok(());
     }
+    print_summary(session, &summary);
+    Ok(())
+}
+
+/// The human-readable form of a stream's summary.
+fn print_summary(session: &Session, summary: &Summary) {
     let us = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0} µs"));
     println!(
         "streamed {} bytes in {} frames ({} split parts) through {} ({}), {}",
@@ -265,5 +271,4 @@ pub fn run(session: &Session, args: &StreamArgs) -> Result<(), String> {
             h.max_us, h.p999_us, h.max_bytes
         );
     }
-    Ok(())
 }
