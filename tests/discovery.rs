@@ -243,7 +243,11 @@ fn proposed_formats_need_the_pcm_guids_for_a_waveformatex_body() {
 /// `KsPinDataIntersectionEx` does: each range within the list's `Size` and the request, 8-byte
 /// steps between ranges but not after the last, attribute lists skipped (and checked) after a
 /// range that says it has one. Each list below is sent raw, `Size` and `Count` as written.
+/// What a `DATAINTERSECTION` gets: the offered format, or the status.
+type Offer = Result<Vec<u8>, NTSTATUS>;
+
 #[test]
+#[allow(clippy::too_many_lines)] // one table
 fn intersection_lists_are_walked_as_ks_walks_them() {
     const ATTRIBUTES: u32 = 0x2; // KSDATARANGE_ATTRIBUTES
     let flagged = |mut range: Vec<u8>, flags: u32| {
@@ -291,7 +295,7 @@ fn intersection_lists_are_walked_as_ks_walks_them() {
             out.truncate(io.information);
             if io.status == STATUS_SUCCESS { Ok(out) } else { Err(io.status) }
         };
-        let cases: Vec<(&str, Vec<u8>, Result<Vec<u8>, NTSTATUS>)> = vec![
+        let cases: Vec<(&str, Vec<u8>, Offer)> = vec![
             (
                 "Size below the list header: the request's length bounds it",
                 list(Some(0), 1, &[stream()]),
