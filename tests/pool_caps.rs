@@ -79,6 +79,8 @@ fn the_per_filter_cap_refuses_a_larger_capacity() {
     assert_eq!(filter.capacity(), Ok(2 << 20), "the default capacity is brought under the cap");
     assert_eq!(filter.set_capacity(4 << 20).status, STATUS_QUOTA_EXCEEDED);
     assert_eq!(filter.capacity(), Ok(2 << 20));
+    assert_eq!(filter.set_capacity((2 << 20) + 8).status, STATUS_QUOTA_EXCEEDED, "8 bytes over");
+    assert_eq!(filter.set_capacity(2 << 20).status, STATUS_SUCCESS, "exactly the cap");
     assert_eq!(filter.set_capacity(1 << 20).status, STATUS_SUCCESS);
     drop(filter);
     backend.shutdown().assert_clean();
