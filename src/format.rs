@@ -432,6 +432,33 @@ mod tests {
         assert_eq!(Format::parse(&flagged), Err(STATUS_NO_MATCH), "attributes are not supported");
     }
 
+    #[test]
+    fn format_size_must_be_the_length_given() {
+        let stream = Format::Stream.encode().as_bytes().to_vec();
+        let mut longer = stream.clone();
+        longer.extend_from_slice(&[0; 8]);
+        assert_eq!(Format::parse(&longer), Err(STATUS_INVALID_BUFFER_SIZE), "FormatSize 64 of 72 bytes");
+        let mut claims_more = stream.clone();
+        put32(&mut claims_more, 0, 72);
+        assert_eq!(Format::parse(&claims_more), Err(STATUS_INVALID_BUFFER_SIZE), "FormatSize 72 of 64 bytes");
+        assert_eq!(Format::parse(&stream), Ok(Format::Stream));
+    }
+
+    #[test]
+    fn a_waveformatex_body_needs_the_pcm_guids() {
+        let good = pcm(2, 16, 48_000);
+        for field in [
+            offset_of!(KSDATAFORMAT, MajorFormat),
+            offset_of!(KSDATAFORMAT, SubFormat),
+            offset_of!(KSDATAFORMAT, Specifier),
+        ] {
+            let mut other = good.clone();
+            other[field] ^= 1;
+            assert_eq!(Format::parse(&other), Err(STATUS_NO_MATCH), "GUID at {field} changed");
+        }
+        assert!(Format::parse(&good).is_ok());
+    }
+
     fn audio_range(max_ch: u32, bits: (u32, u32), rates: (u32, u32)) -> Vec<u8> {
         let mut r = Vec::from(&pcm(2, 16, 48_000)[..64]);
         r.resize(size_of::<KSDATARANGE_AUDIO>(), 0);

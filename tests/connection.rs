@@ -58,6 +58,17 @@ fn one_instance_per_factory_and_one_format_per_filter() {
         );
         assert_eq!(common::pool_bytes(&backend), before);
         assert_eq!(f.instances(PIN_OUTPUT), Ok((1, 1)));
+        // The same the other way round: an output must stream what the input streams.
+        let h = Filter::open_first(&backend).unwrap();
+        let pcm_input = h.connect(PIN_INPUT, &pcm()).unwrap();
+        assert_eq!(
+            h.connect(PIN_OUTPUT, &request::stream_format()).err(),
+            Some(Fail::Status(STATUS_NO_MATCH)),
+            "peer streams PCM"
+        );
+        assert_eq!(h.propose(PIN_OUTPUT, &request::stream_format()).status, STATUS_NO_MATCH);
+        assert_eq!(h.proposed_format(PIN_OUTPUT), Ok(pcm()), "the output is offered the input's format");
+        drop((pcm_input, h));
         // A second filter is independent; the device-wide count sees both.
         let g = Filter::open_first(&backend).unwrap();
         let other = g.connect(PIN_OUTPUT, &pcm()).expect("another filter's output");

@@ -3,11 +3,14 @@
 
 mod common;
 
+use std::mem::offset_of;
+
 use ksabi::{
-    GUID, KSCATEGORY_DATATRANSFORM, KSFILTER_NODE, KSINSTANCE_INDETERMINATE, KSINTERFACE_STANDARD_STREAMING,
-    KSINTERFACESETID_Standard, KSMEDIUM_TYPE_ANYINSTANCE, KSMEDIUMSETID_Standard, KSPIN_COMMUNICATION_BOTH,
-    KSPIN_DATAFLOW_IN, KSPIN_DATAFLOW_OUT, KSPROPERTY_DESCRIPTION, KSPROPERTY_MEMBER_RANGES, KSPROPSETID_Pin,
-    KSPROPSETID_Stream, KsPropertyType, STATUS_BUFFER_OVERFLOW, STATUS_BUFFER_TOO_SMALL,
+    GUID, KSCATEGORY_DATATRANSFORM, KSDATAFORMAT, KSFILTER_NODE, KSINSTANCE_INDETERMINATE,
+    KSINTERFACE_STANDARD_STREAMING, KSINTERFACESETID_Standard, KSMEDIUM_TYPE_ANYINSTANCE,
+    KSMEDIUMSETID_Standard, KSPIN_COMMUNICATION_BOTH, KSPIN_DATAFLOW_IN, KSPIN_DATAFLOW_OUT,
+    KSPROPERTY_DESCRIPTION, KSPROPERTY_MEMBER_RANGES, KSPROPSETID_Pin, KSPROPSETID_Stream, KsPropertyType,
+    NTSTATUS, STATUS_BUFFER_OVERFLOW, STATUS_BUFFER_TOO_SMALL, STATUS_INVALID_BUFFER_SIZE,
     STATUS_INVALID_PARAMETER, STATUS_NO_MATCH, STATUS_NOT_FOUND, STATUS_PROPSET_NOT_FOUND, STATUS_SUCCESS,
     VT_UI4, pin_property,
 };
@@ -210,6 +213,174 @@ fn topology_component_and_private_set() {
         assert_eq!(f.property(&req, &mut [0; 8]).status, STATUS_NOT_FOUND);
         let req = request::property(KSPROPSETID_KsRing, ksring_property::STATISTICS, KsPropertyType::SET);
         assert_eq!(f.property(&req, &mut [0; 128]).status, STATUS_NOT_FOUND, "statistics are read-only");
+    }
+    backend.shutdown().assert_clean();
+}
+
+/// A format is ksring's by its GUIDs and its body together: a valid `WAVEFORMATEX` under GUIDs
+/// other than PCM's is refused, on a filter with no pins (nothing else to disagree with).
+#[test]
+fn proposed_formats_need_the_pcm_guids_for_a_waveformatex_body() {
+    let backend = common::boot();
+    {
+        let f = Filter::open_first(&backend).unwrap();
+        let good = request::pcm_format(2, 16, 48_000);
+        assert_eq!(f.propose(PIN_INPUT, &good).status, STATUS_SUCCESS);
+        for (what, at) in [
+            ("major format", offset_of!(KSDATAFORMAT, MajorFormat)),
+            ("subformat", offset_of!(KSDATAFORMAT, SubFormat)),
+            ("specifier", offset_of!(KSDATAFORMAT, Specifier)),
+        ] {
+            let mut other = good.clone();
+            other[at] ^= 1;
+            assert_eq!(f.propose(PIN_INPUT, &other).status, STATUS_NO_MATCH, "another {what}");
+        }
+    }
+    backend.shutdown().assert_clean();
+}
+
+/// `DATAINTERSECTION` walks the client's `KSMULTIPLE_ITEM` of ranges as ks.sys'
+/// `KsPinDataIntersectionEx` does: each range within the list's `Size` and the request, 8-byte
+/// steps between ranges but not after the last, attribute lists skipped (and checked) after a
+/// range that says it has one. Each list below is sent raw, `Size` and `Count` as written.
+/// What a `DATAINTERSECTION` gets: the offered format, or the status.
+type Offer = Result<Vec<u8>, NTSTATUS>;
+
+#[test]
+#[allow(clippy::too_many_lines)] // one table
+fn intersection_lists_are_walked_as_ks_walks_them() {
+    const ATTRIBUTES: u32 = 0x2; // KSDATARANGE_ATTRIBUTES
+    let flagged = |mut range: Vec<u8>, flags: u32| {
+        range[offset_of!(KSDATAFORMAT, Flags)..][..4].copy_from_slice(&flags.to_le_bytes());
+        range
+    };
+    let stream = request::stream_format;
+    let video =
+        || request::data_format(64, GUID::from_u128(0x7669_6473), GUID::from_u128(1), GUID::from_u128(2));
+    // An attribute list: a KSMULTIPLE_ITEM saying `size`, in `len` bytes.
+    let attributes = |size: u32, len: usize| {
+        let mut a = vec![0u8; len];
+        a[..4].copy_from_slice(&size.to_le_bytes());
+        a
+    };
+    // `Count` ranges laid end to end, unpadded; `Size` as given (None: the bytes there are).
+    let list = |size: Option<usize>, count: u32, parts: &[Vec<u8>]| {
+        let body = parts.concat();
+        let size = u32::try_from(size.unwrap_or(8 + body.len())).unwrap();
+        [&size.to_le_bytes()[..], &count.to_le_bytes(), &body].concat()
+    };
+    // A range with the PCM GUIDs (not a KSDATARANGE_AUDIO: no bounds), `len` bytes saying `size`.
+    let pcm_range = |size: u32, len: usize| {
+        let mut r = request::pcm_format(2, 16, 48_000)[..64].to_vec();
+        r.resize(len, 0);
+        r[..4].copy_from_slice(&size.to_le_bytes());
+        r
+    };
+    let odd = || pcm_range(68, 68); // a range whose length is not a multiple of 8
+    let best_pcm = request::pcm_format(8, 32, 192_000);
+
+    let backend = common::boot();
+    {
+        let f = Filter::open_first(&backend).unwrap();
+        let offer = |list: Vec<u8>| {
+            let mut req = request::pin_property(
+                KSPROPSETID_Pin,
+                pin_property::DATAINTERSECTION,
+                KsPropertyType::GET,
+                PIN_INPUT,
+            );
+            req.extend_from_slice(&list);
+            let mut out = vec![0u8; 128];
+            let io = f.property(&req, &mut out);
+            out.truncate(io.information);
+            if io.status == STATUS_SUCCESS { Ok(out) } else { Err(io.status) }
+        };
+        let cases: Vec<(&str, Vec<u8>, Offer)> = vec![
+            (
+                "Size below the list header: the request's length bounds it",
+                list(Some(0), 1, &[stream()]),
+                Ok(stream()),
+            ),
+            (
+                "Size below the header, a range then short of its 8-byte step",
+                list(Some(0), 2, &[odd()]),
+                Err(STATUS_INVALID_BUFFER_SIZE),
+            ),
+            (
+                "a range more ranges follow must be followed by its padding",
+                list(None, 2, &[odd()]),
+                Err(STATUS_INVALID_BUFFER_SIZE),
+            ),
+            ("the last range needs no padding", list(None, 1, &[odd()]), Ok(best_pcm.clone())),
+            (
+                "a range with a specifier whose FormatSize is below a KSDATARANGE",
+                list(None, 1, &[pcm_range(16, 64)]),
+                Err(STATUS_INVALID_BUFFER_SIZE),
+            ),
+            (
+                "a range beyond Size, inside the request",
+                list(Some(8 + 64), 1, &[odd()]),
+                Err(STATUS_INVALID_BUFFER_SIZE),
+            ),
+            (
+                "a plain KSDATARANGE with the PCM GUIDs gets the richest PCM format",
+                list(None, 1, &[pcm_range(64, 64)]),
+                Ok(best_pcm.clone()),
+            ),
+            (
+                "ranges after a matching range with attributes are not looked at",
+                list(None, 3, &[flagged(stream(), ATTRIBUTES), attributes(8, 8), video()]),
+                Ok(stream()),
+            ),
+            (
+                "an attribute list shorter than its header",
+                list(None, 2, &[flagged(stream(), ATTRIBUTES), attributes(4, 8)]),
+                Err(STATUS_INVALID_BUFFER_SIZE),
+            ),
+            (
+                "an attribute list beyond Size, inside the request",
+                list(Some(8 + 64 + 8), 2, &[flagged(stream(), ATTRIBUTES), attributes(16, 16)]),
+                Err(STATUS_INVALID_BUFFER_SIZE),
+            ),
+            (
+                "an attribute list with entries",
+                list(None, 2, &[flagged(stream(), ATTRIBUTES), attributes(16, 16)]),
+                Ok(stream()),
+            ),
+            (
+                "an attribute list longer than its range",
+                list(None, 2, &[flagged(stream(), ATTRIBUTES), attributes(72, 72)]),
+                Ok(stream()),
+            ),
+            (
+                "a range with attributes that does not match, then one that does",
+                list(None, 3, &[flagged(video(), ATTRIBUTES), attributes(8, 8), stream()]),
+                Ok(stream()),
+            ),
+            (
+                "the last attribute list needs no padding",
+                list(None, 2, &[flagged(stream(), ATTRIBUTES), attributes(12, 12)]),
+                Ok(stream()),
+            ),
+            (
+                "an attribute list more ranges follow must be followed by its padding",
+                list(None, 3, &[flagged(stream(), ATTRIBUTES), attributes(12, 12)]),
+                Err(STATUS_INVALID_BUFFER_SIZE),
+            ),
+            (
+                "an attribute list ending exactly at Size, more ranges announced",
+                list(None, 3, &[flagged(stream(), ATTRIBUTES), attributes(8, 8)]),
+                Ok(stream()),
+            ),
+            (
+                "a second range beyond Size after a first that does not match",
+                list(Some(8 + 64 + 32), 2, &[video(), stream()]),
+                Err(STATUS_INVALID_BUFFER_SIZE),
+            ),
+        ];
+        for (what, list, expected) in cases {
+            assert_eq!(offer(list), expected, "{what}");
+        }
     }
     backend.shutdown().assert_clean();
 }

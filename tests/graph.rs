@@ -206,3 +206,25 @@ fn named_close_orders_end_cleanly() {
         backend.shutdown().assert_clean();
     }
 }
+
+/// A source pin going to STOP takes back what it has in flight at its sink: F3's pull source
+/// waits at F2's output with reads no data answers yet, and STOP on it cancels them.
+#[test]
+fn a_source_going_to_stop_takes_back_its_requests() {
+    let backend = common::boot();
+    {
+        let chain = Chain::open(&backend, &request::stream_format()).expect("chain");
+        chain.set_state(KSSTATE_RUN).expect("run");
+        let reads_at_f2 = || chain.statistics().expect("statistics")[1].pending_reads;
+        let within_a_second = |done: &dyn Fn() -> bool| {
+            (0..1000).any(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                done()
+            })
+        };
+        assert!(within_a_second(&|| reads_at_f2() > 0), "the pull source waits at F2's output");
+        assert_eq!(chain.pull.set_state(ksabi::KSSTATE_STOP).status, STATUS_SUCCESS);
+        assert!(within_a_second(&|| reads_at_f2() == 0), "STOP cancelled the source's reads");
+    }
+    backend.shutdown().assert_clean();
+}

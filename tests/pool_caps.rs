@@ -79,6 +79,8 @@ fn the_per_filter_cap_refuses_a_larger_capacity() {
     assert_eq!(filter.capacity(), Ok(2 << 20), "the default capacity is brought under the cap");
     assert_eq!(filter.set_capacity(4 << 20).status, STATUS_QUOTA_EXCEEDED);
     assert_eq!(filter.capacity(), Ok(2 << 20));
+    assert_eq!(filter.set_capacity((2 << 20) + 8).status, STATUS_QUOTA_EXCEEDED, "8 bytes over");
+    assert_eq!(filter.set_capacity(2 << 20).status, STATUS_SUCCESS, "exactly the cap");
     assert_eq!(filter.set_capacity(1 << 20).status, STATUS_SUCCESS);
     drop(filter);
     backend.shutdown().assert_clean();
@@ -143,5 +145,39 @@ fn an_exhausted_pool_refuses_the_ring_cleanly() {
     assert_eq!(filter.set_capacity(1 << 20).status, STATUS_SUCCESS);
     assert_eq!(input.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
     drop((input, filter));
+    backend.shutdown().assert_clean();
+}
+
+/// Without the INF's `Parameters` values the driver takes its defaults: any filter may have the
+/// largest ring (`MaxFilterRingMiB` 64), and all rings together 256 MiB (`MaxRingMiB`): four
+/// 64 MiB rings, not five.
+#[test]
+fn without_the_parameters_the_caps_are_the_defaults() {
+    let inf = INF
+        .replace("HKR,Parameters,MaxRingMiB,0x00010001,256\n", "")
+        .replace("HKR,Parameters,MaxFilterRingMiB,0x00010001,64\n", "");
+    assert!(!inf.contains("MaxRingMiB") && !inf.contains("MaxFilterRingMiB"), "both values removed");
+    let backend = Emulated::boot_with_inf(kshost::Settings::default(), &inf).expect("install");
+    {
+        let filters: Vec<Filter<'_>> =
+            (0..5).map(|_| Filter::open_first(&backend).expect("filter")).collect();
+        let pins: Vec<_> = filters
+            .iter()
+            .map(|f| {
+                assert_eq!(
+                    f.set_capacity(ksring_api::MAX_CAPACITY).status,
+                    STATUS_SUCCESS,
+                    "64 MiB per filter"
+                );
+                f.connect(PIN_INPUT, &request::stream_format()).expect("pin")
+            })
+            .collect();
+        for pin in &pins[..4] {
+            assert_eq!(pin.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        }
+        assert_eq!(pins[4].set_state(KSSTATE_RUN).status, STATUS_QUOTA_EXCEEDED, "a fifth is over 256 MiB");
+        drop(pins);
+        drop(filters);
+    }
     backend.shutdown().assert_clean();
 }

@@ -159,6 +159,38 @@ fn close_races_pending_requests() {
     }
 }
 
+/// Both pins of a filter leaving STOP at once: each allocates a ring outside the filter's lock,
+/// one installs it and the other frees its own and uses the installed one. However the two
+/// interleave, the filter ends with exactly one ring and nothing leaks.
+#[test]
+fn two_pins_acquiring_at_once_share_one_ring() {
+    let backend = common::boot();
+    let baseline = common::pool_bytes(&backend);
+    let ring = u64::from(ksring_api::DEFAULT_CAPACITY);
+    for _ in 0..20 {
+        let filter = Filter::open_first(&backend).unwrap();
+        let input = filter.connect(PIN_INPUT, &request::stream_format()).unwrap();
+        let output = filter.connect(PIN_OUTPUT, &request::stream_format()).unwrap();
+        let with_pins = common::pool_bytes(&backend);
+        let barrier = std::sync::Barrier::new(2);
+        std::thread::scope(|scope| {
+            for pin in [&input, &output] {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    barrier.wait();
+                    assert_eq!(pin.set_state(ksabi::KSSTATE_ACQUIRE).status, STATUS_SUCCESS);
+                });
+            }
+        });
+        assert_eq!(common::stats(&filter).capacity, ring);
+        let rings = common::pool_bytes(&backend) - with_pins;
+        assert!(rings as u64 >= ring && (rings as u64) < 2 * ring, "one ring, not two: {rings} bytes");
+        drop((input, output, filter));
+        assert_eq!(common::pool_bytes(&backend), baseline, "everything freed");
+    }
+    backend.shutdown().assert_clean();
+}
+
 /// Streaming while both pins are cancelled, reset and stopped at random: nothing reordered or
 /// repeated, every byte accounted for (see `ksclient::soak`).
 #[test]

@@ -338,3 +338,89 @@ fn high_water_tracks_the_fullest_point() {
     assert_eq!(stats.high_water, (record(2000) + record(1000)) as u64);
     assert_eq!(stats.capacity, MIN_CAPACITY as u64);
 }
+
+#[test]
+fn empty_frame_in_the_last_header_sized_slot_is_read() {
+    let mut storage = Aligned::new(MIN_CAPACITY);
+    let mut core = RingCore::new();
+    let (mut tx, mut rx) = core.split(storage.bytes(MIN_CAPACITY)).unwrap();
+    // Leave exactly one header's worth (40 bytes) before the end: an empty frame fits there.
+    let first = MIN_CAPACITY - 2 * HEADER_SIZE;
+    tx.push(&pattern(1, first), &meta(1)).unwrap();
+    tx.push(&[], &meta(2)).unwrap();
+    assert_eq!(core_used(&tx), MIN_CAPACITY as u64, "no padding: the empty frame took the last 40 bytes");
+    rx.read().unwrap().release();
+    let f = rx.read().expect("the empty frame at the end of the storage is a frame, not padding");
+    assert_eq!((f.frame_len(), f.meta()), (0, meta(2)));
+    assert!(f.consume(0));
+    assert!(rx.read().is_none());
+    assert_eq!(core_used(&tx), 0);
+}
+
+#[test]
+fn is_empty_follows_what_is_left_to_read() {
+    let mut storage = Aligned::new(MIN_CAPACITY);
+    let mut core = RingCore::new();
+    let (mut tx, mut rx) = core.split(storage.bytes(MIN_CAPACITY)).unwrap();
+    assert!(rx.is_empty(), "a new ring");
+    tx.push(b"abc", &meta(1)).unwrap();
+    assert!(!rx.is_empty(), "a frame was committed");
+    assert!(!rx.read().unwrap().consume(1));
+    assert!(!rx.is_empty(), "the rest of a partly read frame");
+    rx.read().unwrap().release();
+    assert!(rx.is_empty(), "everything consumed");
+    // Padding alone is nothing to read.
+    tx.push(&pattern(2, 3000), &meta(2)).unwrap();
+    rx.read().unwrap().release();
+    assert_eq!(tx.reserve(3500).err(), Some(ReserveError::Full));
+    assert!(rx.is_empty(), "only padding is left");
+}
+
+#[test]
+fn can_reserve_answers_as_reserve_would() {
+    let mut storage = Aligned::new(MIN_CAPACITY);
+    let mut core = RingCore::new();
+    let (mut tx, mut rx) = core.split(storage.bytes(MIN_CAPACITY)).unwrap();
+    assert!(tx.can_reserve(tx.max_frame()), "an empty ring takes the largest frame");
+    assert!(!tx.can_reserve(tx.max_frame() + 1), "too large, ever");
+    tx.push(&pattern(1, 3000), &meta(1)).unwrap();
+    assert!(tx.can_reserve(1000), "fits before the end");
+    assert!(!tx.can_reserve(2000), "room only after the first frame goes");
+    rx.read().unwrap().release();
+    assert!(tx.can_reserve(2000));
+    // Asking commits nothing.
+    assert!(rx.read().is_none());
+}
+
+#[test]
+fn a_grant_knows_its_length() {
+    let mut storage = Aligned::new(MIN_CAPACITY);
+    let mut core = RingCore::new();
+    let (mut tx, _rx) = core.split(storage.bytes(MIN_CAPACITY)).unwrap();
+    let grant = tx.reserve(100).unwrap();
+    assert_eq!((grant.len(), grant.is_empty()), (100, false));
+    let mut grant = tx.reserve(0).unwrap();
+    assert_eq!((grant.len(), grant.is_empty(), grant.payload().len()), (0, true, 0));
+}
+
+#[test]
+fn capacity_is_the_storage_given_at_split() {
+    let mut core = RingCore::new();
+    assert_eq!(core.capacity(), 0, "not split yet");
+    let len = MIN_CAPACITY + 8;
+    let mut storage = Aligned::new(len);
+    let (tx, _rx) = core.split(storage.bytes(len)).unwrap();
+    assert_eq!(tx.core().capacity(), len as u64);
+}
+
+#[test]
+fn reset_counts_an_empty_frame_in_the_last_header_sized_slot() {
+    let mut storage = Aligned::new(MIN_CAPACITY);
+    let mut core = RingCore::new();
+    let (mut tx, mut rx) = core.split(storage.bytes(MIN_CAPACITY)).unwrap();
+    tx.push(&pattern(1, MIN_CAPACITY - 2 * HEADER_SIZE), &meta(1)).unwrap();
+    tx.push(&[], &meta(2)).unwrap();
+    let discarded = reset(&mut tx, &mut rx).unwrap();
+    assert_eq!((discarded.frames, discarded.bytes), (2, (MIN_CAPACITY - 2 * HEADER_SIZE) as u64));
+    assert_eq!(tx.core().stats().discarded_frames, 2);
+}

@@ -242,6 +242,7 @@ const DECIDED_BY_KS: &[&str] = &[
     "KSPROPERTY where a KSP_PIN is needed",
     "KSP_PIN with a pin id beyond the factories",
     "KSP_PIN with Reserved set (a static property)",
+    "intersection request without its range list",
     "variable-size value buffer too small",
     "connection set on a filter",
     "pin set on a pin",
@@ -621,6 +622,9 @@ pub fn cases() -> Vec<Case> {
                 request::node_property(KSPROPSETID_Topology, topology_property::NAME, KsPropertyType::GET, 0),
                 64,
             )
+        }),
+        case("property", "intersection request without its range list", STATUS_BUFFER_TOO_SMALL, {
+            filter_property(intersection(&[]), 128)
         }),
         case("property", "intersection list Size beyond the request", STATUS_INVALID_BUFFER_SIZE, {
             let mut list = Bytes(request::multiple_item(&[request::stream_format()]));
