@@ -352,7 +352,16 @@ unsafe fn cancelled_result(irp: *mut IRP) -> (NTSTATUS, usize) {
     // SAFETY: a device-control IRP.
     let reading = unsafe { nt::ioctl_parameters(irp) }.IoControlCode == IOCTL_KS_READ_STREAM;
     // SAFETY: set up by `dispatch`, and ours now.
-    let cursor = unsafe { Cursor::load(irp) };
+    let mut cursor = unsafe { Cursor::load(irp) };
+    if reading && cursor.offset > 0 {
+        // A header holding the start of a frame (its rest not there yet) is delivered as a part:
+        // those bytes left the ring and are in the reader's buffer.
+        // SAFETY: the pin lives while its IRPs are outstanding.
+        if let Some(Object::Pin(pin)) = unsafe { object::of_irp(irp) } {
+            crate::filter::Counters::add(&pin.filter().counters.split_parts, 1);
+        }
+        cursor.advance();
+    }
     // SAFETY: as above.
     let accepted = unsafe { (*irp).IoStatus.Information };
     match (reading, cursor.at) {
