@@ -10,17 +10,23 @@ use ksclient::io::InFlight;
 use ksclient::{Filter, Properties, request};
 use ksring_api::{KSRING_OPTIONSF_CONTINUES, PIN_INPUT, PIN_OUTPUT};
 
-/// Three 16 MiB frames through a 64 MiB ring, read into 16 MiB buffers: every byte arrives, each
-/// frame whole in one header, and no spin-lock hold copied more than the budget.
-#[test]
-fn a_16_mib_frame_through_a_64_mib_ring_never_copies_more_than_the_budget_under_a_lock() {
-    let backend = common::boot();
-    let filter = Filter::open_first(&backend).expect("filter");
+/// A filter with a 64 MiB ring and both pins streaming bytes in RUN.
+fn rig_with_a_64_mib_ring(backend: &ksclient::emulated::Emulated) -> common::Rig<'_> {
+    let filter = Filter::open_first(backend).expect("filter");
     assert_eq!(filter.set_capacity(64 << 20).status, STATUS_SUCCESS);
     let input = filter.connect(PIN_INPUT, &request::stream_format()).expect("input");
     let output = filter.connect(PIN_OUTPUT, &request::stream_format()).expect("output");
     assert_eq!(input.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
     assert_eq!(output.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+    common::Rig { filter, input, output }
+}
+
+/// Three 16 MiB frames through a 64 MiB ring, read into 16 MiB buffers: every byte arrives, each
+/// frame whole in one header, and no spin-lock hold copied more than the budget.
+#[test]
+fn a_16_mib_frame_through_a_64_mib_ring_never_copies_more_than_the_budget_under_a_lock() {
+    let backend = common::boot();
+    let common::Rig { filter, input, output } = rig_with_a_64_mib_ring(&backend);
     backend.machine().reset_spin_lock_holds();
     let frames: Vec<Vec<u8>> = (0..3u8).map(|k| common::bytes(k * 31, 16 << 20)).collect();
     // A read waits first, so the writer's first piece goes straight into it (the direct path);
@@ -68,12 +74,7 @@ fn a_16_mib_frame_through_a_64_mib_ring_never_copies_more_than_the_budget_under_
 #[test]
 fn a_frame_larger_than_the_read_buffer_comes_out_in_full_parts() {
     let backend = common::boot();
-    let filter = Filter::open_first(&backend).expect("filter");
-    assert_eq!(filter.set_capacity(64 << 20).status, STATUS_SUCCESS);
-    let input = filter.connect(PIN_INPUT, &request::stream_format()).expect("input");
-    let output = filter.connect(PIN_OUTPUT, &request::stream_format()).expect("output");
-    assert_eq!(input.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
-    assert_eq!(output.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+    let common::Rig { filter, input, output } = rig_with_a_64_mib_ring(&backend);
     backend.machine().reset_spin_lock_holds();
     let frame = common::bytes(77, 16 << 20);
     let mut write = InFlight::write(&backend, input.handle(), &[(&frame, common::meta(0, 0, 0))]);

@@ -81,6 +81,23 @@ impl Pumper {
         Self { busy: AtomicBool::new(false), again: AtomicBool::new(false) }
     }
 
+    /// Drains one side in bounded holds: `one_hold` moves what one hold of the side's lock may,
+    /// collecting completions, and says whether its budget ran out with more to do; the
+    /// completions run between holds, outside the lock. Returns whether anything moved.
+    pub fn drain(&self, f: &Filter, one_hold: fn(&Filter, &mut Completions, &mut bool) -> bool) -> bool {
+        self.run(|| {
+            let mut progress = false;
+            loop {
+                let mut done = Completions::new();
+                let more = one_hold(f, &mut done, &mut progress);
+                done.complete_all();
+                if !more {
+                    return progress;
+                }
+            }
+        })
+    }
+
     /// Runs `drain` until nobody asks for another pass — or, if another thread is draining, asks
     /// it for one and returns. Returns whether any pass of this thread's made progress.
     pub fn run(&self, mut drain: impl FnMut() -> bool) -> bool {

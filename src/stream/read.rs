@@ -12,17 +12,7 @@ use crate::filter::{Counters, Filter};
 /// Fills the queued reads, one bounded hold of the consumer lock at a time ([`HOLD_BUDGET`]):
 /// completions run between holds, outside the lock. `true` if anything moved or completed.
 pub fn pump(f: &Filter) -> bool {
-    f.read_pumper.run(|| {
-        let mut progress = false;
-        loop {
-            let mut done = Completions::new();
-            let more = one_hold(f, &mut done, &mut progress);
-            done.complete_all();
-            if !more {
-                return progress;
-            }
-        }
-    })
+    f.read_pumper.drain(f, one_hold)
 }
 
 /// One hold of the consumer lock: fills reads until the ring is empty, the queue is empty, or

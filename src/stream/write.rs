@@ -13,17 +13,7 @@ use crate::filter::{Counters, Filter};
 /// Drains the queued writes, one bounded hold of the producer lock at a time ([`HOLD_BUDGET`]):
 /// completions run between holds, outside the lock. `true` if anything moved or completed.
 pub fn pump(f: &Filter) -> bool {
-    f.write_pumper.run(|| {
-        let mut progress = false;
-        loop {
-            let mut done = Completions::new();
-            let more = one_hold(f, &mut done, &mut progress);
-            done.complete_all();
-            if !more {
-                return progress;
-            }
-        }
-    })
+    f.write_pumper.drain(f, one_hold)
 }
 
 /// How a hold over one write ended.
