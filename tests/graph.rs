@@ -228,3 +228,69 @@ fn a_source_going_to_stop_takes_back_its_requests() {
     }
     backend.shutdown().assert_clean();
 }
+
+/// A sink pin's last handle closing ends the source feeding it (`Source::sink_ended`): F1's push
+/// source is streaming into F2's input, held back by F2's full ring, when F2's input handle
+/// closes. From then on nothing more may enter F2 — the source drops what it holds (F1 counts it
+/// discarded) and lets go of F2's input, whose close then ends F2's input: a reader of F2's output
+/// gets what was in the ring, then the end of the stream. A source not told would keep resending
+/// into the closed pin as soon as the reader makes room.
+#[test]
+fn a_sink_closing_under_a_streaming_push_source_ends_the_source() {
+    use ksabi::KsStreamOptions;
+    use ksclient::Filter;
+    use ksring_api::{MIN_CAPACITY, PIN_INPUT, PIN_OUTPUT};
+    let backend = common::boot();
+    {
+        let format = request::stream_format();
+        let f1 = Filter::open_first(&backend).expect("F1");
+        let f2 = Filter::open_first(&backend).expect("F2");
+        assert_eq!(f2.set_capacity(MIN_CAPACITY).status, STATUS_SUCCESS);
+        let f2_input = f2.connect(PIN_INPUT, &format).expect("F2.in");
+        let output = f2.connect(PIN_OUTPUT, &format).expect("F2.out (nobody reads it yet)");
+        let f1_input = f1.connect(PIN_INPUT, &format).expect("F1.in");
+        let mut c = request::Connect::new(PIN_OUTPUT, format.clone());
+        c.pin_to_handle = f2_input.handle().0;
+        let push = f1.create_pin(&c).expect("F1.out, a push source into F2.in");
+        for pin in [&output, &f2_input, &f1_input, &push] {
+            assert_eq!(pin.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        }
+        // 64 KiB into F1: F2's 4 KiB ring fills, the source's next write waits at F2's input.
+        let frame = common::bytes(9, 1024);
+        let frames: Vec<_> = (0..64).map(|_| (&frame[..], Header::default())).collect();
+        assert_eq!(InFlight::write(&backend, f1_input.handle(), &frames).wait().status, STATUS_SUCCESS);
+        let waiting = (0..2000).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            common::stats(&f2).pending_writes > 0
+        });
+        assert!(waiting, "the source's write waits at F2's full input");
+        let in_f2 = common::stats(&f2).bytes_in;
+        assert!(in_f2 > 0 && in_f2 < 64 << 10, "{in_f2} bytes reached F2");
+
+        f2_input.close().expect("F2.in's handle closes");
+        let mut read = 0u64;
+        let mut ended = false;
+        for _ in 0..64 {
+            let mut r = InFlight::read(&backend, output.handle(), &[4096; 4]);
+            let done = (0..2000).any(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                r.poll().is_some()
+            });
+            if !done {
+                output.cancel().expect("cancel the waiting read");
+            }
+            let frames = r.frames();
+            read += frames.iter().map(|f| f.data.len() as u64).sum::<u64>();
+            ended = frames.iter().any(|f| f.header.options_flags & KsStreamOptions::ENDOFSTREAM.bits() != 0);
+            if ended || !done {
+                break;
+            }
+        }
+        assert_eq!(read, in_f2, "the reader got what F2 held when its input closed, no more");
+        assert_eq!(common::stats(&f2).bytes_in, in_f2, "nothing entered F2 after its input closed");
+        assert!(ended, "F2's input ended once the source let go of it");
+        let f1_stats = common::stats(&f1);
+        assert!(f1_stats.discarded_bytes > 0, "the source dropped what it held: {f1_stats:?}");
+    }
+    backend.shutdown().assert_clean();
+}

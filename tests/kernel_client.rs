@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use ksabi::{STATUS_CANCELLED, STATUS_SUCCESS};
+use ksabi::{STATUS_CANCELLED, STATUS_FILE_CLOSED, STATUS_SUCCESS};
 use ksclient::Properties;
 use ksclient::io::InFlight;
 
@@ -37,5 +37,27 @@ fn a_read_cancelled_inside_a_release_completes_outside_the_locks() {
     assert_eq!(results[1].1, 10);
     assert_eq!(common::stats(&rig.output).bytes_out, 10);
     drop(rig);
+    backend.shutdown().assert_clean();
+}
+
+/// A kernel-mode client may hold a pin's file object past the pin's last handle (as an IRP-source
+/// pin of another driver does): once the pin's cleanup has run, a stream request on it is refused
+/// with `STATUS_FILE_CLOSED` — not taken as if the pin were still open (it would wait on a ring
+/// nobody feeds) and not as a stopped pin's `STATUS_INVALID_DEVICE_STATE`.
+#[test]
+fn a_read_sent_after_the_pins_last_handle_closed_is_refused_as_closed() {
+    let backend = common::boot();
+    {
+        let rig = common::rig(&backend);
+        let m = backend.machine();
+        let handle = kshost::Handle::from_raw(rig.output.handle().0);
+        let mut reader = m.kernel_reader_unstarted(handle, 1, 64).expect("kernel reader");
+        rig.output.close().expect("the output pin's handle closes (the reader still holds its file object)");
+        reader.start(1);
+        let results = reader.finish(Duration::from_secs(10));
+        assert_eq!(results.len(), 1, "the read completed: {results:?}");
+        assert_eq!(results[0].0.status, STATUS_FILE_CLOSED, "{results:?}");
+        assert_eq!(results[0].0.information, 0);
+    }
     backend.shutdown().assert_clean();
 }

@@ -71,6 +71,23 @@ impl Machine {
         extent: usize,
         rounds: u32,
     ) -> Result<KernelReader, NTSTATUS> {
+        let mut reader = self.kernel_reader_unstarted(pin, headers, extent)?;
+        reader.start(rounds);
+        Ok(reader)
+    }
+
+    /// A kernel-mode reader of `pin` that holds the pin's file object (its own reference, as a
+    /// driver keeps one) but sends nothing until [`KernelReader::start`]: the pin's handle can
+    /// close in between, and the reader then sends on a file object whose cleanup has run.
+    ///
+    /// # Errors
+    /// As [`Machine::kernel_reader`].
+    pub fn kernel_reader_unstarted(
+        &self,
+        pin: Handle,
+        headers: usize,
+        extent: usize,
+    ) -> Result<KernelReader, NTSTATUS> {
         let m = Arc::clone(&self.inner);
         let _enter = Enter::new(&m);
         let mut object: *mut c_void = std::ptr::null_mut();
@@ -107,16 +124,31 @@ impl Machine {
             data,
             count: headers,
             extent,
-            remaining: AtomicU32::new(rounds.saturating_sub(1)),
+            remaining: AtomicU32::new(0),
             results: Mutex::new(Vec::new()),
             finished: Condvar::new(),
         });
-        send(&state);
-        Ok(KernelReader { state, rounds: rounds as usize })
+        Ok(KernelReader { state, rounds: 0 })
     }
 }
 
 impl KernelReader {
+    /// Sends the first of `rounds` read requests (each next one from the completion routine of the
+    /// one before). Once per reader.
+    ///
+    /// # Panics
+    /// If the reader has already started.
+    pub fn start(&mut self, rounds: u32) {
+        assert_eq!(self.rounds, 0, "a kernel reader starts once");
+        if rounds == 0 {
+            return;
+        }
+        self.rounds = rounds as usize;
+        self.state.remaining.store(rounds - 1, Ordering::SeqCst);
+        let _enter = Enter::new(&self.state.machine);
+        send(&self.state);
+    }
+
     /// Waits up to `timeout` for every request to complete, frees the client's IRP and buffers and
     /// drops its reference; returns each request's status and data bytes, in order.
     #[must_use]
