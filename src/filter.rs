@@ -244,7 +244,7 @@ unsafe extern "system" fn device_control(device: *mut DEVICE_OBJECT, irp: *mut I
     let code = unsafe { nt::ioctl_parameters(irp) }.IoControlCode;
     if code == IOCTL_KS_PROPERTY {
         // SAFETY: our IRP, our static property tables.
-        let status = unsafe { props::filter_property(irp) };
+        let status = unsafe { crate::kernel::property::dispatch(irp, props::filter_sets()) };
         // SAFETY: our IRP.
         let information = unsafe { nt::information(irp) };
         // SAFETY: complete with the Information the handler set.

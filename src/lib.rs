@@ -20,6 +20,7 @@ pub mod device;
 mod filter;
 pub mod format;
 pub mod ids;
+mod kernel;
 mod limits;
 mod log;
 mod nt;

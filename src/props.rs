@@ -8,6 +8,11 @@
 //! Pins: `KSPROPSETID_Connection` (STATE, DATAFORMAT, ALLOCATORFRAMING) and `KSPROPSETID_KsRing`.
 //! Ids not in a table (e.g. PHYSICALCONNECTION: ksring has none) get `STATUS_NOT_FOUND` from KS.
 
+#![allow(
+    clippy::unnecessary_wraps,
+    reason = "every handler has the one signature `property::Handler`, fallible or not"
+)]
+
 use core::ffi::c_void;
 use core::ptr::null;
 
@@ -17,37 +22,27 @@ use ksabi::{
     KSPROPERTY_GENERAL_COMPONENTID, KSPROPERTY_ITEM, KSPROPERTY_MEMBER_RANGES, KSPROPERTY_MEMBERSHEADER,
     KSPROPERTY_MEMBERSLIST, KSPROPERTY_SET, KSPROPERTY_VALUES, KSPROPSETID_Connection, KSPROPSETID_General,
     KSPROPSETID_Pin, KSPROPSETID_Topology, KSPROPTYPESETID_General, KSSTATE, KsAllocatorRequirements,
-    NTSTATUS, PFNKSHANDLER, STATUS_BUFFER_OVERFLOW, STATUS_BUFFER_TOO_SMALL, STATUS_INVALID_BUFFER_SIZE,
-    STATUS_INVALID_PARAMETER, STATUS_SUCCESS, VT_UI4, connection_property, pin_property, topology_property,
+    NTSTATUS, PFNKSHANDLER, STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_PARAMETER, VT_UI4,
+    connection_property, pin_property, topology_property,
 };
 use ksring_api::{
     KSPROPSETID_KsRing, KsRingStatistics, MAX_CAPACITY, MIN_CAPACITY, PIN_FACTORIES, ksring_property,
 };
 
-use crate::descriptors::{COMPONENT_ID, PINS, TOPOLOGY, Table};
-use crate::filter::{Filter, peer};
+use crate::descriptors::{COMPONENT_ID, Table};
+use crate::filter::peer;
 use crate::format::{self, Format};
-use crate::nt;
-use crate::object::{self, Object};
+use crate::kernel::property::{self, Request, Value};
 use crate::pin::Pin;
-use crate::sys;
 
-/// `KsPropertyHandler` with the filter's sets.
-///
-/// # Safety
-/// `irp` is an `IOCTL_KS_PROPERTY` IRP of a filter, owned by the caller.
-pub unsafe fn filter_property(irp: *mut IRP) -> NTSTATUS {
-    // SAFETY: the caller's IRP; static tables.
-    unsafe { sys::KsPropertyHandler(irp, count(&FILTER_SETS.0), FILTER_SETS.0.as_ptr()) }
+/// The filter's property sets, for `KsPropertyHandler`.
+pub fn filter_sets() -> &'static [KSPROPERTY_SET] {
+    &FILTER_SETS.0
 }
 
-/// `KsPropertyHandler` with a pin's sets.
-///
-/// # Safety
-/// `irp` is an `IOCTL_KS_PROPERTY` IRP of a pin, owned by the caller.
-pub unsafe fn pin_property(irp: *mut IRP) -> NTSTATUS {
-    // SAFETY: the caller's IRP; static tables.
-    unsafe { sys::KsPropertyHandler(irp, count(&PIN_SETS.0), PIN_SETS.0.as_ptr()) }
+/// A pin's property sets, for `KsPropertyHandler`.
+pub fn pin_sets() -> &'static [KSPROPERTY_SET] {
+    &PIN_SETS.0
 }
 
 #[allow(clippy::cast_possible_truncation)] // tables of a few entries
@@ -103,9 +98,9 @@ static PIN_ITEMS: Table<[KSPROPERTY_ITEM; 14]> = Table([
         size_of::<KSPIN_CINSTANCES>(),
         null(),
     ),
-    item(pin_property::CTYPES, Some(pin_static), None, PLAIN_REQ, 4, null()),
-    item(pin_property::DATAFLOW, Some(pin_static), None, PIN_REQ, 4, null()),
-    item(pin_property::DATARANGES, Some(pin_static), None, PIN_REQ, 0, null()),
+    item(pin_property::CTYPES, Some(property::pin_descriptors), None, PLAIN_REQ, 4, null()),
+    item(pin_property::DATAFLOW, Some(property::pin_descriptors), None, PIN_REQ, 4, null()),
+    item(pin_property::DATARANGES, Some(property::pin_descriptors), None, PIN_REQ, 0, null()),
     item(
         pin_property::DATAINTERSECTION,
         Some(pin_intersection),
@@ -114,9 +109,9 @@ static PIN_ITEMS: Table<[KSPROPERTY_ITEM; 14]> = Table([
         0,
         null(),
     ),
-    item(pin_property::INTERFACES, Some(pin_static), None, PIN_REQ, 0, null()),
-    item(pin_property::MEDIUMS, Some(pin_static), None, PIN_REQ, 0, null()),
-    item(pin_property::COMMUNICATION, Some(pin_static), None, PIN_REQ, 4, null()),
+    item(pin_property::INTERFACES, Some(property::pin_descriptors), None, PIN_REQ, 0, null()),
+    item(pin_property::MEDIUMS, Some(property::pin_descriptors), None, PIN_REQ, 0, null()),
+    item(pin_property::COMMUNICATION, Some(property::pin_descriptors), None, PIN_REQ, 4, null()),
     item(
         pin_property::GLOBALCINSTANCES,
         Some(pin_global_cinstances),
@@ -126,17 +121,17 @@ static PIN_ITEMS: Table<[KSPROPERTY_ITEM; 14]> = Table([
         null(),
     ),
     item(pin_property::NECESSARYINSTANCES, Some(pin_necessary), None, PIN_REQ, 4, null()),
-    item(pin_property::CATEGORY, Some(pin_static), None, PIN_REQ, size_of::<GUID>(), null()),
-    item(pin_property::NAME, Some(pin_static), None, PIN_REQ, 0, null()),
-    item(pin_property::CONSTRAINEDDATARANGES, Some(pin_static), None, PIN_REQ, 0, null()),
+    item(pin_property::CATEGORY, Some(property::pin_descriptors), None, PIN_REQ, size_of::<GUID>(), null()),
+    item(pin_property::NAME, Some(property::pin_descriptors), None, PIN_REQ, 0, null()),
+    item(pin_property::CONSTRAINEDDATARANGES, Some(property::pin_descriptors), None, PIN_REQ, 0, null()),
     item(pin_property::PROPOSEDATAFORMAT, Some(pin_propose_get), Some(pin_propose_set), PIN_REQ, 0, null()),
 ]);
 
 static TOPOLOGY_ITEMS: Table<[KSPROPERTY_ITEM; 4]> = Table([
-    item(topology_property::CATEGORIES, Some(topology), None, PLAIN_REQ, 0, null()),
-    item(topology_property::NODES, Some(topology), None, PLAIN_REQ, 0, null()),
-    item(topology_property::CONNECTIONS, Some(topology), None, PLAIN_REQ, 0, null()),
-    item(topology_property::NAME, Some(topology), None, size_of::<KSP_NODE>(), 0, null()),
+    item(topology_property::CATEGORIES, Some(property::topology), None, PLAIN_REQ, 0, null()),
+    item(topology_property::NODES, Some(property::topology), None, PLAIN_REQ, 0, null()),
+    item(topology_property::CONNECTIONS, Some(property::topology), None, PLAIN_REQ, 0, null()),
+    item(topology_property::NAME, Some(property::topology), None, size_of::<KSP_NODE>(), 0, null()),
 ]);
 
 static GENERAL_ITEMS: Table<[KSPROPERTY_ITEM; 1]> = Table([item(
@@ -218,309 +213,147 @@ static PIN_SETS: Table<[KSPROPERTY_SET; 2]> =
 
 // ---- helpers ------------------------------------------------------------------------------------
 
-/// The value buffer's length (`OutputBufferLength`; for a SET it is the value's length).
-fn value_len(irp: *mut IRP) -> usize {
-    // SAFETY: handlers run on the property IRP KsPropertyHandler is processing.
-    unsafe { nt::ioctl_parameters(irp) }.OutputBufferLength as usize
-}
-
-fn set_information(irp: *mut IRP, n: usize) {
-    // SAFETY: the property IRP, owned by the handler's caller.
-    unsafe {
-        (*irp).IoStatus.Information = n;
-    }
-}
-
-/// Writes a fixed-size value (`MinData` guarantees the room).
-fn put<T: Copy>(irp: *mut IRP, data: *mut c_void, value: T) -> NTSTATUS {
-    debug_assert!(value_len(irp) >= size_of::<T>());
-    // SAFETY: KS checked the value buffer holds MinData = size_of::<T>() bytes.
-    unsafe { data.cast::<T>().write_unaligned(value) };
-    set_information(irp, size_of::<T>());
-    STATUS_SUCCESS
-}
-
-/// Reads a fixed-size SET value (`MinData` guarantees it is there).
-fn get<T: Copy>(data: *mut c_void) -> T {
-    // SAFETY: KS checked the value buffer holds MinData = size_of::<T>() bytes.
-    unsafe { data.cast::<T>().read_unaligned() }
-}
-
-/// Writes a variable-size value with the KS size protocol: an empty buffer asks for the size
-/// (`STATUS_BUFFER_OVERFLOW`), a short one is refused (`STATUS_BUFFER_TOO_SMALL`).
-fn put_sized(irp: *mut IRP, data: *mut c_void, bytes: &[u8]) -> NTSTATUS {
-    let room = value_len(irp);
-    if room == 0 {
-        set_information(irp, bytes.len());
-        return STATUS_BUFFER_OVERFLOW;
-    }
-    if room < bytes.len() {
-        return STATUS_BUFFER_TOO_SMALL;
-    }
-    // SAFETY: the value buffer holds `room >= bytes.len()` bytes.
-    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), data.cast::<u8>(), bytes.len()) };
-    set_information(irp, bytes.len());
-    STATUS_SUCCESS
-}
-
 /// A SET value that is a `KSDATAFORMAT`: its `FormatSize` bytes, which must fit the buffer.
-fn format_value<'a>(irp: *mut IRP, data: *mut c_void) -> Result<&'a [u8], NTSTATUS> {
-    let len = value_len(irp);
-    if len < size_of::<KSDATAFORMAT>() {
+fn format_value<'v>(value: &'v Value<'_>) -> Result<&'v [u8], NTSTATUS> {
+    let bytes = value.bytes();
+    if bytes.len() < size_of::<KSDATAFORMAT>() {
         return Err(STATUS_INVALID_BUFFER_SIZE);
     }
-    // SAFETY: at least a KSDATAFORMAT is there.
-    let size = unsafe { (*data.cast::<KSDATAFORMAT>()).FormatSize } as usize;
-    if size > len {
-        return Err(STATUS_INVALID_BUFFER_SIZE);
-    }
-    // SAFETY: `size <= len` bytes of the captured value buffer.
-    Ok(unsafe { core::slice::from_raw_parts(data.cast::<u8>(), size) })
+    let size = value.get::<u32>()? as usize; // FormatSize, the first field
+    bytes.get(..size).ok_or(STATUS_INVALID_BUFFER_SIZE)
 }
 
-/// The filter the property IRP addresses (directly, or through one of its pins).
-fn filter<'a>(irp: *mut IRP) -> Option<&'a Filter> {
-    // SAFETY: a property IRP of our file object.
-    match unsafe { object::of_irp(irp) }? {
-        Object::Filter(f) => Some(f),
-        Object::Pin(p) => Some(p.filter()),
-    }
-}
-
-fn pin<'a>(irp: *mut IRP) -> Option<&'a Pin> {
-    // SAFETY: a property IRP of our file object.
-    match unsafe { object::of_irp(irp) }? {
-        Object::Pin(p) => Some(p),
-        Object::Filter(_) => None,
-    }
+/// The pin the request was sent to (the Connection set is a pin's).
+fn pin<'a>(request: &Request<'a>) -> Result<&'a Pin, NTSTATUS> {
+    request.pin().ok_or(STATUS_INVALID_PARAMETER)
 }
 
 /// The `KSP_PIN.PinId` of a request (`MinProperty` guarantees a `KSP_PIN`), checked as
 /// `KsPinPropertyHandler` checks it: a known factory and `Reserved` 0.
-fn pin_id(request: *mut KSIDENTIFIER) -> Result<u32, NTSTATUS> {
-    // SAFETY: KS checked the captured request holds MinProperty = sizeof(KSP_PIN) bytes.
-    let pin = unsafe { *request.cast::<KSP_PIN>() };
+fn pin_id(request: &Request<'_>) -> Result<u32, NTSTATUS> {
+    let pin = request.read::<KSP_PIN>()?;
     if pin.PinId < PIN_FACTORIES && pin.Reserved == 0 { Ok(pin.PinId) } else { Err(STATUS_INVALID_PARAMETER) }
 }
 
-/// Runs a handler body that may fail early.
-fn answer(f: impl FnOnce() -> Result<NTSTATUS, NTSTATUS>) -> NTSTATUS {
-    f().unwrap_or_else(|status| status)
+property::property_handlers! {
+    pin_cinstances => get_cinstances,
+    pin_global_cinstances => get_global_cinstances,
+    pin_necessary => get_necessary,
+    pin_intersection => get_intersection,
+    pin_propose_get => get_proposed,
+    pin_propose_set => set_proposed,
+    component_id => get_component_id,
+    capacity_get => get_capacity,
+    capacity_set => set_capacity,
+    statistics => get_statistics,
+    state_get => get_state,
+    state_set => set_state,
+    format_get => get_format,
+    format_set => set_format,
+    framing => get_framing,
 }
 
 // ---- KSPROPSETID_Pin ----------------------------------------------------------------------------
 
-/// The static descriptor properties, answered by ks.sys from the descriptor table.
-unsafe extern "system" fn pin_static(
-    irp: *mut IRP,
-    request: *mut KSIDENTIFIER,
-    data: *mut c_void,
-) -> NTSTATUS {
-    // SAFETY: KsPropertyHandler's captured request and value; our static descriptors.
-    unsafe { sys::KsPinPropertyHandler(irp, request, data, PIN_FACTORIES, PINS.0.as_ptr()) }
+fn get_cinstances(request: &Request<'_>, value: &mut Value<'_>) -> Result<NTSTATUS, NTSTATUS> {
+    let (possible, current) = request.filter().instances(pin_id(request)?);
+    Ok(value.put(KSPIN_CINSTANCES { PossibleCount: possible, CurrentCount: current }))
 }
 
-unsafe extern "system" fn pin_cinstances(
-    irp: *mut IRP,
-    request: *mut KSIDENTIFIER,
-    data: *mut c_void,
-) -> NTSTATUS {
-    answer(|| {
-        let id = pin_id(request)?;
-        let (possible, current) = filter(irp).ok_or(STATUS_INVALID_PARAMETER)?.instances(id);
-        Ok(put(irp, data, KSPIN_CINSTANCES { PossibleCount: possible, CurrentCount: current }))
-    })
-}
-
-unsafe extern "system" fn pin_global_cinstances(
-    irp: *mut IRP,
-    request: *mut KSIDENTIFIER,
-    data: *mut c_void,
-) -> NTSTATUS {
-    answer(|| {
-        let id = pin_id(request)?;
-        let current = filter(irp).ok_or(STATUS_INVALID_PARAMETER)?.global_instances(id);
-        Ok(put(
-            irp,
-            data,
-            KSPIN_CINSTANCES { PossibleCount: KSINSTANCE_INDETERMINATE, CurrentCount: current },
-        ))
-    })
+fn get_global_cinstances(request: &Request<'_>, value: &mut Value<'_>) -> Result<NTSTATUS, NTSTATUS> {
+    let current = request.filter().global_instances(pin_id(request)?);
+    Ok(value.put(KSPIN_CINSTANCES { PossibleCount: KSINSTANCE_INDETERMINATE, CurrentCount: current }))
 }
 
 /// One of each pin is needed for data to flow through the filter.
-unsafe extern "system" fn pin_necessary(
-    irp: *mut IRP,
-    request: *mut KSIDENTIFIER,
-    data: *mut c_void,
-) -> NTSTATUS {
-    answer(|| {
-        pin_id(request)?;
-        Ok(put(irp, data, 1u32))
-    })
+fn get_necessary(request: &Request<'_>, value: &mut Value<'_>) -> Result<NTSTATUS, NTSTATUS> {
+    pin_id(request)?;
+    Ok(value.put(1u32))
 }
 
-unsafe extern "system" fn pin_intersection(
-    irp: *mut IRP,
-    request: *mut KSIDENTIFIER,
-    data: *mut c_void,
-) -> NTSTATUS {
-    // Not through KsPinDataIntersection: for a stream or wildcard client range it answers from the
-    // pin's stream range by itself, whatever the other pin streams (audit F7). The list is walked
-    // and checked as it does ([`format::intersect_list`]).
-    answer(|| {
-        let id = pin_id(request)?;
-        let f = filter(irp).ok_or(STATUS_INVALID_PARAMETER)?;
-        // SAFETY: the property IRP KsPropertyHandler is processing.
-        let in_len = unsafe { nt::ioctl_parameters(irp) }.InputBufferLength as usize;
-        let list_len = in_len.saturating_sub(size_of::<KSP_PIN>());
-        let start = request.cast::<u8>().wrapping_add(size_of::<KSP_PIN>());
-        // SAFETY: KS captured the whole request (InputBufferLength bytes, at least MinProperty =
-        // a KSP_PIN and a KSMULTIPLE_ITEM); the list follows the KSP_PIN.
-        let list = unsafe { core::slice::from_raw_parts(start, list_len) };
-        let offer = format::intersect_list(list, f.format(peer(id)))?;
-        Ok(put_sized(irp, data, offer.encode().as_bytes()))
-    })
+/// Not through `KsPinDataIntersection`: for a stream or wildcard client range it answers from the
+/// pin's stream range by itself, whatever the other pin streams (audit F7). The list that follows
+/// the `KSP_PIN` is walked and checked as it does ([`format::intersect_list`]).
+fn get_intersection(request: &Request<'_>, value: &mut Value<'_>) -> Result<NTSTATUS, NTSTATUS> {
+    let id = pin_id(request)?;
+    let list = request.tail(size_of::<KSP_PIN>());
+    let offer = format::intersect_list(list, request.filter().format(peer(id)))?;
+    Ok(value.put_sized(offer.encode().as_bytes()))
 }
 
-unsafe extern "system" fn pin_propose_get(
-    irp: *mut IRP,
-    request: *mut KSIDENTIFIER,
-    data: *mut c_void,
-) -> NTSTATUS {
-    answer(|| {
-        let id = pin_id(request)?;
-        let f = filter(irp).ok_or(STATUS_INVALID_PARAMETER)?;
-        Ok(put_sized(irp, data, f.proposed_format(id).encode().as_bytes()))
-    })
+fn get_proposed(request: &Request<'_>, value: &mut Value<'_>) -> Result<NTSTATUS, NTSTATUS> {
+    let id = pin_id(request)?;
+    Ok(value.put_sized(request.filter().proposed_format(id).encode().as_bytes()))
 }
 
 /// Success if a pin of the factory could be created (or set) with the format now.
-unsafe extern "system" fn pin_propose_set(
-    irp: *mut IRP,
-    request: *mut KSIDENTIFIER,
-    data: *mut c_void,
-) -> NTSTATUS {
-    answer(|| {
-        let id = pin_id(request)?;
-        let f = filter(irp).ok_or(STATUS_INVALID_PARAMETER)?;
-        let format = Format::parse(format_value(irp, data)?)?;
-        Ok(f.check_peer(id, format))
-    })
+fn set_proposed(request: &Request<'_>, value: &mut Value<'_>) -> Result<NTSTATUS, NTSTATUS> {
+    let id = pin_id(request)?;
+    let format = Format::parse(format_value(value)?)?;
+    Ok(request.filter().check_peer(id, format))
 }
 
-// ---- KSPROPSETID_Topology, KSPROPSETID_General --------------------------------------------------
+// ---- KSPROPSETID_General ------------------------------------------------------------------------
 
-unsafe extern "system" fn topology(irp: *mut IRP, request: *mut KSIDENTIFIER, data: *mut c_void) -> NTSTATUS {
-    // SAFETY: KsPropertyHandler's captured request and value; our static topology.
-    unsafe { sys::KsTopologyPropertyHandler(irp, request, data, &raw const TOPOLOGY.0) }
-}
-
-unsafe extern "system" fn component_id(
-    irp: *mut IRP,
-    _request: *mut KSIDENTIFIER,
-    data: *mut c_void,
-) -> NTSTATUS {
-    put(irp, data, COMPONENT_ID)
+fn get_component_id(_request: &Request<'_>, value: &mut Value<'_>) -> Result<NTSTATUS, NTSTATUS> {
+    Ok(value.put(COMPONENT_ID))
 }
 
 // ---- KSPROPSETID_KsRing -------------------------------------------------------------------------
 
-unsafe extern "system" fn capacity_get(
-    irp: *mut IRP,
-    _request: *mut KSIDENTIFIER,
-    data: *mut c_void,
-) -> NTSTATUS {
-    answer(|| Ok(put(irp, data, filter(irp).ok_or(STATUS_INVALID_PARAMETER)?.capacity())))
+fn get_capacity(request: &Request<'_>, value: &mut Value<'_>) -> Result<NTSTATUS, NTSTATUS> {
+    Ok(value.put(request.filter().capacity()))
 }
 
-unsafe extern "system" fn capacity_set(
-    irp: *mut IRP,
-    _request: *mut KSIDENTIFIER,
-    data: *mut c_void,
-) -> NTSTATUS {
-    answer(|| Ok(filter(irp).ok_or(STATUS_INVALID_PARAMETER)?.set_capacity(get::<u32>(data))))
+fn set_capacity(request: &Request<'_>, value: &mut Value<'_>) -> Result<NTSTATUS, NTSTATUS> {
+    Ok(request.filter().set_capacity(value.get::<u32>()?))
 }
 
-unsafe extern "system" fn statistics(
-    irp: *mut IRP,
-    _request: *mut KSIDENTIFIER,
-    data: *mut c_void,
-) -> NTSTATUS {
-    answer(|| Ok(put(irp, data, filter(irp).ok_or(STATUS_INVALID_PARAMETER)?.statistics())))
+fn get_statistics(request: &Request<'_>, value: &mut Value<'_>) -> Result<NTSTATUS, NTSTATUS> {
+    Ok(value.put(request.filter().statistics()))
 }
 
 // ---- KSPROPSETID_Connection (pins) --------------------------------------------------------------
 
-unsafe extern "system" fn state_get(
-    irp: *mut IRP,
-    _request: *mut KSIDENTIFIER,
-    data: *mut c_void,
-) -> NTSTATUS {
-    answer(|| {
-        let p = pin(irp).ok_or(STATUS_INVALID_PARAMETER)?;
-        Ok(put(irp, data, p.filter().state(p.id)))
-    })
+fn get_state(request: &Request<'_>, value: &mut Value<'_>) -> Result<NTSTATUS, NTSTATUS> {
+    let p = pin(request)?;
+    Ok(value.put(p.filter().state(p.id)))
 }
 
-unsafe extern "system" fn state_set(
-    irp: *mut IRP,
-    _request: *mut KSIDENTIFIER,
-    data: *mut c_void,
-) -> NTSTATUS {
-    answer(|| {
-        let p = pin(irp).ok_or(STATUS_INVALID_PARAMETER)?;
-        Ok(p.filter().set_state(p.id, get::<KSSTATE>(data)))
-    })
+fn set_state(request: &Request<'_>, value: &mut Value<'_>) -> Result<NTSTATUS, NTSTATUS> {
+    let p = pin(request)?;
+    Ok(p.filter().set_state(p.id, value.get::<KSSTATE>()?))
 }
 
-unsafe extern "system" fn format_get(
-    irp: *mut IRP,
-    _request: *mut KSIDENTIFIER,
-    data: *mut c_void,
-) -> NTSTATUS {
-    answer(|| {
-        let p = pin(irp).ok_or(STATUS_INVALID_PARAMETER)?;
-        let format = p.filter().format(p.id).ok_or(STATUS_INVALID_PARAMETER)?;
-        Ok(put_sized(irp, data, format.encode().as_bytes()))
-    })
+fn get_format(request: &Request<'_>, value: &mut Value<'_>) -> Result<NTSTATUS, NTSTATUS> {
+    let p = pin(request)?;
+    let format = p.filter().format(p.id).ok_or(STATUS_INVALID_PARAMETER)?;
+    Ok(value.put_sized(format.encode().as_bytes()))
 }
 
-unsafe extern "system" fn format_set(
-    irp: *mut IRP,
-    _request: *mut KSIDENTIFIER,
-    data: *mut c_void,
-) -> NTSTATUS {
-    answer(|| {
-        let p = pin(irp).ok_or(STATUS_INVALID_PARAMETER)?;
-        let format = Format::parse(format_value(irp, data)?)?;
-        Ok(p.filter().change_format(p.id, format))
-    })
+fn set_format(request: &Request<'_>, value: &mut Value<'_>) -> Result<NTSTATUS, NTSTATUS> {
+    let p = pin(request)?;
+    let format = Format::parse(format_value(value)?)?;
+    Ok(p.filter().change_format(p.id, format))
 }
 
 /// What the ring can carry: frames up to the whole-frame limit, about two of them in flight,
 /// in non-paged system memory, 8-byte aligned (`FILE_QUAD_ALIGNMENT`).
-unsafe extern "system" fn framing(irp: *mut IRP, _request: *mut KSIDENTIFIER, data: *mut c_void) -> NTSTATUS {
+fn get_framing(request: &Request<'_>, value: &mut Value<'_>) -> Result<NTSTATUS, NTSTATUS> {
     /// `FILE_QUAD_ALIGNMENT`: alignment minus one.
     const FILE_QUAD_ALIGNMENT: u32 = 7;
     /// `NonPagedPoolNx`.
     const NON_PAGED_POOL_NX: u32 = 512;
-    answer(|| {
-        let f = filter(irp).ok_or(STATUS_INVALID_PARAMETER)?;
-        let frame = f.whole_frame_limit();
-        #[allow(clippy::cast_possible_truncation)] // the record header is 40 bytes
-        let per_frame = frame + framering::HEADER_SIZE as u32;
-        Ok(put(
-            irp,
-            data,
-            KSALLOCATOR_FRAMING {
-                OptionsFlags: KsAllocatorRequirements::SYSTEM_MEMORY.bits(),
-                PoolType: NON_PAGED_POOL_NX,
-                Frames: (f.capacity() / per_frame).max(1),
-                FrameSize: frame,
-                FileAlignment: FILE_QUAD_ALIGNMENT,
-                Reserved: 0,
-            },
-        ))
-    })
+    let f = request.filter();
+    let frame = f.whole_frame_limit();
+    #[allow(clippy::cast_possible_truncation)] // the record header is 40 bytes
+    let per_frame = frame + framering::HEADER_SIZE as u32;
+    Ok(value.put(KSALLOCATOR_FRAMING {
+        OptionsFlags: KsAllocatorRequirements::SYSTEM_MEMORY.bits(),
+        PoolType: NON_PAGED_POOL_NX,
+        Frames: (f.capacity() / per_frame).max(1),
+        FrameSize: frame,
+        FileAlignment: FILE_QUAD_ALIGNMENT,
+        Reserved: 0,
+    }))
 }

@@ -1,0 +1,9 @@
+//! The safe layer between the driver's logic and the NT/KS ABI (issue 14): the raw arguments KS
+//! and the I/O manager hand the driver become types that carry their rules, so that the logic
+//! modules above need no `unsafe`. With [`crate::sys`] (the imports) it is where the driver's
+//! `unsafe` lives.
+//!
+//! - [`property`]: property requests — one shim turns a `KSPROPERTY_ITEM` handler into a safe
+//!   function of a [`property::Request`] and a [`property::Value`].
+
+pub mod property;
