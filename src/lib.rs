@@ -33,4 +33,4 @@ mod stream;
 mod sync;
 
 pub use device::driver_entry;
-pub use stream::HOLD_BUDGET;
+pub use stream::{HOLD_BUDGET, RECORD_COST};

@@ -126,3 +126,27 @@ fn a_chain_of_sources_never_copies_more_than_the_budget_under_a_lock() {
     );
     backend.shutdown().assert_clean();
 }
+
+/// Many tiny frames: each frame record costs a hold at least `RECORD_COST` of its budget, so one
+/// hold handles at most `HOLD_BUDGET / RECORD_COST` frames (a hold is bounded by the frames it
+/// handles, not only by its bytes) — and more than one (frames move in batches, not a lock round
+/// trip each). kshost counts the copies made under each hold.
+#[test]
+fn tiny_frames_move_in_bounded_batches() {
+    const FRAMES: usize = 2048;
+    let backend = common::boot();
+    let common::Rig { filter, input, output } = common::rig(&backend);
+    backend.machine().reset_spin_lock_holds();
+    let payloads: Vec<Vec<u8>> = (0..FRAMES).map(|k| vec![u8::try_from(k % 251).unwrap()]).collect();
+    let frames: Vec<_> = payloads.iter().map(|p| (&p[..], common::meta(0, 0, 0))).collect();
+    assert_eq!(InFlight::write(&backend, input.handle(), &frames).wait().status, STATUS_SUCCESS);
+    let got = InFlight::read(&backend, output.handle(), &[1; FRAMES]).frames();
+    assert_eq!(got.len(), FRAMES);
+    assert!(got.iter().zip(&payloads).all(|(f, p)| f.data == *p), "every frame, in order");
+    let per_hold = backend.machine().spin_lock_holds().max_copies;
+    let bound = 256; // HOLD_BUDGET / RECORD_COST, as `RECORD_COST` documents it
+    assert!(per_hold <= bound, "{per_hold} frames copied under one hold, at most {bound}");
+    assert!(per_hold > 1, "frames move in batches: {per_hold} per hold");
+    drop((input, output, filter));
+    backend.shutdown().assert_clean();
+}

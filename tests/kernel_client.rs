@@ -51,7 +51,7 @@ fn a_read_sent_after_the_pins_last_handle_closed_is_refused_as_closed() {
         let rig = common::rig(&backend);
         let m = backend.machine();
         let handle = kshost::Handle::from_raw(rig.output.handle().0);
-        let mut reader = m.kernel_reader_unstarted(handle, 1, 64).expect("kernel reader");
+        let reader = m.kernel_reader_unstarted(handle, 1, 64).expect("kernel reader");
         rig.output.close().expect("the output pin's handle closes (the reader still holds its file object)");
         reader.start(1);
         let results = reader.finish(Duration::from_secs(10));

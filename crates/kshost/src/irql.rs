@@ -114,7 +114,7 @@ pub(crate) unsafe fn release(lock: *mut KSPIN_LOCK, new_irql: KIRQL, routine: &s
     // SAFETY: the caller passes a live lock.
     let word = unsafe { word(lock) };
     let me = thread_tag();
-    crate::lockstats::released(lock as usize);
+    let copied = crate::lockstats::released(lock as usize);
     if word.compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed).is_err() {
         crate::machine::violation(
             Rule::SpinLockNotHeld,
@@ -122,6 +122,13 @@ pub(crate) unsafe fn release(lock: *mut KSPIN_LOCK, new_irql: KIRQL, routine: &s
         );
     }
     set(new_irql.min(DISPATCH_LEVEL));
+    // Back below DISPATCH_LEVEL with no lock held, the thread may be preempted here.
+    if let Some(copied) = copied
+        && new_irql < DISPATCH_LEVEL
+        && !crate::lockstats::holds_any()
+    {
+        crate::machine::with_current(|m| m.preempt.after_release(copied));
+    }
 }
 
 /// The machine-wide cancel spin lock.
@@ -153,7 +160,7 @@ impl CancelLock {
     }
 
     pub(crate) fn release(&self, irql: KIRQL) {
-        crate::lockstats::released(std::ptr::from_ref(self) as usize);
+        let _ = crate::lockstats::released(std::ptr::from_ref(self) as usize);
         if self.word.compare_exchange(thread_tag(), 0, Ordering::Release, Ordering::Relaxed).is_err() {
             crate::machine::violation(
                 Rule::CancelSpinLockNotHeld,

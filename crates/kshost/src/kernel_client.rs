@@ -54,7 +54,7 @@ unsafe impl Sync for State {}
 /// A kernel-mode reader of a pin, running until its requests are done.
 pub struct KernelReader {
     state: Arc<State>,
-    rounds: usize,
+    rounds: std::sync::atomic::AtomicUsize,
 }
 
 impl Machine {
@@ -71,7 +71,7 @@ impl Machine {
         extent: usize,
         rounds: u32,
     ) -> Result<KernelReader, NTSTATUS> {
-        let mut reader = self.kernel_reader_unstarted(pin, headers, extent)?;
+        let reader = self.kernel_reader_unstarted(pin, headers, extent)?;
         reader.start(rounds);
         Ok(reader)
     }
@@ -128,7 +128,7 @@ impl Machine {
             results: Mutex::new(Vec::new()),
             finished: Condvar::new(),
         });
-        Ok(KernelReader { state, rounds: 0 })
+        Ok(KernelReader { state, rounds: std::sync::atomic::AtomicUsize::new(0) })
     }
 }
 
@@ -138,15 +138,21 @@ impl KernelReader {
     ///
     /// # Panics
     /// If the reader has already started.
-    pub fn start(&mut self, rounds: u32) {
-        assert_eq!(self.rounds, 0, "a kernel reader starts once");
+    pub fn start(&self, rounds: u32) {
         if rounds == 0 {
             return;
         }
-        self.rounds = rounds as usize;
+        let started = self.rounds.compare_exchange(0, rounds as usize, Ordering::SeqCst, Ordering::SeqCst);
+        assert!(started.is_ok(), "a kernel reader starts once");
         self.state.remaining.store(rounds - 1, Ordering::SeqCst);
         let _enter = Enter::new(&self.state.machine);
         send(&self.state);
+    }
+
+    /// The requests completed so far: status and data bytes, in order.
+    #[must_use]
+    pub fn completed(&self) -> Vec<(IoStatus, usize)> {
+        self.state.results.locked().clone()
     }
 
     /// Waits up to `timeout` for every request to complete, frees the client's IRP and buffers and
@@ -154,17 +160,18 @@ impl KernelReader {
     #[must_use]
     pub fn finish(self, timeout: Duration) -> Vec<(IoStatus, usize)> {
         let s = &self.state;
+        let rounds = self.rounds.load(Ordering::SeqCst);
         let results = {
             let guard = s.results.locked();
             let (guard, _) = s
                 .finished
-                .wait_timeout_while(guard, timeout, |r| r.len() < self.rounds)
+                .wait_timeout_while(guard, timeout, |r| r.len() < rounds)
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             guard.clone()
         };
         let m = &s.machine;
         let _enter = Enter::new(m);
-        if results.len() == self.rounds {
+        if results.len() == rounds {
             crate::iomgr::free_irp(m, s.irp);
             m.pool.free(s.headers.cast(), Some(TAG));
             m.pool.free(s.data, Some(TAG));

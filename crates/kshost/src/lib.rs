@@ -37,6 +37,7 @@ mod machine;
 mod ob;
 mod objects;
 mod pool;
+mod preempt;
 mod process;
 mod registry;
 mod security;
@@ -53,6 +54,7 @@ pub use kernel_client::KernelReader;
 pub use lockstats::HoldSummary;
 pub use machine::{DriverEntry, InstallError, InterfaceInfo, Machine, Report, Settings};
 pub use objects::IoStatus;
+pub use preempt::Preemption;
 pub use security::Caller;
 pub use verifier::{Rule, Violation};
 

@@ -27,6 +27,9 @@ pub struct HoldSummary {
     pub p999: Duration,
     /// The most bytes copied under one hold.
     pub max_bytes: u64,
+    /// The most copies (`RtlCopyMemory` calls) made under one hold: a hold over many small frames
+    /// is bounded by how many it handles, not by its bytes.
+    pub max_copies: u64,
 }
 
 /// Locks tracked one by one (open addressing by address); holds of locks beyond them count in
@@ -41,6 +44,7 @@ struct PerLock {
     holds: AtomicU64,
     max_ns: AtomicU64,
     max_bytes: AtomicU64,
+    max_copies: AtomicU64,
 }
 
 /// Spin-lock holds of one machine.
@@ -49,6 +53,7 @@ pub struct LockStats {
     holds: AtomicU64,
     max_ns: AtomicU64,
     max_bytes: AtomicU64,
+    max_copies: AtomicU64,
     per_lock: Vec<PerLock>,
 }
 
@@ -59,6 +64,7 @@ impl Default for LockStats {
             holds: AtomicU64::new(0),
             max_ns: AtomicU64::new(0),
             max_bytes: AtomicU64::new(0),
+            max_copies: AtomicU64::new(0),
             per_lock: (0..LOCK_SLOTS).map(|_| PerLock::default()).collect(),
         }
     }
@@ -84,15 +90,18 @@ fn bucket_floor(b: usize) -> u64 {
 }
 
 impl LockStats {
-    fn record(&self, lock: usize, ns: u64, bytes: u64) {
+    fn record(&self, lock: usize, ns: u64, copied: Copied) {
+        let Copied { bytes, copies } = copied;
         self.histogram[bucket(ns)].fetch_add(1, Ordering::Relaxed);
         self.holds.fetch_add(1, Ordering::Relaxed);
         self.max_ns.fetch_max(ns, Ordering::Relaxed);
         self.max_bytes.fetch_max(bytes, Ordering::Relaxed);
+        self.max_copies.fetch_max(copies, Ordering::Relaxed);
         if let Some(e) = self.slot(lock) {
             e.holds.fetch_add(1, Ordering::Relaxed);
             e.max_ns.fetch_max(ns, Ordering::Relaxed);
             e.max_bytes.fetch_max(bytes, Ordering::Relaxed);
+            e.max_copies.fetch_max(copies, Ordering::Relaxed);
         }
     }
 
@@ -128,6 +137,7 @@ impl LockStats {
             max: Duration::from_nanos(self.max_ns.load(Ordering::Relaxed)),
             p999: Duration::from_nanos(p999),
             max_bytes: self.max_bytes.load(Ordering::Relaxed),
+            max_copies: self.max_copies.load(Ordering::Relaxed),
         }
     }
 
@@ -143,6 +153,7 @@ impl LockStats {
                     max: Duration::from_nanos(e.max_ns.load(Ordering::Relaxed)),
                     p999: Duration::ZERO,
                     max_bytes: e.max_bytes.load(Ordering::Relaxed),
+                    max_copies: e.max_copies.load(Ordering::Relaxed),
                 };
                 (e.lock.load(Ordering::Relaxed), summary)
             })
@@ -159,43 +170,60 @@ impl LockStats {
         self.holds.store(0, Ordering::Relaxed);
         self.max_ns.store(0, Ordering::Relaxed);
         self.max_bytes.store(0, Ordering::Relaxed);
+        self.max_copies.store(0, Ordering::Relaxed);
         for e in &self.per_lock {
             e.lock.store(0, Ordering::Relaxed);
             e.holds.store(0, Ordering::Relaxed);
             e.max_ns.store(0, Ordering::Relaxed);
             e.max_bytes.store(0, Ordering::Relaxed);
+            e.max_copies.store(0, Ordering::Relaxed);
         }
     }
 }
 
 thread_local! {
-    /// The locks this thread holds, innermost last: (lock, since, bytes copied meanwhile).
-    static HELD: RefCell<Vec<(usize, Instant, u64)>> = const { RefCell::new(Vec::new()) };
+    /// The locks this thread holds, innermost last: (lock, since, what was copied meanwhile).
+    static HELD: RefCell<Vec<(usize, Instant, Copied)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// What the driver copied under one hold.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Copied {
+    /// Bytes.
+    pub bytes: u64,
+    /// `RtlCopyMemory` calls.
+    pub copies: u64,
 }
 
 /// A lock was just acquired by this thread.
 pub(crate) fn acquired(lock: usize) {
-    HELD.with(|h| h.borrow_mut().push((lock, Instant::now(), 0)));
+    HELD.with(|h| h.borrow_mut().push((lock, Instant::now(), Copied::default())));
 }
 
-/// A lock is being released by this thread: record the hold on the current machine.
-pub(crate) fn released(lock: usize) {
-    let hold = HELD.with(|h| {
+/// A lock is being released by this thread: record the hold on the current machine, and return
+/// what was copied under it (`None` for a hold this thread did not record).
+pub(crate) fn released(lock: usize) -> Option<Copied> {
+    let (_, since, copied) = HELD.with(|h| {
         let mut h = h.borrow_mut();
         let i = h.iter().rposition(|&(l, _, _)| l == lock)?;
         Some(h.remove(i))
-    });
-    if let Some((_, since, bytes)) = hold {
-        let ns = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        crate::machine::with_current(|m| m.lock_stats.record(lock, ns, bytes));
-    }
+    })?;
+    let ns = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    crate::machine::with_current(|m| m.lock_stats.record(lock, ns, copied));
+    Some(copied)
+}
+
+/// Whether this thread holds any spin lock (it runs at `DISPATCH_LEVEL` and cannot be preempted).
+pub(crate) fn holds_any() -> bool {
+    HELD.with(|h| !h.borrow().is_empty())
 }
 
 /// `n` bytes copied by this thread: counted against every lock it holds.
 pub(crate) fn copied(n: usize) {
     HELD.with(|h| {
         for held in h.borrow_mut().iter_mut() {
-            held.2 += n as u64;
+            held.2.bytes += n as u64;
+            held.2.copies += 1;
         }
     });
 }

@@ -186,6 +186,8 @@ pub(crate) struct MachineInner {
     pub process_id: std::sync::atomic::AtomicU64,
     /// Spin-lock holds: how long, how much copied.
     pub lock_stats: crate::lockstats::LockStats,
+    /// Where a test may stop a driver thread between two holds (`Machine::preempt_after_hold`).
+    pub preempt: crate::preempt::PreemptPoint,
 }
 
 // SAFETY: the raw pointers inside are objects this machine owns; every access goes through its
@@ -331,6 +333,7 @@ impl Machine {
             registry: Mutex::new(crate::registry::Registry::default()),
             process_id: std::sync::atomic::AtomicU64::new(1),
             lock_stats: crate::lockstats::LockStats::default(),
+            preempt: crate::preempt::PreemptPoint::default(),
         });
         Self { inner, shut_down: false }
     }

@@ -1,0 +1,120 @@
+//! A preemption point for tests: one driver thread stops right after it let go of its last spin
+//! lock, until the test lets it go on. At `PASSIVE_LEVEL` (or `APC_LEVEL`) Windows may preempt a
+//! thread at any instruction and run any other thread meanwhile — on this processor or another —
+//! so whatever a test does while the thread is stopped there is an interleaving Windows can
+//! produce (sources in `FIDELITY.md`). The point is armed for one hold that copied at least a
+//! given number of bytes: the driver's budget-bounded pumps let go of a ring lock between two
+//! pieces of one request, and this stops a pump exactly there, with the request in progress.
+//!
+//! Unarmed, the check on each release is one atomic load.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use crate::lockstats::Copied;
+use crate::machine::{Machine, MachineInner};
+use crate::sync::Locked;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum State {
+    Off,
+    /// The next release after a hold that copied at least this many bytes stops its thread.
+    Armed(u64),
+    /// A thread is stopped at the point.
+    Paused,
+    /// The test let it go on.
+    Resumed,
+}
+
+/// One machine's preemption point.
+pub(crate) struct PreemptPoint {
+    armed: AtomicBool,
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+impl Default for PreemptPoint {
+    fn default() -> Self {
+        Self { armed: AtomicBool::new(false), state: Mutex::new(State::Off), changed: Condvar::new() }
+    }
+}
+
+impl PreemptPoint {
+    /// A thread let go of its last spin lock after a hold that copied `copied`, back below
+    /// `DISPATCH_LEVEL`: if the point is armed for such a hold, the thread stops here until resumed.
+    pub(crate) fn after_release(&self, copied: Copied) {
+        if !self.armed.load(Ordering::Acquire) {
+            return;
+        }
+        let mut state = self.state.locked();
+        let State::Armed(min_bytes) = *state else { return };
+        if copied.bytes < min_bytes {
+            return;
+        }
+        self.armed.store(false, Ordering::Release);
+        *state = State::Paused;
+        self.changed.notify_all();
+        while *state == State::Paused {
+            state = self.changed.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        *state = State::Off;
+    }
+
+    fn arm(&self, min_bytes: u64) {
+        *self.state.locked() = State::Armed(min_bytes);
+        self.armed.store(true, Ordering::Release);
+    }
+
+    fn wait_paused(&self, timeout: Duration) -> bool {
+        let state = self.state.locked();
+        let (state, _) = self
+            .changed
+            .wait_timeout_while(state, timeout, |s| *s != State::Paused)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *state == State::Paused
+    }
+
+    /// Lets a stopped thread go on, or disarms the point if none stopped.
+    fn release(&self) {
+        self.armed.store(false, Ordering::Release);
+        let mut state = self.state.locked();
+        *state = if *state == State::Paused { State::Resumed } else { State::Off };
+        self.changed.notify_all();
+    }
+}
+
+/// An armed preemption point; dropping it lets a stopped thread go on.
+pub struct Preemption {
+    machine: Arc<MachineInner>,
+}
+
+impl Machine {
+    /// Arms the preemption point: the next driver thread that lets go of its last spin lock after
+    /// a hold that copied at least `min_bytes` bytes stops right there, at `PASSIVE_LEVEL`, until
+    /// the returned [`Preemption`] resumes it (or is dropped).
+    #[must_use]
+    pub fn preempt_after_hold(&self, min_bytes: u64) -> Preemption {
+        self.inner.preempt.arm(min_bytes);
+        Preemption { machine: Arc::clone(&self.inner) }
+    }
+}
+
+impl Preemption {
+    /// Waits up to `timeout` for a thread to stop at the point; `true` once one has.
+    #[must_use]
+    pub fn wait_paused(&self, timeout: Duration) -> bool {
+        self.machine.preempt.wait_paused(timeout)
+    }
+
+    /// Lets the stopped thread go on.
+    pub fn resume(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Preemption {
+    fn drop(&mut self) {
+        self.machine.preempt.release();
+    }
+}
