@@ -677,6 +677,6 @@ impl<T> RingSide for Side<T> {
         self.has_in_progress()
     }
     fn drop_ring(&mut self) {
-        self.ring = None;
+        Side::drop_ring(self);
     }
 }

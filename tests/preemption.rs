@@ -93,3 +93,49 @@ fn a_read_cancelled_while_in_progress_ends_at_the_next_hold() {
     }
     backend.shutdown().assert_clean();
 }
+
+/// A writer preempted between two holds of one frame, its first part already copied straight
+/// into a waiting read, is reset (`KSRESET_BEGIN`/`END` on the input: its write is cancelled).
+/// With no writer left, the read completes with that part (marked `CONTINUES`: it is not the
+/// whole frame). The frame was cut short there: the next frame written first ends it — an empty
+/// last part with the cut frame's metadata — so that a client joining parts never joins the cut
+/// frame to the next one, which comes out on its own.
+#[test]
+fn a_frame_cut_short_in_a_waiting_read_is_ended_before_the_next() {
+    use ksring_api::KSRING_OPTIONSF_CONTINUES;
+    let backend = common::boot();
+    {
+        let filter = Filter::open_first(&backend).expect("filter");
+        let input = filter.connect(PIN_INPUT, &request::stream_format()).expect("input");
+        let output = filter.connect(PIN_OUTPUT, &request::stream_format()).expect("output");
+        assert_eq!(input.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        assert_eq!(output.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        let mut read = InFlight::read(&backend, output.handle(), &[FRAME]);
+        let first = common::bytes(3, FRAME - 100);
+        let preemption = backend.machine().preempt_after_hold(HOLD_BUDGET as u64);
+        let cut = std::thread::scope(|s| {
+            let writer =
+                s.spawn(|| InFlight::write(&backend, input.handle(), &[(&first, common::meta(0, 0, 1))]));
+            assert!(preemption.wait_paused(Duration::from_secs(10)), "the writer stopped between two holds");
+            assert_eq!(input.reset(ksabi::KSRESET_BEGIN).status, STATUS_SUCCESS);
+            assert_eq!(input.reset(ksabi::KSRESET_END).status, STATUS_SUCCESS);
+            preemption.resume();
+            writer.join().expect("writer").wait()
+        });
+        assert_eq!(cut.status, ksabi::STATUS_CANCELLED, "the reset cancelled the write");
+        assert_eq!(cut.information, HOLD_BUDGET, "after its first part");
+        let part = read.frames();
+        let shape = |frames: &[ksclient::io::Frame]| {
+            frames.iter().map(|f| (f.data.len(), f.header.options_flags, f.header.time)).collect::<Vec<_>>()
+        };
+        assert_eq!(shape(&part), [(HOLD_BUDGET, KSRING_OPTIONSF_CONTINUES, 1)], "the part the read holds");
+        assert!(part[0].data == first[..HOLD_BUDGET], "what was accepted of the frame");
+        let next = common::bytes(200, 10);
+        let mut w = InFlight::write(&backend, input.handle(), &[(&next, common::meta(0, 0, 2))]);
+        let got = InFlight::read(&backend, output.handle(), &[FRAME, FRAME]).frames();
+        assert_eq!(w.wait().status, STATUS_SUCCESS);
+        assert_eq!(shape(&got), [(0, 0, 1), (10, 0, 2)], "the cut frame's end, then the next frame alone");
+        assert!(got[1].data == next);
+    }
+    backend.shutdown().assert_clean();
+}

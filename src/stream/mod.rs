@@ -126,6 +126,11 @@ pub struct Side<T> {
     /// The ring's half.
     pub ring: Option<T>,
     in_progress: *mut IRP,
+    /// Producer side: the metadata of a frame whose first parts went out (into the ring or a
+    /// read) and whose end has not — a write split it, then was cancelled or reset before its
+    /// last part. The next frame ends it first ([`write`]'s `end_open_frame`), so that a reader
+    /// never joins the two.
+    open_frame: Option<framering::FrameMeta>,
 }
 
 // SAFETY: the request pointer is only used under the side's spin lock.
@@ -134,7 +139,7 @@ unsafe impl<T: Send> Send for Side<T> {}
 impl<T> Side<T> {
     /// No ring, no request in progress.
     pub const fn new() -> Self {
-        Self { ring: None, in_progress: core::ptr::null_mut() }
+        Self { ring: None, in_progress: core::ptr::null_mut(), open_frame: None }
     }
 
     /// The request in progress, if any, handed to the caller.
@@ -146,6 +151,13 @@ impl<T> Side<T> {
     /// Whether a request is in progress.
     pub fn has_in_progress(&self) -> bool {
         !self.in_progress.is_null()
+    }
+
+    /// Drops the ring's half (the ring is being freed); a frame left open in it is forgotten with
+    /// it — no reader holds a part of it any more.
+    pub fn drop_ring(&mut self) {
+        self.ring = None;
+        self.open_frame = None;
     }
 
     /// Keeps `irp` (acquired from this side's queue) in progress for the next hold.

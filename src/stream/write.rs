@@ -1,12 +1,12 @@
 //! The producer side: drains the input pin's queue into the ring, or straight into waiting reads.
 
 use framering::{FrameMeta, Producer, ReserveError};
-use ksabi::{IRP, KSSTREAM_HEADER, KSTIME, STATUS_SUCCESS};
+use ksabi::{IRP, KSSTREAM_HEADER, KSTIME, KsStreamOptions, STATUS_SUCCESS};
 use ksring_api::{KSRING_OPTIONSF_CONTINUES, PIN_INPUT, PIN_OUTPUT};
 
 use super::completions::Completions;
 use super::{
-    Cursor, HOLD_BUDGET, RECORD_COST, first_request, let_go_locked, part_flags, piece_limit, release,
+    Cursor, HOLD_BUDGET, RECORD_COST, Side, first_request, let_go_locked, part_flags, piece_limit, release,
 };
 use crate::filter::{Counters, Filter};
 
@@ -38,12 +38,12 @@ fn one_hold(f: &Filter, done: &mut Completions, progress: &mut bool) -> bool {
     }
     let mut budget = HOLD_BUDGET;
     while let Some(irp) = first_request(&mut side, &f.writes, done) {
-        let Some(p) = side.ring.as_mut() else { break };
+        let Side { ring: Some(p), open_frame, .. } = &mut *side else { break };
         let limit = piece_limit(p.max_frame()).min(HOLD_BUDGET);
         // SAFETY: acquired from the queue (now or by an earlier hold): ours until released or
         // removed.
         let mut cursor = unsafe { Cursor::load(irp) };
-        let fed = feed(f, p, irp, &mut cursor, limit, &mut budget, done, progress);
+        let fed = feed(f, p, open_frame, irp, &mut cursor, limit, &mut budget, done, progress);
         cursor.save();
         match fed {
             Fed::All => {
@@ -89,6 +89,7 @@ pub fn meta_of(h: &KSSTREAM_HEADER) -> FrameMeta {
 fn feed(
     f: &Filter,
     p: &mut Producer<'static>,
+    open_frame: &mut Option<FrameMeta>,
     irp: *mut IRP,
     cursor: &mut Cursor,
     limit: usize,
@@ -99,6 +100,19 @@ fn feed(
     while let Some(h) = cursor.header() {
         if *budget == 0 {
             return Fed::Budget;
+        }
+        if cursor.offset == 0
+            && let Some(cut) = *open_frame
+        {
+            // A frame begins while the one before is open: that one's write went (cancelled,
+            // reset) after some of its parts. End it where it was cut, before this one starts.
+            if !end_cut_frame(f, p, &cut, done) {
+                return Fed::Full;
+            }
+            *open_frame = None;
+            *budget = budget.saturating_sub(RECORD_COST);
+            *progress = true;
+            continue;
         }
         let used = h.DataUsed as usize;
         let meta = meta_of(&h);
@@ -136,6 +150,8 @@ fn feed(
         *budget = budget.saturating_sub(moved.max(RECORD_COST));
         *progress = true;
         cursor.offset += moved;
+        // Parts of this frame went out and its end has not: it is open until its last part.
+        *open_frame = (cursor.offset < used).then_some(meta);
         Counters::add(&f.counters.bytes_in, moved as u64);
         // SAFETY: the IRP is ours; Information is the bytes accepted so far.
         unsafe { (*irp).IoStatus.Information += moved };
@@ -149,6 +165,30 @@ fn feed(
         }
     }
     Fed::All
+}
+
+/// Ends a frame that was cut short with an empty last part carrying its metadata (not
+/// `ENDOFSTREAM`: the stream goes on): straight into the read holding its start when the ring is
+/// empty, else into the ring. `false` if the ring has no room for the record yet.
+fn end_cut_frame(f: &Filter, p: &mut Producer<'static>, cut: &FrameMeta, done: &mut Completions) -> bool {
+    let meta = FrameMeta { options_flags: cut.options_flags & !KsStreamOptions::ENDOFSTREAM.bits(), ..*cut };
+    let direct = f.reads.len() > 0 && f.flowing(PIN_OUTPUT);
+    if !(direct && super::read::direct(f, &[], 0, &meta, done).is_some()) {
+        loop {
+            match p.reserve(0) {
+                Ok(grant) => {
+                    grant.commit(&meta);
+                    break;
+                }
+                Err(ReserveError::Full) if super::pass_padding(f) => {}
+                Err(_) => return false,
+            }
+        }
+    }
+    if meta.options_flags & KSRING_OPTIONSF_CONTINUES == 0 {
+        Counters::add(&f.counters.frames_in, 1);
+    }
+    true
 }
 
 const _: () = assert!(size_of::<KSTIME>() == 16);

@@ -49,6 +49,11 @@ pub fn scenarios() -> Vec<Scenario> {
         },
         Scenario { name: "full-ring", about: "writes wait for readers to make room", run: full_ring },
         Scenario { name: "cancel", about: "CancelIo keeps accepted data, loses nothing", run: cancel },
+        Scenario {
+            name: "cancel-mid-frame",
+            about: "a frame cut short by CancelIo ends where it was cut; the next is its own",
+            run: cancel_mid_frame,
+        },
         Scenario { name: "reset", about: "KSRESET_BEGIN flushes and refuses until END", run: reset },
         Scenario { name: "stop", about: "STOP discards what the ring holds, counted", run: stop },
         Scenario {
@@ -90,6 +95,11 @@ fn status(io: Io, want: i32, what: &str) -> Outcome {
 
 fn meta(options_flags: u32, tsf: u32) -> Header {
     Header { options_flags, type_specific_flags: tsf, numerator: 1, denominator: 1, ..Header::default() }
+}
+
+/// A frame's header with presentation time `time` (to tell frames apart in what a read returns).
+fn timed(time: i64) -> Header {
+    Header { time, numerator: 1, denominator: 1, ..Header::default() }
 }
 
 fn bytes(seed: u8, n: usize) -> Vec<u8> {
@@ -300,6 +310,54 @@ fn cancel(b: &dyn Backend) -> Outcome {
     ensure!(still_pending(&mut read), "a read of an empty ring completed");
     r.output.cancel().map_err(|e| e.to_string())?;
     expect_eq("cancelled read", (read.wait().status, read.wait().information), (STATUS_CANCELLED, 0))
+}
+
+/// A frame larger than the ring's largest part is accepted piece by piece; the write is cancelled
+/// after the first piece. What was accepted comes out as a frame of its own, ended where it was
+/// cut (its last header without `CONTINUES`) — never joined to the frame written next — and the
+/// next frame comes out whole, with its own metadata. (The same with the start of the frame
+/// already in a waiting read: `tests/preemption.rs`, which needs kshost to stop the writer.)
+fn cancel_mid_frame(b: &dyn Backend) -> Outcome {
+    let r = rig(b, &request::stream_format(), KSSTATE_STOP)?;
+    ok(r.filter.set_capacity(4096), "capacity")?;
+    ok(r.input.set_state(KSSTATE_RUN), "input RUN")?;
+    ok(r.output.set_state(KSSTATE_PAUSE), "output PAUSE")?;
+    let first = bytes(1, 10_000);
+    let mut w = InFlight::write(b, r.input.handle(), &[(&first, timed(1))]);
+    ensure!(still_pending(&mut w), "a 10000-byte frame fit a 4096-byte ring at once?");
+    r.input.cancel().map_err(|e| e.to_string())?;
+    let io = w.wait();
+    expect_eq("cancelled write", ksabi::StatusText(io.status), ksabi::StatusText(STATUS_CANCELLED))?;
+    let accepted = io.information;
+    ensure!(accepted > 0 && accepted < first.len(), "accepted {accepted} of {} bytes", first.len());
+    let next = bytes(200, 10);
+    let mut w = InFlight::write(b, r.input.handle(), &[(&next, timed(2))]);
+    ok(r.output.set_state(KSSTATE_RUN), "output RUN")?;
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        if got.iter().any(|f: &crate::io::Frame| f.header.time == 2) {
+            break;
+        }
+        got.extend(InFlight::read(b, r.output.handle(), &[16384, 16384]).frames());
+    }
+    ok(w.wait(), "the next frame")?;
+    let seen: Vec<(usize, u32, i64)> =
+        got.iter().map(|f| (f.data.len(), f.header.options_flags, f.header.time)).collect();
+    let cut: Vec<u8> = got.iter().take_while(|f| f.header.time == 1).flat_map(|f| f.data.clone()).collect();
+    ensure!(
+        cut == first[..accepted],
+        "the {accepted} accepted bytes of the cut frame (time 1) did not come out as they went in; frames \
+         read (bytes, flags, time): {seen:?}"
+    );
+    let ends =
+        got.iter().any(|f| f.header.time == 1 && f.header.options_flags & KSRING_OPTIONSF_CONTINUES == 0);
+    ensure!(ends, "the cut frame never ends: {seen:?}");
+    let after = got.iter().find(|f| f.header.time == 2);
+    ensure!(
+        after.map(|f| f.data.as_slice()) == Some(&next[..]),
+        "the next frame (time 2) is not alone: {seen:?}"
+    );
+    Ok(())
 }
 
 fn reset(b: &dyn Backend) -> Outcome {
