@@ -47,17 +47,23 @@ use crate::sync::Locked;
 
 /// `(InputBufferLength, OutputBufferLength)` of a device-control IRP.
 fn lengths(irp: *mut IRP) -> (usize, usize) {
-    let p = IrpBox::of(irp).ioctl();
+    // SAFETY: the driver passes the property IRP it is dispatching, which it owns (the export's contract);
+    // no other reference to it is live.
+    let p = unsafe { IrpBox::of(irp) }.ioctl();
     (p.InputBufferLength as usize, p.OutputBufferLength as usize)
 }
 
 fn set_information(irp: *mut IRP, n: usize) {
-    IrpBox::of(irp).irp.IoStatus.Information = n;
+    // SAFETY: the driver passes the property IRP it is dispatching, which it owns (the export's contract);
+    // no other reference to it is live.
+    unsafe { IrpBox::of(irp) }.irp.IoStatus.Information = n;
 }
 
 /// The real address behind a request's user or kernel address (`None`: not mapped).
 fn resolve(m: &MachineInner, irp: *mut IRP, addr: usize, len: usize) -> Option<*mut u8> {
-    if IrpBox::of(irp).irp.RequestorMode == UserMode {
+    // SAFETY: the driver passes the property IRP it is dispatching, which it owns (the export's contract);
+    // no other reference to it is live.
+    if unsafe { IrpBox::of(irp) }.irp.RequestorMode == UserMode {
         m.user.probe(addr, len)
     } else {
         Some(std::ptr::with_exposed_provenance_mut(addr))
@@ -69,7 +75,8 @@ fn resolve(m: &MachineInner, irp: *mut IRP, addr: usize, len: usize) -> Option<*
 /// Captures once per IRP; later calls (a driver trying several handler tables) reuse it.
 fn capture(m: &MachineInner, irp: *mut IRP, for_set: bool) -> Result<(*mut KSIDENTIFIER, *mut u8), NTSTATUS> {
     let (in_len, out_len) = lengths(irp);
-    let b = IrpBox::of(irp);
+    // SAFETY: the driver passes the property IRP it is dispatching, which it owns (the export's contract); the previous reference is no longer used.
+    let b = unsafe { IrpBox::of(irp) };
     let flags = IrpFlags::from_bits_retain(b.irp.Flags);
     let value_area = out_len.checked_next_multiple_of(8).ok_or(STATUS_INVALID_PARAMETER)?;
     if flags.contains(IrpFlags::BUFFERED_IO) {
@@ -96,7 +103,8 @@ fn capture(m: &MachineInner, irp: *mut IRP, for_set: bool) -> Result<(*mut KSIDE
     if out_len > 0 {
         new_flags |= IrpFlags::INPUT_OPERATION;
     }
-    let b = IrpBox::of(irp);
+    // SAFETY: the driver passes the property IRP it is dispatching, which it owns (the export's contract); the previous reference is no longer used.
+    let b = unsafe { IrpBox::of(irp) };
     b.irp.Flags = new_flags.bits();
     b.irp.AssociatedIrp.SystemBuffer = sb.cast();
     Ok((request_copy.cast(), sb))
@@ -104,7 +112,9 @@ fn capture(m: &MachineInner, irp: *mut IRP, for_set: bool) -> Result<(*mut KSIDE
 
 /// Whether the (uncaptured) request asks for a SET: the value must then be captured too.
 fn asks_for_set(m: &MachineInner, irp: *mut IRP, in_len: usize) -> bool {
-    let type3 = IrpBox::of(irp).ioctl().Type3InputBuffer as usize;
+    // SAFETY: the driver passes the property IRP it is dispatching, which it owns (the export's contract);
+    // no other reference to it is live.
+    let type3 = unsafe { IrpBox::of(irp) }.ioctl().Type3InputBuffer as usize;
     resolve(m, irp, type3, in_len).is_some_and(|p| {
         let flags_at = p.wrapping_add(std::mem::offset_of!(KSIDENTIFIER, Flags));
         // SAFETY: at least a KSIDENTIFIER's bytes are readable at `p` (resolved with `in_len`).
@@ -148,7 +158,9 @@ pub(crate) fn property_handler(irp: *mut IRP, count: u32, sets: *const KSPROPERT
         return STATUS_PROPSET_NOT_FOUND;
     };
     // KSPROPERTY_SET_IRP_STORAGE.
-    IrpBox::of(irp).overlay().DriverContext[0] = std::ptr::from_ref(set).cast_mut().cast();
+    // SAFETY: the driver passes the property IRP it is dispatching, which it owns (the export's contract);
+    // no other reference to it is live. (KSPROPERTY_SET_IRP_STORAGE is written before the handler runs)
+    unsafe { IrpBox::of(irp) }.overlay().DriverContext[0] = std::ptr::from_ref(set).cast_mut().cast();
     if verbs == KsPropertyType::SETSUPPORT {
         set_information(irp, 0);
         return STATUS_SUCCESS;
@@ -163,7 +175,9 @@ pub(crate) fn property_handler(irp: *mut IRP, count: u32, sets: *const KSPROPERT
         return STATUS_NOT_FOUND;
     };
     // KSPROPERTY_ITEM_IRP_STORAGE.
-    IrpBox::of(irp).overlay().DriverContext[3] = std::ptr::from_ref(item).cast_mut().cast();
+    // SAFETY: the driver passes the property IRP it is dispatching, which it owns (the export's contract);
+    // no other reference to it is live. (KSPROPERTY_ITEM_IRP_STORAGE is written before the handler runs)
+    unsafe { IrpBox::of(irp) }.overlay().DriverContext[3] = std::ptr::from_ref(item).cast_mut().cast();
     if verbs == KsPropertyType::BASICSUPPORT {
         if let Some(support) = item.SupportHandler {
             // SAFETY: the driver's handler with the captured request and value area.
@@ -262,7 +276,9 @@ fn basic_support(irp: *mut IRP, item: &KSPROPERTY_ITEM, value: *mut u8, out_len:
 pub(crate) fn sized_list(irp: *mut IRP, count: u32, item_size: u32, items: *const c_void) -> NTSTATUS {
     let (_, out_len) = lengths(irp);
     // SAFETY: the system buffer of a captured property request (value area first).
-    let data = IrpBox::of(irp).system_buffer().cast::<u8>();
+    // SAFETY: the driver passes the property IRP its handler is serving, which it owns
+    // (`KsHandleSizedListQuery`'s contract).
+    let data = unsafe { IrpBox::of(irp) }.system_buffer().cast::<u8>();
     write_list(irp, data, out_len, count, item_size as usize, items.cast())
 }
 
