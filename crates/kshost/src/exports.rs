@@ -605,15 +605,18 @@ pub unsafe extern "system" fn IoFreeWorkItem(item: *mut c_void) {
 }
 
 pub unsafe extern "system" fn KeInitializeEvent(event: *mut ksabi::KEVENT, event_type: i32, state: u8) {
-    crate::event::initialize(event, event_type, state != 0);
+    // SAFETY: the driver initialises its own event before sharing it (the export's contract).
+    unsafe { crate::event::initialize(event, event_type, state != 0) };
 }
 
 pub unsafe extern "system" fn KeSetEvent(event: *mut ksabi::KEVENT, _increment: i32, _wait: u8) -> i32 {
-    crate::event::set(event)
+    // SAFETY: the driver passes an initialised event it keeps allocated (the export's contract).
+    unsafe { crate::event::set(event) }
 }
 
 pub unsafe extern "system" fn KeClearEvent(event: *mut ksabi::KEVENT) {
-    crate::event::clear(event);
+    // SAFETY: the driver passes an initialised event it keeps allocated (the export's contract).
+    unsafe { crate::event::clear(event) };
 }
 
 pub unsafe extern "system" fn KeWaitForSingleObject(
@@ -625,7 +628,9 @@ pub unsafe extern "system" fn KeWaitForSingleObject(
 ) -> NTSTATUS {
     // SAFETY: the caller's optional timeout.
     let timeout = if timeout.is_null() { None } else { Some(unsafe { *timeout }) };
-    crate::event::wait(object.cast(), timeout)
+    // SAFETY: kshost waits only on events; the driver passes an initialised one that stays
+    // allocated while it waits (the export's contract).
+    unsafe { crate::event::wait(object.cast(), timeout) }
 }
 
 // ---- registry and driver object extensions -----------------------------------------------------

@@ -91,7 +91,8 @@ pub(crate) fn validate(
 
 /// `KsiCopyCreateParameter`: the whole parameter, at least `min` bytes, captured once per IRP.
 fn copy_create_parameter(m: &MachineInner, irp: *mut IRP, min: usize) -> Result<(*mut u8, usize), NTSTATUS> {
-    // SAFETY: the driver passes the create IRP it is dispatching, which it owns (the export's contract).
+    // SAFETY: the driver passes the create IRP it is dispatching, which it owns (the export's
+    // contract).
     let stack = unsafe { current_stack(irp) };
     // SAFETY: the create IRP's current location.
     let file = unsafe { (*stack).FileObject };
@@ -105,7 +106,8 @@ fn copy_create_parameter(m: &MachineInner, irp: *mut IRP, min: usize) -> Result<
         unsafe { std::slice::from_raw_parts(fo.FileName.Buffer.cast::<u8>(), fo.FileName.Length as usize) }
     };
     let name = name.strip_prefix(&[b'\\', 0][..]).unwrap_or(name);
-    // SAFETY: the driver passes the create IRP it is dispatching, which it owns (the export's contract); no other reference to it is live.
+    // SAFETY: the driver passes the create IRP it is dispatching, which it owns (the export's
+    // contract); no other reference to it is live.
     let b = unsafe { IrpBox::of(irp) };
     let item = b.overlay().DriverContext[0].cast::<ksabi::KSOBJECT_CREATE_ITEM>();
     if item.is_null() {
@@ -133,7 +135,8 @@ fn copy_create_parameter(m: &MachineInner, irp: *mut IRP, min: usize) -> Result<
     }
     // SAFETY: `size` bytes of the name after the class and separator; the block holds `size`.
     unsafe { std::ptr::copy_nonoverlapping(name[class + 2..].as_ptr(), captured, size) };
-    // SAFETY: the driver passes the create IRP it is dispatching, which it owns (the export's contract); no other reference to it is live.
+    // SAFETY: the driver passes the create IRP it is dispatching, which it owns (the export's
+    // contract); no other reference to it is live.
     let b = unsafe { IrpBox::of(irp) };
     b.irp.Flags |= (IrpFlags::BUFFERED_IO | IrpFlags::DEALLOCATE_BUFFER).bits();
     b.irp.AssociatedIrp.SystemBuffer = captured.cast();

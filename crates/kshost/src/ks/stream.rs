@@ -48,7 +48,8 @@ pub(crate) fn probe_stream_irp(irp: *mut IRP, flags: u32, header_size: u32) -> N
     }
     let m = current();
     let flags = KsProbe::from_bits_retain(flags);
-    // SAFETY: the driver passes the stream IRP it is dispatching, which it owns (the export's contract); no other reference to it is live.
+    // SAFETY: the driver passes the stream IRP it is dispatching, which it owns (the export's
+    // contract); no other reference to it is live.
     let b = unsafe { IrpBox::of(irp) };
     let len = b.ioctl().OutputBufferLength as usize;
     let (irp_flags, mode, user) =
@@ -346,7 +347,8 @@ fn install(
             new_flags |= IrpFlags::INPUT_OPERATION;
         }
     }
-    // SAFETY: the driver passes the stream IRP it is dispatching, which it owns (the export's contract); no other reference to it is live.
+    // SAFETY: the driver passes the stream IRP it is dispatching, which it owns (the export's
+    // contract); no other reference to it is live.
     let b = unsafe { IrpBox::of(irp) };
     b.irp.AssociatedIrp.SystemBuffer = headers.cast();
     b.irp.Flags = new_flags.bits();
@@ -363,7 +365,8 @@ pub(crate) fn acquire_reset_value(irp: *mut IRP, value: *mut KSRESET) -> NTSTATU
     if value.is_null() {
         return STATUS_INVALID_PARAMETER;
     }
-    // SAFETY: the driver passes the stream IRP it is dispatching, which it owns (the export's contract); no other reference to it is live.
+    // SAFETY: the driver passes the stream IRP it is dispatching, which it owns (the export's
+    // contract); no other reference to it is live.
     let b = unsafe { IrpBox::of(irp) };
     let p = b.ioctl();
     if (p.InputBufferLength as usize) < size_of::<KSRESET>() {
