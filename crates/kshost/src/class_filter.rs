@@ -15,8 +15,11 @@ use crate::objects::{DeviceBox, DriverBox, IrpBox};
 /// Creates `\Driver\ksthunk` and attaches its device to the top of `pdo`'s stack.
 pub(crate) fn attach(m: &MachineInner, pdo: *mut DEVICE_OBJECT) {
     let driver = crate::iomgr::create_driver_object(m, "ksthunk");
-    DriverBox::of(driver).drv.MajorFunction = [Some(pass_through); IRP_MJ_COUNT];
-    let top = crate::iomgr::top_of_stack(pdo);
+    // SAFETY: the filter's driver object was just created above and is not yet shown to anyone.
+    unsafe { DriverBox::of(driver) }.drv.MajorFunction = [Some(pass_through); IRP_MJ_COUNT];
+    // SAFETY: `pdo` is the installed PDO, a device of this live machine; the install is PnP-serialised, so
+    // its stack is not changing.
+    let top = unsafe { crate::iomgr::top_of_stack(pdo) };
     // SAFETY: a live device of this machine (the function driver's, after AddDevice).
     let device_type = unsafe { (*top).DeviceType };
     // SAFETY: as above.
@@ -25,7 +28,8 @@ pub(crate) fn attach(m: &MachineInner, pdo: *mut DEVICE_OBJECT) {
     // SAFETY: both devices were created by this machine.
     let lower = unsafe { crate::exports::IoAttachDeviceToDeviceStack(device, pdo) };
     let inherited = DeviceFlags::BUFFERED_IO | DeviceFlags::DIRECT_IO | DeviceFlags::POWER_PAGABLE;
-    let dev = &mut DeviceBox::of(device).dev;
+    // SAFETY: the filter device was just created and attached here; no driver routine has it yet.
+    let dev = &mut unsafe { DeviceBox::of(device) }.dev;
     dev.Flags = (DeviceFlags::from_bits_retain(lower_flags) & inherited).bits();
     debug_assert_eq!(lower, top);
 }
@@ -33,13 +37,19 @@ pub(crate) fn attach(m: &MachineInner, pdo: *mut DEVICE_OBJECT) {
 /// Every request goes on down unchanged; after `IRP_MN_REMOVE_DEVICE` has gone down, the filter
 /// detaches and deletes its device, as PnP filters do.
 unsafe extern "system" fn pass_through(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
-    let lower = DeviceBox::of(device).meta.lower.load(std::sync::atomic::Ordering::Acquire);
-    let stack = IrpBox::of(irp).stack_mut();
+    // SAFETY: the I/O manager calls this with the filter's own device, a kshost device; only its record is
+    // referenced.
+    let lower = unsafe { DeviceBox::meta_of(device) }.lower.load(std::sync::atomic::Ordering::Acquire);
+    // SAFETY: a dispatch routine owns the IRP it is given until it passes it on below; `stack` is not used
+    // after that.
+    let stack = unsafe { IrpBox::of(irp) }.stack_mut();
     let remove = stack.MajorFunction == IRP_MJ_PNP && stack.MinorFunction == IRP_MN_REMOVE_DEVICE;
-    crate::ks::skip_current(irp);
+    // SAFETY: a dispatch routine owns the IRP it is given, until it passes it on below.
+    unsafe { crate::ks::skip_current(irp) };
     let status = crate::iomgr::call_driver(lower, irp);
     if remove {
-        crate::exports::detach(lower);
+        // SAFETY: `lower` is the kshost device the filter attached to, in the remove path.
+        unsafe { crate::exports::detach(lower) };
         crate::exports::delete_device(&crate::machine::current(), device);
     }
     status

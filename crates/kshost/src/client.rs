@@ -249,7 +249,9 @@ impl Machine {
         let mut name: Vec<u16> =
             bytes.chunks(2).map(|c| u16::from_le_bytes([c[0], *c.get(1).unwrap_or(&0)])).collect();
         name.shrink_to_fit();
-        let device = FileBox::of(parent).fo.DeviceObject;
+        // SAFETY: `parent` comes from the handle table and this call holds a reference to it
+        // (`Referenced`); its create has returned, so no one writes it; only `DeviceObject` is read.
+        let device = unsafe { FileBox::of(parent) }.fo.DeviceObject;
         let file = open_with_length(m, device, parent, name, bytes.len(), desired_access)?;
         Ok(m.handles.locked().insert(file))
     }
@@ -307,7 +309,9 @@ impl Machine {
         let (Ok(in_len), Ok(out_len)) = (u32::try_from(input_len), u32::try_from(output_len)) else {
             return done(STATUS_INVALID_PARAMETER);
         };
-        let granted = FileBox::of(file).meta.granted;
+        // SAFETY: `file_ref` holds a reference to the file object for this call; only the record is
+        // referenced.
+        let granted = unsafe { FileBox::meta_of(file) }.granted;
         let access = ctl_access(code);
         if (access & FILE_READ_ACCESS != 0 && granted & GENERIC_READ == 0)
             || (access & FILE_WRITE_ACCESS != 0 && granted & GENERIC_WRITE == 0)
@@ -362,7 +366,8 @@ impl Machine {
             mappings,
             initial_status: STATUS_SUCCESS,
         };
-        let device = crate::iomgr::related_device(file);
+        // SAFETY: `file_ref` holds a reference to the file object for this call.
+        let device = unsafe { crate::iomgr::related_device(file) };
         let returned = crate::iomgr::issue(m, device, spec, &request, true);
         let immediate = (returned != STATUS_PENDING).then(|| request.peek()).flatten();
         Overlapped { request, machine: Arc::clone(m), immediate }
@@ -431,8 +436,10 @@ impl Machine {
 }
 
 fn close_one_handle(m: &Arc<MachineInner>, file: *mut FILE_OBJECT) {
-    let f = FileBox::of(file);
-    if f.meta.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+    // SAFETY: the handle just taken out of the table holds a reference to the file object, given
+    // up only by `release_file` below; only the record is referenced.
+    let f = unsafe { FileBox::meta_of(file) };
+    if f.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
         crate::iomgr::cleanup_file(m, file);
     }
     crate::iomgr::release_file(m, file, true);
@@ -473,7 +480,9 @@ fn lookup(m: &Arc<MachineInner>, handle: Handle) -> Result<Referenced<'_>, NTSTA
     let handles = m.handles.locked();
     let file = handles.map.get(&handle.0).map(|&f| f as *mut FILE_OBJECT).ok_or(STATUS_INVALID_HANDLE)?;
     // Taken while the handle table is locked: a close removes the handle under the same lock first.
-    FileBox::of(file).meta.refs.fetch_add(1, Ordering::AcqRel);
+    // SAFETY: the handle named a live file object, and the handle table is still locked: a close removes
+    // the handle under the same lock before it drops the handle's reference. Only the record is referenced.
+    unsafe { FileBox::meta_of(file) }.refs.fetch_add(1, Ordering::AcqRel);
     Ok(Referenced { m, file })
 }
 
@@ -499,7 +508,9 @@ fn check_access(
     name_bytes: usize,
     desired_access: u32,
 ) -> Result<(), NTSTATUS> {
-    let top = crate::iomgr::top_of_stack(device);
+    // SAFETY: `device` is a kshost device of this live machine (a registered interface's device or a parent
+    // file's); no PnP change runs during an open.
+    let top = unsafe { crate::iomgr::top_of_stack(device) };
     // SAFETY: a device of this machine's stack.
     let secure = unsafe { (*top).Characteristics } & ksabi::FILE_DEVICE_SECURE_OPEN != 0;
     let in_namespace = name_bytes > 0 || !related.is_null();
@@ -581,12 +592,15 @@ pub(crate) fn open_with_length(
         initial_status: STATUS_SUCCESS,
     };
     let request = Request::new();
-    let _ = crate::iomgr::issue(m, crate::iomgr::top_of_stack(device), spec, &request, true);
+    // SAFETY: as in `check_access`: a kshost device of this live machine, no PnP change during an open.
+    let _ = crate::iomgr::issue(m, unsafe { crate::iomgr::top_of_stack(device) }, spec, &request, true);
     let result = crate::iomgr::wait_or_report(m, &request, "IRP_MJ_CREATE");
-    let f = FileBox::of(file);
+    // SAFETY: the create's own reference keeps the file object alive until it becomes the
+    // handle's or `release_file` drops it below; only the record is referenced.
+    let f = unsafe { FileBox::meta_of(file) };
     if nt_success(result.status) {
-        f.meta.created.store(true, Ordering::Release);
-        f.meta.handles.store(1, Ordering::Release);
+        f.created.store(true, Ordering::Release);
+        f.handles.store(1, Ordering::Release);
         // The create's own reference becomes the handle's.
         Ok(file)
     } else {

@@ -23,25 +23,43 @@ fn field(event: *mut KEVENT, offset: usize) -> *mut i32 {
     event.cast::<u8>().wrapping_add(offset).cast()
 }
 
-fn state<'a>(event: *mut KEVENT) -> &'a AtomicI32 {
+/// The event's `SignalState`, as the atomic every kshost access to it goes through.
+///
+/// # Safety
+/// `event` points to a `KEVENT` that stays allocated for `'a` (the driver's, in pool or its
+/// extension, or on the stack of a thread that waits on it), and every access to its
+/// `SignalState` during `'a` is atomic (the driver uses only the `Ke*Event` routines on it).
+unsafe fn state<'a>(event: *mut KEVENT) -> &'a AtomicI32 {
     let slot = field(event, offset_of!(KEVENT, Header) + offset_of!(DISPATCHER_HEADER, SignalState));
-    // SAFETY: an initialised KEVENT of the driver; every kshost access to SignalState is atomic.
+    // SAFETY: the caller's contract: a live KEVENT whose SignalState (an aligned i32) is accessed
+    // only atomically meanwhile.
     unsafe { AtomicI32::from_ptr(slot) }
 }
 
-fn kind(event: *mut KEVENT) -> i32 {
+/// The event's type, as `KeInitializeEvent` recorded it.
+///
+/// # Safety
+/// `event` points to a live `KEVENT` initialised by [`initialize`] (its type is then written no
+/// more).
+unsafe fn kind(event: *mut KEVENT) -> i32 {
     let lock = field(event, offset_of!(KEVENT, Header) + offset_of!(DISPATCHER_HEADER, Lock));
-    // SAFETY: written by KeInitializeEvent before the event is shared; read-only afterwards.
+    // SAFETY: the caller's contract: written by KeInitializeEvent before the event is shared;
+    // read-only afterwards.
     let raw = unsafe { lock.read() };
     raw & 0xFF
 }
 
 /// `KeInitializeEvent`.
-pub(crate) fn initialize(event: *mut KEVENT, event_type: i32, signalled: bool) {
+///
+/// # Safety
+/// `event` points to a writable `KEVENT` that no other thread uses during the call (not yet
+/// shared, as `KeInitializeEvent` requires).
+pub(crate) unsafe fn initialize(event: *mut KEVENT, event_type: i32, signalled: bool) {
     let lock = field(event, offset_of!(KEVENT, Header) + offset_of!(DISPATCHER_HEADER, Lock));
-    // SAFETY: the caller's event, not yet shared.
+    // SAFETY: the caller's contract: the caller's event, not yet shared.
     unsafe { lock.write(event_type & 0xFF) };
-    state(event).store(i32::from(signalled), Ordering::Release);
+    // SAFETY: the caller's contract: a live event no one else uses yet.
+    unsafe { state(event) }.store(i32::from(signalled), Ordering::Release);
 }
 
 /// Where waiters on an event sleep: a slot of a fixed table, by the event's address (events that
@@ -64,8 +82,13 @@ fn parking(event: *mut KEVENT) -> &'static Parking {
 }
 
 /// `KeSetEvent`: returns the previous state, and wakes the event's waiters.
-pub(crate) fn set(event: *mut KEVENT) -> i32 {
-    let previous = state(event).swap(1, Ordering::SeqCst);
+///
+/// # Safety
+/// `event` points to a `KEVENT` initialised by [`initialize`] that stays allocated for the call,
+/// and whose `SignalState` is accessed only atomically (as for [`state`]).
+pub(crate) unsafe fn set(event: *mut KEVENT) -> i32 {
+    // SAFETY: the caller's contract is `state`'s.
+    let previous = unsafe { state(event) }.swap(1, Ordering::SeqCst);
     let p = parking(event);
     // Pairs with the waiter's fence: either it sees the state set, or this sees it registered —
     // and then the waiter is inside `cv.wait` (or before its check) once `lock` is ours.
@@ -78,12 +101,19 @@ pub(crate) fn set(event: *mut KEVENT) -> i32 {
 }
 
 /// `KeClearEvent`.
-pub(crate) fn clear(event: *mut KEVENT) {
-    state(event).store(0, Ordering::Release);
+///
+/// # Safety
+/// As for [`set`].
+pub(crate) unsafe fn clear(event: *mut KEVENT) {
+    // SAFETY: the caller's contract is `state`'s.
+    unsafe { state(event) }.store(0, Ordering::Release);
 }
 
 /// `KeWaitForSingleObject` on an event, with an optional relative timeout (100 ns units, negative).
-pub(crate) fn wait(event: *mut KEVENT, timeout: Option<i64>) -> NTSTATUS {
+///
+/// # Safety
+/// As for [`set`], for the whole wait.
+pub(crate) unsafe fn wait(event: *mut KEVENT, timeout: Option<i64>) -> NTSTATUS {
     let m = current();
     let zero_wait = timeout == Some(0);
     if !zero_wait && !crate::irql::require_at_most(APC_LEVEL, "KeWaitForSingleObject") {
@@ -94,9 +124,11 @@ pub(crate) fn wait(event: *mut KEVENT, timeout: Option<i64>) -> NTSTATUS {
         None => m.settings.hang_timeout,
     };
     let start = Instant::now();
-    let s = state(event);
+    // SAFETY: the caller's contract is `state`'s, for the whole wait.
+    let s = unsafe { state(event) };
     let satisfied = || {
-        if kind(event) == SynchronizationEvent {
+        // SAFETY: the caller's contract: an initialised event, alive for the whole wait.
+        if unsafe { kind(event) } == SynchronizationEvent {
             s.compare_exchange(1, 0, Ordering::SeqCst, Ordering::SeqCst).is_ok()
         } else {
             s.load(Ordering::SeqCst) != 0

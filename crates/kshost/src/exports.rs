@@ -86,21 +86,28 @@ pub unsafe extern "system" fn IoCreateDevice(
 }
 
 pub(crate) fn delete_device(m: &MachineInner, device: *mut DEVICE_OBJECT) {
-    if !crate::machine::known_device(m, device) || !crate::machine::mark_deleted(device) {
+    // SAFETY: `mark_deleted` runs only once `known_device` has found `device` in the registry.
+    if !crate::machine::known_device(m, device) || !unsafe { crate::machine::mark_deleted(device) } {
         violation(Rule::DeviceBadDelete, format!("IoDeleteDevice({device:p}): not a live device"));
         return;
     }
     m.objects.locked().devices.remove(&(device as usize));
     // Unlink from the driver's device list.
-    let dev = &DeviceBox::of(device).dev;
-    let driver = &mut DriverBox::of(dev.DriverObject).drv;
+    // SAFETY: a registered device (checked above); deletion is PnP-serialised, so no one else
+    // changes it meanwhile.
+    let dev = &unsafe { DeviceBox::of(device) }.dev;
+    // SAFETY: a device's driver object is a kshost driver box; its device list is changed only in
+    // PnP-serialised paths (create, delete), of which this is one.
+    let driver = &mut unsafe { DriverBox::of(dev.DriverObject) }.drv;
     if driver.DeviceObject == device {
         driver.DeviceObject = dev.NextDevice;
         return;
     }
     let mut at = driver.DeviceObject;
     while !at.is_null() {
-        let entry = &mut DeviceBox::of(at).dev;
+        // SAFETY: a device on the driver's device list is a kshost device (boxes live as long as
+        // the machine), distinct from `device`; the list is changed only in PnP-serialised paths.
+        let entry = &mut unsafe { DeviceBox::of(at) }.dev;
         if entry.NextDevice == device {
             entry.NextDevice = dev.NextDevice;
             return;
@@ -126,24 +133,36 @@ pub unsafe extern "system" fn IoAttachDeviceToDeviceStack(
         );
         return std::ptr::null_mut();
     }
-    let top = crate::iomgr::top_of_stack(target);
+    // SAFETY: `target` is a registered device (checked above); attaching is PnP-serialised.
+    let top = unsafe { crate::iomgr::top_of_stack(target) };
     let stack_size = {
-        let below = &mut DeviceBox::of(top).dev;
+        // SAFETY: the top of a registered device's stack is a kshost device; attaching is
+        // PnP-serialised, so no one else writes it meanwhile.
+        let below = &mut unsafe { DeviceBox::of(top) }.dev;
         below.AttachedDevice = source;
         below.StackSize + 1
     };
-    let above = DeviceBox::of(source);
+    // SAFETY: `source` is a registered device (checked above), not yet in any stack; `below` is no
+    // longer used.
+    let above = unsafe { DeviceBox::of(source) };
     above.dev.StackSize = stack_size;
     above.meta.lower.store(top, Ordering::Release);
     top
 }
 
-pub(crate) fn detach(target: *mut DEVICE_OBJECT) {
-    DeviceBox::of(target).dev.AttachedDevice = std::ptr::null_mut();
+/// `IoDetachDevice`: detaches whatever is attached to `target`.
+///
+/// # Safety
+/// `target` is a device object kshost created (as for [`DeviceBox::of`]), and the caller is on
+/// a PnP-serialised path (remove), so no one else changes the device meanwhile.
+pub(crate) unsafe fn detach(target: *mut DEVICE_OBJECT) {
+    // SAFETY: the caller's contract is `DeviceBox::of`'s.
+    unsafe { DeviceBox::of(target) }.dev.AttachedDevice = std::ptr::null_mut();
 }
 
 pub unsafe extern "system" fn IoDetachDevice(target: *mut DEVICE_OBJECT) {
-    detach(target);
+    // SAFETY: the driver detaches its own lower device, in its remove path (the export's contract).
+    unsafe { detach(target) };
 }
 
 pub unsafe extern "system" fn IoRegisterDeviceInterface(
@@ -255,7 +274,9 @@ pub unsafe extern "system" fn IofCallDriver(device: *mut DEVICE_OBJECT, irp: *mu
 }
 
 pub unsafe extern "system" fn IoCancelIrp(irp: *mut IRP) -> u8 {
-    u8::from(crate::iomgr::cancel_irp(&current(), irp))
+    // SAFETY: the driver cancels an IRP it sent and has not yet had back, so it is alive (the
+    // export's contract).
+    u8::from(unsafe { crate::iomgr::cancel_irp(&current(), irp) })
 }
 
 pub unsafe extern "system" fn IoAcquireCancelSpinLock(irql: *mut KIRQL) {
@@ -488,7 +509,9 @@ pub unsafe extern "system" fn KsReleaseIrpOnCancelableQueue(irp: *mut IRP, cance
 }
 
 pub unsafe extern "system" fn KsRemoveSpecificIrpFromCancelableQueue(irp: *mut IRP) {
-    crate::ks::queue::remove_specific(irp);
+    // SAFETY: the driver passes an IRP it acquired from the queue, so it owns it (the export's
+    // contract).
+    unsafe { crate::ks::queue::remove_specific(irp) };
 }
 
 pub unsafe extern "system" fn KsCancelRoutine(_device: *mut DEVICE_OBJECT, irp: *mut IRP) {
@@ -532,7 +555,8 @@ pub unsafe extern "system" fn IoGetRelatedDeviceObject(file: *mut ksabi::FILE_OB
         violation(Rule::UnknownObject, format!("IoGetRelatedDeviceObject({file:p}): not a live file object"));
         return std::ptr::null_mut();
     }
-    crate::iomgr::related_device(file)
+    // SAFETY: a registered file object (checked above) the driver holds a reference to.
+    unsafe { crate::iomgr::related_device(file) }
 }
 
 /// `*IoFileObjectType` (a data export of ntoskrnl.exe; the driver's host build reads it here).
@@ -581,15 +605,18 @@ pub unsafe extern "system" fn IoFreeWorkItem(item: *mut c_void) {
 }
 
 pub unsafe extern "system" fn KeInitializeEvent(event: *mut ksabi::KEVENT, event_type: i32, state: u8) {
-    crate::event::initialize(event, event_type, state != 0);
+    // SAFETY: the driver initialises its own event before sharing it (the export's contract).
+    unsafe { crate::event::initialize(event, event_type, state != 0) };
 }
 
 pub unsafe extern "system" fn KeSetEvent(event: *mut ksabi::KEVENT, _increment: i32, _wait: u8) -> i32 {
-    crate::event::set(event)
+    // SAFETY: the driver passes an initialised event it keeps allocated (the export's contract).
+    unsafe { crate::event::set(event) }
 }
 
 pub unsafe extern "system" fn KeClearEvent(event: *mut ksabi::KEVENT) {
-    crate::event::clear(event);
+    // SAFETY: the driver passes an initialised event it keeps allocated (the export's contract).
+    unsafe { crate::event::clear(event) };
 }
 
 pub unsafe extern "system" fn KeWaitForSingleObject(
@@ -601,7 +628,9 @@ pub unsafe extern "system" fn KeWaitForSingleObject(
 ) -> NTSTATUS {
     // SAFETY: the caller's optional timeout.
     let timeout = if timeout.is_null() { None } else { Some(unsafe { *timeout }) };
-    crate::event::wait(object.cast(), timeout)
+    // SAFETY: kshost waits only on events; the driver passes an initialised one that stays
+    // allocated while it waits (the export's contract).
+    unsafe { crate::event::wait(object.cast(), timeout) }
 }
 
 // ---- registry and driver object extensions -----------------------------------------------------

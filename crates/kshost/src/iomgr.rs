@@ -61,7 +61,9 @@ pub(crate) fn create_driver_object(m: &MachineInner, service: &str) -> *mut DRIV
     b.drv.DriverName = UNICODE_STRING { Length: bytes, MaximumLength: bytes, Buffer: b.name.as_mut_ptr() };
     b.drv.MajorFunction = [Some(invalid_device_request); IRP_MJ_COUNT];
     let raw = Box::into_raw(b);
-    let this = DriverBox::of(raw.cast());
+    // SAFETY: the box was just allocated here and is not yet registered or shown to anyone: this is the
+    // only reference.
+    let this = unsafe { DriverBox::of(raw.cast()) };
     this.ext.DriverObject = &raw mut this.drv;
     this.drv.DriverExtension = &raw mut this.ext;
     m.driver_boxes.locked().push(raw as usize);
@@ -78,7 +80,9 @@ pub(crate) fn allocate_driver_extension(
     if out.is_null() || driver.is_null() {
         return ksabi::STATUS_INVALID_PARAMETER;
     }
-    let mut exts = DriverBox::of(driver).extensions.locked();
+    // SAFETY: `driver` is a driver object of this machine (the export's caller passes its own); only the
+    // `extensions` lock is used, and the driver object itself is not written meanwhile.
+    let mut exts = unsafe { DriverBox::of(driver) }.extensions.locked();
     if exts.iter().any(|(id, _)| *id == client_id as usize) {
         // SAFETY: the caller's out pointer.
         unsafe { *out = std::ptr::null_mut() };
@@ -96,7 +100,9 @@ pub(crate) fn driver_extension(driver: *mut DRIVER_OBJECT, client_id: *mut c_voi
     if driver.is_null() {
         return std::ptr::null_mut();
     }
-    DriverBox::of(driver)
+    // SAFETY: as in `allocate_driver_extension`: the caller's own driver object; only its `extensions` lock
+    // is used.
+    unsafe { DriverBox::of(driver) }
         .extensions
         .locked()
         .iter_mut()
@@ -146,8 +152,11 @@ pub(crate) fn create_device(
     m.device_boxes.locked().push(raw as usize);
     m.objects.locked().devices.insert(raw as usize);
     // Link into the driver's device list.
-    let drv = &mut DriverBox::of(driver).drv;
-    DeviceBox::of(raw.cast()).dev.NextDevice = drv.DeviceObject;
+    // SAFETY: `driver` is the creating driver's object (`IoCreateDevice` is called from its
+    // `DriverEntry`/`AddDevice`, PnP-serialised); no other reference to it is live here.
+    let drv = &mut unsafe { DriverBox::of(driver) }.drv;
+    // SAFETY: the device box was just allocated above; nothing else uses it until it is linked here.
+    unsafe { DeviceBox::of(raw.cast()) }.dev.NextDevice = drv.DeviceObject;
     drv.DeviceObject = raw.cast();
     raw.cast()
 }
@@ -155,11 +164,14 @@ pub(crate) fn create_device(
 /// The root bus driver that owns root-enumerated PDOs: it succeeds PnP and power IRPs.
 pub(crate) fn create_root_pdo(m: &Arc<MachineInner>, hardware_id: &str) -> *mut DEVICE_OBJECT {
     let root = create_driver_object(m, "kshost_root");
-    let drv = &mut DriverBox::of(root).drv;
+    // SAFETY: the root driver object was just created above and is not yet shown to anyone.
+    let drv = &mut unsafe { DriverBox::of(root) }.drv;
     drv.MajorFunction[usize::from(IRP_MJ_PNP)] = Some(root_pnp);
     drv.MajorFunction[usize::from(IRP_MJ_POWER)] = Some(root_pnp);
     let pdo = create_device(m, root, 0, ksabi::FILE_DEVICE_KS, 0);
-    DeviceBox::of(pdo).dev.Flags &= !DeviceFlags::DEVICE_INITIALIZING.bits();
+    // SAFETY: the PDO was just created above by `create_device`, whose reference is gone; no driver has it
+    // yet.
+    unsafe { DeviceBox::of(pdo) }.dev.Flags &= !DeviceFlags::DEVICE_INITIALIZING.bits();
     let _ = hardware_id;
     pdo
 }
@@ -173,18 +185,30 @@ unsafe extern "system" fn root_pnp(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -
     STATUS_SUCCESS
 }
 
-/// The device at the top of the stack `device` is part of.
 /// `IoGetRelatedDeviceObject`: where requests on `file` go — the top of the stack of the device
 /// the file was opened on (`FILE_OBJECT.DeviceObject` is that named device, the PDO, not the
 /// driver's FDO above it).
-pub(crate) fn related_device(file: *mut FILE_OBJECT) -> *mut DEVICE_OBJECT {
-    top_of_stack(FileBox::of(file).fo.DeviceObject)
+///
+/// # Safety
+/// `file` is a live file object of this machine (as for [`FileBox::of`]) for the call.
+pub(crate) unsafe fn related_device(file: *mut FILE_OBJECT) -> *mut DEVICE_OBJECT {
+    // SAFETY: the caller's contract: a live file object; only the `DeviceObject` field set at
+    // create is read, through the raw pointer (no reference to the object the driver may use).
+    let named = unsafe { (*file).DeviceObject };
+    // SAFETY: the device a live file object was opened on is a device of this machine.
+    unsafe { top_of_stack(named) }
 }
 
-pub(crate) fn top_of_stack(device: *mut DEVICE_OBJECT) -> *mut DEVICE_OBJECT {
+/// The device at the top of the stack `device` is part of (`IoGetAttachedDevice`).
+///
+/// # Safety
+/// `device` is a device object kshost created on a machine that is still alive (device boxes
+/// live as long as the machine), and no one attaches or detaches a device while the call walks.
+pub(crate) unsafe fn top_of_stack(device: *mut DEVICE_OBJECT) -> *mut DEVICE_OBJECT {
     let mut d = device;
     loop {
-        // SAFETY: devices in a stack stay allocated for the machine's life.
+        // SAFETY: the caller's contract: `d` is `device` or a device attached above it, all of
+        // them kshost devices of the live machine; `AttachedDevice` is read through the raw pointer.
         let up = unsafe { (*d).AttachedDevice };
         if up.is_null() {
             return d;
@@ -276,9 +300,11 @@ pub(crate) fn issue(
     let irp: *mut IRP = Box::into_raw(b).cast();
     m.objects.locked().irps.insert(irp as usize);
     if !spec.file.is_null() {
-        let f = FileBox::of(spec.file);
-        f.meta.refs.fetch_add(1, Ordering::AcqRel);
-        f.meta.pending.locked().push(irp as usize);
+        // SAFETY: the issuer holds a reference to the file object it issues on (a handle, `Referenced` or
+        // the close path), so the box is alive; only atomics and the `pending` lock are used.
+        let f = unsafe { FileBox::meta_of(spec.file) };
+        f.refs.fetch_add(1, Ordering::AcqRel);
+        f.pending.locked().push(irp as usize);
     }
     let status = call_driver(device, irp);
     after_dispatch(irp, status);
@@ -288,11 +314,23 @@ pub(crate) fn issue(
 
 /// The checks the I/O manager and Driver Verifier make when a dispatch routine returns.
 fn after_dispatch(irp: *mut IRP, status: NTSTATUS) {
-    let b = IrpBox::of(irp);
-    let top = location_index(b.irp.StackCount);
-    let marked = b.stack[top].Control & SL_PENDING_RETURNED != 0;
-    let completed = b.meta.completed.load(Ordering::Acquire);
-    let major = b.stack[top].MajorFunction;
+    // Once the dispatch routine has returned (STATUS_PENDING above all) another thread may be
+    // completing the IRP, so no reference covers the IRP or its stack here: its fields are read
+    // through the raw pointer and the record through `meta_of`. The dispatch call's reference,
+    // dropped by `release_irp` after this, keeps the box alive throughout.
+    let bx = irp.cast::<IrpBox>();
+    // SAFETY: a live box (the dispatch call's reference); `StackCount` is never written after
+    // allocation.
+    let top = location_index(unsafe { (*irp).StackCount });
+    // SAFETY: a live box, read through the raw pointer. (A completion on another thread may set
+    // `SL_PENDING_RETURNED` in this location meanwhile: that race is the Verifier check's own.)
+    let marked = unsafe { (*bx).stack[top].Control } & SL_PENDING_RETURNED != 0;
+    // SAFETY: the dispatch call's reference keeps the box alive; the IRP has been issued.
+    let b = unsafe { IrpBox::meta_of(irp) };
+    let completed = b.completed.load(Ordering::Acquire);
+    // SAFETY: a live box, read through the raw pointer; `MajorFunction` of the top location is
+    // written only by the issuer, before the dispatch.
+    let major = unsafe { (*bx).stack[top].MajorFunction };
     if status == STATUS_PENDING {
         if !marked {
             violation(
@@ -321,12 +359,13 @@ fn after_dispatch(irp: *mut IRP, status: NTSTATUS) {
         );
         // The issuer would wait forever on Windows; kshost finishes the request with what was
         // returned so that the test can go on and report.
-        if let Some(r) = b.meta.origin.request() {
+        if let Some(r) = b.origin.request() {
             r.finish(IoStatus { status, information: 0 });
         }
         return;
     }
-    let final_status = b.final_status.load(Ordering::Acquire);
+    // SAFETY: a live box (the dispatch call's reference); only the atomic field is referenced.
+    let final_status = unsafe { &(*bx).final_status }.load(Ordering::Acquire);
     if final_status != status {
         violation(
             Rule::ReturnedStatusMismatch,
@@ -341,7 +380,10 @@ fn after_dispatch(irp: *mut IRP, status: NTSTATUS) {
 
 /// Drops one IRP reference; frees the IRP when the last goes.
 pub(crate) fn release_irp(m: &MachineInner, irp: *mut IRP) {
-    if IrpBox::of(irp).refs.0.fetch_sub(1, Ordering::AcqRel) == 1 {
+    // Only the count is referenced: the IRP may be in a driver's hands on another thread.
+    // SAFETY: the caller gives up one of the IRP's references, so the box is alive until this
+    // decrement.
+    if unsafe { IrpBox::refs_of(irp) }.0.fetch_sub(1, Ordering::AcqRel) == 1 {
         m.objects.locked().irps.remove(&(irp as usize));
         // SAFETY: allocated by `issue`/`IoAllocateIrp` with Box::into_raw; the last reference.
         let b = unsafe { Box::from_raw(irp.cast::<IrpBox>()) };
@@ -356,7 +398,9 @@ pub(crate) fn call_driver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS
     if !crate::irql::require_at_most(DISPATCH_LEVEL, "IofCallDriver") {
         return STATUS_INVALID_DEVICE_REQUEST;
     }
-    let b = IrpBox::of(irp);
+    // SAFETY: the caller owns the IRP it sends (the issuer, or the driver passing it down), so no
+    // one else touches it until the dispatch below; `b` is not used after that call.
+    let b = unsafe { IrpBox::of(irp) };
     if b.irp.CurrentLocation <= 1 {
         violation(
             Rule::Unsupported,
@@ -380,8 +424,12 @@ pub(crate) fn call_driver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS
     b.irp.Tail.Overlay.CurrentStackLocation = stack;
     b.stack[idx].DeviceObject = device;
     let major = b.stack[idx].MajorFunction;
-    let driver = DeviceBox::of(device).dev.DriverObject;
-    let dispatch = DriverBox::of(driver).drv.MajorFunction[usize::from(major)];
+    // SAFETY: the target is a device of this machine (its box lives as long as the machine); only
+    // `DriverObject`, set at creation, is read.
+    let driver = unsafe { DeviceBox::of(device) }.dev.DriverObject;
+    // SAFETY: a device's driver object is a kshost driver box; `MajorFunction` is filled by
+    // `DriverEntry` before any IRP and only read afterwards.
+    let dispatch = unsafe { DriverBox::of(driver) }.drv.MajorFunction[usize::from(major)];
     let Some(dispatch) = dispatch else {
         violation(Rule::Unsupported, format!("major {major:#x}: the driver's MajorFunction slot is NULL"));
         return STATUS_INVALID_DEVICE_REQUEST;
@@ -400,7 +448,9 @@ pub(crate) fn complete_request(m: &Arc<MachineInner>, irp: *mut IRP) {
         return;
     }
     crate::irql::require_at_most(DISPATCH_LEVEL, "IofCompleteRequest");
-    let b = IrpBox::of(irp);
+    // SAFETY: a live IRP (checked above) that its owner, the caller, completes: no one else uses
+    // it now. `b` is taken anew after each call that hands the IRP to other code.
+    let mut b = unsafe { IrpBox::of(irp) };
     if b.meta.completed.swap(true, Ordering::AcqRel) {
         violation(Rule::IrpCompletedTwice, format!("IRP {irp:p} completed a second time"));
         return;
@@ -418,7 +468,11 @@ pub(crate) fn complete_request(m: &Arc<MachineInner>, irp: *mut IRP) {
             format!("IRP {irp:p} completed while on a KS cancelable queue"),
         );
         // Take it off the driver's list so that the list does not point at a freed IRP.
-        crate::ks::queue::remove_specific(irp);
+        // SAFETY: the IRP is live and on a KS queue (checked just above); `b` is not used
+        // during the call.
+        unsafe { crate::ks::queue::remove_specific(irp) };
+        // SAFETY: as at the top: the completing caller owns the IRP again.
+        b = unsafe { IrpBox::of(irp) };
     }
     if b.irp.IoStatus.Status == STATUS_PENDING {
         violation(Rule::IrpCompletedWithPendingStatus, format!("IRP {irp:p} completed with STATUS_PENDING"));
@@ -470,6 +524,9 @@ pub(crate) fn complete_request(m: &Arc<MachineInner>, irp: *mut IRP) {
                     return; // the routine's driver owns the IRP now
                 }
                 // Not kept: the completion goes on upwards.
+                // SAFETY: the routine returned without keeping the IRP, so the completing thread
+                // owns it again; the reference from before the call is not used any more.
+                b = unsafe { IrpBox::of(irp) };
                 b.meta.completed.store(true, Ordering::Release);
                 if allocators_routine {
                     b.meta.driver_owned.store(false, Ordering::Release);
@@ -488,7 +545,9 @@ pub(crate) fn complete_request(m: &Arc<MachineInner>, irp: *mut IRP) {
 
 /// What the I/O manager does once no driver wants the IRP any more.
 fn io_manager_completion(m: &Arc<MachineInner>, irp: *mut IRP) {
-    let b = IrpBox::of(irp);
+    // SAFETY: no driver wants the IRP any more: the completing thread owns it, and the
+    // completion's reference keeps it alive until `release_irp` below (after `b`'s last use).
+    let b = unsafe { IrpBox::of(irp) };
     if matches!(b.meta.origin, Origin::Driver) {
         // On Windows the I/O manager would treat it as a thread's IRP and crash: the driver that
         // allocated it must take it back with a completion routine.
@@ -546,7 +605,8 @@ fn io_manager_completion(m: &Arc<MachineInner>, irp: *mut IRP) {
     b.irp.MdlAddress = std::ptr::null_mut();
     let file = b.meta.file;
     if !file.is_null() {
-        FileBox::of(file).meta.pending.locked().retain(|&p| p != irp as usize);
+        // SAFETY: the IRP holds a reference to its file object until `release_file` below.
+        unsafe { FileBox::meta_of(file) }.pending.locked().retain(|&p| p != irp as usize);
     }
     let result = IoStatus { status, information: information_out };
     let Some(request) = b.meta.origin.request().cloned() else { return };
@@ -608,16 +668,28 @@ pub(crate) fn free_mdl_chain(m: &MachineInner, mut mdl: *mut ksabi::MDL) {
 // ---- cancel --------------------------------------------------------------------------------------
 
 /// Views `Irp->CancelRoutine` as the atomic pointer the I/O manager swaps.
-pub(crate) fn cancel_slot<'a>(irp: *mut IRP) -> &'a AtomicPtr<c_void> {
-    let slot = (&raw mut IrpBox::of(irp).irp.CancelRoutine).cast::<*mut c_void>();
+///
+/// # Safety
+/// `irp` is a live kshost IRP that is not freed during `'a` (as for [`IrpBox::meta_of`]), and
+/// every access to its `CancelRoutine` during `'a` is atomic (kshost swaps it only through this
+/// slot; the driver sets it through `IoSetCancelRoutine`, which is this swap).
+pub(crate) unsafe fn cancel_slot<'a>(irp: *mut IRP) -> &'a AtomicPtr<c_void> {
+    // SAFETY: the caller's contract: a live IRP; the place is projected through the raw pointer,
+    // so no reference to the IRP (which its owner may be writing) is made.
+    let slot = unsafe { &raw mut (*irp).CancelRoutine }.cast::<*mut c_void>();
     // SAFETY: PDRIVER_CANCEL is a nullable function pointer: pointer-sized and aligned; the IRP
-    // lives while the caller uses it, and every access to the slot is atomic.
+    // lives for 'a and every access to the slot meanwhile is atomic (the caller's contract).
     unsafe { AtomicPtr::from_ptr(slot) }
 }
 
-pub(crate) fn swap_cancel_routine(irp: *mut IRP, new: PDRIVER_CANCEL) -> PDRIVER_CANCEL {
+/// Swaps `Irp->CancelRoutine` atomically (`IoSetCancelRoutine`), returning the old routine.
+///
+/// # Safety
+/// As for [`cancel_slot`], for the duration of the call.
+pub(crate) unsafe fn swap_cancel_routine(irp: *mut IRP, new: PDRIVER_CANCEL) -> PDRIVER_CANCEL {
     let raw = new.map_or(std::ptr::null_mut(), |f| f as *mut c_void);
-    let old = cancel_slot(irp).swap(raw, Ordering::AcqRel);
+    // SAFETY: the caller's contract is `cancel_slot`'s.
+    let old = unsafe { cancel_slot(irp) }.swap(raw, Ordering::AcqRel);
     if old.is_null() {
         None
     } else {
@@ -629,13 +701,25 @@ pub(crate) fn swap_cancel_routine(irp: *mut IRP, new: PDRIVER_CANCEL) -> PDRIVER
 }
 
 /// `IoCancelIrp`.
-pub(crate) fn cancel_irp(m: &Arc<MachineInner>, irp: *mut IRP) -> bool {
+///
+/// # Safety
+/// `irp` is a live kshost IRP that stays in the registry for the call (the caller holds a
+/// reference to it, or the driver that owns it is the caller).
+pub(crate) unsafe fn cancel_irp(m: &Arc<MachineInner>, irp: *mut IRP) -> bool {
     let irql: KIRQL = m.cancel_lock.acquire();
-    IrpBox::of(irp).irp.Cancel = 1;
-    if let Some(routine) = swap_cancel_routine(irp, None) {
-        IrpBox::of(irp).irp.CancelIrql = irql;
+    // `Cancel` is written as `IoCancelIrp` writes it, while the driver may hold the IRP: through
+    // the raw pointer, so no reference covers the rest of an IRP the driver may be writing.
+    // SAFETY: the caller's contract: a live IRP (see `cancel_irp`'s `# Safety`).
+    unsafe { (*irp).Cancel = 1 };
+    // SAFETY: a live IRP (the caller's contract); its cancel routine is only ever swapped.
+    if let Some(routine) = unsafe { swap_cancel_routine(irp, None) } {
+        // SAFETY: the cancel routine was taken, so no one else will run it; the field is written
+        // through the raw pointer for the cancel routine to read, as `IoCancelIrp` does.
+        unsafe { (*irp).CancelIrql = irql };
         let device = {
-            let stack = crate::objects::current_stack(irp);
+            // SAFETY: the cancel routine taken above makes the driver's queue give the IRP up to
+            // this canceller: no driver routine is handling it while the location is read.
+            let stack = unsafe { crate::objects::current_stack(irp) };
             // SAFETY: the current location of an IRP in a driver's hands.
             unsafe { (*stack).DeviceObject }
         };
@@ -659,15 +743,21 @@ pub(crate) fn cancel_irp(m: &Arc<MachineInner>, irp: *mut IRP) -> bool {
 /// Cancels every IRP in flight on `file` (`CancelIoEx(handle, NULL)`).
 pub(crate) fn cancel_file_irps(m: &Arc<MachineInner>, file: *mut FILE_OBJECT) -> usize {
     let irps: Vec<usize> = {
-        let pending = FileBox::of(file).meta.pending.locked();
+        // SAFETY: the caller (`CancelIo`) holds a reference to the file object (`Referenced`).
+        let pending = unsafe { FileBox::meta_of(file) }.pending.locked();
         for &p in pending.iter() {
-            IrpBox::of(p as *mut IRP).refs.0.fetch_add(1, Ordering::AcqRel);
+            // Only the count is referenced: the IRP is in a driver's hands, maybe on another
+            // thread.
+            // SAFETY: an IRP on the file's `pending` list is alive (the completion takes it off
+            // the list, under this lock, before it drops its reference).
+            unsafe { IrpBox::refs_of(p as *mut IRP) }.0.fetch_add(1, Ordering::AcqRel);
         }
         pending.clone()
     };
     let mut cancelled = 0;
     for p in irps {
-        if cancel_irp(m, p as *mut IRP) {
+        // SAFETY: the reference taken above keeps the IRP alive for the call.
+        if unsafe { cancel_irp(m, p as *mut IRP) } {
             cancelled += 1;
         }
         release_irp(m, p as *mut IRP);
@@ -681,8 +771,10 @@ pub(crate) fn cancel_file_irps(m: &Arc<MachineInner>, file: *mut FILE_OBJECT) ->
 /// `PASSIVE_LEVEL` outside any driver call: inline when the caller is a client call (`at_passive`),
 /// otherwise on a system worker thread (as Windows finishes completions in an APC later).
 pub(crate) fn release_file(m: &Arc<MachineInner>, file: *mut FILE_OBJECT, at_passive: bool) {
-    let f = FileBox::of(file);
-    if f.meta.refs.fetch_sub(1, Ordering::AcqRel) != 1 {
+    // SAFETY: the caller gives up one of its references, so the box is alive until the decrement;
+    // only the record is referenced.
+    let f = unsafe { FileBox::meta_of(file) };
+    if f.refs.fetch_sub(1, Ordering::AcqRel) != 1 {
         return;
     }
     if at_passive && crate::irql::current() == PASSIVE_LEVEL {
@@ -694,9 +786,12 @@ pub(crate) fn release_file(m: &Arc<MachineInner>, file: *mut FILE_OBJECT, at_pas
 
 /// Sends `IRP_MJ_CLOSE` for a file object nothing references any more, then frees it.
 pub(crate) fn close_file(m: &Arc<MachineInner>, file: *mut FILE_OBJECT) {
-    let f = FileBox::of(file);
-    if f.meta.created.load(Ordering::Acquire) && !f.meta.closed.swap(true, Ordering::AcqRel) {
-        let device = related_device(file);
+    // SAFETY: the closer frees the box below and nothing else references it any more; only the
+    // record is referenced (the close IRP passes the `FILE_OBJECT` to the driver meanwhile).
+    let f = unsafe { FileBox::meta_of(file) };
+    if f.created.load(Ordering::Acquire) && !f.closed.swap(true, Ordering::AcqRel) {
+        // SAFETY: a live file object (freed only at the end of this function).
+        let device = unsafe { related_device(file) };
         // The close IRP holds no reference of its own on the object it closes.
         let spec = IrpSpec {
             major: IRP_MJ_CLOSE,
@@ -712,11 +807,11 @@ pub(crate) fn close_file(m: &Arc<MachineInner>, file: *mut FILE_OBJECT) {
             mappings: Vec::new(),
             initial_status: STATUS_SUCCESS,
         };
-        f.meta.refs.fetch_add(1, Ordering::AcqRel); // balanced by the close IRP's completion
+        f.refs.fetch_add(1, Ordering::AcqRel); // balanced by the close IRP's completion
         let request = Request::new();
         let _ = issue(m, device, spec, &request, false);
         wait_or_report(m, &request, "IRP_MJ_CLOSE");
-        f.meta.refs.fetch_sub(1, Ordering::AcqRel);
+        f.refs.fetch_sub(1, Ordering::AcqRel);
     }
     check_no_irps_in_flight(m, file);
     m.objects.locked().files.remove(&(file as usize));
@@ -737,11 +832,17 @@ fn check_no_irps_in_flight(m: &MachineInner, file: *mut FILE_OBJECT) {
         .iter()
         .copied()
         .filter(|&p| {
-            // Only the atomics of the record: the IRP itself belongs to whichever driver has it.
-            let b = IrpBox::of(p as *mut IRP);
-            matches!(b.meta.origin, Origin::Driver)
-                && !b.meta.driver_owned.load(Ordering::Acquire)
-                && b.meta.sent_to.load(Ordering::Acquire) == file
+            // Only the record is referenced (its atomics and its `origin`, immutable since the
+            // IRP's allocation), through a raw projection: the IRP and its stack belong to
+            // whichever driver has it, which may be writing them on another thread right now, so a
+            // reference covering them (`IrpBox::of`) would be undefined behaviour here even though
+            // only atomics are read.
+            // SAFETY: the IRP is in the registry, which stays locked while this runs, so it cannot
+            // be freed (`release_irp` takes it out of the registry before freeing it).
+            let meta = unsafe { IrpBox::meta_of(p as *mut IRP) };
+            matches!(meta.origin, Origin::Driver)
+                && !meta.driver_owned.load(Ordering::Acquire)
+                && meta.sent_to.load(Ordering::Acquire) == file
         })
         .collect();
     for p in in_flight {
@@ -756,7 +857,8 @@ fn check_no_irps_in_flight(m: &MachineInner, file: *mut FILE_OBJECT) {
 pub(crate) fn cleanup_file(m: &Arc<MachineInner>, file: *mut FILE_OBJECT) {
     // Sent whether or not the driver handles it (the default slot fails it; the result is not
     // used), as the I/O manager does.
-    let device = related_device(file);
+    // SAFETY: the closing handle's reference keeps the file object alive for the call.
+    let device = unsafe { related_device(file) };
     let spec = IrpSpec {
         major: IRP_MJ_CLEANUP,
         minor: 0,
@@ -838,11 +940,15 @@ fn driver_irp_in_hand(m: &MachineInner, irp: *mut IRP, what: &str) -> bool {
         violation(Rule::DriverIrpMisuse, format!("{what}({irp:p}): not an IRP from IoAllocateIrp"));
         return false;
     }
-    if !IrpBox::of(irp).meta.driver_owned.load(Ordering::Acquire) {
+    // SAFETY: a registered driver IRP (checked just above); the driver may have it in flight, so
+    // only the record is referenced.
+    if !unsafe { IrpBox::meta_of(irp) }.driver_owned.load(Ordering::Acquire) {
         violation(Rule::DriverIrpMisuse, format!("{what}({irp:p}) while the IRP is in flight"));
         return false;
     }
-    if !IrpBox::of(irp).irp.MdlAddress.is_null() {
+    // SAFETY: a registered driver IRP back in the driver's hands (checked above), and the driver
+    // is the caller: no one else touches it; one field is read through the raw pointer.
+    if !unsafe { (*irp).MdlAddress }.is_null() {
         violation(Rule::DriverIrpMisuse, format!("{what}({irp:p}) with MDLs still chained at MdlAddress"));
     }
     true
@@ -862,7 +968,9 @@ pub(crate) fn reuse_irp(m: &MachineInner, irp: *mut IRP, status: NTSTATUS) {
     if !driver_irp_in_hand(m, irp, "IoReuseIrp") {
         return;
     }
-    let b = IrpBox::of(irp);
+    // SAFETY: a registered driver IRP back in the driver's hands (checked above), and the driver
+    // is the caller: no one else touches it.
+    let b = unsafe { IrpBox::of(irp) };
     let count = b.irp.StackCount;
     let fresh = IrpBox::new(count, Origin::Driver, std::ptr::null_mut());
     b.stack = fresh.stack;

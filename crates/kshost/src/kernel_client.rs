@@ -103,7 +103,11 @@ impl Machine {
             return Err(status);
         }
         let file = object.cast::<FILE_OBJECT>();
-        let device = crate::iomgr::top_of_stack(crate::iomgr::related_device(file));
+        // SAFETY: the file object was just referenced by `ObReferenceObjectByHandle`.
+        let related = unsafe { crate::iomgr::related_device(file) };
+        // SAFETY: `related` is a device of this live machine; the stack is not changing while a
+        // handle to it is open.
+        let device = unsafe { crate::iomgr::top_of_stack(related) };
         // SAFETY: the device is live while the file object is referenced.
         let stack_size = unsafe { (*device).StackSize } + 1;
         let irp = crate::iomgr::allocate_irp(&m, stack_size);
@@ -199,7 +203,8 @@ fn send(s: &State) {
         unsafe { slot.write(header) };
     }
     let irp = s.irp;
-    let past_end = crate::objects::IrpBox::of(irp).overlay().CurrentStackLocation;
+    // SAFETY: the kernel client's own IRP (`IoAllocateIrp`), not in flight: no one else uses it.
+    let past_end = unsafe { crate::objects::IrpBox::of(irp) }.overlay().CurrentStackLocation;
     // SAFETY: the client's IRP, not in flight: its next location is below the past-the-end one.
     let next = unsafe { &mut *past_end.wrapping_sub(1) };
     next.MajorFunction = IRP_MJ_DEVICE_CONTROL;

@@ -395,7 +395,9 @@ impl Machine {
                 });
             }
         }
-        let extension = crate::objects::DriverBox::of(driver).drv.DriverExtension;
+        // SAFETY: `driver` is the driver object this install created; `DriverEntry` has returned, so
+        // nothing else uses it now.
+        let extension = unsafe { crate::objects::DriverBox::of(driver) }.drv.DriverExtension;
         // SAFETY: the extension of our own driver object; DriverEntry has returned.
         let add_device = unsafe { (*extension).AddDevice };
         let Some(add_device) = add_device else {
@@ -408,7 +410,9 @@ impl Machine {
         if !nt_success(status) {
             return Err(InstallError::AddDevice(status));
         }
-        let top = crate::iomgr::top_of_stack(pdo);
+        // SAFETY: the PDO this install created; `AddDevice` has returned, so the stack is not
+        // changing.
+        let top = unsafe { crate::iomgr::top_of_stack(pdo) };
         // SAFETY: `top` is a registered device of this machine.
         let flags = DeviceFlags::from_bits_retain(unsafe { (*top).Flags });
         if flags.contains(DeviceFlags::DEVICE_INITIALIZING) {
@@ -421,7 +425,8 @@ impl Machine {
             crate::class_filter::attach(&self.inner, pdo);
         }
         self.apply_device_properties(pdo, &install)?;
-        let top = crate::iomgr::top_of_stack(pdo);
+        // SAFETY: the PDO this install created, its stack built (`AddDevice`, the class filter).
+        let top = unsafe { crate::iomgr::top_of_stack(pdo) };
         let status = crate::iomgr::send_pnp(&self.inner, top, IRP_MN_START_DEVICE);
         if !nt_success(status) {
             return Err(InstallError::Start(status));
@@ -580,7 +585,8 @@ impl Machine {
         crate::client::close_all_handles(&self.inner);
         let installed = self.inner.installed.locked().take();
         if let Some(inst) = installed {
-            let top = crate::iomgr::top_of_stack(inst.pdo);
+            // SAFETY: the installed PDO, a device of this live machine; PnP is serialised here.
+            let top = unsafe { crate::iomgr::top_of_stack(inst.pdo) };
             if inst.started && !inst.removed {
                 let status = crate::iomgr::send_pnp(&self.inner, top, IRP_MN_QUERY_REMOVE_DEVICE);
                 if nt_success(status) {
@@ -685,7 +691,9 @@ impl Machine {
         if !ok {
             return Err(ksabi::STATUS_NO_SUCH_DEVICE);
         }
-        let top = crate::iomgr::top_of_stack(pdo);
+        // SAFETY: the installed PDO (checked above), a device of this live machine; PnP is
+        // serialised here.
+        let top = unsafe { crate::iomgr::top_of_stack(pdo) };
         let status = crate::iomgr::send_pnp(&self.inner, top, IRP_MN_QUERY_REMOVE_DEVICE);
         if !nt_success(status) {
             return Err(status);
@@ -744,6 +752,10 @@ pub(crate) fn known_device(m: &MachineInner, dev: *mut DEVICE_OBJECT) -> bool {
 }
 
 /// Marks a device as deleted (its box lives until the machine goes away).
-pub(crate) fn mark_deleted(dev: *mut DEVICE_OBJECT) -> bool {
-    !DeviceBox::of(dev).meta.deleted.swap(true, Ordering::AcqRel)
+///
+/// # Safety
+/// `dev` is a device object kshost created on a live machine (as for [`DeviceBox::meta_of`]).
+pub(crate) unsafe fn mark_deleted(dev: *mut DEVICE_OBJECT) -> bool {
+    // SAFETY: the caller's contract; only the record's atomic is referenced.
+    !unsafe { DeviceBox::meta_of(dev) }.deleted.swap(true, Ordering::AcqRel)
 }

@@ -64,7 +64,10 @@ pub(crate) fn reference_by_handle(
             Some(HandleObject::Event) => return STATUS_OBJECT_TYPE_MISMATCH,
             Some(HandleObject::File(f)) => {
                 // Referenced while the table is locked: a concurrent close cannot free it now.
-                FileBox::of(f).meta.refs.fetch_add(1, Ordering::AcqRel);
+                // SAFETY: the handle table is locked and names a live file object: a close removes the
+                // handle under this lock before it drops the handle's reference. Only the record is
+                // referenced.
+                unsafe { FileBox::meta_of(f) }.refs.fetch_add(1, Ordering::AcqRel);
                 f
             }
         }
@@ -80,7 +83,8 @@ pub(crate) fn reference_by_handle(
             ),
         );
     }
-    let granted = FileBox::of(file).meta.granted;
+    // SAFETY: the reference taken above keeps the file object alive; only the record is referenced.
+    let granted = unsafe { FileBox::meta_of(file) }.granted;
     let wants_read = access & (FILE_READ_DATA | GENERIC_READ) != 0;
     let wants_write = access & (FILE_WRITE_DATA | GENERIC_WRITE) != 0;
     let denied = (wants_read && granted & GENERIC_READ == 0) || (wants_write && granted & GENERIC_WRITE == 0);
@@ -108,7 +112,9 @@ pub(crate) fn reference(object: *mut c_void) -> isize {
             violation(Rule::UnknownObject, format!("ObfReferenceObject({object:p}): not a live file object"));
             return 0;
         }
-        FileBox::of(file).meta.refs.fetch_add(1, Ordering::AcqRel);
+        // SAFETY: the file object is in the registry, which is locked here, so it cannot be freed
+        // meanwhile; only the record is referenced.
+        unsafe { FileBox::meta_of(file) }.refs.fetch_add(1, Ordering::AcqRel);
     }
     let mut refs = m.ob_refs.locked();
     let n = refs.entry(file as usize).or_insert(0);

@@ -143,11 +143,49 @@ impl IrpBox {
         unsafe { &mut self.irp.Tail.Overlay }
     }
 
-    /// The box of an IRP pointer (which must be one kshost allocated).
-    pub(crate) fn of<'a>(irp: *mut IRP) -> &'a mut Self {
-        // SAFETY: callers pass IRPs checked against the machine's registry; IRP is the first
-        // field of the repr(C) box.
+    /// The box of an IRP pointer, to read and write the IRP, its stack and its record.
+    ///
+    /// # Safety
+    /// - `irp` points to the `irp` field of an `IrpBox` kshost allocated (`issue`,
+    ///   `IoAllocateIrp`) that is not freed during `'a`: it is in the machine's IRP registry and
+    ///   stays there (the caller holds one of its references, or owns it and does not release it).
+    /// - For `'a` the caller has the IRP to itself: no other reference to any part of the box is
+    ///   used, and no other thread or driver routine reads or writes the IRP or its stack — the
+    ///   caller is its current owner under the I/O protocol (the issuer before `IofCallDriver`, the
+    ///   driver routine kshost runs on its behalf, the completing thread between completion
+    ///   routines, the holder of the cancel spin lock for `Cancel`/`CancelIrql`), and the reference
+    ///   is not used again once the IRP has been handed to driver code.
+    ///
+    /// The record's atomics and locks, which other threads use at the same time, are reached
+    /// through [`Self::meta_of`] and [`Self::refs_of`] instead.
+    pub(crate) unsafe fn of<'a>(irp: *mut IRP) -> &'a mut Self {
+        // SAFETY: the caller's contract: a live kshost box it has to itself; IRP is the first
+        // field of the repr(C) box, so the pointer is the box's.
         unsafe { &mut *irp.cast::<Self>() }
+    }
+
+    /// kshost's record of an IRP, without a reference to the IRP or its stack (which the driver
+    /// that holds the IRP may be writing at this moment). Once the IRP is issued its fields are
+    /// immutable but for atomics and locks, so a shared reference is valid on any thread.
+    ///
+    /// # Safety
+    /// `irp` points to the `irp` field of an `IrpBox` kshost allocated that is not freed during
+    /// `'a` (in the machine's IRP registry, kept there by a reference the caller holds or by the
+    /// registry's lock held for `'a`), and it has been issued (its `meta` is no longer written).
+    pub(crate) unsafe fn meta_of<'a>(irp: *mut IRP) -> &'a IrpMeta {
+        // SAFETY: the caller's contract; the projection goes through the raw pointer, so only
+        // `meta` is referenced, never the IRP or its stack.
+        unsafe { &(*irp.cast::<Self>()).meta }
+    }
+
+    /// The reference count of an IRP, without a reference to the IRP or its stack (see
+    /// [`Self::meta_of`]).
+    ///
+    /// # Safety
+    /// As for [`Self::meta_of`]: a live kshost IRP box, not freed during `'a`.
+    pub(crate) unsafe fn refs_of<'a>(irp: *mut IRP) -> &'a RefCount {
+        // SAFETY: the caller's contract; only the atomic `refs` field is referenced.
+        unsafe { &(*irp.cast::<Self>()).refs }
     }
 }
 
@@ -177,10 +215,37 @@ pub(crate) struct FileMeta {
 }
 
 impl FileBox {
-    pub(crate) fn of<'a>(fo: *mut FILE_OBJECT) -> &'a mut Self {
-        // SAFETY: callers pass file objects checked against the machine's registry; FILE_OBJECT is
-        // the first field of the repr(C) box.
+    /// The box of a file object pointer, to read or write the `FILE_OBJECT` itself.
+    ///
+    /// # Safety
+    /// - `fo` points to the `fo` field of a `FileBox` kshost allocated (the create path) that is
+    ///   not freed during `'a`: it is in the machine's file registry and the caller holds one of its
+    ///   references (a handle's, an IRP's, a `Referenced`, the create's), or the close path that
+    ///   frees it is the caller.
+    /// - For `'a` no other reference to any part of the box is used, and no other thread or driver
+    ///   routine writes the `FILE_OBJECT` (the driver writes `FsContext`/`FsContext2` only in its
+    ///   create dispatch, which the caller is not racing).
+    ///
+    /// The record's atomics and locks, which other threads use at the same time, are reached
+    /// through [`Self::meta_of`] instead.
+    pub(crate) unsafe fn of<'a>(fo: *mut FILE_OBJECT) -> &'a mut Self {
+        // SAFETY: the caller's contract; FILE_OBJECT is the first field of the repr(C) box, so
+        // the pointer is the box's.
         unsafe { &mut *fo.cast::<Self>() }
+    }
+
+    /// kshost's record of a file object, without a reference to the `FILE_OBJECT` (whose
+    /// `FsContext` fields belong to the driver). Its fields are immutable after the create but for
+    /// atomics and locks, so a shared reference is valid on any thread.
+    ///
+    /// # Safety
+    /// `fo` points to the `fo` field of a `FileBox` kshost allocated that is not freed during
+    /// `'a`: in the machine's file registry, kept there by a reference the caller holds or by a
+    /// lock (registry, handle table) under which a close cannot free it.
+    pub(crate) unsafe fn meta_of<'a>(fo: *mut FILE_OBJECT) -> &'a FileMeta {
+        // SAFETY: the caller's contract; the projection goes through the raw pointer, so only
+        // `meta` is referenced.
+        unsafe { &(*fo.cast::<Self>()).meta }
     }
 }
 
@@ -200,10 +265,31 @@ pub(crate) struct DeviceMeta {
 }
 
 impl DeviceBox {
-    pub(crate) fn of<'a>(dev: *mut DEVICE_OBJECT) -> &'a mut Self {
-        // SAFETY: callers pass devices checked against the machine's registry; DEVICE_OBJECT is
-        // the first field of the repr(C) box.
+    /// The box of a device object pointer.
+    ///
+    /// # Safety
+    /// - `dev` points to the `dev` field of a `DeviceBox` kshost allocated (`IoCreateDevice`);
+    ///   device boxes live until the machine is dropped (`IoDeleteDevice` only marks them), so
+    ///   any device of a live machine is valid for `'a`.
+    /// - For `'a` no other reference to any part of the box is used, and no other thread or driver
+    ///   routine writes the `DEVICE_OBJECT` (kshost and the driver change device objects only in
+    ///   PnP-serialised paths: creation, `AddDevice`, attach, detach, delete).
+    pub(crate) unsafe fn of<'a>(dev: *mut DEVICE_OBJECT) -> &'a mut Self {
+        // SAFETY: the caller's contract; DEVICE_OBJECT is the first field of the repr(C) box, so
+        // the pointer is the box's.
         unsafe { &mut *dev.cast::<Self>() }
+    }
+
+    /// kshost's record of a device, without a reference to the `DEVICE_OBJECT` (its fields after
+    /// creation are atomics and the extension's storage, which only the driver touches, through
+    /// `DeviceExtension`).
+    ///
+    /// # Safety
+    /// `dev` points to the `dev` field of a `DeviceBox` kshost allocated (valid until the machine
+    /// is dropped), and the caller does not use the returned `extension` slice.
+    pub(crate) unsafe fn meta_of<'a>(dev: *mut DEVICE_OBJECT) -> &'a DeviceMeta {
+        // SAFETY: the caller's contract; only `meta` is referenced.
+        unsafe { &(*dev.cast::<Self>()).meta }
     }
 }
 
@@ -222,8 +308,17 @@ pub(crate) struct DriverBox {
 }
 
 impl DriverBox {
-    pub(crate) fn of<'a>(drv: *mut DRIVER_OBJECT) -> &'a mut Self {
-        // SAFETY: callers pass driver objects kshost created; DRIVER_OBJECT is the first field.
+    /// The box of a driver object pointer.
+    ///
+    /// # Safety
+    /// - `drv` points to the `drv` field of a `DriverBox` kshost allocated
+    ///   (`create_driver_object`); driver boxes live until the machine is dropped.
+    /// - For `'a` no other reference to any part of the box is used, and no other thread or driver
+    ///   routine writes the `DRIVER_OBJECT` (the driver fills it in `DriverEntry`; kshost changes it
+    ///   only while creating it and in PnP-serialised paths).
+    pub(crate) unsafe fn of<'a>(drv: *mut DRIVER_OBJECT) -> &'a mut Self {
+        // SAFETY: the caller's contract; DRIVER_OBJECT is the first field of the repr(C) box, so
+        // the pointer is the box's.
         unsafe { &mut *drv.cast::<Self>() }
     }
 }
@@ -252,6 +347,10 @@ impl IoStatus {
 }
 
 /// `IoGetCurrentIrpStackLocation`.
-pub(crate) fn current_stack(irp: *mut IRP) -> *mut IO_STACK_LOCATION {
-    IrpBox::of(irp).overlay().CurrentStackLocation
+///
+/// # Safety
+/// As for [`IrpBox::of`], for the duration of the call: a live kshost IRP the caller owns.
+pub(crate) unsafe fn current_stack(irp: *mut IRP) -> *mut IO_STACK_LOCATION {
+    // SAFETY: the caller's contract is `IrpBox::of`'s.
+    unsafe { IrpBox::of(irp) }.overlay().CurrentStackLocation
 }

@@ -91,10 +91,14 @@ pub(crate) fn validate(
 
 /// `KsiCopyCreateParameter`: the whole parameter, at least `min` bytes, captured once per IRP.
 fn copy_create_parameter(m: &MachineInner, irp: *mut IRP, min: usize) -> Result<(*mut u8, usize), NTSTATUS> {
-    let stack = current_stack(irp);
+    // SAFETY: the driver passes the create IRP it is dispatching, which it owns (the export's
+    // contract).
+    let stack = unsafe { current_stack(irp) };
     // SAFETY: the create IRP's current location.
     let file = unsafe { (*stack).FileObject };
-    let fo = &FileBox::of(file).fo;
+    // SAFETY: the create's file object, allocated by kshost and referenced by the create IRP; only kshost's
+    // create path and this dispatch use it until the create returns, and only to read.
+    let fo = &unsafe { FileBox::of(file) }.fo;
     let name: &[u8] = if fo.FileName.Buffer.is_null() {
         &[]
     } else {
@@ -102,7 +106,9 @@ fn copy_create_parameter(m: &MachineInner, irp: *mut IRP, min: usize) -> Result<
         unsafe { std::slice::from_raw_parts(fo.FileName.Buffer.cast::<u8>(), fo.FileName.Length as usize) }
     };
     let name = name.strip_prefix(&[b'\\', 0][..]).unwrap_or(name);
-    let b = IrpBox::of(irp);
+    // SAFETY: the driver passes the create IRP it is dispatching, which it owns (the export's
+    // contract); no other reference to it is live.
+    let b = unsafe { IrpBox::of(irp) };
     let item = b.overlay().DriverContext[0].cast::<ksabi::KSOBJECT_CREATE_ITEM>();
     if item.is_null() {
         violation(Rule::Unsupported, "KsValidateConnectRequest outside a KS create dispatch".into());
@@ -129,7 +135,9 @@ fn copy_create_parameter(m: &MachineInner, irp: *mut IRP, min: usize) -> Result<
     }
     // SAFETY: `size` bytes of the name after the class and separator; the block holds `size`.
     unsafe { std::ptr::copy_nonoverlapping(name[class + 2..].as_ptr(), captured, size) };
-    let b = IrpBox::of(irp);
+    // SAFETY: the driver passes the create IRP it is dispatching, which it owns (the export's
+    // contract); no other reference to it is live.
+    let b = unsafe { IrpBox::of(irp) };
     b.irp.Flags |= (IrpFlags::BUFFERED_IO | IrpFlags::DEALLOCATE_BUFFER).bits();
     b.irp.AssociatedIrp.SystemBuffer = captured.cast();
     Ok((captured, size))

@@ -73,15 +73,24 @@ pub(crate) struct ObjectHeader {
     pub create_item: *mut KSOBJECT_CREATE_ITEM,
 }
 
-fn complete(irp: *mut IRP, status: NTSTATUS) -> NTSTATUS {
-    IrpBox::of(irp).irp.IoStatus.Status = status;
+/// Completes an IRP with `status`.
+///
+/// # Safety
+/// As for [`IrpBox::of`], for the call: a live kshost IRP that the caller owns and gives up.
+unsafe fn complete(irp: *mut IRP, status: NTSTATUS) -> NTSTATUS {
+    // SAFETY: the caller's contract is `IrpBox::of`'s; the reference ends before the completion.
+    unsafe { IrpBox::of(irp) }.irp.IoStatus.Status = status;
     crate::iomgr::complete_request(&current(), irp);
     status
 }
 
 /// `IoSkipCurrentIrpStackLocation`.
-pub(crate) fn skip_current(irp: *mut IRP) {
-    let b = IrpBox::of(irp);
+///
+/// # Safety
+/// As for [`IrpBox::of`], for the call: a live kshost IRP that the caller owns.
+pub(crate) unsafe fn skip_current(irp: *mut IRP) {
+    // SAFETY: the caller's contract is `IrpBox::of`'s.
+    let b = unsafe { IrpBox::of(irp) };
     b.irp.CurrentLocation += 1;
     let overlay = b.overlay();
     overlay.CurrentStackLocation = overlay.CurrentStackLocation.wrapping_add(1);
@@ -146,8 +155,13 @@ pub(crate) fn object_header<'a>(m: &MachineInner, header: *mut c_void) -> Option
 }
 
 /// The first pointer of a device's extension (where KS requires the `KSDEVICE_HEADER`).
-fn extension_header(device: *mut DEVICE_OBJECT) -> *mut c_void {
-    let ext = DeviceBox::of(device).dev.DeviceExtension.cast::<*mut c_void>();
+///
+/// # Safety
+/// `device` is a device object kshost created on a live machine (as for [`DeviceBox::of`]).
+unsafe fn extension_header(device: *mut DEVICE_OBJECT) -> *mut c_void {
+    // SAFETY: the caller's contract; `DeviceExtension`, set at creation, is read through the raw
+    // pointer, so no reference covers a device the driver may be using.
+    let ext = unsafe { (*device).DeviceExtension }.cast::<*mut c_void>();
     if ext.is_null() {
         return std::ptr::null_mut();
     }
@@ -156,16 +170,29 @@ fn extension_header(device: *mut DEVICE_OBJECT) -> *mut c_void {
 }
 
 /// The device header at the start of a device's extension.
-fn header_of_device(m: &MachineInner, device: *mut DEVICE_OBJECT) -> Option<&'static mut DeviceHeader> {
-    device_header(m, extension_header(device))
+///
+/// # Safety
+/// As for [`extension_header`].
+unsafe fn header_of_device(
+    m: &MachineInner,
+    device: *mut DEVICE_OBJECT,
+) -> Option<&'static mut DeviceHeader> {
+    // SAFETY: the caller's contract is `extension_header`'s.
+    device_header(m, unsafe { extension_header(device) })
 }
 
 /// The object header at the start of a file object's `FsContext` structure.
-fn header_of_file(m: &MachineInner, file: *mut FILE_OBJECT) -> Option<&'static mut ObjectHeader> {
+///
+/// # Safety
+/// `file` is null or a live file object of this machine (as for [`FileBox::of`]) whose
+/// `FsContext` no one is writing (its create has returned).
+unsafe fn header_of_file(m: &MachineInner, file: *mut FILE_OBJECT) -> Option<&'static mut ObjectHeader> {
     if file.is_null() {
         return None;
     }
-    let ctx = FileBox::of(file).fo.FsContext.cast::<*mut c_void>();
+    // SAFETY: the caller's contract: a live file object; `FsContext` is read through the raw
+    // pointer.
+    let ctx = unsafe { (*file).FsContext }.cast::<*mut c_void>();
     if ctx.is_null() {
         return None;
     }
@@ -188,11 +215,16 @@ pub(crate) fn allocate_object_header(
     if out.is_null() || table.is_null() || irp.is_null() || (count > 0 && items.is_null()) {
         return STATUS_INVALID_PARAMETER;
     }
-    let b = IrpBox::of(irp);
+    // SAFETY: the driver passes the create IRP it is dispatching, which it owns (the export's
+    // contract).
+    let b = unsafe { IrpBox::of(irp) };
     let (file, device) = (b.stack_mut().FileObject, b.stack_mut().DeviceObject);
     // Every major routed through KS needs an entry in this table.
-    let driver: *mut DRIVER_OBJECT = DeviceBox::of(device).dev.DriverObject;
-    let routed = DriverBox::of(driver).ks_routed.locked().clone();
+    // SAFETY: the current location's device is the kshost device the IRP was dispatched to; only
+    // `DriverObject`, set at creation, is read.
+    let driver: *mut DRIVER_OBJECT = unsafe { DeviceBox::of(device) }.dev.DriverObject;
+    // SAFETY: a device's driver object is a kshost driver box; only its `ks_routed` lock is used.
+    let routed = unsafe { DriverBox::of(driver) }.ks_routed.locked().clone();
     // SAFETY: the table the driver passes, valid while the header lives.
     let t = unsafe { &*table };
     for major in routed {
@@ -255,7 +287,9 @@ pub(crate) fn set_major_function_handler(driver: *mut DRIVER_OBJECT, major: u32)
         if major == IRP_MJ_CREATE { dispatch_create } else { dispatch_by_table };
     // SAFETY: the driver's own object, during DriverEntry.
     unsafe { (*driver).MajorFunction[usize::from(major)] = Some(handler) };
-    let mut routed = DriverBox::of(driver).ks_routed.locked();
+    // SAFETY: the driver passes its own driver object (`KsSetMajorFunctionHandler` in
+    // `DriverEntry`); only its `ks_routed` lock is used.
+    let mut routed = unsafe { DriverBox::of(driver) }.ks_routed.locked();
     if !routed.contains(&major) {
         routed.push(major);
     }
@@ -266,15 +300,22 @@ pub(crate) fn set_major_function_handler(driver: *mut DRIVER_OBJECT, major: u32)
 /// filter) or the device header (a filter), store it in `DriverContext[0]`, call it.
 pub(crate) unsafe extern "system" fn dispatch_create(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
     let m = current();
-    let file = IrpBox::of(irp).stack_mut().FileObject;
-    let fb = FileBox::of(file);
+    // SAFETY: a dispatch routine owns the IRP it is given.
+    let file = unsafe { IrpBox::of(irp) }.stack_mut().FileObject;
+    // SAFETY: the create's file object, allocated by kshost and referenced by the create IRP; only
+    // kshost's create path and this dispatch use it until the create returns, and this dispatch
+    // only reads it.
+    let fb = unsafe { FileBox::of(file) };
     let related = fb.fo.RelatedFileObject;
     let found = if related.is_null() {
-        header_of_device(&m, device)
+        // SAFETY: the device the I/O manager dispatched to, a kshost device.
+        unsafe { header_of_device(&m, device) }
             .map(|h| (h.items, h.count))
             .ok_or("the device extension does not start with a KS device header")
     } else {
-        header_of_file(&m, related)
+        // SAFETY: the parent's file object, referenced by the child's while it is created; the
+        // parent's create returned long ago, so its `FsContext` is not being written.
+        unsafe { header_of_file(&m, related) }
             .map(|h| (h.items, h.count))
             .ok_or("relative to a file object without a KS object header")
     };
@@ -282,7 +323,8 @@ pub(crate) unsafe extern "system" fn dispatch_create(device: *mut DEVICE_OBJECT,
         Ok(f) => f,
         Err(why) => {
             violation(Rule::NoObjectHeader, format!("IRP_MJ_CREATE: {why}"));
-            return complete(irp, STATUS_INVALID_DEVICE_REQUEST);
+            // SAFETY: a dispatch routine owns the IRP it is given, and completing gives it up.
+            return unsafe { complete(irp, STATUS_INVALID_DEVICE_REQUEST) };
         }
     };
     let name_units = fb.fo.FileName.Length as usize / 2;
@@ -317,13 +359,16 @@ pub(crate) unsafe extern "system" fn dispatch_create(device: *mut DEVICE_OBJECT,
         }
     }
     let Some(item) = found.or(wildcard) else {
-        return complete(irp, STATUS_OBJECT_NAME_NOT_FOUND);
+        // SAFETY: a dispatch routine owns the IRP it is given, and completing gives it up.
+        return unsafe { complete(irp, STATUS_OBJECT_NAME_NOT_FOUND) };
     };
     if has_params && KsCreateItem::from_bits_retain(item.Flags).contains(KsCreateItem::NOPARAMETERS) {
-        return complete(irp, STATUS_INVALID_PARAMETER);
+        // SAFETY: a dispatch routine owns the IRP it is given, and completing gives it up.
+        return unsafe { complete(irp, STATUS_INVALID_PARAMETER) };
     }
     // KSCREATE_ITEM_IRP_STORAGE.
-    IrpBox::of(irp).overlay().DriverContext[0] = std::ptr::from_ref(item).cast_mut().cast();
+    // SAFETY: the create dispatch owns the IRP until it calls the create item below.
+    unsafe { IrpBox::of(irp) }.overlay().DriverContext[0] = std::ptr::from_ref(item).cast_mut().cast();
     let create = item.Create.unwrap_or(invalid);
     // SAFETY: the driver's create routine with the IRP it now owns.
     unsafe { create(device, irp) }
@@ -340,7 +385,8 @@ fn unicode_units(s: &ksabi::UNICODE_STRING) -> &[u16] {
 }
 
 unsafe extern "system" fn invalid(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
-    complete(irp, STATUS_INVALID_DEVICE_REQUEST)
+    // SAFETY: a dispatch routine owns the IRP it is given, and completing gives it up.
+    unsafe { complete(irp, STATUS_INVALID_DEVICE_REQUEST) }
 }
 
 fn eq_ignore_case(a: &[u16], b: &[u16]) -> bool {
@@ -355,10 +401,13 @@ pub(crate) unsafe extern "system" fn dispatch_by_table(
 ) -> NTSTATUS {
     let m = current();
     let (file, major) = {
-        let stack = IrpBox::of(irp).stack_mut();
+        // SAFETY: a dispatch routine owns the IRP it is given; `stack` ends before the IRP is passed on.
+        let stack = unsafe { IrpBox::of(irp) }.stack_mut();
         (stack.FileObject, stack.MajorFunction)
     };
-    let Some(header) = header_of_file(&m, file) else {
+    // SAFETY: the current location's file object, referenced by the IRP; its create has returned (requests
+    // other than the create come after it).
+    let Some(header) = (unsafe { header_of_file(&m, file) }) else {
         violation(
             Rule::NoObjectHeader,
             format!(
@@ -366,7 +415,8 @@ pub(crate) unsafe extern "system" fn dispatch_by_table(
                 major_name(major)
             ),
         );
-        return complete(irp, STATUS_INVALID_DEVICE_REQUEST);
+        // SAFETY: a dispatch routine owns the IRP it is given, and completing gives it up.
+        return unsafe { complete(irp, STATUS_INVALID_DEVICE_REQUEST) };
     };
     // SAFETY: the table referenced by the header stays valid while the header lives.
     let Some(handler) = entry(unsafe { &*header.table }, major) else {
@@ -374,7 +424,8 @@ pub(crate) unsafe extern "system" fn dispatch_by_table(
             Rule::MissingDispatchEntry,
             format!("{}: no entry in the object's KSDISPATCH_TABLE", major_name(major)),
         );
-        return complete(irp, STATUS_INVALID_DEVICE_REQUEST);
+        // SAFETY: a dispatch routine owns the IRP it is given, and completing gives it up.
+        return unsafe { complete(irp, STATUS_INVALID_DEVICE_REQUEST) };
     };
     // SAFETY: the driver's dispatch routine with the IRP it now owns.
     unsafe { handler(device, irp) }
@@ -382,7 +433,8 @@ pub(crate) unsafe extern "system" fn dispatch_by_table(
 
 /// `KsDispatchIrp`.
 pub(crate) fn dispatch_irp(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
-    let major = IrpBox::of(irp).stack_mut().MajorFunction;
+    // SAFETY: the driver passes the IRP it is dispatching, which it owns (the export's contract).
+    let major = unsafe { IrpBox::of(irp) }.stack_mut().MajorFunction;
     let routine: unsafe extern "system" fn(*mut DEVICE_OBJECT, *mut IRP) -> NTSTATUS = match major {
         IRP_MJ_CREATE => dispatch_create,
         IRP_MJ_PNP => default_dispatch_pnp,
@@ -395,11 +447,13 @@ pub(crate) fn dispatch_irp(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATU
 }
 
 pub(crate) fn dispatch_invalid(irp: *mut IRP) -> NTSTATUS {
-    complete(irp, STATUS_INVALID_DEVICE_REQUEST)
+    // SAFETY: a dispatch routine owns the IRP it is given, and completing gives it up.
+    unsafe { complete(irp, STATUS_INVALID_DEVICE_REQUEST) }
 }
 
 pub(crate) fn default_device_io_completion(irp: *mut IRP) -> NTSTATUS {
-    let code = IrpBox::of(irp).ioctl().IoControlCode;
+    // SAFETY: the driver passes the IRP it is dispatching, which it owns (the export's contract).
+    let code = unsafe { IrpBox::of(irp) }.ioctl().IoControlCode;
     let status = match code {
         IOCTL_KS_PROPERTY | IOCTL_KS_METHOD | IOCTL_KS_ENABLE_EVENT | IOCTL_KS_DISABLE_EVENT => {
             STATUS_PROPSET_NOT_FOUND
@@ -407,7 +461,8 @@ pub(crate) fn default_device_io_completion(irp: *mut IRP) -> NTSTATUS {
         IOCTL_KS_RESET_STATE => STATUS_SUCCESS,
         _ => STATUS_INVALID_DEVICE_REQUEST,
     };
-    complete(irp, status)
+    // SAFETY: a dispatch routine owns the IRP it is given, and completing gives it up.
+    unsafe { complete(irp, status) }
 }
 
 /// `KsDefaultDispatchPnp`.
@@ -416,29 +471,36 @@ pub(crate) unsafe extern "system" fn default_dispatch_pnp(
     irp: *mut IRP,
 ) -> NTSTATUS {
     let m = current();
-    let minor = IrpBox::of(irp).stack_mut().MinorFunction;
-    let header_ptr = extension_header(device);
+    // SAFETY: a dispatch routine owns the IRP it is given.
+    let minor = unsafe { IrpBox::of(irp) }.stack_mut().MinorFunction;
+    // SAFETY: the device the I/O manager dispatched to, a kshost device.
+    let header_ptr = unsafe { extension_header(device) };
     let Some(header) = device_header(&m, header_ptr) else {
         violation(
             Rule::NoObjectHeader,
             "KsDefaultDispatchPnp: no KS device header at the start of the extension".into(),
         );
-        return complete(irp, STATUS_INVALID_DEVICE_REQUEST);
+        // SAFETY: a dispatch routine owns the IRP it is given, and completing gives it up.
+        return unsafe { complete(irp, STATUS_INVALID_DEVICE_REQUEST) };
     };
     let lower = header.pnp_device;
     if minor == IRP_MN_REMOVE_DEVICE {
         free_header(&m, header_ptr, "device");
     }
     let status = if lower.is_null() {
-        let s = IrpBox::of(irp).irp.IoStatus.Status;
-        complete(irp, s)
+        // SAFETY: a dispatch routine owns the IRP it is given.
+        let s = unsafe { IrpBox::of(irp) }.irp.IoStatus.Status;
+        // SAFETY: a dispatch routine owns the IRP it is given, and completing gives it up.
+        unsafe { complete(irp, s) }
     } else {
-        skip_current(irp);
+        // SAFETY: a dispatch routine owns the IRP it is given, until it passes it on below.
+        unsafe { skip_current(irp) };
         crate::iomgr::call_driver(lower, irp)
     };
     if minor == IRP_MN_REMOVE_DEVICE {
         if !lower.is_null() {
-            crate::exports::detach(lower);
+            // SAFETY: `lower` is the kshost device below, in the remove path.
+            unsafe { crate::exports::detach(lower) };
         }
         crate::exports::delete_device(&m, device);
     }
@@ -449,12 +511,16 @@ pub(crate) unsafe extern "system" fn default_dispatch_pnp(
 /// drivers kshost runs; `PoStartNextPowerIrp` is implicit).
 pub(crate) unsafe extern "system" fn default_forward(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
     let m = current();
-    let header_ptr = extension_header(device);
+    // SAFETY: the device the I/O manager dispatched to, a kshost device.
+    let header_ptr = unsafe { extension_header(device) };
     if let Some(lower) = device_header(&m, header_ptr).map(|h| h.pnp_device).filter(|d| !d.is_null()) {
-        skip_current(irp);
+        // SAFETY: a dispatch routine owns the IRP it is given, until it passes it on below.
+        unsafe { skip_current(irp) };
         crate::iomgr::call_driver(lower, irp)
     } else {
-        let s = IrpBox::of(irp).irp.IoStatus.Status;
-        complete(irp, s)
+        // SAFETY: a dispatch routine owns the IRP it is given.
+        let s = unsafe { IrpBox::of(irp) }.irp.IoStatus.Status;
+        // SAFETY: a dispatch routine owns the IRP it is given, and completing gives it up.
+        unsafe { complete(irp, s) }
     }
 }

@@ -46,18 +46,40 @@ use crate::objects::IrpBox;
 use crate::sync::Locked;
 
 /// `(InputBufferLength, OutputBufferLength)` of a device-control IRP.
-fn lengths(irp: *mut IRP) -> (usize, usize) {
-    let p = IrpBox::of(irp).ioctl();
+///
+/// # Safety
+/// As for [`IrpBox::of`], for the call: a live kshost IRP that the caller owns (the driver's
+/// dispatch of a property request, through the KS routine it called).
+unsafe fn lengths(irp: *mut IRP) -> (usize, usize) {
+    // SAFETY: the driver passes the property IRP it is dispatching, which it owns (the export's
+    // contract);
+    // no other reference to it is live.
+    let p = unsafe { IrpBox::of(irp) }.ioctl();
     (p.InputBufferLength as usize, p.OutputBufferLength as usize)
 }
 
-fn set_information(irp: *mut IRP, n: usize) {
-    IrpBox::of(irp).irp.IoStatus.Information = n;
+/// Sets `IoStatus.Information`.
+///
+/// # Safety
+/// As for [`IrpBox::of`], for the call: a live kshost IRP that the caller owns (the driver's
+/// dispatch of a property request, through the KS routine it called).
+unsafe fn set_information(irp: *mut IRP, n: usize) {
+    // SAFETY: the driver passes the property IRP it is dispatching, which it owns (the export's
+    // contract);
+    // no other reference to it is live.
+    unsafe { IrpBox::of(irp) }.irp.IoStatus.Information = n;
 }
 
 /// The real address behind a request's user or kernel address (`None`: not mapped).
-fn resolve(m: &MachineInner, irp: *mut IRP, addr: usize, len: usize) -> Option<*mut u8> {
-    if IrpBox::of(irp).irp.RequestorMode == UserMode {
+///
+/// # Safety
+/// As for [`IrpBox::of`], for the call: a live kshost IRP that the caller owns (the driver's
+/// dispatch of a property request, through the KS routine it called).
+unsafe fn resolve(m: &MachineInner, irp: *mut IRP, addr: usize, len: usize) -> Option<*mut u8> {
+    // SAFETY: the driver passes the property IRP it is dispatching, which it owns (the export's
+    // contract);
+    // no other reference to it is live.
+    if unsafe { IrpBox::of(irp) }.irp.RequestorMode == UserMode {
         m.user.probe(addr, len)
     } else {
         Some(std::ptr::with_exposed_provenance_mut(addr))
@@ -68,8 +90,12 @@ fn resolve(m: &MachineInner, irp: *mut IRP, addr: usize, len: usize) -> Option<*
 ///
 /// Captures once per IRP; later calls (a driver trying several handler tables) reuse it.
 fn capture(m: &MachineInner, irp: *mut IRP, for_set: bool) -> Result<(*mut KSIDENTIFIER, *mut u8), NTSTATUS> {
-    let (in_len, out_len) = lengths(irp);
-    let b = IrpBox::of(irp);
+    // SAFETY: the property IRP being captured, owned by the driver's dispatch that called the KS
+    // routine.
+    let (in_len, out_len) = unsafe { lengths(irp) };
+    // SAFETY: the driver passes the property IRP it is dispatching, which it owns (the export's
+    // contract); no other reference to it is live.
+    let b = unsafe { IrpBox::of(irp) };
     let flags = IrpFlags::from_bits_retain(b.irp.Flags);
     let value_area = out_len.checked_next_multiple_of(8).ok_or(STATUS_INVALID_PARAMETER)?;
     if flags.contains(IrpFlags::BUFFERED_IO) {
@@ -79,8 +105,12 @@ fn capture(m: &MachineInner, irp: *mut IRP, for_set: bool) -> Result<(*mut KSIDE
     let total = value_area.checked_add(in_len).ok_or(STATUS_INVALID_PARAMETER)?;
     let type3 = b.ioctl().Type3InputBuffer as usize;
     let user_buffer = b.irp.UserBuffer as usize;
-    let input = resolve(m, irp, type3, in_len).ok_or(STATUS_ACCESS_VIOLATION)?;
-    let output = resolve(m, irp, user_buffer, out_len).ok_or(STATUS_ACCESS_VIOLATION)?;
+    // SAFETY: the property IRP being captured, owned by the driver's dispatch that called the KS
+    // routine.
+    let input = unsafe { resolve(m, irp, type3, in_len) }.ok_or(STATUS_ACCESS_VIOLATION)?;
+    // SAFETY: the property IRP being captured, owned by the driver's dispatch that called the KS
+    // routine.
+    let output = unsafe { resolve(m, irp, user_buffer, out_len) }.ok_or(STATUS_ACCESS_VIOLATION)?;
     let sb = crate::iomgr::alloc_system_buffer(m, total);
     if sb.is_null() {
         return Err(STATUS_INSUFFICIENT_RESOURCES);
@@ -96,7 +126,9 @@ fn capture(m: &MachineInner, irp: *mut IRP, for_set: bool) -> Result<(*mut KSIDE
     if out_len > 0 {
         new_flags |= IrpFlags::INPUT_OPERATION;
     }
-    let b = IrpBox::of(irp);
+    // SAFETY: the driver passes the property IRP it is dispatching, which it owns (the export's
+    // contract); no other reference to it is live.
+    let b = unsafe { IrpBox::of(irp) };
     b.irp.Flags = new_flags.bits();
     b.irp.AssociatedIrp.SystemBuffer = sb.cast();
     Ok((request_copy.cast(), sb))
@@ -104,8 +136,13 @@ fn capture(m: &MachineInner, irp: *mut IRP, for_set: bool) -> Result<(*mut KSIDE
 
 /// Whether the (uncaptured) request asks for a SET: the value must then be captured too.
 fn asks_for_set(m: &MachineInner, irp: *mut IRP, in_len: usize) -> bool {
-    let type3 = IrpBox::of(irp).ioctl().Type3InputBuffer as usize;
-    resolve(m, irp, type3, in_len).is_some_and(|p| {
+    // SAFETY: the driver passes the property IRP it is dispatching, which it owns (the export's
+    // contract);
+    // no other reference to it is live.
+    let type3 = unsafe { IrpBox::of(irp) }.ioctl().Type3InputBuffer as usize;
+    // SAFETY: the property IRP being captured, owned by the driver's dispatch that called the KS
+    // routine.
+    unsafe { resolve(m, irp, type3, in_len) }.is_some_and(|p| {
         let flags_at = p.wrapping_add(std::mem::offset_of!(KSIDENTIFIER, Flags));
         // SAFETY: at least a KSIDENTIFIER's bytes are readable at `p` (resolved with `in_len`).
         let flags = unsafe { flags_at.cast::<u32>().read_unaligned() };
@@ -119,7 +156,9 @@ pub(crate) fn property_handler(irp: *mut IRP, count: u32, sets: *const KSPROPERT
         return STATUS_INVALID_DEVICE_REQUEST;
     }
     let m = current();
-    let (in_len, out_len) = lengths(irp);
+    // SAFETY: the driver passes the property IRP it is dispatching, which it owns (the KS routine's
+    // contract).
+    let (in_len, out_len) = unsafe { lengths(irp) };
     if in_len < size_of::<KSIDENTIFIER>() {
         return STATUS_INVALID_PARAMETER;
     }
@@ -148,9 +187,14 @@ pub(crate) fn property_handler(irp: *mut IRP, count: u32, sets: *const KSPROPERT
         return STATUS_PROPSET_NOT_FOUND;
     };
     // KSPROPERTY_SET_IRP_STORAGE.
-    IrpBox::of(irp).overlay().DriverContext[0] = std::ptr::from_ref(set).cast_mut().cast();
+    // SAFETY: the driver passes the property IRP it is dispatching, which it owns (the export's
+    // contract);
+    // no other reference to it is live. (KSPROPERTY_SET_IRP_STORAGE is written before the handler runs)
+    unsafe { IrpBox::of(irp) }.overlay().DriverContext[0] = std::ptr::from_ref(set).cast_mut().cast();
     if verbs == KsPropertyType::SETSUPPORT {
-        set_information(irp, 0);
+        // SAFETY: the driver passes the property IRP it is dispatching, which it owns (the KS
+        // routine's contract).
+        unsafe { set_information(irp, 0) };
         return STATUS_SUCCESS;
     }
     let items: &[KSPROPERTY_ITEM] = if set.PropertyItem.is_null() {
@@ -163,7 +207,10 @@ pub(crate) fn property_handler(irp: *mut IRP, count: u32, sets: *const KSPROPERT
         return STATUS_NOT_FOUND;
     };
     // KSPROPERTY_ITEM_IRP_STORAGE.
-    IrpBox::of(irp).overlay().DriverContext[3] = std::ptr::from_ref(item).cast_mut().cast();
+    // SAFETY: the driver passes the property IRP it is dispatching, which it owns (the export's
+    // contract);
+    // no other reference to it is live. (KSPROPERTY_ITEM_IRP_STORAGE is written before the handler runs)
+    unsafe { IrpBox::of(irp) }.overlay().DriverContext[3] = std::ptr::from_ref(item).cast_mut().cast();
     if verbs == KsPropertyType::BASICSUPPORT {
         if let Some(support) = item.SupportHandler {
             // SAFETY: the driver's handler with the captured request and value area.
@@ -183,7 +230,9 @@ pub(crate) fn property_handler(irp: *mut IRP, count: u32, sets: *const KSPROPERT
         return STATUS_NOT_FOUND;
     };
     if verbs == KsPropertyType::GET {
-        set_information(irp, item.MinData as usize);
+        // SAFETY: the driver passes the property IRP it is dispatching, which it owns (the KS
+        // routine's contract).
+        unsafe { set_information(irp, item.MinData as usize) };
     }
     // SAFETY: the driver's handler with the captured request and value area.
     unsafe { handler(irp, request, value.cast()) }
@@ -217,13 +266,17 @@ fn basic_support(irp: *mut IRP, item: &KSPROPERTY_ITEM, value: *mut u8, out_len:
     let full = size_of::<KSPROPERTY_DESCRIPTION>()
         + lists.iter().map(|l| size_of::<KSPROPERTY_MEMBERSHEADER>() + member_bytes(l)).sum::<usize>();
     if out_len == 0 {
-        set_information(irp, full);
+        // SAFETY: the property IRP that `basic_support`'s caller is answering, owned by the
+        // driver's dispatch that called the KS routine.
+        unsafe { set_information(irp, full) };
         return STATUS_BUFFER_OVERFLOW;
     }
     if out_len == size_of::<u32>() {
         // SAFETY: the value area holds at least 4 bytes (8-aligned).
         unsafe { value.cast::<u32>().write(access.bits()) };
-        set_information(irp, 4);
+        // SAFETY: the property IRP that `basic_support`'s caller is answering, owned by the
+        // driver's dispatch that called the KS routine.
+        unsafe { set_information(irp, 4) };
         return STATUS_SUCCESS;
     }
     if out_len < size_of::<KSPROPERTY_DESCRIPTION>() {
@@ -239,7 +292,9 @@ fn basic_support(irp: *mut IRP, item: &KSPROPERTY_ITEM, value: *mut u8, out_len:
     // SAFETY: the value area holds `out_len >= 0x28` bytes, 8-aligned.
     unsafe { value.cast::<KSPROPERTY_DESCRIPTION>().write(description) };
     if out_len < full {
-        set_information(irp, size_of::<KSPROPERTY_DESCRIPTION>());
+        // SAFETY: the property IRP that `basic_support`'s caller is answering, owned by the
+        // driver's dispatch that called the KS routine.
+        unsafe { set_information(irp, size_of::<KSPROPERTY_DESCRIPTION>()) };
         return STATUS_SUCCESS;
     }
     let mut at = size_of::<KSPROPERTY_DESCRIPTION>();
@@ -254,15 +309,21 @@ fn basic_support(irp: *mut IRP, item: &KSPROPERTY_ITEM, value: *mut u8, out_len:
         }
         at += n;
     }
-    set_information(irp, full);
+    // SAFETY: the property IRP that `basic_support`'s caller is answering, owned by the driver's
+    // dispatch that called the KS routine.
+    unsafe { set_information(irp, full) };
     STATUS_SUCCESS
 }
 
 /// `KsHandleSizedListQuery`: the 0 / 4 / 8 / full / too-small protocol into the system buffer.
 pub(crate) fn sized_list(irp: *mut IRP, count: u32, item_size: u32, items: *const c_void) -> NTSTATUS {
-    let (_, out_len) = lengths(irp);
+    // SAFETY: the driver passes the property IRP it is dispatching, which it owns (the KS routine's
+    // contract).
+    let (_, out_len) = unsafe { lengths(irp) };
     // SAFETY: the system buffer of a captured property request (value area first).
-    let data = IrpBox::of(irp).system_buffer().cast::<u8>();
+    // SAFETY: the driver passes the property IRP its handler is serving, which it owns
+    // (`KsHandleSizedListQuery`'s contract).
+    let data = unsafe { IrpBox::of(irp) }.system_buffer().cast::<u8>();
     write_list(irp, data, out_len, count, item_size as usize, items.cast())
 }
 
@@ -280,19 +341,25 @@ fn write_list(
     };
     match out_len {
         0 => {
-            set_information(irp, size);
+            // SAFETY: the property IRP that `write_list`'s caller is answering, owned by the
+            // driver's dispatch that called the KS routine.
+            unsafe { set_information(irp, size) };
             STATUS_BUFFER_OVERFLOW
         }
         4 => {
             // SAFETY: at least 4 bytes in the 8-aligned value area.
             unsafe { data.cast::<u32>().write(size32) };
-            set_information(irp, 4);
+            // SAFETY: the property IRP that `write_list`'s caller is answering, owned by the
+            // driver's dispatch that called the KS routine.
+            unsafe { set_information(irp, 4) };
             STATUS_SUCCESS
         }
         8 => {
             // SAFETY: at least 8 bytes.
             unsafe { data.cast::<KSMULTIPLE_ITEM>().write(KSMULTIPLE_ITEM { Size: size32, Count: count }) };
-            set_information(irp, 8);
+            // SAFETY: the property IRP that `write_list`'s caller is answering, owned by the
+            // driver's dispatch that called the KS routine.
+            unsafe { set_information(irp, 8) };
             STATUS_SUCCESS
         }
         n if n >= size => {
@@ -302,7 +369,9 @@ fn write_list(
                 // SAFETY: `size - 8` bytes of the driver's table fit after the header.
                 unsafe { std::ptr::copy_nonoverlapping(items, data.wrapping_add(8), size - 8) };
             }
-            set_information(irp, size);
+            // SAFETY: the property IRP that `write_list`'s caller is answering, owned by the
+            // driver's dispatch that called the KS routine.
+            unsafe { set_information(irp, size) };
             STATUS_SUCCESS
         }
         _ => STATUS_BUFFER_TOO_SMALL,
@@ -315,7 +384,9 @@ fn descriptor<'a>(
     count: u32,
     descriptors: *const KSPIN_DESCRIPTOR,
 ) -> Result<&'a KSPIN_DESCRIPTOR, NTSTATUS> {
-    let (in_len, _) = lengths(irp);
+    // SAFETY: the driver passes the property IRP it is dispatching, which it owns (the KS routine's
+    // contract).
+    let (in_len, _) = unsafe { lengths(irp) };
     if in_len < size_of::<KSP_PIN>() {
         return Err(STATUS_INVALID_PARAMETER);
     }
@@ -339,7 +410,9 @@ pub(crate) fn pin_property_handler(
     count: u32,
     descriptors: *const KSPIN_DESCRIPTOR,
 ) -> NTSTATUS {
-    let (_, out_len) = lengths(irp);
+    // SAFETY: the driver passes the property IRP it is dispatching, which it owns (the KS routine's
+    // contract).
+    let (_, out_len) = unsafe { lengths(irp) };
     let data = data.cast::<u8>();
     // SAFETY: the captured request.
     let id = unsafe { (*property).Id };
@@ -398,23 +471,31 @@ pub(crate) fn pin_property_handler(
 
 fn write_u32(irp: *mut IRP, data: *mut u8, out_len: usize, v: u32) -> NTSTATUS {
     if out_len < 4 {
-        set_information(irp, 4);
+        // SAFETY: the property IRP that `write_u32`'s caller is answering, owned by the driver's
+        // dispatch that called the KS routine.
+        unsafe { set_information(irp, 4) };
         return if out_len == 0 { STATUS_BUFFER_OVERFLOW } else { STATUS_BUFFER_TOO_SMALL };
     }
     // SAFETY: 4 bytes in the 8-aligned value area.
     unsafe { data.cast::<u32>().write(v) };
-    set_information(irp, 4);
+    // SAFETY: the property IRP that `write_u32`'s caller is answering, owned by the driver's
+    // dispatch that called the KS routine.
+    unsafe { set_information(irp, 4) };
     STATUS_SUCCESS
 }
 
 fn write_guid(irp: *mut IRP, data: *mut u8, out_len: usize, g: GUID) -> NTSTATUS {
     if out_len < 16 {
-        set_information(irp, 16);
+        // SAFETY: the property IRP that `write_guid`'s caller is answering, owned by the driver's
+        // dispatch that called the KS routine.
+        unsafe { set_information(irp, 16) };
         return if out_len == 0 { STATUS_BUFFER_OVERFLOW } else { STATUS_BUFFER_TOO_SMALL };
     }
     // SAFETY: 16 bytes in the value area (GUID is 4-aligned).
     unsafe { data.cast::<GUID>().write(g) };
-    set_information(irp, 16);
+    // SAFETY: the property IRP that `write_guid`'s caller is answering, owned by the driver's
+    // dispatch that called the KS routine.
+    unsafe { set_information(irp, 16) };
     STATUS_SUCCESS
 }
 
@@ -428,12 +509,16 @@ fn write_name(irp: *mut IRP, data: *mut u8, out_len: usize, guid: GUID) -> NTSTA
     units.push(0);
     let needed = units.len() * 2;
     if out_len < needed {
-        set_information(irp, needed);
+        // SAFETY: the property IRP that `write_name`'s caller is answering, owned by the driver's
+        // dispatch that called the KS routine.
+        unsafe { set_information(irp, needed) };
         return if out_len == 0 { STATUS_BUFFER_OVERFLOW } else { STATUS_BUFFER_TOO_SMALL };
     }
     // SAFETY: `needed <= out_len` bytes in the value area.
     unsafe { std::ptr::copy_nonoverlapping(units.as_ptr().cast::<u8>(), data, needed) };
-    set_information(irp, needed);
+    // SAFETY: the property IRP that `write_name`'s caller is answering, owned by the driver's
+    // dispatch that called the KS routine.
+    unsafe { set_information(irp, needed) };
     STATUS_SUCCESS
 }
 
@@ -466,19 +551,25 @@ fn ranges(
     let n = u32::try_from(ranges.len()).unwrap_or(0);
     match out_len {
         0 => {
-            set_information(irp, size);
+            // SAFETY: the property IRP that `ranges`'s caller is answering, owned by the driver's
+            // dispatch that called the KS routine.
+            unsafe { set_information(irp, size) };
             STATUS_BUFFER_OVERFLOW
         }
         4 => {
             // SAFETY: 4 bytes.
             unsafe { data.cast::<u32>().write(size32) };
-            set_information(irp, 4);
+            // SAFETY: the property IRP that `ranges`'s caller is answering, owned by the driver's
+            // dispatch that called the KS routine.
+            unsafe { set_information(irp, 4) };
             STATUS_SUCCESS
         }
         8 => {
             // SAFETY: 8 bytes.
             unsafe { data.cast::<KSMULTIPLE_ITEM>().write(KSMULTIPLE_ITEM { Size: size32, Count: n }) };
-            set_information(irp, 8);
+            // SAFETY: the property IRP that `ranges`'s caller is answering, owned by the driver's
+            // dispatch that called the KS routine.
+            unsafe { set_information(irp, 8) };
             STATUS_SUCCESS
         }
         l if l >= size => {
@@ -492,7 +583,9 @@ fn ranges(
                 unsafe { std::ptr::copy_nonoverlapping(from, to, len) };
                 at += len.next_multiple_of(8);
             }
-            set_information(irp, size);
+            // SAFETY: the property IRP that `ranges`'s caller is answering, owned by the driver's
+            // dispatch that called the KS routine.
+            unsafe { set_information(irp, size) };
             STATUS_SUCCESS
         }
         _ => STATUS_BUFFER_TOO_SMALL,
@@ -533,7 +626,9 @@ pub(crate) fn data_intersection(
     descriptors: *const KSPIN_DESCRIPTOR,
     handler: PFNKSINTERSECTHANDLER,
 ) -> NTSTATUS {
-    let (in_len, out_len) = lengths(irp);
+    // SAFETY: the driver passes the property IRP it is dispatching, which it owns (the KS routine's
+    // contract).
+    let (in_len, out_len) = unsafe { lengths(irp) };
     // SAFETY: a captured KSP_PIN (the item's MinProperty).
     let KSP_PIN { PinId: pin_id, Reserved: reserved, .. } = unsafe { *pin };
     if pin_id >= count || reserved != 0 || descriptors.is_null() {
@@ -677,7 +772,9 @@ fn answer_from_range(
 ) -> NTSTATUS {
     let size = size_of::<KSDATAFORMAT>();
     if out_len == 0 {
-        set_information(irp, size);
+        // SAFETY: the property IRP that `answer_from_range`'s caller is answering, owned by the
+        // driver's dispatch that called the KS routine.
+        unsafe { set_information(irp, size) };
         return STATUS_BUFFER_OVERFLOW;
     }
     if out_len < size {
@@ -697,7 +794,9 @@ fn answer_from_range(
     format.Flags &= !(KsDataFormatFlags::ATTRIBUTES | KsDataFormatFlags::REQUIRED_ATTRIBUTES).bits();
     // SAFETY: the value area holds `out_len >= 64` bytes, 8-aligned.
     unsafe { data.cast::<KSDATAFORMAT>().write(format) };
-    set_information(irp, size);
+    // SAFETY: the property IRP that `answer_from_range`'s caller is answering, owned by the
+    // driver's dispatch that called the KS routine.
+    unsafe { set_information(irp, size) };
     STATUS_SUCCESS
 }
 
@@ -713,7 +812,9 @@ pub(crate) fn topology_handler(
     }
     // SAFETY: the driver's static topology.
     let t = unsafe { &*topology };
-    let (in_len, out_len) = lengths(irp);
+    // SAFETY: the driver passes the property IRP it is dispatching, which it owns (the KS routine's
+    // contract).
+    let (in_len, out_len) = unsafe { lengths(irp) };
     let data = data.cast::<u8>();
     // SAFETY: the captured request.
     let id = unsafe { (*property).Id };

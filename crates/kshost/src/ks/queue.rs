@@ -21,8 +21,14 @@ use crate::machine::{current, violation};
 use crate::objects::IrpBox;
 use crate::verifier::Rule;
 
-fn entry_of(irp: *mut IRP) -> *mut LIST_ENTRY {
-    &raw mut IrpBox::of(irp).overlay().ListEntry
+/// `Tail.Overlay.ListEntry`, the IRP's link on a queue.
+///
+/// # Safety
+/// As for [`IrpBox::of`], for the duration of the call: a live kshost IRP the caller owns (the
+/// driver that queues or takes it, or the holder of the queue's lock).
+unsafe fn entry_of(irp: *mut IRP) -> *mut LIST_ENTRY {
+    // SAFETY: the caller's contract is `IrpBox::of`'s.
+    &raw mut unsafe { IrpBox::of(irp) }.overlay().ListEntry
 }
 
 fn irp_of(entry: *mut LIST_ENTRY) -> *mut IRP {
@@ -31,13 +37,21 @@ fn irp_of(entry: *mut LIST_ENTRY) -> *mut IRP {
 }
 
 /// `Tail.Overlay.DriverContext[1]` (`KSQUEUE_SPINLOCK_IRP_STORAGE`).
-fn lock_slot(irp: *mut IRP) -> &'static mut *mut core::ffi::c_void {
-    &mut IrpBox::of(irp).overlay().DriverContext[1]
+///
+/// # Safety
+/// As for [`IrpBox::of`], for `'a`: a live kshost IRP that the caller owns while it uses the slot.
+unsafe fn lock_slot<'a>(irp: *mut IRP) -> &'a mut *mut core::ffi::c_void {
+    // SAFETY: the caller's contract is `IrpBox::of`'s.
+    &mut unsafe { IrpBox::of(irp) }.overlay().DriverContext[1]
 }
 
 /// The device a cancel routine gets: the IRP's current location's.
-fn device_of(irp: *mut IRP) -> *mut DEVICE_OBJECT {
-    IrpBox::of(irp).stack_mut().DeviceObject
+///
+/// # Safety
+/// As for [`IrpBox::of`], for the duration of the call.
+unsafe fn device_of(irp: *mut IRP) -> *mut DEVICE_OBJECT {
+    // SAFETY: the caller's contract is `IrpBox::of`'s.
+    unsafe { IrpBox::of(irp) }.stack_mut().DeviceObject
 }
 
 /// A list link the caller may read and write (it holds the list's lock).
@@ -97,17 +111,30 @@ unsafe fn unlink(entry: *mut LIST_ENTRY) {
     e.Blink = entry;
 }
 
-fn mark_queued(irp: *mut IRP, head: *mut LIST_ENTRY) {
-    IrpBox::of(irp).meta.queue.store(head, Ordering::Release);
+/// Records the queue an IRP is on (null: none).
+///
+/// # Safety
+/// As for [`IrpBox::meta_of`], for the duration of the call: a live kshost IRP.
+unsafe fn mark_queued(irp: *mut IRP, head: *mut LIST_ENTRY) {
+    // SAFETY: the caller's contract is `IrpBox::meta_of`'s; only the record is referenced.
+    unsafe { IrpBox::meta_of(irp) }.queue.store(head, Ordering::Release);
 }
 
 /// Runs a cancel routine the way the I/O manager would: cancel spin lock held, IRQL in `CancelIrql`.
-fn run_cancel(irp: *mut IRP, routine: unsafe extern "system" fn(*mut DEVICE_OBJECT, *mut IRP)) {
+///
+/// # Safety
+/// `irp` is a live kshost IRP whose cancel routine the caller has just taken (so no one else
+/// will cancel or dequeue it), and `routine` is that routine.
+unsafe fn run_cancel(irp: *mut IRP, routine: unsafe extern "system" fn(*mut DEVICE_OBJECT, *mut IRP)) {
     let m = current();
     let irql = m.cancel_lock.acquire();
-    IrpBox::of(irp).irp.CancelIrql = irql;
+    // SAFETY: the caller's contract: a live IRP nobody else can take now; one field is written
+    // through the raw pointer for the cancel routine to read.
+    unsafe { (*irp).CancelIrql = irql };
+    // SAFETY: as above: the canceller owns the IRP until the routine runs.
+    let device = unsafe { device_of(irp) };
     // SAFETY: the driver's (or KS') cancel routine, entered with the cancel lock held.
-    unsafe { routine(device_of(irp), irp) };
+    unsafe { routine(device, irp) };
     if m.cancel_lock.held_by_me() {
         violation(
             Rule::CancelSpinLockNotHeld,
@@ -134,7 +161,8 @@ pub(crate) fn add(
     if !check_head(head, "KsAddIrpToCancelableQueue") {
         return;
     }
-    if !IrpBox::of(irp).meta.queue.load(Ordering::Acquire).is_null() {
+    // SAFETY: the driver passes an IRP it owns (`KsAddIrpToCancelableQueue`'s contract).
+    if !unsafe { IrpBox::meta_of(irp) }.queue.load(Ordering::Acquire).is_null() {
         violation(
             Rule::KsQueueMisuse,
             format!("KsAddIrpToCancelableQueue: IRP {irp:p} is already on a queue"),
@@ -145,16 +173,27 @@ pub(crate) fn add(
     // SAFETY: the driver's lock.
     let irql = unsafe { crate::irql::acquire(lock, "KsAddIrpToCancelableQueue") };
     // SAFETY: the IRP is not on a list; we hold the list's lock.
-    unsafe { insert(head, entry_of(irp), location == KsListEntryHead) };
-    mark_queued(irp, head);
-    *lock_slot(irp) = lock.cast();
-    swap_cancel_routine(irp, Some(routine));
-    let cancelled = IrpBox::of(irp).irp.Cancel != 0;
-    if cancelled && swap_cancel_routine(irp, None).is_some() {
+    // SAFETY: the driver's own IRP, not yet cancellable (no cancel routine set).
+    let entry = unsafe { entry_of(irp) };
+    // SAFETY: the IRP is not on a list; we hold the list's lock.
+    unsafe { insert(head, entry, location == KsListEntryHead) };
+    // SAFETY: the driver's own IRP.
+    unsafe { mark_queued(irp, head) };
+    // SAFETY: the driver's own IRP, not yet cancellable; no other reference to it is live.
+    *unsafe { lock_slot(irp) } = lock.cast();
+    // SAFETY: the driver's own IRP; the slot is only swapped atomically.
+    unsafe { swap_cancel_routine(irp, Some(routine)) };
+    // SAFETY: the driver's own IRP; `Cancel` is read through the raw pointer (a canceller may set
+    // it concurrently, as on Windows).
+    let cancelled = unsafe { (*irp).Cancel } != 0;
+    // SAFETY: the driver's own IRP; the slot is only swapped atomically.
+    if cancelled && unsafe { swap_cancel_routine(irp, None) }.is_some() {
         // Cancelled before it was queued: cancel it now.
         // SAFETY: the lock acquired above.
         unsafe { crate::irql::release(lock, irql, "KsAddIrpToCancelableQueue") };
-        run_cancel(irp, routine);
+        // SAFETY: its cancel routine was just taken back here, so no one else cancels or dequeues
+        // it.
+        unsafe { run_cancel(irp, routine) };
     } else {
         // SAFETY: the lock acquired above.
         unsafe { crate::irql::release(lock, irql, "KsAddIrpToCancelableQueue") };
@@ -197,11 +236,13 @@ pub(crate) fn remove(
         };
         while entry != head {
             let irp = irp_of(entry);
-            if swap_cancel_routine(irp, None).is_some() {
+            // SAFETY: an IRP on the locked queue is live (a queued IRP is pending, not freed).
+            if unsafe { swap_cancel_routine(irp, None) }.is_some() {
                 if matches!(operation, KsAcquireAndRemove | KsAcquireAndRemoveOnlySingleItem) {
                     // SAFETY: on this list, lock held.
                     unsafe { unlink(entry) };
-                    mark_queued(irp, std::ptr::null_mut());
+                    // SAFETY: a live IRP (on the queue until just now).
+                    unsafe { mark_queued(irp, std::ptr::null_mut()) };
                 }
                 found = irp;
                 break;
@@ -221,7 +262,8 @@ pub(crate) fn remove(
         && matches!(operation, KsAcquireOnly | KsAcquireOnlySingleItem)
         && crate::machine::current().cancel_next_acquired.swap(false, Ordering::SeqCst)
     {
-        crate::iomgr::cancel_irp(&crate::machine::current(), found);
+        // SAFETY: the IRP just acquired from the queue is live and now the driver's.
+        unsafe { crate::iomgr::cancel_irp(&crate::machine::current(), found) };
     }
     found
 }
@@ -229,8 +271,10 @@ pub(crate) fn remove(
 /// `KsReleaseIrpOnCancelableQueue`: gives an acquired IRP back to its queue (re-arming the cancel
 /// routine); if it was cancelled meanwhile, cancels it now.
 pub(crate) fn release(irp: *mut IRP, cancel: PDRIVER_CANCEL) {
-    let lock = lock_slot(irp).cast::<KSPIN_LOCK>();
-    if lock.is_null() || IrpBox::of(irp).meta.queue.load(Ordering::Acquire).is_null() {
+    // SAFETY: the driver passes an IRP it acquired, so it owns it (the export's contract).
+    let lock = unsafe { lock_slot(irp) }.cast::<KSPIN_LOCK>();
+    // SAFETY: as above; only the record is referenced.
+    if lock.is_null() || unsafe { IrpBox::meta_of(irp) }.queue.load(Ordering::Acquire).is_null() {
         violation(
             Rule::KsQueueMisuse,
             format!("KsReleaseIrpOnCancelableQueue: IRP {irp:p} is not on a queue"),
@@ -240,20 +284,31 @@ pub(crate) fn release(irp: *mut IRP, cancel: PDRIVER_CANCEL) {
     let routine = cancel_routine_or_default(cancel);
     // SAFETY: the queue's lock.
     let irql = unsafe { crate::irql::acquire(lock, "KsReleaseIrpOnCancelableQueue") };
-    swap_cancel_routine(irp, Some(routine));
-    let cancelled = IrpBox::of(irp).irp.Cancel != 0;
-    let run = cancelled && swap_cancel_routine(irp, None).is_some();
+    // SAFETY: the driver's acquired IRP; the slot is only swapped atomically.
+    unsafe { swap_cancel_routine(irp, Some(routine)) };
+    // SAFETY: a live IRP; `Cancel` is read through the raw pointer (a canceller may set it).
+    let cancelled = unsafe { (*irp).Cancel } != 0;
+    // SAFETY: a live IRP; the slot is only swapped atomically.
+    let run = cancelled && unsafe { swap_cancel_routine(irp, None) }.is_some();
     // SAFETY: the lock acquired above.
     unsafe { crate::irql::release(lock, irql, "KsReleaseIrpOnCancelableQueue") };
     if run {
-        run_cancel(irp, routine);
+        // SAFETY: its cancel routine was just taken back here, so no one else cancels or dequeues
+        // it.
+        unsafe { run_cancel(irp, routine) };
     }
 }
 
 /// `KsRemoveSpecificIrpFromCancelableQueue`: unlinks an acquired IRP.
-pub(crate) fn remove_specific(irp: *mut IRP) {
-    let lock = lock_slot(irp).cast::<KSPIN_LOCK>();
-    if lock.is_null() || IrpBox::of(irp).meta.queue.load(Ordering::Acquire).is_null() {
+///
+/// # Safety
+/// `irp` is a live kshost IRP that the caller owns (an acquired IRP: its cancel routine taken),
+/// as for [`IrpBox::of`] for the duration of the call.
+pub(crate) unsafe fn remove_specific(irp: *mut IRP) {
+    // SAFETY: the caller's contract: an IRP it owns.
+    let lock = unsafe { lock_slot(irp) }.cast::<KSPIN_LOCK>();
+    // SAFETY: as above; only the record is referenced.
+    if lock.is_null() || unsafe { IrpBox::meta_of(irp) }.queue.load(Ordering::Acquire).is_null() {
         violation(
             Rule::KsQueueMisuse,
             format!("KsRemoveSpecificIrpFromCancelableQueue: IRP {irp:p} is not on a queue"),
@@ -262,9 +317,12 @@ pub(crate) fn remove_specific(irp: *mut IRP) {
     }
     // SAFETY: the queue's lock.
     let irql = unsafe { crate::irql::acquire(lock, "KsRemoveSpecificIrpFromCancelableQueue") };
+    // SAFETY: the caller owns the IRP.
+    let entry = unsafe { entry_of(irp) };
     // SAFETY: on the queue, lock held.
-    unsafe { unlink(entry_of(irp)) };
-    mark_queued(irp, std::ptr::null_mut());
+    unsafe { unlink(entry) };
+    // SAFETY: the caller owns the IRP.
+    unsafe { mark_queued(irp, std::ptr::null_mut()) };
     // SAFETY: the lock acquired above.
     unsafe { crate::irql::release(lock, irql, "KsRemoveSpecificIrpFromCancelableQueue") };
 }
@@ -274,17 +332,24 @@ pub(crate) fn remove_specific(irp: *mut IRP) {
 /// cancel routine that completes it itself).
 pub(crate) fn cancel_routine(irp: *mut IRP) {
     let m = current();
-    let lock = lock_slot(irp).cast::<KSPIN_LOCK>();
-    if !lock.is_null() && !IrpBox::of(irp).meta.queue.load(Ordering::Acquire).is_null() {
+    // SAFETY: a cancel routine is entered with an IRP whose cancel routine the canceller took:
+    // the canceller (this call) owns it.
+    let lock = unsafe { lock_slot(irp) }.cast::<KSPIN_LOCK>();
+    // SAFETY: as above; only the record is referenced.
+    if !lock.is_null() && !unsafe { IrpBox::meta_of(irp) }.queue.load(Ordering::Acquire).is_null() {
         // SAFETY: the queue's lock (we are at DISPATCH_LEVEL already).
         let irql = unsafe { crate::irql::acquire(lock, "KsCancelRoutine") };
+        // SAFETY: the canceller owns the IRP.
+        let entry = unsafe { entry_of(irp) };
         // SAFETY: on the queue, lock held.
-        unsafe { unlink(entry_of(irp)) };
-        mark_queued(irp, std::ptr::null_mut());
+        unsafe { unlink(entry) };
+        // SAFETY: the canceller owns the IRP.
+        unsafe { mark_queued(irp, std::ptr::null_mut()) };
         // SAFETY: the lock acquired above.
         unsafe { crate::irql::release(lock, irql, "KsCancelRoutine") };
     }
-    let b = IrpBox::of(irp);
+    // SAFETY: the canceller owns the IRP; `b` is not used after it is handed to the completion.
+    let b = unsafe { IrpBox::of(irp) };
     m.cancel_lock.release(b.irp.CancelIrql);
     if b.irp.IoStatus.Status != STATUS_CANCELLED {
         b.irp.IoStatus.Status = STATUS_CANCELLED;
@@ -305,8 +370,12 @@ pub(crate) fn cancel_io(head: *mut LIST_ENTRY, lock: *mut KSPIN_LOCK) {
         let mut entry = unsafe { link(head) }.Flink;
         while entry != head {
             let irp = irp_of(entry);
-            IrpBox::of(irp).irp.Cancel = 1;
-            if let Some(routine) = swap_cancel_routine(irp, None) {
+            // `Cancel` is written as `IoCancelIrp` writes it, through the raw pointer: the IRP is
+            // the driver's, and no reference covers it.
+            // SAFETY: an IRP on the locked queue is live.
+            unsafe { (*irp).Cancel = 1 };
+            // SAFETY: as above; the slot is only swapped atomically.
+            if let Some(routine) = unsafe { swap_cancel_routine(irp, None) } {
                 target = Some((irp, routine));
                 break;
             }
@@ -316,7 +385,8 @@ pub(crate) fn cancel_io(head: *mut LIST_ENTRY, lock: *mut KSPIN_LOCK) {
         // SAFETY: the lock acquired above.
         unsafe { crate::irql::release(lock, irql, "KsCancelIo") };
         match target {
-            Some((irp, routine)) => run_cancel(irp, routine),
+            // SAFETY: its cancel routine was taken above, so no one else cancels or dequeues it.
+            Some((irp, routine)) => unsafe { run_cancel(irp, routine) },
             None => return,
         }
     }

@@ -48,7 +48,9 @@ pub(crate) fn probe_stream_irp(irp: *mut IRP, flags: u32, header_size: u32) -> N
     }
     let m = current();
     let flags = KsProbe::from_bits_retain(flags);
-    let b = IrpBox::of(irp);
+    // SAFETY: the driver passes the stream IRP it is dispatching, which it owns (the export's
+    // contract); no other reference to it is live.
+    let b = unsafe { IrpBox::of(irp) };
     let len = b.ioctl().OutputBufferLength as usize;
     let (irp_flags, mode, user) =
         (IrpFlags::from_bits_retain(b.irp.Flags), b.irp.RequestorMode, b.irp.UserBuffer as usize);
@@ -312,7 +314,9 @@ fn build_mdls(
 /// In the captured copy, each header's `Data` becomes the (tagged) user address it is; the caller
 /// gets its own value back at completion.
 fn tag_data(irp: *mut IRP, headers: *mut u8, offsets: &[usize]) {
-    let mut restore = IrpBox::of(irp).meta.restore.locked();
+    // SAFETY: the stream IRP being probed, which the driver owns (`KsProbeStreamIrp`); only the record's
+    // `restore` lock is used.
+    let mut restore = unsafe { IrpBox::meta_of(irp) }.restore.locked();
     for &off in offsets {
         let at = off + core::mem::offset_of!(KSSTREAM_HEADER, Data);
         let slot = headers.wrapping_add(at);
@@ -343,7 +347,9 @@ fn install(
             new_flags |= IrpFlags::INPUT_OPERATION;
         }
     }
-    let b = IrpBox::of(irp);
+    // SAFETY: the driver passes the stream IRP it is dispatching, which it owns (the export's
+    // contract); no other reference to it is live.
+    let b = unsafe { IrpBox::of(irp) };
     b.irp.AssociatedIrp.SystemBuffer = headers.cast();
     b.irp.Flags = new_flags.bits();
     if let (Some(&first), Some(&last)) = (mdls.first(), mdls.last()) {
@@ -359,7 +365,9 @@ pub(crate) fn acquire_reset_value(irp: *mut IRP, value: *mut KSRESET) -> NTSTATU
     if value.is_null() {
         return STATUS_INVALID_PARAMETER;
     }
-    let b = IrpBox::of(irp);
+    // SAFETY: the driver passes the stream IRP it is dispatching, which it owns (the export's
+    // contract); no other reference to it is live.
+    let b = unsafe { IrpBox::of(irp) };
     let p = b.ioctl();
     if (p.InputBufferLength as usize) < size_of::<KSRESET>() {
         return STATUS_INVALID_PARAMETER;
