@@ -139,3 +139,47 @@ fn a_frame_cut_short_in_a_waiting_read_is_ended_before_the_next() {
     }
     backend.shutdown().assert_clean();
 }
+
+/// A write checked by the dispatch routine (pin in RUN) whose thread is preempted before it
+/// queues the request, while another thread moves the pin to STOP — or begins a reset — whose
+/// cancel finds nothing queued yet. Once queued, the write is cancelled all the same: it must
+/// not wait on a stopped (or resetting) pin until it closes.
+#[test]
+fn a_write_queued_after_a_stop_or_reset_began_is_cancelled() {
+    for stop in [true, false] {
+        let backend = common::boot();
+        {
+            let rig = common::rig(&backend);
+            let frame = common::bytes(1, 100);
+            let preemption = backend.machine().preempt_before("KsAddIrpToCancelableQueue");
+            let mut write = std::thread::scope(|s| {
+                let writer = s.spawn(|| {
+                    InFlight::write(&backend, rig.input.handle(), &[(&frame, common::meta(0, 0, 0))])
+                });
+                assert!(preemption.wait_paused(Duration::from_secs(10)), "the writer stopped before queuing");
+                if stop {
+                    assert_eq!(rig.input.set_state(KSSTATE_STOP).status, STATUS_SUCCESS);
+                } else {
+                    assert_eq!(rig.input.reset(ksabi::KSRESET_BEGIN).status, STATUS_SUCCESS);
+                }
+                preemption.resume();
+                writer.join().expect("writer")
+            });
+            let done = (0..5000).any(|_| {
+                std::thread::sleep(Duration::from_millis(1));
+                write.poll().is_some()
+            });
+            let case = if stop { "STOP" } else { "KSRESET_BEGIN" };
+            if !done {
+                // Let the pin go so that the machine can shut down; the test has failed.
+                let _ = rig.input.cancel();
+            }
+            assert!(done, "{case}: the write queued after it began still waits");
+            assert_eq!(write.wait().status, ksabi::STATUS_CANCELLED, "{case}");
+            if !stop {
+                assert_eq!(rig.input.reset(ksabi::KSRESET_END).status, STATUS_SUCCESS);
+            }
+        }
+        backend.shutdown().assert_clean();
+    }
+}

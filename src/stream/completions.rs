@@ -18,7 +18,9 @@ use ksabi::{IO_NO_INCREMENT, IRP, NTSTATUS};
 use crate::nt::tail_overlay;
 use crate::sys;
 
-/// A FIFO of IRPs with their final status and information already set.
+/// A FIFO of IRPs with their final status and information already set, completed when the list
+/// is dropped — so that its owner drops it only after letting go of its locks (a lock guard taken
+/// after the list goes before it).
 pub struct Completions {
     head: *mut IRP,
     tail: *mut IRP,
@@ -55,7 +57,7 @@ impl Completions {
     }
 
     /// Completes every IRP of the list, oldest first.
-    pub fn complete_all(&mut self) {
+    fn complete_all(&mut self) {
         let mut irp = self.head;
         self.head = null_mut();
         self.tail = null_mut();

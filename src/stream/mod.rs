@@ -88,9 +88,8 @@ impl Pumper {
         self.run(|| {
             let mut progress = false;
             loop {
-                let mut done = Completions::new();
-                let more = one_hold(f, &mut done, &mut progress);
-                done.complete_all();
+                let more = one_hold(f, &mut Completions::new(), &mut progress);
+                // The hold's lock is let go, and its completions have run (dropped above).
                 if !more {
                     return progress;
                 }
@@ -179,13 +178,14 @@ fn let_go_locked<T>(side: &mut Side<T>, queue: &IrpQueue, done: &mut Completions
 /// Gives pin `pin`'s request in progress back to its queue: after its requests were cancelled
 /// (STOP, reset, cleanup) the cancel then completes it.
 pub fn let_go(f: &Filter, pin: u32) {
+    // The lock guard is a temporary of each statement: it goes at the statement's end, the
+    // completions (dropped last) after it.
     let mut done = Completions::new();
     if pin == PIN_INPUT {
         let_go_locked(&mut f.producer.lock(), &f.writes, &mut done);
     } else {
         let_go_locked(&mut f.consumer.lock(), &f.reads, &mut done);
     }
-    done.complete_all();
 }
 
 /// The request a hold starts with: the one in progress (unless a cancel came for it meanwhile:

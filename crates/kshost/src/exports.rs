@@ -492,6 +492,7 @@ pub unsafe extern "system" fn KsAddIrpToCancelableQueue(
     location: KSLIST_ENTRY_LOCATION,
     cancel: PDRIVER_CANCEL,
 ) {
+    crate::machine::with_current(|m| m.preempt.before("KsAddIrpToCancelableQueue"));
     crate::ks::queue::add(head, lock, irp, location, cancel);
 }
 

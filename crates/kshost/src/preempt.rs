@@ -2,9 +2,12 @@
 //! lock, until the test lets it go on. At `PASSIVE_LEVEL` (or `APC_LEVEL`) Windows may preempt a
 //! thread at any instruction and run any other thread meanwhile — on this processor or another —
 //! so whatever a test does while the thread is stopped there is an interleaving Windows can
-//! produce (sources in `FIDELITY.md`). The point is armed for one hold that copied at least a
-//! given number of bytes: the driver's budget-bounded pumps let go of a ring lock between two
-//! pieces of one request, and this stops a pump exactly there, with the request in progress.
+//! produce (sources in `FIDELITY.md`). The point is armed once, for one of:
+//! - a hold that copied at least a given number of bytes: the driver's budget-bounded pumps let
+//!   go of a ring lock between two pieces of one request, and this stops a pump exactly there,
+//!   with the request in progress;
+//! - the driver's next call of a given kernel routine, before it runs (at `PASSIVE_LEVEL` only):
+//!   e.g. a dispatch routine about to queue a request it has checked.
 //!
 //! Unarmed, the check on each release is one atomic load.
 
@@ -21,6 +24,8 @@ enum State {
     Off,
     /// The next release after a hold that copied at least this many bytes stops its thread.
     Armed(u64),
+    /// The driver's next call of this routine (below `DISPATCH_LEVEL`) stops its thread.
+    Before(&'static str),
     /// A thread is stopped at the point.
     Paused,
     /// The test let it go on.
@@ -47,11 +52,29 @@ impl PreemptPoint {
         if !self.armed.load(Ordering::Acquire) {
             return;
         }
-        let mut state = self.state.locked();
+        let state = self.state.locked();
         let State::Armed(min_bytes) = *state else { return };
         if copied.bytes < min_bytes {
             return;
         }
+        self.pause(state);
+    }
+
+    /// The driver is about to run kernel routine `routine`: if the point is armed for it and the
+    /// thread is below `DISPATCH_LEVEL`, the thread stops here until resumed.
+    pub(crate) fn before(&self, routine: &'static str) {
+        if !self.armed.load(Ordering::Acquire) || crate::irql::current() >= ksabi::DISPATCH_LEVEL {
+            return;
+        }
+        let state = self.state.locked();
+        if *state != State::Before(routine) {
+            return;
+        }
+        self.pause(state);
+    }
+
+    /// Stops this thread at the point until the test resumes it.
+    fn pause(&self, mut state: std::sync::MutexGuard<'_, State>) {
         self.armed.store(false, Ordering::Release);
         *state = State::Paused;
         self.changed.notify_all();
@@ -61,8 +84,8 @@ impl PreemptPoint {
         *state = State::Off;
     }
 
-    fn arm(&self, min_bytes: u64) {
-        *self.state.locked() = State::Armed(min_bytes);
+    fn arm(&self, state: State) {
+        *self.state.locked() = state;
         self.armed.store(true, Ordering::Release);
     }
 
@@ -95,7 +118,15 @@ impl Machine {
     /// the returned [`Preemption`] resumes it (or is dropped).
     #[must_use]
     pub fn preempt_after_hold(&self, min_bytes: u64) -> Preemption {
-        self.inner.preempt.arm(min_bytes);
+        self.inner.preempt.arm(State::Armed(min_bytes));
+        Preemption { machine: Arc::clone(&self.inner) }
+    }
+
+    /// Arms the preemption point for the driver's next call of kernel routine `routine` (for now
+    /// `KsAddIrpToCancelableQueue`) at `PASSIVE_LEVEL`: the thread stops before the routine runs.
+    #[must_use]
+    pub fn preempt_before(&self, routine: &'static str) -> Preemption {
+        self.inner.preempt.arm(State::Before(routine));
         Preemption { machine: Arc::clone(&self.inner) }
     }
 }
