@@ -157,6 +157,7 @@ pub type Handler = fn(&Request<'_>, &mut Value<'_>) -> Result<NTSTATUS, NTSTATUS
 /// `irp`, `request` and `data` are what `KsPropertyHandler` passed to a handler of one of this
 /// driver's property tables, for a property IRP of one of the driver's file objects; the call is
 /// made before that handler returns.
+#[inline(never)] // one copy: each item's wrapper is a call with its handler
 pub unsafe fn run(
     irp: *mut IRP,
     request: *mut KSIDENTIFIER,

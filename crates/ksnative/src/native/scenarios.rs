@@ -392,6 +392,52 @@ fn cancel_requests() -> Outcome {
     expect_eq("cancelled read", (StatusText(io.status), io.information), (StatusText(STATUS_CANCELLED), 0))
 }
 
+/// As ksclient's `cancel-mid-frame`: a frame cut short by `NtCancelIoFile` after its first part
+/// comes out ended where it was cut, never joined to the next frame.
+fn cancel_mid_frame() -> Outcome {
+    let timed = |time: i64| Header { time, numerator: 1, denominator: 1, ..Header::default() };
+    let r = rig(&request::stream_format(), KSSTATE_STOP)?;
+    ok(r.filter.set_capacity(4096)?, "capacity")?;
+    ok(r.input.set_state(KSSTATE_RUN)?, "input RUN")?;
+    ok(r.output.set_state(KSSTATE_PAUSE)?, "output PAUSE")?;
+    let first = bytes(1, 10_000);
+    let (mut w, started) = start_write(&r.input, &[(&first, timed(1))]);
+    ensure!(still_pending(&mut w, started), "a 10000-byte frame fit a 4096-byte ring at once?");
+    ok(cancel(r.input.handle.raw()), "NtCancelIoFile(input)")?;
+    let io = w.wait()?;
+    status(io.status, STATUS_CANCELLED, "cancelled write")?;
+    let accepted = io.information;
+    ensure!(accepted > 0 && accepted < first.len(), "accepted {accepted} of {} bytes", first.len());
+    let next = bytes(200, 10);
+    let (mut w, started) = start_write(&r.input, &[(&next, timed(2))]);
+    ok(r.output.set_state(KSSTATE_RUN)?, "output RUN")?;
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        if got.iter().any(|f: &Frame| f.header.time == 2) {
+            break;
+        }
+        got.extend(read(&r.output, &[16384, 16384])?);
+    }
+    let io = match started {
+        Some(io) => io,
+        None => w.wait()?,
+    };
+    ok(io.status, "the next frame")?;
+    let seen: Vec<(usize, u32, i64)> =
+        got.iter().map(|f| (f.data.len(), f.header.options_flags, f.header.time)).collect();
+    let cut: Vec<u8> = got.iter().take_while(|f| f.header.time == 1).flat_map(|f| f.data.clone()).collect();
+    ensure!(
+        cut == first[..accepted],
+        "the cut frame's {accepted} bytes did not come out as they went in: {seen:?}"
+    );
+    let ends =
+        got.iter().any(|f| f.header.time == 1 && f.header.options_flags & KSRING_OPTIONSF_CONTINUES == 0);
+    ensure!(ends, "the cut frame never ends: {seen:?}");
+    let after = got.iter().find(|f| f.header.time == 2);
+    ensure!(after.map(|f| f.data.as_slice()) == Some(&next[..]), "the next frame is not alone: {seen:?}");
+    Ok(())
+}
+
 fn reset() -> Outcome {
     let r = rig(&request::stream_format(), KSSTATE_RUN)?;
     ok(r.output.set_state(KSSTATE_PAUSE)?, "output PAUSE")?;
@@ -615,6 +661,7 @@ const SCENARIOS: &[Scenario] = &[
     ("pending-read", pending_read),
     ("full-ring", full_ring),
     ("cancel", cancel_requests),
+    ("cancel-mid-frame", cancel_mid_frame),
     ("reset", reset),
     ("stop", stop),
     ("end-of-stream", end_of_stream),
