@@ -4,16 +4,18 @@
 use std::ffi::c_void;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::AtomicPtr;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 use ksabi::{
     DEVICE_OBJECT, DRIVER_OBJECT, DeviceFlags, FILE_OBJECT, IRP, IRP_MJ_COUNT, IRP_MJ_PNP, IRP_MJ_POWER,
     NTSTATUS, STATUS_INVALID_DEVICE_REQUEST, STATUS_SUCCESS, UNICODE_STRING,
 };
 
-use crate::machine::MachineInner;
+use super::requests::complete_request;
+use crate::machine::{MachineInner, violation};
 use crate::objects::{DeviceBox, DeviceMeta, DriverBox};
 use crate::sync::Locked;
+use crate::verifier::Rule;
 
 pub(crate) fn create_driver_object(m: &MachineInner, service: &str) -> *mut DRIVER_OBJECT {
     let name: Vec<u16> = format!("\\Driver\\{service}").encode_utf16().collect();
@@ -87,8 +89,8 @@ pub(crate) fn driver_extension(driver: *mut DRIVER_OBJECT, client_id: *mut c_voi
 unsafe extern "system" fn invalid_device_request(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
     // SAFETY: the I/O manager passes a live IRP that is now ours to complete.
     unsafe { (*irp).IoStatus.Status = STATUS_INVALID_DEVICE_REQUEST };
-    // SAFETY: as above.
-    unsafe { crate::exports::IofCompleteRequest(irp, 0) };
+    // `IofCompleteRequest`.
+    complete_request(&crate::machine::current(), irp);
     STATUS_INVALID_DEVICE_REQUEST
 }
 
@@ -134,6 +136,80 @@ pub(crate) fn create_device(
     raw.cast()
 }
 
+/// `IoDeleteDevice` (its IRQL check aside): unregisters `device` and unlinks it from its driver's
+/// device list.
+pub(crate) fn delete_device(m: &MachineInner, device: *mut DEVICE_OBJECT) {
+    // SAFETY: `mark_deleted` runs only once `known_device` has found `device` in the registry.
+    if !crate::machine::known_device(m, device) || !unsafe { crate::machine::mark_deleted(device) } {
+        violation(Rule::DeviceBadDelete, format!("IoDeleteDevice({device:p}): not a live device"));
+        return;
+    }
+    m.objects.locked().devices.remove(&(device as usize));
+    // Unlink from the driver's device list.
+    // SAFETY: a registered device (checked above); deletion is PnP-serialised, so no one else
+    // changes it meanwhile.
+    let dev = &unsafe { DeviceBox::of(device) }.dev;
+    // SAFETY: a device's driver object is a kshost driver box; its device list is changed only in
+    // PnP-serialised paths (create, delete), of which this is one.
+    let driver = &mut unsafe { DriverBox::of(dev.DriverObject) }.drv;
+    if driver.DeviceObject == device {
+        driver.DeviceObject = dev.NextDevice;
+        return;
+    }
+    let mut at = driver.DeviceObject;
+    while !at.is_null() {
+        // SAFETY: a device on the driver's device list is a kshost device (boxes live as long as
+        // the machine), distinct from `device`; the list is changed only in PnP-serialised paths.
+        let entry = &mut unsafe { DeviceBox::of(at) }.dev;
+        if entry.NextDevice == device {
+            entry.NextDevice = dev.NextDevice;
+            return;
+        }
+        at = entry.NextDevice;
+    }
+}
+
+/// `IoAttachDeviceToDeviceStack`: attaches `source` to the top of `target`'s stack and returns the
+/// device it is now attached to.
+pub(crate) fn attach_device(
+    m: &MachineInner,
+    source: *mut DEVICE_OBJECT,
+    target: *mut DEVICE_OBJECT,
+) -> *mut DEVICE_OBJECT {
+    if !crate::machine::known_device(m, source) || !crate::machine::known_device(m, target) {
+        violation(
+            Rule::UnknownObject,
+            "IoAttachDeviceToDeviceStack with a device kshost did not create".into(),
+        );
+        return std::ptr::null_mut();
+    }
+    // SAFETY: `target` is a registered device (checked above); attaching is PnP-serialised.
+    let top = unsafe { top_of_stack(target) };
+    let stack_size = {
+        // SAFETY: the top of a registered device's stack is a kshost device; attaching is
+        // PnP-serialised, so no one else writes it meanwhile.
+        let below = &mut unsafe { DeviceBox::of(top) }.dev;
+        below.AttachedDevice = source;
+        below.StackSize + 1
+    };
+    // SAFETY: `source` is a registered device (checked above), not yet in any stack; `below` is no
+    // longer used.
+    let above = unsafe { DeviceBox::of(source) };
+    above.dev.StackSize = stack_size;
+    above.meta.lower.store(top, Ordering::Release);
+    top
+}
+
+/// `IoDetachDevice`: detaches whatever is attached to `target`.
+///
+/// # Safety
+/// `target` is a device object kshost created (as for [`DeviceBox::of`]), and the caller is on
+/// a PnP-serialised path (remove), so no one else changes the device meanwhile.
+pub(crate) unsafe fn detach(target: *mut DEVICE_OBJECT) {
+    // SAFETY: the caller's contract is `DeviceBox::of`'s.
+    unsafe { DeviceBox::of(target) }.dev.AttachedDevice = std::ptr::null_mut();
+}
+
 /// The root bus driver that owns root-enumerated PDOs: it succeeds PnP and power IRPs.
 pub(crate) fn create_root_pdo(m: &Arc<MachineInner>, hardware_id: &str) -> *mut DEVICE_OBJECT {
     let root = create_driver_object(m, "kshost_root");
@@ -153,8 +229,8 @@ unsafe extern "system" fn root_pnp(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -
     // A root-enumerated PDO has nothing to start or stop: every PnP/power request succeeds.
     // SAFETY: a live IRP addressed to the root bus.
     unsafe { (*irp).IoStatus.Status = STATUS_SUCCESS };
-    // SAFETY: as above.
-    unsafe { crate::exports::IofCompleteRequest(irp, 0) };
+    // `IofCompleteRequest`.
+    complete_request(&crate::machine::current(), irp);
     STATUS_SUCCESS
 }
 

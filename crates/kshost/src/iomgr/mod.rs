@@ -18,8 +18,8 @@ mod requests;
 
 pub(crate) use cancel::{cancel_file_irps, cancel_irp, swap_cancel_routine};
 pub(crate) use devices::{
-    allocate_driver_extension, create_device, create_driver_object, create_root_pdo, driver_extension,
-    related_device, top_of_stack,
+    allocate_driver_extension, attach_device, create_device, create_driver_object, create_root_pdo,
+    delete_device, detach, driver_extension, related_device, top_of_stack,
 };
 pub(crate) use driver_irps::{allocate_irp, free_irp, free_mdl, reuse_irp, unlock_pages};
 pub(crate) use files::{cleanup_file, close_file, release_file};
