@@ -25,8 +25,7 @@ pub(crate) fn attach(m: &MachineInner, pdo: *mut DEVICE_OBJECT) {
     // SAFETY: as above.
     let lower_flags = unsafe { (*top).Flags };
     let device = crate::iomgr::create_device(m, driver, 0, device_type, 0);
-    // SAFETY: both devices were created by this machine.
-    let lower = unsafe { crate::exports::IoAttachDeviceToDeviceStack(device, pdo) };
+    let lower = crate::iomgr::attach_device(m, device, pdo);
     let inherited = DeviceFlags::BUFFERED_IO | DeviceFlags::DIRECT_IO | DeviceFlags::POWER_PAGABLE;
     // SAFETY: the filter device was just created and attached here; no driver routine has it yet.
     let dev = &mut unsafe { DeviceBox::of(device) }.dev;
@@ -49,8 +48,8 @@ unsafe extern "system" fn pass_through(device: *mut DEVICE_OBJECT, irp: *mut IRP
     let status = crate::iomgr::call_driver(lower, irp);
     if remove {
         // SAFETY: `lower` is the kshost device the filter attached to, in the remove path.
-        unsafe { crate::exports::detach(lower) };
-        crate::exports::delete_device(&crate::machine::current(), device);
+        unsafe { crate::iomgr::detach(lower) };
+        crate::iomgr::delete_device(&crate::machine::current(), device);
     }
     status
 }

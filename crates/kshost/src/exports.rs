@@ -8,7 +8,6 @@
 #![allow(non_snake_case, missing_docs, clippy::missing_safety_doc, clippy::missing_panics_doc)]
 
 use std::ffi::{CStr, c_void};
-use std::sync::atomic::Ordering;
 
 use ksabi::{
     DEVICE_OBJECT, DISPATCH_LEVEL, DRIVER_OBJECT, GUID, IRP, KIRQL, KPROCESSOR_MODE, KSDISPATCH_TABLE,
@@ -18,8 +17,7 @@ use ksabi::{
     STATUS_INVALID_PARAMETER, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SUCCESS, UNICODE_STRING,
 };
 
-use crate::machine::{MachineInner, current, violation};
-use crate::objects::{DeviceBox, DriverBox};
+use crate::machine::{current, violation};
 use crate::sync::Locked;
 use crate::verifier::Rule;
 
@@ -85,84 +83,21 @@ pub unsafe extern "system" fn IoCreateDevice(
     STATUS_SUCCESS
 }
 
-pub(crate) fn delete_device(m: &MachineInner, device: *mut DEVICE_OBJECT) {
-    // SAFETY: `mark_deleted` runs only once `known_device` has found `device` in the registry.
-    if !crate::machine::known_device(m, device) || !unsafe { crate::machine::mark_deleted(device) } {
-        violation(Rule::DeviceBadDelete, format!("IoDeleteDevice({device:p}): not a live device"));
-        return;
-    }
-    m.objects.locked().devices.remove(&(device as usize));
-    // Unlink from the driver's device list.
-    // SAFETY: a registered device (checked above); deletion is PnP-serialised, so no one else
-    // changes it meanwhile.
-    let dev = &unsafe { DeviceBox::of(device) }.dev;
-    // SAFETY: a device's driver object is a kshost driver box; its device list is changed only in
-    // PnP-serialised paths (create, delete), of which this is one.
-    let driver = &mut unsafe { DriverBox::of(dev.DriverObject) }.drv;
-    if driver.DeviceObject == device {
-        driver.DeviceObject = dev.NextDevice;
-        return;
-    }
-    let mut at = driver.DeviceObject;
-    while !at.is_null() {
-        // SAFETY: a device on the driver's device list is a kshost device (boxes live as long as
-        // the machine), distinct from `device`; the list is changed only in PnP-serialised paths.
-        let entry = &mut unsafe { DeviceBox::of(at) }.dev;
-        if entry.NextDevice == device {
-            entry.NextDevice = dev.NextDevice;
-            return;
-        }
-        at = entry.NextDevice;
-    }
-}
-
 pub unsafe extern "system" fn IoDeleteDevice(device: *mut DEVICE_OBJECT) {
     crate::irql::require_at_most(PASSIVE_LEVEL, "IoDeleteDevice");
-    delete_device(&current(), device);
+    crate::iomgr::delete_device(&current(), device);
 }
 
 pub unsafe extern "system" fn IoAttachDeviceToDeviceStack(
     source: *mut DEVICE_OBJECT,
     target: *mut DEVICE_OBJECT,
 ) -> *mut DEVICE_OBJECT {
-    let m = current();
-    if !crate::machine::known_device(&m, source) || !crate::machine::known_device(&m, target) {
-        violation(
-            Rule::UnknownObject,
-            "IoAttachDeviceToDeviceStack with a device kshost did not create".into(),
-        );
-        return std::ptr::null_mut();
-    }
-    // SAFETY: `target` is a registered device (checked above); attaching is PnP-serialised.
-    let top = unsafe { crate::iomgr::top_of_stack(target) };
-    let stack_size = {
-        // SAFETY: the top of a registered device's stack is a kshost device; attaching is
-        // PnP-serialised, so no one else writes it meanwhile.
-        let below = &mut unsafe { DeviceBox::of(top) }.dev;
-        below.AttachedDevice = source;
-        below.StackSize + 1
-    };
-    // SAFETY: `source` is a registered device (checked above), not yet in any stack; `below` is no
-    // longer used.
-    let above = unsafe { DeviceBox::of(source) };
-    above.dev.StackSize = stack_size;
-    above.meta.lower.store(top, Ordering::Release);
-    top
-}
-
-/// `IoDetachDevice`: detaches whatever is attached to `target`.
-///
-/// # Safety
-/// `target` is a device object kshost created (as for [`DeviceBox::of`]), and the caller is on
-/// a PnP-serialised path (remove), so no one else changes the device meanwhile.
-pub(crate) unsafe fn detach(target: *mut DEVICE_OBJECT) {
-    // SAFETY: the caller's contract is `DeviceBox::of`'s.
-    unsafe { DeviceBox::of(target) }.dev.AttachedDevice = std::ptr::null_mut();
+    crate::iomgr::attach_device(&current(), source, target)
 }
 
 pub unsafe extern "system" fn IoDetachDevice(target: *mut DEVICE_OBJECT) {
     // SAFETY: the driver detaches its own lower device, in its remove path (the export's contract).
-    unsafe { detach(target) };
+    unsafe { crate::iomgr::detach(target) };
 }
 
 pub unsafe extern "system" fn IoRegisterDeviceInterface(

@@ -226,8 +226,8 @@ fn send(s: &State) {
     unsafe { (*irp).UserBuffer = s.headers.cast() };
     // SAFETY: as above.
     unsafe { (*irp).RequestorMode = KernelMode };
-    // SAFETY: the referenced pin's device and the client's IRP with its next location set.
-    unsafe { crate::exports::IofCallDriver(s.device, irp) };
+    // `IofCallDriver`: the referenced pin's device and the client's IRP with its next location set.
+    crate::iomgr::call_driver(s.device, irp);
 }
 
 /// The client's completion routine: records the request, frees the MDLs the probe built, and —

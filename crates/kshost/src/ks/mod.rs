@@ -500,9 +500,9 @@ pub(crate) unsafe extern "system" fn default_dispatch_pnp(
     if minor == IRP_MN_REMOVE_DEVICE {
         if !lower.is_null() {
             // SAFETY: `lower` is the kshost device below, in the remove path.
-            unsafe { crate::exports::detach(lower) };
+            unsafe { crate::iomgr::detach(lower) };
         }
-        crate::exports::delete_device(&m, device);
+        crate::iomgr::delete_device(&m, device);
     }
     status
 }

@@ -147,7 +147,7 @@ unsafe fn run_cancel(irp: *mut IRP, routine: unsafe extern "system" fn(*mut DEVI
 fn cancel_routine_or_default(
     routine: PDRIVER_CANCEL,
 ) -> unsafe extern "system" fn(*mut DEVICE_OBJECT, *mut IRP) {
-    routine.unwrap_or(crate::exports::KsCancelRoutine)
+    routine.unwrap_or(ks_cancel_routine)
 }
 
 /// `KsAddIrpToCancelableQueue`.
@@ -325,6 +325,12 @@ pub(crate) unsafe fn remove_specific(irp: *mut IRP) {
     unsafe { mark_queued(irp, std::ptr::null_mut()) };
     // SAFETY: the lock acquired above.
     unsafe { crate::irql::release(lock, irql, "KsRemoveSpecificIrpFromCancelableQueue") };
+}
+
+/// `KsCancelRoutine` as the routine a queue sets when the driver gives none (the export of the
+/// same name, which the driver may call from its own cancel routine, runs [`cancel_routine`] too).
+unsafe extern "system" fn ks_cancel_routine(_device: *mut DEVICE_OBJECT, irp: *mut IRP) {
+    cancel_routine(irp);
 }
 
 /// `KsCancelRoutine`: entered with the cancel spin lock held; unlinks the IRP, releases the cancel

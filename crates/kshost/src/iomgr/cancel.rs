@@ -1,0 +1,112 @@
+//! Cancellation: the `CancelRoutine` slot swapped atomically (`IoSetCancelRoutine`),
+//! `IoCancelIrp`, and cancelling every IRP in flight on a file object (`CancelIoEx`).
+
+use std::ffi::c_void;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+use ksabi::{DEVICE_OBJECT, FILE_OBJECT, IRP, KIRQL, PDRIVER_CANCEL};
+
+use super::requests::release_irp;
+use crate::machine::{MachineInner, violation};
+use crate::objects::{FileBox, IrpBox};
+use crate::sync::Locked;
+use crate::verifier::Rule;
+
+/// Views `Irp->CancelRoutine` as the atomic pointer the I/O manager swaps.
+///
+/// # Safety
+/// `irp` is a live kshost IRP that is not freed during `'a` (as for [`IrpBox::meta_of`]), and
+/// every access to its `CancelRoutine` during `'a` is atomic (kshost swaps it only through this
+/// slot; the driver sets it through `IoSetCancelRoutine`, which is this swap).
+pub(crate) unsafe fn cancel_slot<'a>(irp: *mut IRP) -> &'a AtomicPtr<c_void> {
+    // SAFETY: the caller's contract: a live IRP; the place is projected through the raw pointer,
+    // so no reference to the IRP (which its owner may be writing) is made.
+    let slot = unsafe { &raw mut (*irp).CancelRoutine }.cast::<*mut c_void>();
+    // SAFETY: PDRIVER_CANCEL is a nullable function pointer: pointer-sized and aligned; the IRP
+    // lives for 'a and every access to the slot meanwhile is atomic (the caller's contract).
+    unsafe { AtomicPtr::from_ptr(slot) }
+}
+
+/// Swaps `Irp->CancelRoutine` atomically (`IoSetCancelRoutine`), returning the old routine.
+///
+/// # Safety
+/// As for [`cancel_slot`], for the duration of the call.
+pub(crate) unsafe fn swap_cancel_routine(irp: *mut IRP, new: PDRIVER_CANCEL) -> PDRIVER_CANCEL {
+    let raw = new.map_or(std::ptr::null_mut(), |f| f as *mut c_void);
+    // SAFETY: the caller's contract is `cancel_slot`'s.
+    let old = unsafe { cancel_slot(irp) }.swap(raw, Ordering::AcqRel);
+    if old.is_null() {
+        None
+    } else {
+        // SAFETY: only cancel routines are ever stored in this slot.
+        Some(unsafe {
+            std::mem::transmute::<*mut c_void, unsafe extern "system" fn(*mut DEVICE_OBJECT, *mut IRP)>(old)
+        })
+    }
+}
+
+/// `IoCancelIrp`.
+///
+/// # Safety
+/// `irp` is a live kshost IRP that stays in the registry for the call (the caller holds a
+/// reference to it, or the driver that owns it is the caller).
+pub(crate) unsafe fn cancel_irp(m: &Arc<MachineInner>, irp: *mut IRP) -> bool {
+    let irql: KIRQL = m.cancel_lock.acquire();
+    // `Cancel` is written as `IoCancelIrp` writes it, while the driver may hold the IRP: through
+    // the raw pointer, so no reference covers the rest of an IRP the driver may be writing.
+    // SAFETY: the caller's contract: a live IRP (see `cancel_irp`'s `# Safety`).
+    unsafe { (*irp).Cancel = 1 };
+    // SAFETY: a live IRP (the caller's contract); its cancel routine is only ever swapped.
+    if let Some(routine) = unsafe { swap_cancel_routine(irp, None) } {
+        // SAFETY: the cancel routine was taken, so no one else will run it; the field is written
+        // through the raw pointer for the cancel routine to read, as `IoCancelIrp` does.
+        unsafe { (*irp).CancelIrql = irql };
+        let device = {
+            // SAFETY: the cancel routine taken above makes the driver's queue give the IRP up to
+            // this canceller: no driver routine is handling it while the location is read.
+            let stack = unsafe { crate::objects::current_stack(irp) };
+            // SAFETY: the current location of an IRP in a driver's hands.
+            unsafe { (*stack).DeviceObject }
+        };
+        // SAFETY: the driver's cancel routine, entered with the cancel lock held as required.
+        unsafe { routine(device, irp) };
+        if m.cancel_lock.held_by_me() {
+            violation(
+                Rule::CancelSpinLockNotHeld,
+                "a cancel routine returned without releasing the cancel spin lock".into(),
+            );
+            m.cancel_lock.release(irql);
+        }
+        crate::irql::check_restored(irql, "a cancel routine");
+        true
+    } else {
+        m.cancel_lock.release(irql);
+        false
+    }
+}
+
+/// Cancels every IRP in flight on `file` (`CancelIoEx(handle, NULL)`).
+pub(crate) fn cancel_file_irps(m: &Arc<MachineInner>, file: *mut FILE_OBJECT) -> usize {
+    let irps: Vec<usize> = {
+        // SAFETY: the caller (`CancelIo`) holds a reference to the file object (`Referenced`).
+        let pending = unsafe { FileBox::meta_of(file) }.pending.locked();
+        for &p in pending.iter() {
+            // Only the count is referenced: the IRP is in a driver's hands, maybe on another
+            // thread.
+            // SAFETY: an IRP on the file's `pending` list is alive (the completion takes it off
+            // the list, under this lock, before it drops its reference).
+            unsafe { IrpBox::refs_of(p as *mut IRP) }.0.fetch_add(1, Ordering::AcqRel);
+        }
+        pending.clone()
+    };
+    let mut cancelled = 0;
+    for p in irps {
+        // SAFETY: the reference taken above keeps the IRP alive for the call.
+        if unsafe { cancel_irp(m, p as *mut IRP) } {
+            cancelled += 1;
+        }
+        release_irp(m, p as *mut IRP);
+    }
+    cancelled
+}

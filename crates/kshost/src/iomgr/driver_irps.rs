@@ -1,0 +1,109 @@
+//! The driver's own IRPs and MDLs: `IoAllocateIrp`, `IoFreeIrp`, `IoReuseIrp`, `IoFreeMdl` and
+//! `MmUnlockPages`, with the checks that such an IRP is back in the driver's hands.
+
+use std::sync::atomic::Ordering;
+
+use ksabi::{IRP, NTSTATUS};
+
+use super::requests::{location_index, release_irp};
+use crate::machine::{MachineInner, violation};
+use crate::objects::{IrpBox, Origin};
+use crate::sync::Locked;
+use crate::verifier::Rule;
+
+/// `IoAllocateIrp`: an IRP with `stack_size` locations, none current, owned by the driver.
+pub(crate) fn allocate_irp(m: &MachineInner, stack_size: i8) -> *mut IRP {
+    if stack_size < 1 || usize::try_from(stack_size).unwrap_or(usize::MAX) > crate::objects::MAX_STACK {
+        violation(
+            Rule::Unsupported,
+            format!("IoAllocateIrp({stack_size}): kshost IRPs have 1..=8 locations"),
+        );
+        return std::ptr::null_mut();
+    }
+    let b = IrpBox::new(stack_size, Origin::Driver, std::ptr::null_mut());
+    let irp: *mut IRP = Box::into_raw(b).cast();
+    let mut o = m.objects.locked();
+    o.irps.insert(irp as usize);
+    o.driver_irps.insert(irp as usize);
+    irp
+}
+
+/// Whether `irp` is one of the driver's own IRPs, back in its hands; reports `what` otherwise.
+fn driver_irp_in_hand(m: &MachineInner, irp: *mut IRP, what: &str) -> bool {
+    if !m.objects.locked().driver_irps.contains(&(irp as usize)) {
+        violation(Rule::DriverIrpMisuse, format!("{what}({irp:p}): not an IRP from IoAllocateIrp"));
+        return false;
+    }
+    // SAFETY: a registered driver IRP (checked just above); the driver may have it in flight, so
+    // only the record is referenced.
+    if !unsafe { IrpBox::meta_of(irp) }.driver_owned.load(Ordering::Acquire) {
+        violation(Rule::DriverIrpMisuse, format!("{what}({irp:p}) while the IRP is in flight"));
+        return false;
+    }
+    // SAFETY: a registered driver IRP back in the driver's hands (checked above), and the driver
+    // is the caller: no one else touches it; one field is read through the raw pointer.
+    if !unsafe { (*irp).MdlAddress }.is_null() {
+        violation(Rule::DriverIrpMisuse, format!("{what}({irp:p}) with MDLs still chained at MdlAddress"));
+    }
+    true
+}
+
+/// `IoFreeIrp`.
+pub(crate) fn free_irp(m: &MachineInner, irp: *mut IRP) {
+    if !driver_irp_in_hand(m, irp, "IoFreeIrp") {
+        return;
+    }
+    m.objects.locked().driver_irps.remove(&(irp as usize));
+    release_irp(m, irp);
+}
+
+/// `IoReuseIrp`: as freshly allocated, with `status`.
+pub(crate) fn reuse_irp(m: &MachineInner, irp: *mut IRP, status: NTSTATUS) {
+    if !driver_irp_in_hand(m, irp, "IoReuseIrp") {
+        return;
+    }
+    // SAFETY: a registered driver IRP back in the driver's hands (checked above), and the driver
+    // is the caller: no one else touches it.
+    let b = unsafe { IrpBox::of(irp) };
+    let count = b.irp.StackCount;
+    let fresh = IrpBox::new(count, Origin::Driver, std::ptr::null_mut());
+    b.stack = fresh.stack;
+    b.irp.Flags = 0;
+    b.irp.MdlAddress = std::ptr::null_mut();
+    b.irp.AssociatedIrp.SystemBuffer = std::ptr::null_mut();
+    b.irp.IoStatus.Status = status;
+    b.irp.IoStatus.Information = 0;
+    b.irp.PendingReturned = 0;
+    b.irp.Cancel = 0;
+    b.irp.CancelRoutine = None;
+    b.irp.UserBuffer = std::ptr::null_mut();
+    b.irp.CurrentLocation = count + 1;
+    let past_end = b.stack.as_mut_ptr().wrapping_add(location_index(count) + 1);
+    b.irp.Tail.Overlay.CurrentStackLocation = past_end;
+    b.meta.completed.store(false, Ordering::Release);
+    b.meta.restore.locked().clear();
+}
+
+/// `IoFreeMdl` (after `MmUnlockPages`): an MDL `KsProbeStreamIrp` built for a driver's own IRP.
+pub(crate) fn free_mdl(m: &MachineInner, mdl: *mut ksabi::MDL) {
+    if m.objects.locked().mdls.remove(&(mdl as usize)) {
+        // SAFETY: allocated by kshost with Box::into_raw; removed from the registry once.
+        drop(unsafe { Box::from_raw(mdl) });
+    } else {
+        violation(Rule::UnknownObject, format!("IoFreeMdl({mdl:p}): not an MDL kshost built"));
+    }
+}
+
+/// `MmUnlockPages`.
+pub(crate) fn unlock_pages(m: &MachineInner, mdl: *mut ksabi::MDL) {
+    if !m.objects.locked().mdls.contains(&(mdl as usize)) {
+        violation(Rule::UnknownObject, format!("MmUnlockPages({mdl:p}): not an MDL kshost built"));
+        return;
+    }
+    // SAFETY: a live kshost MDL.
+    let flags = unsafe { &mut (*mdl).MdlFlags };
+    if *flags & ksabi::MDL_PAGES_LOCKED == 0 {
+        violation(Rule::Unsupported, format!("MmUnlockPages({mdl:p}): pages not locked"));
+    }
+    *flags &= !(ksabi::MDL_PAGES_LOCKED | ksabi::MDL_MAPPED_TO_SYSTEM_VA);
+}
