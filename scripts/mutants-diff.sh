@@ -12,8 +12,10 @@
 # Needs cargo-mutants (the script installs it when missing):
 #   cargo install cargo-mutants --locked
 #
-# Which diff. CI runs on a fresh clone of the submitted main, with no record of the main the
-# submission was built on. Work reaches main as merges of developer branches (`git merge` of
+# Which diff. `.ci/mutants-base`, when it names an ancestor of HEAD, is the base: the developer
+# writes there the main a submission starts from (the commit CI last passed on), so that every
+# change of the submission is in the diff, whatever merges it holds. Without it: CI runs on a
+# fresh clone of the submitted main, with no record of the main the submission was built on. Work reaches main as merges of developer branches (`git merge` of
 # `mut`, `perf`, ...), sometimes followed by small commits on main itself. So the base is the
 # first parent of the newest merge on HEAD's first-parent line: the diff is that merge (the whole
 # branch it brought in) and every commit after it. With no merge in the last 50 first-parent
@@ -46,9 +48,15 @@ if ! cargo mutants --version >/dev/null 2>&1; then
     cargo install cargo-mutants --locked
 fi
 
+recorded=""
+[ -f .ci/mutants-base ] && recorded=$(grep -v '^#' .ci/mutants-base | head -n1 | tr -d '[:space:]')
 if [ -n "${MUTANTS_BASE:-}" ]; then
     base=$(git merge-base "$MUTANTS_BASE" HEAD)
     why="MUTANTS_BASE=$MUTANTS_BASE (merge base $(git rev-parse --short "$base"))"
+elif [ -n "$recorded" ] && git merge-base --is-ancestor "$recorded" HEAD 2>/dev/null \
+    && [ "$(git rev-parse "$recorded")" != "$(git rev-parse HEAD)" ]; then
+    base=$(git rev-parse "$recorded")
+    why=".ci/mutants-base (the main this submission was built on)"
 else
     merge=$(git rev-list --first-parent --parents -n 50 HEAD | awk 'NF > 2 { print $1; exit }')
     if [ -n "$merge" ]; then

@@ -130,10 +130,14 @@ fn a_frame_cut_short_in_a_waiting_read_is_ended_before_the_next() {
         };
         assert_eq!(shape(&part), [(HOLD_BUDGET, KSRING_OPTIONSF_CONTINUES, 1)], "the part the read holds");
         assert!(part[0].data == first[..HOLD_BUDGET], "what was accepted of the frame");
+        // A read waits (the ring is empty): the cut frame's end and the next frame go straight
+        // into it.
+        let mut waiting = InFlight::read(&backend, output.handle(), &[FRAME, FRAME]);
         let next = common::bytes(200, 10);
         let mut w = InFlight::write(&backend, input.handle(), &[(&next, common::meta(0, 0, 2))]);
-        let got = InFlight::read(&backend, output.handle(), &[FRAME, FRAME]).frames();
+        let got = waiting.frames();
         assert_eq!(w.wait().status, STATUS_SUCCESS);
+        assert_eq!(common::stats(&filter).direct_frames, 2, "the cut frame's end and the next frame went direct");
         assert_eq!(shape(&got), [(0, 0, 1), (10, 0, 2)], "the cut frame's end, then the next frame alone");
         assert!(got[1].data == next);
     }

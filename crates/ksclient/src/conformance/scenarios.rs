@@ -211,7 +211,13 @@ fn states(b: &dyn Backend) -> Outcome {
     ok(r.output.set_state(KSSTATE_PAUSE), "PAUSE")?;
     expect_eq("new capacity", stats(&r.filter)?.capacity, 8192)?;
     let framing = r.output.framing().map_err(|io| format!("framing: {io:?}"))?;
-    expect_eq("frame size", framing.FrameSize, (8192 - 40) / 2 / 8 * 8)
+    expect_eq("frame size", framing.FrameSize, (8192 - 40) / 2 / 8 * 8)?;
+    // A frame of FrameSize and its 40-byte record take just over half the ring: one fits whole.
+    expect_eq(
+        "frames, alignment, pool",
+        (framing.Frames, framing.FileAlignment, framing.PoolType, framing.OptionsFlags),
+        (1, 7, 512, ksabi::KsAllocatorRequirements::SYSTEM_MEMORY.bits()),
+    )
 }
 
 fn verified_stream(b: &dyn Backend) -> Outcome {
@@ -318,12 +324,16 @@ fn cancel(b: &dyn Backend) -> Outcome {
 /// next frame comes out whole, with its own metadata. (The same with the start of the frame
 /// already in a waiting read: `tests/preemption.rs`, which needs kshost to stop the writer.)
 fn cancel_mid_frame(b: &dyn Backend) -> Outcome {
+    // The cut frame's flags: kept on its end, but for ENDOFSTREAM (the stream goes on).
+    let kept = (KsStreamOptions::TIMEVALID | KsStreamOptions::SPLICEPOINT).bits();
+    let eos = KsStreamOptions::ENDOFSTREAM.bits();
     let r = rig(b, &request::stream_format(), KSSTATE_STOP)?;
     ok(r.filter.set_capacity(4096), "capacity")?;
     ok(r.input.set_state(KSSTATE_RUN), "input RUN")?;
     ok(r.output.set_state(KSSTATE_PAUSE), "output PAUSE")?;
     let first = bytes(1, 10_000);
-    let mut w = InFlight::write(b, r.input.handle(), &[(&first, timed(1))]);
+    let mut w =
+        InFlight::write(b, r.input.handle(), &[(&first, Header { options_flags: kept | eos, ..timed(1) })]);
     ensure!(still_pending(&mut w), "a 10000-byte frame fit a 4096-byte ring at once?");
     r.input.cancel().map_err(|e| e.to_string())?;
     let io = w.wait();
@@ -349,15 +359,20 @@ fn cancel_mid_frame(b: &dyn Backend) -> Outcome {
         "the {accepted} accepted bytes of the cut frame (time 1) did not come out as they went in; frames \
          read (bytes, flags, time): {seen:?}"
     );
-    let ends =
-        got.iter().any(|f| f.header.time == 1 && f.header.options_flags & KSRING_OPTIONSF_CONTINUES == 0);
-    ensure!(ends, "the cut frame never ends: {seen:?}");
+    let end = got.iter().take_while(|f| f.header.time == 1).last().map(|f| f.header.options_flags);
+    expect_eq(&format!("the cut frame's last header's flags ({seen:?})"), end, Some(kept))?;
     let after = got.iter().find(|f| f.header.time == 2);
     ensure!(
         after.map(|f| f.data.as_slice()) == Some(&next[..]),
         "the next frame (time 2) is not alone: {seen:?}"
     );
-    Ok(())
+    let s = stats(&r.filter)?;
+    let bytes_total = (accepted + next.len()) as u64;
+    expect_eq(
+        "frames and bytes in and out",
+        (s.frames_in, s.frames_out, s.bytes_in, s.bytes_out),
+        (2, 2, bytes_total, bytes_total),
+    )
 }
 
 fn reset(b: &dyn Backend) -> Outcome {
