@@ -16,9 +16,10 @@ use ksabi::{
     STATUS_PENDING, STATUS_SUCCESS, TRUE, UNICODE_STRING, nt_success,
 };
 
+use crate::kernel::irp::{Device, Irp};
 use crate::log::{LEVEL_ERROR, LEVEL_INFO, kdprint};
 use crate::nt::{current_stack, static_unicode, utf16};
-use crate::{filter, ids, nt, pin, sys};
+use crate::{filter, ids, kernel, nt, pin, sys};
 
 /// The major functions KS dispatches through each file object's `KSDISPATCH_TABLE`.
 /// Every dispatch table of the driver has an entry for each of them.
@@ -200,10 +201,13 @@ fn undo_add_device(fdo: *mut DEVICE_OBJECT, ext: &mut DeviceExtension) {
 
 /// `IRP_MJ_CLEANUP`, which KS does not route: a pin's last handle closed, so its pending requests
 /// are cancelled (the close follows when they have completed).
-unsafe extern "system" fn dispatch_cleanup(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
-    pin::cleanup(irp);
-    // SAFETY: the I/O manager's cleanup IRP, ours to complete once.
-    unsafe { nt::complete(irp, STATUS_SUCCESS, 0) }
+fn cleanup(_device: Device, irp: Irp) -> NTSTATUS {
+    pin::cleanup(&irp);
+    irp.complete(STATUS_SUCCESS, 0)
+}
+
+kernel::irp::dispatch_routines! {
+    dispatch_cleanup => cleanup,
 }
 
 /// PnP: enable the interface once the devices below have started, disable and free it at removal;

@@ -12,7 +12,7 @@
 //! path queues an IRP *before* re-reading the state, so an IRP is either cancelled by the
 //! transition or sees the new state (`stream::dispatch`).
 
-use core::ptr::{self, null_mut};
+use core::ptr::null_mut;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
 use framering::{Consumer, Producer};
@@ -26,14 +26,15 @@ use ksring_api::{DEFAULT_CAPACITY, KsRingStatistics, MAX_CAPACITY, MIN_CAPACITY,
 
 use crate::device::{self, DeviceCounters};
 use crate::format::Format;
+use crate::kernel::irp::{Device, Irp};
 use crate::limits::Limits;
 use crate::nt::{self, static_unicode};
-use crate::object::{self, KIND_FILTER, Object, ObjectPrefix};
+use crate::object::{self, KIND_FILTER, ObjectPrefix};
 use crate::ring_memory::{NewRing, RingMemory};
 use crate::source::Source;
 use crate::stream::{Pumper, Side};
 use crate::sync::{IrpQueue, SpinLock};
-use crate::{ids, pin, props, stream, sys};
+use crate::{ids, kernel, pin, props, stream, sys};
 
 /// `KSSTRING_Pin`: the name of the pin factory create item, relative to a filter.
 static PIN_ITEM_NAME: [u16; 38] = ksabi::KSSTRING_Pin;
@@ -100,7 +101,7 @@ impl Counters {
 /// A filter instance, at `FsContext` of its file object.
 #[repr(C)]
 pub struct Filter {
-    prefix: ObjectPrefix,
+    pub(crate) prefix: ObjectPrefix,
     /// The pin factory, referenced (not copied) by the object header.
     create_items: [KSOBJECT_CREATE_ITEM; 1],
     device: *const DeviceCounters,
@@ -218,40 +219,23 @@ pub unsafe extern "system" fn dispatch_create(device: *mut DEVICE_OBJECT, irp: *
     unsafe { nt::complete(irp, STATUS_SUCCESS, 0) }
 }
 
-/// `IRP_MJ_CLOSE` of a filter: it arrives after every pin of the filter has closed.
-unsafe extern "system" fn close(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
-    // SAFETY: KS routes the close of our file object here.
-    let Some(Object::Filter(f)) = (unsafe { crate::object::of_irp(irp) }) else {
-        // SAFETY: we complete the IRP once.
-        return unsafe { nt::complete(irp, STATUS_INVALID_PARAMETER, 0) };
-    };
+fn filter_close(_device: Device, irp: Irp) -> NTSTATUS {
     // Pins hold the ring, and they are closed: nothing is left but the filter itself.
-    f.release_ring_if_unheld();
-    // SAFETY: allocated at create; freed once, here.
-    unsafe { sys::KsFreeObjectHeader(f.prefix.header) };
-    let raw = ptr::from_ref(f).cast_mut().cast();
-    // SAFETY: the close IRP of our file object; the object goes away now.
-    unsafe { nt::set_fs_context(irp, null_mut()) };
-    // SAFETY: allocated at create with this tag; nothing refers to it any more.
-    unsafe { sys::ExFreePoolWithTag(raw, ids::TAG_FILTER) };
-    // SAFETY: we complete the IRP once.
-    unsafe { nt::complete(irp, STATUS_SUCCESS, 0) }
+    kernel::object::close(irp, Filter::release_ring_if_unheld)
 }
 
-/// `IRP_MJ_DEVICE_CONTROL` of a filter: properties; everything else as KS' default does it.
-unsafe extern "system" fn device_control(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
-    // SAFETY: a device-control IRP KS handed us.
-    let code = unsafe { nt::ioctl_parameters(irp) }.IoControlCode;
-    if code == IOCTL_KS_PROPERTY {
-        // SAFETY: our IRP, our static property tables.
-        let status = unsafe { crate::kernel::property::dispatch(irp, props::filter_sets()) };
-        // SAFETY: our IRP.
-        let information = unsafe { nt::information(irp) };
-        // SAFETY: complete with the Information the handler set.
-        return unsafe { nt::complete(irp, status, information) };
+kernel::irp::dispatch_routines! {
+    /// `IRP_MJ_DEVICE_CONTROL` of a filter: properties; everything else as KS' default does it.
+    device_control => filter_device_control,
+    /// `IRP_MJ_CLOSE` of a filter: it arrives after every pin of the filter has closed.
+    close => filter_close,
+}
+
+fn filter_device_control(device: Device, irp: Irp) -> NTSTATUS {
+    if irp.ioctl_code() == IOCTL_KS_PROPERTY {
+        return kernel::property::handle(irp, props::filter_sets());
     }
-    // SAFETY: KS' default completes the IRP (methods and events: STATUS_PROPSET_NOT_FOUND).
-    unsafe { sys::KsDefaultDeviceIoCompletion(device, irp) }
+    irp.complete_by_default(device)
 }
 
 impl Filter {

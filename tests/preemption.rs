@@ -137,7 +137,11 @@ fn a_frame_cut_short_in_a_waiting_read_is_ended_before_the_next() {
         let mut w = InFlight::write(&backend, input.handle(), &[(&next, common::meta(0, 0, 2))]);
         let got = waiting.frames();
         assert_eq!(w.wait().status, STATUS_SUCCESS);
-        assert_eq!(common::stats(&filter).direct_frames, 2, "the cut frame's end and the next frame went direct");
+        assert_eq!(
+            common::stats(&filter).direct_frames,
+            2,
+            "the cut frame's end and the next frame went direct"
+        );
         assert_eq!(shape(&got), [(0, 0, 1), (10, 0, 2)], "the cut frame's end, then the next frame alone");
         assert!(got[1].data == next);
     }

@@ -14,6 +14,7 @@ use ksabi::{
 use ksring_api::KsRingStatistics;
 
 use crate::filter::Filter;
+use crate::kernel::irp::Irp;
 use crate::object::{self, Object};
 use crate::pin::Pin;
 use crate::{nt, sys};
@@ -202,16 +203,18 @@ unsafe fn raw_bytes<'a>(data: *mut u8, len: usize) -> &'a mut [u8] {
     unsafe { core::slice::from_raw_parts_mut(data, len) }
 }
 
-/// `KsPropertyHandler` on a property IRP, with one of the driver's property tables.
+/// `KsPropertyHandler` on a property IRP with one of the driver's property tables, then the
+/// IRP's completion with the `Information` the handler set.
 ///
-/// # Safety
-/// `irp` is an `IOCTL_KS_PROPERTY` IRP of one of the driver's file objects, owned by the caller;
-/// `sets` are tables whose handlers were made with [`property_handlers!`].
-pub unsafe fn dispatch(irp: *mut IRP, sets: &'static [KSPROPERTY_SET]) -> NTSTATUS {
+/// The sets' handlers must be made with [`property_handlers!`] or be ks.sys' own (the tables in
+/// `props` are): they run inside this call, on this IRP.
+pub fn handle(irp: Irp, sets: &'static [KSPROPERTY_SET]) -> NTSTATUS {
     #[allow(clippy::cast_possible_truncation)] // tables of a few sets
     let count = sets.len() as u32;
-    // SAFETY: the caller's IRP; static tables.
-    unsafe { sys::KsPropertyHandler(irp, count, sets.as_ptr()) }
+    // SAFETY: a property IRP of one of the driver's file objects, owned by `irp`; static tables
+    // whose handlers expect exactly that.
+    let status = unsafe { sys::KsPropertyHandler(irp.as_raw(), count, sets.as_ptr()) };
+    irp.complete_keeping_information(status)
 }
 
 /// Wraps safe [`Handler`]s into the `extern "system"` handlers a `KSPROPERTY_ITEM` names: for each

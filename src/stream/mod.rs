@@ -35,7 +35,7 @@ use framering::HEADER_SIZE;
 use ksabi::{
     DEVICE_OBJECT, IOCTL_KS_READ_STREAM, IRP, KSSTATE_STOP, KsProbe, KsStreamOptions, NTSTATUS,
     STATUS_CANCELLED, STATUS_DEVICE_NOT_READY, STATUS_FILE_CLOSED, STATUS_INVALID_DEVICE_REQUEST,
-    STATUS_INVALID_DEVICE_STATE, STATUS_PENDING, STATUS_SUCCESS, nt_success,
+    STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER, STATUS_PENDING, STATUS_SUCCESS, nt_success,
 };
 use ksring_api::{KSRING_OPTIONSF_CONTINUES, PIN_INPUT, PIN_OUTPUT};
 
@@ -43,8 +43,8 @@ pub use cursor::Cursor;
 pub use write::meta_of;
 
 use crate::filter::Filter;
+use crate::kernel::irp::Irp;
 use crate::object::{self, Object};
-use crate::pin::Pin;
 use crate::sync::IrpQueue;
 use crate::{nt, sys};
 use completions::Completions;
@@ -237,7 +237,15 @@ pub fn pass_padding(f: &Filter) -> bool {
 }
 
 /// A stream IOCTL on a pin.
-pub fn dispatch(pin: &Pin, irp: *mut IRP, direction: Direction) -> NTSTATUS {
+pub fn dispatch(irp: Irp, direction: Direction) -> NTSTATUS {
+    // The rest of the stream path still takes the raw IRP (issue 14: a safe stream layer is next).
+    let irp = irp.into_raw();
+    // SAFETY: a stream IRP of one of our pins, ours: its pin lives while it is outstanding (and,
+    // once it is queued, while we hold its file object below).
+    let Some(Object::Pin(pin)) = (unsafe { object::of_irp(irp) }) else {
+        // SAFETY: we complete the IRP once.
+        return unsafe { nt::complete(irp, STATUS_INVALID_PARAMETER, 0) };
+    };
     let f = pin.filter();
     let (expected, probe) = match direction {
         Direction::Write => (

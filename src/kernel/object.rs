@@ -1,0 +1,167 @@
+//! The driver's objects at `FileObject->FsContext` (a filter or a pin), with their lifetime in
+//! the types: an object is found from a request on its file object ([`super::irp::Irp::object`],
+//! borrowed from the request), freed only by the close of that file object ([`close`]), and what
+//! it holds on other objects ([`FileRef`]) is let go with it, after the close has completed.
+
+use core::ffi::c_void;
+use core::ptr::{NonNull, null_mut};
+
+use ksabi::{
+    FILE_OBJECT, KSDISPATCH_TABLE, NTSTATUS, POOL_FLAG_NON_PAGED, STATUS_INSUFFICIENT_RESOURCES,
+    STATUS_INVALID_PARAMETER, STATUS_SUCCESS, nt_success,
+};
+
+use super::irp::Irp;
+use crate::filter::Filter;
+use crate::object::{KIND_FILTER, KIND_PIN, ObjectPrefix};
+use crate::pin::Pin;
+use crate::{ids, nt, sys};
+
+/// An object the driver hangs on a file object.
+///
+/// # Safety
+/// `Self` is `repr(C)` with an [`ObjectPrefix`] as its first field, and an `ObjectPrefix` whose
+/// `kind` is [`Self::KIND`] is always the start of a `Self` allocated in pool with [`Self::TAG`].
+pub unsafe trait FsObject: Sized {
+    /// Its pool tag.
+    const TAG: u32;
+    /// Its `ObjectPrefix::kind`.
+    const KIND: u32;
+}
+
+// SAFETY: `Pin` is `repr(C)` with its `ObjectPrefix` first (checked below); only `pin.rs` makes
+// `KIND_PIN` objects, in pool blocks tagged `TAG_PIN`.
+unsafe impl FsObject for Pin {
+    const TAG: u32 = ids::TAG_PIN;
+    const KIND: u32 = KIND_PIN;
+}
+
+// SAFETY: as for `Pin`: `filter.rs` makes `KIND_FILTER` objects, tagged `TAG_FILTER`.
+unsafe impl FsObject for Filter {
+    const TAG: u32 = ids::TAG_FILTER;
+    const KIND: u32 = KIND_FILTER;
+}
+
+const _: () = assert!(core::mem::offset_of!(Pin, prefix) == 0 && core::mem::offset_of!(Filter, prefix) == 0);
+
+/// The `T` at the IRP's file object, if that is what it holds.
+fn context<T: FsObject>(irp: &Irp) -> Option<NonNull<T>> {
+    // SAFETY: an IRP we own, for a file object of our device.
+    let file = unsafe { nt::file_object(irp.as_raw()) };
+    if file.is_null() {
+        return None;
+    }
+    // SAFETY: a valid file object of our device; the driver owns its FsContext.
+    let prefix = NonNull::new(unsafe { (*file).FsContext }.cast::<ObjectPrefix>())?;
+    // SAFETY: the driver stores only objects starting with an ObjectPrefix at FsContext.
+    (unsafe { prefix.as_ref() }.kind == T::KIND).then(|| prefix.cast())
+}
+
+/// Allocates `value` in non-paged pool, gives it a KS object header (no create items, `dispatch`
+/// for its requests) and hangs it at the create IRP's file object, where KS and [`Irp::object`]
+/// find it. On failure `value` is dropped (and what it held let go).
+///
+/// # Errors
+/// `STATUS_INSUFFICIENT_RESOURCES`, or what `KsAllocateObjectHeader` returned.
+pub fn create<T: FsObject>(irp: &Irp, value: T, dispatch: &'static KSDISPATCH_TABLE) -> Result<(), NTSTATUS> {
+    // SAFETY: a plain non-paged allocation of a `T`.
+    let block = unsafe { sys::ExAllocatePool2(POOL_FLAG_NON_PAGED, size_of::<T>(), T::TAG) }.cast::<T>();
+    let Some(object) = NonNull::new(block) else {
+        return Err(STATUS_INSUFFICIENT_RESOURCES);
+    };
+    // SAFETY: a fresh pool block sized and aligned for a `T` (pool blocks are 16-byte aligned).
+    unsafe { object.as_ptr().write(value) };
+    let prefix = object.cast::<ObjectPrefix>().as_ptr();
+    // SAFETY: the prefix starts the object (`FsObject`), written above; only its address is taken.
+    let header = unsafe { &raw mut (*prefix).header };
+    // SAFETY: the header slot of our object; the dispatch table is static; no create items; the
+    // create IRP we own.
+    let status = unsafe { sys::KsAllocateObjectHeader(header, 0, null_mut(), irp.as_raw(), dispatch) };
+    if !nt_success(status) {
+        // SAFETY: written above, not shared; moved out once before the block is freed.
+        drop(unsafe { object.as_ptr().read() });
+        // SAFETY: allocated above with this tag; nothing refers to it.
+        unsafe { sys::ExFreePoolWithTag(block.cast(), T::TAG) };
+        return Err(status);
+    }
+    // SAFETY: the create IRP of our file object: KS finds the object header first in FsContext.
+    unsafe { nt::set_fs_context(irp.as_raw(), block.cast()) };
+    Ok(())
+}
+
+/// `IRP_MJ_CLOSE` of an object's file object — the last request it gets: runs `last_use` on the
+/// object, frees it ([`take`]), completes the IRP, and only then drops what the object held (a
+/// [`FileRef`]'s dereference may close another object, e.g. a pin's filter).
+/// `STATUS_INVALID_PARAMETER` if the file object holds no `T`.
+pub fn close<T: FsObject>(irp: Irp, last_use: impl FnOnce(&T)) -> NTSTATUS {
+    let Some(object) = context::<T>(&irp) else {
+        return irp.complete(STATUS_INVALID_PARAMETER, 0);
+    };
+    // SAFETY: the object of the close IRP's file object: alive until freed below, and the close
+    // is the last request on it (nothing else refers to it).
+    last_use(unsafe { object.as_ref() });
+    // SAFETY: as above.
+    let value = unsafe { take(&irp, object) };
+    let status = irp.complete(STATUS_SUCCESS, 0);
+    drop(value);
+    status
+}
+
+/// Undoes a create whose object is already at the file object but whose connection is then
+/// refused: frees the object and drops what it held; the caller completes the create.
+pub fn abandon<T: FsObject>(irp: &Irp) {
+    if let Some(object) = context::<T>(irp) {
+        // SAFETY: made by this create, not yet known to anyone else (the create has not completed).
+        drop(unsafe { take(irp, object) });
+    }
+}
+
+/// Moves the object out of its pool block, frees its KS object header and the block, and clears
+/// `FsContext`; returns the object, whose fields' drops run when the caller drops it.
+///
+/// # Safety
+/// `object` is the `T` at `irp`'s file object, which nothing else refers to any more.
+unsafe fn take<T: FsObject>(irp: &Irp, object: NonNull<T>) -> T {
+    // SAFETY: the caller's promise; moved out once, the block is freed below and never read again.
+    let value = unsafe { object.as_ptr().read() };
+    // SAFETY: a `T` starts with its prefix (`FsObject`).
+    let header = unsafe { object.cast::<ObjectPrefix>().as_ref() }.header;
+    // SAFETY: allocated at the object's create; freed once, here.
+    unsafe { sys::KsFreeObjectHeader(header) };
+    // SAFETY: an IRP of our file object (its create or close); the object goes away now.
+    unsafe { nt::set_fs_context(irp.as_raw(), null_mut()) };
+    // SAFETY: allocated at create with this tag; nothing refers to it any more.
+    unsafe { sys::ExFreePoolWithTag(object.as_ptr().cast::<c_void>(), T::TAG) };
+    value
+}
+
+/// A reference on a file object (`ObfReferenceObject`), dropped with the value
+/// (`ObfDereferenceObject`, at `PASSIVE_LEVEL`: the last reference sends the file object's
+/// close inline).
+pub struct FileRef {
+    file: NonNull<FILE_OBJECT>,
+}
+
+// SAFETY: a referenced kernel object: any thread may drop the reference.
+unsafe impl Send for FileRef {}
+// SAFETY: as above; `&FileRef` gives no access.
+unsafe impl Sync for FileRef {}
+
+impl Drop for FileRef {
+    fn drop(&mut self) {
+        // SAFETY: the reference taken when the value was made, dropped once.
+        unsafe { sys::ObfDereferenceObject(self.file.as_ptr().cast()) };
+    }
+}
+
+impl Irp {
+    /// A reference on the parent (`RelatedFileObject`) of a create IRP's file object — a pin's
+    /// filter: the I/O manager keeps none past the create.
+    pub fn reference_parent(&self) -> Option<FileRef> {
+        // SAFETY: a create IRP we own: its file object and related file object are valid.
+        let parent = NonNull::new(unsafe { nt::related_file_object(self.as_raw()) })?;
+        // SAFETY: a valid file object; the reference is dropped with the `FileRef`.
+        unsafe { sys::ObfReferenceObject(parent.as_ptr().cast()) };
+        Some(FileRef { file: parent })
+    }
+}
