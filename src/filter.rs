@@ -17,24 +17,24 @@ use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
 use framering::{Consumer, Producer};
 use ksabi::{
-    DEVICE_OBJECT, IOCTL_KS_PROPERTY, IRP, KSDISPATCH_TABLE, KSOBJECT_CREATE_ITEM, KSRESET, KSRESET_BEGIN,
-    KSRESET_END, KSSTATE, KSSTATE_ACQUIRE, KSSTATE_RUN, KSSTATE_STOP, NTSTATUS, POOL_FLAG_NON_PAGED,
-    STATUS_DEVICE_BUSY, STATUS_FILE_CLOSED, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE,
-    STATUS_INVALID_PARAMETER, STATUS_NO_MATCH, STATUS_QUOTA_EXCEEDED, STATUS_SUCCESS, nt_success,
+    IOCTL_KS_PROPERTY, KSDISPATCH_TABLE, KSOBJECT_CREATE_ITEM, KSRESET, KSRESET_BEGIN, KSRESET_END, KSSTATE,
+    KSSTATE_ACQUIRE, KSSTATE_RUN, KSSTATE_STOP, NTSTATUS, STATUS_DEVICE_BUSY, STATUS_FILE_CLOSED,
+    STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER, STATUS_NO_MATCH, STATUS_QUOTA_EXCEEDED,
+    STATUS_SUCCESS, nt_success,
 };
 use ksring_api::{DEFAULT_CAPACITY, KsRingStatistics, MAX_CAPACITY, MIN_CAPACITY, PIN_INPUT, PIN_OUTPUT};
 
-use crate::device::{self, DeviceCounters};
+use crate::device::DeviceCounters;
 use crate::format::Format;
 use crate::kernel::irp::{Device, Irp};
 use crate::limits::Limits;
-use crate::nt::{self, static_unicode};
+use crate::nt::static_unicode;
 use crate::object::{self, KIND_FILTER, ObjectPrefix};
 use crate::ring_memory::{NewRing, RingMemory};
 use crate::source::Source;
 use crate::stream::{Pumper, Side};
 use crate::sync::{IrpQueue, SpinLock};
-use crate::{ids, kernel, pin, props, stream, sys};
+use crate::{kernel, pin, props, stream};
 
 /// `KSSTRING_Pin`: the name of the pin factory create item, relative to a filter.
 static PIN_ITEM_NAME: [u16; 38] = ksabi::KSSTRING_Pin;
@@ -103,7 +103,7 @@ impl Counters {
 pub struct Filter {
     pub(crate) prefix: ObjectPrefix,
     /// The pin factory, referenced (not copied) by the object header.
-    create_items: [KSOBJECT_CREATE_ITEM; 1],
+    pub(crate) create_items: [KSOBJECT_CREATE_ITEM; 1],
     device: *const DeviceCounters,
     /// The driver's caps on ring memory (in its driver object extension, which outlives every
     /// filter).
@@ -140,23 +140,11 @@ const _: () = assert!(align_of::<Filter>() <= 16, "pool blocks are 16-byte align
 /// The filter's dispatch table: device control and close are its own, the rest is refused.
 static DISPATCH: KSDISPATCH_TABLE = object::dispatch_table(Some(device_control), Some(close));
 
-/// The filter factory's create routine (the device header's create item).
-///
-/// # Safety
-/// Called by KS with our device and a create IRP it owns.
-pub unsafe extern "system" fn dispatch_create(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
-    // SAFETY: a plain non-paged allocation of a Filter (zeroed).
-    let raw = unsafe { sys::ExAllocatePool2(POOL_FLAG_NON_PAGED, size_of::<Filter>(), ids::TAG_FILTER) };
-    let filter = raw.cast::<Filter>();
-    if filter.is_null() {
-        // SAFETY: KS handed us the IRP; we complete it once.
-        return unsafe { nt::complete(irp, STATUS_INSUFFICIENT_RESOURCES, 0) };
-    }
-    // SAFETY: KS calls the create item with our device object.
-    let driver = unsafe { (*device).DriverObject };
-    // SAFETY: our driver object, whose extension DriverEntry set up.
-    let limits = unsafe { crate::limits::of(driver) };
-    let initial = Filter {
+/// The filter factory's create routine (the device header's create item): a filter with its
+/// pin factory's create item, in STOP, with no ring yet.
+fn create(device: Device, irp: Irp) -> NTSTATUS {
+    let limits = device.limits();
+    let filter = Filter {
         prefix: ObjectPrefix { header: null_mut(), kind: KIND_FILTER },
         create_items: [KSOBJECT_CREATE_ITEM {
             Create: Some(pin::dispatch_create),
@@ -165,8 +153,7 @@ pub unsafe extern "system" fn dispatch_create(device: *mut DEVICE_OBJECT, irp: *
             SecurityDescriptor: null_mut(),
             Flags: 0,
         }],
-        // SAFETY: KS calls the create item with our device object.
-        device: unsafe { device::counters(device) },
+        device: device.counters(),
         limits,
         control: SpinLock::new(Control {
             sources: [SourceRef::NONE; 2],
@@ -189,34 +176,11 @@ pub unsafe extern "system" fn dispatch_create(device: *mut DEVICE_OBJECT, irp: *
         input_closed: AtomicBool::new(false),
         counters: Counters::default(),
     };
-    // SAFETY: a fresh block sized and aligned for a Filter.
-    unsafe { filter.write(initial) };
-    // SAFETY: initialised above; the filter does not move (pool memory) and is not shared yet.
-    let f = unsafe { &mut *filter };
-    // SAFETY: as above.
-    unsafe { f.writes.init() };
-    // SAFETY: as above.
-    unsafe { f.reads.init() };
-    // SAFETY: the create items and the dispatch table outlive the header (freed at close).
-    let status = unsafe {
-        sys::KsAllocateObjectHeader(
-            &raw mut f.prefix.header,
-            1,
-            f.create_items.as_mut_ptr(),
-            irp,
-            &raw const DISPATCH,
-        )
+    let status = match kernel::object::create(&irp, filter, &DISPATCH) {
+        Ok(()) => STATUS_SUCCESS,
+        Err(status) => status,
     };
-    if !nt_success(status) {
-        // SAFETY: allocated above with this tag; nothing refers to it.
-        unsafe { sys::ExFreePoolWithTag(raw, ids::TAG_FILTER) };
-        // SAFETY: we complete the IRP once.
-        return unsafe { nt::complete(irp, status, 0) };
-    }
-    // SAFETY: the create IRP of our file object: KS finds the object header first in FsContext.
-    unsafe { nt::set_fs_context(irp, raw) };
-    // SAFETY: we complete the IRP once.
-    unsafe { nt::complete(irp, STATUS_SUCCESS, 0) }
+    irp.complete(status, 0)
 }
 
 fn filter_close(_device: Device, irp: Irp) -> NTSTATUS {
@@ -225,6 +189,8 @@ fn filter_close(_device: Device, irp: Irp) -> NTSTATUS {
 }
 
 kernel::irp::dispatch_routines! {
+    /// The filter factory's create routine (the device header's create item).
+    pub dispatch_create => create,
     /// `IRP_MJ_DEVICE_CONTROL` of a filter: properties; everything else as KS' default does it.
     device_control => filter_device_control,
     /// `IRP_MJ_CLOSE` of a filter: it arrives after every pin of the filter has closed.

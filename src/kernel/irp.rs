@@ -13,6 +13,8 @@ use ksabi::{
 use ksring_api::PIN_FACTORIES;
 
 use crate::descriptors::PINS;
+use crate::device::DeviceCounters;
+use crate::limits::Limits;
 use crate::nt;
 use crate::object::{self, Object};
 use crate::sys;
@@ -33,6 +35,21 @@ impl Device {
     /// The raw device object, for the layers that still take one.
     pub fn as_raw(self) -> *mut DEVICE_OBJECT {
         self.raw
+    }
+
+    /// The device-wide counters in our device's extension.
+    pub fn counters(self) -> *const DeviceCounters {
+        // SAFETY: dispatch routines are called with the driver's own device.
+        unsafe { crate::device::counters(self.raw) }
+    }
+
+    /// The driver's pool caps (its driver object's extension).
+    pub fn limits(self) -> &'static Limits {
+        // SAFETY: the driver's own device, whose driver object `DriverEntry` gave its limits
+        // before any device existed; they live as long as the driver.
+        let driver = unsafe { (*self.raw).DriverObject };
+        // SAFETY: as above.
+        unsafe { crate::limits::of(driver) }
     }
 }
 

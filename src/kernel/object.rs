@@ -7,14 +7,15 @@ use core::ffi::c_void;
 use core::ptr::{NonNull, null_mut};
 
 use ksabi::{
-    FILE_OBJECT, KSDISPATCH_TABLE, NTSTATUS, POOL_FLAG_NON_PAGED, STATUS_INSUFFICIENT_RESOURCES,
-    STATUS_INVALID_PARAMETER, STATUS_SUCCESS, nt_success,
+    FILE_OBJECT, KSDISPATCH_TABLE, KSOBJECT_CREATE_ITEM, NTSTATUS, POOL_FLAG_NON_PAGED,
+    STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER, STATUS_SUCCESS, nt_success,
 };
 
 use super::irp::Irp;
 use crate::filter::Filter;
 use crate::object::{KIND_FILTER, KIND_PIN, ObjectPrefix};
 use crate::pin::Pin;
+use crate::sync::IrpQueue;
 use crate::{ids, nt, sys};
 
 /// An object the driver hangs on a file object.
@@ -27,6 +28,18 @@ pub unsafe trait FsObject: Sized {
     const TAG: u32;
     /// Its `ObjectPrefix::kind`.
     const KIND: u32;
+
+    /// The create items of its KS object header (the objects created under it), which live in
+    /// the object itself.
+    fn create_items(&mut self) -> &mut [KSOBJECT_CREATE_ITEM] {
+        &mut []
+    }
+
+    /// Calls `each` with each of its request queues, whose list heads point at themselves:
+    /// [`create`] initialises them at the object's final address.
+    fn queues(&self, each: &mut dyn FnMut(&IrpQueue)) {
+        let _ = each;
+    }
 }
 
 // SAFETY: `Pin` is `repr(C)` with its `ObjectPrefix` first (checked below); only `pin.rs` makes
@@ -40,6 +53,15 @@ unsafe impl FsObject for Pin {
 unsafe impl FsObject for Filter {
     const TAG: u32 = ids::TAG_FILTER;
     const KIND: u32 = KIND_FILTER;
+
+    fn create_items(&mut self) -> &mut [KSOBJECT_CREATE_ITEM] {
+        &mut self.create_items
+    }
+
+    fn queues(&self, each: &mut dyn FnMut(&IrpQueue)) {
+        each(&self.writes);
+        each(&self.reads);
+    }
 }
 
 const _: () = assert!(core::mem::offset_of!(Pin, prefix) == 0 && core::mem::offset_of!(Filter, prefix) == 0);
@@ -57,8 +79,8 @@ fn context<T: FsObject>(irp: &Irp) -> Option<NonNull<T>> {
     (unsafe { prefix.as_ref() }.kind == T::KIND).then(|| prefix.cast())
 }
 
-/// Allocates `value` in non-paged pool, gives it a KS object header (no create items, `dispatch`
-/// for its requests) and hangs it at the create IRP's file object, where KS and [`Irp::object`]
+/// Allocates `value` in non-paged pool, sets up its queues, gives it a KS object header (its
+/// create items, `dispatch` for its requests) and hangs it at the create IRP's file object, where KS and [`Irp::object`]
 /// find it. On failure `value` is dropped (and what it held let go).
 ///
 /// # Errors
@@ -71,12 +93,22 @@ pub fn create<T: FsObject>(irp: &Irp, value: T, dispatch: &'static KSDISPATCH_TA
     };
     // SAFETY: a fresh pool block sized and aligned for a `T` (pool blocks are 16-byte aligned).
     unsafe { object.as_ptr().write(value) };
+    // SAFETY: written above; not shared until the create completes, and it does not move (pool).
+    let this = unsafe { &mut *object.as_ptr() };
+    this.queues(&mut |queue| {
+        // SAFETY: at its final address, not used by anyone yet.
+        unsafe { queue.init() };
+    });
+    let items = this.create_items();
+    #[allow(clippy::cast_possible_truncation)] // a few items
+    let (count, items) = (items.len() as u32, items.as_mut_ptr());
     let prefix = object.cast::<ObjectPrefix>().as_ptr();
     // SAFETY: the prefix starts the object (`FsObject`), written above; only its address is taken.
     let header = unsafe { &raw mut (*prefix).header };
-    // SAFETY: the header slot of our object; the dispatch table is static; no create items; the
-    // create IRP we own.
-    let status = unsafe { sys::KsAllocateObjectHeader(header, 0, null_mut(), irp.as_raw(), dispatch) };
+    // SAFETY: the header slot of our object; the create items live in it and the dispatch table
+    // is static, both as long as the header (freed at the close, before the object); the create
+    // IRP we own.
+    let status = unsafe { sys::KsAllocateObjectHeader(header, count, items, irp.as_raw(), dispatch) };
     if !nt_success(status) {
         // SAFETY: written above, not shared; moved out once before the block is freed.
         drop(unsafe { object.as_ptr().read() });
