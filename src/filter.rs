@@ -104,7 +104,7 @@ pub struct Filter {
     pub(crate) prefix: ObjectPrefix,
     /// The pin factory, referenced (not copied) by the object header.
     pub(crate) create_items: [KSOBJECT_CREATE_ITEM; 1],
-    device: *const DeviceCounters,
+    device: &'static DeviceCounters,
     /// The driver's caps on ring memory (in its driver object extension, which outlives every
     /// filter).
     limits: &'static Limits,
@@ -239,8 +239,7 @@ impl Filter {
     }
 
     fn device(&self) -> &DeviceCounters {
-        // SAFETY: the device extension outlives every filter of the device.
-        unsafe { &*self.device }
+        self.device
     }
 
     /// The format of pin `pin`, if connected.

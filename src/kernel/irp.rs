@@ -37,10 +37,14 @@ impl Device {
         self.raw
     }
 
-    /// The device-wide counters in our device's extension.
-    pub fn counters(self) -> *const DeviceCounters {
+    /// The device-wide counters in our device's extension. They live until the device is
+    /// removed, which PnP does only after every file object opened on it has closed — so as long
+    /// as any filter (freed at its file object's close) can look at them.
+    pub fn counters(self) -> &'static DeviceCounters {
         // SAFETY: dispatch routines are called with the driver's own device.
-        unsafe { crate::device::counters(self.raw) }
+        let counters = unsafe { crate::device::counters(self.raw) };
+        // SAFETY: initialised by AddDevice; alive as said above.
+        unsafe { &*counters }
     }
 
     /// The driver's pool caps (its driver object's extension).
