@@ -17,9 +17,10 @@ use ksabi::{
 };
 
 use crate::kernel::irp::{Device, Irp};
+use crate::kernel::nt;
+use crate::kernel::nt::{current_stack, static_unicode, utf16};
 use crate::log::{LEVEL_ERROR, LEVEL_INFO, kdprint};
-use crate::nt::{current_stack, static_unicode, utf16};
-use crate::{filter, ids, kernel, nt, pin, sys};
+use crate::{filter, ids, kernel, pin, sys};
 
 /// The major functions KS dispatches through each file object's `KSDISPATCH_TABLE`.
 /// Every dispatch table of the driver has an entry for each of them.

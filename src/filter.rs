@@ -27,13 +27,13 @@ use ksring_api::{DEFAULT_CAPACITY, KsRingStatistics, MAX_CAPACITY, MIN_CAPACITY,
 use crate::device::DeviceCounters;
 use crate::format::Format;
 use crate::kernel::irp::{Device, Irp};
+use crate::kernel::nt::static_unicode;
+use crate::kernel::object::{self, KIND_FILTER, ObjectPrefix};
+use crate::kernel::ring_memory::{NewRing, RingMemory};
+use crate::kernel::sync::{IrpQueue, SpinLock};
 use crate::limits::Limits;
-use crate::nt::static_unicode;
-use crate::object::{self, KIND_FILTER, ObjectPrefix};
-use crate::ring_memory::{NewRing, RingMemory};
 use crate::source::Source;
 use crate::stream::{Pumper, Side};
-use crate::sync::{IrpQueue, SpinLock};
 use crate::{kernel, pin, props, stream};
 
 /// `KSSTRING_Pin`: the name of the pin factory create item, relative to a filter.

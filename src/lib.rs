@@ -10,7 +10,10 @@
 //! Modules, from the device down: [`device`] (entry, `AddDevice`, PnP, cleanup), `filter`
 //! (instances, the state machine, the ring's ownership), `pin` (creation rules, dispatch),
 //! `props` (property sets), `stream` (the read/write path), `source` (IRP-source pins), [`format`] (formats and their
-//! intersection, pure), `descriptors` (the static KS tables), `ring_memory`, `sync`, `nt`.
+//! intersection, pure), `descriptors` (the static KS tables), and `kernel` — the safe layer
+//! between that logic and the NT/KS ABI (owned IRPs, typed `FsContext` objects, property
+//! requests, spin locks and IRP queues, ring memory, the WDK's inline helpers): with [`sys`] the
+//! place the driver's `unsafe` is meant to live (issue 14, in progress).
 #![no_std]
 
 pub mod sys;
@@ -23,14 +26,10 @@ pub mod ids;
 mod kernel;
 mod limits;
 mod log;
-mod nt;
-mod object;
 mod pin;
 mod props;
-mod ring_memory;
 mod source;
 mod stream;
-mod sync;
 
 pub use device::driver_entry;
 pub use stream::{HOLD_BUDGET, RECORD_COST};

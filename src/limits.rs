@@ -17,7 +17,7 @@ use ksabi::{
 };
 use ksring_api::{MAX_CAPACITY, MIN_CAPACITY};
 
-use crate::nt::{static_unicode, utf16};
+use crate::kernel::nt::{static_unicode, utf16};
 use crate::sys;
 
 /// Default `MaxRingMiB`: all rings of the driver together.

@@ -13,7 +13,7 @@ use crate::filter::Filter;
 use crate::format::Format;
 use crate::kernel::irp::{Device, Irp};
 use crate::kernel::object::FileRef;
-use crate::object::{self, KIND_PIN, Object, ObjectPrefix};
+use crate::kernel::object::{self, KIND_PIN, Object, ObjectPrefix};
 use crate::source;
 use crate::stream::{self, Direction};
 use crate::{kernel, props};

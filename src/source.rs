@@ -49,10 +49,11 @@ use ksring_api::{KSRING_OPTIONSF_CONTINUES, PIN_INPUT, PIN_OUTPUT};
 
 use crate::filter::{Counters, Filter};
 use crate::format::Format;
-use crate::object::{self, Object};
+use crate::kernel::nt;
+use crate::kernel::object::{self, Object};
 use crate::pin::Pin;
 use crate::stream::{self, HOLD_BUDGET, RECORD_COST, part_flags, piece_limit};
-use crate::{ids, nt, sys};
+use crate::{ids, sys};
 
 /// Requests a source keeps in flight at most.
 pub const SLOTS: usize = 4;

@@ -14,9 +14,9 @@ use ksring_api::PIN_FACTORIES;
 
 use crate::descriptors::PINS;
 use crate::device::DeviceCounters;
+use crate::kernel::nt;
+use crate::kernel::object::{self, Object};
 use crate::limits::Limits;
-use crate::nt;
-use crate::object::{self, Object};
 use crate::sys;
 
 /// An IRP the driver owns: complete it or hand it on.

@@ -10,5 +10,8 @@
 //!   function of a [`property::Request`] and a [`property::Value`].
 
 pub mod irp;
+pub mod nt;
 pub mod object;
 pub mod property;
+pub mod ring_memory;
+pub mod sync;

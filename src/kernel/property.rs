@@ -15,9 +15,10 @@ use ksring_api::KsRingStatistics;
 
 use crate::filter::Filter;
 use crate::kernel::irp::Irp;
-use crate::object::{self, Object};
+use crate::kernel::nt;
+use crate::kernel::object::{self, Object};
 use crate::pin::Pin;
-use crate::{nt, sys};
+use crate::sys;
 
 /// Plain data that may be read from any bytes a caller sent and written whole to a caller's
 /// buffer.

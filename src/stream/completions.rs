@@ -15,7 +15,7 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 
 use ksabi::{IO_NO_INCREMENT, IRP, NTSTATUS};
 
-use crate::nt::tail_overlay;
+use crate::kernel::nt::tail_overlay;
 use crate::sys;
 
 /// A FIFO of IRPs with their final status and information already set, completed when the list

@@ -10,7 +10,7 @@ use ksabi::{
     STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_PARAMETER,
 };
 
-use crate::nt::{self, tail_overlay};
+use crate::kernel::nt::{self, tail_overlay};
 
 /// `KSSTREAM_HEADER_OPTIONSF_*` bits ksring does not implement, refused on reads and writes:
 /// `BUFFEREDTRANSFER`, `VRAM_DATA_TRANSFER`, `METADATA` (a second MDL), `FRAMEINFO`, `PERSIST_SAMPLE`

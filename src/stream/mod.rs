@@ -44,9 +44,10 @@ pub use write::meta_of;
 
 use crate::filter::Filter;
 use crate::kernel::irp::Irp;
-use crate::object::{self, Object};
-use crate::sync::IrpQueue;
-use crate::{nt, sys};
+use crate::kernel::nt;
+use crate::kernel::object::{self, Object};
+use crate::kernel::sync::IrpQueue;
+use crate::sys;
 use completions::Completions;
 
 /// Which stream IOCTL.

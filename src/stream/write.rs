@@ -50,7 +50,7 @@ fn one_hold(f: &Filter, done: &mut Completions, progress: &mut bool) -> bool {
                 // SAFETY: acquired from this queue.
                 unsafe { f.writes.remove(irp) };
                 // SAFETY: ours; Information holds the bytes accepted.
-                let accepted = unsafe { crate::nt::information(irp) };
+                let accepted = unsafe { crate::kernel::nt::information(irp) };
                 // SAFETY: off the queue, ours to complete.
                 unsafe { done.push(irp, STATUS_SUCCESS, accepted) };
                 *progress = true;

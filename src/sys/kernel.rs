@@ -55,7 +55,7 @@ type AllocatePool2 = unsafe extern "system" fn(flags: POOL_FLAGS, bytes: usize, 
 static ALLOCATE_POOL2: AtomicUsize = AtomicUsize::new(0);
 
 /// `"ExAllocatePool2"` in UTF-16, for `MmGetSystemRoutineAddress`.
-static ALLOCATE_POOL2_NAME: [u16; 15] = crate::nt::utf16("ExAllocatePool2");
+static ALLOCATE_POOL2_NAME: [u16; 15] = crate::kernel::nt::utf16("ExAllocatePool2");
 
 /// `POOL_TYPE` `NonPagedPoolNx` (Windows 8 and later; ReactOS reduces it to `NonPagedPool`).
 const NON_PAGED_POOL_NX: i32 = 512;
@@ -68,7 +68,7 @@ const POOL_QUOTA_FAIL_INSTEAD_OF_RAISE: i32 = 8;
 /// Looks up the routines that not every kernel exports. Called once from `DriverEntry`
 /// (PASSIVE_LEVEL), before the driver allocates anything.
 pub fn resolve_imports() {
-    let mut name = crate::nt::static_unicode(&ALLOCATE_POOL2_NAME);
+    let mut name = crate::kernel::nt::static_unicode(&ALLOCATE_POOL2_NAME);
     // SAFETY: PASSIVE_LEVEL (`DriverEntry`); `name` is a valid counted string the routine only reads.
     let address = unsafe { MmGetSystemRoutineAddress(&raw mut name) };
     ALLOCATE_POOL2.store(address as usize, Ordering::Release);

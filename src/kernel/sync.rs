@@ -102,7 +102,7 @@ impl IrpQueue {
     /// `self` must not move afterwards, and nothing else may use the queue yet.
     pub unsafe fn init(&self) {
         // SAFETY: the list head, at its final address, not yet shared.
-        unsafe { crate::nt::init_list_head(self.head.get()) };
+        unsafe { crate::kernel::nt::init_list_head(self.head.get()) };
     }
 
     /// IRPs on the queue (including ones a pump holds acquired).
