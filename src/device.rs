@@ -12,10 +12,11 @@ use ksabi::{
     DEVICE_OBJECT, DRIVER_OBJECT, DeviceFlags, Executive, FALSE, FILE_DEVICE_KS, FILE_DEVICE_SECURE_OPEN,
     IRP, IRP_MJ_CLEANUP, IRP_MJ_CLOSE, IRP_MJ_CREATE, IRP_MJ_DEVICE_CONTROL, IRP_MJ_PNP, IRP_MJ_POWER,
     IRP_MJ_SYSTEM_CONTROL, IRP_MN_REMOVE_DEVICE, IRP_MN_START_DEVICE, IRP_MN_SURPRISE_REMOVAL, KEVENT,
-    KSOBJECT_CREATE_ITEM, KernelMode, NTSTATUS, NotificationEvent, STATUS_MORE_PROCESSING_REQUIRED,
-    STATUS_PENDING, STATUS_SUCCESS, TRUE, UNICODE_STRING, nt_success,
+    KSOBJECT_CREATE_ITEM, KernelMode, NTSTATUS, NotificationEvent, STATUS_INVALID_PARAMETER,
+    STATUS_MORE_PROCESSING_REQUIRED, STATUS_PENDING, STATUS_SUCCESS, TRUE, UNICODE_STRING, nt_success,
 };
 
+use crate::kernel::driver::{Driver, Key};
 use crate::kernel::irp::{Device, Irp};
 use crate::kernel::nt;
 use crate::kernel::nt::{current_stack, static_unicode, utf16};
@@ -71,8 +72,12 @@ pub unsafe extern "system" fn driver_entry(
     registry_path: *mut UNICODE_STRING,
 ) -> NTSTATUS {
     sys::resolve_imports();
-    // SAFETY: DriverEntry's own arguments, at PASSIVE_LEVEL.
-    let status = unsafe { crate::limits::load(driver, registry_path) };
+    // SAFETY: DriverEntry's own driver object.
+    let Some(this) = (unsafe { Driver::from_raw(driver) }) else {
+        return STATUS_INVALID_PARAMETER;
+    };
+    // SAFETY: DriverEntry's registry path, at PASSIVE_LEVEL. (The key closes at the statement's end.)
+    let status = crate::limits::load(this, unsafe { Key::service(registry_path) }.as_ref());
     if !nt_success(status) {
         return status;
     }

@@ -14,9 +14,10 @@ use ksring_api::PIN_FACTORIES;
 
 use crate::descriptors::PINS;
 use crate::device::DeviceCounters;
+use crate::kernel::driver::Driver;
 use crate::kernel::nt;
 use crate::kernel::object::{self, Object};
-use crate::limits::Limits;
+use crate::limits::{Limits, NO_LIMITS};
 use crate::sys;
 
 /// An IRP the driver owns: complete it or hand it on.
@@ -49,11 +50,12 @@ impl Device {
 
     /// The driver's pool caps (its driver object's extension).
     pub fn limits(self) -> &'static Limits {
-        // SAFETY: the driver's own device, whose driver object `DriverEntry` gave its limits
-        // before any device existed; they live as long as the driver.
+        // SAFETY: the driver's own device.
         let driver = unsafe { (*self.raw).DriverObject };
-        // SAFETY: as above.
-        unsafe { crate::limits::of(driver) }
+        // SAFETY: its driver object.
+        let driver = unsafe { Driver::from_raw(driver) };
+        // `DriverEntry` fails unless it kept the limits, before any device existed.
+        driver.and_then(Driver::get).unwrap_or(&NO_LIMITS)
     }
 }
 

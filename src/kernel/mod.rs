@@ -3,12 +3,14 @@
 //! modules above need no `unsafe`. With [`crate::sys`] (the imports) it is where the driver's
 //! `unsafe` lives.
 //!
+//! - [`driver`]: the driver object's typed extensions, registry keys.
 //! - [`irp`]: an owned request ([`irp::Irp`]), consumed by completing it; safe dispatch routines.
 //! - [`object`]: the filter and pin objects at `FsContext`: found from a request, freed by the
 //!   close of their file object, with what they hold ([`object::FileRef`]) let go after it.
 //! - [`property`]: property requests — one shim turns a `KSPROPERTY_ITEM` handler into a safe
 //!   function of a [`property::Request`] and a [`property::Value`].
 
+pub mod driver;
 pub mod irp;
 pub mod nt;
 pub mod object;
