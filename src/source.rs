@@ -576,17 +576,20 @@ impl Source {
         if self.unblock.swap(false, Ordering::SeqCst) {
             work.blocked = false;
         }
-        match self.kind {
-            Kind::Push => self.push(work),
-            Kind::Pull => self.pull(work),
-        }
-        let quiet = self.in_flight.load(Ordering::SeqCst) == 0;
         if self.stopping.load(Ordering::SeqCst) {
+            // The pin went to STOP: nothing more moves (its filter's ring was just emptied); what
+            // is held, or comes back, is dropped until nothing is in flight.
             self.drop_held(work);
-            if quiet {
+            if self.in_flight.load(Ordering::SeqCst) == 0 {
                 self.stopping.store(false, Ordering::SeqCst);
             }
+        } else {
+            match self.kind {
+                Kind::Push => self.push(work),
+                Kind::Pull => self.pull(work),
+            }
         }
+        let quiet = self.in_flight.load(Ordering::SeqCst) == 0;
         if !self.ended.load(Ordering::SeqCst) || !quiet || self.shutting_down.load(Ordering::SeqCst) {
             return;
         }
@@ -879,6 +882,11 @@ impl Source {
         let f = self.filter();
         let c = &f.counters;
         let mut producer = f.producer.lock();
+        // Data moves into the ring only while the input runs: a STOP (whose discard takes this
+        // lock after the state changed) must not find frames put in behind it.
+        if !f.flowing(PIN_INPUT) {
+            return Some(false);
+        }
         let Some(p) = producer.ring.as_mut() else { return Some(false) };
         let limit = piece_limit(p.max_frame()).min(HOLD_BUDGET);
         let mut budget = HOLD_BUDGET;

@@ -1,0 +1,121 @@
+//! What an IRP-source pin holds when it stops: the frames it took from its ring (push) or read
+//! from its sink (pull) and has not delivered are dropped and counted as discarded — exactly, so
+//! that every byte a filter took in is accounted for: delivered downstream, or discarded.
+
+mod common;
+
+use std::time::Duration;
+
+use ksabi::{KSSTATE_RUN, KSSTATE_STOP, STATUS_SUCCESS};
+use ksclient::io::InFlight;
+use ksclient::request::{self, Connect, Header};
+use ksclient::{Filter, Pin, Properties};
+use ksring_api::{KsRingStatistics, MIN_CAPACITY, PIN_INPUT, PIN_OUTPUT};
+
+/// Waits up to five seconds for `done` (a source settles in its work item, after STOP returns).
+fn settles(done: impl Fn() -> bool) -> bool {
+    (0..5000).any(|_| {
+        std::thread::sleep(Duration::from_millis(1));
+        done()
+    })
+}
+
+/// A pin of `filter` (factory `pin`) that is an IRP source connected to `target`.
+fn source<'b>(filter: &Filter<'b>, pin: u32, target: &Pin<'b>) -> Pin<'b> {
+    let mut c = Connect::new(pin, request::stream_format());
+    c.pin_to_handle = target.handle().0;
+    filter.create_pin(&c).expect("IRP-source pin")
+}
+
+/// `count` frames of `len` bytes.
+fn frames(count: usize, len: usize) -> Vec<Vec<u8>> {
+    (0..count).map(|k| common::bytes(u8::try_from(k % 251).unwrap(), len)).collect()
+}
+
+fn write_all(backend: &ksclient::emulated::Emulated, pin: &Pin<'_>, frames: &[Vec<u8>]) {
+    let list: Vec<(&[u8], Header)> = frames.iter().map(|f| (f.as_slice(), Header::default())).collect();
+    assert_eq!(InFlight::write(backend, pin.handle(), &list).wait().status, STATUS_SUCCESS);
+}
+
+/// A push source (F1's output into F2's input) whose writes wait at F2's full 4 KiB ring, then
+/// STOP on it: what it took out of F1's ring and F2 did not accept is discarded, and F1's
+/// counters balance — every frame and byte F1 took in reached F2 or was discarded.
+#[test]
+fn a_push_source_stopping_counts_what_it_held_as_discarded() {
+    let backend = common::boot();
+    {
+        let format = request::stream_format();
+        let f1 = Filter::open_first(&backend).expect("F1");
+        let f2 = Filter::open_first(&backend).expect("F2");
+        assert_eq!(f2.set_capacity(MIN_CAPACITY).status, STATUS_SUCCESS);
+        let f2_in = f2.connect(PIN_INPUT, &format).expect("F2.in");
+        let f2_out = f2.connect(PIN_OUTPUT, &format).expect("F2.out (not read)");
+        let f1_in = f1.connect(PIN_INPUT, &format).expect("F1.in");
+        let push = source(&f1, PIN_OUTPUT, &f2_in);
+        for pin in [&f2_out, &f2_in, &f1_in, &push] {
+            assert_eq!(pin.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        }
+        write_all(&backend, &f1_in, &frames(40, 1000));
+        assert!(settles(|| common::stats(&f2).pending_writes > 0), "the source's writes wait at F2");
+        assert_eq!(push.set_state(KSSTATE_STOP).status, STATUS_SUCCESS);
+        let balanced = |s1: &KsRingStatistics, s2: &KsRingStatistics| {
+            s1.frames_in == s2.frames_in + s1.discarded_frames
+                && s1.bytes_in == s2.bytes_in + s1.discarded_bytes
+        };
+        let settled = settles(|| balanced(&common::stats(&f1), &common::stats(&f2)));
+        let (s1, s2) = (common::stats(&f1), common::stats(&f2));
+        assert!(
+            settled,
+            "F1 took in {} frames / {} bytes; F2 {} / {}; F1 discarded {} / {}",
+            s1.frames_in, s1.bytes_in, s2.frames_in, s2.bytes_in, s1.discarded_frames, s1.discarded_bytes
+        );
+        assert!(s2.bytes_in > 0 && s1.discarded_bytes > 0, "some went through, some was held: {s1:?}");
+        assert_eq!((s1.frames_in, s1.bytes_in), (40, 40_000));
+    }
+    backend.shutdown().assert_clean();
+}
+
+/// A pull source (F3's input reading F2's output) whose reads came back while F3's 4 KiB ring is
+/// full (nobody reads F3), then STOP on it: what it read and could not put in F3's ring is
+/// discarded, and F3 accounts for every byte it pulled from F2 (STOP also discards F3's ring).
+/// Nothing it held enters F3's ring after the STOP (it did: the source's work item, running after
+/// the STOP's discard, still handed held reads to the ring).
+#[test]
+fn a_pull_source_stopping_counts_what_it_held_as_discarded() {
+    let backend = common::boot();
+    {
+        let format = request::stream_format();
+        let f2 = Filter::open_first(&backend).expect("F2");
+        let f3 = Filter::open_first(&backend).expect("F3");
+        assert_eq!(f3.set_capacity(MIN_CAPACITY).status, STATUS_SUCCESS);
+        let f2_in = f2.connect(PIN_INPUT, &format).expect("F2.in");
+        let f2_out = f2.connect(PIN_OUTPUT, &format).expect("F2.out");
+        let f3_out = f3.connect(PIN_OUTPUT, &format).expect("F3.out (not read)");
+        let pull = source(&f3, PIN_INPUT, &f2_out);
+        for pin in [&f2_in, &f2_out, &f3_out, &pull] {
+            assert_eq!(pin.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        }
+        write_all(&backend, &f2_in, &frames(40, 1000));
+        assert!(
+            settles(|| {
+                let (s2, s3) = (common::stats(&f2), common::stats(&f3));
+                s2.bytes_out > s3.bytes_in && s3.fill > 0
+            }),
+            "the pull source holds what F3's full ring cannot take"
+        );
+        assert_eq!(pull.set_state(KSSTATE_STOP).status, STATUS_SUCCESS);
+        let settled = settles(|| {
+            let (s2, s3) = (common::stats(&f2), common::stats(&f3));
+            s2.frames_out == s3.discarded_frames && s2.bytes_out == s3.discarded_bytes
+        });
+        let (s2, s3) = (common::stats(&f2), common::stats(&f3));
+        assert!(
+            settled,
+            "F3 pulled {} frames / {} bytes, discarded {} / {}: {s3:?}",
+            s2.frames_out, s2.bytes_out, s3.discarded_frames, s3.discarded_bytes
+        );
+        assert_eq!(s3.bytes_out, 0, "nobody read F3");
+        assert_eq!(s3.fill, 0, "nothing entered F3's ring after its input went to STOP");
+    }
+    backend.shutdown().assert_clean();
+}
