@@ -79,12 +79,13 @@ if [ ! -s "$scratch/diff" ]; then
 fi
 
 # The test sets (mutants.md): the framering crate's own tests; for the driver, the end-to-end tests
-# through ksclient under kshost in two stages — the quick ones (under a second each) for every
-# mutant, then the slow ones (streaming ~45 s, graph, races, conformance) only for the mutants
-# the quick ones missed (`--iterate`).
+# through ksclient under kshost in two stages — the quick ones (a few seconds in all, unoptimised)
+# for every mutant, then the slow ones (streaming, graph: ~10 s each) only for the mutants the
+# quick ones missed.
 driver_quick=(--lib --test connection --test discovery --test bad_input --test pool_caps --test lifetime
-    --test smoke --test kernel_client --test security)
-driver_slow=("${driver_quick[@]}" --test conformance --test races --test graph --test streaming)
+    --test smoke --test kernel_client --test security --test preemption --test sources --test dispatch_time
+    --test conformance --test races)
+driver_slow=("${driver_quick[@]}" --test graph --test streaming)
 # CI has just built the workspace into target/: its registry dependencies are reused (the copies
 # cargo-mutants makes are at another path, so the workspace's own crates build once more).
 export CARGO_TARGET_DIR="${MUTANTS_TARGET_DIR:-$root/target}"
