@@ -13,7 +13,7 @@ use ksclient::{Filter, Pin, Properties};
 use ksring_api::{KsRingStatistics, MIN_CAPACITY, PIN_INPUT, PIN_OUTPUT};
 
 /// Waits up to five seconds for `done` (a source settles in its work item, after STOP returns).
-fn settles(done: impl Fn() -> bool) -> bool {
+fn settles(mut done: impl FnMut() -> bool) -> bool {
     (0..5000).any(|_| {
         std::thread::sleep(Duration::from_millis(1));
         done()
@@ -116,6 +116,53 @@ fn a_pull_source_stopping_counts_what_it_held_as_discarded() {
         );
         assert_eq!(s3.bytes_out, 0, "nobody read F3");
         assert_eq!(s3.fill, 0, "nothing entered F3's ring after its input went to STOP");
+    }
+    backend.shutdown().assert_clean();
+}
+
+/// A pull source whose sink's last handle closes (F2's output) ends its own filter's input once
+/// everything it read is in its ring — including what its small ring could not take yet: F3's
+/// reader gets every byte, in order, then the end of the stream.
+#[test]
+fn a_pull_source_whose_sink_closes_ends_its_filters_input_after_all_it_read() {
+    use ksabi::KsStreamOptions;
+    let backend = common::boot();
+    {
+        let format = request::stream_format();
+        let f2 = Filter::open_first(&backend).expect("F2");
+        let f3 = Filter::open_first(&backend).expect("F3");
+        assert_eq!(f3.set_capacity(MIN_CAPACITY).status, STATUS_SUCCESS);
+        let f2_in = f2.connect(PIN_INPUT, &format).expect("F2.in");
+        let f2_out = f2.connect(PIN_OUTPUT, &format).expect("F2.out");
+        let f3_out = f3.connect(PIN_OUTPUT, &format).expect("F3.out");
+        let pull = source(&f3, PIN_INPUT, &f2_out);
+        for pin in [&f2_in, &f2_out, &f3_out, &pull] {
+            assert_eq!(pin.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        }
+        let sent = frames(20, 1000);
+        write_all(&backend, &f2_in, &sent);
+        assert!(settles(|| common::stats(&f2).bytes_out == 20_000), "the source read everything from F2");
+        assert!(common::stats(&f3).bytes_in > common::stats(&f3).copied_in, "some of it is still held");
+        f2_out.close().expect("F2.out's handle closes");
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        let mut ended = false;
+        while !ended && got.len() <= sent.len() {
+            // Room for more than the ring holds: a read drains it at once, so an end of stream
+            // given while the source still holds frames would show up before them.
+            let mut read = InFlight::read(&backend, f3_out.handle(), &[4096; 8]);
+            if !settles(|| read.poll().is_some()) {
+                f3_out.cancel().expect("cancel the waiting read");
+                break;
+            }
+            for f in read.frames() {
+                ended |= f.header.options_flags & KsStreamOptions::ENDOFSTREAM.bits() != 0;
+                if !f.data.is_empty() {
+                    got.push(f.data);
+                }
+            }
+        }
+        assert!(got == sent, "{} of {} frames came out, in order", got.len(), sent.len());
+        assert!(ended, "then the end of the stream");
     }
     backend.shutdown().assert_clean();
 }
