@@ -573,9 +573,6 @@ impl Source {
     fn run(&self) {
         // SAFETY: only one instance of the work routine runs at a time (the work state machine).
         let work = unsafe { &mut *self.work.get() };
-        if self.unblock.swap(false, Ordering::SeqCst) {
-            work.blocked = false;
-        }
         if self.stopping.load(Ordering::SeqCst) {
             // The pin went to STOP: nothing more moves (its filter's ring was just emptied); what
             // is held, or comes back, is dropped until nothing is in flight.
@@ -627,6 +624,7 @@ impl Source {
                 self.write_done(slot, work);
             }
         }
+        Self::take_unblock(&self.unblock, work);
         let held = self.slots.iter().any(|s| s.state.load(Ordering::SeqCst) == HELD);
         let idle = self.in_flight.load(Ordering::SeqCst) == 0;
         if !f.flowing(PIN_OUTPUT)
@@ -809,6 +807,7 @@ impl Source {
         } else if moved {
             stream::pump(f); // data in the ring: reads waiting for it go on
         }
+        Self::take_unblock(&self.unblock, work);
         if !all_handed {
             return;
         }
@@ -837,6 +836,15 @@ impl Source {
             *sw = SlotWork { seq: work.next_seq, count: HEADERS, next: 0, offset: 0 };
             work.next_seq += 1;
             self.send(slot, IOCTL_KS_READ_STREAM, HEADERS);
+        }
+    }
+
+    /// A kick since the sink refused (it runs again): try again. Taken only after this pass has
+    /// settled its completed requests — a refusal settled in the same pass as the kick that
+    /// followed it must not block the source until a kick that may never come.
+    fn take_unblock(unblock: &AtomicBool, work: &mut Work) {
+        if unblock.swap(false, Ordering::SeqCst) {
+            work.blocked = false;
         }
     }
 

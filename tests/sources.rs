@@ -166,3 +166,58 @@ fn a_pull_source_whose_sink_closes_ends_its_filters_input_after_all_it_read() {
     }
     backend.shutdown().assert_clean();
 }
+
+/// A push source whose writes wait at F2's full input when F2's input is reset: its writes come
+/// back cancelled (what F2 accepted before stays accepted), F2 refuses new ones until the reset
+/// ends, then the source sends what F2 did not take again — in order, nothing lost or repeated,
+/// nothing discarded by the source: every frame F1 took in was accepted by F2 once, and F2's
+/// reader gets those its reset did not flush, in order.
+#[test]
+fn a_push_source_sends_again_what_a_resetting_sink_did_not_take() {
+    const N: usize = 40;
+    let backend = common::boot();
+    {
+        let format = request::stream_format();
+        let f1 = Filter::open_first(&backend).expect("F1");
+        let f2 = Filter::open_first(&backend).expect("F2");
+        assert_eq!(f2.set_capacity(MIN_CAPACITY).status, STATUS_SUCCESS);
+        let f2_in = f2.connect(PIN_INPUT, &format).expect("F2.in");
+        let f2_out = f2.connect(PIN_OUTPUT, &format).expect("F2.out");
+        let f1_in = f1.connect(PIN_INPUT, &format).expect("F1.in");
+        let push = source(&f1, PIN_OUTPUT, &f2_in);
+        for pin in [&f2_out, &f2_in, &f1_in, &push] {
+            assert_eq!(pin.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        }
+        // Each frame says which it is in its first two bytes.
+        let sent: Vec<Vec<u8>> = (0..N)
+            .map(|k| {
+                let mut f = common::bytes(u8::try_from(k).unwrap(), 1000);
+                f[..2].copy_from_slice(&u16::try_from(k).unwrap().to_le_bytes());
+                f
+            })
+            .collect();
+        write_all(&backend, &f1_in, &sent);
+        assert!(settles(|| common::stats(&f2).pending_writes > 0), "the source's writes wait at F2");
+        assert_eq!(f2_in.reset(ksabi::KSRESET_BEGIN).status, STATUS_SUCCESS);
+        assert_eq!(f2_in.reset(ksabi::KSRESET_END).status, STATUS_SUCCESS);
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        for _ in 0..N {
+            let mut read = InFlight::read(&backend, f2_out.handle(), &[1000; 8]);
+            if !settles(|| read.poll().is_some()) {
+                f2_out.cancel().expect("cancel the waiting read");
+                break;
+            }
+            got.extend(read.frames().into_iter().map(|f| f.data));
+            if common::stats(&f2).bytes_in == 40_000 && common::stats(&f2).fill == 0 {
+                break;
+            }
+        }
+        let (s1, s2) = (common::stats(&f1), common::stats(&f2));
+        assert_eq!((s1.discarded_frames, s1.frames_out, s2.frames_in), (0, 40, 40), "{s1:?} {s2:?}");
+        let order: Vec<usize> = got.iter().map(|f| usize::from(u16::from_le_bytes([f[0], f[1]]))).collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "in order, none twice: {order:?}");
+        assert!(got.iter().zip(&order).all(|(f, &k)| *f == sent[k]), "each frame whole");
+        assert_eq!(order.len() as u64 + s2.discarded_frames, N as u64, "read or flushed by F2's reset");
+    }
+    backend.shutdown().assert_clean();
+}
