@@ -221,3 +221,74 @@ fn a_push_source_sends_again_what_a_resetting_sink_did_not_take() {
     }
     backend.shutdown().assert_clean();
 }
+
+/// A push source that takes frames out of its filter's full ring lets the writer waiting for
+/// that room go on: a client's write larger than F1's 4 KiB ring completes once F1's source has
+/// forwarded enough of it to F2 (nobody else drains F1).
+#[test]
+fn a_push_source_draining_its_ring_lets_the_writer_go_on() {
+    let backend = common::boot();
+    {
+        let format = request::stream_format();
+        let f1 = Filter::open_first(&backend).expect("F1");
+        let f2 = Filter::open_first(&backend).expect("F2");
+        assert_eq!(f1.set_capacity(MIN_CAPACITY).status, STATUS_SUCCESS);
+        let f2_in = f2.connect(PIN_INPUT, &format).expect("F2.in");
+        let f2_out = f2.connect(PIN_OUTPUT, &format).expect("F2.out (not read: its 4 MiB ring holds it all)");
+        let f1_in = f1.connect(PIN_INPUT, &format).expect("F1.in");
+        let push = source(&f1, PIN_OUTPUT, &f2_in);
+        for pin in [&f2_out, &f2_in, &f1_in, &push] {
+            assert_eq!(pin.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        }
+        let sent = frames(40, 1000);
+        let list: Vec<(&[u8], Header)> = sent.iter().map(|f| (f.as_slice(), Header::default())).collect();
+        let mut write = InFlight::write(&backend, f1_in.handle(), &list);
+        assert!(
+            settles(|| write.poll().is_some()),
+            "the write of 40 000 bytes through a 4 KiB ring completed"
+        );
+        assert_eq!(write.wait().status, STATUS_SUCCESS);
+        assert!(settles(|| common::stats(&f2).bytes_in == 40_000), "F2 got it all");
+    }
+    backend.shutdown().assert_clean();
+}
+
+/// Frames larger than the budget of one spin-lock hold through a push and a pull source: no hold
+/// of a ring lock — the sources' own included — copies more than `ksring::HOLD_BUDGET`.
+#[test]
+fn sources_copy_within_the_hold_budget() {
+    let backend = common::boot();
+    {
+        let format = request::stream_format();
+        let f1 = Filter::open_first(&backend).expect("F1");
+        let f2 = Filter::open_first(&backend).expect("F2");
+        let f3 = Filter::open_first(&backend).expect("F3");
+        let f2_in = f2.connect(PIN_INPUT, &format).expect("F2.in");
+        let f2_out = f2.connect(PIN_OUTPUT, &format).expect("F2.out");
+        let f1_in = f1.connect(PIN_INPUT, &format).expect("F1.in");
+        let f3_out = f3.connect(PIN_OUTPUT, &format).expect("F3.out");
+        let push = source(&f1, PIN_OUTPUT, &f2_in);
+        let pull = source(&f3, PIN_INPUT, &f2_out);
+        for pin in [&f2_in, &f2_out, &f3_out, &f1_in, &push, &pull] {
+            assert_eq!(pin.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        }
+        backend.machine().reset_spin_lock_holds();
+        let sent = frames(4, 200_000);
+        write_all(&backend, &f1_in, &sent);
+        let mut got = Vec::new();
+        while got.len() < 800_000 {
+            let mut read = InFlight::read(&backend, f3_out.handle(), &[200_000]);
+            assert!(settles(|| read.poll().is_some()), "the chain delivers");
+            got.extend(read.frames().into_iter().flat_map(|f| f.data));
+        }
+        assert!(got == sent.concat(), "every byte, in order");
+        let holds = backend.machine().spin_lock_holds();
+        let budget = ksring::HOLD_BUDGET as u64;
+        assert!(
+            holds.max_bytes <= budget,
+            "{} bytes copied under one hold, budget {budget}",
+            holds.max_bytes
+        );
+    }
+    backend.shutdown().assert_clean();
+}
