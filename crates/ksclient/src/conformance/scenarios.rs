@@ -372,7 +372,27 @@ fn cancel_mid_frame(b: &dyn Backend) -> Outcome {
         "frames and bytes in and out",
         (s.frames_in, s.frames_out, s.bytes_in, s.bytes_out),
         (2, 2, bytes_total, bytes_total),
-    )
+    )?;
+    // A frame cut short just before both pins stop (the ring is freed): it goes with the ring —
+    // the next ring starts clean, with no end of a frame it never held.
+    ok(r.output.set_state(KSSTATE_PAUSE), "output PAUSE")?;
+    let mut w = InFlight::write(b, r.input.handle(), &[(&first, timed(3))]);
+    ensure!(still_pending(&mut w), "the third frame did not wait");
+    r.input.cancel().map_err(|e| e.to_string())?;
+    w.wait();
+    for pin in [&r.input, &r.output] {
+        ok(pin.set_state(KSSTATE_STOP), "STOP")?;
+    }
+    for pin in [&r.input, &r.output] {
+        ok(pin.set_state(KSSTATE_RUN), "RUN")?;
+    }
+    ok(InFlight::write(b, r.input.handle(), &[(&next, timed(4))]).wait(), "a frame in the new ring")?;
+    let got: Vec<(usize, i64)> = InFlight::read(b, r.output.handle(), &[16384, 16384])
+        .frames()
+        .iter()
+        .map(|f| (f.data.len(), f.header.time))
+        .collect();
+    expect_eq("the new ring's frames (bytes, time)", got, vec![(next.len(), 4)])
 }
 
 fn reset(b: &dyn Backend) -> Outcome {
