@@ -71,6 +71,13 @@ fn a_push_source_stopping_counts_what_it_held_as_discarded() {
         );
         assert!(s2.bytes_in > 0 && s1.discarded_bytes > 0, "some went through, some was held: {s1:?}");
         assert_eq!((s1.frames_in, s1.bytes_in), (40, 40_000));
+        // Back to RUN, the source streams again (a STOP ends once nothing is in flight).
+        let mut reader = InFlight::read(&backend, f2_out.handle(), &[8192; 8]);
+        drop(reader.frames());
+        assert_eq!(push.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        let before = common::stats(&f2).bytes_in;
+        write_all(&backend, &f1_in, &frames(2, 1000));
+        assert!(settles(|| common::stats(&f2).bytes_in == before + 2000), "the source runs again");
     }
     backend.shutdown().assert_clean();
 }
