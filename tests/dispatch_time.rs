@@ -150,3 +150,31 @@ fn tiny_frames_move_in_bounded_batches() {
     drop((input, output, filter));
     backend.shutdown().assert_clean();
 }
+
+/// A frame larger than a small ring's largest part arrives in parts, and the ring empties between
+/// them while its write is still queued: a read with room for the whole frame waits for the rest
+/// instead of completing with the first part — it gets the frame whole, in one header.
+#[test]
+fn a_frame_that_outgrows_a_small_ring_still_comes_out_whole() {
+    use ksabi::KSSTATE_PAUSE;
+    let backend = common::boot();
+    {
+        let filter = Filter::open_first(&backend).expect("filter");
+        assert_eq!(filter.set_capacity(ksring_api::MIN_CAPACITY).status, STATUS_SUCCESS);
+        let input = filter.connect(PIN_INPUT, &request::stream_format()).expect("input");
+        let output = filter.connect(PIN_OUTPUT, &request::stream_format()).expect("output");
+        assert_eq!(input.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        assert_eq!(output.set_state(KSSTATE_PAUSE).status, STATUS_SUCCESS);
+        let frame = common::bytes(7, 10_000);
+        // Its first part fills the 4 KiB ring; the write waits with the rest.
+        let mut write = InFlight::write(&backend, input.handle(), &[(&frame, common::meta(0, 0, 1))]);
+        let mut read = InFlight::read(&backend, output.handle(), &[16_384]);
+        assert_eq!(output.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        let got = read.frames();
+        assert_eq!(write.wait().status, STATUS_SUCCESS);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].header.options_flags & KSRING_OPTIONSF_CONTINUES, 0, "not a part");
+        assert!(got[0].data == frame, "the whole frame in one header");
+    }
+    backend.shutdown().assert_clean();
+}
