@@ -181,3 +181,36 @@ fn without_the_parameters_the_caps_are_the_defaults() {
     }
     backend.shutdown().assert_clean();
 }
+
+/// The caps are read whole and only from `REG_DWORD`s: `MaxRingMiB` 320 (above 255, so more than
+/// its low byte counts) takes five 64 MiB rings but not six; a `MaxRingMiB` written as a string
+/// (4 bytes of UTF-16, "a" and its NUL) is not a DWORD and leaves the default, 256 MiB: four
+/// 64 MiB rings, not five.
+#[test]
+fn caps_come_whole_and_only_from_dwords() {
+    let with_rings = |inf: &str, fit: usize| {
+        let backend = Emulated::boot_with_inf(kshost::Settings::default(), inf).expect("install");
+        {
+            let filters: Vec<Filter<'_>> =
+                (0..=fit).map(|_| Filter::open_first(&backend).expect("filter")).collect();
+            let pins: Vec<_> = filters
+                .iter()
+                .map(|f| {
+                    assert_eq!(f.set_capacity(ksring_api::MAX_CAPACITY).status, STATUS_SUCCESS);
+                    f.connect(PIN_INPUT, &request::stream_format()).expect("pin")
+                })
+                .collect();
+            for pin in &pins[..fit] {
+                assert_eq!(pin.set_state(KSSTATE_RUN).status, STATUS_SUCCESS, "{fit} rings fit");
+            }
+            assert_eq!(pins[fit].set_state(KSSTATE_RUN).status, STATUS_QUOTA_EXCEEDED, "one more does not");
+        }
+        backend.shutdown().assert_clean();
+    };
+    let dword_320 =
+        INF.replace("HKR,Parameters,MaxRingMiB,0x00010001,256", "HKR,Parameters,MaxRingMiB,0x00010001,320");
+    with_rings(&dword_320, 5);
+    let string =
+        INF.replace("HKR,Parameters,MaxRingMiB,0x00010001,256", "HKR,Parameters,MaxRingMiB,0x00000000,\"a\"");
+    with_rings(&string, 4);
+}

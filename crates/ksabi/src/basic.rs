@@ -294,5 +294,7 @@ pub const OBJ_CASE_INSENSITIVE: u32 = 0x0000_0040;
 pub const KEY_READ: u32 = 0x0002_0019;
 /// `REG_DWORD`.
 pub const REG_DWORD: u32 = 4;
+/// `REG_SZ`.
+pub const REG_SZ: u32 = 1;
 /// `KeyValuePartialInformation` (`KEY_VALUE_INFORMATION_CLASS`).
 pub const KeyValuePartialInformation: i32 = 2;

@@ -211,6 +211,7 @@ fn table() -> Table {
         ours::OBJ_KERNEL_HANDLE => "OBJ_KERNEL_HANDLE",
         ours::KEY_READ => "KEY_READ",
         ours::REG_DWORD => "REG_DWORD",
+        ours::REG_SZ => "REG_SZ",
         ours::KeyValuePartialInformation => "KeyValuePartialInformation",
         ours::KSINSTANCE_INDETERMINATE => "KSINSTANCE_INDETERMINATE",
         ours::KSFILTER_NODE => "KSFILTER_NODE",

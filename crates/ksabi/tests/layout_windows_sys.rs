@@ -81,6 +81,7 @@ fn nt_basic_types() {
     );
     check("KEY_READ", ours::KEY_READ as usize, windows_sys::Win32::System::Registry::KEY_READ as usize);
     check("REG_DWORD", ours::REG_DWORD as usize, windows_sys::Win32::System::Registry::REG_DWORD as usize);
+    check("REG_SZ", ours::REG_SZ as usize, windows_sys::Win32::System::Registry::REG_SZ as usize);
     check(
         "KeyValuePartialInformation",
         ours::KeyValuePartialInformation as usize,

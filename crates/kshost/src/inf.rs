@@ -107,13 +107,15 @@ pub struct InstallInfo {
     /// `HKR,,DeviceCharacteristics,0x10001,<n>` of the same: characteristics or-ed into every
     /// device object of the stack.
     pub device_characteristics: u32,
-    /// `HKR,Parameters,<name>,0x10001,<n>` of the service install section's `AddReg`: DWORD values
-    /// under the service key's `Parameters`.
-    pub service_parameters: Vec<(String, u32)>,
+    /// `HKR,Parameters,<name>,<flags>,<value>` of the service install section's `AddReg`: values
+    /// under the service key's `Parameters`, as (name, `REG_*` type, data): `0x00010001` a
+    /// `REG_DWORD`, `0x00000000` (or no flags) a `REG_SZ` (the INF `AddReg` directive's
+    /// `FLG_ADDREG_TYPE_DWORD` / `FLG_ADDREG_TYPE_SZ`).
+    pub service_parameters: Vec<(String, u32, Vec<u8>)>,
 }
 
-/// A service's name, binary and `Parameters` DWORD values.
-type ServiceInfo = (String, String, Vec<(String, u32)>);
+/// A service's name, binary and `Parameters` values.
+type ServiceInfo = (String, String, Vec<(String, u32, Vec<u8>)>);
 
 const MEDIA_CATEGORIES: &str = "system\\currentcontrolset\\control\\mediacategories\\";
 
@@ -390,11 +392,25 @@ impl Inf {
                 let f = &reg.fields;
                 if f.len() >= 5 && f[0].eq_ignore_ascii_case("HKR") && f[1].eq_ignore_ascii_case("Parameters")
                 {
-                    let value = dword(&f[4]).ok_or_else(|| InfError {
-                        line: reg.number,
-                        message: format!("Parameters value {:?} is not a DWORD", f[4]),
-                    })?;
-                    parameters.push((f[2].clone(), value));
+                    let flags = f[3].trim();
+                    let value = if flags.is_empty() || dword(flags) == Some(0) {
+                        // REG_SZ: UTF-16LE with its terminating NUL, as the registry stores it.
+                        let text = f[4].trim_matches('"');
+                        let data = text.encode_utf16().chain([0]).flat_map(u16::to_le_bytes).collect();
+                        (ksabi::REG_SZ, data)
+                    } else {
+                        let n = dword(&f[4]).filter(|_| dword(flags) == Some(0x0001_0001)).ok_or_else(
+                            || InfError {
+                                line: reg.number,
+                                message: format!(
+                                    "Parameters value {:?} (flags {flags}) is neither a DWORD nor a string",
+                                    f[4]
+                                ),
+                            },
+                        )?;
+                        (ksabi::REG_DWORD, n.to_le_bytes().to_vec())
+                    };
+                    parameters.push((f[2].clone(), value.0, value.1));
                 }
             }
         }

@@ -363,8 +363,8 @@ impl Machine {
         {
             let service = crate::registry::service_key(&install.service_name);
             let mut reg = self.inner.registry.locked();
-            reg.set_dwords(&service, &[]);
-            reg.set_dwords(&format!("{service}\\parameters"), &install.service_parameters);
+            reg.set_values(&service, &[]);
+            reg.set_values(&format!("{service}\\parameters"), &install.service_parameters);
         }
         let driver = crate::iomgr::create_driver_object(&self.inner, &install.service_name);
         let mut registry_path = crate::iomgr::unicode_owned(&format!(

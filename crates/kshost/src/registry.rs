@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ksabi::{
     HANDLE, KEY_VALUE_PARTIAL_INFORMATION, KeyValuePartialInformation, NTSTATUS, OBJECT_ATTRIBUTES,
-    PASSIVE_LEVEL, REG_DWORD, STATUS_BUFFER_OVERFLOW, STATUS_BUFFER_TOO_SMALL, STATUS_INVALID_HANDLE,
+    PASSIVE_LEVEL, STATUS_BUFFER_OVERFLOW, STATUS_BUFFER_TOO_SMALL, STATUS_INVALID_HANDLE,
     STATUS_INVALID_PARAMETER, STATUS_OBJECT_NAME_NOT_FOUND, STATUS_SUCCESS,
 };
 
@@ -34,11 +34,11 @@ pub(crate) fn service_key(service: &str) -> String {
 }
 
 impl Registry {
-    /// Creates `path` (and nothing else) with `values` added to it.
-    pub(crate) fn set_dwords(&mut self, path: &str, values: &[(String, u32)]) {
+    /// Creates `path` (and nothing else) with `values` (name, `REG_*` type, data) added to it.
+    pub(crate) fn set_values(&mut self, path: &str, values: &[(String, u32, Vec<u8>)]) {
         let key = self.keys.entry(path.to_ascii_lowercase()).or_default();
-        for (name, value) in values {
-            key.insert(name.to_ascii_lowercase(), (REG_DWORD, value.to_le_bytes().to_vec()));
+        for (name, kind, data) in values {
+            key.insert(name.to_ascii_lowercase(), (*kind, data.clone()));
         }
     }
 
