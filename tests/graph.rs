@@ -291,6 +291,14 @@ fn a_sink_closing_under_a_streaming_push_source_ends_the_source() {
         assert!(ended, "F2's input ended once the source let go of it");
         let f1_stats = common::stats(&f1);
         assert!(f1_stats.discarded_bytes > 0, "the source dropped what it held: {f1_stats:?}");
+        // With its sink gone the source sends nothing more: what F1 takes in now stays in its ring.
+        let more = common::bytes(3, 1000);
+        let frames: Vec<_> = (0..5).map(|_| (&more[..], Header::default())).collect();
+        assert_eq!(InFlight::write(&backend, f1_input.handle(), &frames).wait().status, STATUS_SUCCESS);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let after = common::stats(&f1);
+        assert_eq!(after.discarded_bytes, f1_stats.discarded_bytes, "nothing more discarded: {after:?}");
+        assert!(after.fill >= 5000, "the new frames wait in F1's ring: {after:?}");
     }
     backend.shutdown().assert_clean();
 }

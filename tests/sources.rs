@@ -313,3 +313,30 @@ fn sources_copy_within_the_hold_budget() {
     }
     backend.shutdown().assert_clean();
 }
+
+/// A push source pin in PAUSE sends nothing: frames written into its filter wait in the ring,
+/// and go to the sink once the source runs again.
+#[test]
+fn a_paused_push_source_sends_nothing() {
+    let backend = common::boot();
+    {
+        let format = request::stream_format();
+        let f1 = Filter::open_first(&backend).expect("F1");
+        let f2 = Filter::open_first(&backend).expect("F2");
+        let f2_in = f2.connect(PIN_INPUT, &format).expect("F2.in");
+        let f2_out = f2.connect(PIN_OUTPUT, &format).expect("F2.out");
+        let f1_in = f1.connect(PIN_INPUT, &format).expect("F1.in");
+        let push = source(&f1, PIN_OUTPUT, &f2_in);
+        for pin in [&f2_out, &f2_in, &f1_in] {
+            assert_eq!(pin.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        }
+        assert_eq!(push.set_state(ksabi::KSSTATE_PAUSE).status, STATUS_SUCCESS);
+        write_all(&backend, &f1_in, &frames(5, 1000));
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(common::stats(&f2).bytes_in, 0, "nothing went while the source was paused");
+        assert_eq!(common::stats(&f1).fill, 5 * (1000 + 40), "the frames wait in F1's ring");
+        assert_eq!(push.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        assert!(settles(|| common::stats(&f2).bytes_in == 5000), "they go once it runs");
+    }
+    backend.shutdown().assert_clean();
+}
