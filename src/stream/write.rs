@@ -1,6 +1,6 @@
 //! The producer side: drains the input pin's queue into the ring, or straight into waiting reads.
 
-use framering::{FrameMeta, Producer, ReserveError};
+use framering::{FrameMeta, Producer, ReserveError, WriteGrant};
 use ksabi::{IRP, KSSTREAM_HEADER, KSTIME, KsStreamOptions, STATUS_SUCCESS};
 use ksring_api::{KSRING_OPTIONSF_CONTINUES, PIN_INPUT, PIN_OUTPUT};
 
@@ -124,28 +124,23 @@ fn feed(
             // the probe and `Cursor::start`); the caller does not write it while the IRP is ours.
             unsafe { core::slice::from_raw_parts(base.wrapping_add(cursor.offset), used - cursor.offset) }
         };
-        let moved = if f.reads.len() > 0 && f.flowing(PIN_OUTPUT) {
-            super::read::direct(f, rest, *budget, &meta, done)
-        } else {
-            None
-        };
+        let moved = if reads_waiting(f) { super::read::direct(f, rest, *budget, &meta, done) } else { None };
         let moved = if let Some(n) = moved {
             n
         } else {
             let take = rest.len().min(limit).min(*budget);
-            match p.reserve(take) {
-                Ok(mut grant) => {
-                    let payload = grant.payload();
-                    // SAFETY: the grant's `take` bytes and the writer's buffer, which do not overlap.
-                    unsafe { crate::sys::copy_memory(payload.as_mut_ptr(), rest.as_ptr(), take) };
-                    Counters::add(&f.counters.copied_in, take as u64);
-                    let last = take == rest.len();
-                    grant.commit(&FrameMeta { options_flags: part_flags(meta.options_flags, last), ..meta });
-                    take
-                }
-                Err(ReserveError::Full) if super::pass_padding(f) => continue, // room now: again
-                Err(ReserveError::Full | ReserveError::TooLarge { .. }) => return Fed::Full,
+            let last = take == rest.len();
+            let put = reserve_with(f, p, take, |mut grant| {
+                let payload = grant.payload();
+                // SAFETY: the grant's `take` bytes and the writer's buffer, which do not overlap.
+                unsafe { crate::sys::copy_memory(payload.as_mut_ptr(), rest.as_ptr(), take) };
+                Counters::add(&f.counters.copied_in, take as u64);
+                grant.commit(&FrameMeta { options_flags: part_flags(meta.options_flags, last), ..meta });
+            });
+            if !put {
+                return Fed::Full;
             }
+            take
         };
         *budget = budget.saturating_sub(moved.max(RECORD_COST));
         *progress = true;
@@ -167,23 +162,44 @@ fn feed(
     Fed::All
 }
 
+/// Whether reads wait on a running output: then a writer's data may go straight into them
+/// ([`super::read::direct`]) when the ring is empty.
+fn reads_waiting(f: &Filter) -> bool {
+    f.reads.len() > 0 && f.flowing(PIN_OUTPUT)
+}
+
+/// Reserves `len` payload bytes in the ring and hands the grant to `fill` (which commits it);
+/// `false` if the ring has no room (or can never hold that much). A reserve that published padding
+/// and found the start still occupied is tried again once the consumer has passed that padding
+/// (see [`super::pass_padding`]).
+fn reserve_with(
+    f: &Filter,
+    p: &mut Producer<'static>,
+    len: usize,
+    fill: impl FnOnce(WriteGrant<'_, 'static>),
+) -> bool {
+    loop {
+        match p.reserve(len) {
+            Ok(grant) => {
+                fill(grant);
+                return true;
+            }
+            Err(ReserveError::Full) if super::pass_padding(f) => {}
+            Err(ReserveError::Full | ReserveError::TooLarge { .. }) => return false,
+        }
+    }
+}
+
 /// Ends a frame that was cut short with an empty last part carrying its metadata (not
 /// `ENDOFSTREAM`: the stream goes on): straight into the read holding its start when the ring is
 /// empty, else into the ring. `false` if the ring has no room for the record yet.
 fn end_cut_frame(f: &Filter, p: &mut Producer<'static>, cut: &FrameMeta, done: &mut Completions) -> bool {
     let meta = FrameMeta { options_flags: cut.options_flags & !KsStreamOptions::ENDOFSTREAM.bits(), ..*cut };
-    let direct = f.reads.len() > 0 && f.flowing(PIN_OUTPUT);
-    if !(direct && super::read::direct(f, &[], 0, &meta, done).is_some()) {
-        loop {
-            match p.reserve(0) {
-                Ok(grant) => {
-                    grant.commit(&meta);
-                    break;
-                }
-                Err(ReserveError::Full) if super::pass_padding(f) => {}
-                Err(_) => return false,
-            }
-        }
+    // Straight into the read holding its start when the ring is empty, else into the ring.
+    let ended = (reads_waiting(f) && super::read::direct(f, &[], 0, &meta, done).is_some())
+        || reserve_with(f, p, 0, |grant| grant.commit(&meta));
+    if !ended {
+        return false;
     }
     if meta.options_flags & KSRING_OPTIONSF_CONTINUES == 0 {
         Counters::add(&f.counters.frames_in, 1);
