@@ -264,7 +264,22 @@ fn pause(b: &dyn Backend) -> Outcome {
     expect_eq("pending writes", stats(&r.filter)?.pending_writes, 1)?;
     ok(r.input.set_state(KSSTATE_RUN), "input RUN")?;
     expect_eq("write in RUN", (w.wait().status, w.wait().information), (STATUS_SUCCESS, 10))?;
-    expect_eq("bytes in", stats(&r.filter)?.bytes_in, 10)
+    expect_eq("bytes in", stats(&r.filter)?.bytes_in, 10)?;
+    // A read waiting on a paused output gets nothing, not even a write made meanwhile into the
+    // empty ring (which would otherwise go straight into a waiting read); it gets the frame once
+    // the output runs.
+    ok(r.output.set_state(KSSTATE_PAUSE), "output PAUSE")?;
+    let mut first = InFlight::read(b, r.output.handle(), &[16, 16]);
+    ok(r.output.set_state(KSSTATE_RUN), "output RUN")?;
+    expect_eq("the first frame", first.frames().len(), 1)?;
+    ok(r.output.set_state(KSSTATE_PAUSE), "output PAUSE again")?;
+    let mut read = InFlight::read(b, r.output.handle(), &[16]);
+    let w = InFlight::write(b, r.input.handle(), &[(&frame, meta(0, 0))]).wait();
+    ok(w, "write while the output pauses")?;
+    ensure!(still_pending(&mut read), "a read moved in PAUSE");
+    ensure!(stats(&r.filter)?.fill > 0, "the frame waits in the ring");
+    ok(r.output.set_state(KSSTATE_RUN), "output RUN")?;
+    expect_eq("the read in RUN", read.frames().len(), 1)
 }
 
 fn full_ring(b: &dyn Backend) -> Outcome {
