@@ -102,9 +102,13 @@ fn a_pull_source_stopping_counts_what_it_held_as_discarded() {
         for pin in [&f2_in, &f2_out, &f3_out, &pull] {
             assert_eq!(pin.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
         }
-        // 5000-byte frames go into F3's 4 KiB ring in 2024-byte parts, and a second part does
-        // not fit beside a first: what is held includes a frame whose first part is in the ring.
-        write_all(&backend, &f2_in, &frames(40, 5000));
+        // 1000- and 5000-byte frames in turn: F3's 4 KiB ring takes a whole 1000-byte frame and
+        // the first 2024-byte part of the next, no more — what is held starts past a frame that
+        // went in whole and includes one whose first part is in the ring.
+        let sent: Vec<Vec<u8>> = (0..40)
+            .map(|k| common::bytes(u8::try_from(k).unwrap(), if k % 2 == 0 { 1000 } else { 5000 }))
+            .collect();
+        write_all(&backend, &f2_in, &sent);
         assert!(
             settles(|| {
                 let (s2, s3) = (common::stats(&f2), common::stats(&f3));
@@ -127,6 +131,13 @@ fn a_pull_source_stopping_counts_what_it_held_as_discarded() {
         );
         assert_eq!(s3.bytes_out, 0, "nobody read F3");
         assert_eq!(s3.fill, 0, "nothing entered F3's ring after its input went to STOP");
+        // Back to RUN, the source reads again: what F2 takes in now reaches F3's reader.
+        assert_eq!(pull.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        let more = common::bytes(9, 700);
+        write_all(&backend, &f2_in, &[more.clone()]);
+        let mut read = InFlight::read(&backend, f3_out.handle(), &[4096]);
+        assert!(settles(|| read.poll().is_some()), "the source runs again");
+        assert_eq!(read.frames().into_iter().map(|f| f.data).collect::<Vec<_>>(), vec![more]);
     }
     backend.shutdown().assert_clean();
 }
