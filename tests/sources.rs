@@ -351,3 +351,78 @@ fn a_paused_push_source_sends_nothing() {
     }
     backend.shutdown().assert_clean();
 }
+
+/// Zero-length frames go through a push source like any other: F1 counts each out and F2 each in
+/// (only the end-of-stream marker a source makes up itself is not a frame out).
+#[test]
+fn a_push_source_forwards_empty_frames_as_frames() {
+    let backend = common::boot();
+    {
+        let format = request::stream_format();
+        let f1 = Filter::open_first(&backend).expect("F1");
+        let f2 = Filter::open_first(&backend).expect("F2");
+        let f2_in = f2.connect(PIN_INPUT, &format).expect("F2.in");
+        let f2_out = f2.connect(PIN_OUTPUT, &format).expect("F2.out");
+        let f1_in = f1.connect(PIN_INPUT, &format).expect("F1.in");
+        let push = source(&f1, PIN_OUTPUT, &f2_in);
+        for pin in [&f2_out, &f2_in, &f1_in, &push] {
+            assert_eq!(pin.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        }
+        let sent: Vec<Vec<u8>> =
+            (0..12).map(|k| if k % 3 == 0 { Vec::new() } else { common::bytes(1, 100) }).collect();
+        write_all(&backend, &f1_in, &sent);
+        assert!(settles(|| common::stats(&f2).frames_in == 12), "F2 took all twelve");
+        let s1 = common::stats(&f1);
+        assert_eq!((s1.frames_in, s1.frames_out, s1.bytes_out), (12, 12, 800), "{s1:?}");
+    }
+    backend.shutdown().assert_clean();
+}
+
+/// F2's reset cancels a push source's write after F2 took the first part of a frame (6000-byte
+/// frames, F2's 4 KiB ring takes 2024-byte parts): the source sends only the rest of that frame
+/// again — F2 takes every byte F1 took in exactly once (its reset flushed some of them).
+#[test]
+fn a_frame_a_resetting_sink_took_part_of_goes_again_from_where_it_was_cut() {
+    let backend = common::boot();
+    {
+        let format = request::stream_format();
+        let f1 = Filter::open_first(&backend).expect("F1");
+        let f2 = Filter::open_first(&backend).expect("F2");
+        assert_eq!(f2.set_capacity(MIN_CAPACITY).status, STATUS_SUCCESS);
+        let f2_in = f2.connect(PIN_INPUT, &format).expect("F2.in");
+        let f2_out = f2.connect(PIN_OUTPUT, &format).expect("F2.out");
+        let f1_in = f1.connect(PIN_INPUT, &format).expect("F1.in");
+        let push = source(&f1, PIN_OUTPUT, &f2_in);
+        for pin in [&f2_out, &f2_in, &f1_in, &push] {
+            assert_eq!(pin.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        }
+        write_all(&backend, &f1_in, &frames(4, 6000));
+        assert!(settles(|| common::stats(&f2).pending_writes > 0), "the source's write waits at F2");
+        assert!(common::stats(&f2).bytes_in % 6000 != 0, "F2 holds part of a frame");
+        assert_eq!(f2_in.reset(ksabi::KSRESET_BEGIN).status, STATUS_SUCCESS);
+        assert_eq!(f2_in.reset(ksabi::KSRESET_END).status, STATUS_SUCCESS);
+        let done = || {
+            let (s1, s2) = (common::stats(&f1), common::stats(&f2));
+            s2.bytes_in >= 24_000 && s2.pending_writes == 0 && s1.bytes_out >= 24_000
+        };
+        for _ in 0..100 {
+            if done() {
+                break;
+            }
+            let mut read = InFlight::read(&backend, f2_out.handle(), &[8192; 4]);
+            let came = (0..200).any(|_| {
+                std::thread::sleep(Duration::from_millis(1));
+                read.poll().is_some()
+            });
+            if !came {
+                f2_out.cancel().expect("cancel the waiting read");
+            }
+            read.wait();
+        }
+        let drained = settles(done);
+        let (s1, s2) = (common::stats(&f1), common::stats(&f2));
+        assert!(drained, "{s1:?} {s2:?}");
+        assert_eq!((s1.bytes_out, s2.bytes_in, s1.discarded_bytes), (24_000, 24_000, 0), "{s1:?} {s2:?}");
+    }
+    backend.shutdown().assert_clean();
+}
