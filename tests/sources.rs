@@ -134,7 +134,7 @@ fn a_pull_source_stopping_counts_what_it_held_as_discarded() {
         // Back to RUN, the source reads again: what F2 takes in now reaches F3's reader.
         assert_eq!(pull.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
         let more = common::bytes(9, 700);
-        write_all(&backend, &f2_in, &[more.clone()]);
+        write_all(&backend, &f2_in, std::slice::from_ref(&more));
         let mut read = InFlight::read(&backend, f3_out.handle(), &[4096]);
         assert!(settles(|| read.poll().is_some()), "the source runs again");
         assert_eq!(read.frames().into_iter().map(|f| f.data).collect::<Vec<_>>(), vec![more]);
@@ -423,6 +423,99 @@ fn a_frame_a_resetting_sink_took_part_of_goes_again_from_where_it_was_cut() {
         let (s1, s2) = (common::stats(&f1), common::stats(&f2));
         assert!(drained, "{s1:?} {s2:?}");
         assert_eq!((s1.bytes_out, s2.bytes_in, s1.discarded_bytes), (24_000, 24_000, 0), "{s1:?} {s2:?}");
+    }
+    backend.shutdown().assert_clean();
+}
+
+/// A pull source pin in PAUSE reads nothing from its sink; empty frames it reads once it runs
+/// are frames like any other — not the end of the stream — and F3's reader gets them all, then
+/// waits for more.
+#[test]
+fn a_paused_pull_source_reads_nothing_and_empty_frames_are_not_the_end() {
+    use ksabi::KsStreamOptions;
+    let backend = common::boot();
+    {
+        let format = request::stream_format();
+        let f2 = Filter::open_first(&backend).expect("F2");
+        let f3 = Filter::open_first(&backend).expect("F3");
+        let f2_in = f2.connect(PIN_INPUT, &format).expect("F2.in");
+        let f2_out = f2.connect(PIN_OUTPUT, &format).expect("F2.out");
+        let f3_out = f3.connect(PIN_OUTPUT, &format).expect("F3.out");
+        let pull = source(&f3, PIN_INPUT, &f2_out);
+        for pin in [&f2_in, &f2_out, &f3_out] {
+            assert_eq!(pin.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        }
+        assert_eq!(pull.set_state(ksabi::KSSTATE_PAUSE).status, STATUS_SUCCESS);
+        let sent: Vec<Vec<u8>> =
+            (0..6).map(|k| if k % 2 == 0 { Vec::new() } else { common::bytes(2, 300) }).collect();
+        write_all(&backend, &f2_in, &sent);
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(common::stats(&f2).bytes_out, 0, "nothing was read while the source was paused");
+        assert_eq!(common::stats(&f2).pending_reads, 0, "not even a read is waiting at F2");
+        assert_eq!(pull.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        let mut read = InFlight::read(&backend, f3_out.handle(), &[512; 8]);
+        assert!(settles(|| read.poll().is_some()), "the source runs");
+        let got = read.frames();
+        assert!(settles(|| common::stats(&f3).frames_in == 6), "all six frames reached F3");
+        let eos = got.iter().any(|f| f.header.options_flags & KsStreamOptions::ENDOFSTREAM.bits() != 0);
+        assert!(
+            !eos,
+            "an empty frame is not the end of the stream: {:?}",
+            got.iter().map(|f| f.data.len()).collect::<Vec<_>>()
+        );
+        let mut more = InFlight::read(&backend, f3_out.handle(), &[512]);
+        let ended = (0..300).any(|_| {
+            std::thread::sleep(Duration::from_millis(1));
+            more.poll().is_some()
+        });
+        if !ended {
+            f3_out.cancel().expect("cancel the waiting read");
+        }
+        let last = more.frames();
+        assert!(
+            last.iter().all(|f| f.header.options_flags & KsStreamOptions::ENDOFSTREAM.bits() == 0),
+            "F3's input did not end"
+        );
+    }
+    backend.shutdown().assert_clean();
+}
+
+/// The end of the stream travels through a pull source (F2's input closes; F3's reader gets every
+/// frame, then `ENDOFSTREAM`), and after it the source goes quiet: it sends no more reads (F2's
+/// output would answer each at once with the end again, for ever) — no spin lock is taken any
+/// more while nothing happens.
+#[test]
+fn a_pull_source_goes_quiet_after_the_end_of_the_stream() {
+    use ksabi::KsStreamOptions;
+    let backend = common::boot();
+    {
+        let format = request::stream_format();
+        let f2 = Filter::open_first(&backend).expect("F2");
+        let f3 = Filter::open_first(&backend).expect("F3");
+        let f2_in = f2.connect(PIN_INPUT, &format).expect("F2.in");
+        let f2_out = f2.connect(PIN_OUTPUT, &format).expect("F2.out");
+        let f3_out = f3.connect(PIN_OUTPUT, &format).expect("F3.out");
+        let pull = source(&f3, PIN_INPUT, &f2_out);
+        for pin in [&f2_in, &f2_out, &f3_out, &pull] {
+            assert_eq!(pin.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        }
+        write_all(&backend, &f2_in, &frames(3, 500));
+        f2_in.close().expect("F2's input closes: the end of its stream");
+        let mut read = InFlight::read(&backend, f3_out.handle(), &[512; 8]);
+        assert!(settles(|| read.poll().is_some()), "F3's reader gets the stream");
+        let got = read.frames();
+        assert_eq!(got.iter().filter(|f| !f.data.is_empty()).count(), 3);
+        let ended = got.iter().any(|f| f.header.options_flags & KsStreamOptions::ENDOFSTREAM.bits() != 0);
+        assert!(ended, "then the end");
+        std::thread::sleep(Duration::from_millis(50));
+        let holds = backend.machine().spin_lock_holds().holds;
+        std::thread::sleep(Duration::from_millis(100));
+        let later = backend.machine().spin_lock_holds().holds;
+        assert!(
+            later - holds < 10,
+            "the source still works after the end: {} spin-lock holds in 100 ms",
+            later - holds
+        );
     }
     backend.shutdown().assert_clean();
 }
