@@ -578,19 +578,7 @@ pub(crate) fn open_with_length(
             EaLength: 0,
         },
     };
-    let spec = IrpSpec {
-        major: IRP_MJ_CREATE,
-        minor: 0,
-        params,
-        file,
-        requestor: ksabi::UserMode,
-        user_buffer: 0,
-        system_buffer: std::ptr::null_mut(),
-        flags: IrpFlags::empty(),
-        user_output: None,
-        mappings: Vec::new(),
-        initial_status: STATUS_SUCCESS,
-    };
+    let spec = IrpSpec::bufferless(IRP_MJ_CREATE, 0, params, file, ksabi::UserMode, STATUS_SUCCESS);
     let request = Request::new();
     // SAFETY: as in `check_access`: a kshost device of this live machine, no PnP change during an open.
     let _ = crate::iomgr::issue(m, unsafe { crate::iomgr::top_of_stack(device) }, spec, &request, true);

@@ -46,6 +46,41 @@ pub(crate) unsafe fn swap_cancel_routine(irp: *mut IRP, new: PDRIVER_CANCEL) -> 
     }
 }
 
+/// Runs a cancel routine the way the I/O manager does: the cancel spin lock held (acquired by
+/// the caller at `irql`, which goes into `CancelIrql`), then checks that the routine released it
+/// and left the IRQL where it found it.
+///
+/// # Safety
+/// `irp` is a live kshost IRP whose cancel routine `routine` the caller has just taken (so no one
+/// else runs it or dequeues the IRP), holding the cancel spin lock acquired at `irql`.
+pub(crate) unsafe fn call_cancel_routine(
+    m: &MachineInner,
+    irp: *mut IRP,
+    routine: unsafe extern "system" fn(*mut DEVICE_OBJECT, *mut IRP),
+    irql: KIRQL,
+) {
+    // SAFETY: the caller's contract; the field is written through the raw pointer for the cancel
+    // routine to read, as `IoCancelIrp` does, so no reference covers the rest of the IRP.
+    unsafe { (*irp).CancelIrql = irql };
+    let device = {
+        // SAFETY: the taken cancel routine gives the IRP to this canceller: no driver routine is
+        // handling it while the location is read.
+        let stack = unsafe { crate::objects::current_stack(irp) };
+        // SAFETY: the current location of an IRP in a driver's hands.
+        unsafe { (*stack).DeviceObject }
+    };
+    // SAFETY: the driver's (or KS') cancel routine, entered with the cancel lock held as required.
+    unsafe { routine(device, irp) };
+    if m.cancel_lock.held_by_me() {
+        violation(
+            Rule::CancelSpinLockNotHeld,
+            "a cancel routine returned without releasing the cancel spin lock".into(),
+        );
+        m.cancel_lock.release(irql);
+    }
+    crate::irql::check_restored(irql, "a cancel routine");
+}
+
 /// `IoCancelIrp`.
 ///
 /// # Safety
@@ -59,26 +94,8 @@ pub(crate) unsafe fn cancel_irp(m: &Arc<MachineInner>, irp: *mut IRP) -> bool {
     unsafe { (*irp).Cancel = 1 };
     // SAFETY: a live IRP (the caller's contract); its cancel routine is only ever swapped.
     if let Some(routine) = unsafe { swap_cancel_routine(irp, None) } {
-        // SAFETY: the cancel routine was taken, so no one else will run it; the field is written
-        // through the raw pointer for the cancel routine to read, as `IoCancelIrp` does.
-        unsafe { (*irp).CancelIrql = irql };
-        let device = {
-            // SAFETY: the cancel routine taken above makes the driver's queue give the IRP up to
-            // this canceller: no driver routine is handling it while the location is read.
-            let stack = unsafe { crate::objects::current_stack(irp) };
-            // SAFETY: the current location of an IRP in a driver's hands.
-            unsafe { (*stack).DeviceObject }
-        };
-        // SAFETY: the driver's cancel routine, entered with the cancel lock held as required.
-        unsafe { routine(device, irp) };
-        if m.cancel_lock.held_by_me() {
-            violation(
-                Rule::CancelSpinLockNotHeld,
-                "a cancel routine returned without releasing the cancel spin lock".into(),
-            );
-            m.cancel_lock.release(irql);
-        }
-        crate::irql::check_restored(irql, "a cancel routine");
+        // SAFETY: the cancel routine was taken, so no one else will run it or dequeue the IRP.
+        unsafe { call_cancel_routine(m, irp, routine, irql) };
         true
     } else {
         m.cancel_lock.release(irql);

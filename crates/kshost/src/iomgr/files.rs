@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use ksabi::{FILE_OBJECT, IRP, IRP_MJ_CLEANUP, IRP_MJ_CLOSE, IrpFlags, PASSIVE_LEVEL, STATUS_SUCCESS};
+use ksabi::{FILE_OBJECT, IRP, IRP_MJ_CLEANUP, IRP_MJ_CLOSE, PASSIVE_LEVEL, STATUS_SUCCESS};
 
 use super::devices::related_device;
 use super::requests::{IrpSpec, Request, issue, wait_or_report};
@@ -40,20 +40,7 @@ pub(crate) fn close_file(m: &Arc<MachineInner>, file: *mut FILE_OBJECT) {
         // SAFETY: a live file object (freed only at the end of this function).
         let device = unsafe { related_device(file) };
         // The close IRP holds no reference of its own on the object it closes.
-        let spec = IrpSpec {
-            major: IRP_MJ_CLOSE,
-            minor: 0,
-            // SAFETY: all-zero parameters are valid.
-            params: unsafe { std::mem::zeroed() },
-            file,
-            requestor: ksabi::KernelMode,
-            user_buffer: 0,
-            system_buffer: std::ptr::null_mut(),
-            flags: IrpFlags::empty(),
-            user_output: None,
-            mappings: Vec::new(),
-            initial_status: STATUS_SUCCESS,
-        };
+        let spec = IrpSpec::no_parameters(IRP_MJ_CLOSE, 0, file, ksabi::KernelMode, STATUS_SUCCESS);
         f.refs.fetch_add(1, Ordering::AcqRel); // balanced by the close IRP's completion
         let request = Request::new();
         let _ = issue(m, device, spec, &request, false);
@@ -106,20 +93,7 @@ pub(crate) fn cleanup_file(m: &Arc<MachineInner>, file: *mut FILE_OBJECT) {
     // used), as the I/O manager does.
     // SAFETY: the closing handle's reference keeps the file object alive for the call.
     let device = unsafe { related_device(file) };
-    let spec = IrpSpec {
-        major: IRP_MJ_CLEANUP,
-        minor: 0,
-        // SAFETY: all-zero parameters are valid.
-        params: unsafe { std::mem::zeroed() },
-        file,
-        requestor: ksabi::UserMode,
-        user_buffer: 0,
-        system_buffer: std::ptr::null_mut(),
-        flags: IrpFlags::empty(),
-        user_output: None,
-        mappings: Vec::new(),
-        initial_status: STATUS_SUCCESS,
-    };
+    let spec = IrpSpec::no_parameters(IRP_MJ_CLEANUP, 0, file, ksabi::UserMode, STATUS_SUCCESS);
     let request = Request::new();
     let _ = issue(m, device, spec, &request, false);
     wait_or_report(m, &request, "IRP_MJ_CLEANUP");

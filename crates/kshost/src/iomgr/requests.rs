@@ -62,6 +62,46 @@ pub(crate) struct IrpSpec {
     pub initial_status: NTSTATUS,
 }
 
+impl IrpSpec {
+    /// A request that moves no data (create, cleanup, close, PnP): `params` for its stack
+    /// location, no buffers, no flags.
+    pub(crate) fn bufferless(
+        major: u8,
+        minor: u8,
+        params: IO_STACK_PARAMETERS,
+        file: *mut FILE_OBJECT,
+        requestor: KPROCESSOR_MODE,
+        initial_status: NTSTATUS,
+    ) -> Self {
+        Self {
+            major,
+            minor,
+            params,
+            file,
+            requestor,
+            user_buffer: 0,
+            system_buffer: std::ptr::null_mut(),
+            flags: IrpFlags::empty(),
+            user_output: None,
+            mappings: Vec::new(),
+            initial_status,
+        }
+    }
+
+    /// [`IrpSpec::bufferless`] with all-zero parameters.
+    pub(crate) fn no_parameters(
+        major: u8,
+        minor: u8,
+        file: *mut FILE_OBJECT,
+        requestor: KPROCESSOR_MODE,
+        initial_status: NTSTATUS,
+    ) -> Self {
+        // SAFETY: all-zero parameters are valid plain data.
+        let params = unsafe { std::mem::zeroed() };
+        Self::bufferless(major, minor, params, file, requestor, initial_status)
+    }
+}
+
 /// A reference count.
 pub(crate) struct RefCount(pub AtomicUsize);
 
@@ -477,23 +517,15 @@ pub(crate) fn wait_or_report(m: &MachineInner, request: &Request, what: &str) ->
 /// Sends a PnP IRP (kernel mode, initial status `STATUS_NOT_SUPPORTED`) and waits.
 pub(crate) fn send_pnp(m: &Arc<MachineInner>, device: *mut DEVICE_OBJECT, minor: u8) -> NTSTATUS {
     let _enter = Enter::new(m);
-    let spec = IrpSpec {
-        major: IRP_MJ_PNP,
+    let spec = IrpSpec::no_parameters(
+        IRP_MJ_PNP,
         minor,
-        // SAFETY: all-zero parameters are valid.
-        params: unsafe { std::mem::zeroed() },
-        file: std::ptr::null_mut(),
-        requestor: ksabi::KernelMode,
-        user_buffer: 0,
-        system_buffer: std::ptr::null_mut(),
-        flags: IrpFlags::empty(),
-        user_output: None,
-        mappings: Vec::new(),
-        initial_status: STATUS_NOT_SUPPORTED,
-    };
+        std::ptr::null_mut(),
+        ksabi::KernelMode,
+        STATUS_NOT_SUPPORTED,
+    );
     let request = Request::new();
-    let returned = issue(m, device, spec, &request, false);
-    let _ = returned;
+    let _ = issue(m, device, spec, &request, false);
     wait_or_report(m, &request, "a PnP IRP").status
 }
 

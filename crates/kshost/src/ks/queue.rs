@@ -45,15 +45,6 @@ unsafe fn lock_slot<'a>(irp: *mut IRP) -> &'a mut *mut core::ffi::c_void {
     &mut unsafe { IrpBox::of(irp) }.overlay().DriverContext[1]
 }
 
-/// The device a cancel routine gets: the IRP's current location's.
-///
-/// # Safety
-/// As for [`IrpBox::of`], for the duration of the call.
-unsafe fn device_of(irp: *mut IRP) -> *mut DEVICE_OBJECT {
-    // SAFETY: the caller's contract is `IrpBox::of`'s.
-    unsafe { IrpBox::of(irp) }.stack_mut().DeviceObject
-}
-
 /// A list link the caller may read and write (it holds the list's lock).
 ///
 /// # Safety
@@ -128,20 +119,8 @@ unsafe fn mark_queued(irp: *mut IRP, head: *mut LIST_ENTRY) {
 unsafe fn run_cancel(irp: *mut IRP, routine: unsafe extern "system" fn(*mut DEVICE_OBJECT, *mut IRP)) {
     let m = current();
     let irql = m.cancel_lock.acquire();
-    // SAFETY: the caller's contract: a live IRP nobody else can take now; one field is written
-    // through the raw pointer for the cancel routine to read.
-    unsafe { (*irp).CancelIrql = irql };
-    // SAFETY: as above: the canceller owns the IRP until the routine runs.
-    let device = unsafe { device_of(irp) };
-    // SAFETY: the driver's (or KS') cancel routine, entered with the cancel lock held.
-    unsafe { routine(device, irp) };
-    if m.cancel_lock.held_by_me() {
-        violation(
-            Rule::CancelSpinLockNotHeld,
-            "a cancel routine returned without releasing the cancel spin lock".into(),
-        );
-        m.cancel_lock.release(irql);
-    }
+    // SAFETY: the caller's contract, and the cancel lock acquired just above at `irql`.
+    unsafe { crate::iomgr::call_cancel_routine(&m, irp, routine, irql) };
 }
 
 fn cancel_routine_or_default(
