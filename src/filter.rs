@@ -30,7 +30,8 @@ use crate::kernel::irp::{Device, Irp};
 use crate::kernel::nt::static_unicode;
 use crate::kernel::object::{self, KIND_FILTER, ObjectPrefix};
 use crate::kernel::ring_memory::{NewRing, RingMemory};
-use crate::kernel::sync::{IrpQueue, SpinLock};
+use crate::kernel::stream::StreamQueue;
+use crate::kernel::sync::SpinLock;
 use crate::limits::Limits;
 use crate::source::Source;
 use crate::stream::{Pumper, Side};
@@ -118,9 +119,9 @@ pub struct Filter {
     /// Who drains the reads now.
     pub read_pumper: Pumper,
     /// Pending writes of the input pin.
-    pub writes: IrpQueue,
+    pub writes: StreamQueue,
     /// Pending reads of the output pin.
-    pub reads: IrpQueue,
+    pub reads: StreamQueue,
     states: [AtomicI32; 2],
     resetting: [AtomicBool; 2],
     /// The pin's last handle has closed (its cleanup began); requests still sent to it by an IRP
@@ -144,6 +145,8 @@ static DISPATCH: KSDISPATCH_TABLE = object::dispatch_table(Some(device_control),
 /// pin factory's create item, in STOP, with no ring yet.
 fn create(device: Device, irp: Irp) -> NTSTATUS {
     let limits = device.limits();
+    let (writes, write_key) = StreamQueue::new();
+    let (reads, read_key) = StreamQueue::new();
     let filter = Filter {
         prefix: ObjectPrefix { header: null_mut(), kind: KIND_FILTER },
         create_items: [KSOBJECT_CREATE_ITEM {
@@ -164,12 +167,12 @@ fn create(device: Device, irp: Irp) -> NTSTATUS {
             capacity: DEFAULT_CAPACITY.min(limits.per_filter),
             past_high_water: 0,
         }),
-        producer: SpinLock::new(Side::new()),
-        consumer: SpinLock::new(Side::new()),
+        producer: SpinLock::new(Side::new(write_key)),
+        consumer: SpinLock::new(Side::new(read_key)),
         write_pumper: Pumper::new(),
         read_pumper: Pumper::new(),
-        writes: IrpQueue::new(),
-        reads: IrpQueue::new(),
+        writes,
+        reads,
         states: [AtomicI32::new(KSSTATE_STOP), AtomicI32::new(KSSTATE_STOP)],
         resetting: [AtomicBool::new(false), AtomicBool::new(false)],
         closing: [AtomicBool::new(false), AtomicBool::new(false)],
@@ -234,7 +237,7 @@ impl Filter {
     }
 
     /// The queue of pin `pin`'s stream requests.
-    pub fn queue(&self, pin: u32) -> &IrpQueue {
+    pub fn queue(&self, pin: u32) -> &StreamQueue {
         if pin == PIN_INPUT { &self.writes } else { &self.reads }
     }
 

@@ -79,6 +79,11 @@ impl Irp {
         self.raw.as_ptr()
     }
 
+    /// Gives up ownership to another owning type of this layer (a stream request).
+    pub(in crate::kernel) fn into_non_null(self) -> NonNull<IRP> {
+        self.raw
+    }
+
     /// `IoCompleteRequest` with `status` and `information`; returns `status`, as a dispatch
     /// routine does.
     pub fn complete(self, status: NTSTATUS, information: usize) -> NTSTATUS {

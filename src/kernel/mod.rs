@@ -9,6 +9,8 @@
 //!   close of their file object, with what they hold ([`object::FileRef`]) let go after it.
 //! - [`property`]: property requests — one shim turns a `KSPROPERTY_ITEM` handler into a safe
 //!   function of a [`property::Request`] and a [`property::Value`].
+//! - [`stream`]: stream requests, from probe to queue to completion, and their cancel-safe queue.
+//! - [`sync`]: a spin lock that owns its data.
 
 pub mod driver;
 pub mod irp;
@@ -16,4 +18,5 @@ pub mod nt;
 pub mod object;
 pub mod property;
 pub mod ring_memory;
+pub mod stream;
 pub mod sync;

@@ -15,7 +15,7 @@ use ksabi::{
 
 use super::irp::Irp;
 use super::nt;
-use super::sync::IrpQueue;
+use super::stream::StreamQueue;
 use crate::filter::Filter;
 use crate::pin::Pin;
 use crate::{ids, sys};
@@ -39,7 +39,7 @@ pub unsafe trait FsObject: Sized {
 
     /// Calls `each` with each of its request queues, whose list heads point at themselves:
     /// [`create`] initialises them at the object's final address.
-    fn queues(&self, each: &mut dyn FnMut(&IrpQueue)) {
+    fn queues(&self, each: &mut dyn FnMut(&StreamQueue)) {
         let _ = each;
     }
 }
@@ -135,7 +135,7 @@ unsafe impl FsObject for Filter {
         &mut self.create_items
     }
 
-    fn queues(&self, each: &mut dyn FnMut(&IrpQueue)) {
+    fn queues(&self, each: &mut dyn FnMut(&StreamQueue)) {
         each(&self.writes);
         each(&self.reads);
     }
@@ -263,7 +263,28 @@ impl Drop for FileRef {
     }
 }
 
+impl FileRef {
+    /// The driver's object at the file object, which lives at least as long as this reference
+    /// (the object is freed at the file object's close, which comes after its last reference).
+    pub fn object(&self) -> Option<Object<'_>> {
+        // SAFETY: a referenced file object; one of this driver's (every `FileRef` is made from a
+        // request to the driver's device), so its `FsContext` holds one of its objects or none.
+        unsafe { of_file(self.file.as_ptr()) }
+    }
+}
+
 impl Irp {
+    /// A reference on the request's file object, which keeps its object (a pin, a filter) alive
+    /// past the request's completion.
+    pub fn reference_file(&self) -> Option<FileRef> {
+        // SAFETY: a request we own: its current stack location names a valid file object (or
+        // none).
+        let file = NonNull::new(unsafe { nt::file_object(self.as_raw()) })?;
+        // SAFETY: a valid file object; the reference is dropped with the `FileRef`.
+        unsafe { sys::ObfReferenceObject(file.as_ptr().cast()) };
+        Some(FileRef { file })
+    }
+
     /// A reference on the parent (`RelatedFileObject`) of a create IRP's file object — a pin's
     /// filter: the I/O manager keeps none past the create.
     pub fn reference_parent(&self) -> Option<FileRef> {

@@ -24,8 +24,6 @@
 //! pump issues a `SeqCst` fence between moving data and looking at the other side's count, so of a
 //! writer that adds data and a reader that adds an IRP, at least one sees the other.
 
-mod completions;
-mod cursor;
 mod read;
 mod write;
 
@@ -33,31 +31,19 @@ use core::sync::atomic::{AtomicBool, Ordering, fence};
 
 use framering::HEADER_SIZE;
 use ksabi::{
-    DEVICE_OBJECT, IOCTL_KS_READ_STREAM, IRP, KSSTATE_STOP, KsProbe, KsStreamOptions, NTSTATUS,
-    STATUS_CANCELLED, STATUS_DEVICE_NOT_READY, STATUS_FILE_CLOSED, STATUS_INVALID_DEVICE_REQUEST,
-    STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER, STATUS_PENDING, STATUS_SUCCESS, nt_success,
+    KSSTATE_STOP, KsStreamOptions, NTSTATUS, STATUS_CANCELLED, STATUS_DEVICE_NOT_READY, STATUS_FILE_CLOSED,
+    STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER, STATUS_PENDING,
+    STATUS_SUCCESS,
 };
 use ksring_api::{KSRING_OPTIONSF_CONTINUES, PIN_INPUT, PIN_OUTPUT};
 
-pub use cursor::Cursor;
+pub use crate::kernel::stream::Direction;
 pub use write::meta_of;
 
 use crate::filter::Filter;
 use crate::kernel::irp::Irp;
-use crate::kernel::nt;
-use crate::kernel::object::{self, Object};
-use crate::kernel::sync::IrpQueue;
-use crate::sys;
-use completions::Completions;
-
-/// Which stream IOCTL.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// `IOCTL_KS_WRITE_STREAM`, on the input pin.
-    Write,
-    /// `IOCTL_KS_READ_STREAM`, on the output pin.
-    Read,
-}
+use crate::kernel::object::{FileRef, Object};
+use crate::kernel::stream::{Acquired, Completions, PumpKey, StreamIrp, StreamQueue};
 
 /// The work one hold of a ring lock (producer or consumer, at `DISPATCH_LEVEL`) may do: bytes
 /// copied, each frame record counting at least `RECORD_COST`. 64 KiB is about 5–10 µs of
@@ -89,7 +75,7 @@ impl Pumper {
         self.run(|| {
             let mut progress = false;
             loop {
-                let more = one_hold(f, &mut Completions::new(), &mut progress);
+                let more = Completions::scope(|done| one_hold(f, done, &mut progress));
                 // The hold's lock is let go, and its completions have run (dropped above).
                 if !more {
                     return progress;
@@ -125,7 +111,9 @@ impl Pumper {
 pub struct Side<T> {
     /// The ring's half.
     pub ring: Option<T>,
-    in_progress: *mut IRP,
+    /// The right to take this side's requests off its queue.
+    key: PumpKey,
+    in_progress: Option<Acquired>,
     /// Producer side: the metadata of a frame whose first parts went out (into the ring or a
     /// read) and whose end has not — a write split it, then was cancelled or reset before its
     /// last part. The next frame ends it first ([`write`]'s `end_open_frame`), so that a reader
@@ -133,24 +121,15 @@ pub struct Side<T> {
     open_frame: Option<framering::FrameMeta>,
 }
 
-// SAFETY: the request pointer is only used under the side's spin lock.
-unsafe impl<T: Send> Send for Side<T> {}
-
 impl<T> Side<T> {
-    /// No ring, no request in progress.
-    pub const fn new() -> Self {
-        Self { ring: None, in_progress: core::ptr::null_mut(), open_frame: None }
-    }
-
-    /// The request in progress, if any, handed to the caller.
-    fn take_in_progress(&mut self) -> Option<*mut IRP> {
-        let irp = core::mem::replace(&mut self.in_progress, core::ptr::null_mut());
-        (!irp.is_null()).then_some(irp)
+    /// No ring, no request in progress; `key` is the side's queue's.
+    pub const fn new(key: PumpKey) -> Self {
+        Self { ring: None, key, in_progress: None, open_frame: None }
     }
 
     /// Whether a request is in progress.
     pub fn has_in_progress(&self) -> bool {
-        !self.in_progress.is_null()
+        self.in_progress.is_some()
     }
 
     /// Drops the ring's half (the ring is being freed); a frame left open in it is forgotten with
@@ -161,46 +140,48 @@ impl<T> Side<T> {
     }
 
     /// Keeps `irp` (acquired from this side's queue) in progress for the next hold.
-    fn set_in_progress(&mut self, irp: *mut IRP) {
-        debug_assert!(self.in_progress.is_null());
-        self.in_progress = irp;
+    fn set_in_progress(&mut self, irp: Acquired) {
+        debug_assert!(self.in_progress.is_none());
+        self.in_progress = Some(irp);
+    }
+
+    /// Gives `irp` (acquired from this side's queue) back to `queue`, cancelable again.
+    fn release(&mut self, irp: Acquired, queue: &StreamQueue, done: &mut Completions) {
+        irp.release(queue, &mut self.key, done);
     }
 }
 
 /// Gives the side's request in progress back to `queue` (a cancel that came meanwhile completes
 /// it, through `done`).
-fn let_go_locked<T>(side: &mut Side<T>, queue: &IrpQueue, done: &mut Completions) {
-    if let Some(irp) = side.take_in_progress() {
-        // SAFETY: acquired from this queue by a pump of this side, under the side's lock, held now.
-        unsafe { release(queue, irp, done) };
+fn let_go_locked<T>(side: &mut Side<T>, queue: &StreamQueue, done: &mut Completions) {
+    if let Some(irp) = side.in_progress.take() {
+        side.release(irp, queue, done);
     }
 }
 
 /// Gives pin `pin`'s request in progress back to its queue: after its requests were cancelled
 /// (STOP, reset, cleanup) the cancel then completes it.
 pub fn let_go(f: &Filter, pin: u32) {
-    // The lock guard is a temporary of each statement: it goes at the statement's end, the
-    // completions (dropped last) after it.
-    let mut done = Completions::new();
-    if pin == PIN_INPUT {
-        let_go_locked(&mut f.producer.lock(), &f.writes, &mut done);
-    } else {
-        let_go_locked(&mut f.consumer.lock(), &f.reads, &mut done);
-    }
+    // The lock guard is a temporary of the statement: it goes before the scope's completions run.
+    Completions::scope(|done| {
+        if pin == PIN_INPUT {
+            let_go_locked(&mut f.producer.lock(), &f.writes, done);
+        } else {
+            let_go_locked(&mut f.consumer.lock(), &f.reads, done);
+        }
+    });
 }
 
 /// The request a hold starts with: the one in progress (unless a cancel came for it meanwhile:
 /// then it goes back to its queue, where the cancel completes it), else the next on the queue.
-fn first_request<T>(side: &mut Side<T>, queue: &IrpQueue, done: &mut Completions) -> Option<*mut IRP> {
-    if let Some(irp) = side.take_in_progress() {
-        // SAFETY: acquired by a pump of this side and ours under the side's lock.
-        if unsafe { (*irp).Cancel } == 0 {
+fn first_request<T>(side: &mut Side<T>, queue: &StreamQueue, done: &mut Completions) -> Option<Acquired> {
+    if let Some(irp) = side.in_progress.take() {
+        if !irp.cancel_requested() {
             return Some(irp);
         }
-        // SAFETY: as above.
-        unsafe { release(queue, irp, done) };
+        side.release(irp, queue, done);
     }
-    queue.acquire_first()
+    queue.acquire_first(&mut side.key)
 }
 
 /// What a frame record costs of [`HOLD_BUDGET`] at least, so that a hold over many tiny frames is
@@ -239,77 +220,47 @@ pub fn pass_padding(f: &Filter) -> bool {
 
 /// A stream IOCTL on a pin.
 pub fn dispatch(irp: Irp, direction: Direction) -> NTSTATUS {
-    // The rest of the stream path still takes the raw IRP (issue 14: a safe stream layer is next).
-    let irp = irp.into_raw();
-    // SAFETY: a stream IRP of one of our pins, ours: its pin lives while it is outstanding (and,
-    // once it is queued, while we hold its file object below).
-    let Some(Object::Pin(pin)) = (unsafe { object::of_irp(irp) }) else {
-        // SAFETY: we complete the IRP once.
-        return unsafe { nt::complete(irp, STATUS_INVALID_PARAMETER, 0) };
-    };
-    let f = pin.filter();
-    let (expected, probe) = match direction {
-        Direction::Write => (
-            PIN_INPUT,
-            KsProbe::STREAMWRITE | KsProbe::ALLOCATEMDL | KsProbe::PROBEANDLOCK | KsProbe::SYSTEMADDRESS,
-        ),
-        Direction::Read => {
-            (PIN_OUTPUT, KsProbe::ALLOCATEMDL | KsProbe::PROBEANDLOCK | KsProbe::SYSTEMADDRESS)
-        }
-    };
-    let refused = if pin.id != expected || f.is_source(pin.id) {
-        // A source pin moves data itself: it is not an IRP sink.
-        STATUS_INVALID_DEVICE_REQUEST
-    } else if f.closing(pin.id) {
-        STATUS_FILE_CLOSED
-    } else if f.state(pin.id) == KSSTATE_STOP {
-        STATUS_INVALID_DEVICE_STATE
-    } else if f.resetting(pin.id) {
-        STATUS_DEVICE_NOT_READY
-    } else {
-        // SAFETY: our stream IRP; ks.sys probes, captures and maps the caller's headers and data.
-        unsafe { sys::KsProbeStreamIrp(irp, probe.bits(), 0) }
-    };
-    if !nt_success(refused) {
-        // SAFETY: we complete the IRP once.
-        return unsafe { nt::complete(irp, refused, 0) };
-    }
-    // SAFETY: probed above.
-    if let Err(status) = unsafe { Cursor::start(irp, direction == Direction::Read) } {
-        // SAFETY: ours, not completed yet: no unlocked MDL may reach the I/O manager.
-        unsafe { nt::free_unlocked_mdls(irp) };
-        // SAFETY: we complete the IRP once.
-        return unsafe { nt::complete(irp, status, 0) };
-    }
-    // SAFETY: the IRP is ours until queued.
-    unsafe {
-        (*irp).IoStatus.Information = 0;
-    }
-    // SAFETY: as above.
-    unsafe { completions::clear(irp) };
-    // SAFETY: as above.
-    unsafe { nt::mark_pending(irp) };
-    // Once queued, the IRP may complete on another thread at any moment, and with it the I/O
+    // Once queued, the request may complete on another thread at any moment, and with it the I/O
     // manager's reference on the pin's file object may go: the pin (and, through its reference,
     // the filter) could close under the rest of this call. Hold the pin's file object until the
     // end of it.
-    // SAFETY: our IRP.
-    let file = unsafe { nt::file_object(irp) };
-    // SAFETY: the IRP's file object is referenced by the I/O manager while the IRP is ours.
-    unsafe { sys::ObfReferenceObject(file.cast()) };
+    let file = irp.reference_file();
+    let Some(Object::Pin(pin)) = file.as_ref().and_then(FileRef::object) else {
+        drop(file); // not the last reference: the request holds one
+        return irp.complete(STATUS_INVALID_PARAMETER, 0);
+    };
+    let f = pin.filter();
+    let expected = if direction == Direction::Write { PIN_INPUT } else { PIN_OUTPUT };
+    let refused = if pin.id != expected || f.is_source(pin.id) {
+        // A source pin moves data itself: it is not an IRP sink.
+        Some(STATUS_INVALID_DEVICE_REQUEST)
+    } else if f.closing(pin.id) {
+        Some(STATUS_FILE_CLOSED)
+    } else if f.state(pin.id) == KSSTATE_STOP {
+        Some(STATUS_INVALID_DEVICE_STATE)
+    } else if f.resetting(pin.id) {
+        Some(STATUS_DEVICE_NOT_READY)
+    } else {
+        None
+    };
+    if let Some(status) = refused {
+        drop(file); // not the last reference: the request holds one
+        return irp.complete(status, 0);
+    }
+    let request = match StreamIrp::probe(irp, direction) {
+        Ok(request) => request,
+        Err(status) => return status, // completed; the pin's file object is still referenced
+    };
     let id = pin.id;
-    let queue = f.queue(id);
-    // SAFETY: ours and marked pending; `cancel` handles this queue. From here on the IRP is not
-    // touched again.
-    unsafe { queue.push(irp, Some(cancel)) };
+    f.queue(id).push(request);
     // A STOP or reset that began meanwhile may have missed it: cancel again (idempotent).
     if f.state(id) == KSSTATE_STOP || f.resetting(id) || f.closing(id) {
         f.cancel_requests(id);
     }
     pump(f);
-    // SAFETY: the reference taken above, at PASSIVE_LEVEL (stream requests arrive there: ks.sys'
-    // probe is pageable). The pin may close inside this call; nothing is touched after it.
-    unsafe { sys::ObfDereferenceObject(file.cast()) };
+    // The pin may close here, at PASSIVE_LEVEL (stream requests arrive there: ks.sys' probe is
+    // pageable); nothing is touched after it.
+    drop(file);
     STATUS_PENDING
 }
 
@@ -333,78 +284,31 @@ pub fn pump(f: &Filter) {
     f.kick_sources();
 }
 
-/// Gives an IRP the caller acquired from `queue` back to it, cancelable again. If a cancel came
-/// for it meanwhile, `KsReleaseIrpOnCancelableQueue` runs [`cancel`] right here, under the
-/// caller's lock: the cancel routine then leaves the completion to `done`, which runs it after the
-/// caller has dropped its locks.
-///
-/// # Safety
-/// `irp` was acquired from `queue` and not yet released or removed; the caller holds the lock
-/// its queue's pumps take (producer for writes, consumer for reads).
-pub(crate) unsafe fn release(queue: &IrpQueue, irp: *mut IRP, done: &mut Completions) {
-    // SAFETY: an acquired stream IRP.
-    unsafe { completions::arm(irp) };
-    // SAFETY: acquired from this queue.
-    unsafe { queue.release(irp, Some(cancel)) };
-    // SAFETY: armed above, under the caller's lock.
-    if unsafe { completions::disarm(irp) } {
-        // SAFETY: the cancel routine unlinked it and left it to us.
-        let (status, information) = unsafe { cancelled_result(irp) };
-        // SAFETY: off the queue, ours to complete.
-        unsafe { done.push(irp, status, information) };
-    }
-}
-
-/// The cancel routine of queued stream IRPs: lets `KsCancelRoutine` unlink the IRP and release
-/// the cancel spin lock (it does not complete an IRP whose status is already
-/// `STATUS_CANCELLED`), then completes it — unless a pump is releasing it under its lock, which
-/// then completes it after dropping the lock ([`release`]).
-unsafe extern "system" fn cancel(device: *mut DEVICE_OBJECT, irp: *mut IRP) {
-    // SAFETY: the I/O manager (or KS) calls us with the cancel spin lock held, for our IRP.
-    unsafe {
-        (*irp).IoStatus.Status = STATUS_CANCELLED;
-    }
-    // SAFETY: as above; the IRP was queued with KsAddIrpToCancelableQueue.
-    unsafe { sys::KsCancelRoutine(device, irp) };
-    // The IRP is off its queue and ours.
-    // SAFETY: the pin lives while its IRPs are outstanding.
-    if let Some(Object::Pin(pin)) = unsafe { object::of_irp(irp) } {
+/// Called by the cancel routine of a stream request it took off its pin's queue: the queue's count
+/// goes down.
+pub fn on_cancel(irp: &StreamIrp) {
+    if let Some(Object::Pin(pin)) = irp.object() {
         pin.filter().queue(pin.id).cancelled();
     }
-    // SAFETY: ours, unlinked.
-    if unsafe { completions::defer_cancel(irp) } {
-        return;
-    }
-    // SAFETY: as above.
-    let (status, information) = unsafe { cancelled_result(irp) };
-    // SAFETY: we complete the IRP once.
-    unsafe { nt::complete(irp, status, information) };
 }
 
-/// How a cancelled stream IRP completes, so that nothing already moved is lost: a read that
+/// How a cancelled stream request completes, so that nothing already moved is lost: a read that
 /// holds frames completes with success; a write reports the bytes it got accepted.
-///
-/// # Safety
-/// `irp` is a stream IRP set up by [`dispatch`], unlinked from its queue and owned by the caller.
-unsafe fn cancelled_result(irp: *mut IRP) -> (NTSTATUS, usize) {
-    // SAFETY: a device-control IRP.
-    let reading = unsafe { nt::ioctl_parameters(irp) }.IoControlCode == IOCTL_KS_READ_STREAM;
-    // SAFETY: set up by `dispatch`, and ours now.
-    let mut cursor = unsafe { Cursor::load(irp) };
-    if reading && cursor.offset > 0 {
-        // A header holding the start of a frame (its rest not there yet) is delivered as a part:
-        // those bytes left the ring and are in the reader's buffer.
-        // SAFETY: the pin lives while its IRPs are outstanding.
-        if let Some(Object::Pin(pin)) = unsafe { object::of_irp(irp) } {
-            crate::filter::Counters::add(&pin.filter().counters.split_parts, 1);
-        }
+pub fn cancelled_result(irp: &mut StreamIrp) -> (NTSTATUS, usize) {
+    let reading = irp.is_read();
+    // A header holding the start of a frame (its rest not there yet) is delivered as a part:
+    // those bytes left the ring and are in the reader's buffer.
+    let split = reading && irp.cursor().offset > 0;
+    if split && let Some(Object::Pin(pin)) = irp.object() {
+        crate::filter::Counters::add(&pin.filter().counters.split_parts, 1);
+    }
+    let mut cursor = irp.cursor();
+    if split {
         cursor.advance();
     }
-    // SAFETY: as above.
-    let accepted = unsafe { (*irp).IoStatus.Information };
     match (reading, cursor.at) {
         (true, 0) => (STATUS_CANCELLED, 0),
         (true, filled) => (STATUS_SUCCESS, filled),
-        (false, _) => (STATUS_CANCELLED, accepted),
+        (false, _) => (STATUS_CANCELLED, cursor.information()),
     }
 }

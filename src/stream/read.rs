@@ -5,9 +5,9 @@ use framering::{Consumer, FrameMeta};
 use ksabi::{KSSTREAM_HEADER, KSTIME, KsStreamOptions, STATUS_SUCCESS};
 use ksring_api::{KSRING_OPTIONSF_CONTINUES, PIN_OUTPUT};
 
-use super::completions::Completions;
-use super::{Cursor, HOLD_BUDGET, RECORD_COST, first_request, let_go_locked, part_flags, release};
+use super::{HOLD_BUDGET, RECORD_COST, first_request, let_go_locked, part_flags};
 use crate::filter::{Counters, Filter};
+use crate::kernel::stream::{CallerBytes, Completions, Cursor};
 
 /// Fills the queued reads, one bounded hold of the consumer lock at a time ([`HOLD_BUDGET`]):
 /// completions run between holds, outside the lock. `true` if anything moved or completed.
@@ -30,11 +30,12 @@ fn one_hold(f: &Filter, done: &mut Completions, progress: &mut bool) -> bool {
         return false;
     }
     let mut budget = HOLD_BUDGET;
-    while let Some(irp) = first_request(&mut side, &f.reads, done) {
-        let Some(c) = side.ring.as_mut() else { break };
-        // SAFETY: acquired from the queue (now or by an earlier hold): ours until released or
-        // removed.
-        let mut cursor = unsafe { Cursor::load(irp) };
+    while let Some(mut irp) = first_request(&mut side, &f.reads, done) {
+        let Some(c) = side.ring.as_mut() else {
+            side.release(irp, &f.reads, done);
+            break;
+        };
+        let mut cursor = irp.cursor();
         *progress |= fill(f, c, &mut cursor, &mut budget);
         let empty = c.is_empty();
         let ended = empty && f.input_closed();
@@ -48,11 +49,9 @@ fn one_hold(f: &Filter, done: &mut Completions, progress: &mut bool) -> bool {
             close_part(f, &mut cursor);
         }
         cursor.save();
+        let filled = cursor.at;
         if finished {
-            // SAFETY: acquired from this queue.
-            unsafe { f.reads.remove(irp) };
-            // SAFETY: off the queue, ours to complete.
-            unsafe { done.push(irp, STATUS_SUCCESS, cursor.at) };
+            irp.finish(&f.reads, done, STATUS_SUCCESS, filled);
             *progress = true;
         } else if budget == 0 && !empty {
             // More is there for it: it stays in progress for the next hold.
@@ -60,8 +59,7 @@ fn one_hold(f: &Filter, done: &mut Completions, progress: &mut bool) -> bool {
             return true;
         } else {
             // It waits for data: back on its queue, cancelable.
-            // SAFETY: acquired from this queue, under the consumer lock.
-            unsafe { release(&f.reads, irp, done) };
+            side.release(irp, &f.reads, done);
             return false;
         }
         if budget == 0 {
@@ -82,11 +80,8 @@ fn fill(f: &Filter, c: &mut Consumer<'static>, cursor: &mut Cursor, budget: &mut
         let Some(h) = cursor.header() else { break };
         let Some(grant) = c.read() else { break };
         let payload = grant.payload();
-        let room = (h.FrameExtent as usize).saturating_sub(cursor.offset);
-        let n = payload.len().min(room).min(*budget);
-        // SAFETY: the header's mapped buffer holds FrameExtent >= offset + n bytes (`Cursor::start`);
-        // the ring's payload is n bytes or more; the two do not overlap.
-        unsafe { crate::sys::copy_memory(cursor.data().wrapping_add(cursor.offset), payload.as_ptr(), n) };
+        let n = payload.len().min(*budget);
+        let n = cursor.room().copy_from(&payload[..n]);
         Counters::add(&f.counters.copied_out, n as u64);
         let meta = grant.meta();
         let frame_done = n == payload.len() && meta.options_flags & KSRING_OPTIONSF_CONTINUES == 0;
@@ -103,7 +98,7 @@ fn fill(f: &Filter, c: &mut Consumer<'static>, cursor: &mut Cursor, budget: &mut
 /// most `budget` bytes of it. Returns how many bytes went, or `None` if no read could take them.
 pub fn direct(
     f: &Filter,
-    bytes: &[u8],
+    bytes: CallerBytes<'_>,
     budget: usize,
     meta: &FrameMeta,
     done: &mut Completions,
@@ -114,37 +109,28 @@ pub fn direct(
     }
     // The read in progress (a read pump between two holds) is the oldest: it comes first.
     let was_in_progress = side.has_in_progress();
-    let irp = first_request(&mut side, &f.reads, done)?;
-    // SAFETY: acquired from the queue: ours until released or removed.
-    let mut cursor = unsafe { Cursor::load(irp) };
+    let mut irp = first_request(&mut side, &f.reads, done)?;
+    let mut cursor = irp.cursor();
     let Some(h) = cursor.header() else {
-        // SAFETY: acquired from this queue (a full read is never left queued, but be safe), under
-        // the consumer lock.
-        unsafe { release(&f.reads, irp, done) };
+        // A full read is never left queued, but be safe: back on its queue.
+        side.release(irp, &f.reads, done);
         return None;
     };
-    let room = (h.FrameExtent as usize).saturating_sub(cursor.offset);
-    let n = bytes.len().min(room).min(budget);
-    // SAFETY: the read header's mapped buffer holds FrameExtent >= offset + n bytes; the writer's
-    // buffer holds `bytes`; different requests' buffers.
-    unsafe { crate::sys::copy_memory(cursor.data().wrapping_add(cursor.offset), bytes.as_ptr(), n) };
+    let n = cursor.room().copy_from_caller(bytes.prefix(budget));
     Counters::add(&f.counters.copied_out, n as u64);
     let frame_done = n == bytes.len() && meta.options_flags & KSRING_OPTIONSF_CONTINUES == 0;
     put(f, &mut cursor, &h, n, meta, frame_done, true);
     cursor.save();
-    if cursor.header().is_none() {
-        // SAFETY: acquired from this queue.
-        unsafe { f.reads.remove(irp) };
-        // SAFETY: off the queue, ours to complete.
-        unsafe { done.push(irp, STATUS_SUCCESS, cursor.at) };
+    let (full, filled) = (cursor.header().is_none(), cursor.at);
+    if full {
+        irp.finish(&f.reads, done, STATUS_SUCCESS, filled);
     } else if was_in_progress {
         // The read pump that left it in progress comes back for it.
         side.set_in_progress(irp);
     } else {
         // Partly filled: it stays queued; the read pump completes it when no more data comes,
         // and a cancel completes it with what it holds.
-        // SAFETY: acquired from this queue, under the consumer lock.
-        unsafe { release(&f.reads, irp, done) };
+        side.release(irp, &f.reads, done);
     }
     Some(n)
 }
@@ -186,7 +172,7 @@ fn close_part(f: &Filter, cursor: &mut Cursor) {
 }
 
 /// Fills in a read header for `n` bytes of a frame with `meta`.
-fn write_header(cursor: &Cursor, h: &KSSTREAM_HEADER, n: usize, meta: &FrameMeta, flags: u32) {
+fn write_header(cursor: &mut Cursor, h: &KSSTREAM_HEADER, n: usize, meta: &FrameMeta, flags: u32) {
     #[allow(clippy::cast_possible_truncation)] // n <= FrameExtent, a u32
     let out = KSSTREAM_HEADER {
         DataUsed: n as u32,

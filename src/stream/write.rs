@@ -1,14 +1,12 @@
 //! The producer side: drains the input pin's queue into the ring, or straight into waiting reads.
 
 use framering::{FrameMeta, Producer, ReserveError, WriteGrant};
-use ksabi::{IRP, KSSTREAM_HEADER, KSTIME, KsStreamOptions, STATUS_SUCCESS};
+use ksabi::{KSSTREAM_HEADER, KSTIME, KsStreamOptions, STATUS_SUCCESS};
 use ksring_api::{KSRING_OPTIONSF_CONTINUES, PIN_INPUT, PIN_OUTPUT};
 
-use super::completions::Completions;
-use super::{
-    Cursor, HOLD_BUDGET, RECORD_COST, Side, first_request, let_go_locked, part_flags, piece_limit, release,
-};
+use super::{HOLD_BUDGET, RECORD_COST, Side, first_request, let_go_locked, part_flags, piece_limit};
 use crate::filter::{Counters, Filter};
+use crate::kernel::stream::{CallerBytes, Completions, Cursor};
 
 /// Drains the queued writes, one bounded hold of the producer lock at a time ([`HOLD_BUDGET`]):
 /// completions run between holds, outside the lock. `true` if anything moved or completed.
@@ -37,30 +35,27 @@ fn one_hold(f: &Filter, done: &mut Completions, progress: &mut bool) -> bool {
         return false;
     }
     let mut budget = HOLD_BUDGET;
-    while let Some(irp) = first_request(&mut side, &f.writes, done) {
-        let Side { ring: Some(p), open_frame, .. } = &mut *side else { break };
+    while let Some(mut irp) = first_request(&mut side, &f.writes, done) {
+        let Side { ring: Some(p), open_frame, .. } = &mut *side else {
+            side.release(irp, &f.writes, done);
+            break;
+        };
         let limit = piece_limit(p.max_frame()).min(HOLD_BUDGET);
-        // SAFETY: acquired from the queue (now or by an earlier hold): ours until released or
-        // removed.
-        let mut cursor = unsafe { Cursor::load(irp) };
-        let fed = feed(f, p, open_frame, irp, &mut cursor, limit, &mut budget, done, progress);
+        let mut cursor = irp.cursor();
+        let fed = feed(f, p, open_frame, &mut cursor, limit, &mut budget, done, progress);
         cursor.save();
+        // Information holds the bytes accepted.
+        let accepted = cursor.information();
         match fed {
             Fed::All => {
-                // SAFETY: acquired from this queue.
-                unsafe { f.writes.remove(irp) };
-                // SAFETY: ours; Information holds the bytes accepted.
-                let accepted = unsafe { crate::kernel::nt::information(irp) };
-                // SAFETY: off the queue, ours to complete.
-                unsafe { done.push(irp, STATUS_SUCCESS, accepted) };
+                irp.finish(&f.writes, done, STATUS_SUCCESS, accepted);
                 *progress = true;
                 if budget == 0 {
                     return true;
                 }
             }
             Fed::Full => {
-                // SAFETY: acquired from this queue, under the producer lock.
-                unsafe { release(&f.writes, irp, done) };
+                side.release(irp, &f.writes, done);
                 return false;
             }
             Fed::Budget => {
@@ -90,7 +85,6 @@ fn feed(
     f: &Filter,
     p: &mut Producer<'static>,
     open_frame: &mut Option<FrameMeta>,
-    irp: *mut IRP,
     cursor: &mut Cursor,
     limit: usize,
     budget: &mut usize,
@@ -114,16 +108,8 @@ fn feed(
             *progress = true;
             continue;
         }
-        let used = h.DataUsed as usize;
         let meta = meta_of(&h);
-        let base = cursor.data();
-        let rest: &[u8] = if used == 0 || base.is_null() {
-            &[]
-        } else {
-            // SAFETY: the header's mapped buffer holds FrameExtent >= DataUsed bytes (checked by
-            // the probe and `Cursor::start`); the caller does not write it while the IRP is ours.
-            unsafe { core::slice::from_raw_parts(base.wrapping_add(cursor.offset), used - cursor.offset) }
-        };
+        let rest = cursor.unsent();
         let moved = if reads_waiting(f) { super::read::direct(f, rest, *budget, &meta, done) } else { None };
         let moved = if let Some(n) = moved {
             n
@@ -131,9 +117,7 @@ fn feed(
             let take = rest.len().min(limit).min(*budget);
             let last = take == rest.len();
             let put = reserve_with(f, p, take, |mut grant| {
-                let payload = grant.payload();
-                // SAFETY: the grant's `take` bytes and the writer's buffer, which do not overlap.
-                unsafe { crate::sys::copy_memory(payload.as_mut_ptr(), rest.as_ptr(), take) };
+                rest.prefix(take).copy_to(grant.payload());
                 Counters::add(&f.counters.copied_in, take as u64);
                 grant.commit(&FrameMeta { options_flags: part_flags(meta.options_flags, last), ..meta });
             });
@@ -142,15 +126,16 @@ fn feed(
             }
             take
         };
+        let frame_ends = moved == rest.len();
         *budget = budget.saturating_sub(moved.max(RECORD_COST));
         *progress = true;
         cursor.offset += moved;
         // Parts of this frame went out and its end has not: it is open until its last part.
-        *open_frame = (cursor.offset < used).then_some(meta);
+        *open_frame = (!frame_ends).then_some(meta);
         Counters::add(&f.counters.bytes_in, moved as u64);
-        // SAFETY: the IRP is ours; Information is the bytes accepted so far.
-        unsafe { (*irp).IoStatus.Information += moved };
-        if cursor.offset == used {
+        // Information is the bytes accepted so far.
+        cursor.add_information(moved);
+        if frame_ends {
             // A header that says the frame continues (an IRP source forwarding a part) is not a
             // whole frame yet.
             if meta.options_flags & KSRING_OPTIONSF_CONTINUES == 0 {
@@ -196,7 +181,7 @@ fn reserve_with(
 fn end_cut_frame(f: &Filter, p: &mut Producer<'static>, cut: &FrameMeta, done: &mut Completions) -> bool {
     let meta = FrameMeta { options_flags: cut.options_flags & !KsStreamOptions::ENDOFSTREAM.bits(), ..*cut };
     // Straight into the read holding its start when the ring is empty, else into the ring.
-    let ended = (reads_waiting(f) && super::read::direct(f, &[], 0, &meta, done).is_some())
+    let ended = (reads_waiting(f) && super::read::direct(f, CallerBytes::EMPTY, 0, &meta, done).is_some())
         || reserve_with(f, p, 0, |grant| grant.commit(&meta));
     if !ended {
         return false;

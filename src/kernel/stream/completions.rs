@@ -1,4 +1,4 @@
-//! IRPs to complete once the stream path has let go of its locks, in the order they finished.
+//! Requests to complete once the stream path has let go of its locks, in the order they finished.
 //!
 //! Completing runs other drivers' completion routines, which must not find ksring's spin locks
 //! held: a kernel client may send its next request from its completion routine, straight back
@@ -8,6 +8,9 @@
 //! The same slot marks an IRP a pump is releasing to its queue ([`arm`], [`disarm`]): a cancel
 //! routine that runs for it meanwhile — inline in `KsReleaseIrpOnCancelableQueue`, under the
 //! pump's lock — leaves the completion to the pump ([`defer_cancel`]) instead of completing there.
+//!
+//! A list is only had through [`Completions::scope`], which completes what it collected after its
+//! closure returns: a pump takes its locks inside the closure, so they are let go first.
 
 use core::ffi::c_void;
 use core::ptr::null_mut;
@@ -15,29 +18,29 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 
 use ksabi::{IO_NO_INCREMENT, IRP, NTSTATUS};
 
+use super::StreamIrp;
 use crate::kernel::nt::tail_overlay;
 use crate::sys;
 
-/// A FIFO of IRPs with their final status and information already set, completed when the list
-/// is dropped — so that its owner drops it only after letting go of its locks (a lock guard taken
-/// after the list goes before it).
+/// A FIFO of requests with their final status and information already set, completed when the
+/// [`Completions::scope`] that made the list ends.
 pub struct Completions {
     head: *mut IRP,
     tail: *mut IRP,
 }
 
 impl Completions {
-    /// An empty list.
-    pub const fn new() -> Self {
-        Self { head: null_mut(), tail: null_mut() }
+    /// Runs `f` with an empty list, then completes what it collected, oldest first. (Lock guards
+    /// taken inside `f` are let go before: keep them from escaping through `R`.)
+    pub fn scope<R>(f: impl FnOnce(&mut Self) -> R) -> R {
+        let mut done = Self { head: null_mut(), tail: null_mut() };
+        f(&mut done)
     }
 
     /// Queues `irp` for completion with `status` and `information`.
-    ///
-    /// # Safety
-    /// The caller owns `irp` outright (off every queue) and gives it up.
-    pub unsafe fn push(&mut self, irp: *mut IRP, status: NTSTATUS, information: usize) {
-        // SAFETY: the caller's IRP.
+    pub(super) fn push(&mut self, irp: StreamIrp, status: NTSTATUS, information: usize) {
+        let irp = irp.into_raw().as_ptr();
+        // SAFETY: given to us with the `StreamIrp` (owned outright, off every queue).
         unsafe {
             (*irp).IoStatus.Status = status;
         }
@@ -98,7 +101,7 @@ unsafe fn marker<'a>(irp: *mut IRP) -> &'a AtomicPtr<c_void> {
 ///
 /// # Safety
 /// As [`marker`], and the caller owns the IRP.
-pub unsafe fn clear(irp: *mut IRP) {
+pub(super) unsafe fn clear(irp: *mut IRP) {
     // SAFETY: as above.
     unsafe { marker(irp) }.store(null_mut(), Ordering::SeqCst);
 }
@@ -107,7 +110,7 @@ pub unsafe fn clear(irp: *mut IRP) {
 ///
 /// # Safety
 /// As [`marker`]; the caller acquired the IRP from its queue.
-pub unsafe fn arm(irp: *mut IRP) {
+pub(super) unsafe fn arm(irp: *mut IRP) {
     // SAFETY: as above.
     unsafe { marker(irp) }.store(RELEASING, Ordering::SeqCst);
 }
@@ -117,7 +120,7 @@ pub unsafe fn arm(irp: *mut IRP) {
 ///
 /// # Safety
 /// As [`marker`]; the caller armed the IRP and still holds the lock its queue's pumps take.
-pub unsafe fn disarm(irp: *mut IRP) -> bool {
+pub(super) unsafe fn disarm(irp: *mut IRP) -> bool {
     // SAFETY: as above.
     unsafe { marker(irp) }.swap(null_mut(), Ordering::SeqCst) == DEFERRED
 }
@@ -127,7 +130,7 @@ pub unsafe fn disarm(irp: *mut IRP) -> bool {
 ///
 /// # Safety
 /// As [`marker`]; the cancel routine holds the IRP, unlinked.
-pub unsafe fn defer_cancel(irp: *mut IRP) -> bool {
+pub(super) unsafe fn defer_cancel(irp: *mut IRP) -> bool {
     // SAFETY: as above.
     unsafe { marker(irp) }.compare_exchange(RELEASING, DEFERRED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
 }

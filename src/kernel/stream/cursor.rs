@@ -1,0 +1,285 @@
+//! Where a stream IRP's processing stands: the header being filled or drained, how far into its
+//! frame, and that header's MDL. Kept in the IRP itself (`Tail.Overlay.DriverContext[0]` and
+//! `[2]`; KS' queue helpers own `[1]` and the list entry), so a pending IRP resumes where it
+//! stopped without any allocation.
+//!
+//! The caller's buffers are reached as [`CallerBytes`] / [`CallerBytesMut`], never as Rust
+//! slices: they are the caller's pages (locked and mapped), which another thread of the caller
+//! may write while the driver copies — so they are only ever copied, byte for byte, like
+//! `RtlCopyMemory` does.
+
+use core::marker::PhantomData;
+use core::ptr::null_mut;
+
+use ksabi::{
+    IRP, KSSTREAM_HEADER, KsStreamOptions, MDL, NTSTATUS, STATUS_INSUFFICIENT_RESOURCES,
+    STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_PARAMETER,
+};
+
+use crate::kernel::nt::{self, tail_overlay};
+
+/// `KSSTREAM_HEADER_OPTIONSF_*` bits ksring does not implement, refused on reads and writes:
+/// `BUFFEREDTRANSFER`, `VRAM_DATA_TRANSFER`, `METADATA` (a second MDL), `FRAMEINFO`, `PERSIST_SAMPLE`
+/// and `SAMPLE_PERSISTED` (an unlocked, unmapped placeholder MDL), `SECUREBUFFERTRANSFER` — the options
+/// ks.sys lets a read carry.
+pub const UNIMPLEMENTED_OPTIONS: u32 = KsStreamOptions::BUFFEREDTRANSFER
+    .union(KsStreamOptions::VRAM_DATA_TRANSFER)
+    .union(KsStreamOptions::METADATA)
+    .union(KsStreamOptions::FRAMEINFO)
+    .union(KsStreamOptions::PERSIST_SAMPLE)
+    .union(KsStreamOptions::SAMPLE_PERSISTED)
+    .union(KsStreamOptions::SECUREBUFFERTRANSFER)
+    .bits();
+
+/// A position in a probed stream IRP, borrowed from the request ([`super::StreamIrp::cursor`],
+/// [`super::Acquired::cursor`]): `KsProbeStreamIrp` has put the header array in the system buffer
+/// and one MDL per header with `FrameExtent > 0`, in header order ([`start`] checked it).
+pub struct Cursor<'a> {
+    irp: *mut IRP,
+    headers: *mut u8,
+    len: usize,
+    /// Byte offset of the current header in the array (= bytes of headers finished).
+    pub at: usize,
+    /// Bytes of the current header's frame already moved.
+    pub offset: usize,
+    /// The current header's MDL (null if its `FrameExtent` is 0).
+    mdl: *mut MDL,
+    request: PhantomData<&'a mut IRP>,
+}
+
+/// Sets up the cursor of a new stream request, at its first header. Checks what the stream path
+/// relies on: no header carries an option ksring does not implement ([`UNIMPLEMENTED_OPTIONS`]:
+/// with some of them ks.sys builds a second MDL, or an unlocked placeholder, so MDLs would no
+/// longer pair with headers — `STATUS_INVALID_PARAMETER`); every header that needs an MDL has
+/// exactly one, locked and already mapped by ks.sys, as long as `FrameExtent`, and no MDL is left
+/// over (`STATUS_INSUFFICIENT_RESOURCES`); for reads, every header has room (`FrameExtent > 0`,
+/// else `STATUS_INVALID_BUFFER_SIZE`). On an error the caller frees the chain's unlocked MDLs
+/// ([`nt::free_unlocked_mdls`]) before completing the IRP.
+///
+/// # Safety
+/// `irp` is a stream IRP the caller owns, successfully probed by `KsProbeStreamIrp` with
+/// `KSPROBE_ALLOCATEMDL`.
+pub(super) unsafe fn start(irp: *mut IRP, reading: bool) -> Result<(), NTSTATUS> {
+    // SAFETY: the caller's probed device-control IRP.
+    let len = unsafe { nt::ioctl_parameters(irp) }.OutputBufferLength as usize;
+    // SAFETY: after the probe the (captured) header array is the system buffer.
+    let headers = unsafe { nt::system_buffer(irp) };
+    // SAFETY: as above.
+    let first_mdl = unsafe { (*irp).MdlAddress };
+    let mut cursor = Cursor { irp, headers, len, at: 0, offset: 0, mdl: first_mdl, request: PhantomData };
+    let mut mdl = first_mdl;
+    while let Some(h) = cursor.header_at(cursor.at) {
+        if h.OptionsFlags & UNIMPLEMENTED_OPTIONS != 0 {
+            return Err(STATUS_INVALID_PARAMETER);
+        }
+        if h.FrameExtent > 0 {
+            if mdl.is_null() {
+                return Err(STATUS_INSUFFICIENT_RESOURCES);
+            }
+            // SAFETY: an MDL of the IRP's chain, built by the probe.
+            let m = unsafe { &*mdl };
+            let (bytes, next) = (m.ByteCount, m.Next);
+            // SAFETY: as above.
+            if bytes < h.FrameExtent || unsafe { nt::mdl_system_address(mdl) }.is_null() {
+                return Err(STATUS_INSUFFICIENT_RESOURCES);
+            }
+            mdl = next;
+        } else if reading {
+            return Err(STATUS_INVALID_BUFFER_SIZE);
+        }
+        cursor.at += h.Size as usize;
+    }
+    if !mdl.is_null() {
+        return Err(STATUS_INSUFFICIENT_RESOURCES); // an MDL no header accounts for
+    }
+    cursor.at = 0;
+    cursor.save();
+    Ok(())
+}
+
+/// The cursor saved in a pending request.
+///
+/// # Safety
+/// `irp` was set up by [`start`] and the caller owns it for `'a` (acquired from its queue, or
+/// taken by its cancel routine), lending it to nobody else meanwhile.
+pub(super) unsafe fn load<'a>(irp: *mut IRP) -> Cursor<'a> {
+    // SAFETY: the caller owns the IRP; DriverContext is the owner's.
+    let context = unsafe { (*tail_overlay(irp)).DriverContext };
+    // SAFETY: as in `start`.
+    let len = unsafe { nt::ioctl_parameters(irp) }.OutputBufferLength as usize;
+    // SAFETY: as in `start`.
+    let headers = unsafe { nt::system_buffer(irp) };
+    let position = context[0].addr();
+    Cursor {
+        irp,
+        headers,
+        len,
+        at: position & 0xFFFF_FFFF,
+        offset: position >> 32,
+        mdl: context[2].cast(),
+        request: PhantomData,
+    }
+}
+
+impl Cursor<'_> {
+    /// Writes the position back into the request (before it goes back on its queue).
+    pub fn save(&self) {
+        let position = self.at | (self.offset << 32);
+        let overlay = tail_overlay(self.irp);
+        // SAFETY: the request is borrowed for the cursor's life.
+        unsafe { (*overlay).DriverContext[0] = core::ptr::without_provenance_mut(position) };
+        // SAFETY: as above.
+        unsafe { (*overlay).DriverContext[2] = self.mdl.cast() };
+    }
+
+    fn header_at(&self, at: usize) -> Option<KSSTREAM_HEADER> {
+        if at + size_of::<KSSTREAM_HEADER>() > self.len || self.headers.is_null() {
+            return None;
+        }
+        #[allow(clippy::cast_ptr_alignment)] // read unaligned
+        let header = self.headers.wrapping_add(at).cast::<KSSTREAM_HEADER>();
+        // SAFETY: inside the probed header array (a kernel caller's may be unaligned).
+        Some(unsafe { header.read_unaligned() })
+    }
+
+    /// The current header, or `None` when every header is done.
+    pub fn header(&self) -> Option<KSSTREAM_HEADER> {
+        self.header_at(self.at)
+    }
+
+    /// Rewrites the current header (a read fills in `DataUsed`, flags and times); nothing when
+    /// every header is done.
+    pub fn set_header(&mut self, header: &KSSTREAM_HEADER) {
+        if self.header().is_none() {
+            return;
+        }
+        #[allow(clippy::cast_ptr_alignment)] // written unaligned
+        let at = self.headers.wrapping_add(self.at).cast::<KSSTREAM_HEADER>();
+        // SAFETY: the current header is inside the array (checked just above).
+        unsafe { at.write_unaligned(*header) };
+    }
+
+    /// The current header's buffer: `FrameExtent` bytes (none if it has no MDL).
+    fn buffer(&self) -> (*mut u8, usize) {
+        match self.header() {
+            // SAFETY: an MDL of the request, checked locked, mapped and at least `FrameExtent`
+            // bytes long by `start`.
+            Some(h) if !self.mdl.is_null() => {
+                (unsafe { nt::mdl_system_address(self.mdl) }, h.FrameExtent as usize)
+            }
+            _ => (null_mut(), 0),
+        }
+    }
+
+    /// What is left of the current (write) header's frame: its `DataUsed` bytes after the
+    /// `offset` already moved.
+    pub fn unsent(&self) -> CallerBytes<'_> {
+        let (base, extent) = self.buffer();
+        let used = self.header().map_or(0, |h| h.DataUsed as usize).min(extent);
+        match used.checked_sub(self.offset) {
+            Some(len) if len > 0 => {
+                CallerBytes { ptr: base.wrapping_add(self.offset), len, buffer: PhantomData }
+            }
+            _ => CallerBytes::EMPTY,
+        }
+    }
+
+    /// The room left in the current (read) header's buffer: `FrameExtent` bytes after the
+    /// `offset` already filled.
+    pub fn room(&mut self) -> CallerBytesMut<'_> {
+        let (base, extent) = self.buffer();
+        match extent.checked_sub(self.offset) {
+            Some(len) if len > 0 => {
+                CallerBytesMut { ptr: base.wrapping_add(self.offset), len, buffer: PhantomData }
+            }
+            _ => CallerBytesMut { ptr: core::ptr::dangling_mut(), len: 0, buffer: PhantomData },
+        }
+    }
+
+    /// The request's `IoStatus.Information` (a write's bytes accepted so far).
+    pub fn information(&self) -> usize {
+        // SAFETY: the request is borrowed for the cursor's life.
+        unsafe { nt::information(self.irp) }
+    }
+
+    /// Adds `n` to the request's `IoStatus.Information`.
+    pub fn add_information(&mut self, n: usize) {
+        // SAFETY: the request is borrowed for the cursor's life.
+        unsafe { (*self.irp).IoStatus.Information += n };
+    }
+
+    /// Moves to the next header.
+    pub fn advance(&mut self) {
+        if let Some(h) = self.header() {
+            if h.FrameExtent > 0 && !self.mdl.is_null() {
+                // SAFETY: an MDL of the IRP's chain.
+                self.mdl = unsafe { (*self.mdl).Next };
+            }
+            self.at += h.Size as usize;
+            self.offset = 0;
+        }
+    }
+}
+
+/// Bytes of a caller's buffer, to be copied from (see the module's comment).
+#[derive(Clone, Copy)]
+pub struct CallerBytes<'a> {
+    ptr: *const u8,
+    len: usize,
+    buffer: PhantomData<&'a [u8]>,
+}
+
+impl CallerBytes<'_> {
+    /// No bytes.
+    pub const EMPTY: Self = Self { ptr: core::ptr::dangling(), len: 0, buffer: PhantomData };
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The first `n` of them (all if fewer).
+    #[must_use]
+    pub fn prefix(self, n: usize) -> Self {
+        Self { len: self.len.min(n), ..self }
+    }
+
+    /// Copies them to the start of `to`, as many as fit; returns how many.
+    pub fn copy_to(self, to: &mut [u8]) -> usize {
+        let n = self.len.min(to.len());
+        // SAFETY: `n` bytes are readable at `ptr` (a locked, mapped buffer borrowed for `'_`) and
+        // writable in `to`; a caller's buffer never overlaps the driver's memory.
+        unsafe { crate::sys::copy_memory(to.as_mut_ptr(), self.ptr, n) };
+        n
+    }
+}
+
+/// Room in a caller's buffer, to be copied into (see the module's comment).
+pub struct CallerBytesMut<'a> {
+    ptr: *mut u8,
+    len: usize,
+    buffer: PhantomData<&'a mut [u8]>,
+}
+
+impl CallerBytesMut<'_> {
+    /// Copies `from` to the start, as much as fits; returns how many bytes.
+    pub fn copy_from(&mut self, from: &[u8]) -> usize {
+        let n = self.len.min(from.len());
+        // SAFETY: `n` bytes writable at `ptr` (borrowed mutably for `'_`) and readable in
+        // `from`; a caller's buffer never overlaps the driver's memory.
+        unsafe { crate::sys::copy_memory(self.ptr, from.as_ptr(), n) };
+        n
+    }
+
+    /// Copies another caller's bytes to the start, as many as fit; returns how many. (Two
+    /// requests' buffers: a write's straight into a read's.)
+    pub fn copy_from_caller(&mut self, from: CallerBytes<'_>) -> usize {
+        let n = self.len.min(from.len);
+        // SAFETY: `n` bytes writable here and readable there, both locked and mapped, each at
+        // the system address of its own request's MDL, so the two ranges do not overlap (a caller
+        // that gives both requests the same pages gets the bytes the copy leaves there: its
+        // own doing, and no memory but those pages is touched).
+        unsafe { crate::sys::copy_memory(self.ptr, from.ptr, n) };
+        n
+    }
+}

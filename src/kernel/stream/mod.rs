@@ -1,0 +1,194 @@
+//! Stream requests as types (`IOCTL_KS_WRITE_STREAM` / `IOCTL_KS_READ_STREAM`), so that the
+//! stream path above ([`crate::stream`]) moves data and decides without `unsafe`.
+//!
+//! A request's life, each step a type that can only go on to the next:
+//! 1. [`StreamIrp::probe`]: `KsProbeStreamIrp` and the checks the stream path relies on turn an
+//!    [`Irp`] into a [`StreamIrp`] — owned, its headers and buffers safe to reach through a
+//!    [`Cursor`] — or complete it with the refusal.
+//! 2. [`StreamQueue::push`]: marked pending, on its pin's KS cancel-safe queue; the dispatch
+//!    routine gives it up.
+//! 3. [`StreamQueue::acquire_first`] (only with the side's [`PumpKey`], i.e. under the lock its
+//!    pumps take) hands out an [`Acquired`] request: still linked, not cancelable, the pump's until
+//!    it [`Acquired::release`]s it back (cancelable again) or [`Acquired::finish`]es it into the
+//!    hold's [`Completions`], which complete it only once the locks are let go.
+//! 4. A cancel takes a queued request off its queue ([`cancel`]) and completes it — or, if a pump
+//!    is releasing it at that moment, leaves it to that pump's `Completions`.
+//!
+//! How a cancelled request completes is the stream path's decision: the two calls up into it are
+//! [`crate::stream::cancelled_result`] and [`crate::stream::on_cancel`].
+
+mod completions;
+mod cursor;
+mod queue;
+
+use core::ptr::NonNull;
+
+use ksabi::{DEVICE_OBJECT, IOCTL_KS_READ_STREAM, IRP, KsProbe, NTSTATUS, STATUS_CANCELLED, nt_success};
+
+pub use completions::Completions;
+pub use cursor::{CallerBytes, Cursor};
+pub use queue::{PumpKey, StreamQueue};
+
+use super::irp::Irp;
+use super::nt;
+use super::object::{self, Object};
+use crate::sys;
+
+/// Which stream IOCTL.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Direction {
+    /// `IOCTL_KS_WRITE_STREAM`, on the input pin.
+    Write,
+    /// `IOCTL_KS_READ_STREAM`, on the output pin.
+    Read,
+}
+
+/// A probed stream request the driver owns outright (off every queue): right after
+/// [`StreamIrp::probe`], or in the cancel routine once KS has unlinked it.
+#[must_use = "a stream request must be queued or completed"]
+pub struct StreamIrp {
+    raw: NonNull<IRP>,
+}
+
+// SAFETY: an IRP is not tied to a thread: whoever owns it may complete it anywhere.
+unsafe impl Send for StreamIrp {}
+
+impl StreamIrp {
+    /// `KsProbeStreamIrp` for `direction` (headers captured, one MDL per header with data, locked
+    /// and mapped), then [`Cursor`]'s checks. On a refusal the request is completed with it (after
+    /// freeing MDLs the probe left unlocked) and the status is returned for the dispatch routine.
+    ///
+    /// # Errors
+    /// The status the request was completed with.
+    pub fn probe(irp: Irp, direction: Direction) -> Result<Self, NTSTATUS> {
+        let flags = match direction {
+            Direction::Write => {
+                KsProbe::STREAMWRITE | KsProbe::ALLOCATEMDL | KsProbe::PROBEANDLOCK | KsProbe::SYSTEMADDRESS
+            }
+            Direction::Read => KsProbe::ALLOCATEMDL | KsProbe::PROBEANDLOCK | KsProbe::SYSTEMADDRESS,
+        };
+        // SAFETY: a stream IRP we own; ks.sys probes, captures and maps the caller's headers and
+        // data.
+        let status = unsafe { sys::KsProbeStreamIrp(irp.as_raw(), flags.bits(), 0) };
+        if !nt_success(status) {
+            return Err(irp.complete(status, 0));
+        }
+        // SAFETY: ours, and successfully probed with KSPROBE_ALLOCATEMDL just now.
+        if let Err(status) = unsafe { cursor::start(irp.as_raw(), direction == Direction::Read) } {
+            // SAFETY: ours, not completed yet: no unlocked MDL may reach the I/O manager.
+            unsafe { nt::free_unlocked_mdls(irp.as_raw()) };
+            return Err(irp.complete(status, 0));
+        }
+        Ok(Self { raw: irp.into_non_null() })
+    }
+
+    /// Whether it is a read (`IOCTL_KS_READ_STREAM`).
+    pub fn is_read(&self) -> bool {
+        // SAFETY: a device-control IRP we own.
+        unsafe { nt::ioctl_parameters(self.raw.as_ptr()) }.IoControlCode == IOCTL_KS_READ_STREAM
+    }
+
+    /// The pin (or filter) of its file object, which lives while the request is outstanding.
+    pub fn object(&self) -> Option<Object<'_>> {
+        // SAFETY: ours, for a file object of this driver's device; the borrow of `self` bounds
+        // the object's use to the request's life.
+        unsafe { object::of_irp(self.raw.as_ptr()) }
+    }
+
+    /// Where its processing stands.
+    pub fn cursor(&mut self) -> Cursor<'_> {
+        // SAFETY: set up by `probe` and owned by `self`, borrowed mutably for the cursor's life.
+        unsafe { cursor::load(self.raw.as_ptr()) }
+    }
+
+    /// Itself, unless a pump is releasing it ([`Acquired::release`]): a cancel routine that finds
+    /// one gives it to that pump, which completes it once its locks are let go.
+    fn unless_being_released(self) -> Option<Self> {
+        // SAFETY: ours (the cancel routine's, unlinked).
+        (!unsafe { completions::defer_cancel(self.raw.as_ptr()) }).then_some(self)
+    }
+
+    /// Gives up ownership to the queue or the completion list that takes it.
+    fn into_raw(self) -> NonNull<IRP> {
+        self.raw
+    }
+
+    /// Completes it; returns `status`.
+    pub fn complete(self, status: NTSTATUS, information: usize) -> NTSTATUS {
+        // SAFETY: owned by `self`, consumed here: completed once.
+        unsafe { nt::complete(self.raw.as_ptr(), status, information) }
+    }
+}
+
+/// A request a pump acquired from its queue ([`StreamQueue::acquire_first`]): still linked, its
+/// cancel routine cleared, so it stays the pump's until given back or finished.
+#[must_use = "an acquired request goes back to its queue or is finished"]
+pub struct Acquired {
+    raw: NonNull<IRP>,
+}
+
+// SAFETY: as for `StreamIrp`; a pump may leave it in progress for the next hold on any thread.
+unsafe impl Send for Acquired {}
+
+impl Acquired {
+    /// Whether a cancel came for it since it was queued (`Irp->Cancel`).
+    pub fn cancel_requested(&self) -> bool {
+        // SAFETY: a live IRP we hold; only the field's address is taken.
+        let flag = unsafe { &raw const (*self.raw.as_ptr()).Cancel };
+        // SAFETY: `IoCancelIrp` may set the byte concurrently, hence the volatile read.
+        unsafe { flag.read_volatile() != 0 }
+    }
+
+    /// Where its processing stands.
+    pub fn cursor(&mut self) -> Cursor<'_> {
+        // SAFETY: set up by `StreamIrp::probe`; acquired, so ours until released or finished;
+        // borrowed mutably for the cursor's life.
+        unsafe { cursor::load(self.raw.as_ptr()) }
+    }
+
+    /// Gives it back to `queue`, cancelable again. If a cancel came for it meanwhile,
+    /// `KsReleaseIrpOnCancelableQueue` runs [`cancel`] right here, under the caller's lock: the
+    /// cancel routine leaves the completion to `done`, which runs it after the locks are let go.
+    pub fn release(self, queue: &StreamQueue, key: &mut PumpKey, done: &mut Completions) {
+        let raw = self.raw.as_ptr();
+        // SAFETY: a stream IRP we hold.
+        unsafe { completions::arm(raw) };
+        queue.release(self.raw, key);
+        // SAFETY: armed above; the key (the side's lock) keeps other pumps of this queue from
+        // acquiring it again before the marker is read back.
+        if unsafe { completions::disarm(raw) } {
+            // SAFETY: the cancel routine unlinked it and left it to us: ours outright.
+            let mut irp = StreamIrp { raw: self.raw };
+            let (status, information) = crate::stream::cancelled_result(&mut irp);
+            done.push(irp, status, information);
+        }
+    }
+
+    /// Unlinks it from `queue` and has `done` complete it with `status` and `information` once
+    /// the locks are let go.
+    pub fn finish(self, queue: &StreamQueue, done: &mut Completions, status: NTSTATUS, information: usize) {
+        queue.remove(self.raw);
+        done.push(StreamIrp { raw: self.raw }, status, information);
+    }
+}
+
+/// The cancel routine of queued stream requests: lets `KsCancelRoutine` unlink the request and
+/// release the cancel spin lock (it does not complete a request whose status is already
+/// `STATUS_CANCELLED`), then completes it as the stream path says — unless a pump is releasing
+/// it under its lock, which then completes it after dropping the lock ([`Acquired::release`]).
+unsafe extern "system" fn cancel(device: *mut DEVICE_OBJECT, irp: *mut IRP) {
+    // SAFETY: the I/O manager (or KS) calls us with the cancel spin lock held, for our IRP.
+    unsafe {
+        (*irp).IoStatus.Status = STATUS_CANCELLED;
+    }
+    // SAFETY: as above; the IRP was queued with KsAddIrpToCancelableQueue.
+    unsafe { sys::KsCancelRoutine(device, irp) };
+    let Some(raw) = NonNull::new(irp) else { return };
+    // The IRP is off its queue and ours.
+    let owned = StreamIrp { raw };
+    crate::stream::on_cancel(&owned);
+    if let Some(mut owned) = owned.unless_being_released() {
+        let (status, information) = crate::stream::cancelled_result(&mut owned);
+        owned.complete(status, information);
+    }
+}

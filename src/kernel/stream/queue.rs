@@ -1,0 +1,129 @@
+//! The KS cancel-safe queue of a pin's stream requests (`KsAddIrpToCancelableQueue` and
+//! friends), with a count of the requests on it.
+
+use core::cell::UnsafeCell;
+use core::ptr::{NonNull, null_mut};
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use ksabi::{IRP, KSPIN_LOCK, KsAcquireOnly, KsListEntryHead, KsListEntryTail, LIST_ENTRY};
+
+use super::{Acquired, StreamIrp, cancel, completions};
+use crate::kernel::nt;
+use crate::sys;
+
+/// A pin's queue of pending stream requests, with its own spin lock and a count.
+///
+/// The count lets one side of the stream ask "is anyone waiting on the other side?" without
+/// taking the other side's locks. It is raised before a request goes on the queue and lowered
+/// after it comes off (finished or cancelled), so it never undercounts one that is on the queue.
+/// Must be initialised in place ([`StreamQueue::init`]): the list head points at itself.
+pub struct StreamQueue {
+    head: UnsafeCell<LIST_ENTRY>,
+    lock: UnsafeCell<KSPIN_LOCK>,
+    count: AtomicU32,
+}
+
+// SAFETY: the list and the lock word are only touched by ks.sys' queue routines, which take the lock.
+unsafe impl Sync for StreamQueue {}
+// SAFETY: see `Sync`; an initialised queue is never moved (it lives in pool memory).
+unsafe impl Send for StreamQueue {}
+
+/// The right to take requests off a queue: one per queue, kept beside the state its pumps guard
+/// (inside the spin lock they take), so only a pump holding that lock can acquire or give back a
+/// request. That is what keeps two pumps from holding one request at once, and a pump's release
+/// from racing another's acquire of the same request.
+pub struct PumpKey(());
+
+impl StreamQueue {
+    /// An empty queue, to be initialised in place before use, and the key of its pumps.
+    pub const fn new() -> (Self, PumpKey) {
+        let queue = Self {
+            head: UnsafeCell::new(LIST_ENTRY { Flink: null_mut(), Blink: null_mut() }),
+            lock: UnsafeCell::new(0),
+            count: AtomicU32::new(0),
+        };
+        (queue, PumpKey(()))
+    }
+
+    /// `InitializeListHead` at the queue's final address.
+    ///
+    /// # Safety
+    /// `self` must not move afterwards, and nothing else may use the queue yet.
+    pub unsafe fn init(&self) {
+        // SAFETY: the list head, at its final address, not yet shared.
+        unsafe { nt::init_list_head(self.head.get()) };
+    }
+
+    /// Requests on the queue (including ones a pump holds acquired).
+    pub fn len(&self) -> u32 {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Marks the request pending (its `Information` 0: bytes accepted so far) and puts it at the
+    /// tail, cancelable. The dispatch routine then returns `STATUS_PENDING`.
+    pub fn push(&self, irp: StreamIrp) {
+        let raw = irp.into_raw().as_ptr();
+        // SAFETY: ours until queued below.
+        unsafe {
+            (*raw).IoStatus.Information = 0;
+        }
+        // SAFETY: as above.
+        unsafe { completions::clear(raw) };
+        // SAFETY: as above.
+        unsafe { nt::mark_pending(raw) };
+        self.count.fetch_add(1, Ordering::SeqCst);
+        // SAFETY: an initialised queue and its lock; the request is ours and pending; `cancel`
+        // handles stream requests. From here on it is the queue's.
+        unsafe {
+            sys::KsAddIrpToCancelableQueue(
+                self.head.get(),
+                self.lock.get(),
+                raw,
+                KsListEntryTail,
+                Some(cancel),
+            );
+        };
+    }
+
+    /// Acquires the request at the head without unlinking it: its cancel routine is cleared, so it
+    /// stays the caller's until [`Acquired::release`] or [`Acquired::finish`].
+    pub fn acquire_first(&self, key: &mut PumpKey) -> Option<Acquired> {
+        let _ = key;
+        // SAFETY: an initialised queue and its lock.
+        let irp = unsafe {
+            sys::KsRemoveIrpFromCancelableQueue(
+                self.head.get(),
+                self.lock.get(),
+                KsListEntryHead,
+                KsAcquireOnly,
+            )
+        };
+        NonNull::new(irp).map(|raw| Acquired { raw })
+    }
+
+    /// Gives an acquired request back, cancelable again (cancelled now if a cancel came meanwhile).
+    #[allow(clippy::unused_self)] // the queue is implied by the request; reads as queue.release
+    pub(super) fn release(&self, irp: NonNull<IRP>, key: &mut PumpKey) {
+        let _ = key;
+        // SAFETY: an acquired request of this queue (`Acquired` exists only for those), given up.
+        unsafe { sys::KsReleaseIrpOnCancelableQueue(irp.as_ptr(), Some(cancel)) };
+    }
+
+    /// Unlinks an acquired request: the caller owns it outright.
+    pub(super) fn remove(&self, irp: NonNull<IRP>) {
+        // SAFETY: an acquired request of this queue.
+        unsafe { sys::KsRemoveSpecificIrpFromCancelableQueue(irp.as_ptr()) };
+        self.count.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Called for a request the cancel routine took off the queue.
+    pub fn cancelled(&self) {
+        self.count.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// `KsCancelIo`: cancels every request on the queue (acquired ones when they are given back).
+    pub fn cancel_all(&self) {
+        // SAFETY: an initialised queue and its lock.
+        unsafe { sys::KsCancelIo(self.head.get(), self.lock.get()) };
+    }
+}
