@@ -31,5 +31,5 @@ mod props;
 mod source;
 mod stream;
 
-pub use device::driver_entry;
+pub use kernel::device::driver_entry;
 pub use stream::{HOLD_BUDGET, RECORD_COST};

@@ -37,6 +37,11 @@ impl Driver {
         NonNull::new(raw).map(|raw| Self { raw })
     }
 
+    /// The driver object `DriverEntry` was given ([`super::device::DriverSetup`]).
+    pub(in crate::kernel) fn from_non_null(raw: NonNull<DRIVER_OBJECT>) -> Self {
+        Self { raw }
+    }
+
     /// Keeps `value` in a new extension of the driver object, for as long as the driver is
     /// loaded; `None` if the extension could not be allocated (or exists already).
     pub fn keep<T: Extension>(self, value: T) -> Option<&'static T> {

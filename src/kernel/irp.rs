@@ -13,7 +13,6 @@ use ksabi::{
 use ksring_api::PIN_FACTORIES;
 
 use crate::descriptors::PINS;
-use crate::device::DeviceCounters;
 use crate::kernel::driver::Driver;
 use crate::kernel::nt;
 use crate::kernel::object::{self, Object};
@@ -36,16 +35,6 @@ impl Device {
     /// The raw device object, for the layers that still take one.
     pub fn as_raw(self) -> *mut DEVICE_OBJECT {
         self.raw
-    }
-
-    /// The device-wide counters in our device's extension. They live until the device is
-    /// removed, which PnP does only after every file object opened on it has closed — so as long
-    /// as any filter (freed at its file object's close) can look at them.
-    pub fn counters(self) -> &'static DeviceCounters {
-        // SAFETY: dispatch routines are called with the driver's own device.
-        let counters = unsafe { crate::device::counters(self.raw) };
-        // SAFETY: initialised by AddDevice; alive as said above.
-        unsafe { &*counters }
     }
 
     /// The driver's pool caps (its driver object's extension).
@@ -97,6 +86,14 @@ impl Irp {
         // SAFETY: owned by `self`.
         let information = unsafe { nt::information(self.raw.as_ptr()) };
         self.complete(status, information)
+    }
+
+    /// The minor function code of the current stack location (`IRP_MN_*` of a PnP request).
+    pub fn minor_function(&self) -> u8 {
+        // SAFETY: owned by `self`: its current stack location is valid.
+        let stack = unsafe { nt::current_stack(self.raw.as_ptr()) };
+        // SAFETY: as above.
+        unsafe { (*stack).MinorFunction }
     }
 
     /// The `IoControlCode` of a device-control IRP.

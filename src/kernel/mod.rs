@@ -3,6 +3,7 @@
 //! modules above need no `unsafe`. With [`crate::sys`] (the imports) it is where the driver's
 //! `unsafe` lives.
 //!
+//! - [`device`]: the raw entry points (`DriverEntry`, `AddDevice`, PnP) and the device object.
 //! - [`driver`]: the driver object's typed extensions, registry keys.
 //! - [`irp`]: an owned request ([`irp::Irp`]), consumed by completing it; safe dispatch routines.
 //! - [`object`]: the filter and pin objects at `FsContext`: found from a request, freed by the
@@ -12,6 +13,7 @@
 //! - [`stream`]: stream requests, from probe to queue to completion, and their cancel-safe queue.
 //! - [`sync`]: a spin lock that owns its data.
 
+pub mod device;
 pub mod driver;
 pub mod irp;
 pub mod nt;

@@ -162,10 +162,11 @@ impl Cursor<'_> {
     /// The current header's buffer: `FrameExtent` bytes (none if it has no MDL).
     fn buffer(&self) -> (*mut u8, usize) {
         match self.header() {
-            // SAFETY: an MDL of the request, checked locked, mapped and at least `FrameExtent`
-            // bytes long by `start`.
             Some(h) if !self.mdl.is_null() => {
-                (unsafe { nt::mdl_system_address(self.mdl) }, h.FrameExtent as usize)
+                // SAFETY: an MDL of the request, checked locked, mapped and at least
+                // `FrameExtent` bytes long by `start`.
+                let base = unsafe { nt::mdl_system_address(self.mdl) };
+                (base, h.FrameExtent as usize)
             }
             _ => (null_mut(), 0),
         }

@@ -1,0 +1,316 @@
+//! The driver's entry points and its device, as types: the raw `DriverEntry`, `AddDevice` and
+//! PnP routines live here; what the driver sets up and decides is [`crate::device`]'s, through
+//! [`DriverSetup`] (only `DriverEntry` holds one) and [`PnpDevice`] (only the PnP dispatch routine
+//! holds one, and PnP requests for a device are serialised).
+//!
+//! The device is root-enumerated. Its extension starts with the `KSDEVICE_HEADER` (KS finds it
+//! there) and holds the filter create item, which must outlive the header, and the device-wide
+//! counters.
+
+use core::ffi::c_void;
+use core::ptr::{NonNull, null_mut};
+
+use ksabi::{
+    DEVICE_OBJECT, DRIVER_OBJECT, DeviceFlags, Executive, FALSE, FILE_DEVICE_KS, FILE_DEVICE_SECURE_OPEN,
+    IRP, KEVENT, KSOBJECT_CREATE_ITEM, KernelMode, NTSTATUS, NotificationEvent, PDRIVER_DISPATCH,
+    STATUS_INVALID_PARAMETER, STATUS_MORE_PROCESSING_REQUIRED, STATUS_PENDING, STATUS_UNSUCCESSFUL, TRUE,
+    UNICODE_STRING, nt_success,
+};
+
+use super::driver::{Driver, Key};
+use super::irp::{Device, Irp};
+use super::nt;
+use crate::device::DeviceCounters;
+use crate::log::{LEVEL_ERROR, kdprint};
+use crate::{ids, sys};
+
+/// Per-device storage, in the device object's extension.
+#[repr(C)]
+struct DeviceExtension {
+    /// `KSDEVICE_HEADER`: KS requires it to be the first field.
+    header: *mut c_void,
+    /// The device below (the PDO) that PnP and power IRPs go to.
+    lower: *mut DEVICE_OBJECT,
+    /// The symbolic link of the registered interface (allocated by the I/O manager).
+    interface_link: UNICODE_STRING,
+    /// The filter factory, referenced (not copied) by the device header.
+    create_items: [KSOBJECT_CREATE_ITEM; 1],
+    /// Device-wide counts.
+    counters: DeviceCounters,
+}
+
+/// The extension of one of this driver's devices.
+///
+/// # Safety
+/// `device` is a device object this driver's `AddDevice` created and initialised.
+unsafe fn extension(device: *mut DEVICE_OBJECT) -> *mut DeviceExtension {
+    // SAFETY: the caller's device object.
+    unsafe { (*device).DeviceExtension }.cast()
+}
+
+impl Device {
+    /// The device-wide counters in our device's extension. They live until the device is
+    /// removed, which PnP does only after every file object opened on it has closed — so as long
+    /// as any filter (freed at its file object's close) can look at them.
+    pub fn counters(self) -> &'static DeviceCounters {
+        // SAFETY: dispatch routines are called with the driver's own device, initialised by
+        // AddDevice.
+        let extension = unsafe { extension(self.as_raw()) };
+        // SAFETY: as above; the counters are only reached through shared references (atomics).
+        unsafe { &(*extension).counters }
+    }
+}
+
+/// What `DriverEntry` may do to the driver object: it alone has it to itself.
+pub struct DriverSetup {
+    raw: NonNull<DRIVER_OBJECT>,
+}
+
+impl DriverSetup {
+    /// The driver object, to keep driver-wide state in.
+    pub fn driver(&self) -> Driver {
+        Driver::from_non_null(self.raw)
+    }
+
+    /// `KsSetMajorFunctionHandler`: KS routes `major` to the dispatch table of the file object's
+    /// KS object header.
+    pub fn route_to_ks(&mut self, major: u8) -> NTSTATUS {
+        // SAFETY: DriverEntry's driver object.
+        unsafe { sys::KsSetMajorFunctionHandler(self.raw.as_ptr(), u32::from(major)) }
+    }
+
+    /// Sets the dispatch routine of `major`.
+    pub fn set_dispatch(&mut self, major: u8, routine: PDRIVER_DISPATCH) {
+        // SAFETY: DriverEntry has the driver object to itself (`&mut self`).
+        let driver = unsafe { self.raw.as_mut() };
+        driver.MajorFunction[usize::from(major)] = routine;
+    }
+
+    /// Makes the driver unloadable (there is nothing global to undo: devices are deleted by
+    /// `IRP_MN_REMOVE_DEVICE`) and sets [`add_device`] as its `AddDevice`.
+    pub fn set_pnp_routines(&mut self) {
+        // SAFETY: as in `set_dispatch`.
+        let driver = unsafe { self.raw.as_mut() };
+        driver.DriverUnload = Some(driver_unload);
+        // SAFETY: the I/O manager gives every driver object a valid extension.
+        let extension = unsafe { &mut *driver.DriverExtension };
+        extension.AddDevice = Some(add_device);
+    }
+}
+
+/// `DriverEntry`: [`crate::device::init`] with the driver object and the service's
+/// registry key.
+///
+/// # Safety
+/// Called once by the I/O manager with a valid driver object and registry path.
+#[unsafe(export_name = "DriverEntry")]
+pub unsafe extern "system" fn driver_entry(
+    driver: *mut DRIVER_OBJECT,
+    registry_path: *mut UNICODE_STRING,
+) -> NTSTATUS {
+    sys::resolve_imports();
+    let Some(raw) = NonNull::new(driver) else { return STATUS_INVALID_PARAMETER };
+    // SAFETY: DriverEntry's registry path, at PASSIVE_LEVEL. (The key closes at the end.)
+    let key = unsafe { Key::service(registry_path) };
+    crate::device::init(DriverSetup { raw }, key.as_ref())
+}
+
+unsafe extern "system" fn driver_unload(_driver: *mut DRIVER_OBJECT) {
+    crate::device::unload();
+}
+
+/// `AddDevice`: creates the FDO with its extension and KS device header (whose one create item
+/// is [`crate::device::filter_factory`]), attaches it to the stack, registers the device
+/// interface ([`ids::KSCATEGORY_KSRING`], reference string [`crate::device::REFERENCE_STRING`]).
+unsafe extern "system" fn add_device(driver: *mut DRIVER_OBJECT, pdo: *mut DEVICE_OBJECT) -> NTSTATUS {
+    let mut fdo: *mut DEVICE_OBJECT = null_mut();
+    #[allow(clippy::cast_possible_truncation)] // a few dozen bytes
+    let extension_size = size_of::<DeviceExtension>() as u32;
+    // SAFETY: valid driver object; unnamed device; `fdo` receives the new device.
+    let status = unsafe {
+        sys::IoCreateDevice(
+            driver,
+            extension_size,
+            null_mut(),
+            FILE_DEVICE_KS,
+            FILE_DEVICE_SECURE_OPEN,
+            FALSE,
+            &raw mut fdo,
+        )
+    };
+    if !nt_success(status) {
+        kdprint!(LEVEL_ERROR, "IoCreateDevice failed: {status:#x}");
+        return status;
+    }
+    let initial = DeviceExtension {
+        header: null_mut(),
+        lower: null_mut(),
+        interface_link: UNICODE_STRING { Length: 0, MaximumLength: 0, Buffer: null_mut() },
+        create_items: [crate::device::filter_factory()],
+        counters: DeviceCounters::new(),
+    };
+    // SAFETY: IoCreateDevice succeeded: `fdo` is a device we own, with an extension sized and
+    // aligned for `DeviceExtension`, not yet initialised.
+    let extension = unsafe { extension(fdo) };
+    // SAFETY: as above.
+    unsafe { extension.write(initial) };
+    // SAFETY: just initialised; nothing else refers to it yet.
+    let ext = unsafe { &mut *extension };
+
+    // SAFETY: the create-item array lives in the extension, which outlives the header (the header
+    // is freed by KsDefaultDispatchPnp at removal, before the device is deleted).
+    let status =
+        unsafe { sys::KsAllocateDeviceHeader(&raw mut ext.header, 1, ext.create_items.as_mut_ptr()) };
+    if !nt_success(status) {
+        // SAFETY: the device was created above and nothing references it.
+        unsafe { sys::IoDeleteDevice(fdo) };
+        return status;
+    }
+    // SAFETY: both device objects are valid; attaching returns the device below or NULL.
+    ext.lower = unsafe { sys::IoAttachDeviceToDeviceStack(fdo, pdo) };
+    if ext.lower.is_null() {
+        kdprint!(LEVEL_ERROR, "IoAttachDeviceToDeviceStack failed");
+        // SAFETY: created above, not attached, no file object refers to it.
+        unsafe { undo_add_device(fdo, ext) };
+        return STATUS_UNSUCCESSFUL;
+    }
+    // SAFETY: valid header and device objects.
+    unsafe { sys::KsSetDevicePnpAndBaseObject(ext.header, ext.lower, fdo) };
+
+    let mut reference = nt::static_unicode(&crate::device::REFERENCE_STRING);
+    // SAFETY: valid PDO; the GUID and reference string outlive the call; the link is written by
+    // the I/O manager and freed with RtlFreeUnicodeString at removal.
+    let status = unsafe {
+        sys::IoRegisterDeviceInterface(
+            pdo,
+            &ids::KSCATEGORY_KSRING,
+            &raw mut reference,
+            &raw mut ext.interface_link,
+        )
+    };
+    if !nt_success(status) {
+        kdprint!(LEVEL_ERROR, "IoRegisterDeviceInterface failed: {status:#x}");
+        // SAFETY: attached above.
+        unsafe { sys::IoDetachDevice(ext.lower) };
+        // SAFETY: created above, detached now, no file object refers to it.
+        unsafe { undo_add_device(fdo, ext) };
+        return status;
+    }
+
+    // SAFETY: we own the new device until DO_DEVICE_INITIALIZING is cleared.
+    let device = unsafe { &mut *fdo };
+    let flags = DeviceFlags::from_bits_retain(device.Flags);
+    device.Flags =
+        flags.union(DeviceFlags::POWER_PAGABLE).difference(DeviceFlags::DEVICE_INITIALIZING).bits();
+    crate::log::kdprint!(crate::log::LEVEL_INFO, "device added");
+    ksabi::STATUS_SUCCESS
+}
+
+/// Frees the device header and deletes the device after a failed `AddDevice`.
+///
+/// # Safety
+/// `fdo` is the device `AddDevice` created, not attached, referred to by no file object; `ext`
+/// its extension, whose header was allocated.
+unsafe fn undo_add_device(fdo: *mut DEVICE_OBJECT, ext: &mut DeviceExtension) {
+    // SAFETY: the header was allocated by KsAllocateDeviceHeader and is freed exactly once.
+    unsafe { sys::KsFreeDeviceHeader(ext.header) };
+    ext.header = null_mut();
+    // SAFETY: the caller's promise.
+    unsafe { sys::IoDeleteDevice(fdo) };
+}
+
+/// A device during one of its PnP requests (which the PnP manager sends one at a time): its
+/// interface and the device below.
+pub struct PnpDevice {
+    raw: *mut DEVICE_OBJECT,
+    /// Its extension, reached field by field: filters read the counters in it meanwhile.
+    ext: *mut DeviceExtension,
+}
+
+impl PnpDevice {
+    /// The interface's symbolic link, which only PnP requests touch.
+    fn link(&mut self) -> &mut UNICODE_STRING {
+        // SAFETY: our initialised extension; PnP requests are serialised and only they touch the
+        // link (`&mut self`: this one), so no other reference to the field exists.
+        unsafe { &mut (*self.ext).interface_link }
+    }
+
+    /// Sends the request down and waits for the devices below to complete it; it is ours again
+    /// afterwards (to complete). Returns their status. At `PASSIVE_LEVEL`, as PnP requests are.
+    pub fn forward_and_wait(&mut self, irp: &mut Irp) -> NTSTATUS {
+        let irp = irp.as_raw();
+        // SAFETY: an all-zero KEVENT is initialised below before use.
+        let mut done: KEVENT = unsafe { core::mem::zeroed() };
+        // SAFETY: a fresh event on this stack, which outlives the wait below.
+        unsafe { sys::KeInitializeEvent(&raw mut done, NotificationEvent, FALSE) };
+        // SAFETY: a PnP request we own, with a location for the device below ours.
+        unsafe { nt::copy_current_to_next(irp) };
+        // SAFETY: as above; the event outlives the request (we wait for it).
+        unsafe { nt::set_completion_routine(irp, Some(completed_below), (&raw mut done).cast()) };
+        // SAFETY: our initialised extension; `lower` is written only by AddDevice.
+        let lower = unsafe { (*self.ext).lower };
+        // SAFETY: the device below and the request with its next location set up.
+        let status = unsafe { sys::IofCallDriver(lower, irp) };
+        if status != STATUS_PENDING {
+            return status;
+        }
+        // SAFETY: the event above, waited on at PASSIVE_LEVEL.
+        unsafe {
+            sys::KeWaitForSingleObject((&raw mut done).cast(), Executive, KernelMode, FALSE, null_mut())
+        };
+        // SAFETY: the completion routine kept the request: ours again.
+        unsafe { (*irp).IoStatus.Status }
+    }
+
+    /// Whether the interface is registered (and not freed).
+    pub fn has_interface(&mut self) -> bool {
+        !self.link().Buffer.is_null()
+    }
+
+    /// `IoSetDeviceInterfaceState` on the registered interface (harmless if already so).
+    pub fn set_interface(&mut self, enabled: bool) -> NTSTATUS {
+        if !self.has_interface() {
+            return STATUS_UNSUCCESSFUL;
+        }
+        let link = self.link();
+        // SAFETY: the link was filled by IoRegisterDeviceInterface and is not freed.
+        unsafe { sys::IoSetDeviceInterfaceState(link, if enabled { TRUE } else { FALSE }) }
+    }
+
+    /// Frees the interface's symbolic link (at removal).
+    pub fn free_interface(&mut self) {
+        if self.has_interface() {
+            let link = self.link();
+            // SAFETY: allocated by IoRegisterDeviceInterface; freed once (the buffer is cleared).
+            unsafe { sys::RtlFreeUnicodeString(&raw mut *link) };
+            link.Buffer = null_mut();
+        }
+    }
+
+    /// `KsDefaultDispatchPnp`: KS forwards the request (and at removal frees the device header,
+    /// detaches and deletes the device).
+    pub fn pass_to_ks(self, irp: Irp) -> NTSTATUS {
+        // SAFETY: our device and a PnP request we own, handed to KS.
+        unsafe { sys::KsDefaultDispatchPnp(self.raw, irp.into_raw()) }
+    }
+}
+
+/// Completion routine of [`PnpDevice::forward_and_wait`]: wakes the waiter and keeps the request.
+unsafe extern "system" fn completed_below(
+    _device: *mut DEVICE_OBJECT,
+    _irp: *mut IRP,
+    context: *mut c_void,
+) -> NTSTATUS {
+    // SAFETY: the waiter's event, alive until the wait ends.
+    unsafe { sys::KeSetEvent(context.cast(), 0, FALSE) };
+    STATUS_MORE_PROCESSING_REQUIRED
+}
+
+/// The PnP dispatch routine: [`crate::device::pnp`] with the device and the request.
+pub unsafe extern "system" fn dispatch_pnp(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    // SAFETY: the I/O manager's PnP request for our device, ours.
+    let Some(irp) = (unsafe { Irp::from_raw(irp) }) else { return STATUS_INVALID_PARAMETER };
+    // SAFETY: our FDO, initialised by AddDevice.
+    let ext = unsafe { extension(device) };
+    crate::device::pnp(PnpDevice { raw: device, ext }, irp)
+}
