@@ -12,7 +12,7 @@ use ksring_api::{PIN_INPUT, PIN_OUTPUT};
 use crate::filter::Filter;
 use crate::format::Format;
 use crate::kernel::irp::{Device, Irp};
-use crate::kernel::object::FileRef;
+use crate::kernel::object::Held;
 use crate::kernel::object::{self, KIND_PIN, Object, ObjectPrefix};
 use crate::source;
 use crate::stream::{self, Direction};
@@ -22,13 +22,12 @@ use crate::{kernel, props};
 #[repr(C)]
 pub struct Pin {
     pub(crate) prefix: ObjectPrefix,
-    /// The filter the pin belongs to.
-    filter: *const Filter,
-    /// The filter's file object, referenced by the pin from its create to its close: the I/O
-    /// manager keeps no reference on a `RelatedFileObject`, so without this one the filter could
-    /// close (and be freed) under its pins — its handle closing first, or a process exiting.
-    /// Dropped after the pin's close has completed ([`kernel::object::close`]).
-    _filter_file: FileRef,
+    /// The filter the pin belongs to, through a reference on its file object from the pin's
+    /// create to its close: the I/O manager keeps no reference on a `RelatedFileObject`, so
+    /// without this one the filter could close (and be freed) under its pins — its handle closing
+    /// first, or a process exiting. Dropped after the pin's close has completed
+    /// ([`kernel::object::close`]).
+    filter: Held<Filter>,
     /// The pin factory: [`PIN_INPUT`] or [`PIN_OUTPUT`].
     pub id: u32,
 }
@@ -36,9 +35,7 @@ pub struct Pin {
 impl Pin {
     /// The pin's filter.
     pub fn filter(&self) -> &Filter {
-        // SAFETY: the pin holds a reference on the filter's file object until its own close, and
-        // the filter is freed only at that file object's close.
-        unsafe { &*self.filter }
+        self.filter.get()
     }
 }
 
@@ -75,16 +72,12 @@ fn connect(device: Device, irp: &Irp, filter: &Filter, request: &KSPIN_CONNECT, 
     if !nt_success(status) {
         return status;
     }
-    let Some(filter_file) = irp.reference_parent() else {
+    let Some(held) = irp.hold_parent::<Filter>() else {
         filter.abandon(request.PinId);
         return STATUS_INVALID_PARAMETER;
     };
-    let pin = Pin {
-        prefix: ObjectPrefix { header: null_mut(), kind: KIND_PIN },
-        filter,
-        _filter_file: filter_file,
-        id: request.PinId,
-    };
+    let pin =
+        Pin { prefix: ObjectPrefix { header: null_mut(), kind: KIND_PIN }, filter: held, id: request.PinId };
     let mut status = match kernel::object::create(irp, pin, &DISPATCH) {
         Ok(()) => STATUS_SUCCESS,
         Err(status) => status,

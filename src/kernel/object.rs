@@ -147,6 +147,15 @@ const _: () = assert!(core::mem::offset_of!(Pin, prefix) == 0 && core::mem::offs
 fn context<T: FsObject>(irp: &Irp) -> Option<NonNull<T>> {
     // SAFETY: an IRP we own, for a file object of our device.
     let file = unsafe { nt::file_object(irp.as_raw()) };
+    // SAFETY: as above: valid while the IRP is ours, or null.
+    unsafe { context_of_file(file) }
+}
+
+/// The `T` at a file object's `FsContext`, if that is what it holds.
+///
+/// # Safety
+/// `file` is null or a valid file object of this driver's device.
+unsafe fn context_of_file<T: FsObject>(file: *mut FILE_OBJECT) -> Option<NonNull<T>> {
     if file.is_null() {
         return None;
     }
@@ -273,7 +282,37 @@ impl FileRef {
     }
 }
 
+/// A reference on a file object that holds a `T`: the `T` lives at least as long (it is freed at
+/// the file object's close, which comes after the last reference).
+pub struct Held<T: FsObject> {
+    object: NonNull<T>,
+    _file: FileRef,
+}
+
+// SAFETY: shares a `&T` across threads (`T: Sync`); the reference may be dropped on any thread.
+unsafe impl<T: FsObject + Sync> Send for Held<T> {}
+// SAFETY: as above.
+unsafe impl<T: FsObject + Sync> Sync for Held<T> {}
+
+impl<T: FsObject> Held<T> {
+    /// The object.
+    pub fn get(&self) -> &T {
+        // SAFETY: found at the referenced file object when `self` was made; alive as said above.
+        unsafe { self.object.as_ref() }
+    }
+}
+
 impl Irp {
+    /// A reference on the parent (`RelatedFileObject`) of a create request's file object, if it
+    /// holds a `T` — a pin's filter: the I/O manager keeps no reference past the create.
+    pub fn hold_parent<T: FsObject>(&self) -> Option<Held<T>> {
+        let file = self.reference_parent()?;
+        // SAFETY: a referenced file object of our device (a related file object of a create on
+        // our device is one of ours: KS routed the create by its object header).
+        let object = unsafe { context_of_file::<T>(file.file.as_ptr()) }?;
+        Some(Held { object, _file: file })
+    }
+
     /// A reference on the request's file object, which keeps its object (a pin, a filter) alive
     /// past the request's completion.
     pub fn reference_file(&self) -> Option<FileRef> {
