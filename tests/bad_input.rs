@@ -1,11 +1,11 @@
 //! The bad-input table (`ksclient::conformance::bad_input`) against the real driver under kshost,
-//! one test per row (`cargo test --test bad_input -- '<name>'` runs one): each malformed request
-//! gets its exact `NTSTATUS` and changes nothing a client can see — and, checked only here, nothing
-//! in the driver's pool; the machine shuts down clean after each (no leak, no IRP left, no
-//! verifier finding).
+//! one test per row (`cargo test -p ksring-e2e --test bad_input -- '<name>'` runs one): each
+//! malformed request gets its exact `NTSTATUS` and changes nothing a client can see — and, checked
+//! only here, nothing in the driver's pool; the machine shuts down clean after each (no leak, no
+//! IRP left, no verifier finding).
 //!
 //! The README's error table is this table: the test `readme_table_is_the_table` fails when they
-//! differ, and `KSRING_UPDATE_README=1 cargo test --test bad_input` rewrites it.
+//! differ, and `KSRING_UPDATE_README=1 cargo test -p ksring-e2e --test bad_input` rewrites it.
 
 mod common;
 
@@ -54,10 +54,11 @@ fn check_readme(table: &str) -> Result<(), Failed> {
     };
     if &readme[a + BEGIN.len()..b] != table {
         if std::env::var_os("KSRING_UPDATE_README").is_none() {
-            return Err(
-                "README.md's error table is stale: run KSRING_UPDATE_README=1 cargo test --test bad_input"
-                    .into(),
-            );
+            return Err(concat!(
+                "README.md's error table is stale: run ",
+                "KSRING_UPDATE_README=1 cargo test -p ksring-e2e --test bad_input"
+            )
+            .into());
         }
         let updated = format!("{}{table}{}", &readme[..a + BEGIN.len()], &readme[b..]);
         std::fs::write(path, updated).map_err(|e| format!("write README.md: {e}"))?;
