@@ -15,6 +15,6 @@ export RUSTFLAGS="-Zsanitizer=address"
 export ASAN_OPTIONS="detect_leaks=0" # pool leaks are kshost's to find; Rust test harness allocations are not leaks
 for ((i = 1; i <= rounds; i++)); do
     echo "==> AddressSanitizer round $i of $rounds"
-    cargo +nightly test -q --target "$host" --target-dir target/asan --test races --test graph
+    cargo +nightly test -q --target "$host" --target-dir target/asan -p ksring-e2e --test races --test graph
 done
 echo "==> no AddressSanitizer finding in $rounds rounds"

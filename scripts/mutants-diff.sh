@@ -27,9 +27,10 @@
 # round-robin (every k-th mutant, so every changed function is likely represented) and the script
 # says so. The whole run is bounded by MUTANTS_BUDGET seconds (default 480); a run cut short by the
 # budget fails only if a mutant it did test survived, and it says what was not reached. Each
-# mutant rebuilds the driver unoptimised (2-5 s; the tests behave the same) and gets
-# MUTANTS_TIMEOUT_QUICK seconds (default 30) for the quick tests, MUTANTS_TIMEOUT_SLOW (240) for
-# the slow ones; a test still running then counts as having noticed the mutant (it hangs).
+# mutant rebuilds the driver and the end-to-end tests unoptimised (2-5 s; the tests behave the
+# same) and gets MUTANTS_TIMEOUT_QUICK seconds (default 30) for the quick tests,
+# MUTANTS_TIMEOUT_SLOW (240) for the slow ones; a test still running then counts as having noticed
+# the mutant (it hangs).
 #
 # In .ci/run, after the tests (it reuses their build in target/):
 #   step "mutation testing of the submission's changed lines (cargo-mutants --in-diff, a few minutes)"
@@ -78,10 +79,10 @@ if [ ! -s "$scratch/diff" ]; then
     exit 0
 fi
 
-# The test sets (mutants.md): the framering crate's own tests; for the driver, the end-to-end tests
-# through ksclient under kshost in two stages — the quick ones (a few seconds in all, unoptimised)
-# for every mutant, then the slow ones (streaming, graph: ~10 s each) only for the mutants the
-# quick ones missed.
+# The test sets (mutants.md): the framering crate's own tests; for the driver, its unit tests
+# (`--lib`) and the end-to-end tests (the ksring-e2e package, tests/) through ksclient under kshost
+# in two stages — the quick ones (a few seconds in all, unoptimised) for every mutant, then the
+# slow ones (streaming, graph: ~10 s each) only for the mutants the quick ones missed.
 driver_quick=(--lib --test connection --test discovery --test bad_input --test pool_caps --test lifetime
     --test smoke --test kernel_client --test security --test preemption --test sources --test dispatch_time
     --test conformance --test races)
@@ -90,13 +91,19 @@ driver_slow=("${driver_quick[@]}" --test graph --test streaming)
 # cargo-mutants makes are at another path, so the workspace's own crates build once more).
 export CARGO_TARGET_DIR="${MUTANTS_TARGET_DIR:-$root/target}"
 export CARGO_PROFILE_DEV_PACKAGE_KSRING_OPT_LEVEL=0
+# The same for the end-to-end tests, which every driver mutant rebuilds (an environment variable
+# cannot name a package with a dash in it, hence --config).
+e2e_unoptimised=--cargo-arg=--config=profile.dev.package.ksring-e2e.opt-level=0
 start=$SECONDS
 failed=0
 
-# run_set NAME PACKAGE GLOB -- QUICK_ARGS... [-- SLOW_ARGS...]
+# run_set NAME PACKAGE GLOB TEST_PACKAGES -- QUICK_ARGS... [-- SLOW_ARGS...]
+# PACKAGE is mutated; the tests run are those of TEST_PACKAGES (comma-separated), filtered by the
+# ARGS. (cargo-mutants' baseline would test PACKAGE alone, where the end-to-end test targets do not
+# exist: the baseline is skipped; CI has just run every test on the unmutated tree.)
 run_set() {
-    local name=$1 package=$2 glob=$3
-    shift 4
+    local name=$1 package=$2 glob=$3 tests=$4
+    shift 5
     local quick=() slow=()
     while [ $# -gt 0 ] && [ "$1" != "--" ]; do quick+=("$1"); shift; done
     [ $# -gt 0 ] && shift
@@ -141,6 +148,7 @@ run_set() {
         rc=0
         timeout --signal=INT --kill-after=30 "$left" \
             cargo mutants --in-diff "$scratch/diff" -p "$package" --file "$glob" "${shard[@]}" "${only[@]}" \
+            --test-package "$tests" "$e2e_unoptimised" \
             -j 1 --timeout "$per_mutant" --baseline skip --colors never -o "$out" \
             -- "${args[@]}" >"$scratch/$name.$stage.log" 2>&1 || rc=$?
         grep -E '^(MISSED|TIMEOUT|ok |[0-9]+ mutants tested|Found)' "$scratch/$name.$stage.log" || true
@@ -163,8 +171,8 @@ run_set() {
     fi
 }
 
-run_set framering framering 'crates/framering/src/**' --
-run_set driver ksring 'src/**' -- "${driver_quick[@]}" -- "${driver_slow[@]}"
+run_set framering framering 'crates/framering/src/**' framering --
+run_set driver ksring 'src/**' ksring,ksring-e2e -- "${driver_quick[@]}" -- "${driver_slow[@]}"
 
 if [ "$failed" -ne 0 ]; then
     echo "mutants-diff: FAILED: add a test that notices each mutant above (or argue it equivalent in .cargo/mutants.toml)" >&2

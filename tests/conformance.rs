@@ -1,6 +1,6 @@
 //! The conformance suite `ksctl conformance` runs, on the emulated machine: one test per scenario
-//! (`cargo test --test conformance -- <name>` runs one), each on a fresh machine that must then
-//! shut down clean (kshost's verifier: no leak, no IRP left, no rule broken).
+//! (`cargo test -p ksring-e2e --test conformance -- <name>` runs one), each on a fresh machine that
+//! must then shut down clean (kshost's verifier: no leak, no IRP left, no rule broken).
 
 mod common;
 

@@ -165,7 +165,7 @@ fn every_close_order_ends_cleanly() {
 
 /// Every order of all nine handles (9! = 362 880), on one machine, checked after each: about
 /// 35 minutes on two cores in release, so not in CI. Run it with
-/// `cargo test --release --test graph -- --ignored`.
+/// `cargo test --release -p ksring-e2e --test graph -- --ignored`.
 #[test]
 #[ignore = "exhaustive: about 35 minutes in release"]
 fn every_order_of_all_nine_handles_ends_cleanly() {

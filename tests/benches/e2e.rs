@@ -13,8 +13,8 @@
 //! - **memcpy**: the same bytes copied once on one thread.
 //!
 //! ```text
-//! cargo bench --bench e2e                          # 1 GiB per cell
-//! KSRING_BENCH_QUICK=1 cargo bench --bench e2e     # 64 MiB per cell
+//! cargo bench -p ksring-e2e --bench e2e                          # 1 GiB per cell
+//! KSRING_BENCH_QUICK=1 cargo bench -p ksring-e2e --bench e2e     # 64 MiB per cell
 //! ```
 //! Each cell is the best of three runs.
 
