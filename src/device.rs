@@ -95,13 +95,13 @@ kernel::irp::dispatch_routines! {
     dispatch_cleanup => cleanup,
 }
 
-/// PnP: enable the interface once the devices below have started, disable and free it at removal;
-/// KS forwards everything else (and at removal frees the device header, detaches and deletes the
+/// PnP: the start is completed here once the devices below have started it, and the interface
+/// enabled then; a surprise removal disables it, the removal disables and frees it. KS forwards
+/// every request but the start (and at removal frees the device header, detaches and deletes the
 /// device).
 #[must_use]
 pub fn pnp(mut device: PnpDevice, mut irp: Irp) -> NTSTATUS {
-    let minor = irp.minor_function();
-    match minor {
+    match irp.minor_function() {
         IRP_MN_START_DEVICE => {
             // A start goes down first; the device is usable (and its interface may be enabled)
             // only once the devices below have started it.
@@ -114,13 +114,10 @@ pub fn pnp(mut device: PnpDevice, mut irp: Irp) -> NTSTATUS {
             }
             return irp.complete(status, 0);
         }
-        IRP_MN_SURPRISE_REMOVAL | IRP_MN_REMOVE_DEVICE if device.has_interface() => {
-            // Disabling an interface that is not enabled is harmless.
+        IRP_MN_SURPRISE_REMOVAL => {
             device.set_interface(false);
-            if minor == IRP_MN_REMOVE_DEVICE {
-                device.free_interface();
-            }
         }
+        IRP_MN_REMOVE_DEVICE => return device.remove(irp),
         _ => {}
     }
     device.pass_to_ks(irp)

@@ -262,29 +262,24 @@ impl PnpDevice {
         unsafe { (*irp).IoStatus.Status }
     }
 
-    /// Whether the interface is registered (and not freed).
-    pub fn has_interface(&mut self) -> bool {
-        !self.link().Buffer.is_null()
-    }
-
     /// `IoSetDeviceInterfaceState` on the registered interface (harmless if already so).
     pub fn set_interface(&mut self, enabled: bool) -> NTSTATUS {
-        if !self.has_interface() {
-            return STATUS_UNSUCCESSFUL;
-        }
         let link = self.link();
-        // SAFETY: the link was filled by IoRegisterDeviceInterface and is not freed.
+        // SAFETY: the link was filled by IoRegisterDeviceInterface (AddDevice fails without it)
+        // and is freed only by `free_interface`, at the removal, after which no PnP request comes.
         unsafe { sys::IoSetDeviceInterfaceState(link, if enabled { TRUE } else { FALSE }) }
     }
 
-    /// Frees the interface's symbolic link (at removal).
-    pub fn free_interface(&mut self) {
-        if self.has_interface() {
-            let link = self.link();
-            // SAFETY: allocated by IoRegisterDeviceInterface; freed once (the buffer is cleared).
-            unsafe { sys::RtlFreeUnicodeString(&raw mut *link) };
-            link.Buffer = null_mut();
-        }
+    /// `IRP_MN_REMOVE_DEVICE`, the device's last PnP request: disables the interface (harmless
+    /// if a surprise removal already did), frees its symbolic link and hands the request to KS
+    /// ([`PnpDevice::pass_to_ks`]), which deletes the device.
+    pub fn remove(mut self, irp: Irp) -> NTSTATUS {
+        self.set_interface(false);
+        let link = self.link();
+        // SAFETY: allocated by IoRegisterDeviceInterface; freed once: `self` is consumed, and the
+        // removal is the last PnP request.
+        unsafe { sys::RtlFreeUnicodeString(&raw mut *link) };
+        self.pass_to_ks(irp)
     }
 
     /// `KsDefaultDispatchPnp`: KS forwards the request (and at removal frees the device header,
