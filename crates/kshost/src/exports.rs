@@ -77,7 +77,11 @@ pub unsafe extern "system" fn IoCreateDevice(
     {
         return STATUS_INVALID_PARAMETER;
     }
-    let d = crate::iomgr::create_device(&current(), driver, extension_size, device_type, characteristics);
+    // SAFETY: the routine's contract: the caller's own driver object, from `DriverEntry` or
+    // `AddDevice` (PnP-serialised).
+    let d = unsafe {
+        crate::iomgr::create_device(&current(), driver, extension_size, device_type, characteristics)
+    };
     // SAFETY: the caller's out pointer.
     unsafe { *device = d };
     STATUS_SUCCESS
@@ -85,14 +89,18 @@ pub unsafe extern "system" fn IoCreateDevice(
 
 pub unsafe extern "system" fn IoDeleteDevice(device: *mut DEVICE_OBJECT) {
     crate::irql::require_at_most(PASSIVE_LEVEL, "IoDeleteDevice");
-    crate::iomgr::delete_device(&current(), device);
+    // SAFETY: the routine's contract: the caller deletes its own device on its remove path
+    // (PnP-serialised).
+    unsafe { crate::iomgr::delete_device(&current(), device) };
 }
 
 pub unsafe extern "system" fn IoAttachDeviceToDeviceStack(
     source: *mut DEVICE_OBJECT,
     target: *mut DEVICE_OBJECT,
 ) -> *mut DEVICE_OBJECT {
-    crate::iomgr::attach_device(&current(), source, target)
+    // SAFETY: the routine's contract: the caller attaches its new device in `AddDevice`
+    // (PnP-serialised).
+    unsafe { crate::iomgr::attach_device(&current(), source, target) }
 }
 
 pub unsafe extern "system" fn IoDetachDevice(target: *mut DEVICE_OBJECT) {
@@ -201,11 +209,14 @@ unsafe fn unicode_to_string(s: *const UNICODE_STRING) -> String {
 }
 
 pub unsafe extern "system" fn IofCompleteRequest(irp: *mut IRP, _priority_boost: i8) {
-    crate::iomgr::complete_request(&current(), irp);
+    // SAFETY: the routine's contract: the caller owns the IRP and gives it up.
+    unsafe { crate::iomgr::complete_request(&current(), irp) };
 }
 
 pub unsafe extern "system" fn IofCallDriver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
-    crate::iomgr::call_driver(device, irp)
+    // SAFETY: the routine's contract: a device of the stack and an IRP the caller owns, its next
+    // location set up, handed on.
+    unsafe { crate::iomgr::call_driver(device, irp) }
 }
 
 pub unsafe extern "system" fn IoCancelIrp(irp: *mut IRP) -> u8 {
@@ -468,7 +479,8 @@ pub unsafe extern "system" fn ObReferenceObjectByHandle(
     object: *mut *mut c_void,
     _handle_info: *mut c_void,
 ) -> NTSTATUS {
-    crate::ob::reference_by_handle(handle, access, object_type, mode, object)
+    // SAFETY: the routine's contract: `object` is the caller's out pointer.
+    unsafe { crate::ob::reference_by_handle(handle, access, object_type, mode, object) }
 }
 
 /// `ObfReferenceObject` (what `ObReferenceObject` expands to).
@@ -477,11 +489,13 @@ pub unsafe extern "system" fn ObReferenceObjectByHandle(
 /// `object` must be an object the caller holds a reference to (kshost checks it is a live file
 /// object).
 pub unsafe extern "system" fn ObfReferenceObject(object: *mut c_void) -> isize {
-    crate::ob::reference(object)
+    // SAFETY: the routine's contract: the caller holds a reference to `object`.
+    unsafe { crate::ob::reference(object) }
 }
 
 pub unsafe extern "system" fn ObfDereferenceObject(object: *mut c_void) -> isize {
-    crate::ob::dereference(object)
+    // SAFETY: the routine's contract: the caller gives up a reference it took on `object`.
+    unsafe { crate::ob::dereference(object) }
 }
 
 /// `IoGetRelatedDeviceObject`: the top of the stack of the device a file object was opened on.
@@ -507,19 +521,23 @@ pub unsafe extern "system" fn IoAllocateIrp(stack_size: i8, _charge_quota: u8) -
 }
 
 pub unsafe extern "system" fn IoFreeIrp(irp: *mut IRP) {
-    crate::iomgr::free_irp(&current(), irp);
+    // SAFETY: the routine's contract: the caller's own IRP, back in its hands, unused after.
+    unsafe { crate::iomgr::free_irp(&current(), irp) };
 }
 
 pub unsafe extern "system" fn IoReuseIrp(irp: *mut IRP, status: NTSTATUS) {
-    crate::iomgr::reuse_irp(&current(), irp, status);
+    // SAFETY: the routine's contract: the caller's own IRP, back in its hands.
+    unsafe { crate::iomgr::reuse_irp(&current(), irp, status) };
 }
 
 pub unsafe extern "system" fn IoFreeMdl(mdl: *mut MDL) {
-    crate::iomgr::free_mdl(&current(), mdl);
+    // SAFETY: the routine's contract: the caller no longer uses the MDL.
+    unsafe { crate::iomgr::free_mdl(&current(), mdl) };
 }
 
 pub unsafe extern "system" fn MmUnlockPages(mdl: *mut MDL) {
-    crate::iomgr::unlock_pages(&current(), mdl);
+    // SAFETY: the routine's contract: an MDL of an IRP the caller owns.
+    unsafe { crate::iomgr::unlock_pages(&current(), mdl) };
 }
 
 #[must_use]
@@ -616,7 +634,8 @@ pub unsafe extern "system" fn IoAllocateDriverObjectExtension(
     size: u32,
     extension: *mut *mut c_void,
 ) -> NTSTATUS {
-    crate::iomgr::allocate_driver_extension(driver, client_id, size, extension)
+    // SAFETY: the routine's contract: the caller's driver object and out pointer.
+    unsafe { crate::iomgr::allocate_driver_extension(driver, client_id, size, extension) }
 }
 
 /// `IoGetDriverObjectExtension`.
@@ -624,7 +643,8 @@ pub unsafe extern "system" fn IoGetDriverObjectExtension(
     driver: *mut DRIVER_OBJECT,
     client_id: *mut c_void,
 ) -> *mut c_void {
-    crate::iomgr::driver_extension(driver, client_id)
+    // SAFETY: the routine's contract: the caller's driver object.
+    unsafe { crate::iomgr::driver_extension(driver, client_id) }
 }
 
 /// `RtlCopyMemory` (a `memcpy`): the host build's copy routine for every byte the driver moves, so

@@ -80,7 +80,8 @@ pub(crate) struct ObjectHeader {
 unsafe fn complete(irp: *mut IRP, status: NTSTATUS) -> NTSTATUS {
     // SAFETY: the caller's contract is `IrpBox::of`'s; the reference ends before the completion.
     unsafe { IrpBox::of(irp) }.irp.IoStatus.Status = status;
-    crate::iomgr::complete_request(&current(), irp);
+    // SAFETY: the caller's contract: an IRP it owns and gives up.
+    unsafe { crate::iomgr::complete_request(&current(), irp) };
     status
 }
 
@@ -495,14 +496,17 @@ pub(crate) unsafe extern "system" fn default_dispatch_pnp(
     } else {
         // SAFETY: a dispatch routine owns the IRP it is given, until it passes it on below.
         unsafe { skip_current(irp) };
-        crate::iomgr::call_driver(lower, irp)
+        // SAFETY: `lower` is the device the header names below this one, a kshost device; the
+        // IRP is handed on and not touched again here.
+        unsafe { crate::iomgr::call_driver(lower, irp) }
     };
     if minor == IRP_MN_REMOVE_DEVICE {
         if !lower.is_null() {
             // SAFETY: `lower` is the kshost device below, in the remove path.
             unsafe { crate::iomgr::detach(lower) };
         }
-        crate::iomgr::delete_device(&m, device);
+        // SAFETY: the driver's own device, deleted on the remove path (PnP-serialised).
+        unsafe { crate::iomgr::delete_device(&m, device) };
     }
     status
 }
@@ -516,7 +520,9 @@ pub(crate) unsafe extern "system" fn default_forward(device: *mut DEVICE_OBJECT,
     if let Some(lower) = device_header(&m, header_ptr).map(|h| h.pnp_device).filter(|d| !d.is_null()) {
         // SAFETY: a dispatch routine owns the IRP it is given, until it passes it on below.
         unsafe { skip_current(irp) };
-        crate::iomgr::call_driver(lower, irp)
+        // SAFETY: `lower` is the device the header names below this one, a kshost device; the
+        // IRP is handed on and not touched again here.
+        unsafe { crate::iomgr::call_driver(lower, irp) }
     } else {
         // SAFETY: a dispatch routine owns the IRP it is given.
         let s = unsafe { IrpBox::of(irp) }.irp.IoStatus.Status;

@@ -338,7 +338,8 @@ pub(crate) fn cancel_routine(irp: *mut IRP) {
     m.cancel_lock.release(b.irp.CancelIrql);
     if b.irp.IoStatus.Status != STATUS_CANCELLED {
         b.irp.IoStatus.Status = STATUS_CANCELLED;
-        crate::iomgr::complete_request(&m, irp);
+        // SAFETY: the canceller owns the IRP and completing gives it up; `b` is not used after.
+        unsafe { crate::iomgr::complete_request(&m, irp) };
     }
 }
 

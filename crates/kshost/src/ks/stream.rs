@@ -92,7 +92,9 @@ pub(crate) fn probe_stream_irp(irp: *mut IRP, flags: u32, header_size: u32) -> N
         Ok(r) => r,
         Err(status) => {
             if user_mode {
-                crate::iomgr::free_system_buffer(&m, headers);
+                // SAFETY: the capture made just above for this call, not yet on the IRP: no one
+                // else has it.
+                unsafe { crate::iomgr::free_system_buffer(&m, headers) };
             }
             return status;
         }
