@@ -281,7 +281,8 @@ pub fn dbg_print(level: u32, message: &CStr) {
 // ---- ks.sys ------------------------------------------------------------------------------------------
 
 pub unsafe extern "system" fn KsSetMajorFunctionHandler(driver: *mut DRIVER_OBJECT, major: u32) -> NTSTATUS {
-    crate::ks::set_major_function_handler(driver, major)
+    // SAFETY: the routine's contract: the caller's driver object, in its `DriverEntry`.
+    unsafe { crate::ks::set_major_function_handler(driver, major) }
 }
 
 pub unsafe extern "system" fn KsAllocateDeviceHeader(
@@ -289,11 +290,13 @@ pub unsafe extern "system" fn KsAllocateDeviceHeader(
     count: u32,
     items: *mut KSOBJECT_CREATE_ITEM,
 ) -> NTSTATUS {
-    crate::ks::allocate_device_header(&current(), header, count, items)
+    // SAFETY: the routine's contract: the caller's out pointer and item array.
+    unsafe { crate::ks::allocate_device_header(&current(), header, count, items) }
 }
 
 pub unsafe extern "system" fn KsFreeDeviceHeader(header: *mut c_void) {
-    crate::ks::free_header(&current(), header, "device");
+    // SAFETY: the routine's contract: the caller does not use the header any more.
+    unsafe { crate::ks::free_header(&current(), header, "device") };
 }
 
 pub unsafe extern "system" fn KsSetDevicePnpAndBaseObject(
@@ -302,7 +305,9 @@ pub unsafe extern "system" fn KsSetDevicePnpAndBaseObject(
     base: *mut DEVICE_OBJECT,
 ) {
     let m = current();
-    match crate::ks::device_header(&m, header) {
+    // SAFETY: the routine's contract: the caller's header, set in its `AddDevice` (PnP-serialised),
+    // so nothing else uses it meanwhile.
+    match unsafe { crate::ks::device_header(&m, header) } {
         Some(h) => {
             h.pnp_device = pnp;
             h.base_device = base;
@@ -321,33 +326,41 @@ pub unsafe extern "system" fn KsAllocateObjectHeader(
     irp: *mut IRP,
     table: *const KSDISPATCH_TABLE,
 ) -> NTSTATUS {
-    crate::ks::allocate_object_header(&current(), header, count, items, irp, table)
+    // SAFETY: the routine's contract: the caller's out pointer, items and table, and the create
+    // IRP it is dispatching.
+    unsafe { crate::ks::allocate_object_header(&current(), header, count, items, irp, table) }
 }
 
 pub unsafe extern "system" fn KsFreeObjectHeader(header: *mut c_void) {
-    crate::ks::free_header(&current(), header, "object");
+    // SAFETY: the routine's contract: the caller does not use the header any more.
+    unsafe { crate::ks::free_header(&current(), header, "object") };
 }
 
 pub unsafe extern "system" fn KsQueryObjectCreateItem(header: *mut c_void) -> *mut KSOBJECT_CREATE_ITEM {
-    crate::ks::object_header(&current(), header).map_or(std::ptr::null_mut(), |h| h.create_item)
+    // SAFETY: the routine's contract: the caller's own header, alive for the call; one field is
+    // copied out.
+    unsafe { crate::ks::object_header(&current(), header) }.map_or(std::ptr::null_mut(), |h| h.create_item)
 }
 
 pub unsafe extern "system" fn KsDispatchIrp(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
-    crate::ks::dispatch_irp(device, irp)
+    // SAFETY: the routine's contract: the dispatched device and an IRP the caller hands on.
+    unsafe { crate::ks::dispatch_irp(device, irp) }
 }
 
 pub unsafe extern "system" fn KsDispatchInvalidDeviceRequest(
     _device: *mut DEVICE_OBJECT,
     irp: *mut IRP,
 ) -> NTSTATUS {
-    crate::ks::dispatch_invalid(irp)
+    // SAFETY: the routine's contract: an IRP the caller owns and gives up.
+    unsafe { crate::ks::dispatch_invalid(irp) }
 }
 
 pub unsafe extern "system" fn KsDefaultDeviceIoCompletion(
     _device: *mut DEVICE_OBJECT,
     irp: *mut IRP,
 ) -> NTSTATUS {
-    crate::ks::default_device_io_completion(irp)
+    // SAFETY: the routine's contract: an IRP the caller owns and gives up.
+    unsafe { crate::ks::default_device_io_completion(irp) }
 }
 
 pub unsafe extern "system" fn KsDefaultDispatchPnp(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
