@@ -452,7 +452,8 @@ pub unsafe extern "system" fn KsAddIrpToCancelableQueue(
     cancel: PDRIVER_CANCEL,
 ) {
     crate::machine::with_current(|m| m.preempt.before("KsAddIrpToCancelableQueue"));
-    crate::ks::queue::add(head, lock, irp, location, cancel);
+    // SAFETY: the routine's contract: the caller's queue and lock, and an IRP it owns.
+    unsafe { crate::ks::queue::add(head, lock, irp, location, cancel) };
 }
 
 pub unsafe extern "system" fn KsRemoveIrpFromCancelableQueue(
@@ -461,11 +462,13 @@ pub unsafe extern "system" fn KsRemoveIrpFromCancelableQueue(
     location: KSLIST_ENTRY_LOCATION,
     operation: KSIRP_REMOVAL_OPERATION,
 ) -> *mut IRP {
-    crate::ks::queue::remove(head, lock, location, operation)
+    // SAFETY: the routine's contract: the caller's queue and its lock.
+    unsafe { crate::ks::queue::remove(head, lock, location, operation) }
 }
 
 pub unsafe extern "system" fn KsReleaseIrpOnCancelableQueue(irp: *mut IRP, cancel: PDRIVER_CANCEL) {
-    crate::ks::queue::release(irp, cancel);
+    // SAFETY: the routine's contract: an IRP the caller acquired from its queue.
+    unsafe { crate::ks::queue::release(irp, cancel) };
 }
 
 pub unsafe extern "system" fn KsRemoveSpecificIrpFromCancelableQueue(irp: *mut IRP) {
@@ -475,11 +478,14 @@ pub unsafe extern "system" fn KsRemoveSpecificIrpFromCancelableQueue(irp: *mut I
 }
 
 pub unsafe extern "system" fn KsCancelRoutine(_device: *mut DEVICE_OBJECT, irp: *mut IRP) {
-    crate::ks::queue::cancel_routine(irp);
+    // SAFETY: the routine's contract: called from a cancel routine, cancel lock held, with the
+    // IRP being cancelled.
+    unsafe { crate::ks::queue::cancel_routine(irp) };
 }
 
 pub unsafe extern "system" fn KsCancelIo(head: *mut LIST_ENTRY, lock: *mut KSPIN_LOCK) {
-    crate::ks::queue::cancel_io(head, lock);
+    // SAFETY: the routine's contract: the caller's queue and its lock.
+    unsafe { crate::ks::queue::cancel_io(head, lock) };
 }
 
 // ---- object manager, the driver's own IRPs, work items, events ----------------------------------
