@@ -437,11 +437,13 @@ pub unsafe extern "system" fn KsTopologyPropertyHandler(
 }
 
 pub unsafe extern "system" fn KsProbeStreamIrp(irp: *mut IRP, flags: u32, header_size: u32) -> NTSTATUS {
-    crate::ks::stream::probe_stream_irp(irp, flags, header_size)
+    // SAFETY: the routine's contract: the stream IRP the caller is dispatching, its headers valid.
+    unsafe { crate::ks::stream::probe_stream_irp(irp, flags, header_size) }
 }
 
 pub unsafe extern "system" fn KsAcquireResetValue(irp: *mut IRP, value: *mut KSRESET) -> NTSTATUS {
-    crate::ks::stream::acquire_reset_value(irp, value)
+    // SAFETY: the routine's contract: the reset IRP the caller is dispatching, its out pointer.
+    unsafe { crate::ks::stream::acquire_reset_value(irp, value) }
 }
 
 pub unsafe extern "system" fn KsAddIrpToCancelableQueue(
