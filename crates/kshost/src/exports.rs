@@ -394,7 +394,8 @@ pub unsafe extern "system" fn KsPropertyHandler(
     count: u32,
     sets: *const KSPROPERTY_SET,
 ) -> NTSTATUS {
-    crate::ks::property::property_handler(irp, count, sets)
+    // SAFETY: the routine's contract: the property IRP the caller dispatches, its set table.
+    unsafe { crate::ks::property::property_handler(irp, count, sets) }
 }
 
 pub unsafe extern "system" fn KsPinPropertyHandler(
@@ -404,7 +405,9 @@ pub unsafe extern "system" fn KsPinPropertyHandler(
     count: u32,
     descriptors: *const KSPIN_DESCRIPTOR,
 ) -> NTSTATUS {
-    crate::ks::property::pin_property_handler(irp, property, data, count, descriptors)
+    // SAFETY: the routine's contract: a captured property IRP, its request and value area, the
+    // caller's descriptors.
+    unsafe { crate::ks::property::pin_property_handler(irp, property, data, count, descriptors) }
 }
 
 pub unsafe extern "system" fn KsHandleSizedListQuery(
@@ -413,7 +416,8 @@ pub unsafe extern "system" fn KsHandleSizedListQuery(
     item_size: u32,
     items: *const c_void,
 ) -> NTSTATUS {
-    crate::ks::property::sized_list(irp, count, item_size, items)
+    // SAFETY: the routine's contract: a captured property IRP and the caller's item table.
+    unsafe { crate::ks::property::sized_list(irp, count, item_size, items) }
 }
 
 pub unsafe extern "system" fn KsPinDataIntersection(
@@ -424,7 +428,9 @@ pub unsafe extern "system" fn KsPinDataIntersection(
     descriptors: *const KSPIN_DESCRIPTOR,
     handler: PFNKSINTERSECTHANDLER,
 ) -> NTSTATUS {
-    crate::ks::property::data_intersection(irp, pin, data, count, descriptors, handler)
+    // SAFETY: the routine's contract: a captured property IRP, its request and value area, the
+    // caller's descriptors.
+    unsafe { crate::ks::property::data_intersection(irp, pin, data, count, descriptors, handler) }
 }
 
 pub unsafe extern "system" fn KsTopologyPropertyHandler(
@@ -433,7 +439,9 @@ pub unsafe extern "system" fn KsTopologyPropertyHandler(
     data: *mut c_void,
     topology: *const KSTOPOLOGY,
 ) -> NTSTATUS {
-    crate::ks::property::topology_handler(irp, property, data, topology)
+    // SAFETY: the routine's contract: a captured property IRP, its request and value area, the
+    // caller's topology.
+    unsafe { crate::ks::property::topology_handler(irp, property, data, topology) }
 }
 
 pub unsafe extern "system" fn KsProbeStreamIrp(irp: *mut IRP, flags: u32, header_size: u32) -> NTSTATUS {
