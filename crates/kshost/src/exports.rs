@@ -29,7 +29,8 @@ pub unsafe extern "system" fn ExAllocatePool2(flags: POOL_FLAGS, bytes: usize, t
 }
 
 pub unsafe extern "system" fn ExFreePoolWithTag(block: *mut c_void, tag: u32) {
-    current().pool.free(block.cast(), Some(tag));
+    // SAFETY: the routine's contract: the caller no longer uses the block.
+    unsafe { current().pool.free(block.cast(), Some(tag)) };
 }
 
 // ---- IRQL and spin locks ---------------------------------------------------------------------------
@@ -386,7 +387,9 @@ pub unsafe extern "system" fn KsValidateConnectRequest(
     descriptors: *const KSPIN_DESCRIPTOR,
     connect: *mut *mut KSPIN_CONNECT,
 ) -> NTSTATUS {
-    crate::ks::connect::validate(irp, count, descriptors, connect)
+    // SAFETY: the routine's contract: the pin-create IRP the caller dispatches, its descriptors
+    // and out pointer.
+    unsafe { crate::ks::connect::validate(irp, count, descriptors, connect) }
 }
 
 pub unsafe extern "system" fn KsPropertyHandler(
@@ -580,7 +583,9 @@ pub unsafe extern "system" fn IoQueueWorkItem(
     queue_type: i32,
     context: *mut c_void,
 ) {
-    crate::workitem::queue(item, routine, queue_type, context);
+    // SAFETY: the routine's contract: the caller's routine may run with the item's device and
+    // `context`, which it keeps valid until then.
+    unsafe { crate::workitem::queue(item, routine, queue_type, context) };
 }
 
 pub unsafe extern "system" fn IoFreeWorkItem(item: *mut c_void) {

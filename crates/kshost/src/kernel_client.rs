@@ -182,8 +182,11 @@ impl KernelReader {
             // SAFETY: every request has completed, so the client's IRP is back in its hands (its
             // completion routine kept it), and `finish` consumes the reader: no one uses it after.
             unsafe { crate::iomgr::free_irp(m, s.irp) };
-            m.pool.free(s.headers.cast(), Some(TAG));
-            m.pool.free(s.data, Some(TAG));
+            // SAFETY: the client's header block: every request has completed and the IRP is freed,
+            // so nothing uses it any more.
+            unsafe { m.pool.free(s.headers.cast(), Some(TAG)) };
+            // SAFETY: the client's data block, likewise unused now.
+            unsafe { m.pool.free(s.data, Some(TAG)) };
             // SAFETY: the reference `kernel_reader_unstarted` took, given up once: `finish` consumes
             // the reader, and its IRP, the only other user of the file object, is back and freed.
             unsafe { crate::ob::dereference(s.file.cast()) };

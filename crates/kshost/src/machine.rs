@@ -171,8 +171,9 @@ pub(crate) struct MachineInner {
     pub device_boxes: Mutex<Vec<usize>>,
     /// References the driver holds through `ObReferenceObjectByHandle`: file object → count.
     pub ob_refs: Mutex<HashMap<usize, usize>>,
-    /// Work items the driver has allocated.
-    pub work_items: Mutex<HashSet<usize>>,
+    /// Work items the driver has allocated, by the address it holds (an opaque `PIO_WORKITEM`: kshost
+    /// never reads through the driver's pointer, it looks the item up here).
+    pub work_items: Mutex<HashMap<usize, Arc<crate::workitem::WorkItem>>>,
     /// The next IRP a driver acquires from a KS queue is cancelled right after (a test's way to
     /// place an `IoCancelIrp` from another processor in that window).
     pub cancel_next_acquired: std::sync::atomic::AtomicBool,
@@ -326,7 +327,7 @@ impl Machine {
             driver_boxes: Mutex::new(Vec::new()),
             device_boxes: Mutex::new(Vec::new()),
             ob_refs: Mutex::new(HashMap::new()),
-            work_items: Mutex::new(HashSet::new()),
+            work_items: Mutex::new(HashMap::new()),
             cancel_next_acquired: std::sync::atomic::AtomicBool::new(false),
             device_dacl: Mutex::new(crate::security::Dacl::default_for_device()),
             caller: Mutex::new(crate::security::Caller::default()),

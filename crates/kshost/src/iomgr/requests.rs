@@ -525,7 +525,8 @@ pub(crate) unsafe fn free_system_buffer(m: &MachineInner, p: *mut u8) {
         // SAFETY: allocated by alloc_system_buffer with this layout; removed once.
         unsafe { std::alloc::dealloc(p, layout) };
     } else if m.pool.owns(p as usize) {
-        m.pool.free(p, None);
+        // SAFETY: the caller's contract: no one uses `p` during or after the call.
+        unsafe { m.pool.free(p, None) };
     }
 }
 
