@@ -47,7 +47,7 @@ unsafe extern "system" fn pass_through(device: *mut DEVICE_OBJECT, irp: *mut IRP
     let lower = unsafe { DeviceBox::meta_of(device) }.lower.load(std::sync::atomic::Ordering::Acquire);
     // SAFETY: a dispatch routine owns the IRP it is given until it passes it on below; `stack` is not used
     // after that.
-    let stack = unsafe { IrpBox::of(irp) }.stack_mut();
+    let stack = unsafe { IrpBox::of(irp) }.into_stack_location();
     let remove = stack.MajorFunction == IRP_MJ_PNP && stack.MinorFunction == IRP_MN_REMOVE_DEVICE;
     // SAFETY: a dispatch routine owns the IRP it is given, until it passes it on below.
     unsafe { crate::ks::skip_current(irp) };

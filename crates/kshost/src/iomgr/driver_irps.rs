@@ -85,7 +85,7 @@ pub(crate) unsafe fn reuse_irp(m: &MachineInner, irp: *mut IRP, status: NTSTATUS
     let b = unsafe { IrpBox::of(irp) };
     let count = b.irp.StackCount;
     let fresh = IrpBox::new(count, Origin::Driver, std::ptr::null_mut());
-    b.stack = fresh.stack;
+    *b.stack = fresh.stack;
     b.irp.Flags = 0;
     b.irp.MdlAddress = std::ptr::null_mut();
     b.irp.AssociatedIrp.SystemBuffer = std::ptr::null_mut();

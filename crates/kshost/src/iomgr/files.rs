@@ -72,6 +72,9 @@ pub(crate) unsafe fn close_file(m: &Arc<MachineInner>, file: *mut FILE_OBJECT) {
 /// A file object may go only when no IRP addressed to it is still in a driver: the driver's own
 /// IRPs (`IoAllocateIrp`) hold no reference, so a driver that drops its reference too early is
 /// caught here.
+///
+/// `file` is only compared, never read, so this stays safe to call: the IRPs it reads come from
+/// the registry, under its lock.
 fn check_no_irps_in_flight(m: &MachineInner, file: *mut FILE_OBJECT) {
     // The registry stays locked while the IRPs are looked at: an IRP leaves it before it is freed
     // (`release_irp`), so none of these can be freed meanwhile by another thread.
@@ -85,8 +88,9 @@ fn check_no_irps_in_flight(m: &MachineInner, file: *mut FILE_OBJECT) {
             // Only the record is referenced (its atomics and its `origin`, immutable since the
             // IRP's allocation), through a raw projection: the IRP and its stack belong to
             // whichever driver has it, which may be writing them on another thread right now, so a
-            // reference covering them (`IrpBox::of`) would be undefined behaviour here even though
-            // only atomics are read.
+            // reference covering them would be undefined behaviour here even though only atomics
+            // are read. Nor does the owner's side ever hold a `&mut` over the record: `IrpBox::of`
+            // gives it the IRP and stack mutably but the record only shared (`IrpView`).
             // SAFETY: the IRP is in the registry, which stays locked while this runs, so it cannot
             // be freed (`release_irp` takes it out of the registry before freeing it).
             let meta = unsafe { IrpBox::meta_of(p as *mut IRP) };

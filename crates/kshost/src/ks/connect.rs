@@ -126,7 +126,7 @@ unsafe fn copy_create_parameter(
     let name = name.strip_prefix(&[b'\\', 0][..]).unwrap_or(name);
     // SAFETY: the driver passes the create IRP it is dispatching, which it owns (the export's
     // contract); no other reference to it is live.
-    let b = unsafe { IrpBox::of(irp) };
+    let mut b = unsafe { IrpBox::of(irp) };
     let item = b.overlay().DriverContext[0].cast::<ksabi::KSOBJECT_CREATE_ITEM>();
     if item.is_null() {
         violation(Rule::Unsupported, "KsValidateConnectRequest outside a KS create dispatch".into());

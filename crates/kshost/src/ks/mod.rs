@@ -91,7 +91,7 @@ unsafe fn complete(irp: *mut IRP, status: NTSTATUS) -> NTSTATUS {
 /// As for [`IrpBox::of`], for the call: a live kshost IRP that the caller owns.
 pub(crate) unsafe fn skip_current(irp: *mut IRP) {
     // SAFETY: the caller's contract is `IrpBox::of`'s.
-    let b = unsafe { IrpBox::of(irp) };
+    let mut b = unsafe { IrpBox::of(irp) };
     b.irp.CurrentLocation += 1;
     let overlay = b.overlay();
     overlay.CurrentStackLocation = overlay.CurrentStackLocation.wrapping_add(1);
@@ -254,7 +254,7 @@ pub(crate) unsafe fn allocate_object_header(
     }
     // SAFETY: the driver passes the create IRP it is dispatching, which it owns (the export's
     // contract).
-    let b = unsafe { IrpBox::of(irp) };
+    let mut b = unsafe { IrpBox::of(irp) };
     let (file, device) = (b.stack_mut().FileObject, b.stack_mut().DeviceObject);
     // Every major routed through KS needs an entry in this table.
     // SAFETY: the current location's device is the kshost device the IRP was dispatched to; only
@@ -445,7 +445,7 @@ pub(crate) unsafe extern "system" fn dispatch_by_table(
     let m = current();
     let (file, major) = {
         // SAFETY: a dispatch routine owns the IRP it is given; `stack` ends before the IRP is passed on.
-        let stack = unsafe { IrpBox::of(irp) }.stack_mut();
+        let stack = unsafe { IrpBox::of(irp) }.into_stack_location();
         (stack.FileObject, stack.MajorFunction)
     };
     // SAFETY: the current location's file object, referenced by the IRP; its create has returned (requests

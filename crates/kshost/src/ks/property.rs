@@ -103,7 +103,7 @@ unsafe fn capture(
     let (in_len, out_len) = unsafe { lengths(irp) };
     // SAFETY: the driver passes the property IRP it is dispatching, which it owns (the export's
     // contract); no other reference to it is live.
-    let b = unsafe { IrpBox::of(irp) };
+    let mut b = unsafe { IrpBox::of(irp) };
     let flags = IrpFlags::from_bits_retain(b.irp.Flags);
     let value_area = out_len.checked_next_multiple_of(8).ok_or(STATUS_INVALID_PARAMETER)?;
     if flags.contains(IrpFlags::BUFFERED_IO) {

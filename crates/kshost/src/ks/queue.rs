@@ -42,7 +42,7 @@ fn irp_of(entry: *mut LIST_ENTRY) -> *mut IRP {
 /// As for [`IrpBox::of`], for `'a`: a live kshost IRP that the caller owns while it uses the slot.
 unsafe fn lock_slot<'a>(irp: *mut IRP) -> &'a mut *mut core::ffi::c_void {
     // SAFETY: the caller's contract is `IrpBox::of`'s.
-    &mut unsafe { IrpBox::of(irp) }.overlay().DriverContext[1]
+    &mut unsafe { IrpBox::of(irp) }.into_overlay().DriverContext[1]
 }
 
 /// A list link the caller may read and write (it holds the list's lock).

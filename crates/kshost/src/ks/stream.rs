@@ -56,7 +56,7 @@ pub(crate) unsafe fn probe_stream_irp(irp: *mut IRP, flags: u32, header_size: u3
     let flags = KsProbe::from_bits_retain(flags);
     // SAFETY: the driver passes the stream IRP it is dispatching, which it owns (the export's
     // contract); no other reference to it is live.
-    let b = unsafe { IrpBox::of(irp) };
+    let mut b = unsafe { IrpBox::of(irp) };
     let len = b.ioctl().OutputBufferLength as usize;
     let (irp_flags, mode, user) =
         (IrpFlags::from_bits_retain(b.irp.Flags), b.irp.RequestorMode, b.irp.UserBuffer as usize);
@@ -405,7 +405,7 @@ pub(crate) unsafe fn acquire_reset_value(irp: *mut IRP, value: *mut KSRESET) -> 
     }
     // SAFETY: the driver passes the stream IRP it is dispatching, which it owns (the export's
     // contract); no other reference to it is live.
-    let b = unsafe { IrpBox::of(irp) };
+    let mut b = unsafe { IrpBox::of(irp) };
     let p = b.ioctl();
     if (p.InputBufferLength as usize) < size_of::<KSRESET>() {
         return STATUS_INVALID_PARAMETER;
