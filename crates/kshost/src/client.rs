@@ -252,8 +252,9 @@ impl Machine {
             bytes.chunks(2).map(|c| u16::from_le_bytes([c[0], *c.get(1).unwrap_or(&0)])).collect();
         name.shrink_to_fit();
         // SAFETY: `parent` comes from the handle table and this call holds a reference to it
-        // (`Referenced`); its create has returned, so no one writes it; only `DeviceObject` is read.
-        let device = unsafe { FileBox::of(parent) }.fo.DeviceObject;
+        // (`Referenced`); its create has returned, so no one writes it; only `DeviceObject` is read,
+        // through the raw pointer (another thread may be counting a reference in its record).
+        let device = unsafe { (*parent).DeviceObject };
         // SAFETY: `device` is the device the live parent was opened on, a device of this machine,
         // whose stack is not changing during an open; `parent_ref` keeps the parent alive for the
         // whole create, which is all the new file object needs of it.

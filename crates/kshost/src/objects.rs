@@ -254,24 +254,10 @@ pub(crate) struct FileMeta {
 }
 
 impl FileBox {
-    /// The box of a file object pointer, to read or write the `FILE_OBJECT` itself.
-    ///
-    /// # Safety
-    /// - `fo` points to the `fo` field of a `FileBox` kshost allocated (the create path) that is
-    ///   not freed during `'a`: it is in the machine's file registry and the caller holds one of its
-    ///   references (a handle's, an IRP's, a `Referenced`, the create's), or the close path that
-    ///   frees it is the caller.
-    /// - For `'a` no other reference to any part of the box is used, and no other thread or driver
-    ///   routine writes the `FILE_OBJECT` (the driver writes `FsContext`/`FsContext2` only in its
-    ///   create dispatch, which the caller is not racing).
-    ///
-    /// The record's atomics and locks, which other threads use at the same time, are reached
-    /// through [`Self::meta_of`] instead.
-    pub(crate) unsafe fn of<'a>(fo: *mut FILE_OBJECT) -> &'a mut Self {
-        // SAFETY: the caller's contract; FILE_OBJECT is the first field of the repr(C) box, so
-        // the pointer is the box's.
-        unsafe { &mut *fo.cast::<Self>() }
-    }
+    // There is no `&mut FileBox` accessor: the record is in use on other threads (references
+    // counted, `pending` locked) for as long as the object lives, so kshost reads the
+    // `FILE_OBJECT` through the pointer itself (`&*fo`, `(*fo).Field`) and the record through
+    // `meta_of`.
 
     /// kshost's record of a file object, without a reference to the `FILE_OBJECT` (whose
     /// `FsContext` fields belong to the driver). Its fields are immutable after the create but for

@@ -265,7 +265,7 @@ unsafe extern "system" fn root_pnp(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -
 ///
 /// # Safety
 /// `file` is a live file object of this machine (as for
-/// [`FileBox::of`](crate::objects::FileBox::of)) for the call.
+/// [`FileBox::meta_of`](crate::objects::FileBox::meta_of)) for the call.
 pub(crate) unsafe fn related_device(file: *mut FILE_OBJECT) -> *mut DEVICE_OBJECT {
     // SAFETY: the caller's contract: a live file object; only the `DeviceObject` field set at
     // create is read, through the raw pointer (no reference to the object the driver may use).

@@ -42,7 +42,7 @@ use ksabi::{
 };
 
 use crate::machine::{MachineInner, current, violation};
-use crate::objects::{FileBox, IrpBox, current_stack};
+use crate::objects::{IrpBox, current_stack};
 use crate::verifier::Rule;
 
 const CONNECT_SIZE: usize = size_of::<KSPIN_CONNECT>();
@@ -115,8 +115,9 @@ unsafe fn copy_create_parameter(
     // SAFETY: the create IRP's current location.
     let file = unsafe { (*stack).FileObject };
     // SAFETY: the create's file object, allocated by kshost and referenced by the create IRP; only kshost's
-    // create path and this dispatch use it until the create returns, and only to read.
-    let fo = &unsafe { FileBox::of(file) }.fo;
+    // create path and this dispatch use it until the create returns, and only to read. Only the
+    // `FILE_OBJECT` is referenced, not kshost's record beside it.
+    let fo = unsafe { &*file };
     let name: &[u8] = if fo.FileName.Buffer.is_null() {
         &[]
     } else {

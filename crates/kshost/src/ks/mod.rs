@@ -37,7 +37,7 @@ use ksabi::{
 };
 
 use crate::machine::{MachineInner, current, violation};
-use crate::objects::{DeviceBox, DriverBox, FileBox, IrpBox};
+use crate::objects::{DeviceBox, DriverBox, IrpBox};
 use crate::sync::Locked;
 use crate::verifier::Rule;
 
@@ -211,7 +211,7 @@ unsafe fn header_of_device<'a>(m: &MachineInner, device: *mut DEVICE_OBJECT) -> 
 /// The object header at the start of a file object's `FsContext` structure.
 ///
 /// # Safety
-/// `file` is null or a live file object of this machine (as for [`FileBox::of`]) whose
+/// `file` is null or a live file object of this machine (kept alive by a reference) whose
 /// `FsContext` no one is writing (its create has returned), and that stays alive during `'a` (so
 /// does its header, freed only by the driver's close).
 unsafe fn header_of_file<'a>(m: &MachineInner, file: *mut FILE_OBJECT) -> Option<&'a ObjectHeader> {
@@ -346,9 +346,9 @@ pub(crate) unsafe extern "system" fn dispatch_create(device: *mut DEVICE_OBJECT,
     let file = unsafe { IrpBox::of(irp) }.stack_mut().FileObject;
     // SAFETY: the create's file object, allocated by kshost and referenced by the create IRP; only
     // kshost's create path and this dispatch use it until the create returns, and this dispatch
-    // only reads it.
-    let fb = unsafe { FileBox::of(file) };
-    let related = fb.fo.RelatedFileObject;
+    // only reads it. Only the `FILE_OBJECT` is referenced, not kshost's record beside it.
+    let fo = unsafe { &*file };
+    let related = fo.RelatedFileObject;
     let found = if related.is_null() {
         // SAFETY: the device the I/O manager dispatched to, a kshost device; its header is freed
         // only at the remove, which comes after every create; two fields are copied out.
@@ -370,12 +370,12 @@ pub(crate) unsafe extern "system" fn dispatch_create(device: *mut DEVICE_OBJECT,
             return unsafe { complete(irp, STATUS_INVALID_DEVICE_REQUEST) };
         }
     };
-    let name_units = fb.fo.FileName.Length as usize / 2;
-    let name: &[u16] = if fb.fo.FileName.Buffer.is_null() {
+    let name_units = fo.FileName.Length as usize / 2;
+    let name: &[u16] = if fo.FileName.Buffer.is_null() {
         &[]
     } else {
         // SAFETY: FileName points at `name_units` characters owned by the file object.
-        unsafe { std::slice::from_raw_parts(fb.fo.FileName.Buffer, name_units) }
+        unsafe { std::slice::from_raw_parts(fo.FileName.Buffer, name_units) }
     };
     let name = name.strip_prefix(&[u16::from(b'\\')]).unwrap_or(name);
     let (component, has_params) = match name.iter().position(|&c| c == u16::from(b'\\')) {
