@@ -13,19 +13,25 @@ use crate::machine::MachineInner;
 use crate::objects::{DeviceBox, DriverBox, IrpBox};
 
 /// Creates `\Driver\ksthunk` and attaches its device to the top of `pdo`'s stack.
-pub(crate) fn attach(m: &MachineInner, pdo: *mut DEVICE_OBJECT) {
+///
+/// # Safety
+/// `pdo` is a device object of this machine, and the caller is the install's PnP path: nothing
+/// else reads or writes the devices of its stack during the call.
+pub(crate) unsafe fn attach(m: &MachineInner, pdo: *mut DEVICE_OBJECT) {
     let driver = crate::iomgr::create_driver_object(m, "ksthunk");
     // SAFETY: the filter's driver object was just created above and is not yet shown to anyone.
     unsafe { DriverBox::of(driver) }.drv.MajorFunction = [Some(pass_through); IRP_MJ_COUNT];
-    // SAFETY: `pdo` is the installed PDO, a device of this live machine; the install is PnP-serialised, so
-    // its stack is not changing.
+    // SAFETY: the caller's contract: a device of this live machine on the PnP path, so its stack is
+    // not changing.
     let top = unsafe { crate::iomgr::top_of_stack(pdo) };
     // SAFETY: a live device of this machine (the function driver's, after AddDevice).
     let device_type = unsafe { (*top).DeviceType };
     // SAFETY: as above.
     let lower_flags = unsafe { (*top).Flags };
-    let device = crate::iomgr::create_device(m, driver, 0, device_type, 0);
-    let lower = crate::iomgr::attach_device(m, device, pdo);
+    // SAFETY: the filter's driver object was just created above; the install is the PnP path.
+    let device = unsafe { crate::iomgr::create_device(m, driver, 0, device_type, 0) };
+    // SAFETY: both are devices of this machine, on the install's PnP path (the caller's contract).
+    let lower = unsafe { crate::iomgr::attach_device(m, device, pdo) };
     let inherited = DeviceFlags::BUFFERED_IO | DeviceFlags::DIRECT_IO | DeviceFlags::POWER_PAGABLE;
     // SAFETY: the filter device was just created and attached here; no driver routine has it yet.
     let dev = &mut unsafe { DeviceBox::of(device) }.dev;
@@ -41,15 +47,18 @@ unsafe extern "system" fn pass_through(device: *mut DEVICE_OBJECT, irp: *mut IRP
     let lower = unsafe { DeviceBox::meta_of(device) }.lower.load(std::sync::atomic::Ordering::Acquire);
     // SAFETY: a dispatch routine owns the IRP it is given until it passes it on below; `stack` is not used
     // after that.
-    let stack = unsafe { IrpBox::of(irp) }.stack_mut();
+    let stack = unsafe { IrpBox::of(irp) }.into_stack_location();
     let remove = stack.MajorFunction == IRP_MJ_PNP && stack.MinorFunction == IRP_MN_REMOVE_DEVICE;
     // SAFETY: a dispatch routine owns the IRP it is given, until it passes it on below.
     unsafe { crate::ks::skip_current(irp) };
-    let status = crate::iomgr::call_driver(lower, irp);
+    // SAFETY: `lower` is the device the filter attached to (a device of this machine); the IRP,
+    // its location skipped, is handed on and not touched again here.
+    let status = unsafe { crate::iomgr::call_driver(lower, irp) };
     if remove {
         // SAFETY: `lower` is the kshost device the filter attached to, in the remove path.
         unsafe { crate::iomgr::detach(lower) };
-        crate::iomgr::delete_device(&crate::machine::current(), device);
+        // SAFETY: the filter's own device, deleted on the remove path (PnP-serialised).
+        unsafe { crate::iomgr::delete_device(&crate::machine::current(), device) };
     }
     status
 }

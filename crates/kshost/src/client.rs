@@ -210,7 +210,9 @@ impl Machine {
             // of its stack.
             (i.pdo as *mut ksabi::DEVICE_OBJECT, name.encode_utf16().collect::<Vec<u16>>())
         };
-        let file = open(m, device, std::ptr::null_mut(), name, desired_access)?;
+        // SAFETY: an enabled interface's device is the PDO the install created, a device of this
+        // live machine; opens do not run during PnP changes to its stack. No related file object.
+        let file = unsafe { open(m, device, std::ptr::null_mut(), name, desired_access) }?;
         Ok(m.handles.locked().insert(file))
     }
 
@@ -250,9 +252,13 @@ impl Machine {
             bytes.chunks(2).map(|c| u16::from_le_bytes([c[0], *c.get(1).unwrap_or(&0)])).collect();
         name.shrink_to_fit();
         // SAFETY: `parent` comes from the handle table and this call holds a reference to it
-        // (`Referenced`); its create has returned, so no one writes it; only `DeviceObject` is read.
-        let device = unsafe { FileBox::of(parent) }.fo.DeviceObject;
-        let file = open_with_length(m, device, parent, name, bytes.len(), desired_access)?;
+        // (`Referenced`); its create has returned, so no one writes it; only `DeviceObject` is read,
+        // through the raw pointer (another thread may be counting a reference in its record).
+        let device = unsafe { (*parent).DeviceObject };
+        // SAFETY: `device` is the device the live parent was opened on, a device of this machine,
+        // whose stack is not changing during an open; `parent_ref` keeps the parent alive for the
+        // whole create, which is all the new file object needs of it.
+        let file = unsafe { open_with_length(m, device, parent, name, bytes.len(), desired_access) }?;
         Ok(m.handles.locked().insert(file))
     }
 
@@ -368,7 +374,10 @@ impl Machine {
         };
         // SAFETY: `file_ref` holds a reference to the file object for this call.
         let device = unsafe { crate::iomgr::related_device(file) };
-        let returned = crate::iomgr::issue(m, device, spec, &request, true);
+        // SAFETY: `device` is the top of the live file's stack; `file_ref` holds a reference to the
+        // file object for the call (the IRP takes its own); the system buffer is kshost's, and
+        // `output` stays writable until completion (this function's contract).
+        let returned = unsafe { crate::iomgr::issue(m, device, spec, &request, true) };
         let immediate = (returned != STATUS_PENDING).then(|| request.peek()).flatten();
         Overlapped { request, machine: Arc::clone(m), immediate }
     }
@@ -383,7 +392,7 @@ impl Machine {
         let _enter = Enter::new(m);
         let _process = crate::process::ProcessThread::enter(m);
         let file = lookup(m, handle)?;
-        Ok(crate::iomgr::cancel_file_irps(m, file.file))
+        Ok(crate::iomgr::cancel_file_irps(m, file.meta()))
     }
 
     /// `CreateEvent`: a handle to something that is not a file (tests hand it where a driver
@@ -412,7 +421,9 @@ impl Machine {
         let Some(file) = m.handles.locked().map.remove(&handle.0) else {
             return Err(STATUS_INVALID_HANDLE);
         };
-        close_one_handle(m, file as *mut FILE_OBJECT);
+        // SAFETY: the handle was in the table and is now out of it: its reference is this call's to
+        // give up.
+        unsafe { close_one_handle(m, file as *mut FILE_OBJECT) };
         Ok(())
     }
 
@@ -435,14 +446,21 @@ impl Machine {
     }
 }
 
-fn close_one_handle(m: &Arc<MachineInner>, file: *mut FILE_OBJECT) {
+/// Closes one handle of `file`: cleanup at its last handle, then the handle's reference goes.
+///
+/// # Safety
+/// `file` is the file object of a handle the caller has just taken out of the handle table, so
+/// that the handle's reference is the caller's to give up (here).
+unsafe fn close_one_handle(m: &Arc<MachineInner>, file: *mut FILE_OBJECT) {
     // SAFETY: the handle just taken out of the table holds a reference to the file object, given
     // up only by `release_file` below; only the record is referenced.
     let f = unsafe { FileBox::meta_of(file) };
     if f.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
-        crate::iomgr::cleanup_file(m, file);
+        // SAFETY: the handle's reference keeps the file object alive until `release_file` below.
+        unsafe { crate::iomgr::cleanup_file(m, file) };
     }
-    crate::iomgr::release_file(m, file, true);
+    // SAFETY: gives up the handle's reference (the caller's contract); `file` is not used after.
+    unsafe { crate::iomgr::release_file(m, file, true) };
 }
 
 /// Closes every open handle as process exit does: in ascending handle value — so a filter, opened
@@ -452,7 +470,9 @@ pub(crate) fn close_all_handles(m: &Arc<MachineInner>) {
     let mut handles: Vec<(u64, usize)> = m.handles.locked().map.drain().collect();
     handles.sort_unstable_by_key(|&(raw, _)| raw);
     for (_, f) in handles {
-        close_one_handle(m, f as *mut FILE_OBJECT);
+        // SAFETY: every handle was drained out of the table above: each one's reference is given
+        // up here, once.
+        unsafe { close_one_handle(m, f as *mut FILE_OBJECT) };
     }
     crate::worker::flush(m);
 }
@@ -470,9 +490,20 @@ struct Referenced<'m> {
     file: *mut FILE_OBJECT,
 }
 
+impl Referenced<'_> {
+    /// kshost's record of the file object: the reference this holds keeps it alive while the
+    /// borrow lasts.
+    fn meta(&self) -> &FileMeta {
+        // SAFETY: `lookup` took a reference to the live file object, dropped only when `self` is;
+        // only the record is referenced.
+        unsafe { FileBox::meta_of(self.file) }
+    }
+}
+
 impl Drop for Referenced<'_> {
     fn drop(&mut self) {
-        crate::iomgr::release_file(self.m, self.file, true);
+        // SAFETY: gives up the reference `lookup` took; `self.file` is not used after the drop.
+        unsafe { crate::iomgr::release_file(self.m, self.file, true) };
     }
 }
 
@@ -486,7 +517,11 @@ fn lookup(m: &Arc<MachineInner>, handle: Handle) -> Result<Referenced<'_>, NTSTA
     Ok(Referenced { m, file })
 }
 
-fn open(
+/// [`open_with_length`] with the whole of `name` as the name.
+///
+/// # Safety
+/// As for [`open_with_length`].
+unsafe fn open(
     m: &Arc<MachineInner>,
     device: *mut ksabi::DEVICE_OBJECT,
     related: *mut FILE_OBJECT,
@@ -494,22 +529,26 @@ fn open(
     desired_access: u32,
 ) -> Result<*mut FILE_OBJECT, NTSTATUS> {
     let bytes = name.len() * 2;
-    open_with_length(m, device, related, name, bytes, desired_access)
+    // SAFETY: this function's contract is `open_with_length`'s.
+    unsafe { open_with_length(m, device, related, name, bytes, desired_access) }
 }
 
 /// The I/O manager's access check of an open: against the security descriptor of the device
 /// stack, for an open of the device itself, or — only when the stack has
 /// `FILE_DEVICE_SECURE_OPEN`, checked at its top — for an open in its namespace (a trailing name
 /// such as a reference string, or a relative open such as a pin's).
-fn check_access(
+///
+/// # Safety
+/// `device` is a device object of this live machine (device boxes live as long as it does), and
+/// no PnP change attaches or detaches a device on its stack during the call.
+unsafe fn check_access(
     m: &MachineInner,
     device: *mut ksabi::DEVICE_OBJECT,
     related: *mut FILE_OBJECT,
     name_bytes: usize,
     desired_access: u32,
 ) -> Result<(), NTSTATUS> {
-    // SAFETY: `device` is a kshost device of this live machine (a registered interface's device or a parent
-    // file's); no PnP change runs during an open.
+    // SAFETY: the caller's contract: a device of this live machine, its stack not changing.
     let top = unsafe { crate::iomgr::top_of_stack(device) };
     // SAFETY: a device of this machine's stack.
     let secure = unsafe { (*top).Characteristics } & ksabi::FILE_DEVICE_SECURE_OPEN != 0;
@@ -524,7 +563,12 @@ fn check_access(
 /// Creates a file object named `name` (`name_bytes` long) on `device` — the named device, the PDO
 /// of an interface, as Windows records it in `FILE_OBJECT.DeviceObject` — and sends
 /// `IRP_MJ_CREATE` to the top of its stack.
-pub(crate) fn open_with_length(
+///
+/// # Safety
+/// `device` is a device object of this live machine whose stack no PnP change alters during the
+/// call; `related` is null or a kshost file object kept alive by a reference the caller holds
+/// until this returns (the new object keeps the pointer but no reference, as on Windows).
+pub(crate) unsafe fn open_with_length(
     m: &Arc<MachineInner>,
     device: *mut ksabi::DEVICE_OBJECT,
     related: *mut FILE_OBJECT,
@@ -532,7 +576,8 @@ pub(crate) fn open_with_length(
     name_bytes: usize,
     desired_access: u32,
 ) -> Result<*mut FILE_OBJECT, NTSTATUS> {
-    check_access(m, device, related, name_bytes, desired_access)?;
+    // SAFETY: the caller's contract: a device of this live machine, its stack not changing.
+    unsafe { check_access(m, device, related, name_bytes, desired_access) }?;
     // SAFETY: FILE_OBJECT is a C structure for which all-zero is valid.
     let fo = unsafe { std::mem::zeroed::<FILE_OBJECT>() };
     let length = u16::try_from(name_bytes).map_err(|_| STATUS_INVALID_PARAMETER)?;
@@ -580,8 +625,11 @@ pub(crate) fn open_with_length(
     };
     let spec = IrpSpec::bufferless(IRP_MJ_CREATE, 0, params, file, ksabi::UserMode, STATUS_SUCCESS);
     let request = Request::new();
-    // SAFETY: as in `check_access`: a kshost device of this live machine, no PnP change during an open.
-    let _ = crate::iomgr::issue(m, unsafe { crate::iomgr::top_of_stack(device) }, spec, &request, true);
+    // SAFETY: the caller's contract: a device of this live machine, its stack not changing.
+    let top = unsafe { crate::iomgr::top_of_stack(device) };
+    // SAFETY: `top` is a device of this live machine; the create's own reference (the count of 1
+    // the box was made with) keeps the new file object alive for the IRP; no buffers.
+    let _ = unsafe { crate::iomgr::issue(m, top, spec, &request, true) };
     let result = crate::iomgr::wait_or_report(m, &request, "IRP_MJ_CREATE");
     // SAFETY: the create's own reference keeps the file object alive until it becomes the
     // handle's or `release_file` drops it below; only the record is referenced.
@@ -593,7 +641,8 @@ pub(crate) fn open_with_length(
         Ok(file)
     } else {
         // A failed create is neither cleaned up nor closed.
-        crate::iomgr::release_file(m, file, true);
+        // SAFETY: gives up the create's own reference; `file` is not used after.
+        unsafe { crate::iomgr::release_file(m, file, true) };
         Err(result.status)
     }
 }

@@ -29,7 +29,8 @@ pub unsafe extern "system" fn ExAllocatePool2(flags: POOL_FLAGS, bytes: usize, t
 }
 
 pub unsafe extern "system" fn ExFreePoolWithTag(block: *mut c_void, tag: u32) {
-    current().pool.free(block.cast(), Some(tag));
+    // SAFETY: the routine's contract: the caller no longer uses the block.
+    unsafe { current().pool.free(block.cast(), Some(tag)) };
 }
 
 // ---- IRQL and spin locks ---------------------------------------------------------------------------
@@ -77,7 +78,11 @@ pub unsafe extern "system" fn IoCreateDevice(
     {
         return STATUS_INVALID_PARAMETER;
     }
-    let d = crate::iomgr::create_device(&current(), driver, extension_size, device_type, characteristics);
+    // SAFETY: the routine's contract: the caller's own driver object, from `DriverEntry` or
+    // `AddDevice` (PnP-serialised).
+    let d = unsafe {
+        crate::iomgr::create_device(&current(), driver, extension_size, device_type, characteristics)
+    };
     // SAFETY: the caller's out pointer.
     unsafe { *device = d };
     STATUS_SUCCESS
@@ -85,14 +90,18 @@ pub unsafe extern "system" fn IoCreateDevice(
 
 pub unsafe extern "system" fn IoDeleteDevice(device: *mut DEVICE_OBJECT) {
     crate::irql::require_at_most(PASSIVE_LEVEL, "IoDeleteDevice");
-    crate::iomgr::delete_device(&current(), device);
+    // SAFETY: the routine's contract: the caller deletes its own device on its remove path
+    // (PnP-serialised).
+    unsafe { crate::iomgr::delete_device(&current(), device) };
 }
 
 pub unsafe extern "system" fn IoAttachDeviceToDeviceStack(
     source: *mut DEVICE_OBJECT,
     target: *mut DEVICE_OBJECT,
 ) -> *mut DEVICE_OBJECT {
-    crate::iomgr::attach_device(&current(), source, target)
+    // SAFETY: the routine's contract: the caller attaches its new device in `AddDevice`
+    // (PnP-serialised).
+    unsafe { crate::iomgr::attach_device(&current(), source, target) }
 }
 
 pub unsafe extern "system" fn IoDetachDevice(target: *mut DEVICE_OBJECT) {
@@ -201,11 +210,14 @@ unsafe fn unicode_to_string(s: *const UNICODE_STRING) -> String {
 }
 
 pub unsafe extern "system" fn IofCompleteRequest(irp: *mut IRP, _priority_boost: i8) {
-    crate::iomgr::complete_request(&current(), irp);
+    // SAFETY: the routine's contract: the caller owns the IRP and gives it up.
+    unsafe { crate::iomgr::complete_request(&current(), irp) };
 }
 
 pub unsafe extern "system" fn IofCallDriver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
-    crate::iomgr::call_driver(device, irp)
+    // SAFETY: the routine's contract: a device of the stack and an IRP the caller owns, its next
+    // location set up, handed on.
+    unsafe { crate::iomgr::call_driver(device, irp) }
 }
 
 pub unsafe extern "system" fn IoCancelIrp(irp: *mut IRP) -> u8 {
@@ -270,7 +282,8 @@ pub fn dbg_print(level: u32, message: &CStr) {
 // ---- ks.sys ------------------------------------------------------------------------------------------
 
 pub unsafe extern "system" fn KsSetMajorFunctionHandler(driver: *mut DRIVER_OBJECT, major: u32) -> NTSTATUS {
-    crate::ks::set_major_function_handler(driver, major)
+    // SAFETY: the routine's contract: the caller's driver object, in its `DriverEntry`.
+    unsafe { crate::ks::set_major_function_handler(driver, major) }
 }
 
 pub unsafe extern "system" fn KsAllocateDeviceHeader(
@@ -278,11 +291,13 @@ pub unsafe extern "system" fn KsAllocateDeviceHeader(
     count: u32,
     items: *mut KSOBJECT_CREATE_ITEM,
 ) -> NTSTATUS {
-    crate::ks::allocate_device_header(&current(), header, count, items)
+    // SAFETY: the routine's contract: the caller's out pointer and item array.
+    unsafe { crate::ks::allocate_device_header(&current(), header, count, items) }
 }
 
 pub unsafe extern "system" fn KsFreeDeviceHeader(header: *mut c_void) {
-    crate::ks::free_header(&current(), header, "device");
+    // SAFETY: the routine's contract: the caller does not use the header any more.
+    unsafe { crate::ks::free_header(&current(), header, "device") };
 }
 
 pub unsafe extern "system" fn KsSetDevicePnpAndBaseObject(
@@ -291,7 +306,9 @@ pub unsafe extern "system" fn KsSetDevicePnpAndBaseObject(
     base: *mut DEVICE_OBJECT,
 ) {
     let m = current();
-    match crate::ks::device_header(&m, header) {
+    // SAFETY: the routine's contract: the caller's header, set in its `AddDevice` (PnP-serialised),
+    // so nothing else uses it meanwhile.
+    match unsafe { crate::ks::device_header(&m, header) } {
         Some(h) => {
             h.pnp_device = pnp;
             h.base_device = base;
@@ -310,33 +327,41 @@ pub unsafe extern "system" fn KsAllocateObjectHeader(
     irp: *mut IRP,
     table: *const KSDISPATCH_TABLE,
 ) -> NTSTATUS {
-    crate::ks::allocate_object_header(&current(), header, count, items, irp, table)
+    // SAFETY: the routine's contract: the caller's out pointer, items and table, and the create
+    // IRP it is dispatching.
+    unsafe { crate::ks::allocate_object_header(&current(), header, count, items, irp, table) }
 }
 
 pub unsafe extern "system" fn KsFreeObjectHeader(header: *mut c_void) {
-    crate::ks::free_header(&current(), header, "object");
+    // SAFETY: the routine's contract: the caller does not use the header any more.
+    unsafe { crate::ks::free_header(&current(), header, "object") };
 }
 
 pub unsafe extern "system" fn KsQueryObjectCreateItem(header: *mut c_void) -> *mut KSOBJECT_CREATE_ITEM {
-    crate::ks::object_header(&current(), header).map_or(std::ptr::null_mut(), |h| h.create_item)
+    // SAFETY: the routine's contract: the caller's own header, alive for the call; one field is
+    // copied out.
+    unsafe { crate::ks::object_header(&current(), header) }.map_or(std::ptr::null_mut(), |h| h.create_item)
 }
 
 pub unsafe extern "system" fn KsDispatchIrp(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
-    crate::ks::dispatch_irp(device, irp)
+    // SAFETY: the routine's contract: the dispatched device and an IRP the caller hands on.
+    unsafe { crate::ks::dispatch_irp(device, irp) }
 }
 
 pub unsafe extern "system" fn KsDispatchInvalidDeviceRequest(
     _device: *mut DEVICE_OBJECT,
     irp: *mut IRP,
 ) -> NTSTATUS {
-    crate::ks::dispatch_invalid(irp)
+    // SAFETY: the routine's contract: an IRP the caller owns and gives up.
+    unsafe { crate::ks::dispatch_invalid(irp) }
 }
 
 pub unsafe extern "system" fn KsDefaultDeviceIoCompletion(
     _device: *mut DEVICE_OBJECT,
     irp: *mut IRP,
 ) -> NTSTATUS {
-    crate::ks::default_device_io_completion(irp)
+    // SAFETY: the routine's contract: an IRP the caller owns and gives up.
+    unsafe { crate::ks::default_device_io_completion(irp) }
 }
 
 pub unsafe extern "system" fn KsDefaultDispatchPnp(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
@@ -362,7 +387,9 @@ pub unsafe extern "system" fn KsValidateConnectRequest(
     descriptors: *const KSPIN_DESCRIPTOR,
     connect: *mut *mut KSPIN_CONNECT,
 ) -> NTSTATUS {
-    crate::ks::connect::validate(irp, count, descriptors, connect)
+    // SAFETY: the routine's contract: the pin-create IRP the caller dispatches, its descriptors
+    // and out pointer.
+    unsafe { crate::ks::connect::validate(irp, count, descriptors, connect) }
 }
 
 pub unsafe extern "system" fn KsPropertyHandler(
@@ -370,7 +397,8 @@ pub unsafe extern "system" fn KsPropertyHandler(
     count: u32,
     sets: *const KSPROPERTY_SET,
 ) -> NTSTATUS {
-    crate::ks::property::property_handler(irp, count, sets)
+    // SAFETY: the routine's contract: the property IRP the caller dispatches, its set table.
+    unsafe { crate::ks::property::property_handler(irp, count, sets) }
 }
 
 pub unsafe extern "system" fn KsPinPropertyHandler(
@@ -380,7 +408,9 @@ pub unsafe extern "system" fn KsPinPropertyHandler(
     count: u32,
     descriptors: *const KSPIN_DESCRIPTOR,
 ) -> NTSTATUS {
-    crate::ks::property::pin_property_handler(irp, property, data, count, descriptors)
+    // SAFETY: the routine's contract: a captured property IRP, its request and value area, the
+    // caller's descriptors.
+    unsafe { crate::ks::property::pin_property_handler(irp, property, data, count, descriptors) }
 }
 
 pub unsafe extern "system" fn KsHandleSizedListQuery(
@@ -389,7 +419,8 @@ pub unsafe extern "system" fn KsHandleSizedListQuery(
     item_size: u32,
     items: *const c_void,
 ) -> NTSTATUS {
-    crate::ks::property::sized_list(irp, count, item_size, items)
+    // SAFETY: the routine's contract: a captured property IRP and the caller's item table.
+    unsafe { crate::ks::property::sized_list(irp, count, item_size, items) }
 }
 
 pub unsafe extern "system" fn KsPinDataIntersection(
@@ -400,7 +431,9 @@ pub unsafe extern "system" fn KsPinDataIntersection(
     descriptors: *const KSPIN_DESCRIPTOR,
     handler: PFNKSINTERSECTHANDLER,
 ) -> NTSTATUS {
-    crate::ks::property::data_intersection(irp, pin, data, count, descriptors, handler)
+    // SAFETY: the routine's contract: a captured property IRP, its request and value area, the
+    // caller's descriptors.
+    unsafe { crate::ks::property::data_intersection(irp, pin, data, count, descriptors, handler) }
 }
 
 pub unsafe extern "system" fn KsTopologyPropertyHandler(
@@ -409,15 +442,19 @@ pub unsafe extern "system" fn KsTopologyPropertyHandler(
     data: *mut c_void,
     topology: *const KSTOPOLOGY,
 ) -> NTSTATUS {
-    crate::ks::property::topology_handler(irp, property, data, topology)
+    // SAFETY: the routine's contract: a captured property IRP, its request and value area, the
+    // caller's topology.
+    unsafe { crate::ks::property::topology_handler(irp, property, data, topology) }
 }
 
 pub unsafe extern "system" fn KsProbeStreamIrp(irp: *mut IRP, flags: u32, header_size: u32) -> NTSTATUS {
-    crate::ks::stream::probe_stream_irp(irp, flags, header_size)
+    // SAFETY: the routine's contract: the stream IRP the caller is dispatching, its headers valid.
+    unsafe { crate::ks::stream::probe_stream_irp(irp, flags, header_size) }
 }
 
 pub unsafe extern "system" fn KsAcquireResetValue(irp: *mut IRP, value: *mut KSRESET) -> NTSTATUS {
-    crate::ks::stream::acquire_reset_value(irp, value)
+    // SAFETY: the routine's contract: the reset IRP the caller is dispatching, its out pointer.
+    unsafe { crate::ks::stream::acquire_reset_value(irp, value) }
 }
 
 pub unsafe extern "system" fn KsAddIrpToCancelableQueue(
@@ -428,7 +465,8 @@ pub unsafe extern "system" fn KsAddIrpToCancelableQueue(
     cancel: PDRIVER_CANCEL,
 ) {
     crate::machine::with_current(|m| m.preempt.before("KsAddIrpToCancelableQueue"));
-    crate::ks::queue::add(head, lock, irp, location, cancel);
+    // SAFETY: the routine's contract: the caller's queue and lock, and an IRP it owns.
+    unsafe { crate::ks::queue::add(head, lock, irp, location, cancel) };
 }
 
 pub unsafe extern "system" fn KsRemoveIrpFromCancelableQueue(
@@ -437,11 +475,13 @@ pub unsafe extern "system" fn KsRemoveIrpFromCancelableQueue(
     location: KSLIST_ENTRY_LOCATION,
     operation: KSIRP_REMOVAL_OPERATION,
 ) -> *mut IRP {
-    crate::ks::queue::remove(head, lock, location, operation)
+    // SAFETY: the routine's contract: the caller's queue and its lock.
+    unsafe { crate::ks::queue::remove(head, lock, location, operation) }
 }
 
 pub unsafe extern "system" fn KsReleaseIrpOnCancelableQueue(irp: *mut IRP, cancel: PDRIVER_CANCEL) {
-    crate::ks::queue::release(irp, cancel);
+    // SAFETY: the routine's contract: an IRP the caller acquired from its queue.
+    unsafe { crate::ks::queue::release(irp, cancel) };
 }
 
 pub unsafe extern "system" fn KsRemoveSpecificIrpFromCancelableQueue(irp: *mut IRP) {
@@ -451,11 +491,14 @@ pub unsafe extern "system" fn KsRemoveSpecificIrpFromCancelableQueue(irp: *mut I
 }
 
 pub unsafe extern "system" fn KsCancelRoutine(_device: *mut DEVICE_OBJECT, irp: *mut IRP) {
-    crate::ks::queue::cancel_routine(irp);
+    // SAFETY: the routine's contract: called from a cancel routine, cancel lock held, with the
+    // IRP being cancelled.
+    unsafe { crate::ks::queue::cancel_routine(irp) };
 }
 
 pub unsafe extern "system" fn KsCancelIo(head: *mut LIST_ENTRY, lock: *mut KSPIN_LOCK) {
-    crate::ks::queue::cancel_io(head, lock);
+    // SAFETY: the routine's contract: the caller's queue and its lock.
+    unsafe { crate::ks::queue::cancel_io(head, lock) };
 }
 
 // ---- object manager, the driver's own IRPs, work items, events ----------------------------------
@@ -468,7 +511,8 @@ pub unsafe extern "system" fn ObReferenceObjectByHandle(
     object: *mut *mut c_void,
     _handle_info: *mut c_void,
 ) -> NTSTATUS {
-    crate::ob::reference_by_handle(handle, access, object_type, mode, object)
+    // SAFETY: the routine's contract: `object` is the caller's out pointer.
+    unsafe { crate::ob::reference_by_handle(handle, access, object_type, mode, object) }
 }
 
 /// `ObfReferenceObject` (what `ObReferenceObject` expands to).
@@ -477,11 +521,13 @@ pub unsafe extern "system" fn ObReferenceObjectByHandle(
 /// `object` must be an object the caller holds a reference to (kshost checks it is a live file
 /// object).
 pub unsafe extern "system" fn ObfReferenceObject(object: *mut c_void) -> isize {
-    crate::ob::reference(object)
+    // SAFETY: the routine's contract: the caller holds a reference to `object`.
+    unsafe { crate::ob::reference(object) }
 }
 
 pub unsafe extern "system" fn ObfDereferenceObject(object: *mut c_void) -> isize {
-    crate::ob::dereference(object)
+    // SAFETY: the routine's contract: the caller gives up a reference it took on `object`.
+    unsafe { crate::ob::dereference(object) }
 }
 
 /// `IoGetRelatedDeviceObject`: the top of the stack of the device a file object was opened on.
@@ -507,19 +553,23 @@ pub unsafe extern "system" fn IoAllocateIrp(stack_size: i8, _charge_quota: u8) -
 }
 
 pub unsafe extern "system" fn IoFreeIrp(irp: *mut IRP) {
-    crate::iomgr::free_irp(&current(), irp);
+    // SAFETY: the routine's contract: the caller's own IRP, back in its hands, unused after.
+    unsafe { crate::iomgr::free_irp(&current(), irp) };
 }
 
 pub unsafe extern "system" fn IoReuseIrp(irp: *mut IRP, status: NTSTATUS) {
-    crate::iomgr::reuse_irp(&current(), irp, status);
+    // SAFETY: the routine's contract: the caller's own IRP, back in its hands.
+    unsafe { crate::iomgr::reuse_irp(&current(), irp, status) };
 }
 
 pub unsafe extern "system" fn IoFreeMdl(mdl: *mut MDL) {
-    crate::iomgr::free_mdl(&current(), mdl);
+    // SAFETY: the routine's contract: the caller no longer uses the MDL.
+    unsafe { crate::iomgr::free_mdl(&current(), mdl) };
 }
 
 pub unsafe extern "system" fn MmUnlockPages(mdl: *mut MDL) {
-    crate::iomgr::unlock_pages(&current(), mdl);
+    // SAFETY: the routine's contract: an MDL of an IRP the caller owns.
+    unsafe { crate::iomgr::unlock_pages(&current(), mdl) };
 }
 
 #[must_use]
@@ -533,7 +583,9 @@ pub unsafe extern "system" fn IoQueueWorkItem(
     queue_type: i32,
     context: *mut c_void,
 ) {
-    crate::workitem::queue(item, routine, queue_type, context);
+    // SAFETY: the routine's contract: the caller's routine may run with the item's device and
+    // `context`, which it keeps valid until then.
+    unsafe { crate::workitem::queue(item, routine, queue_type, context) };
 }
 
 pub unsafe extern "system" fn IoFreeWorkItem(item: *mut c_void) {
@@ -616,7 +668,8 @@ pub unsafe extern "system" fn IoAllocateDriverObjectExtension(
     size: u32,
     extension: *mut *mut c_void,
 ) -> NTSTATUS {
-    crate::iomgr::allocate_driver_extension(driver, client_id, size, extension)
+    // SAFETY: the routine's contract: the caller's driver object and out pointer.
+    unsafe { crate::iomgr::allocate_driver_extension(driver, client_id, size, extension) }
 }
 
 /// `IoGetDriverObjectExtension`.
@@ -624,7 +677,8 @@ pub unsafe extern "system" fn IoGetDriverObjectExtension(
     driver: *mut DRIVER_OBJECT,
     client_id: *mut c_void,
 ) -> *mut c_void {
-    crate::iomgr::driver_extension(driver, client_id)
+    // SAFETY: the routine's contract: the caller's driver object.
+    unsafe { crate::iomgr::driver_extension(driver, client_id) }
 }
 
 /// `RtlCopyMemory` (a `memcpy`): the host build's copy routine for every byte the driver moves, so

@@ -92,13 +92,16 @@ impl Machine {
         let _enter = Enter::new(&m);
         let mut object: *mut c_void = std::ptr::null_mut();
         // The handle comes from the (test) process: referenced as a user-mode handle, for reading.
-        let status = crate::ob::reference_by_handle(
-            std::ptr::without_provenance_mut(usize::try_from(pin.raw()).unwrap_or(usize::MAX)),
-            ksabi::FILE_READ_DATA,
-            std::ptr::null_mut(),
-            ksabi::UserMode,
-            &raw mut object,
-        );
+        // SAFETY: `object` is a local the out pointer may write.
+        let status = unsafe {
+            crate::ob::reference_by_handle(
+                std::ptr::without_provenance_mut(usize::try_from(pin.raw()).unwrap_or(usize::MAX)),
+                ksabi::FILE_READ_DATA,
+                std::ptr::null_mut(),
+                ksabi::UserMode,
+                &raw mut object,
+            )
+        };
         if !nt_success(status) {
             return Err(status);
         }
@@ -176,10 +179,17 @@ impl KernelReader {
         let m = &s.machine;
         let _enter = Enter::new(m);
         if results.len() == rounds {
-            crate::iomgr::free_irp(m, s.irp);
-            m.pool.free(s.headers.cast(), Some(TAG));
-            m.pool.free(s.data, Some(TAG));
-            crate::ob::dereference(s.file.cast());
+            // SAFETY: every request has completed, so the client's IRP is back in its hands (its
+            // completion routine kept it), and `finish` consumes the reader: no one uses it after.
+            unsafe { crate::iomgr::free_irp(m, s.irp) };
+            // SAFETY: the client's header block: every request has completed and the IRP is freed,
+            // so nothing uses it any more.
+            unsafe { m.pool.free(s.headers.cast(), Some(TAG)) };
+            // SAFETY: the client's data block, likewise unused now.
+            unsafe { m.pool.free(s.data, Some(TAG)) };
+            // SAFETY: the reference `kernel_reader_unstarted` took, given up once: `finish` consumes
+            // the reader, and its IRP, the only other user of the file object, is back and freed.
+            unsafe { crate::ob::dereference(s.file.cast()) };
         }
         // Otherwise the IRP is still in the driver: leave it (the verifier reports it).
         results
@@ -189,7 +199,9 @@ impl KernelReader {
 /// Builds the read request in the client's IRP and sends it to the top of the pin's stack.
 fn send(s: &State) {
     let m = &s.machine;
-    crate::iomgr::reuse_irp(m, s.irp, STATUS_NOT_SUPPORTED);
+    // SAFETY: the client's own IRP, not in flight: `send` runs before the first request and from
+    // the completion routine that took the last one back.
+    unsafe { crate::iomgr::reuse_irp(m, s.irp, STATUS_NOT_SUPPORTED) };
     for i in 0..s.count {
         let header = KSSTREAM_HEADER {
             Size: u32::try_from(HEADER).unwrap_or(0),
@@ -227,7 +239,10 @@ fn send(s: &State) {
     // SAFETY: as above.
     unsafe { (*irp).RequestorMode = KernelMode };
     // `IofCallDriver`: the referenced pin's device and the client's IRP with its next location set.
-    crate::iomgr::call_driver(s.device, irp);
+    // SAFETY: `s.device` is the top of the referenced pin's stack, a device of this machine; the
+    // client's IRP, its next location set up above, is handed on and not touched until it comes
+    // back to `completed`.
+    unsafe { crate::iomgr::call_driver(s.device, irp) };
 }
 
 /// The client's completion routine: records the request, frees the MDLs the probe built, and —
@@ -246,8 +261,10 @@ unsafe extern "system" fn completed(
     while !mdl.is_null() {
         // SAFETY: an MDL of the chain the driver's probe built for this request.
         let next = unsafe { (*mdl).Next };
-        crate::iomgr::unlock_pages(&s.machine, mdl);
-        crate::iomgr::free_mdl(&s.machine, mdl);
+        // SAFETY: an MDL of the client's own IRP, back in its hands: no one else uses it.
+        unsafe { crate::iomgr::unlock_pages(&s.machine, mdl) };
+        // SAFETY: as above; it is unhooked from the IRP below and not used after.
+        unsafe { crate::iomgr::free_mdl(&s.machine, mdl) };
         mdl = next;
     }
     // SAFETY: as above.

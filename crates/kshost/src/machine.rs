@@ -171,8 +171,9 @@ pub(crate) struct MachineInner {
     pub device_boxes: Mutex<Vec<usize>>,
     /// References the driver holds through `ObReferenceObjectByHandle`: file object → count.
     pub ob_refs: Mutex<HashMap<usize, usize>>,
-    /// Work items the driver has allocated.
-    pub work_items: Mutex<HashSet<usize>>,
+    /// Work items the driver has allocated, by the address it holds (an opaque `PIO_WORKITEM`: kshost
+    /// never reads through the driver's pointer, it looks the item up here).
+    pub work_items: Mutex<HashMap<usize, Arc<crate::workitem::WorkItem>>>,
     /// The next IRP a driver acquires from a KS queue is cancelled right after (a test's way to
     /// place an `IoCancelIrp` from another processor in that window).
     pub cancel_next_acquired: std::sync::atomic::AtomicBool,
@@ -326,7 +327,7 @@ impl Machine {
             driver_boxes: Mutex::new(Vec::new()),
             device_boxes: Mutex::new(Vec::new()),
             ob_refs: Mutex::new(HashMap::new()),
-            work_items: Mutex::new(HashSet::new()),
+            work_items: Mutex::new(HashMap::new()),
             cancel_next_acquired: std::sync::atomic::AtomicBool::new(false),
             device_dacl: Mutex::new(crate::security::Dacl::default_for_device()),
             caller: Mutex::new(crate::security::Caller::default()),
@@ -422,12 +423,16 @@ impl Machine {
             );
         }
         if self.inner.settings.class_upper_filter && top != pdo {
-            crate::class_filter::attach(&self.inner, pdo);
+            // SAFETY: the PDO this install created; the install is the PnP path, so its stack is
+            // not changing but here.
+            unsafe { crate::class_filter::attach(&self.inner, pdo) };
         }
-        self.apply_device_properties(pdo, &install)?;
+        // SAFETY: as above: the PDO this install created, on the PnP path.
+        unsafe { self.apply_device_properties(pdo, &install) }?;
         // SAFETY: the PDO this install created, its stack built (`AddDevice`, the class filter).
         let top = unsafe { crate::iomgr::top_of_stack(pdo) };
-        let status = crate::iomgr::send_pnp(&self.inner, top, IRP_MN_START_DEVICE);
+        // SAFETY: the top of the stack this install built, on the install's PnP path.
+        let status = unsafe { crate::iomgr::send_pnp(&self.inner, top, IRP_MN_START_DEVICE) };
         if !nt_success(status) {
             return Err(InstallError::Start(status));
         }
@@ -441,7 +446,11 @@ impl Machine {
     /// characteristics (`FILE_DEVICE_SECURE_OPEN`) of any device object or of the INF's
     /// `DeviceCharacteristics` are set on every device object of the stack, and the INF's
     /// `Security` descriptor (or the default one) applies to all of them.
-    fn apply_device_properties(
+    ///
+    /// # Safety
+    /// `pdo` is a device object of this machine (device boxes live as long as it does), and the
+    /// caller is the install's PnP path: nothing else reads or writes the devices of its stack.
+    unsafe fn apply_device_properties(
         &self,
         pdo: *mut DEVICE_OBJECT,
         install: &InstallInfo,
@@ -451,7 +460,8 @@ impl Machine {
         let mut d = pdo;
         while !d.is_null() {
             stack.push(d);
-            // SAFETY: devices of this machine's stack, alive until it goes.
+            // SAFETY: the caller's contract: `pdo` and the devices attached above it are devices of
+            // this live machine; one field is read through the raw pointer.
             d = unsafe { (*d).AttachedDevice };
         }
         let above_pdo = stack.iter().skip(1);
@@ -588,9 +598,12 @@ impl Machine {
             // SAFETY: the installed PDO, a device of this live machine; PnP is serialised here.
             let top = unsafe { crate::iomgr::top_of_stack(inst.pdo) };
             if inst.started && !inst.removed {
-                let status = crate::iomgr::send_pnp(&self.inner, top, IRP_MN_QUERY_REMOVE_DEVICE);
+                // SAFETY: the top of the installed stack, a device of this live machine; the
+                // shutdown is the PnP path (the install was taken out of `installed` above).
+                let status = unsafe { crate::iomgr::send_pnp(&self.inner, top, IRP_MN_QUERY_REMOVE_DEVICE) };
                 if nt_success(status) {
-                    crate::iomgr::send_pnp(&self.inner, top, IRP_MN_REMOVE_DEVICE);
+                    // SAFETY: as above; the query succeeded, so the driver expects the remove.
+                    unsafe { crate::iomgr::send_pnp(&self.inner, top, IRP_MN_REMOVE_DEVICE) };
                 }
             }
             self.check_removal_leaks();
@@ -694,11 +707,14 @@ impl Machine {
         // SAFETY: the installed PDO (checked above), a device of this live machine; PnP is
         // serialised here.
         let top = unsafe { crate::iomgr::top_of_stack(pdo) };
-        let status = crate::iomgr::send_pnp(&self.inner, top, IRP_MN_QUERY_REMOVE_DEVICE);
+        // SAFETY: the top of the installed, started stack, a device of this live machine, on the
+        // remove's PnP path.
+        let status = unsafe { crate::iomgr::send_pnp(&self.inner, top, IRP_MN_QUERY_REMOVE_DEVICE) };
         if !nt_success(status) {
             return Err(status);
         }
-        crate::iomgr::send_pnp(&self.inner, top, IRP_MN_REMOVE_DEVICE);
+        // SAFETY: as above; the query succeeded, so the driver expects the remove.
+        unsafe { crate::iomgr::send_pnp(&self.inner, top, IRP_MN_REMOVE_DEVICE) };
         if let Some(i) = self.inner.installed.locked().as_mut() {
             i.removed = true;
         }

@@ -39,7 +39,10 @@ const FILE_READ_DATA: u32 = 0x1;
 const FILE_WRITE_DATA: u32 = 0x2;
 
 /// `ObReferenceObjectByHandle`.
-pub(crate) fn reference_by_handle(
+///
+/// # Safety
+/// `object` is null or valid for writing a pointer (the routine's out parameter).
+pub(crate) unsafe fn reference_by_handle(
     handle: HANDLE,
     access: u32,
     object_type: *mut c_void,
@@ -89,7 +92,8 @@ pub(crate) fn reference_by_handle(
     let wants_write = access & (FILE_WRITE_DATA | GENERIC_WRITE) != 0;
     let denied = (wants_read && granted & GENERIC_READ == 0) || (wants_write && granted & GENERIC_WRITE == 0);
     if mode != ksabi::KernelMode && denied {
-        crate::iomgr::release_file(&m, file, true);
+        // SAFETY: gives up the reference taken above; `file` is not used after.
+        unsafe { crate::iomgr::release_file(&m, file, true) };
         return STATUS_ACCESS_DENIED;
     }
     *m.ob_refs.locked().entry(file as usize).or_insert(0) += 1;
@@ -101,7 +105,12 @@ pub(crate) fn reference_by_handle(
 /// `ObfReferenceObject`: one more reference to an object the caller already holds (a file
 /// object of this machine, e.g. a pin's `RelatedFileObject` during its create). Returns the
 /// references the driver now holds on it.
-pub(crate) fn reference(object: *mut c_void) -> isize {
+///
+/// # Safety
+/// As `ObfReferenceObject`'s contract: `object` is an object the caller holds a reference to. The
+/// check below only keeps the count's memory access sound; taking a reference to a file object
+/// whose last reference is gone would revive one that its close is already freeing.
+pub(crate) unsafe fn reference(object: *mut c_void) -> isize {
     let m = current();
     let file = object.cast::<FILE_OBJECT>();
     {
@@ -123,7 +132,13 @@ pub(crate) fn reference(object: *mut c_void) -> isize {
 }
 
 /// `ObfDereferenceObject`: returns the references the driver still holds on the object.
-pub(crate) fn dereference(object: *mut c_void) -> isize {
+///
+/// # Safety
+/// As `ObfDereferenceObject`'s contract: `object` is a file object the caller referenced
+/// (`ObReferenceObjectByHandle`, `ObfReferenceObject`) and still holds that reference, given up
+/// here. (kshost counts the driver's references and refuses one it does not hold, but cannot tell
+/// whose reference the driver gives up.)
+pub(crate) unsafe fn dereference(object: *mut c_void) -> isize {
     let m = current();
     let file = object.cast::<FILE_OBJECT>();
     let left = {
@@ -146,12 +161,19 @@ pub(crate) fn dereference(object: *mut c_void) -> isize {
             }
         }
     };
-    release(&m, file);
+    // SAFETY: the driver held a reference (counted just above and the caller's contract), given up
+    // here.
+    unsafe { release(&m, file) };
     isize::try_from(left).unwrap_or(isize::MAX)
 }
 
-fn release(m: &Arc<MachineInner>, file: *mut FILE_OBJECT) {
-    crate::iomgr::release_file(m, file, crate::irql::current() == PASSIVE_LEVEL);
+/// Drops a driver's reference: inline at `PASSIVE_LEVEL`, else the close goes to a worker.
+///
+/// # Safety
+/// As for [`crate::iomgr::release_file`].
+unsafe fn release(m: &Arc<MachineInner>, file: *mut FILE_OBJECT) {
+    // SAFETY: this function's contract is `release_file`'s.
+    unsafe { crate::iomgr::release_file(m, file, crate::irql::current() == PASSIVE_LEVEL) };
 }
 
 /// At unload: every reference the driver still holds is a leak.

@@ -118,50 +118,38 @@ impl IrpBox {
         b
     }
 
-    /// The current stack location.
-    pub(crate) fn stack_mut(&mut self) -> &mut IO_STACK_LOCATION {
-        let i = crate::iomgr::location_index(self.irp.CurrentLocation).min(MAX_STACK - 1);
-        &mut self.stack[i]
-    }
-
-    /// `Parameters.DeviceIoControl` of the current location.
-    pub(crate) fn ioctl(&mut self) -> ksabi::IO_PARAMETERS_DEVICE_IO_CONTROL {
-        // SAFETY: every member of the parameter union is plain data of the same 32 bytes; KS
-        // routines read this member only for device-control IRPs.
-        unsafe { self.stack_mut().Parameters.DeviceIoControl }
-    }
-
-    /// `AssociatedIrp.SystemBuffer`.
-    pub(crate) fn system_buffer(&self) -> *mut std::ffi::c_void {
-        // SAFETY: all members of the union are pointer-sized plain data.
-        unsafe { self.irp.AssociatedIrp.SystemBuffer }
-    }
-
-    /// `Tail.Overlay`, the live tail member while a driver owns the IRP.
-    pub(crate) fn overlay(&mut self) -> &mut ksabi::IRP_TAIL_OVERLAY {
-        // SAFETY: kshost IRPs use `Overlay` for as long as they are in the I/O path.
-        unsafe { &mut self.irp.Tail.Overlay }
-    }
-
-    /// The box of an IRP pointer, to read and write the IRP, its stack and its record.
+    /// The IRP and its stack for their current owner, beside a shared view of the record
+    /// (see [`IrpView`]).
     ///
     /// # Safety
     /// - `irp` points to the `irp` field of an `IrpBox` kshost allocated (`issue`,
     ///   `IoAllocateIrp`) that is not freed during `'a`: it is in the machine's IRP registry and
     ///   stays there (the caller holds one of its references, or owns it and does not release it).
-    /// - For `'a` the caller has the IRP to itself: no other reference to any part of the box is
-    ///   used, and no other thread or driver routine reads or writes the IRP or its stack — the
+    /// - For `'a` the caller has the IRP to itself: no other reference to the IRP or its stack is
+    ///   used, and no other thread or driver routine reads or writes them — the
     ///   caller is its current owner under the I/O protocol (the issuer before `IofCallDriver`, the
     ///   driver routine kshost runs on its behalf, the completing thread between completion
     ///   routines, the holder of the cancel spin lock for `Cancel`/`CancelIrql`), and the reference
     ///   is not used again once the IRP has been handed to driver code.
     ///
-    /// The record's atomics and locks, which other threads use at the same time, are reached
-    /// through [`Self::meta_of`] and [`Self::refs_of`] instead.
-    pub(crate) unsafe fn of<'a>(irp: *mut IRP) -> &'a mut Self {
-        // SAFETY: the caller's contract: a live kshost box it has to itself; IRP is the first
-        // field of the repr(C) box, so the pointer is the box's.
-        unsafe { &mut *irp.cast::<Self>() }
+    /// The record is only shared: other threads read it at the same time ([`Self::meta_of`],
+    /// [`Self::refs_of`]: a close looking for IRPs in flight, a canceller, the dispatch's checks),
+    /// so no `&mut` ever covers it once the IRP is issued.
+    pub(crate) unsafe fn of<'a>(irp: *mut IRP) -> IrpView<'a> {
+        let b = irp.cast::<Self>();
+        IrpView {
+            // SAFETY: the caller's contract: a live box whose IRP and stack it has to itself; IRP is
+            // the first field of the repr(C) box, so the pointer is the box's, and each field is
+            // projected through it on its own.
+            irp: unsafe { &mut (*b).irp },
+            // SAFETY: as above, the stack.
+            stack: unsafe { &mut (*b).stack },
+            // SAFETY: a live box; the record is immutable once issued but for its atomics and
+            // locks, so a shared reference is valid beside other threads' (as for `meta_of`).
+            meta: unsafe { &(*b).meta },
+            // SAFETY: a live box; an atomic, shared.
+            final_status: unsafe { &(*b).final_status },
+        }
     }
 
     /// kshost's record of an IRP, without a reference to the IRP or its stack (which the driver
@@ -186,6 +174,57 @@ impl IrpBox {
     pub(crate) unsafe fn refs_of<'a>(irp: *mut IRP) -> &'a RefCount {
         // SAFETY: the caller's contract; only the atomic `refs` field is referenced.
         unsafe { &(*irp.cast::<Self>()).refs }
+    }
+}
+
+/// An IRP as its current owner uses it ([`IrpBox::of`]): the IRP and its stack mutably, kshost's
+/// record and final status shared — the record's atomics and locks are read by other threads at
+/// the same time, which a `&mut` to the whole box would make undefined behaviour.
+pub(crate) struct IrpView<'a> {
+    pub irp: &'a mut IRP,
+    pub stack: &'a mut [IO_STACK_LOCATION; MAX_STACK],
+    pub meta: &'a IrpMeta,
+    pub final_status: &'a std::sync::atomic::AtomicI32,
+}
+
+impl IrpView<'_> {
+    /// The current stack location.
+    pub(crate) fn stack_mut(&mut self) -> &mut IO_STACK_LOCATION {
+        let i = crate::iomgr::location_index(self.irp.CurrentLocation).min(MAX_STACK - 1);
+        &mut self.stack[i]
+    }
+
+    /// `Parameters.DeviceIoControl` of the current location.
+    pub(crate) fn ioctl(&mut self) -> ksabi::IO_PARAMETERS_DEVICE_IO_CONTROL {
+        // SAFETY: every member of the parameter union is plain data of the same 32 bytes; KS
+        // routines read this member only for device-control IRPs.
+        unsafe { self.stack_mut().Parameters.DeviceIoControl }
+    }
+
+    /// `AssociatedIrp.SystemBuffer`.
+    pub(crate) fn system_buffer(&self) -> *mut std::ffi::c_void {
+        // SAFETY: all members of the union are pointer-sized plain data.
+        unsafe { self.irp.AssociatedIrp.SystemBuffer }
+    }
+
+    /// `Tail.Overlay`, the live tail member while a driver owns the IRP.
+    pub(crate) fn overlay(&mut self) -> &mut ksabi::IRP_TAIL_OVERLAY {
+        // SAFETY: kshost IRPs use `Overlay` for as long as they are in the I/O path.
+        unsafe { &mut self.irp.Tail.Overlay }
+    }
+}
+
+impl<'a> IrpView<'a> {
+    /// [`Self::stack_mut`] for the whole of `'a` (the view is used for nothing else).
+    pub(crate) fn into_stack_location(self) -> &'a mut IO_STACK_LOCATION {
+        let i = crate::iomgr::location_index(self.irp.CurrentLocation).min(MAX_STACK - 1);
+        &mut self.stack[i]
+    }
+
+    /// [`Self::overlay`] for the whole of `'a` (the view is used for nothing else).
+    pub(crate) fn into_overlay(self) -> &'a mut ksabi::IRP_TAIL_OVERLAY {
+        // SAFETY: kshost IRPs use `Overlay` for as long as they are in the I/O path.
+        unsafe { &mut self.irp.Tail.Overlay }
     }
 }
 
@@ -215,24 +254,10 @@ pub(crate) struct FileMeta {
 }
 
 impl FileBox {
-    /// The box of a file object pointer, to read or write the `FILE_OBJECT` itself.
-    ///
-    /// # Safety
-    /// - `fo` points to the `fo` field of a `FileBox` kshost allocated (the create path) that is
-    ///   not freed during `'a`: it is in the machine's file registry and the caller holds one of its
-    ///   references (a handle's, an IRP's, a `Referenced`, the create's), or the close path that
-    ///   frees it is the caller.
-    /// - For `'a` no other reference to any part of the box is used, and no other thread or driver
-    ///   routine writes the `FILE_OBJECT` (the driver writes `FsContext`/`FsContext2` only in its
-    ///   create dispatch, which the caller is not racing).
-    ///
-    /// The record's atomics and locks, which other threads use at the same time, are reached
-    /// through [`Self::meta_of`] instead.
-    pub(crate) unsafe fn of<'a>(fo: *mut FILE_OBJECT) -> &'a mut Self {
-        // SAFETY: the caller's contract; FILE_OBJECT is the first field of the repr(C) box, so
-        // the pointer is the box's.
-        unsafe { &mut *fo.cast::<Self>() }
-    }
+    // There is no `&mut FileBox` accessor: the record is in use on other threads (references
+    // counted, `pending` locked) for as long as the object lives, so kshost reads the
+    // `FILE_OBJECT` through the pointer itself (`&*fo`, `(*fo).Field`) and the record through
+    // `meta_of`.
 
     /// kshost's record of a file object, without a reference to the `FILE_OBJECT` (whose
     /// `FsContext` fields belong to the driver). Its fields are immutable after the create but for

@@ -160,7 +160,14 @@ impl Pool {
         ptr
     }
 
-    pub(crate) fn free(&self, ptr: *mut u8, tag: Option<u32>) {
+    /// `ExFreePoolWithTag` (`tag` `None`: `ExFreePool`): frees a block of the table; any other
+    /// pointer is reported, never read.
+    ///
+    /// # Safety
+    /// As the routine's contract: no one uses the block during or after the call. The table makes
+    /// the free itself sound (a block is taken out of it once, under its lock); the contract keeps
+    /// others from touching freed memory.
+    pub(crate) unsafe fn free(&self, ptr: *mut u8, tag: Option<u32>) {
         if !crate::irql::require_at_most(DISPATCH_LEVEL, "ExFreePoolWithTag") {
             return;
         }
@@ -182,7 +189,9 @@ impl Pool {
             );
         }
         self.uncharge(block.charged, block.size);
-        release(ptr, block.backing, true);
+        // SAFETY: the block was allocated at `ptr` with this backing and has just been taken out of
+        // the table, so it is released once.
+        unsafe { release(ptr, block.backing, true) };
     }
 
     /// Returns quota to the process a block was charged to, whichever context frees it.
@@ -225,7 +234,9 @@ impl Drop for Pool {
     fn drop(&mut self) {
         // Leaks were reported by the verifier; give the memory back to the test process.
         for (addr, block) in self.blocks.get_mut().unwrap().drain() {
-            release(std::ptr::with_exposed_provenance_mut(addr), block.backing, false);
+            // SAFETY: each block of the table, allocated at `addr` with its backing, drained (so
+            // released) once; the machine is gone, so no driver uses it any more.
+            unsafe { release(std::ptr::with_exposed_provenance_mut(addr), block.backing, false) };
         }
     }
 }
@@ -233,9 +244,13 @@ impl Drop for Pool {
 /// Gives a block's memory back: to the heap, or to special pool's quarantine (`quarantine`: a
 /// driver's free, which later accesses must fault on) or straight to the system (a leaked block
 /// at the machine's end).
-fn release(ptr: *mut u8, backing: Backing, quarantine: bool) {
+///
+/// # Safety
+/// `ptr` is a block allocated with `backing`, just taken out of the table (so released once), and
+/// no one uses it after.
+unsafe fn release(ptr: *mut u8, backing: Backing, quarantine: bool) {
     match backing {
-        // SAFETY: allocated with this layout, and removed from the table exactly once.
+        // SAFETY: the caller's contract: allocated with this layout, released once.
         Backing::Heap(layout) => unsafe { std::alloc::dealloc(ptr, layout) },
         Backing::Special(block) if quarantine => special_pool::free(block),
         Backing::Special(block) => special_pool::discard(block),

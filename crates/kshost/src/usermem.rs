@@ -96,7 +96,11 @@ mod fault {
 current process has there, or raises an exception Rust cannot catch. Use the captured system buffer or \
 the MDL's system address.\n";
 
-    extern "C" fn on_segv(sig: i32, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
+    /// The `SIGSEGV` handler.
+    ///
+    /// # Safety
+    /// Called only by the kernel as an `SA_SIGINFO` handler: `info` is the fault's valid siginfo.
+    unsafe extern "C" fn on_segv(sig: i32, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
         // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
         let code = unsafe { (*info).si_code };
         let ours = if code == SI_KERNEL {
@@ -193,7 +197,7 @@ the MDL's system address.\n";
         INSTALL.call_once(|| {
             // SAFETY: zeroed sigaction is a valid starting point; fields are set below.
             let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-            let handler: extern "C" fn(i32, *mut libc::siginfo_t, *mut libc::c_void) = on_segv;
+            let handler: unsafe extern "C" fn(i32, *mut libc::siginfo_t, *mut libc::c_void) = on_segv;
             action.sa_sigaction = handler as usize;
             action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
             // SAFETY: the mask field belongs to `action`.

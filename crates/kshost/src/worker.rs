@@ -189,11 +189,16 @@ fn start_pool() -> Arc<Pool> {
 }
 
 /// Closes `file` (the address of a `FILE_OBJECT`) on a worker thread of the critical queue.
-pub(crate) fn defer(m: &Arc<MachineInner>, file: usize) {
+///
+/// # Safety
+/// As for [`crate::iomgr::close_file`]: the file object's last reference is gone and this is its
+/// one close (the address travels as an integer only to cross to the worker thread).
+pub(crate) unsafe fn defer(m: &Arc<MachineInner>, file: usize) {
     let machine = Arc::clone(m);
     submit(m, QueueType::Critical, move || {
         let _enter = Enter::new(&machine);
-        crate::iomgr::close_file(&machine, file as *mut ksabi::FILE_OBJECT);
+        // SAFETY: `defer`'s contract, handed on to the one closure that runs the close.
+        unsafe { crate::iomgr::close_file(&machine, file as *mut ksabi::FILE_OBJECT) };
     });
 }
 

@@ -5,11 +5,11 @@ use std::ffi::c_void;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-use ksabi::{DEVICE_OBJECT, FILE_OBJECT, IRP, KIRQL, PDRIVER_CANCEL};
+use ksabi::{DEVICE_OBJECT, IRP, KIRQL, PDRIVER_CANCEL};
 
 use super::requests::release_irp;
 use crate::machine::{MachineInner, violation};
-use crate::objects::{FileBox, IrpBox};
+use crate::objects::{FileMeta, IrpBox};
 use crate::sync::Locked;
 use crate::verifier::Rule;
 
@@ -103,11 +103,12 @@ pub(crate) unsafe fn cancel_irp(m: &Arc<MachineInner>, irp: *mut IRP) -> bool {
     }
 }
 
-/// Cancels every IRP in flight on `file` (`CancelIoEx(handle, NULL)`).
-pub(crate) fn cancel_file_irps(m: &Arc<MachineInner>, file: *mut FILE_OBJECT) -> usize {
+/// Cancels every IRP in flight on a file object (`CancelIoEx(handle, NULL)`), given its record:
+/// the borrow is the caller's proof that the object is alive (it holds a reference to it), so no
+/// raw pointer needs trusting here.
+pub(crate) fn cancel_file_irps(m: &Arc<MachineInner>, file: &FileMeta) -> usize {
     let irps: Vec<usize> = {
-        // SAFETY: the caller (`CancelIo`) holds a reference to the file object (`Referenced`).
-        let pending = unsafe { FileBox::meta_of(file) }.pending.locked();
+        let pending = file.pending.locked();
         for &p in pending.iter() {
             // Only the count is referenced: the IRP is in a driver's hands, maybe on another
             // thread.
@@ -123,7 +124,8 @@ pub(crate) fn cancel_file_irps(m: &Arc<MachineInner>, file: *mut FILE_OBJECT) ->
         if unsafe { cancel_irp(m, p as *mut IRP) } {
             cancelled += 1;
         }
-        release_irp(m, p as *mut IRP);
+        // SAFETY: gives up the reference taken above, which is not used after this.
+        unsafe { release_irp(m, p as *mut IRP) };
     }
     cancelled
 }

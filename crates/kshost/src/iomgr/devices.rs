@@ -46,7 +46,11 @@ pub(crate) fn create_driver_object(m: &MachineInner, service: &str) -> *mut DRIV
 }
 
 /// `IoAllocateDriverObjectExtension`.
-pub(crate) fn allocate_driver_extension(
+///
+/// # Safety
+/// As the routine's contract: `driver` is null or a driver object kshost created (driver boxes
+/// live as long as the machine), and `out` is null or valid for writing a pointer.
+pub(crate) unsafe fn allocate_driver_extension(
     driver: *mut DRIVER_OBJECT,
     client_id: *mut c_void,
     size: u32,
@@ -55,9 +59,9 @@ pub(crate) fn allocate_driver_extension(
     if out.is_null() || driver.is_null() {
         return ksabi::STATUS_INVALID_PARAMETER;
     }
-    // SAFETY: `driver` is a driver object of this machine (the export's caller passes its own); only the
-    // `extensions` lock is used, and the driver object itself is not written meanwhile.
-    let mut exts = unsafe { DriverBox::of(driver) }.extensions.locked();
+    // SAFETY: the caller's contract: a driver object of this machine; only its `extensions` lock is
+    // used, through a raw projection, so no reference covers the `DRIVER_OBJECT` the driver owns.
+    let mut exts = unsafe { &(*driver.cast::<DriverBox>()).extensions }.locked();
     if exts.iter().any(|(id, _)| *id == client_id as usize) {
         // SAFETY: the caller's out pointer.
         unsafe { *out = std::ptr::null_mut() };
@@ -71,14 +75,16 @@ pub(crate) fn allocate_driver_extension(
 }
 
 /// `IoGetDriverObjectExtension`.
-pub(crate) fn driver_extension(driver: *mut DRIVER_OBJECT, client_id: *mut c_void) -> *mut c_void {
+///
+/// # Safety
+/// As the routine's contract: `driver` is null or a driver object kshost created.
+pub(crate) unsafe fn driver_extension(driver: *mut DRIVER_OBJECT, client_id: *mut c_void) -> *mut c_void {
     if driver.is_null() {
         return std::ptr::null_mut();
     }
-    // SAFETY: as in `allocate_driver_extension`: the caller's own driver object; only its `extensions` lock
-    // is used.
-    unsafe { DriverBox::of(driver) }
-        .extensions
+    // SAFETY: the caller's contract: a driver object of this machine; only its `extensions` lock is
+    // used, through a raw projection.
+    unsafe { &(*driver.cast::<DriverBox>()).extensions }
         .locked()
         .iter_mut()
         .find(|(id, _)| *id == client_id as usize)
@@ -90,12 +96,18 @@ unsafe extern "system" fn invalid_device_request(_device: *mut DEVICE_OBJECT, ir
     // SAFETY: the I/O manager passes a live IRP that is now ours to complete.
     unsafe { (*irp).IoStatus.Status = STATUS_INVALID_DEVICE_REQUEST };
     // `IofCompleteRequest`.
-    complete_request(&crate::machine::current(), irp);
+    // SAFETY: the dispatch routine owns the IRP it is given, and completing gives it up.
+    unsafe { complete_request(&crate::machine::current(), irp) };
     STATUS_INVALID_DEVICE_REQUEST
 }
 
 /// Creates a device object (`IoCreateDevice`).
-pub(crate) fn create_device(
+///
+/// # Safety
+/// `driver` is a driver object kshost created, and the caller is on a PnP-serialised path
+/// (`DriverEntry`, `AddDevice`, kshost's install): no one else reads or writes the driver object's
+/// device list during the call.
+pub(crate) unsafe fn create_device(
     m: &MachineInner,
     driver: *mut DRIVER_OBJECT,
     extension_size: u32,
@@ -127,8 +139,8 @@ pub(crate) fn create_device(
     m.device_boxes.locked().push(raw as usize);
     m.objects.locked().devices.insert(raw as usize);
     // Link into the driver's device list.
-    // SAFETY: `driver` is the creating driver's object (`IoCreateDevice` is called from its
-    // `DriverEntry`/`AddDevice`, PnP-serialised); no other reference to it is live here.
+    // SAFETY: the caller's contract: a kshost driver object on a PnP-serialised path; no other
+    // reference to it is live here.
     let drv = &mut unsafe { DriverBox::of(driver) }.drv;
     // SAFETY: the device box was just allocated above; nothing else uses it until it is linked here.
     unsafe { DeviceBox::of(raw.cast()) }.dev.NextDevice = drv.DeviceObject;
@@ -138,7 +150,12 @@ pub(crate) fn create_device(
 
 /// `IoDeleteDevice` (its IRQL check aside): unregisters `device` and unlinks it from its driver's
 /// device list.
-pub(crate) fn delete_device(m: &MachineInner, device: *mut DEVICE_OBJECT) {
+///
+/// # Safety
+/// The caller is on a PnP-serialised path (the remove): if `device` is a live device of this
+/// machine, no one else reads or writes it, nor its driver's device list, during the call. (A
+/// pointer that is not a live device is reported without being read.)
+pub(crate) unsafe fn delete_device(m: &MachineInner, device: *mut DEVICE_OBJECT) {
     // SAFETY: `mark_deleted` runs only once `known_device` has found `device` in the registry.
     if !crate::machine::known_device(m, device) || !unsafe { crate::machine::mark_deleted(device) } {
         violation(Rule::DeviceBadDelete, format!("IoDeleteDevice({device:p}): not a live device"));
@@ -146,8 +163,8 @@ pub(crate) fn delete_device(m: &MachineInner, device: *mut DEVICE_OBJECT) {
     }
     m.objects.locked().devices.remove(&(device as usize));
     // Unlink from the driver's device list.
-    // SAFETY: a registered device (checked above); deletion is PnP-serialised, so no one else
-    // changes it meanwhile.
+    // SAFETY: a registered device (checked above); deletion is PnP-serialised (the caller's
+    // contract), so no one else uses it meanwhile.
     let dev = &unsafe { DeviceBox::of(device) }.dev;
     // SAFETY: a device's driver object is a kshost driver box; its device list is changed only in
     // PnP-serialised paths (create, delete), of which this is one.
@@ -171,7 +188,12 @@ pub(crate) fn delete_device(m: &MachineInner, device: *mut DEVICE_OBJECT) {
 
 /// `IoAttachDeviceToDeviceStack`: attaches `source` to the top of `target`'s stack and returns the
 /// device it is now attached to.
-pub(crate) fn attach_device(
+///
+/// # Safety
+/// The caller is on a PnP-serialised path (`AddDevice`, kshost's install): no one else reads or
+/// writes the devices of `target`'s stack, nor `source`, during the call. (Pointers that are not
+/// devices of this machine are reported without being read.)
+pub(crate) unsafe fn attach_device(
     m: &MachineInner,
     source: *mut DEVICE_OBJECT,
     target: *mut DEVICE_OBJECT,
@@ -183,7 +205,8 @@ pub(crate) fn attach_device(
         );
         return std::ptr::null_mut();
     }
-    // SAFETY: `target` is a registered device (checked above); attaching is PnP-serialised.
+    // SAFETY: `target` is a registered device (checked above); attaching is PnP-serialised (the
+    // caller's contract).
     let top = unsafe { top_of_stack(target) };
     let stack_size = {
         // SAFETY: the top of a registered device's stack is a kshost device; attaching is
@@ -217,7 +240,8 @@ pub(crate) fn create_root_pdo(m: &Arc<MachineInner>, hardware_id: &str) -> *mut 
     let drv = &mut unsafe { DriverBox::of(root) }.drv;
     drv.MajorFunction[usize::from(IRP_MJ_PNP)] = Some(root_pnp);
     drv.MajorFunction[usize::from(IRP_MJ_POWER)] = Some(root_pnp);
-    let pdo = create_device(m, root, 0, ksabi::FILE_DEVICE_KS, 0);
+    // SAFETY: the root driver object was just created above and is not yet shown to anyone.
+    let pdo = unsafe { create_device(m, root, 0, ksabi::FILE_DEVICE_KS, 0) };
     // SAFETY: the PDO was just created above by `create_device`, whose reference is gone; no driver has it
     // yet.
     unsafe { DeviceBox::of(pdo) }.dev.Flags &= !DeviceFlags::DEVICE_INITIALIZING.bits();
@@ -230,7 +254,8 @@ unsafe extern "system" fn root_pnp(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -
     // SAFETY: a live IRP addressed to the root bus.
     unsafe { (*irp).IoStatus.Status = STATUS_SUCCESS };
     // `IofCompleteRequest`.
-    complete_request(&crate::machine::current(), irp);
+    // SAFETY: the dispatch routine owns the IRP it is given, and completing gives it up.
+    unsafe { complete_request(&crate::machine::current(), irp) };
     STATUS_SUCCESS
 }
 
@@ -240,7 +265,7 @@ unsafe extern "system" fn root_pnp(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -
 ///
 /// # Safety
 /// `file` is a live file object of this machine (as for
-/// [`FileBox::of`](crate::objects::FileBox::of)) for the call.
+/// [`FileBox::meta_of`](crate::objects::FileBox::meta_of)) for the call.
 pub(crate) unsafe fn related_device(file: *mut FILE_OBJECT) -> *mut DEVICE_OBJECT {
     // SAFETY: the caller's contract: a live file object; only the `DeviceObject` field set at
     // create is read, through the raw pointer (no reference to the object the driver may use).

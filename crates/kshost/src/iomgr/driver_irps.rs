@@ -29,13 +29,18 @@ pub(crate) fn allocate_irp(m: &MachineInner, stack_size: i8) -> *mut IRP {
 }
 
 /// Whether `irp` is one of the driver's own IRPs, back in its hands; reports `what` otherwise.
-fn driver_irp_in_hand(m: &MachineInner, irp: *mut IRP, what: &str) -> bool {
+///
+/// # Safety
+/// If `irp` is one of the driver's own IRPs (in the registry), the caller is the driver that owns
+/// it, and nothing frees, reuses or sends it during the call. (Any other pointer is only looked
+/// up, never read.)
+unsafe fn driver_irp_in_hand(m: &MachineInner, irp: *mut IRP, what: &str) -> bool {
     if !m.objects.locked().driver_irps.contains(&(irp as usize)) {
         violation(Rule::DriverIrpMisuse, format!("{what}({irp:p}): not an IRP from IoAllocateIrp"));
         return false;
     }
-    // SAFETY: a registered driver IRP (checked just above); the driver may have it in flight, so
-    // only the record is referenced.
+    // SAFETY: a registered driver IRP (checked just above) that no one frees meanwhile (the
+    // caller's contract); the driver may have it in flight, so only the record is referenced.
     if !unsafe { IrpBox::meta_of(irp) }.driver_owned.load(Ordering::Acquire) {
         violation(Rule::DriverIrpMisuse, format!("{what}({irp:p}) while the IRP is in flight"));
         return false;
@@ -49,17 +54,30 @@ fn driver_irp_in_hand(m: &MachineInner, irp: *mut IRP, what: &str) -> bool {
 }
 
 /// `IoFreeIrp`.
-pub(crate) fn free_irp(m: &MachineInner, irp: *mut IRP) {
-    if !driver_irp_in_hand(m, irp, "IoFreeIrp") {
+///
+/// # Safety
+/// As `IoFreeIrp`'s contract: `irp` is an IRP the caller allocated (`IoAllocateIrp`), back in its
+/// hands, and no one uses it after the call. (kshost reports any other pointer without reading it.)
+pub(crate) unsafe fn free_irp(m: &MachineInner, irp: *mut IRP) {
+    // SAFETY: the caller's contract: if it is a driver IRP, the caller owns it.
+    if !unsafe { driver_irp_in_hand(m, irp, "IoFreeIrp") } {
         return;
     }
     m.objects.locked().driver_irps.remove(&(irp as usize));
-    release_irp(m, irp);
+    // SAFETY: an IRP from `IoAllocateIrp` back in its owner's hands holds the one reference its
+    // allocation made, which the owner gives up here (the caller's contract).
+    unsafe { release_irp(m, irp) };
 }
 
 /// `IoReuseIrp`: as freshly allocated, with `status`.
-pub(crate) fn reuse_irp(m: &MachineInner, irp: *mut IRP, status: NTSTATUS) {
-    if !driver_irp_in_hand(m, irp, "IoReuseIrp") {
+///
+/// # Safety
+/// As `IoReuseIrp`'s contract: `irp` is an IRP the caller allocated (`IoAllocateIrp`), back in its
+/// hands, which no one else uses during the call. (kshost reports any other pointer without
+/// reading it.)
+pub(crate) unsafe fn reuse_irp(m: &MachineInner, irp: *mut IRP, status: NTSTATUS) {
+    // SAFETY: the caller's contract: if it is a driver IRP, the caller owns it.
+    if !unsafe { driver_irp_in_hand(m, irp, "IoReuseIrp") } {
         return;
     }
     // SAFETY: a registered driver IRP back in the driver's hands (checked above), and the driver
@@ -67,7 +85,7 @@ pub(crate) fn reuse_irp(m: &MachineInner, irp: *mut IRP, status: NTSTATUS) {
     let b = unsafe { IrpBox::of(irp) };
     let count = b.irp.StackCount;
     let fresh = IrpBox::new(count, Origin::Driver, std::ptr::null_mut());
-    b.stack = fresh.stack;
+    *b.stack = fresh.stack;
     b.irp.Flags = 0;
     b.irp.MdlAddress = std::ptr::null_mut();
     b.irp.AssociatedIrp.SystemBuffer = std::ptr::null_mut();
@@ -85,7 +103,12 @@ pub(crate) fn reuse_irp(m: &MachineInner, irp: *mut IRP, status: NTSTATUS) {
 }
 
 /// `IoFreeMdl` (after `MmUnlockPages`): an MDL `KsProbeStreamIrp` built for a driver's own IRP.
-pub(crate) fn free_mdl(m: &MachineInner, mdl: *mut ksabi::MDL) {
+///
+/// # Safety
+/// As `IoFreeMdl`'s contract: no one uses `mdl` during or after the call (it is off every IRP's
+/// chain). The registry makes the free itself sound; the contract keeps others from reading a
+/// freed MDL.
+pub(crate) unsafe fn free_mdl(m: &MachineInner, mdl: *mut ksabi::MDL) {
     if m.objects.locked().mdls.remove(&(mdl as usize)) {
         // SAFETY: allocated by kshost with Box::into_raw; removed from the registry once.
         drop(unsafe { Box::from_raw(mdl) });
@@ -95,12 +118,18 @@ pub(crate) fn free_mdl(m: &MachineInner, mdl: *mut ksabi::MDL) {
 }
 
 /// `MmUnlockPages`.
-pub(crate) fn unlock_pages(m: &MachineInner, mdl: *mut ksabi::MDL) {
+///
+/// # Safety
+/// If `mdl` is an MDL kshost built, no one else reads, writes or frees it during the call (the
+/// caller owns the IRP it was built for, or has taken it off that IRP). Any other pointer is only
+/// looked up, never read.
+pub(crate) unsafe fn unlock_pages(m: &MachineInner, mdl: *mut ksabi::MDL) {
     if !m.objects.locked().mdls.contains(&(mdl as usize)) {
         violation(Rule::UnknownObject, format!("MmUnlockPages({mdl:p}): not an MDL kshost built"));
         return;
     }
-    // SAFETY: a live kshost MDL.
+    // SAFETY: a live kshost MDL (checked above) that no one else touches meanwhile (the caller's
+    // contract); only the flags are referenced.
     let flags = unsafe { &mut (*mdl).MdlFlags };
     if *flags & ksabi::MDL_PAGES_LOCKED == 0 {
         violation(Rule::Unsupported, format!("MmUnlockPages({mdl:p}): pages not locked"));

@@ -108,14 +108,24 @@ pub(crate) struct RefCount(pub AtomicUsize);
 /// Issues a request to `device` and returns what the dispatch routine returned; `request` is
 /// finished when the IRP completes. The IRP has two references here: the dispatch call's (dropped
 /// when dispatch returns and its checks are done) and the completion's.
-pub(crate) fn issue(
+///
+/// # Safety
+/// - `device` is a device object of this live machine (the top of a stack), and no PnP change
+///   alters its stack during the call.
+/// - `spec.file` is null or a kshost file object on which the caller holds a reference for the
+///   call (the IRP takes one of its own).
+/// - `spec.system_buffer` is null or kshost's (`alloc_system_buffer`, or pool), given to the IRP;
+///   `spec.user_output`, if any, stays writable until `request` is finished (the completion
+///   copies back into it); `spec.mappings` are mappings the IRP may unmap when it is freed.
+pub(crate) unsafe fn issue(
     m: &Arc<MachineInner>,
     device: *mut DEVICE_OBJECT,
     spec: IrpSpec,
     request: &Arc<Request>,
     client: bool,
 ) -> NTSTATUS {
-    // SAFETY: a registered device.
+    // SAFETY: the caller's contract: a device of this live machine; one field is read through the
+    // raw pointer.
     let stack_size = unsafe { (*device).StackSize };
     let origin =
         if client { Origin::Client(Arc::clone(request)) } else { Origin::System(Arc::clone(request)) };
@@ -146,14 +156,22 @@ pub(crate) fn issue(
         f.refs.fetch_add(1, Ordering::AcqRel);
         f.pending.locked().push(irp as usize);
     }
-    let status = call_driver(device, irp);
-    after_dispatch(irp, status);
-    release_irp(m, irp);
+    // SAFETY: `device` is the caller's (see above); the IRP was just built here, its first location
+    // set, and it is handed to the driver now, not touched by this thread until it comes back.
+    let status = unsafe { call_driver(device, irp) };
+    // SAFETY: the dispatch call's reference (one of the two the box was made with) keeps it alive.
+    unsafe { after_dispatch(irp, status) };
+    // SAFETY: gives up the dispatch call's reference; `irp` is not used after.
+    unsafe { release_irp(m, irp) };
     status
 }
 
 /// The checks the I/O manager and Driver Verifier make when a dispatch routine returns.
-fn after_dispatch(irp: *mut IRP, status: NTSTATUS) {
+///
+/// # Safety
+/// `irp` is a kshost IRP issued by [`issue`], kept alive for the call by the dispatch call's
+/// reference, which the caller holds.
+unsafe fn after_dispatch(irp: *mut IRP, status: NTSTATUS) {
     // Once the dispatch routine has returned (STATUS_PENDING above all) another thread may be
     // completing the IRP, so no reference covers the IRP or its stack here: its fields are read
     // through the raw pointer and the record through `meta_of`. The dispatch call's reference,
@@ -219,7 +237,11 @@ fn after_dispatch(irp: *mut IRP, status: NTSTATUS) {
 }
 
 /// Drops one IRP reference; frees the IRP when the last goes.
-pub(crate) fn release_irp(m: &MachineInner, irp: *mut IRP) {
+///
+/// # Safety
+/// `irp` is a kshost IRP on which the caller holds a reference, given up here: the caller does
+/// not use `irp` afterwards unless it holds another one.
+pub(crate) unsafe fn release_irp(m: &MachineInner, irp: *mut IRP) {
     // Only the count is referenced: the IRP may be in a driver's hands on another thread.
     // SAFETY: the caller gives up one of the IRP's references, so the box is alive until this
     // decrement.
@@ -234,7 +256,13 @@ pub(crate) fn release_irp(m: &MachineInner, irp: *mut IRP) {
 }
 
 /// `IofCallDriver`.
-pub(crate) fn call_driver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+///
+/// # Safety
+/// As `IofCallDriver`'s contract: `device` is a device object of this live machine; `irp` is a
+/// live kshost IRP that the caller owns (as for [`IrpBox::of`]) with its next location set up,
+/// and hands on here: the caller does not touch it again until it gets it back (a completion
+/// routine, or the dispatch's return for an IRP it still holds a reference to).
+pub(crate) unsafe fn call_driver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
     if !crate::irql::require_at_most(DISPATCH_LEVEL, "IofCallDriver") {
         return STATUS_INVALID_DEVICE_REQUEST;
     }
@@ -282,7 +310,12 @@ pub(crate) fn call_driver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS
 }
 
 /// `IofCompleteRequest`.
-pub(crate) fn complete_request(m: &Arc<MachineInner>, irp: *mut IRP) {
+///
+/// # Safety
+/// As `IofCompleteRequest`'s contract: `irp` is a live kshost IRP that the caller owns (as for
+/// [`IrpBox::of`]: the driver routine holding it, a cancel routine, the I/O manager's own
+/// routines) and gives up here. (A pointer that is not a live IRP is reported without being read.)
+pub(crate) unsafe fn complete_request(m: &Arc<MachineInner>, irp: *mut IRP) {
     if !m.objects.locked().irps.contains(&(irp as usize)) {
         violation(Rule::UnknownObject, format!("IofCompleteRequest({irp:p}): not a live IRP"));
         return;
@@ -380,11 +413,17 @@ pub(crate) fn complete_request(m: &Arc<MachineInner>, irp: *mut IRP) {
             }
         }
     }
-    io_manager_completion(m, irp);
+    // SAFETY: no completion routine kept the IRP: the completing thread owns it, and its
+    // completion's reference keeps it alive.
+    unsafe { io_manager_completion(m, irp) };
 }
 
 /// What the I/O manager does once no driver wants the IRP any more.
-fn io_manager_completion(m: &Arc<MachineInner>, irp: *mut IRP) {
+///
+/// # Safety
+/// `irp` is a live kshost IRP that no driver wants any more (its completion routines have run and
+/// none kept it): the calling thread owns it, and its completion's reference keeps it alive.
+unsafe fn io_manager_completion(m: &Arc<MachineInner>, irp: *mut IRP) {
     // SAFETY: no driver wants the IRP any more: the completing thread owns it, and the
     // completion's reference keeps it alive until `release_irp` below (after `b`'s last use).
     let b = unsafe { IrpBox::of(irp) };
@@ -437,11 +476,14 @@ fn io_manager_completion(m: &Arc<MachineInner>, irp: *mut IRP) {
             }
         }
         if flags.contains(IrpFlags::DEALLOCATE_BUFFER) {
-            free_system_buffer(m, system);
+            // SAFETY: the IRP's own system buffer (`IRP_DEALLOCATE_BUFFER`): no driver has the IRP
+            // any more, and the pointer is cleared just below, so nothing uses it again.
+            unsafe { free_system_buffer(m, system) };
             b.irp.AssociatedIrp.SystemBuffer = std::ptr::null_mut();
         }
     }
-    free_mdl_chain(m, b.irp.MdlAddress);
+    // SAFETY: the IRP's chain; no driver has the IRP any more, and the chain is unhooked just below.
+    unsafe { free_mdl_chain(m, b.irp.MdlAddress) };
     b.irp.MdlAddress = std::ptr::null_mut();
     let file = b.meta.file;
     if !file.is_null() {
@@ -451,9 +493,11 @@ fn io_manager_completion(m: &Arc<MachineInner>, irp: *mut IRP) {
     let result = IoStatus { status, information: information_out };
     let Some(request) = b.meta.origin.request().cloned() else { return };
     if !file.is_null() {
-        release_file(m, file, false);
+        // SAFETY: gives up the reference `issue` took for the IRP on its file object.
+        unsafe { release_file(m, file, false) };
     }
-    release_irp(m, irp);
+    // SAFETY: gives up the completion's reference; `irp` and `b` are not used after.
+    unsafe { release_irp(m, irp) };
     request.finish(result);
 }
 
@@ -471,22 +515,32 @@ pub(crate) fn alloc_system_buffer(m: &MachineInner, len: usize) -> *mut u8 {
 
 /// Frees a system buffer: one kshost allocated for a capture, or pool (a create parameter that
 /// `KsValidateConnectRequest` captured, as ks.sys does, with `ExAllocatePool`).
-pub(crate) fn free_system_buffer(m: &MachineInner, p: *mut u8) {
+///
+/// # Safety
+/// No one uses `p` during or after the call (it is no IRP's `SystemBuffer` any more). The
+/// registry makes the free itself sound; the contract keeps others from reading freed memory.
+pub(crate) unsafe fn free_system_buffer(m: &MachineInner, p: *mut u8) {
     let layout = m.objects.locked().system_buffers.remove(&(p as usize));
     if let Some(layout) = layout {
         // SAFETY: allocated by alloc_system_buffer with this layout; removed once.
         unsafe { std::alloc::dealloc(p, layout) };
     } else if m.pool.owns(p as usize) {
-        m.pool.free(p, None);
+        // SAFETY: the caller's contract: no one uses `p` during or after the call.
+        unsafe { m.pool.free(p, None) };
     }
 }
 
 /// Unlocks and frees the MDLs kshost built (`KsProbeStreamIrp`), as the I/O manager does for every
 /// MDL of a completed IRP; MDLs from elsewhere are left alone. One whose pages are not locked is
 /// reported (`MDL_NOT_LOCKED`): Windows' `MmUnlockPages` would bug-check.
-pub(crate) fn free_mdl_chain(m: &MachineInner, mut mdl: *mut ksabi::MDL) {
+///
+/// # Safety
+/// `mdl` is null or the head of a completed IRP's chain: live MDLs that no one else uses during
+/// or after the call.
+pub(crate) unsafe fn free_mdl_chain(m: &MachineInner, mut mdl: *mut ksabi::MDL) {
     while !mdl.is_null() {
-        // SAFETY: MDLs in an IRP's chain are live until here.
+        // SAFETY: the caller's contract: MDLs of the chain are live until here and no one else
+        // uses them.
         let m_ref = unsafe { &*mdl };
         let (next, flags) = (m_ref.Next, m_ref.MdlFlags);
         if flags & (ksabi::MDL_PAGES_LOCKED | ksabi::MDL_SOURCE_IS_NONPAGED_POOL) == 0 {
@@ -515,7 +569,11 @@ pub(crate) fn wait_or_report(m: &MachineInner, request: &Request, what: &str) ->
 }
 
 /// Sends a PnP IRP (kernel mode, initial status `STATUS_NOT_SUPPORTED`) and waits.
-pub(crate) fn send_pnp(m: &Arc<MachineInner>, device: *mut DEVICE_OBJECT, minor: u8) -> NTSTATUS {
+///
+/// # Safety
+/// `device` is a device object of this live machine, the top of its stack, and the caller is the
+/// PnP path (install, remove): no other PnP change runs on the stack meanwhile.
+pub(crate) unsafe fn send_pnp(m: &Arc<MachineInner>, device: *mut DEVICE_OBJECT, minor: u8) -> NTSTATUS {
     let _enter = Enter::new(m);
     let spec = IrpSpec::no_parameters(
         IRP_MJ_PNP,
@@ -525,7 +583,9 @@ pub(crate) fn send_pnp(m: &Arc<MachineInner>, device: *mut DEVICE_OBJECT, minor:
         STATUS_NOT_SUPPORTED,
     );
     let request = Request::new();
-    let _ = issue(m, device, spec, &request, false);
+    // SAFETY: the caller's contract: a device of this live machine, its stack not changing; no
+    // file object, no buffers.
+    let _ = unsafe { issue(m, device, spec, &request, false) };
     wait_or_report(m, &request, "a PnP IRP").status
 }
 

@@ -42,7 +42,7 @@ use ksabi::{
 };
 
 use crate::machine::{MachineInner, current, violation};
-use crate::objects::{FileBox, IrpBox, current_stack};
+use crate::objects::{IrpBox, current_stack};
 use crate::verifier::Rule;
 
 const CONNECT_SIZE: usize = size_of::<KSPIN_CONNECT>();
@@ -50,7 +50,14 @@ const FORMAT_SIZE: usize = size_of::<KSDATAFORMAT>();
 /// The pool tag ks.sys' `KsiCopyCreateParameter` allocates with (`'KScp'`).
 pub(crate) const TAG_CREATE_PARAMETER: u32 = u32::from_le_bytes(*b"KScp");
 
-pub(crate) fn validate(
+/// `KsValidateConnectRequest`.
+///
+/// # Safety
+/// As the routine's contract: `irp` is the pin-create IRP the caller is dispatching through KS
+/// (its create item in `DriverContext[0]`), which it owns (as for [`IrpBox::of`]); `descriptors`
+/// is null or a table of `count` pin descriptors whose interface, medium and range tables stay
+/// valid; `out` is null or valid for writing a pointer.
+pub(crate) unsafe fn validate(
     irp: *mut IRP,
     count: u32,
     descriptors: *const KSPIN_DESCRIPTOR,
@@ -63,7 +70,8 @@ pub(crate) fn validate(
         return STATUS_INVALID_PARAMETER;
     }
     let m = current();
-    let (captured, size) = match copy_create_parameter(&m, irp, CONNECT_SIZE + FORMAT_SIZE) {
+    // SAFETY: the routine's contract: the create IRP the caller owns, dispatched through KS.
+    let (captured, size) = match unsafe { copy_create_parameter(&m, irp, CONNECT_SIZE + FORMAT_SIZE) } {
         Ok(c) => c,
         Err(status) => return status,
     };
@@ -82,23 +90,34 @@ pub(crate) fn validate(
         // SAFETY: the driver's descriptor table of `count` entries.
         unsafe { std::slice::from_raw_parts(descriptors, count as usize) }
     };
-    let d = match check_connection(&request, descriptors) {
+    // SAFETY: the driver's descriptors, their tables valid (the routine's contract).
+    let d = match unsafe { check_connection(&request, descriptors) } {
         Ok(d) => d,
         Err(status) => return status,
     };
-    check_format(d, tail, m.settings.ks_connect_format_size_unchecked)
+    // SAFETY: as above.
+    unsafe { check_format(d, tail, m.settings.ks_connect_format_size_unchecked) }
 }
 
 /// `KsiCopyCreateParameter`: the whole parameter, at least `min` bytes, captured once per IRP.
-fn copy_create_parameter(m: &MachineInner, irp: *mut IRP, min: usize) -> Result<(*mut u8, usize), NTSTATUS> {
+///
+/// # Safety
+/// `irp` is a live kshost create IRP the caller owns (as for [`IrpBox::of`]), dispatched through
+/// KS' create (`DriverContext[0]` null or its create item), its file object alive.
+unsafe fn copy_create_parameter(
+    m: &MachineInner,
+    irp: *mut IRP,
+    min: usize,
+) -> Result<(*mut u8, usize), NTSTATUS> {
     // SAFETY: the driver passes the create IRP it is dispatching, which it owns (the export's
     // contract).
     let stack = unsafe { current_stack(irp) };
     // SAFETY: the create IRP's current location.
     let file = unsafe { (*stack).FileObject };
     // SAFETY: the create's file object, allocated by kshost and referenced by the create IRP; only kshost's
-    // create path and this dispatch use it until the create returns, and only to read.
-    let fo = &unsafe { FileBox::of(file) }.fo;
+    // create path and this dispatch use it until the create returns, and only to read. Only the
+    // `FILE_OBJECT` is referenced, not kshost's record beside it.
+    let fo = unsafe { &*file };
     let name: &[u8] = if fo.FileName.Buffer.is_null() {
         &[]
     } else {
@@ -108,7 +127,7 @@ fn copy_create_parameter(m: &MachineInner, irp: *mut IRP, min: usize) -> Result<
     let name = name.strip_prefix(&[b'\\', 0][..]).unwrap_or(name);
     // SAFETY: the driver passes the create IRP it is dispatching, which it owns (the export's
     // contract); no other reference to it is live.
-    let b = unsafe { IrpBox::of(irp) };
+    let mut b = unsafe { IrpBox::of(irp) };
     let item = b.overlay().DriverContext[0].cast::<ksabi::KSOBJECT_CREATE_ITEM>();
     if item.is_null() {
         violation(Rule::Unsupported, "KsValidateConnectRequest outside a KS create dispatch".into());
@@ -144,7 +163,10 @@ fn copy_create_parameter(m: &MachineInner, irp: *mut IRP, min: usize) -> Result<
 }
 
 /// `KspValidateConnectRequest` after the capture: the factory the request may instantiate.
-fn check_connection<'d>(
+///
+/// # Safety
+/// Each descriptor's `Interfaces` and `Mediums` are null or tables of their counts of entries.
+unsafe fn check_connection<'d>(
     request: &KSPIN_CONNECT,
     descriptors: &'d [KSPIN_DESCRIPTOR],
 ) -> Result<&'d KSPIN_DESCRIPTOR, NTSTATUS> {
@@ -165,7 +187,8 @@ fn check_connection<'d>(
     }
     let standard_interface =
         KSPIN_INTERFACE { Set: KSINTERFACESETID_Standard, Id: KSINTERFACE_STANDARD_STREAMING, Flags: 0 };
-    if !listed(d.Interfaces, d.InterfacesCount, &request.Interface, &standard_interface) {
+    // SAFETY: the descriptor's interface table (the caller's contract).
+    if !unsafe { listed(d.Interfaces, d.InterfacesCount, &request.Interface, &standard_interface) } {
         return Err(STATUS_NO_MATCH);
     }
     if request.Medium.Flags != 0 {
@@ -173,7 +196,8 @@ fn check_connection<'d>(
     }
     let standard_medium =
         KSPIN_INTERFACE { Set: KSMEDIUMSETID_Standard, Id: KSMEDIUM_TYPE_ANYINSTANCE, Flags: 0 };
-    if !listed(d.Mediums, d.MediumsCount, &request.Medium, &standard_medium) {
+    // SAFETY: the descriptor's medium table (the caller's contract).
+    if !unsafe { listed(d.Mediums, d.MediumsCount, &request.Medium, &standard_medium) } {
         return Err(STATUS_NO_MATCH);
     }
     Ok(d)
@@ -185,7 +209,11 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 
 /// `KspValidateDataFormat`: `request` is everything after the `KSPIN_CONNECT` (at least a
 /// `KSDATAFORMAT`, as the capture guaranteed).
-fn check_format(d: &KSPIN_DESCRIPTOR, request: &[u8], size_unchecked: bool) -> NTSTATUS {
+///
+/// # Safety
+/// `d`'s `DataRanges` and `ConstrainedDataRanges` are null or arrays of their counts of pointers,
+/// each null or a data range.
+unsafe fn check_format(d: &KSPIN_DESCRIPTOR, request: &[u8], size_unchecked: bool) -> NTSTATUS {
     if request.len() < FORMAT_SIZE {
         return STATUS_INVALID_PARAMETER;
     }
@@ -293,7 +321,10 @@ fn range_accepts(r: &KSDATARANGE, format: &KSDATAFORMAT) -> bool {
 }
 
 /// Whether `wanted` (set and id) is in the list, or equals `default` when the list is empty.
-fn listed(
+///
+/// # Safety
+/// `list` is null or an array of `count` entries.
+unsafe fn listed(
     list: *const KSPIN_INTERFACE,
     count: u32,
     wanted: &KSPIN_INTERFACE,
@@ -376,6 +407,22 @@ mod tests {
         }
     }
 
+    /// [`check_connection`] for these tests, whose descriptors point only at tables (or nothing)
+    /// that the calling test keeps alive across the call.
+    fn connection<'d>(
+        request: &KSPIN_CONNECT,
+        descriptors: &'d [KSPIN_DESCRIPTOR],
+    ) -> Result<&'d KSPIN_DESCRIPTOR, NTSTATUS> {
+        // SAFETY: the tests' descriptors name live local tables or none (see above).
+        unsafe { check_connection(request, descriptors) }
+    }
+
+    /// [`check_format`] for these tests (as [`connection`]).
+    fn format(d: &KSPIN_DESCRIPTOR, request: &[u8], size_unchecked: bool) -> NTSTATUS {
+        // SAFETY: the tests' descriptors name live local range tables or none (see above).
+        unsafe { check_format(d, request, size_unchecked) }
+    }
+
     fn status(r: Result<&KSPIN_DESCRIPTOR, NTSTATUS>) -> NTSTATUS {
         r.map_or_else(|s| s, |_| STATUS_SUCCESS)
     }
@@ -413,39 +460,35 @@ mod tests {
         ];
         for (communication, as_sink, as_source) in cases {
             let d = [descriptor(communication, &ranges)];
-            assert_eq!(status(check_connection(&connect(0, 0), &d)), as_sink, "{communication} as sink");
-            assert_eq!(
-                status(check_connection(&connect(0, 0x40), &d)),
-                as_source,
-                "{communication} as source"
-            );
+            assert_eq!(status(connection(&connect(0, 0), &d)), as_sink, "{communication} as sink");
+            assert_eq!(status(connection(&connect(0, 0x40), &d)), as_source, "{communication} as source");
         }
     }
 
     #[test]
     fn connection_fields_in_ks_order() {
         let d = [descriptor(KSPIN_COMMUNICATION_SINK, &[])];
-        assert_eq!(status(check_connection(&connect(0, 0), &d)), STATUS_SUCCESS);
-        assert_eq!(status(check_connection(&connect(1, 0), &d)), STATUS_INVALID_PARAMETER_3);
-        assert_eq!(status(check_connection(&connect(u32::MAX, 0), &d)), STATUS_INVALID_PARAMETER_3);
+        assert_eq!(status(connection(&connect(0, 0), &d)), STATUS_SUCCESS);
+        assert_eq!(status(connection(&connect(1, 0), &d)), STATUS_INVALID_PARAMETER_3);
+        assert_eq!(status(connection(&connect(u32::MAX, 0), &d)), STATUS_INVALID_PARAMETER_3);
         let mut c = connect(0, 0);
         c.Interface.Flags = 7;
         c.Medium.Flags = 7;
         c.Priority.PrioritySubClass = 0;
-        assert_eq!(status(check_connection(&c, &d)), STATUS_INVALID_PARAMETER_1, "interface flags first");
+        assert_eq!(status(connection(&c, &d)), STATUS_INVALID_PARAMETER_1, "interface flags first");
         c.Interface.Flags = 0;
-        assert_eq!(status(check_connection(&c, &d)), STATUS_INVALID_PARAMETER_5, "then priority");
+        assert_eq!(status(connection(&c, &d)), STATUS_INVALID_PARAMETER_5, "then priority");
         c.Priority.PrioritySubClass = 1;
         c.Interface.Id = 1;
-        assert_eq!(status(check_connection(&c, &d)), STATUS_NO_MATCH, "then the interface");
+        assert_eq!(status(connection(&c, &d)), STATUS_NO_MATCH, "then the interface");
         c.Interface.Id = 0;
-        assert_eq!(status(check_connection(&c, &d)), STATUS_INVALID_PARAMETER_2, "then medium flags");
+        assert_eq!(status(connection(&c, &d)), STATUS_INVALID_PARAMETER_2, "then medium flags");
         c.Medium.Flags = 0;
         c.Medium.Set = CUSTOM_SET;
-        assert_eq!(status(check_connection(&c, &d)), STATUS_NO_MATCH, "default medium only");
+        assert_eq!(status(connection(&c, &d)), STATUS_NO_MATCH, "default medium only");
         let mut c = connect(0, 0);
         c.Priority.PriorityClass = 0;
-        assert_eq!(status(check_connection(&c, &d)), STATUS_INVALID_PARAMETER_5);
+        assert_eq!(status(connection(&c, &d)), STATUS_INVALID_PARAMETER_5);
 
         // Explicit lists replace the defaults.
         let listed_interfaces = [KSPIN_INTERFACE { Set: CUSTOM_SET, Id: 3, Flags: 0 }];
@@ -456,12 +499,12 @@ mod tests {
         explicit.MediumsCount = 1;
         explicit.Mediums = listed_mediums.as_ptr();
         let d = [explicit];
-        assert_eq!(status(check_connection(&connect(0, 0), &d)), STATUS_NO_MATCH, "standard interface");
+        assert_eq!(status(connection(&connect(0, 0), &d)), STATUS_NO_MATCH, "standard interface");
         let mut custom = connect(0, 0);
         custom.Interface = listed_interfaces[0];
-        assert_eq!(status(check_connection(&custom, &d)), STATUS_NO_MATCH, "standard medium not listed");
+        assert_eq!(status(connection(&custom, &d)), STATUS_NO_MATCH, "standard medium not listed");
         custom.Medium = listed_mediums[0];
-        assert_eq!(status(check_connection(&custom, &d)), STATUS_SUCCESS);
+        assert_eq!(status(connection(&custom, &d)), STATUS_SUCCESS);
     }
 
     #[test]
@@ -471,19 +514,19 @@ mod tests {
         let d = descriptor(KSPIN_COMMUNICATION_SINK, &ranges);
         let mut f = pcm();
         f.FormatSize = 82;
-        assert_eq!(check_format(&d, &bytes(&f, 82), false), STATUS_SUCCESS);
-        assert_eq!(check_format(&d, &bytes(&f, 81), false), STATUS_INVALID_PARAMETER, "FormatSize lies");
-        assert_eq!(check_format(&d, &bytes(&f, 81), true), STATUS_SUCCESS, "the older ks.sys rule");
+        assert_eq!(format(&d, &bytes(&f, 82), false), STATUS_SUCCESS);
+        assert_eq!(format(&d, &bytes(&f, 81), false), STATUS_INVALID_PARAMETER, "FormatSize lies");
+        assert_eq!(format(&d, &bytes(&f, 81), true), STATUS_SUCCESS, "the older ks.sys rule");
         f.FormatSize = 63;
-        assert_eq!(check_format(&d, &bytes(&f, 82), false), STATUS_INVALID_PARAMETER);
-        assert_eq!(check_format(&d, &bytes(&f, 82), true), STATUS_INVALID_BUFFER_SIZE);
+        assert_eq!(format(&d, &bytes(&f, 82), false), STATUS_INVALID_PARAMETER);
+        assert_eq!(format(&d, &bytes(&f, 82), true), STATUS_INVALID_BUFFER_SIZE);
         let mut f = pcm();
         f.Reserved = 1;
-        assert_eq!(check_format(&d, &bytes(&f, 64), false), STATUS_INVALID_PARAMETER_6);
+        assert_eq!(format(&d, &bytes(&f, 64), false), STATUS_INVALID_PARAMETER_6);
         for wildcard in 0..3 {
             let mut f = pcm();
             *[&mut f.MajorFormat, &mut f.SubFormat, &mut f.Specifier][wildcard] = GUID_NULL;
-            assert_eq!(check_format(&d, &bytes(&f, 64), false), STATUS_INVALID_PARAMETER_6, "{wildcard}");
+            assert_eq!(format(&d, &bytes(&f, 64), false), STATUS_INVALID_PARAMETER_6, "{wildcard}");
         }
         let stream =
             range(KSDATAFORMAT_TYPE_STREAM, ksabi::KSDATAFORMAT_SUBTYPE_NONE, KSDATAFORMAT_SPECIFIER_NONE);
@@ -492,10 +535,10 @@ mod tests {
         let any = range(GUID_NULL, GUID_NULL, GUID_NULL);
         let ranges = [&raw const any];
         let d = descriptor(KSPIN_COMMUNICATION_SINK, &ranges);
-        assert_eq!(check_format(&d, &bytes(&stream, 64), false), STATUS_SUCCESS);
-        assert_eq!(check_format(&d, &bytes(&long_stream, 72), false), STATUS_INVALID_PARAMETER_6);
+        assert_eq!(format(&d, &bytes(&stream, 64), false), STATUS_SUCCESS);
+        assert_eq!(format(&d, &bytes(&long_stream, 72), false), STATUS_INVALID_PARAMETER_6);
         let none = descriptor(KSPIN_COMMUNICATION_SINK, &[]);
-        assert_eq!(check_format(&none, &bytes(&stream, 64), false), STATUS_NO_MATCH, "no ranges");
+        assert_eq!(format(&none, &bytes(&stream, 64), false), STATUS_NO_MATCH, "no ranges");
     }
 
     #[test]
@@ -508,8 +551,8 @@ mod tests {
         let mut d = descriptor(KSPIN_COMMUNICATION_SINK, &ranges);
         d.ConstrainedDataRangesCount = 1;
         d.ConstrainedDataRanges = constrained.as_ptr();
-        assert_eq!(check_format(&d, &bytes(&stream, 64), false), STATUS_SUCCESS);
-        assert_eq!(check_format(&d, &bytes(&pcm(), 64), false), STATUS_NO_MATCH);
+        assert_eq!(format(&d, &bytes(&stream, 64), false), STATUS_SUCCESS);
+        assert_eq!(format(&d, &bytes(&pcm(), 64), false), STATUS_NO_MATCH);
     }
 
     #[test]
@@ -519,21 +562,21 @@ mod tests {
         let d = descriptor(KSPIN_COMMUNICATION_SINK, &ranges);
         let mut f = pcm();
         f.Flags = KsDataFormatFlags::ATTRIBUTES.bits();
-        assert_eq!(check_format(&d, &bytes(&f, 64), false), STATUS_INVALID_PARAMETER, "no list");
+        assert_eq!(format(&d, &bytes(&f, 64), false), STATUS_INVALID_PARAMETER, "no list");
         let mut v = bytes(&f, 64);
         v.extend_from_slice(&8u32.to_le_bytes());
         v.extend_from_slice(&0u32.to_le_bytes());
-        assert_eq!(check_format(&d, &v, false), STATUS_SUCCESS, "an empty list");
+        assert_eq!(format(&d, &v, false), STATUS_SUCCESS, "an empty list");
         let mut one = bytes(&f, 64);
         one.extend_from_slice(&32u32.to_le_bytes());
         one.extend_from_slice(&1u32.to_le_bytes());
         one.extend_from_slice(&24u32.to_le_bytes());
         one.extend_from_slice(&[0; 20]);
-        assert_eq!(check_format(&d, &one, false), STATUS_NO_MATCH, "attributes match no plain range");
+        assert_eq!(format(&d, &one, false), STATUS_NO_MATCH, "attributes match no plain range");
         one[76..80].copy_from_slice(&1u32.to_le_bytes());
-        assert_eq!(check_format(&d, &one, false), STATUS_INVALID_PARAMETER, "attribute flags");
+        assert_eq!(format(&d, &one, false), STATUS_INVALID_PARAMETER, "attribute flags");
         let mut wrong = v.clone();
         wrong[64..68].copy_from_slice(&16u32.to_le_bytes());
-        assert_eq!(check_format(&d, &wrong, false), STATUS_INVALID_PARAMETER, "list size");
+        assert_eq!(format(&d, &wrong, false), STATUS_INVALID_PARAMETER, "list size");
     }
 }

@@ -37,7 +37,7 @@ use ksabi::{
 };
 
 use crate::machine::{MachineInner, current, violation};
-use crate::objects::{DeviceBox, DriverBox, FileBox, IrpBox};
+use crate::objects::{DeviceBox, DriverBox, IrpBox};
 use crate::sync::Locked;
 use crate::verifier::Rule;
 
@@ -80,7 +80,8 @@ pub(crate) struct ObjectHeader {
 unsafe fn complete(irp: *mut IRP, status: NTSTATUS) -> NTSTATUS {
     // SAFETY: the caller's contract is `IrpBox::of`'s; the reference ends before the completion.
     unsafe { IrpBox::of(irp) }.irp.IoStatus.Status = status;
-    crate::iomgr::complete_request(&current(), irp);
+    // SAFETY: the caller's contract: an IRP it owns and gives up.
+    unsafe { crate::iomgr::complete_request(&current(), irp) };
     status
 }
 
@@ -90,7 +91,7 @@ unsafe fn complete(irp: *mut IRP, status: NTSTATUS) -> NTSTATUS {
 /// As for [`IrpBox::of`], for the call: a live kshost IRP that the caller owns.
 pub(crate) unsafe fn skip_current(irp: *mut IRP) {
     // SAFETY: the caller's contract is `IrpBox::of`'s.
-    let b = unsafe { IrpBox::of(irp) };
+    let mut b = unsafe { IrpBox::of(irp) };
     b.irp.CurrentLocation += 1;
     let overlay = b.overlay();
     overlay.CurrentStackLocation = overlay.CurrentStackLocation.wrapping_add(1);
@@ -98,7 +99,13 @@ pub(crate) unsafe fn skip_current(irp: *mut IRP) {
 
 // ---- headers -------------------------------------------------------------------------------------
 
-pub(crate) fn allocate_device_header(
+/// `KsAllocateDeviceHeader`.
+///
+/// # Safety
+/// As the routine's contract: `out` is null or valid for writing a pointer, and `items` (if
+/// `count > 0`) is an array of `count` create items that stays valid until the header is freed
+/// (the header keeps the pointer, as ks.sys does).
+pub(crate) unsafe fn allocate_device_header(
     m: &MachineInner,
     out: *mut *mut c_void,
     count: u32,
@@ -119,7 +126,13 @@ pub(crate) fn allocate_device_header(
     STATUS_SUCCESS
 }
 
-pub(crate) fn free_header(m: &MachineInner, header: *mut c_void, kind: &'static str) {
+/// `KsFreeDeviceHeader` (`kind` "device") and `KsFreeObjectHeader` ("object").
+///
+/// # Safety
+/// As the routines' contract: no one uses the header during or after the call. The registry
+/// makes the free itself sound (a pointer that is not a live header of `kind` is reported without
+/// being read); the contract keeps others from reading a freed header.
+pub(crate) unsafe fn free_header(m: &MachineInner, header: *mut c_void, kind: &'static str) {
     let known = m.objects.locked().ks_headers.remove(&(header as usize));
     match known {
         Some(k) if k == kind => {
@@ -142,16 +155,31 @@ pub(crate) fn free_header(m: &MachineInner, header: *mut c_void, kind: &'static 
     }
 }
 
-pub(crate) fn device_header<'a>(m: &MachineInner, header: *mut c_void) -> Option<&'a mut DeviceHeader> {
+/// The device header `header` points to, if it is one (any other pointer is only looked up).
+///
+/// # Safety
+/// If `header` is a live device header, it is not freed during `'a` and no other reference to it
+/// is used meanwhile (the driver changes it only on its PnP-serialised paths).
+pub(crate) unsafe fn device_header<'a>(
+    m: &MachineInner,
+    header: *mut c_void,
+) -> Option<&'a mut DeviceHeader> {
     (m.objects.locked().ks_headers.get(&(header as usize)) == Some(&"device"))
-        // SAFETY: a registered device header.
+        // SAFETY: a registered device header (checked just before), neither freed nor referenced
+        // elsewhere during 'a (the caller's contract).
         .then(|| unsafe { &mut *header.cast::<DeviceHeader>() })
 }
 
-pub(crate) fn object_header<'a>(m: &MachineInner, header: *mut c_void) -> Option<&'a mut ObjectHeader> {
+/// The object header `header` points to, if it is one (any other pointer is only looked up).
+///
+/// # Safety
+/// If `header` is a live object header, it is not freed during `'a` (it lives as long as its file
+/// object, which the caller keeps alive). Object headers are never written after allocation.
+pub(crate) unsafe fn object_header<'a>(m: &MachineInner, header: *mut c_void) -> Option<&'a ObjectHeader> {
     (m.objects.locked().ks_headers.get(&(header as usize)) == Some(&"object"))
-        // SAFETY: a registered object header.
-        .then(|| unsafe { &mut *header.cast::<ObjectHeader>() })
+        // SAFETY: a registered object header (checked just before), not freed during 'a (the
+        // caller's contract).
+        .then(|| unsafe { &*header.cast::<ObjectHeader>() })
 }
 
 /// The first pointer of a device's extension (where KS requires the `KSDEVICE_HEADER`).
@@ -172,21 +200,21 @@ unsafe fn extension_header(device: *mut DEVICE_OBJECT) -> *mut c_void {
 /// The device header at the start of a device's extension.
 ///
 /// # Safety
-/// As for [`extension_header`].
-unsafe fn header_of_device(
-    m: &MachineInner,
-    device: *mut DEVICE_OBJECT,
-) -> Option<&'static mut DeviceHeader> {
+/// As for [`extension_header`], and as for [`device_header`] during `'a`.
+unsafe fn header_of_device<'a>(m: &MachineInner, device: *mut DEVICE_OBJECT) -> Option<&'a DeviceHeader> {
     // SAFETY: the caller's contract is `extension_header`'s.
-    device_header(m, unsafe { extension_header(device) })
+    let header = unsafe { extension_header(device) };
+    // SAFETY: the caller's contract is `device_header`'s.
+    unsafe { device_header(m, header) }.map(|h| &*h)
 }
 
 /// The object header at the start of a file object's `FsContext` structure.
 ///
 /// # Safety
-/// `file` is null or a live file object of this machine (as for [`FileBox::of`]) whose
-/// `FsContext` no one is writing (its create has returned).
-unsafe fn header_of_file(m: &MachineInner, file: *mut FILE_OBJECT) -> Option<&'static mut ObjectHeader> {
+/// `file` is null or a live file object of this machine (kept alive by a reference) whose
+/// `FsContext` no one is writing (its create has returned), and that stays alive during `'a` (so
+/// does its header, freed only by the driver's close).
+unsafe fn header_of_file<'a>(m: &MachineInner, file: *mut FILE_OBJECT) -> Option<&'a ObjectHeader> {
     if file.is_null() {
         return None;
     }
@@ -197,11 +225,20 @@ unsafe fn header_of_file(m: &MachineInner, file: *mut FILE_OBJECT) -> Option<&'s
         return None;
     }
     // SAFETY: the driver's FsContext structure starts with its KSOBJECT_HEADER.
-    let header = object_header(m, unsafe { *ctx })?;
+    let header = unsafe { *ctx };
+    // SAFETY: the file object, and so its header, lives during 'a (the caller's contract).
+    let header = unsafe { object_header(m, header) }?;
     (header.file == file).then_some(header)
 }
 
-pub(crate) fn allocate_object_header(
+/// `KsAllocateObjectHeader`.
+///
+/// # Safety
+/// As the routine's contract: `out` is null or valid for writing a pointer; `irp` is null or the
+/// create IRP the caller is dispatching, which it owns (as for [`IrpBox::of`]); `table` is null or
+/// a dispatch table and `items` (if `count > 0`) an array of `count` create items, both valid
+/// until the header is freed (the header keeps the pointers, as ks.sys does).
+pub(crate) unsafe fn allocate_object_header(
     m: &MachineInner,
     out: *mut *mut c_void,
     count: u32,
@@ -217,7 +254,7 @@ pub(crate) fn allocate_object_header(
     }
     // SAFETY: the driver passes the create IRP it is dispatching, which it owns (the export's
     // contract).
-    let b = unsafe { IrpBox::of(irp) };
+    let mut b = unsafe { IrpBox::of(irp) };
     let (file, device) = (b.stack_mut().FileObject, b.stack_mut().DeviceObject);
     // Every major routed through KS needs an entry in this table.
     // SAFETY: the current location's device is the kshost device the IRP was dispatched to; only
@@ -275,7 +312,12 @@ pub(crate) fn major_name(major: u8) -> &'static str {
 
 // ---- dispatch ------------------------------------------------------------------------------------
 
-pub(crate) fn set_major_function_handler(driver: *mut DRIVER_OBJECT, major: u32) -> NTSTATUS {
+/// `KsSetMajorFunctionHandler`.
+///
+/// # Safety
+/// As the routine's contract: `driver` is the caller's driver object (one kshost created), and
+/// the caller is its `DriverEntry`: nothing else reads or writes it meanwhile.
+pub(crate) unsafe fn set_major_function_handler(driver: *mut DRIVER_OBJECT, major: u32) -> NTSTATUS {
     if major & KSDISPATCH_FASTIO != 0 {
         violation(Rule::Unsupported, "KsSetMajorFunctionHandler with KSDISPATCH_FASTIO".into());
         return STATUS_INVALID_PARAMETER;
@@ -304,11 +346,12 @@ pub(crate) unsafe extern "system" fn dispatch_create(device: *mut DEVICE_OBJECT,
     let file = unsafe { IrpBox::of(irp) }.stack_mut().FileObject;
     // SAFETY: the create's file object, allocated by kshost and referenced by the create IRP; only
     // kshost's create path and this dispatch use it until the create returns, and this dispatch
-    // only reads it.
-    let fb = unsafe { FileBox::of(file) };
-    let related = fb.fo.RelatedFileObject;
+    // only reads it. Only the `FILE_OBJECT` is referenced, not kshost's record beside it.
+    let fo = unsafe { &*file };
+    let related = fo.RelatedFileObject;
     let found = if related.is_null() {
-        // SAFETY: the device the I/O manager dispatched to, a kshost device.
+        // SAFETY: the device the I/O manager dispatched to, a kshost device; its header is freed
+        // only at the remove, which comes after every create; two fields are copied out.
         unsafe { header_of_device(&m, device) }
             .map(|h| (h.items, h.count))
             .ok_or("the device extension does not start with a KS device header")
@@ -327,12 +370,12 @@ pub(crate) unsafe extern "system" fn dispatch_create(device: *mut DEVICE_OBJECT,
             return unsafe { complete(irp, STATUS_INVALID_DEVICE_REQUEST) };
         }
     };
-    let name_units = fb.fo.FileName.Length as usize / 2;
-    let name: &[u16] = if fb.fo.FileName.Buffer.is_null() {
+    let name_units = fo.FileName.Length as usize / 2;
+    let name: &[u16] = if fo.FileName.Buffer.is_null() {
         &[]
     } else {
         // SAFETY: FileName points at `name_units` characters owned by the file object.
-        unsafe { std::slice::from_raw_parts(fb.fo.FileName.Buffer, name_units) }
+        unsafe { std::slice::from_raw_parts(fo.FileName.Buffer, name_units) }
     };
     let name = name.strip_prefix(&[u16::from(b'\\')]).unwrap_or(name);
     let (component, has_params) = match name.iter().position(|&c| c == u16::from(b'\\')) {
@@ -402,7 +445,7 @@ pub(crate) unsafe extern "system" fn dispatch_by_table(
     let m = current();
     let (file, major) = {
         // SAFETY: a dispatch routine owns the IRP it is given; `stack` ends before the IRP is passed on.
-        let stack = unsafe { IrpBox::of(irp) }.stack_mut();
+        let stack = unsafe { IrpBox::of(irp) }.into_stack_location();
         (stack.FileObject, stack.MajorFunction)
     };
     // SAFETY: the current location's file object, referenced by the IRP; its create has returned (requests
@@ -432,7 +475,11 @@ pub(crate) unsafe extern "system" fn dispatch_by_table(
 }
 
 /// `KsDispatchIrp`.
-pub(crate) fn dispatch_irp(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+///
+/// # Safety
+/// As the routine's contract: `device` is the device the I/O manager dispatched `irp` to, and
+/// `irp` an IRP the caller owns (as for [`IrpBox::of`]) and hands on here.
+pub(crate) unsafe fn dispatch_irp(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
     // SAFETY: the driver passes the IRP it is dispatching, which it owns (the export's contract).
     let major = unsafe { IrpBox::of(irp) }.stack_mut().MajorFunction;
     let routine: unsafe extern "system" fn(*mut DEVICE_OBJECT, *mut IRP) -> NTSTATUS = match major {
@@ -446,12 +493,22 @@ pub(crate) fn dispatch_irp(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATU
     unsafe { routine(device, irp) }
 }
 
-pub(crate) fn dispatch_invalid(irp: *mut IRP) -> NTSTATUS {
+/// `KsDispatchInvalidDeviceRequest`.
+///
+/// # Safety
+/// As the routine's contract: `irp` is an IRP the caller owns (as for [`IrpBox::of`]) and gives
+/// up: it is completed here.
+pub(crate) unsafe fn dispatch_invalid(irp: *mut IRP) -> NTSTATUS {
     // SAFETY: a dispatch routine owns the IRP it is given, and completing gives it up.
     unsafe { complete(irp, STATUS_INVALID_DEVICE_REQUEST) }
 }
 
-pub(crate) fn default_device_io_completion(irp: *mut IRP) -> NTSTATUS {
+/// `KsDefaultDeviceIoCompletion`.
+///
+/// # Safety
+/// As the routine's contract: `irp` is a device-control IRP the caller owns (as for
+/// [`IrpBox::of`]) and gives up: it is completed here.
+pub(crate) unsafe fn default_device_io_completion(irp: *mut IRP) -> NTSTATUS {
     // SAFETY: the driver passes the IRP it is dispatching, which it owns (the export's contract).
     let code = unsafe { IrpBox::of(irp) }.ioctl().IoControlCode;
     let status = match code {
@@ -475,7 +532,9 @@ pub(crate) unsafe extern "system" fn default_dispatch_pnp(
     let minor = unsafe { IrpBox::of(irp) }.stack_mut().MinorFunction;
     // SAFETY: the device the I/O manager dispatched to, a kshost device.
     let header_ptr = unsafe { extension_header(device) };
-    let Some(header) = device_header(&m, header_ptr) else {
+    // SAFETY: the driver frees its device header only here, below, after the last use of
+    // `header`; PnP IRPs are serialised, so nothing else uses the header meanwhile.
+    let Some(header) = (unsafe { device_header(&m, header_ptr) }) else {
         violation(
             Rule::NoObjectHeader,
             "KsDefaultDispatchPnp: no KS device header at the start of the extension".into(),
@@ -485,7 +544,9 @@ pub(crate) unsafe extern "system" fn default_dispatch_pnp(
     };
     let lower = header.pnp_device;
     if minor == IRP_MN_REMOVE_DEVICE {
-        free_header(&m, header_ptr, "device");
+        // SAFETY: KS frees the device header at the remove, which no one dispatches through
+        // afterwards; `header` is not used after this.
+        unsafe { free_header(&m, header_ptr, "device") };
     }
     let status = if lower.is_null() {
         // SAFETY: a dispatch routine owns the IRP it is given.
@@ -495,14 +556,17 @@ pub(crate) unsafe extern "system" fn default_dispatch_pnp(
     } else {
         // SAFETY: a dispatch routine owns the IRP it is given, until it passes it on below.
         unsafe { skip_current(irp) };
-        crate::iomgr::call_driver(lower, irp)
+        // SAFETY: `lower` is the device the header names below this one, a kshost device; the
+        // IRP is handed on and not touched again here.
+        unsafe { crate::iomgr::call_driver(lower, irp) }
     };
     if minor == IRP_MN_REMOVE_DEVICE {
         if !lower.is_null() {
             // SAFETY: `lower` is the kshost device below, in the remove path.
             unsafe { crate::iomgr::detach(lower) };
         }
-        crate::iomgr::delete_device(&m, device);
+        // SAFETY: the driver's own device, deleted on the remove path (PnP-serialised).
+        unsafe { crate::iomgr::delete_device(&m, device) };
     }
     status
 }
@@ -513,10 +577,15 @@ pub(crate) unsafe extern "system" fn default_forward(device: *mut DEVICE_OBJECT,
     let m = current();
     // SAFETY: the device the I/O manager dispatched to, a kshost device.
     let header_ptr = unsafe { extension_header(device) };
-    if let Some(lower) = device_header(&m, header_ptr).map(|h| h.pnp_device).filter(|d| !d.is_null()) {
+    // SAFETY: a forwarded IRP arrives before the remove frees the header (the driver may not
+    // forward after its remove); only one field is copied out.
+    let lower = unsafe { device_header(&m, header_ptr) }.map(|h| h.pnp_device);
+    if let Some(lower) = lower.filter(|d| !d.is_null()) {
         // SAFETY: a dispatch routine owns the IRP it is given, until it passes it on below.
         unsafe { skip_current(irp) };
-        crate::iomgr::call_driver(lower, irp)
+        // SAFETY: `lower` is the device the header names below this one, a kshost device; the
+        // IRP is handed on and not touched again here.
+        unsafe { crate::iomgr::call_driver(lower, irp) }
     } else {
         // SAFETY: a dispatch routine owns the IRP it is given.
         let s = unsafe { IrpBox::of(irp) }.irp.IoStatus.Status;

@@ -89,13 +89,21 @@ unsafe fn resolve(m: &MachineInner, irp: *mut IRP, addr: usize, len: usize) -> O
 /// The captured request and value area of a property IRP: `(request, value)`.
 ///
 /// Captures once per IRP; later calls (a driver trying several handler tables) reuse it.
-fn capture(m: &MachineInner, irp: *mut IRP, for_set: bool) -> Result<(*mut KSIDENTIFIER, *mut u8), NTSTATUS> {
+///
+/// # Safety
+/// `irp` is the property IRP the caller answers, which it owns (as for [`IrpBox::of`]); for a kernel-mode IRP, `Type3InputBuffer` and `UserBuffer` are readable for the input
+/// and output lengths.
+unsafe fn capture(
+    m: &MachineInner,
+    irp: *mut IRP,
+    for_set: bool,
+) -> Result<(*mut KSIDENTIFIER, *mut u8), NTSTATUS> {
     // SAFETY: the property IRP being captured, owned by the driver's dispatch that called the KS
     // routine.
     let (in_len, out_len) = unsafe { lengths(irp) };
     // SAFETY: the driver passes the property IRP it is dispatching, which it owns (the export's
     // contract); no other reference to it is live.
-    let b = unsafe { IrpBox::of(irp) };
+    let mut b = unsafe { IrpBox::of(irp) };
     let flags = IrpFlags::from_bits_retain(b.irp.Flags);
     let value_area = out_len.checked_next_multiple_of(8).ok_or(STATUS_INVALID_PARAMETER)?;
     if flags.contains(IrpFlags::BUFFERED_IO) {
@@ -135,7 +143,11 @@ fn capture(m: &MachineInner, irp: *mut IRP, for_set: bool) -> Result<(*mut KSIDE
 }
 
 /// Whether the (uncaptured) request asks for a SET: the value must then be captured too.
-fn asks_for_set(m: &MachineInner, irp: *mut IRP, in_len: usize) -> bool {
+///
+/// # Safety
+/// `irp` is the property IRP the caller answers, which it owns (as for [`IrpBox::of`]), `in_len` its input length; for a kernel-mode IRP, `Type3InputBuffer` is readable for
+/// `in_len` bytes.
+unsafe fn asks_for_set(m: &MachineInner, irp: *mut IRP, in_len: usize) -> bool {
     // SAFETY: the driver passes the property IRP it is dispatching, which it owns (the export's
     // contract);
     // no other reference to it is live.
@@ -151,7 +163,12 @@ fn asks_for_set(m: &MachineInner, irp: *mut IRP, in_len: usize) -> bool {
 }
 
 /// `KsPropertyHandler`.
-pub(crate) fn property_handler(irp: *mut IRP, count: u32, sets: *const KSPROPERTY_SET) -> NTSTATUS {
+///
+/// # Safety
+/// As the routine's contract: `irp` is a property IRP the caller is dispatching and owns (as for
+/// [`IrpBox::of`]), its buffers valid for a kernel-mode requestor; `sets` is null or a table of
+/// `count` property sets whose items and GUIDs stay valid.
+pub(crate) unsafe fn property_handler(irp: *mut IRP, count: u32, sets: *const KSPROPERTY_SET) -> NTSTATUS {
     if !crate::irql::require_at_most(ksabi::PASSIVE_LEVEL, "KsPropertyHandler") {
         return STATUS_INVALID_DEVICE_REQUEST;
     }
@@ -162,8 +179,10 @@ pub(crate) fn property_handler(irp: *mut IRP, count: u32, sets: *const KSPROPERT
     if in_len < size_of::<KSIDENTIFIER>() {
         return STATUS_INVALID_PARAMETER;
     }
-    let for_set = asks_for_set(&m, irp, in_len);
-    let (request, value) = match capture(&m, irp, for_set) {
+    // SAFETY: the routine's contract: the property IRP the caller owns, `in_len` its input length.
+    let for_set = unsafe { asks_for_set(&m, irp, in_len) };
+    // SAFETY: as above.
+    let (request, value) = match unsafe { capture(&m, irp, for_set) } {
         Ok(c) => c,
         Err(s) => return s,
     };
@@ -216,7 +235,9 @@ pub(crate) fn property_handler(irp: *mut IRP, count: u32, sets: *const KSPROPERT
             // SAFETY: the driver's handler with the captured request and value area.
             return unsafe { support(irp, request, value.cast()) };
         }
-        return basic_support(irp, item, value, out_len);
+        // SAFETY: the IRP the caller owns; `value` is its captured value area of `out_len`; `item`
+        // is the driver's, its `Values` static.
+        return unsafe { basic_support(irp, item, value, out_len) };
     }
     if in_len < item.MinProperty as usize || out_len < item.MinData as usize {
         return STATUS_BUFFER_TOO_SMALL;
@@ -239,7 +260,11 @@ pub(crate) fn property_handler(irp: *mut IRP, count: u32, sets: *const KSPROPERT
 }
 
 /// The automatic `KSPROPERTY_TYPE_BASICSUPPORT` answer from the item's handlers and `Values`.
-fn basic_support(irp: *mut IRP, item: &KSPROPERTY_ITEM, value: *mut u8, out_len: usize) -> NTSTATUS {
+///
+/// # Safety
+/// `irp` is the property IRP the caller answers, which it owns (as for [`IrpBox::of`]); `value` is its value area, as `data` is for [`write_list`]; `item.Values` is null or
+/// the driver's value description, whose member lists stay valid.
+unsafe fn basic_support(irp: *mut IRP, item: &KSPROPERTY_ITEM, value: *mut u8, out_len: usize) -> NTSTATUS {
     let mut access = KsPropertyType::BASICSUPPORT;
     if item.GetPropertyHandler.is_some() {
         access |= KsPropertyType::GET;
@@ -316,7 +341,11 @@ fn basic_support(irp: *mut IRP, item: &KSPROPERTY_ITEM, value: *mut u8, out_len:
 }
 
 /// `KsHandleSizedListQuery`: the 0 / 4 / 8 / full / too-small protocol into the system buffer.
-pub(crate) fn sized_list(irp: *mut IRP, count: u32, item_size: u32, items: *const c_void) -> NTSTATUS {
+///
+/// # Safety
+/// As the routine's contract: `irp` is a captured property IRP the caller's handler serves and
+/// owns (as for [`IrpBox::of`]); `items` holds `count` entries of `item_size` bytes.
+pub(crate) unsafe fn sized_list(irp: *mut IRP, count: u32, item_size: u32, items: *const c_void) -> NTSTATUS {
     // SAFETY: the driver passes the property IRP it is dispatching, which it owns (the KS routine's
     // contract).
     let (_, out_len) = unsafe { lengths(irp) };
@@ -324,10 +353,16 @@ pub(crate) fn sized_list(irp: *mut IRP, count: u32, item_size: u32, items: *cons
     // SAFETY: the driver passes the property IRP its handler is serving, which it owns
     // (`KsHandleSizedListQuery`'s contract).
     let data = unsafe { IrpBox::of(irp) }.system_buffer().cast::<u8>();
-    write_list(irp, data, out_len, count, item_size as usize, items.cast())
+    // SAFETY: the IRP the caller owns and its value area; the caller's table (the contract).
+    unsafe { write_list(irp, data, out_len, count, item_size as usize, items.cast()) }
 }
 
-fn write_list(
+/// Writes a `KSMULTIPLE_ITEM` of `count` items of `item_size` bytes (the 0 / 4 / 8 / full /
+/// too-small protocol).
+///
+/// # Safety
+/// `irp` is the property IRP the caller answers, which it owns (as for [`IrpBox::of`]); `data` is its value area (the captured system buffer's start: 8-aligned, `out_len` writable bytes rounded up to 8) that no one else uses meanwhile; `items` holds `count * item_size` readable bytes.
+unsafe fn write_list(
     irp: *mut IRP,
     data: *mut u8,
     out_len: usize,
@@ -378,7 +413,12 @@ fn write_list(
     }
 }
 
-fn descriptor<'a>(
+/// The descriptor of the pin a `KSP_PIN` request names.
+///
+/// # Safety
+/// `irp` is the property IRP the caller answers, which it owns (as for [`IrpBox::of`]); `property` is its captured request (at least a `KSIDENTIFIER`); `descriptors` is null
+/// or a table of `count` descriptors that stays valid for `'a`.
+unsafe fn descriptor<'a>(
     irp: *mut IRP,
     property: *mut KSIDENTIFIER,
     count: u32,
@@ -403,7 +443,13 @@ fn descriptor<'a>(
 /// Ids it does not answer (CINSTANCES, DATAINTERSECTION, GLOBALCINSTANCES, NECESSARYINSTANCES,
 /// PHYSICALCONNECTION, PROPOSEDATAFORMAT...) give `STATUS_NOT_FOUND` (ReactOS:
 /// `STATUS_NOT_IMPLEMENTED`; Windows UNVERIFIED).
-pub(crate) fn pin_property_handler(
+///
+/// # Safety
+/// As the routine's contract: `irp` is a captured property IRP the caller's handler serves and
+/// owns (as for [`IrpBox::of`]); `property` and `data` are its captured request and value area
+/// (as the handler got them); `descriptors` is null or a table of `count` pin descriptors whose
+/// tables stay valid.
+pub(crate) unsafe fn pin_property_handler(
     irp: *mut IRP,
     property: *mut KSIDENTIFIER,
     data: *mut c_void,
@@ -417,22 +463,36 @@ pub(crate) fn pin_property_handler(
     // SAFETY: the captured request.
     let id = unsafe { (*property).Id };
     if id == pin_property::CTYPES {
-        return write_u32(irp, data, out_len, count);
+        // SAFETY: the caller's IRP and value area (the contract).
+        return unsafe { write_u32(irp, data, out_len, count) };
     }
-    let d = match descriptor(irp, property, count, descriptors) {
+    // SAFETY: the caller's IRP, captured request and descriptor table (the contract).
+    let d = match unsafe { descriptor(irp, property, count, descriptors) } {
         Ok(d) => d,
         Err(s) => return s,
     };
+    // The descriptor's tables are the driver's, valid as long as the descriptors (the contract).
+    let (ranges_list, ranges_count) = if d.ConstrainedDataRangesCount == 0 {
+        (d.DataRanges, d.DataRangesCount)
+    } else {
+        (d.ConstrainedDataRanges, d.ConstrainedDataRangesCount)
+    };
     match id {
-        pin_property::DATAFLOW => write_u32(irp, data, out_len, d.DataFlow.cast_unsigned()),
-        pin_property::COMMUNICATION => write_u32(irp, data, out_len, d.Communication.cast_unsigned()),
-        pin_property::DATARANGES => ranges(irp, data, out_len, d.DataRanges, d.DataRangesCount),
+        pin_property::DATAFLOW => {
+            // SAFETY: the caller's IRP and value area (the contract).
+            unsafe { write_u32(irp, data, out_len, d.DataFlow.cast_unsigned()) }
+        }
+        pin_property::COMMUNICATION => {
+            // SAFETY: the caller's IRP and value area (the contract).
+            unsafe { write_u32(irp, data, out_len, d.Communication.cast_unsigned()) }
+        }
+        pin_property::DATARANGES => {
+            // SAFETY: the caller's IRP and value area; the descriptor's range table.
+            unsafe { ranges(irp, data, out_len, d.DataRanges, d.DataRangesCount) }
+        }
         pin_property::CONSTRAINEDDATARANGES => {
-            if d.ConstrainedDataRangesCount == 0 {
-                ranges(irp, data, out_len, d.DataRanges, d.DataRangesCount)
-            } else {
-                ranges(irp, data, out_len, d.ConstrainedDataRanges, d.ConstrainedDataRangesCount)
-            }
+            // SAFETY: the caller's IRP and value area; the descriptor's range table.
+            unsafe { ranges(irp, data, out_len, ranges_list, ranges_count) }
         }
         pin_property::INTERFACES => {
             let default = KSPIN_INTERFACE {
@@ -440,7 +500,8 @@ pub(crate) fn pin_property_handler(
                 Id: ksabi::KSINTERFACE_STANDARD_STREAMING,
                 Flags: 0,
             };
-            identifiers(irp, data, out_len, d.Interfaces, d.InterfacesCount, default)
+            // SAFETY: the caller's IRP and value area; the descriptor's interface table.
+            unsafe { identifiers(irp, data, out_len, d.Interfaces, d.InterfacesCount, default) }
         }
         pin_property::MEDIUMS => {
             let default = KSPIN_INTERFACE {
@@ -448,14 +509,17 @@ pub(crate) fn pin_property_handler(
                 Id: ksabi::KSMEDIUM_TYPE_ANYINSTANCE,
                 Flags: 0,
             };
-            identifiers(irp, data, out_len, d.Mediums, d.MediumsCount, default)
+            // SAFETY: the caller's IRP and value area; the descriptor's medium table.
+            unsafe { identifiers(irp, data, out_len, d.Mediums, d.MediumsCount, default) }
         }
         pin_property::CATEGORY => {
             if d.Category.is_null() {
                 return STATUS_NOT_FOUND;
             }
             // SAFETY: the descriptor's static GUID.
-            write_guid(irp, data, out_len, unsafe { *d.Category })
+            let category = unsafe { *d.Category };
+            // SAFETY: the caller's IRP and value area (the contract).
+            unsafe { write_guid(irp, data, out_len, category) }
         }
         pin_property::NAME => {
             let guid = if d.Name.is_null() { d.Category } else { d.Name };
@@ -463,13 +527,19 @@ pub(crate) fn pin_property_handler(
                 return STATUS_NOT_FOUND;
             }
             // SAFETY: the descriptor's static GUID.
-            write_name(irp, data, out_len, unsafe { *guid })
+            let guid = unsafe { *guid };
+            // SAFETY: the caller's IRP and value area (the contract).
+            unsafe { write_name(irp, data, out_len, guid) }
         }
         _ => STATUS_NOT_FOUND,
     }
 }
 
-fn write_u32(irp: *mut IRP, data: *mut u8, out_len: usize, v: u32) -> NTSTATUS {
+/// Answers a `u32`.
+///
+/// # Safety
+/// `irp` is the property IRP the caller answers, which it owns (as for [`IrpBox::of`]); `data` is its value area (the captured system buffer's start: 8-aligned, `out_len` writable bytes rounded up to 8) that no one else uses meanwhile.
+unsafe fn write_u32(irp: *mut IRP, data: *mut u8, out_len: usize, v: u32) -> NTSTATUS {
     if out_len < 4 {
         // SAFETY: the property IRP that `write_u32`'s caller is answering, owned by the driver's
         // dispatch that called the KS routine.
@@ -484,7 +554,11 @@ fn write_u32(irp: *mut IRP, data: *mut u8, out_len: usize, v: u32) -> NTSTATUS {
     STATUS_SUCCESS
 }
 
-fn write_guid(irp: *mut IRP, data: *mut u8, out_len: usize, g: GUID) -> NTSTATUS {
+/// Answers a GUID.
+///
+/// # Safety
+/// `irp` is the property IRP the caller answers, which it owns (as for [`IrpBox::of`]); `data` is its value area (the captured system buffer's start: 8-aligned, `out_len` writable bytes rounded up to 8) that no one else uses meanwhile.
+unsafe fn write_guid(irp: *mut IRP, data: *mut u8, out_len: usize, g: GUID) -> NTSTATUS {
     if out_len < 16 {
         // SAFETY: the property IRP that `write_guid`'s caller is answering, owned by the driver's
         // dispatch that called the KS routine.
@@ -500,7 +574,10 @@ fn write_guid(irp: *mut IRP, data: *mut u8, out_len: usize, g: GUID) -> NTSTATUS
 }
 
 /// The `Name` under `MediaCategories\{guid}` as a NUL-terminated UTF-16 string.
-fn write_name(irp: *mut IRP, data: *mut u8, out_len: usize, guid: GUID) -> NTSTATUS {
+///
+/// # Safety
+/// `irp` is the property IRP the caller answers, which it owns (as for [`IrpBox::of`]); `data` is its value area (the captured system buffer's start: 8-aligned, `out_len` writable bytes rounded up to 8) that no one else uses meanwhile.
+unsafe fn write_name(irp: *mut IRP, data: *mut u8, out_len: usize, guid: GUID) -> NTSTATUS {
     let m = current();
     let Some(name) = m.media_categories.locked().get(&guid).cloned() else {
         return STATUS_NOT_FOUND;
@@ -523,7 +600,11 @@ fn write_name(irp: *mut IRP, data: *mut u8, out_len: usize, guid: GUID) -> NTSTA
 }
 
 /// A `KSMULTIPLE_ITEM` of data ranges, each padded to 8 bytes.
-fn ranges(
+///
+/// # Safety
+/// `irp` is the property IRP the caller answers, which it owns (as for [`IrpBox::of`]); `data` is its value area (the captured system buffer's start: 8-aligned, `out_len` writable bytes rounded up to 8) that no one else uses meanwhile; `list` is null or an array of `count` pointers, each null or a data range of
+/// `FormatSize` readable bytes.
+unsafe fn ranges(
     irp: *mut IRP,
     data: *mut u8,
     out_len: usize,
@@ -592,7 +673,11 @@ fn ranges(
     }
 }
 
-fn identifiers(
+/// A `KSMULTIPLE_ITEM` of interfaces or mediums, `default` alone if the list is empty.
+///
+/// # Safety
+/// `irp` is the property IRP the caller answers, which it owns (as for [`IrpBox::of`]); `data` is its value area (the captured system buffer's start: 8-aligned, `out_len` writable bytes rounded up to 8) that no one else uses meanwhile; `list` is null or an array of `count` entries.
+unsafe fn identifiers(
     irp: *mut IRP,
     data: *mut u8,
     out_len: usize,
@@ -602,7 +687,9 @@ fn identifiers(
 ) -> NTSTATUS {
     let (items, n) =
         if list.is_null() || count == 0 { (std::ptr::from_ref(&default), 1) } else { (list, count) };
-    write_list(irp, data, out_len, n, size_of::<KSPIN_INTERFACE>(), items.cast())
+    // SAFETY: the caller's IRP and value area; `items` is the caller's array of `count` entries
+    // or `default`, alive for the call.
+    unsafe { write_list(irp, data, out_len, n, size_of::<KSPIN_INTERFACE>(), items.cast()) }
 }
 
 /// `KsPinDataIntersection` as ks.sys' `KsPinDataIntersectionEx` does it (Windows Server 2003
@@ -617,8 +704,14 @@ fn identifiers(
 ///
 /// Simplified: attribute lists are checked for size only, and a client range with a required
 /// attribute matches nothing (kshost emulates no factory attribute ranges).
+///
+/// # Safety
+/// As the routine's contract: `irp` is a captured property IRP the caller's handler serves and
+/// owns (as for [`IrpBox::of`]); `pin` and `data` are its captured request and value area (as the
+/// handler got them); `descriptors` is null or a table of `count` pin descriptors whose range
+/// tables stay valid.
 #[allow(clippy::too_many_lines)] // one walk of the list, in ks.sys' order
-pub(crate) fn data_intersection(
+pub(crate) unsafe fn data_intersection(
     irp: *mut IRP,
     pin: *mut KSP_PIN,
     data: *mut c_void,
@@ -735,7 +828,8 @@ pub(crate) fn data_intersection(
                 && !(f.MajorFormat == wild && r.MajorFormat == wild)
                 && !(f.SubFormat == wild && r.SubFormat == wild)
             {
-                return answer_from_range(irp, f, &r, data.cast(), out_len);
+                // SAFETY: the caller's IRP and its value area of `out_len` bytes.
+                return unsafe { answer_from_range(irp, f, &r, data.cast(), out_len) };
             }
             let Some(handler) = handler else {
                 return STATUS_NOT_FOUND;
@@ -763,7 +857,10 @@ pub(crate) fn data_intersection(
 }
 
 /// ks.sys' own answer: the factory range as a 64-byte format, its wildcards the client's GUIDs.
-fn answer_from_range(
+///
+/// # Safety
+/// `irp` is the property IRP the caller answers, which it owns (as for [`IrpBox::of`]); `data` is its value area, as for [`write_list`].
+unsafe fn answer_from_range(
     irp: *mut IRP,
     f: &KSDATARANGE,
     r: &KSDATARANGE,
@@ -801,7 +898,12 @@ fn answer_from_range(
 }
 
 /// `KsTopologyPropertyHandler`.
-pub(crate) fn topology_handler(
+///
+/// # Safety
+/// As the routine's contract: `irp` is a captured property IRP the caller's handler serves and
+/// owns (as for [`IrpBox::of`]); `property` and `data` are its captured request and value area (as
+/// the handler got them); `topology` is null or the driver's topology, whose tables stay valid.
+pub(crate) unsafe fn topology_handler(
     irp: *mut IRP,
     property: *mut KSIDENTIFIER,
     data: *mut c_void,
@@ -820,13 +922,17 @@ pub(crate) fn topology_handler(
     let id = unsafe { (*property).Id };
     match id {
         topology_property::CATEGORIES => {
-            write_list(irp, data, out_len, t.CategoriesCount, 16, t.Categories.cast())
+            // SAFETY: the caller's IRP and value area; the topology's table of GUIDs.
+            unsafe { write_list(irp, data, out_len, t.CategoriesCount, 16, t.Categories.cast()) }
         }
         topology_property::NODES => {
-            write_list(irp, data, out_len, t.TopologyNodesCount, 16, t.TopologyNodes.cast())
+            // SAFETY: the caller's IRP and value area; the topology's table of GUIDs.
+            unsafe { write_list(irp, data, out_len, t.TopologyNodesCount, 16, t.TopologyNodes.cast()) }
         }
         topology_property::CONNECTIONS => {
-            write_list(irp, data, out_len, t.TopologyConnectionsCount, 16, t.TopologyConnections.cast())
+            let (n, table) = (t.TopologyConnectionsCount, t.TopologyConnections.cast());
+            // SAFETY: the caller's IRP and value area; the topology's table of 16-byte connections.
+            unsafe { write_list(irp, data, out_len, n, 16, table) }
         }
         topology_property::NAME => {
             if in_len < size_of::<KSP_NODE>() {
@@ -839,7 +945,9 @@ pub(crate) fn topology_handler(
             }
             let names = if t.TopologyNodesNames.is_null() { t.TopologyNodes } else { t.TopologyNodesNames };
             // SAFETY: `node` indexes the node tables.
-            write_name(irp, data, out_len, unsafe { *names.wrapping_add(node as usize) })
+            let name = unsafe { *names.wrapping_add(node as usize) };
+            // SAFETY: the caller's IRP and value area (the contract).
+            unsafe { write_name(irp, data, out_len, name) }
         }
         _ => STATUS_NOT_FOUND,
     }

@@ -42,7 +42,7 @@ fn irp_of(entry: *mut LIST_ENTRY) -> *mut IRP {
 /// As for [`IrpBox::of`], for `'a`: a live kshost IRP that the caller owns while it uses the slot.
 unsafe fn lock_slot<'a>(irp: *mut IRP) -> &'a mut *mut core::ffi::c_void {
     // SAFETY: the caller's contract is `IrpBox::of`'s.
-    &mut unsafe { IrpBox::of(irp) }.overlay().DriverContext[1]
+    &mut unsafe { IrpBox::of(irp) }.into_overlay().DriverContext[1]
 }
 
 /// A list link the caller may read and write (it holds the list's lock).
@@ -55,9 +55,14 @@ unsafe fn link<'a>(e: *mut LIST_ENTRY) -> &'a mut LIST_ENTRY {
 }
 
 /// Whether the list at `head` has been initialised (`InitializeListHead`).
-fn check_head(head: *mut LIST_ENTRY, routine: &str) -> bool {
-    // SAFETY: a non-null list head the driver passed.
-    let ok = !head.is_null() && !unsafe { link(head) }.Flink.is_null();
+///
+/// # Safety
+/// `head` is null or a readable `LIST_ENTRY` that no one writes during the call: the driver's
+/// queue head, whose lock the caller holds (other threads insert and remove under it).
+unsafe fn check_head(head: *mut LIST_ENTRY, routine: &str) -> bool {
+    // SAFETY: a non-null list head (checked first), readable (the caller's contract); only `Flink`
+    // is read, through the raw pointer.
+    let ok = !head.is_null() && !unsafe { (*head).Flink }.is_null();
     if !ok {
         violation(Rule::KsQueueMisuse, format!("{routine}: the list head {head:p} is not initialised"));
     }
@@ -130,16 +135,18 @@ fn cancel_routine_or_default(
 }
 
 /// `KsAddIrpToCancelableQueue`.
-pub(crate) fn add(
+///
+/// # Safety
+/// As the routine's contract: `head` is null or an initialised list head guarded by the spin lock
+/// `lock`, whose entries are IRPs of this machine; `irp` is a live kshost IRP the caller owns (as
+/// for [`IrpBox::of`]), on no queue; once queued, the queue owns it until it is taken off.
+pub(crate) unsafe fn add(
     head: *mut LIST_ENTRY,
     lock: *mut KSPIN_LOCK,
     irp: *mut IRP,
     location: KSLIST_ENTRY_LOCATION,
     cancel: PDRIVER_CANCEL,
 ) {
-    if !check_head(head, "KsAddIrpToCancelableQueue") {
-        return;
-    }
     // SAFETY: the driver passes an IRP it owns (`KsAddIrpToCancelableQueue`'s contract).
     if !unsafe { IrpBox::meta_of(irp) }.queue.load(Ordering::Acquire).is_null() {
         violation(
@@ -151,6 +158,13 @@ pub(crate) fn add(
     let routine = cancel_routine_or_default(cancel);
     // SAFETY: the driver's lock.
     let irql = unsafe { crate::irql::acquire(lock, "KsAddIrpToCancelableQueue") };
+    // The head is checked under its lock: another thread may be inserting meanwhile.
+    // SAFETY: the caller's contract: null or the driver's list head, whose lock is held.
+    if !unsafe { check_head(head, "KsAddIrpToCancelableQueue") } {
+        // SAFETY: the lock acquired above.
+        unsafe { crate::irql::release(lock, irql, "KsAddIrpToCancelableQueue") };
+        return;
+    }
     // SAFETY: the IRP is not on a list; we hold the list's lock.
     // SAFETY: the driver's own IRP, not yet cancellable (no cancel routine set).
     let entry = unsafe { entry_of(irp) };
@@ -181,15 +195,17 @@ pub(crate) fn add(
 
 /// `KsRemoveIrpFromCancelableQueue`: the first IRP (from the head or tail) whose cancel routine
 /// can be taken; it stays on the list for the *Only* operations.
-pub(crate) fn remove(
+///
+/// # Safety
+/// As the routine's contract: `head` is null or an initialised list head guarded by the spin lock
+/// `lock`, every entry of which is the link of a live kshost IRP queued by
+/// `KsAddIrpToCancelableQueue`.
+pub(crate) unsafe fn remove(
     head: *mut LIST_ENTRY,
     lock: *mut KSPIN_LOCK,
     location: KSLIST_ENTRY_LOCATION,
     operation: KSIRP_REMOVAL_OPERATION,
 ) -> *mut IRP {
-    if !check_head(head, "KsRemoveIrpFromCancelableQueue") {
-        return std::ptr::null_mut();
-    }
     if !(KsAcquireOnly..=KsAcquireAndRemoveOnlySingleItem).contains(&operation) {
         violation(
             Rule::KsQueueMisuse,
@@ -199,6 +215,13 @@ pub(crate) fn remove(
     }
     // SAFETY: the driver's lock.
     let irql = unsafe { crate::irql::acquire(lock, "KsRemoveIrpFromCancelableQueue") };
+    // The head is checked under its lock: another thread may be inserting meanwhile.
+    // SAFETY: the caller's contract: null or the driver's list head, whose lock is held.
+    if !unsafe { check_head(head, "KsRemoveIrpFromCancelableQueue") } {
+        // SAFETY: the lock acquired above.
+        unsafe { crate::irql::release(lock, irql, "KsRemoveIrpFromCancelableQueue") };
+        return std::ptr::null_mut();
+    }
     let mut found = std::ptr::null_mut();
     // SAFETY: an initialised list we hold the lock of.
     let first = unsafe { link(head) }.Flink;
@@ -249,7 +272,11 @@ pub(crate) fn remove(
 
 /// `KsReleaseIrpOnCancelableQueue`: gives an acquired IRP back to its queue (re-arming the cancel
 /// routine); if it was cancelled meanwhile, cancels it now.
-pub(crate) fn release(irp: *mut IRP, cancel: PDRIVER_CANCEL) {
+///
+/// # Safety
+/// As the routine's contract: `irp` is a live kshost IRP the caller acquired from a queue
+/// (`KsAcquireOnly*`), so it owns it (as for [`IrpBox::of`]) until this gives it back.
+pub(crate) unsafe fn release(irp: *mut IRP, cancel: PDRIVER_CANCEL) {
     // SAFETY: the driver passes an IRP it acquired, so it owns it (the export's contract).
     let lock = unsafe { lock_slot(irp) }.cast::<KSPIN_LOCK>();
     // SAFETY: as above; only the record is referenced.
@@ -309,13 +336,20 @@ pub(crate) unsafe fn remove_specific(irp: *mut IRP) {
 /// `KsCancelRoutine` as the routine a queue sets when the driver gives none (the export of the
 /// same name, which the driver may call from its own cancel routine, runs [`cancel_routine`] too).
 unsafe extern "system" fn ks_cancel_routine(_device: *mut DEVICE_OBJECT, irp: *mut IRP) {
-    cancel_routine(irp);
+    // SAFETY: a cancel routine is entered with the cancel lock held and an IRP whose cancel
+    // routine (this one) the canceller took.
+    unsafe { cancel_routine(irp) };
 }
 
 /// `KsCancelRoutine`: entered with the cancel spin lock held; unlinks the IRP, releases the cancel
 /// lock, and completes it with `STATUS_CANCELLED` unless its status already is that (a wrapper
 /// cancel routine that completes it itself).
-pub(crate) fn cancel_routine(irp: *mut IRP) {
+///
+/// # Safety
+/// As the routine's contract: called as (or from) a cancel routine, with the cancel spin lock held
+/// and `irp` a live kshost IRP whose cancel routine the canceller took, so the canceller owns it
+/// (as for [`IrpBox::of`]); it is completed here.
+pub(crate) unsafe fn cancel_routine(irp: *mut IRP) {
     let m = current();
     // SAFETY: a cancel routine is entered with an IRP whose cancel routine the canceller took:
     // the canceller (this call) owns it.
@@ -338,18 +372,29 @@ pub(crate) fn cancel_routine(irp: *mut IRP) {
     m.cancel_lock.release(b.irp.CancelIrql);
     if b.irp.IoStatus.Status != STATUS_CANCELLED {
         b.irp.IoStatus.Status = STATUS_CANCELLED;
-        crate::iomgr::complete_request(&m, irp);
+        // SAFETY: the canceller owns the IRP and completing gives it up; `b` is not used after.
+        unsafe { crate::iomgr::complete_request(&m, irp) };
     }
 }
 
 /// `KsCancelIo`: marks every IRP on the queue cancelled and runs each cancel routine it can take.
-pub(crate) fn cancel_io(head: *mut LIST_ENTRY, lock: *mut KSPIN_LOCK) {
-    if !check_head(head, "KsCancelIo") {
-        return;
-    }
+///
+/// # Safety
+/// As the routine's contract: `head` is null or an initialised list head guarded by the spin lock
+/// `lock`, every entry of which is the link of a live kshost IRP queued by
+/// `KsAddIrpToCancelableQueue`.
+pub(crate) unsafe fn cancel_io(head: *mut LIST_ENTRY, lock: *mut KSPIN_LOCK) {
     loop {
         // SAFETY: the driver's lock.
         let irql = unsafe { crate::irql::acquire(lock, "KsCancelIo") };
+        // The head is checked under its lock (another thread may be inserting meanwhile): a bad
+        // one fails the first round, before anything is cancelled.
+        // SAFETY: the caller's contract: null or the driver's list head, whose lock is held.
+        if !unsafe { check_head(head, "KsCancelIo") } {
+            // SAFETY: the lock acquired above.
+            unsafe { crate::irql::release(lock, irql, "KsCancelIo") };
+            return;
+        }
         let mut target = None;
         // SAFETY: an initialised list we hold the lock of.
         let mut entry = unsafe { link(head) }.Flink;

@@ -42,7 +42,13 @@ use crate::verifier::Rule;
 
 const HEADER: usize = size_of::<KSSTREAM_HEADER>();
 
-pub(crate) fn probe_stream_irp(irp: *mut IRP, flags: u32, header_size: u32) -> NTSTATUS {
+/// `KsProbeStreamIrp`.
+///
+/// # Safety
+/// As the routine's contract: `irp` is a live kshost stream IRP the caller is dispatching and owns
+/// (as for [`IrpBox::of`]); for a kernel-mode IRP, `UserBuffer` holds its `OutputBufferLength`
+/// bytes of headers (kshost checks they are pool), which no one writes during the call.
+pub(crate) unsafe fn probe_stream_irp(irp: *mut IRP, flags: u32, header_size: u32) -> NTSTATUS {
     if !crate::irql::require_at_most(ksabi::APC_LEVEL, "KsProbeStreamIrp") {
         return STATUS_INVALID_DEVICE_REQUEST;
     }
@@ -50,7 +56,7 @@ pub(crate) fn probe_stream_irp(irp: *mut IRP, flags: u32, header_size: u32) -> N
     let flags = KsProbe::from_bits_retain(flags);
     // SAFETY: the driver passes the stream IRP it is dispatching, which it owns (the export's
     // contract); no other reference to it is live.
-    let b = unsafe { IrpBox::of(irp) };
+    let mut b = unsafe { IrpBox::of(irp) };
     let len = b.ioctl().OutputBufferLength as usize;
     let (irp_flags, mode, user) =
         (IrpFlags::from_bits_retain(b.irp.Flags), b.irp.RequestorMode, b.irp.UserBuffer as usize);
@@ -83,32 +89,48 @@ pub(crate) fn probe_stream_irp(irp: *mut IRP, flags: u32, header_size: u32) -> N
         }
         std::ptr::with_exposed_provenance_mut(user)
     };
-    let result = validate(headers, len, flags, header_size).and_then(|(offsets, buffers)| {
-        let first_options = header_at(headers, 0).OptionsFlags;
-        let mdls = build_mdls(&m, first_options, &buffers, flags, user_mode)?;
-        Ok((offsets, mdls))
-    });
+    let result = {
+        // SAFETY: `len` bytes at `headers`: the capture just made (user mode), or the kernel
+        // caller's pool block that covers them (checked above); no one writes them while the
+        // slice lives (the routine's contract for a kernel caller; a capture is this call's own).
+        let array = unsafe { std::slice::from_raw_parts(headers, len) };
+        validate(array, flags, header_size).and_then(|(offsets, buffers)| {
+            let first_options = header_at(array, 0).OptionsFlags;
+            let mdls = build_mdls(&m, first_options, &buffers, flags, user_mode)?;
+            Ok((offsets, mdls))
+        })
+    };
     let (offsets, mdls) = match result {
         Ok(r) => r,
         Err(status) => {
             if user_mode {
-                crate::iomgr::free_system_buffer(&m, headers);
+                // SAFETY: the capture made just above for this call, not yet on the IRP: no one
+                // else has it.
+                unsafe { crate::iomgr::free_system_buffer(&m, headers) };
             }
             return status;
         }
     };
     if user_mode {
-        tag_data(irp, headers, &offsets);
+        // SAFETY: the IRP the caller owns; `headers` is this call's capture of `len` bytes, and
+        // `offsets` were validated inside it.
+        unsafe { tag_data(irp, headers, &offsets) };
     }
-    install(irp, headers, &mdls, irp_flags, user_mode, flags.contains(KsProbe::STREAMWRITE));
+    // SAFETY: the IRP the caller owns; the MDLs were just built for it and are not yet shared.
+    unsafe { install(irp, headers, &mdls, irp_flags, user_mode, flags.contains(KsProbe::STREAMWRITE)) };
     STATUS_SUCCESS
 }
 
-/// A header of the array (read unaligned: a kernel caller's array need not be 8-aligned).
-fn header_at(headers: *mut u8, offset: usize) -> KSSTREAM_HEADER {
-    let at = headers.wrapping_add(offset).cast::<KSSTREAM_HEADER>();
-    // SAFETY: callers pass offsets with HEADER bytes left in the array.
-    unsafe { at.read_unaligned() }
+/// The header at `offset` of the array (read unaligned: a kernel caller's array need not be
+/// 8-aligned).
+///
+/// # Panics
+/// If fewer than a header's bytes are left at `offset` (callers check first).
+fn header_at(headers: &[u8], offset: usize) -> KSSTREAM_HEADER {
+    let bytes = &headers[offset..offset + HEADER];
+    // SAFETY: `bytes` holds a header's bytes (the slice is bounds-checked), and any bit pattern is
+    // a valid KSSTREAM_HEADER (integers and a raw pointer).
+    unsafe { bytes.as_ptr().cast::<KSSTREAM_HEADER>().read_unaligned() }
 }
 
 /// `OptionsFlags` bits a read header may not carry when ks.sys builds MDLs (its mask
@@ -135,24 +157,20 @@ enum Buffer {
     Placeholder,
 }
 
-fn read_u32(headers: *mut u8, at: usize) -> u32 {
-    // SAFETY: callers pass offsets inside the array (checked against the header's Size).
-    unsafe { headers.wrapping_add(at).cast::<u32>().read_unaligned() }
+/// The `u32` at `at` (callers pass offsets inside the array, checked against the header's Size).
+fn read_u32(headers: &[u8], at: usize) -> u32 {
+    u32::from_ne_bytes(headers[at..at + 4].try_into().unwrap_or_default())
 }
 
-fn read_usize(headers: *mut u8, at: usize) -> usize {
-    // SAFETY: as above.
-    unsafe { headers.wrapping_add(at).cast::<usize>().read_unaligned() }
+/// The `usize` at `at` (as [`read_u32`]).
+fn read_usize(headers: &[u8], at: usize) -> usize {
+    usize::from_ne_bytes(headers[at..at + size_of::<usize>()].try_into().unwrap_or_default())
 }
 
 /// Checks every header as the Windows 10/11 ks.sys does; returns the header offsets and, with
 /// `KSPROBE_ALLOCATEMDL`, the buffers to build MDLs for, in order.
-fn validate(
-    headers: *mut u8,
-    len: usize,
-    flags: KsProbe,
-    header_size: u32,
-) -> Result<(Vec<usize>, Vec<Buffer>), NTSTATUS> {
+fn validate(headers: &[u8], flags: KsProbe, header_size: u32) -> Result<(Vec<usize>, Vec<Buffer>), NTSTATUS> {
+    let len = headers.len();
     let write = flags.contains(KsProbe::STREAMWRITE);
     let mdls = flags.contains(KsProbe::ALLOCATEMDL);
     let forbidden = if mdls { READ_FORBIDDEN_WITH_MDLS } else { READ_FORBIDDEN };
@@ -234,7 +252,12 @@ fn validate(
     Ok((offsets, buffers))
 }
 
-fn free_built(m: &MachineInner, built: Vec<*mut MDL>) {
+/// Frees the MDLs [`build_mdls`] made, when a later one fails.
+///
+/// # Safety
+/// `built` are MDLs `build_mdls` just allocated for this call, not yet on any IRP: no one else
+/// has them.
+unsafe fn free_built(m: &MachineInner, built: Vec<*mut MDL>) {
     for mdl in built {
         m.objects.locked().mdls.remove(&(mdl as usize));
         // SAFETY: allocated by build_mdls with Box::into_raw, not yet shared.
@@ -263,7 +286,8 @@ fn build_mdls(
                 (std::ptr::null_mut(), 0x1000, std::ptr::null_mut::<u8>(), 0)
             }
             Buffer::Placeholder => {
-                free_built(m, built);
+                // SAFETY: the MDLs made so far by this loop, on no IRP yet.
+                unsafe { free_built(m, built) };
                 return Err(STATUS_ACCESS_VIOLATION);
             }
             Buffer::Data { at, len } => {
@@ -280,7 +304,8 @@ fn build_mdls(
                     None
                 };
                 let Some(data) = data.filter(|d| !d.is_null()) else {
-                    free_built(m, built);
+                    // SAFETY: the MDLs made so far by this loop, on no IRP yet.
+                    unsafe { free_built(m, built) };
                     return Err(STATUS_ACCESS_VIOLATION);
                 };
                 let mdl_flags = match (lock, map) {
@@ -313,7 +338,11 @@ fn build_mdls(
 
 /// In the captured copy, each header's `Data` becomes the (tagged) user address it is; the caller
 /// gets its own value back at completion.
-fn tag_data(irp: *mut IRP, headers: *mut u8, offsets: &[usize]) {
+///
+/// # Safety
+/// `irp` is a live kshost IRP the caller owns; `headers` is a capture only this call uses, with a
+/// whole header at each of `offsets`.
+unsafe fn tag_data(irp: *mut IRP, headers: *mut u8, offsets: &[usize]) {
     // SAFETY: the stream IRP being probed, which the driver owns (`KsProbeStreamIrp`); only the record's
     // `restore` lock is used.
     let mut restore = unsafe { IrpBox::meta_of(irp) }.restore.locked();
@@ -332,7 +361,11 @@ fn tag_data(irp: *mut IRP, headers: *mut u8, offsets: &[usize]) {
 }
 
 /// Puts the captured headers and the MDL chain on the IRP.
-fn install(
+///
+/// # Safety
+/// `irp` is a live kshost IRP the caller owns (as for [`IrpBox::of`]); `mdls` are MDLs built for
+/// it, on no IRP yet, that no one else uses; `headers` is the system buffer it gets.
+unsafe fn install(
     irp: *mut IRP,
     headers: *mut u8,
     mdls: &[*mut MDL],
@@ -360,14 +393,19 @@ fn install(
 }
 
 /// `KsAcquireResetValue`: the `KSRESET` in the input buffer (probed for user requests).
-pub(crate) fn acquire_reset_value(irp: *mut IRP, value: *mut KSRESET) -> NTSTATUS {
+///
+/// # Safety
+/// As the routine's contract: `irp` is a live kshost reset IRP the caller is dispatching and owns
+/// (as for [`IrpBox::of`]); for a kernel-mode IRP, `Type3InputBuffer` is readable for
+/// `InputBufferLength` bytes; `value` is null or valid for writing a `KSRESET`.
+pub(crate) unsafe fn acquire_reset_value(irp: *mut IRP, value: *mut KSRESET) -> NTSTATUS {
     let m = current();
     if value.is_null() {
         return STATUS_INVALID_PARAMETER;
     }
     // SAFETY: the driver passes the stream IRP it is dispatching, which it owns (the export's
     // contract); no other reference to it is live.
-    let b = unsafe { IrpBox::of(irp) };
+    let mut b = unsafe { IrpBox::of(irp) };
     let p = b.ioctl();
     if (p.InputBufferLength as usize) < size_of::<KSRESET>() {
         return STATUS_INVALID_PARAMETER;
