@@ -1,6 +1,6 @@
 //! The driver and device level: what `DriverEntry` sets up, the filter factory the device's KS
 //! header holds, what PnP does, and cleanup. The raw entry points and the device object's
-//! plumbing are [`crate::kernel::device`]'s.
+//! plumbing are `kernel::device`'s.
 
 use core::ptr::null_mut;
 use core::sync::atomic::AtomicU32;
