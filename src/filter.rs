@@ -29,6 +29,7 @@ use crate::format::Format;
 use crate::kernel::irp::{Device, Irp};
 use crate::kernel::nt::static_unicode;
 use crate::kernel::object::{self, KIND_FILTER, ObjectPrefix};
+use crate::kernel::pool::Shared;
 use crate::kernel::ring_memory::{NewRing, RingMemory};
 use crate::kernel::stream::StreamQueue;
 use crate::kernel::sync::SpinLock;
@@ -40,29 +41,12 @@ use crate::{kernel, pin, props, stream};
 /// `KSSTRING_Pin`: the name of the pin factory create item, relative to a filter.
 static PIN_ITEM_NAME: [u16; 38] = ksabi::KSSTRING_Pin;
 
-/// A source pin's connection, as the filters keep it (the raw pointer is to pool memory that lives
-/// until the source pin's cleanup, which unregisters it first).
-#[derive(Clone, Copy)]
-struct SourceRef(*const Source);
-
-// SAFETY: a pointer to a `Source`, which is `Sync`; only dereferenced under `control`.
-unsafe impl Send for SourceRef {}
-
-impl SourceRef {
-    const NONE: Self = Self(core::ptr::null());
-
-    fn get(self) -> Option<&'static Source> {
-        // SAFETY: registered sources stay alive until unregistered under the same lock.
-        (!self.0.is_null()).then(|| unsafe { &*self.0 })
-    }
-}
-
 /// What `control` guards.
 struct Control {
     /// This filter's pins that are IRP sources.
-    sources: [SourceRef; 2],
+    sources: [Option<Shared<Source>>; 2],
     /// Sources of other filters feeding this filter's pins (which are their sinks).
-    feeders: [SourceRef; 2],
+    feeders: [Option<Shared<Source>>; 2],
     /// The format of each connected pin (`None`: no pin of that factory).
     formats: [Option<Format>; 2],
     /// Which pins hold the ring (are out of STOP).
@@ -159,8 +143,8 @@ fn create(device: Device, irp: Irp) -> NTSTATUS {
         device: device.counters(),
         limits,
         control: SpinLock::new(Control {
-            sources: [SourceRef::NONE; 2],
-            feeders: [SourceRef::NONE; 2],
+            sources: [None, None],
+            feeders: [None, None],
             formats: [None; 2],
             holders: [false; 2],
             ring: None,
@@ -465,33 +449,38 @@ impl Filter {
 
     /// Whether pin `pin` is an IRP source (it moves data itself; clients do not stream to it).
     pub fn is_source(&self, pin: u32) -> bool {
-        !self.control.lock().sources[pin as usize].0.is_null()
+        self.control.lock().sources[pin as usize].is_some()
     }
 
     /// Registers pin `pin` as an IRP source.
-    pub fn attach_source(&self, pin: u32, source: *const Source) {
-        self.control.lock().sources[pin as usize] = SourceRef(source);
+    pub fn attach_source(&self, pin: u32, source: Shared<Source>) {
+        let old = self.control.lock().sources[pin as usize].replace(source);
+        drop(old); // none (one instance per pin factory); outside the lock all the same
     }
 
     /// Unregisters pin `pin`'s source (its cleanup): the filter stops kicking it.
-    pub fn detach_source(&self, pin: u32) -> Option<*const Source> {
-        let s = core::mem::replace(&mut self.control.lock().sources[pin as usize], SourceRef::NONE);
-        (!s.0.is_null()).then_some(s.0)
+    pub fn detach_source(&self, pin: u32) -> Option<Shared<Source>> {
+        self.control.lock().sources[pin as usize].take()
     }
 
     /// Registers `source` as feeding this filter's pin `pin`: `STATUS_DEVICE_BUSY` if one already
     /// does, `STATUS_FILE_CLOSED` if the pin's last handle has closed meanwhile (its cleanup would
     /// not tell the source).
-    pub fn attach_feeder(&self, pin: u32, source: *const Source) -> Result<(), NTSTATUS> {
-        let mut c = self.control.lock();
-        if self.closing(pin) {
-            return Err(STATUS_FILE_CLOSED);
-        }
-        if !c.feeders[pin as usize].0.is_null() {
-            return Err(STATUS_DEVICE_BUSY);
-        }
-        c.feeders[pin as usize] = SourceRef(source);
-        Ok(())
+    pub fn attach_feeder(&self, pin: u32, source: Shared<Source>) -> Result<(), NTSTATUS> {
+        let refused = {
+            let mut c = self.control.lock();
+            if self.closing(pin) {
+                Some(STATUS_FILE_CLOSED)
+            } else if c.feeders[pin as usize].is_some() {
+                Some(STATUS_DEVICE_BUSY)
+            } else {
+                c.feeders[pin as usize] = Some(source.clone());
+                None
+            }
+        };
+        // Our reference goes after the lock (it is never the last: the caller holds one).
+        drop(source);
+        refused.map_or(Ok(()), Err)
     }
 
     /// Whether pin `pin`'s last handle has closed.
@@ -499,21 +488,22 @@ impl Filter {
         self.closing[pin as usize].load(Ordering::SeqCst)
     }
 
-    /// Unregisters `source` from pin `pin` (the source's cleanup, while the sink is alive).
-    pub fn detach_feeder(&self, pin: u32, source: *const Source) {
+    /// Unregisters `source` from pin `pin` (the source's cleanup, while the sink is alive);
+    /// returns the filter's reference to it, for the caller to drop after the lock.
+    pub fn detach_feeder(&self, pin: u32, source: &Shared<Source>) -> Option<Shared<Source>> {
         let mut c = self.control.lock();
-        if core::ptr::eq(c.feeders[pin as usize].0, source) {
-            c.feeders[pin as usize] = SourceRef::NONE;
-        }
+        let feeder = &mut c.feeders[pin as usize];
+        if feeder.as_ref().is_some_and(|f| Shared::ptr_eq(f, source)) { feeder.take() } else { None }
     }
 
     /// Pin `pin`'s last handle closed: no new requests (a source may still send some until it
     /// hears), and a source feeding it is told, and forgotten.
     pub fn sink_cleanup(&self, pin: u32) {
         self.closing[pin as usize].store(true, Ordering::SeqCst);
-        let mut c = self.control.lock();
-        if let Some(src) = core::mem::replace(&mut c.feeders[pin as usize], SourceRef::NONE).get() {
-            src.sink_ended();
+        let feeder = self.control.lock().feeders[pin as usize].take();
+        // Told after the lock is let go (its reference may be the source's last).
+        if let Some(source) = feeder {
+            Source::sink_ended(&source);
         }
     }
 
@@ -521,15 +511,15 @@ impl Filter {
     /// and so may sources feeding its pins (a sink that runs again accepts what it refused).
     pub fn kick_sources(&self) {
         let c = self.control.lock();
-        for s in c.sources.iter().chain(c.feeders.iter()).filter_map(|s| s.get()) {
-            s.kick();
+        for s in c.sources.iter().chain(c.feeders.iter()).flatten() {
+            Source::kick(s);
         }
     }
 
     /// Pin `pin` went to STOP: if it is a source, it drops what it holds.
     fn stop_source(&self, pin: u32) {
-        if let Some(s) = self.control.lock().sources[pin as usize].get() {
-            s.stop();
+        if let Some(s) = &self.control.lock().sources[pin as usize] {
+            Source::stop(s);
         }
     }
 

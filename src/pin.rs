@@ -83,10 +83,7 @@ fn connect(device: Device, irp: &Irp, filter: &Filter, request: &KSPIN_CONNECT, 
         Err(status) => status,
     };
     if nt_success(status) && !request.PinToHandle.is_null() {
-        // SAFETY: our device and create IRP, at PASSIVE_LEVEL in the caller's context.
-        let connected = unsafe {
-            source::connect(device.as_raw(), irp.as_raw(), filter, request.PinId, format, request.PinToHandle)
-        };
+        let connected = source::connect(device, irp, filter, request.PinId, format, request.PinToHandle);
         if let Err(refused) = connected {
             kernel::object::abandon::<Pin>(irp);
             status = refused;
@@ -136,8 +133,8 @@ pub fn cleanup(irp: &Irp) {
         f.sink_cleanup(pin.id);
         f.cancel_requests(pin.id);
         if let Some(src) = f.detach_source(pin.id) {
-            // SAFETY: at PASSIVE_LEVEL (cleanup); detached from the filter just above.
-            unsafe { source::Source::shut_down(src) };
+            // At PASSIVE_LEVEL (cleanup); detached from the filter just above.
+            source::Source::shut_down(src);
         }
     }
 }

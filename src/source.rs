@@ -30,30 +30,26 @@
 //! reference. A push source whose filter's input has ended sends a zero-length `ENDOFSTREAM` frame;
 //! a pull source that reads one ends its own filter's input, so end of stream travels down a chain.
 
-use core::ffi::c_void;
-use core::ptr::{self, null_mut};
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
-
-use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use framering::{FrameMeta, ReserveError};
 use ksabi::{
-    DEVICE_OBJECT, DelayedWorkQueue, Executive, FILE_OBJECT, FILE_READ_DATA, FILE_WRITE_DATA,
-    IO_PARAMETERS_DEVICE_IO_CONTROL, IOCTL_KS_READ_STREAM, IOCTL_KS_WRITE_STREAM, IRP, IRP_MJ_DEVICE_CONTROL,
-    KEVENT, KSSTREAM_HEADER, KSTIME, KernelMode, KsStreamOptions, MDL_PAGES_LOCKED, NTSTATUS,
-    NotificationEvent, POOL_FLAG_NON_PAGED, STATUS_CANCELLED, STATUS_DEVICE_NOT_READY,
-    STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER,
-    STATUS_MORE_PROCESSING_REQUIRED, STATUS_NO_MATCH, STATUS_NOT_SUPPORTED, STATUS_SUCCESS, nt_success,
+    FILE_READ_DATA, FILE_WRITE_DATA, HANDLE, IOCTL_KS_READ_STREAM, IOCTL_KS_WRITE_STREAM, KSSTREAM_HEADER,
+    KSTIME, KsStreamOptions, NTSTATUS, STATUS_CANCELLED, STATUS_DEVICE_NOT_READY,
+    STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER, STATUS_NO_MATCH,
+    STATUS_SUCCESS,
 };
 use ksring_api::{KSRING_OPTIONSF_CONTINUES, PIN_INPUT, PIN_OUTPUT};
 
 use crate::filter::{Counters, Filter};
 use crate::format::Format;
-use crate::kernel::nt;
-use crate::kernel::object::{self, Object};
-use crate::pin::Pin;
+use crate::ids;
+use crate::kernel::irp::{Device, Irp};
+use crate::kernel::object::{Held, Object};
+use crate::kernel::outbound::{Activity, Headers, Lease, Outbound, Owner, StreamHeaders, Target, Worker};
+use crate::kernel::pool::{PoolBuffer, Shared};
+use crate::kernel::sync::{Exclusive, ExclusiveGuard};
 use crate::stream::{self, HOLD_BUDGET, RECORD_COST, part_flags, piece_limit};
-use crate::{ids, sys};
 
 /// Requests a source keeps in flight at most.
 pub const SLOTS: usize = 4;
@@ -74,23 +70,50 @@ pub enum Kind {
     Pull,
 }
 
-// Slot states.
-const FREE: u32 = 0;
-const IN_FLIGHT: u32 = 1;
-const DONE: u32 = 2;
-const HELD: u32 = 3;
+/// Where a request slot stands.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum SlotState {
+    /// Unused: the work routine may fill and send it.
+    Free,
+    /// Sent: its buffers are the target's until it completes.
+    InFlight,
+    /// Completed, not yet accounted by the work routine.
+    Done,
+    /// Accounted, with data still to go (a push's refused remainder, a pull's frames not yet in
+    /// the ring).
+    Held,
+}
 
-// Work item states.
-const IDLE: u32 = 0;
-const QUEUED: u32 = 1;
-const RUNNING: u32 = 2;
-const RERUN: u32 = 3;
+/// A [`SlotState`] shared between the work routine and the slot's completion.
+struct AtomicSlotState(AtomicU32);
 
-/// What only the work routine touches (one instance runs at a time) — and cleanup, once nothing
-/// else can run.
-struct SlotWork {
-    /// Order of sending (and, for pulls, of handing data to the ring).
-    seq: u64,
+impl AtomicSlotState {
+    const fn new() -> Self {
+        Self(AtomicU32::new(SlotState::Free as u32))
+    }
+
+    fn load(&self) -> SlotState {
+        match self.0.load(Ordering::SeqCst) {
+            1 => SlotState::InFlight,
+            2 => SlotState::Done,
+            3 => SlotState::Held,
+            _ => SlotState::Free,
+        }
+    }
+
+    fn store(&self, state: SlotState) {
+        self.0.store(state as u32, Ordering::SeqCst);
+    }
+}
+
+/// A request's buffers and bookkeeping: the work routine's between sends, the target's while in
+/// flight (lent to the request).
+struct SlotIo {
+    headers: StreamHeaders<HEADERS>,
+    /// The bytes the headers describe.
+    data: PoolBuffer,
+    /// Where each header's bytes start in `data`.
+    start: [usize; HEADERS],
     /// Headers in use.
     count: usize,
     /// Pull: the first header not yet in the ring, and how much of it is.
@@ -98,36 +121,45 @@ struct SlotWork {
     offset: usize,
 }
 
-/// One request: its IRP, headers and buffer.
-struct Slot {
-    source: *const Source,
-    irp: *mut IRP,
-    data: *mut u8,
-    state: AtomicU32,
-    status: AtomicI32,
-    information: AtomicUsize,
-    headers: UnsafeCell<[KSSTREAM_HEADER; HEADERS]>,
-    work: UnsafeCell<SlotWork>,
+impl Headers for SlotIo {
+    fn headers(&mut self) -> *mut core::ffi::c_void {
+        self.headers.as_mut_ptr().cast()
+    }
 }
 
-impl Slot {
-    /// The slot's bookkeeping and header array.
-    ///
-    /// # Safety
-    /// The caller holds the slot: it is not in flight, and only the single running work routine
-    /// (or cleanup, once nothing else runs) touches it; no other reference to them is alive.
-    #[allow(clippy::mut_from_ref)] // exclusive by the slot protocol above, not by the borrow
-    unsafe fn held(&self) -> (&mut SlotWork, &mut [KSSTREAM_HEADER; HEADERS]) {
-        // SAFETY: the caller's promise.
-        let work = unsafe { &mut *self.work.get() };
-        // SAFETY: as above.
-        let headers = unsafe { &mut *self.headers.get() };
-        (work, headers)
+impl SlotIo {
+    /// Header `i` over `n` bytes at `start` of the buffer, with `flags` and the frame's metadata.
+    fn set(&mut self, i: usize, start: usize, n: usize, flags: u32, meta: &FrameMeta) {
+        self.start[i] = start;
+        self.headers[i] = header(self.data.as_mut_ptr().wrapping_add(start), n, flags, meta);
     }
+
+    /// The bytes header `i` holds (as far as they lie in the buffer).
+    fn bytes(&self, i: usize) -> &[u8] {
+        let start = self.start[i].min(self.data.len());
+        let used = (self.headers[i].DataUsed as usize).min(self.data.len() - start);
+        &self.data[start..start + used]
+    }
+}
+
+/// One request: its IRP, its buffers, where it stands and how it ended.
+struct Slot {
+    request: Outbound<SlotIo>,
+    io: Exclusive<SlotIo>,
+    state: AtomicSlotState,
+    status: AtomicI32,
+    information: AtomicUsize,
+    /// Order of sending (and, for pulls, of handing data to the ring).
+    seq: AtomicU64,
 }
 
 /// The work routine's own state.
 struct Work {
+    /// The source pin's filter (a reference on its file object, as the pin holds one): the work
+    /// routine's to use, the cleanup's to let go (a pass takes it out while it runs).
+    filter: Option<Held<Filter>>,
+    /// The right to send to the target, and to let it go.
+    lease: Lease,
     next_seq: u64,
     next_done: u64,
     /// The sink refused: wait for it to say it runs again.
@@ -137,23 +169,15 @@ struct Work {
     end_input_pending: bool,
 }
 
-// Who drops the reference to the target: whoever moves it out of ATTACHED first.
-const ATTACHED: u32 = 0;
-const RELEASED: u32 = 1;
-
 /// An IRP-source pin's connection.
 pub struct Source {
     kind: Kind,
-    filter: *const Filter,
-    target: *mut FILE_OBJECT,
-    target_device: *mut DEVICE_OBJECT,
-    work_item: *mut c_void,
-    work_state: AtomicU32,
-    target_state: AtomicU32,
-    /// The source itself (1 until cleanup), queued work, and requests in flight.
-    busy: AtomicU32,
+    /// The driver's device (the pins at both ends are on it).
+    device: Device,
+    target: Target,
+    activity: Activity,
+    worker: Worker,
     in_flight: AtomicU32,
-    idle: UnsafeCell<KEVENT>,
     /// The sink's last handle closed.
     ended: AtomicBool,
     shutting_down: AtomicBool,
@@ -161,23 +185,15 @@ pub struct Source {
     stopping: AtomicBool,
     /// A kick since the last run (the sink or the filter moved): retry refused requests.
     unblock: AtomicBool,
-    work: UnsafeCell<Work>,
+    work: Exclusive<Work>,
     slots: [Slot; SLOTS],
 }
-
-// SAFETY: shared fields are atomics; `work`, the slots' `work` and `headers` are touched only by
-// the single running work routine, by the completion of a slot the routine sent (which it does not
-// touch while in flight), and by cleanup after everything else has finished.
-unsafe impl Sync for Source {}
-// SAFETY: as above; the raw pointers are to pool memory, the filter and kernel objects.
-unsafe impl Send for Source {}
-
-const _: () = assert!(align_of::<Source>() <= 16, "pool blocks are 16-byte aligned");
 
 /// Why a connection was refused.
 pub type Refusal = NTSTATUS;
 
-/// Connects pin `pin` of `filter` (format `format`) as a source to the pin behind `handle`.
+/// Connects pin `pin` of `filter` (format `format`) as a source to the pin behind `handle`, for
+/// the pin's create request `irp` on `device` (at `PASSIVE_LEVEL`, in the caller's context).
 ///
 /// Checks, in order: the handle names a file object (`ObReferenceObjectByHandle`:
 /// `STATUS_INVALID_HANDLE`, `STATUS_OBJECT_TYPE_MISMATCH`); it is a pin of another ksring filter
@@ -185,83 +201,51 @@ pub type Refusal = NTSTATUS;
 /// format (`STATUS_NO_MATCH`); not already fed by a source (`STATUS_DEVICE_BUSY`); then the
 /// source's memory (`STATUS_INSUFFICIENT_RESOURCES`).
 ///
-/// # Safety
-/// `irp` is the pin's create IRP on `device`, at `PASSIVE_LEVEL` in the caller's context.
-pub unsafe fn connect(
-    device: *mut DEVICE_OBJECT,
-    irp: *mut IRP,
+/// # Errors
+/// The refusal.
+pub fn connect(
+    device: Device,
+    irp: &Irp,
     filter: &Filter,
     pin: u32,
     format: Format,
-    handle: ksabi::HANDLE,
-) -> Result<*const Source, Refusal> {
-    // SAFETY: the create IRP.
-    let mode = unsafe { (*irp).RequestorMode };
+    handle: HANDLE,
+) -> Result<Shared<Source>, Refusal> {
     // A push source writes to the pin it names, a pull source reads from it: a user-mode caller's
     // handle must grant that (the object manager checks it for UserMode), or the caller could make
     // ksring write through a handle it may only read.
     let access = if pin == PIN_OUTPUT { FILE_WRITE_DATA } else { FILE_READ_DATA };
-    let mut object: *mut c_void = null_mut();
-    // SAFETY: a handle of the caller's process, checked to be a file object.
-    let status = unsafe {
-        sys::ObReferenceObjectByHandle(
-            handle,
-            access,
-            sys::file_object_type(),
-            mode,
-            &raw mut object,
-            null_mut(),
-        )
-    };
-    if !nt_success(status) {
-        return Err(status);
+    let (target, lease) = irp.reference_handle(handle, access)?;
+    check_target(device, &target, filter, pin, format)?;
+    let kind = if pin == PIN_OUTPUT { Kind::Push } else { Kind::Pull };
+    let own_filter = irp.hold_parent::<Filter>().ok_or(STATUS_INVALID_PARAMETER)?;
+    // On a refusal from here on the source is dropped, and with it the target's reference.
+    let source = Source::new(kind, own_filter, device, target, lease).ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
+    {
+        let claim = source.target.claim().ok_or(STATUS_INVALID_PARAMETER)?;
+        let Some(Object::Pin(sink)) = claim.object(device) else {
+            return Err(STATUS_INVALID_PARAMETER); // checked above; the reference keeps it
+        };
+        sink.filter().attach_feeder(sink.id, source.clone())?;
     }
-    let target = object.cast::<FILE_OBJECT>();
-    // SAFETY: a referenced file object. Requests go to the top of the stack of the device it was
-    // opened on (its `DeviceObject` is that device — for an interface, the PDO below our FDO).
-    let target_device = unsafe { sys::IoGetRelatedDeviceObject(target) };
-    // SAFETY: the file object is referenced (so is its pin, if it is one) until the reference goes.
-    let checked = unsafe { check_target(device, target, filter, pin, format) };
-    let refused = checked.and_then(|sink| {
-        let kind = if pin == PIN_OUTPUT { Kind::Push } else { Kind::Pull };
-        // SAFETY: our device, a referenced target file object.
-        let source = unsafe { allocate(kind, filter, device, target, target_device) }
-            .ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
-        if let Err(status) = sink.filter().attach_feeder(sink.id, source) {
-            // SAFETY: allocated above, never registered, nothing in flight.
-            unsafe { free(source) };
-            return Err(status);
-        }
-        filter.attach_source(pin, source);
-        Ok(source)
-    });
-    if refused.is_err() {
-        // SAFETY: the reference taken above.
-        unsafe { sys::ObfDereferenceObject(object) };
-    }
-    refused
+    filter.attach_source(pin, source.clone());
+    Ok(source)
 }
 
-/// The pin behind `target` if a source pin `pin` of `filter` streaming `format` may feed it.
-///
-/// # Safety
-/// `target` is a referenced file object; the pin returned lives while the reference is held.
-unsafe fn check_target<'a>(
-    device: *mut DEVICE_OBJECT,
-    target: *mut FILE_OBJECT,
+/// Whether a source pin `pin` of `filter` streaming `format` may feed the pin behind `target`.
+fn check_target(
+    device: Device,
+    target: &Target,
     filter: &Filter,
     pin: u32,
     format: Format,
-) -> Result<&'a Pin, Refusal> {
-    // SAFETY: a referenced file object; its device stack does not change while it is open.
-    if !unsafe { on_our_stack(device, target) } {
-        return Err(STATUS_INVALID_PARAMETER); // not one of our pins (only then is FsContext ours)
-    }
-    // SAFETY: a file object of our device: its FsContext is ours (or null).
-    let Some(Object::Pin(sink)) = (unsafe { object::of_file(target) }) else {
-        return Err(STATUS_INVALID_PARAMETER); // a filter, not a pin
+) -> Result<(), Refusal> {
+    let claim = target.claim().ok_or(STATUS_INVALID_PARAMETER)?;
+    // Not one of our pins (only on our device stack is FsContext ours), or a filter.
+    let Some(Object::Pin(sink)) = claim.object(device) else {
+        return Err(STATUS_INVALID_PARAMETER);
     };
-    if ptr::eq(sink.filter(), filter) {
+    if core::ptr::eq(sink.filter(), filter) {
         return Err(STATUS_INVALID_PARAMETER); // a filter's own pin: a loop
     }
     let opposite = if pin == PIN_OUTPUT { PIN_INPUT } else { PIN_OUTPUT };
@@ -271,407 +255,304 @@ unsafe fn check_target<'a>(
     {
         return Err(STATUS_NO_MATCH);
     }
-    Ok(sink)
+    Ok(())
 }
 
-/// Whether `target` was opened on a device stack one of this driver's devices is part of: its
-/// `DeviceObject` (the PDO the path named) or a device attached above it belongs to the driver
-/// that owns `device`. Comparing `IoGetRelatedDeviceObject(target)` with our FDO is not enough:
-/// on 64-bit Windows the Media class's upper filter (ksthunk) sits above every KS device, and
-/// other filters may too; requests still go to the top of the stack.
-///
-/// # Safety
-/// `device` is ours; `target` is a referenced file object.
-unsafe fn on_our_stack(device: *mut DEVICE_OBJECT, target: *mut FILE_OBJECT) -> bool {
-    // SAFETY: our own device object.
-    let ours = unsafe { (*device).DriverObject };
-    // SAFETY: a referenced file object.
-    let mut d = unsafe { (*target).DeviceObject };
-    while !d.is_null() {
-        // SAFETY: a device of the stack the open file object holds in place.
-        if unsafe { (*d).DriverObject } == ours {
-            return true;
-        }
-        // SAFETY: as above.
-        d = unsafe { (*d).AttachedDevice };
+impl Owner for Source {
+    fn activity(&self) -> &Activity {
+        &self.activity
     }
-    false
-}
 
-/// Allocates a source with its IRPs, buffers and work item.
-///
-/// # Safety
-/// `device` is ours; `target` a referenced file object on `target_device`.
-unsafe fn allocate(
-    kind: Kind,
-    filter: &Filter,
-    device: *mut DEVICE_OBJECT,
-    target: *mut FILE_OBJECT,
-    target_device: *mut DEVICE_OBJECT,
-) -> Option<*const Source> {
-    // SAFETY: a plain non-paged allocation of a Source.
-    let raw = unsafe { sys::ExAllocatePool2(POOL_FLAG_NON_PAGED, size_of::<Source>(), ids::TAG_SOURCE) }
-        .cast::<Source>();
-    if raw.is_null() {
-        return None;
+    fn worker(&self) -> &Worker {
+        &self.worker
     }
-    // SAFETY: the target's device.
-    let stack = unsafe { (*target_device).StackSize };
-    let slot = || Slot {
-        source: raw,
-        irp: null_mut(),
-        data: null_mut(),
-        state: AtomicU32::new(FREE),
-        status: AtomicI32::new(0),
-        information: AtomicUsize::new(0),
-        // SAFETY: all-zero headers are valid plain data.
-        headers: UnsafeCell::new(unsafe { core::mem::zeroed() }),
-        work: UnsafeCell::new(SlotWork { seq: 0, count: 0, next: 0, offset: 0 }),
-    };
-    let initial = Source {
-        kind,
-        filter,
-        target,
-        target_device,
-        work_item: null_mut(),
-        work_state: AtomicU32::new(IDLE),
-        target_state: AtomicU32::new(ATTACHED),
-        busy: AtomicU32::new(1),
-        in_flight: AtomicU32::new(0),
-        // SAFETY: initialised by KeInitializeEvent below before any use.
-        idle: UnsafeCell::new(unsafe { core::mem::zeroed() }),
-        ended: AtomicBool::new(false),
-        shutting_down: AtomicBool::new(false),
-        stopping: AtomicBool::new(false),
-        unblock: AtomicBool::new(false),
-        work: UnsafeCell::new(Work {
-            next_seq: 0,
-            next_done: 0,
-            blocked: false,
-            eos_sent: false,
-            end_input_pending: false,
-        }),
-        slots: [slot(), slot(), slot(), slot()],
-    };
-    // SAFETY: a fresh block sized and aligned for a Source.
-    unsafe { raw.write(initial) };
-    // SAFETY: initialised above, not shared yet.
-    let s = unsafe { &mut *raw };
-    // SAFETY: the event lives in the source until it is freed.
-    unsafe { sys::KeInitializeEvent(s.idle.get(), NotificationEvent, 0) };
-    // SAFETY: our device object.
-    s.work_item = unsafe { sys::IoAllocateWorkItem(device) };
-    let mut ok = !s.work_item.is_null();
-    for slot in &mut s.slots {
-        // SAFETY: plain allocations; checked below.
-        slot.data = unsafe { sys::ExAllocatePool2(POOL_FLAG_NON_PAGED, SLOT_BYTES, ids::TAG_SOURCE) }.cast();
-        // SAFETY: an IRP with the target device's stack locations.
-        slot.irp = unsafe { sys::IoAllocateIrp(stack, 0) };
-        ok &= !slot.data.is_null() && !slot.irp.is_null();
-    }
-    if !ok {
-        // SAFETY: nothing of it is registered or in flight.
-        unsafe { free(raw) };
-        return None;
-    }
-    Some(raw)
-}
 
-/// Frees a source and what it allocated.
-///
-/// # Safety
-/// Nothing may use it any more: unregistered, no request in flight, no work queued.
-unsafe fn free(source: *const Source) {
-    // SAFETY: the caller's source.
-    let s = unsafe { &*source };
-    for slot in &s.slots {
-        if !slot.irp.is_null() {
-            // SAFETY: our IRP, not in flight.
-            unsafe { sys::IoFreeIrp(slot.irp) };
-        }
-        if !slot.data.is_null() {
-            // SAFETY: allocated with this tag in `allocate`.
-            unsafe { sys::ExFreePoolWithTag(slot.data.cast(), ids::TAG_SOURCE) };
-        }
+    fn run(this: &Shared<Self>) {
+        Self::run(this);
     }
-    if !s.work_item.is_null() {
-        // SAFETY: allocated in `allocate`; not queued.
-        unsafe { sys::IoFreeWorkItem(s.work_item) };
+
+    /// Records the result; the work routine accounts it.
+    fn completed(this: &Shared<Self>, slot: usize, status: NTSTATUS, information: usize) {
+        let Some(s) = this.slots.get(slot) else { return };
+        s.status.store(status, Ordering::SeqCst);
+        s.information.store(information, Ordering::SeqCst);
+        s.state.store(SlotState::Done);
+        // Out of flight before the work routine is scheduled, so that the run it triggers sees it.
+        this.in_flight.fetch_sub(1, Ordering::SeqCst);
+        Worker::schedule(this);
     }
-    // SAFETY: allocated with this tag in `allocate`; nothing refers to it.
-    unsafe { sys::ExFreePoolWithTag(source.cast_mut().cast(), ids::TAG_SOURCE) };
 }
 
 impl Source {
-    fn filter(&self) -> &Filter {
-        // SAFETY: a filter closes after its pins, and a source goes at its pin's cleanup.
-        unsafe { &*self.filter }
-    }
-
-    fn busy_inc(&self) {
-        self.busy.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// Drops one busy count; the last one signals `idle` — after which the source may be freed, so
-    /// this must be the caller's last use of it.
-    fn busy_dec(&self) {
-        if self.busy.fetch_sub(1, Ordering::SeqCst) == 1 {
-            // SAFETY: the source's initialised event.
-            unsafe { sys::KeSetEvent(self.idle.get(), 0, 0) };
-        }
-    }
-
-    /// Runs the work routine soon (at `PASSIVE_LEVEL`, on a system thread).
-    pub fn schedule(&self) {
-        loop {
-            match self.work_state.load(Ordering::SeqCst) {
-                IDLE => {
-                    if self
-                        .work_state
-                        .compare_exchange(IDLE, QUEUED, Ordering::SeqCst, Ordering::SeqCst)
-                        .is_ok()
-                    {
-                        self.busy_inc();
-                        let context = ptr::from_ref(self).cast_mut().cast();
-                        // SAFETY: our work item, not queued (the state says so); the source outlives
-                        // the routine (cleanup waits for `busy`).
-                        unsafe {
-                            sys::IoQueueWorkItem(
-                                self.work_item,
-                                Some(work_routine),
-                                DelayedWorkQueue,
-                                context,
-                            );
-                        };
-                        return;
-                    }
-                }
-                RUNNING => {
-                    if self
-                        .work_state
-                        .compare_exchange(RUNNING, RERUN, Ordering::SeqCst, Ordering::SeqCst)
-                        .is_ok()
-                    {
-                        return;
-                    }
-                }
-                _ => return, // QUEUED or RERUN: it will run
-            }
-        }
+    /// A source with its requests, buffers and work item; `None` if any could not be allocated.
+    fn new(
+        kind: Kind,
+        filter: Held<Filter>,
+        device: Device,
+        target: Target,
+        lease: Lease,
+    ) -> Option<Shared<Self>> {
+        let stack_size = target.stack_size(&lease);
+        let slot = |i| {
+            let data = PoolBuffer::new(ids::TAG_SOURCE, SLOT_BYTES)?;
+            let io = SlotIo {
+                headers: StreamHeaders([EMPTY_HEADER; HEADERS]),
+                data,
+                start: [0; HEADERS],
+                count: 0,
+                next: 0,
+                offset: 0,
+            };
+            Some(Slot {
+                request: Outbound::new(stack_size, i)?,
+                io: Exclusive::new(io),
+                state: AtomicSlotState::new(),
+                status: AtomicI32::new(0),
+                information: AtomicUsize::new(0),
+                seq: AtomicU64::new(0),
+            })
+        };
+        let slots = [slot(0)?, slot(1)?, slot(2)?, slot(3)?];
+        let source = Self {
+            kind,
+            device,
+            activity: Activity::new(ids::TAG_SOURCE)?,
+            worker: Worker::new(device)?,
+            target,
+            in_flight: AtomicU32::new(0),
+            ended: AtomicBool::new(false),
+            shutting_down: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            unblock: AtomicBool::new(false),
+            work: Exclusive::new(Work {
+                filter: Some(filter),
+                lease,
+                next_seq: 0,
+                next_done: 0,
+                blocked: false,
+                eos_sent: false,
+                end_input_pending: false,
+            }),
+            slots,
+        };
+        Shared::new(ids::TAG_SOURCE, source)
     }
 
     /// Something changed that may let refused requests through (the sink runs again, the filter
     /// moved data, the pin's state changed).
-    pub fn kick(&self) {
-        self.unblock.store(true, Ordering::SeqCst);
-        self.schedule();
+    pub fn kick(this: &Shared<Self>) {
+        this.unblock.store(true, Ordering::SeqCst);
+        Worker::schedule(this);
     }
 
     /// The sink's last handle closed: finish what is in flight, then let it go.
-    pub fn sink_ended(&self) {
-        self.ended.store(true, Ordering::SeqCst);
-        self.schedule();
+    pub fn sink_ended(this: &Shared<Self>) {
+        this.ended.store(true, Ordering::SeqCst);
+        Worker::schedule(this);
     }
 
     /// The source pin went to STOP: cancel what is in flight and drop what is held.
-    pub fn stop(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        self.cancel_in_flight();
-        self.schedule();
+    pub fn stop(this: &Shared<Self>) {
+        this.stopping.store(true, Ordering::SeqCst);
+        this.cancel_in_flight();
+        Worker::schedule(this);
     }
 
     fn cancel_in_flight(&self) {
         for slot in &self.slots {
-            if slot.state.load(Ordering::SeqCst) == IN_FLIGHT {
-                // SAFETY: our IRP (allocated until the source is freed); cancelling one that has just
-                // completed only sets its Cancel flag, which `IoReuseIrp` clears.
-                unsafe { sys::IoCancelIrp(slot.irp) };
+            if slot.state.load() == SlotState::InFlight {
+                slot.request.cancel();
             }
         }
     }
 
-    /// Cleanup of the source pin: no more notifications, cancel, wait, release the target, free.
-    ///
-    /// # Safety
-    /// At `PASSIVE_LEVEL`; the source is already detached from its own filter (so the filter no
-    /// longer kicks it), and the caller does not use it afterwards.
-    pub unsafe fn shut_down(source: *const Source) {
-        // SAFETY: the caller's live source.
-        let s = unsafe { &*source };
-        // If the reference is still ours, the sink is alive: stop its notifications.
-        let ours =
-            s.target_state.compare_exchange(ATTACHED, RELEASED, Ordering::SeqCst, Ordering::SeqCst).is_ok();
-        if ours {
-            // SAFETY: the target is referenced (we still hold the reference): a pin of our device.
-            if let Some(Object::Pin(sink)) = unsafe { object::of_file(s.target) } {
-                sink.filter().detach_feeder(sink.id, source);
+    /// Cleanup of the source pin (at `PASSIVE_LEVEL`, the source already detached from its own
+    /// filter, so the filter no longer kicks it): no more notifications, cancel, wait, count what
+    /// is left, release the target.
+    pub fn shut_down(this: Shared<Self>) {
+        // If the reference is still ours, the sink is alive: stop its notifications (the sink's
+        // reference to us goes after its lock is let go).
+        let mut claim = this.target.claim();
+        let feeder = match claim.as_ref().and_then(|c| c.object(this.device)) {
+            Some(Object::Pin(sink)) => sink.filter().detach_feeder(sink.id, &this),
+            _ => None,
+        };
+        drop(feeder);
+        this.shutting_down.store(true, Ordering::SeqCst);
+        this.cancel_in_flight();
+        // Satisfied once the last request and work routine pass are done.
+        this.activity.finish();
+        // Nothing runs any more (a pass scheduled late sees `shutting_down` and does nothing).
+        if let Some(mut work) = this.work.claim() {
+            let filter = work.filter.take();
+            if let Some(filter) = &filter {
+                this.drop_held(filter.get(), &mut work);
             }
+            if let Some(claim) = claim.take() {
+                claim.let_go(&mut work.lease);
+            }
+            // Not the filter's last reference: the source pin holds one until its close.
+            drop(filter);
         }
-        s.shutting_down.store(true, Ordering::SeqCst);
-        s.cancel_in_flight();
-        s.busy_dec(); // the source's own count
-        // SAFETY: the source's event; satisfied once the last request and work item are done.
-        unsafe { sys::KeWaitForSingleObject(s.idle.get().cast(), Executive, KernelMode, 0, null_mut()) };
-        // Nothing runs any more: the work state is ours.
-        // SAFETY: as above.
-        let work = unsafe { &mut *s.work.get() };
-        s.drop_held(work);
-        if ours {
-            // SAFETY: the reference taken at connection, dropped once.
-            unsafe { sys::ObfDereferenceObject(s.target.cast()) };
-        }
-        // SAFETY: nothing uses the source now.
-        unsafe { free(source) };
+        drop(claim);
+        // The pin's reference goes; a sink that took its own just before our detach drops it
+        // after telling us it ended (a late pass that does nothing).
+        drop(this);
     }
 
     /// Settles completed requests, then counts what held slots carry as discarded and frees them.
-    fn drop_held(&self, work: &mut Work) {
+    fn drop_held(&self, f: &Filter, work: &mut Work) {
         for slot in &self.slots {
-            if slot.state.load(Ordering::SeqCst) == DONE {
+            if slot.state.load() == SlotState::Done {
                 match self.kind {
-                    Kind::Push => self.write_done(slot, work),
+                    Kind::Push => self.write_done(f, slot, work),
                     Kind::Pull => {
-                        self.read_done(slot, work);
+                        Self::read_done(f, slot, work);
                     }
                 }
             }
         }
         for slot in &self.slots {
-            if slot.state.load(Ordering::SeqCst) == HELD {
-                Self::drop_slot(slot, self.kind, &self.filter().counters);
+            if slot.state.load() == SlotState::Held {
+                Self::drop_slot(slot, self.kind, &f.counters);
             }
         }
         // Pull: what is still in flight comes back later and is handed over (or dropped) in order.
         work.next_done = self
             .slots
             .iter()
-            .filter(|s| s.state.load(Ordering::SeqCst) == IN_FLIGHT)
-            // SAFETY: seq is written before sending and only read while in flight.
-            .map(|s| unsafe { (*s.work.get()).seq })
+            .filter(|s| s.state.load() == SlotState::InFlight)
+            .map(|s| s.seq.load(Ordering::SeqCst))
             .min()
             .unwrap_or(work.next_seq);
     }
 
     /// Counts a held slot's remaining frames and bytes as discarded and frees it.
     fn drop_slot(slot: &Slot, kind: Kind, c: &Counters) {
-        // SAFETY: held: not in flight, the work routine's (or cleanup's) to touch.
-        let (sw, headers) = unsafe { slot.held() };
-        let first = if kind == Kind::Pull { sw.next } else { 0 };
+        let Some(io) = slot.io.claim() else { return };
+        let first = if kind == Kind::Pull { io.next } else { 0 };
         let mut frames = 0;
         let mut bytes = 0;
-        for (i, h) in headers[..sw.count].iter().enumerate().skip(first) {
-            let skip = if kind == Kind::Pull && i == sw.next { sw.offset } else { 0 };
+        for (i, h) in io.headers[..io.count].iter().enumerate().skip(first) {
+            let skip = if kind == Kind::Pull && i == io.next { io.offset } else { 0 };
             frames += 1;
             bytes += (h.DataUsed as usize).saturating_sub(skip) as u64;
         }
         Counters::add(&c.discarded_frames, frames);
         Counters::add(&c.discarded_bytes, bytes);
-        slot.state.store(FREE, Ordering::SeqCst);
+        slot.state.store(SlotState::Free);
     }
 
     /// One pass of the work routine.
-    fn run(&self) {
-        // SAFETY: only one instance of the work routine runs at a time (the work state machine).
-        let work = unsafe { &mut *self.work.get() };
-        if self.stopping.load(Ordering::SeqCst) {
+    fn run(this: &Shared<Self>) {
+        if this.shutting_down.load(Ordering::SeqCst) {
+            return; // the cleanup settles what is left once nothing runs
+        }
+        // One pass at a time (the worker), so the claim succeeds.
+        let Some(mut work) = this.work.claim() else { return };
+        let work = &mut *work;
+        let Some(filter) = work.filter.take() else { return }; // let go by the cleanup
+        Self::pass(this, filter.get(), work);
+        work.filter = Some(filter);
+    }
+
+    /// [`Source::run`] with the work routine's state and the filter taken out of it.
+    fn pass(this: &Shared<Self>, f: &Filter, work: &mut Work) {
+        if this.stopping.load(Ordering::SeqCst) {
             // The pin went to STOP: nothing more moves (its filter's ring was just emptied); what
             // is held, or comes back, is dropped until nothing is in flight.
-            self.drop_held(work);
-            if self.in_flight.load(Ordering::SeqCst) == 0 {
-                self.stopping.store(false, Ordering::SeqCst);
+            this.drop_held(f, work);
+            if this.in_flight.load(Ordering::SeqCst) == 0 {
+                this.stopping.store(false, Ordering::SeqCst);
             }
         } else {
-            match self.kind {
-                Kind::Push => self.push(work),
-                Kind::Pull => self.pull(work),
+            match this.kind {
+                Kind::Push => Self::push(this, f, work),
+                Kind::Pull => Self::pull(this, f, work),
             }
         }
-        let quiet = self.in_flight.load(Ordering::SeqCst) == 0;
-        if !self.ended.load(Ordering::SeqCst) || !quiet || self.shutting_down.load(Ordering::SeqCst) {
+        let quiet = this.in_flight.load(Ordering::SeqCst) == 0;
+        if !this.ended.load(Ordering::SeqCst) || !quiet || this.shutting_down.load(Ordering::SeqCst) {
             return;
         }
-        if self.kind == Kind::Push {
-            self.drop_held(work); // the sink is gone: nowhere to send it
+        if this.kind == Kind::Push {
+            this.drop_held(f, work); // the sink is gone: nowhere to send it
         } else if !work.end_input_pending {
             work.end_input_pending = true;
         }
-        if work.end_input_pending && !self.slots.iter().any(|s| s.state.load(Ordering::SeqCst) != FREE) {
+        if work.end_input_pending && !this.slots.iter().any(|s| s.state.load() != SlotState::Free) {
             // Everything the sink gave us is in the ring: the input ends behind it.
             work.end_input_pending = false;
-            self.filter().end_input();
+            f.end_input();
         }
-        if self.target_state.compare_exchange(ATTACHED, RELEASED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
-        {
-            // SAFETY: the reference taken at connection; nothing of ours is in flight to the target.
-            // Dropping it may close the sink (inline, at PASSIVE_LEVEL): no lock is held here.
-            unsafe { sys::ObfDereferenceObject(self.target.cast()) };
+        if let Some(claim) = this.target.claim() {
+            // Nothing of ours is in flight to the target. Letting go may close the sink (inline,
+            // at PASSIVE_LEVEL): no lock is held here.
+            claim.let_go(&mut work.lease);
         }
     }
 
     /// Slots in the order they were sent.
     fn by_seq(&self) -> [usize; SLOTS] {
         let mut order = [0, 1, 2, 3];
-        // SAFETY: seq is the work routine's (the caller).
-        order.sort_unstable_by_key(|&i| unsafe { (*self.slots[i].work.get()).seq });
+        order.sort_unstable_by_key(|&i| self.slots[i].seq.load(Ordering::SeqCst));
         order
     }
 
-    fn push(&self, work: &mut Work) {
-        let f = self.filter();
-        for i in self.by_seq() {
-            let slot = &self.slots[i];
-            if slot.state.load(Ordering::SeqCst) == DONE {
-                self.write_done(slot, work);
+    fn push(this: &Shared<Self>, f: &Filter, work: &mut Work) {
+        for i in this.by_seq() {
+            let slot = &this.slots[i];
+            if slot.state.load() == SlotState::Done {
+                this.write_done(f, slot, work);
             }
         }
-        Self::take_unblock(&self.unblock, work);
-        let held = self.slots.iter().any(|s| s.state.load(Ordering::SeqCst) == HELD);
-        let idle = self.in_flight.load(Ordering::SeqCst) == 0;
+        Self::take_unblock(&this.unblock, work);
+        let held = this.slots.iter().any(|s| s.state.load() == SlotState::Held);
+        let idle = this.in_flight.load(Ordering::SeqCst) == 0;
         if !f.flowing(PIN_OUTPUT)
-            || self.ended.load(Ordering::SeqCst)
-            || self.stopping.load(Ordering::SeqCst)
-            || self.shutting_down.load(Ordering::SeqCst)
+            || this.ended.load(Ordering::SeqCst)
+            || this.stopping.load(Ordering::SeqCst)
+            || this.shutting_down.load(Ordering::SeqCst)
         {
             return;
         }
         if held {
             // What the sink did not take goes again first, in order, once nothing else is out.
             if idle && !work.blocked {
-                for i in self.by_seq() {
-                    let slot = &self.slots[i];
-                    if slot.state.load(Ordering::SeqCst) == HELD {
-                        // SAFETY: held: ours.
-                        let count = unsafe { (*slot.work.get()).count };
-                        self.send(slot, IOCTL_KS_WRITE_STREAM, count);
+                for i in this.by_seq() {
+                    if this.slots[i].state.load() == SlotState::Held
+                        && let Some(io) = this.slots[i].io.claim()
+                    {
+                        let count = io.count;
+                        Self::send(this, &work.lease, i, io, IOCTL_KS_WRITE_STREAM, count);
                     }
                 }
             }
             return;
         }
         let mut moved = false;
-        for slot in &self.slots {
-            if slot.state.load(Ordering::SeqCst) != FREE {
+        for (i, slot) in this.slots.iter().enumerate() {
+            if slot.state.load() != SlotState::Free {
                 continue;
             }
-            let mut count = self.fill_from_ring(slot);
+            let Some(mut io) = slot.io.claim() else { continue };
+            let mut count = Self::fill_from_ring(f, &mut io);
             moved |= count > 0;
             // The end goes last: after every write has completed *and* been accounted (a write
             // that completed inline while this loop ran is DONE until the next pass counts it;
             // the end must not overtake its statistics down the chain).
-            let settled = self.slots.iter().all(|s| s.state.load(Ordering::SeqCst) == FREE);
+            let settled = this.slots.iter().all(|s| s.state.load() == SlotState::Free);
             if count == 0 && f.input_closed() && settled && !work.eos_sent {
-                count = end_of_stream(slot);
+                count = end_of_stream(&mut io);
                 work.eos_sent = true;
             }
             if count == 0 {
                 break;
             }
-            // SAFETY: free: ours.
-            let sw = unsafe { &mut *slot.work.get() };
-            sw.seq = work.next_seq;
-            sw.count = count;
+            slot.seq.store(work.next_seq, Ordering::SeqCst);
+            io.count = count;
             work.next_seq += 1;
-            self.send(slot, IOCTL_KS_WRITE_STREAM, count);
+            Self::send(this, &work.lease, i, io, IOCTL_KS_WRITE_STREAM, count);
         }
         if moved {
             stream::pump(f); // room in the ring: writes waiting for it go on
@@ -681,10 +562,7 @@ impl Source {
     /// Takes frames out of the ring into a free slot; returns the headers filled. The consumer
     /// lock is held for at most [`HOLD_BUDGET`] of copying at a time (this source is the ring's
     /// only consumer, so nothing else takes frames between holds).
-    fn fill_from_ring(&self, slot: &Slot) -> usize {
-        let f = self.filter();
-        // SAFETY: a free slot: ours.
-        let headers = unsafe { &mut *slot.headers.get() };
+    fn fill_from_ring(f: &Filter, io: &mut SlotIo) -> usize {
         let mut used = 0;
         let mut count = 0;
         loop {
@@ -695,14 +573,11 @@ impl Source {
                 let Some(grant) = c.read() else { return count };
                 let payload = grant.payload();
                 let n = payload.len().min(SLOT_BYTES - used).min(budget);
-                let at = slot.data.wrapping_add(used);
-                // SAFETY: the slot's buffer has SLOT_BYTES - used >= n bytes left; the ring's
-                // payload has n; they do not overlap.
-                unsafe { crate::sys::copy_memory(at, payload.as_ptr(), n) };
+                io.data[used..used + n].copy_from_slice(&payload[..n]);
                 Counters::add(&f.counters.copied_out, n as u64);
                 let meta = grant.meta();
                 let record_done = n == payload.len();
-                headers[count] = header(at, n, part_flags(meta.options_flags, record_done), &meta);
+                io.set(count, used, n, part_flags(meta.options_flags, record_done), &meta);
                 grant.consume(n);
                 used += n;
                 count += 1;
@@ -720,16 +595,15 @@ impl Source {
 
     /// Accounts a completed write: what the sink accepted goes out; the rest is held for later
     /// (the sink refused or cancelled it) or dropped (it failed).
-    fn write_done(&self, slot: &Slot, work: &mut Work) {
-        let c = &self.filter().counters;
+    fn write_done(&self, f: &Filter, slot: &Slot, work: &mut Work) {
+        let c = &f.counters;
         let status = slot.status.load(Ordering::SeqCst);
         let all = status == STATUS_SUCCESS;
         let mut accepted = slot.information.load(Ordering::SeqCst);
-        // SAFETY: done: ours.
-        let (sw, headers) = unsafe { slot.held() };
+        let Some(mut io) = slot.io.claim() else { return };
         let mut first = 0;
-        while first < sw.count {
-            let used = headers[first].DataUsed as usize;
+        while first < io.count {
+            let used = io.headers[first].DataUsed as usize;
             // A failed write reports bytes: a zero-length frame at its edge counts as not taken
             // (sending it again is harmless; losing an end of stream is not).
             if !all && (used == 0 || accepted < used) {
@@ -741,65 +615,66 @@ impl Source {
             Counters::add(&c.bytes_out, used as u64);
             // The end-of-stream marker this source made up itself (no buffer) was never in the
             // ring: it is not a frame out.
-            let made_up = used == 0 && headers[first].Data.is_null();
-            if headers[first].OptionsFlags & KSRING_OPTIONSF_CONTINUES == 0 && !made_up {
+            let made_up = used == 0 && io.headers[first].Data.is_null();
+            if io.headers[first].OptionsFlags & KSRING_OPTIONSF_CONTINUES == 0 && !made_up {
                 Counters::add(&c.frames_out, 1);
             }
             first += 1;
         }
-        if first < sw.count && accepted > 0 {
+        if first < io.count && accepted > 0 {
             // The sink took the start of this frame: the rest goes again as its continuation.
-            let h = &mut headers[first];
             Counters::add(&c.bytes_out, accepted as u64);
-            h.Data = h.Data.cast::<u8>().wrapping_add(accepted).cast();
-            h.DataUsed -= u32::try_from(accepted).unwrap_or(h.DataUsed);
-            h.FrameExtent = h.DataUsed;
+            let h = io.headers[first];
+            let rest = (h.DataUsed as usize).saturating_sub(accepted);
+            let meta = stream::meta_of(&h);
+            let start = io.start[first] + accepted;
+            io.set(first, start, rest, h.OptionsFlags, &meta);
         }
-        headers.copy_within(first..sw.count, 0);
-        sw.count -= first;
-        if sw.count == 0 {
-            slot.state.store(FREE, Ordering::SeqCst);
+        let count = io.count;
+        io.headers.copy_within(first..count, 0);
+        io.start.copy_within(first..count, 0);
+        io.count -= first;
+        if io.count == 0 {
+            slot.state.store(SlotState::Free);
             return;
         }
-        slot.state.store(HELD, Ordering::SeqCst);
+        drop(io);
+        slot.state.store(SlotState::Held);
         if matches!(status, STATUS_CANCELLED | STATUS_DEVICE_NOT_READY | STATUS_INVALID_DEVICE_STATE) {
             work.blocked = true; // the sink stopped or is resetting: it kicks us when it runs again
         } else {
-            Self::drop_slot(slot, self.kind, &self.filter().counters); // failed for good: counted
+            Self::drop_slot(slot, self.kind, c); // failed for good: counted
         }
     }
 
-    fn pull(&self, work: &mut Work) {
-        let f = self.filter();
+    fn pull(this: &Shared<Self>, f: &Filter, work: &mut Work) {
         // Hand what came back to the ring, strictly in the order it was asked for.
         let mut moved = false;
         let mut ended = false;
         let mut all_handed = true;
-        for slot in &self.slots {
-            // SAFETY: seq is the work routine's.
-            let stale = unsafe { (*slot.work.get()).seq } < work.next_done;
-            if stale && slot.state.load(Ordering::SeqCst) == DONE && self.read_done(slot, work) {
+        for slot in &this.slots {
+            let stale = slot.seq.load(Ordering::SeqCst) < work.next_done;
+            if stale && slot.state.load() == SlotState::Done && Self::read_done(f, slot, work) {
                 // Came back after a STOP dropped what was held: drop it too, counted.
-                Self::drop_slot(slot, self.kind, &self.filter().counters);
+                Self::drop_slot(slot, this.kind, &f.counters);
             }
         }
         let next_back = |next_done: u64| {
-            self.slots.iter().find(|s| {
-                // SAFETY: seq is the work routine's.
-                let seq = unsafe { (*s.work.get()).seq };
-                seq == next_done && matches!(s.state.load(Ordering::SeqCst), DONE | HELD)
+            this.slots.iter().find(|s| {
+                s.seq.load(Ordering::SeqCst) == next_done
+                    && matches!(s.state.load(), SlotState::Done | SlotState::Held)
             })
         };
         while let Some(slot) = next_back(work.next_done) {
-            if slot.state.load(Ordering::SeqCst) == DONE && !self.read_done(slot, work) {
+            if slot.state.load() == SlotState::Done && !Self::read_done(f, slot, work) {
                 work.next_done += 1;
                 continue;
             }
-            if !self.to_ring(slot, &mut moved, &mut ended) {
+            if !Self::to_ring(f, slot, &mut moved, &mut ended) {
                 all_handed = false;
                 break; // the ring is full: our readers will kick us
             }
-            slot.state.store(FREE, Ordering::SeqCst);
+            slot.state.store(SlotState::Free);
             work.next_done += 1;
         }
         if ended {
@@ -807,35 +682,36 @@ impl Source {
         } else if moved {
             stream::pump(f); // data in the ring: reads waiting for it go on
         }
-        Self::take_unblock(&self.unblock, work);
+        Self::take_unblock(&this.unblock, work);
         if !all_handed {
             return;
         }
         if !f.flowing(PIN_INPUT)
-            || self.ended.load(Ordering::SeqCst)
-            || self.stopping.load(Ordering::SeqCst)
-            || self.shutting_down.load(Ordering::SeqCst)
+            || this.ended.load(Ordering::SeqCst)
+            || this.stopping.load(Ordering::SeqCst)
+            || this.shutting_down.load(Ordering::SeqCst)
             || f.input_closed()
             || work.blocked
         {
             return;
         }
-        for slot in &self.slots {
-            if slot.state.load(Ordering::SeqCst) != FREE {
+        for (i, slot) in this.slots.iter().enumerate() {
+            if slot.state.load() != SlotState::Free {
                 continue;
             }
-            // SAFETY: free: ours.
-            let (sw, headers) = unsafe { slot.held() };
-            for (i, h) in headers.iter_mut().enumerate() {
-                let meta = FrameMeta::default();
-                *h = header(slot.data.wrapping_add(i * PART), 0, 0, &meta);
+            let Some(mut io) = slot.io.claim() else { continue };
+            for h in 0..HEADERS {
+                io.set(h, h * PART, 0, 0, &FrameMeta::default());
                 #[allow(clippy::cast_possible_truncation)] // 16 KiB
                 let part = PART as u32;
-                h.FrameExtent = part;
+                io.headers[h].FrameExtent = part;
             }
-            *sw = SlotWork { seq: work.next_seq, count: HEADERS, next: 0, offset: 0 };
+            io.count = HEADERS;
+            io.next = 0;
+            io.offset = 0;
+            slot.seq.store(work.next_seq, Ordering::SeqCst);
             work.next_seq += 1;
-            self.send(slot, IOCTL_KS_READ_STREAM, HEADERS);
+            Self::send(this, &work.lease, i, io, IOCTL_KS_READ_STREAM, HEADERS);
         }
     }
 
@@ -849,36 +725,35 @@ impl Source {
     }
 
     /// Takes a completed read: `false` if it brought nothing (the slot is free again).
-    fn read_done(&self, slot: &Slot, work: &mut Work) -> bool {
-        let c = &self.filter().counters;
+    fn read_done(f: &Filter, slot: &Slot, work: &mut Work) -> bool {
+        let c = &f.counters;
         let status = slot.status.load(Ordering::SeqCst);
-        // SAFETY: done: ours.
-        let (sw, headers) = unsafe { slot.held() };
+        let Some(mut io) = slot.io.claim() else { return false };
         let filled =
             if status == STATUS_SUCCESS { slot.information.load(Ordering::SeqCst) / HEADER } else { 0 };
         if filled == 0 {
             if matches!(status, STATUS_DEVICE_NOT_READY | STATUS_INVALID_DEVICE_STATE) {
                 work.blocked = true;
             }
-            slot.state.store(FREE, Ordering::SeqCst);
+            slot.state.store(SlotState::Free);
             return false;
         }
-        sw.count = filled.min(HEADERS);
-        sw.next = 0;
-        sw.offset = 0;
-        for h in &headers[..sw.count] {
+        io.count = filled.min(HEADERS);
+        io.next = 0;
+        io.offset = 0;
+        for h in &io.headers[..io.count] {
             Counters::add(&c.bytes_in, u64::from(h.DataUsed));
         }
-        slot.state.store(HELD, Ordering::SeqCst);
+        slot.state.store(SlotState::Held);
         true
     }
 
     /// Puts a held read's frames into the ring; `false` if the ring filled first. The producer
     /// lock is held for at most [`HOLD_BUDGET`] of copying at a time.
-    fn to_ring(&self, slot: &Slot, moved: &mut bool, ended: &mut bool) -> bool {
+    fn to_ring(f: &Filter, slot: &Slot, moved: &mut bool, ended: &mut bool) -> bool {
         loop {
             // `None`: the budget is spent; the lock is let go before the next hold.
-            if let Some(all) = self.to_ring_once(slot, moved, ended) {
+            if let Some(all) = Self::to_ring_once(f, slot, moved, ended) {
                 return all;
             }
         }
@@ -886,9 +761,9 @@ impl Source {
 
     /// One hold of the producer lock for [`Source::to_ring`]: `Some(all in)`, or `None` if the
     /// budget ran out first.
-    fn to_ring_once(&self, slot: &Slot, moved: &mut bool, ended: &mut bool) -> Option<bool> {
-        let f = self.filter();
+    fn to_ring_once(f: &Filter, slot: &Slot, moved: &mut bool, ended: &mut bool) -> Option<bool> {
         let c = &f.counters;
+        let Some(mut io) = slot.io.claim() else { return Some(false) };
         let mut producer = f.producer.lock();
         // Data moves into the ring only while the input runs: a STOP (whose discard takes this
         // lock after the state changed) must not find frames put in behind it.
@@ -898,40 +773,36 @@ impl Source {
         let Some(p) = producer.ring.as_mut() else { return Some(false) };
         let limit = piece_limit(p.max_frame()).min(HOLD_BUDGET);
         let mut budget = HOLD_BUDGET;
-        // SAFETY: held: ours.
-        let (sw, headers) = unsafe { slot.held() };
-        while sw.next < sw.count {
-            let h = &headers[sw.next];
+        while io.next < io.count {
+            let h = io.headers[io.next];
             let used = h.DataUsed as usize;
             if used == 0 && h.OptionsFlags & KsStreamOptions::ENDOFSTREAM.bits() != 0 {
                 // The upstream filter's input ended: so does ours (after what is in the ring), once
                 // the caller has let go of the producer.
                 *ended = true;
-                sw.next += 1;
+                io.next += 1;
                 continue;
             }
-            let meta = stream::meta_of(h);
+            let meta = stream::meta_of(&h);
             loop {
                 if budget == 0 {
                     return None;
                 }
-                let take = (used - sw.offset).min(limit).min(budget);
+                let bytes = io.bytes(io.next);
+                let rest = bytes.get(io.offset..).unwrap_or(&[]);
+                let take = rest.len().min(limit).min(budget);
                 match p.reserve(take) {
                     Ok(mut grant) => {
-                        let from = h.Data.cast::<u8>().wrapping_add(sw.offset);
-                        let payload = grant.payload();
-                        // SAFETY: the slot's buffer holds `used` bytes of this header at Data; the
-                        // grant has `take`; they do not overlap.
-                        unsafe { crate::sys::copy_memory(payload.as_mut_ptr(), from, take) };
+                        grant.payload().copy_from_slice(&rest[..take]);
                         budget = budget.saturating_sub(take.max(RECORD_COST));
                         Counters::add(&c.copied_in, take as u64);
-                        let last = sw.offset + take == used;
+                        let last = take == rest.len();
                         grant.commit(&FrameMeta {
                             options_flags: part_flags(meta.options_flags, last),
                             ..meta
                         });
                         *moved = true;
-                        sw.offset += take;
+                        io.offset += take;
                         if last {
                             break;
                         }
@@ -943,60 +814,48 @@ impl Source {
             if h.OptionsFlags & KSRING_OPTIONSF_CONTINUES == 0 {
                 Counters::add(&c.frames_in, 1);
             }
-            sw.next += 1;
-            sw.offset = 0;
+            io.next += 1;
+            io.offset = 0;
         }
         Some(true)
     }
 
-    /// Builds and sends the slot's request.
-    fn send(&self, slot: &Slot, code: u32, count: usize) {
-        let irp = slot.irp;
-        // SAFETY: our IRP, not in flight.
-        unsafe { sys::IoReuseIrp(irp, STATUS_NOT_SUPPORTED) };
-        // SAFETY: a fresh IRP: the location below the (past-the-end) current one is the target's.
-        let next = unsafe { nt::next_stack(irp) };
-        // SAFETY: a location of our IRP, not in flight.
-        let next = unsafe { &mut *next };
-        next.MajorFunction = IRP_MJ_DEVICE_CONTROL;
-        next.MinorFunction = 0;
+    /// Sends slot `i`'s request with its buffers `io`.
+    fn send(
+        this: &Shared<Self>,
+        lease: &Lease,
+        i: usize,
+        io: ExclusiveGuard<'_, SlotIo>,
+        code: u32,
+        count: usize,
+    ) {
+        let slot = &this.slots[i];
+        slot.state.store(SlotState::InFlight);
+        this.in_flight.fetch_add(1, Ordering::SeqCst);
         #[allow(clippy::cast_possible_truncation)] // 16 headers
         let length = (count * HEADER) as u32;
-        next.Parameters.DeviceIoControl = IO_PARAMETERS_DEVICE_IO_CONTROL {
-            OutputBufferLength: length,
-            Pad0: 0,
-            InputBufferLength: 0,
-            Pad1: 0,
-            IoControlCode: code,
-            Pad2: 0,
-            Type3InputBuffer: null_mut(),
-        };
-        next.FileObject = self.target;
-        // SAFETY: our IRP; kernel-mode request whose header array is the slot's.
-        unsafe {
-            (*irp).UserBuffer = slot.headers.get().cast();
-        }
-        // SAFETY: as above.
-        unsafe {
-            (*irp).RequestorMode = KernelMode;
-        }
-        // SAFETY: as above; the slot outlives the request.
-        unsafe { nt::set_completion_routine(irp, Some(completed), ptr::from_ref(slot).cast_mut().cast()) };
-        slot.state.store(IN_FLIGHT, Ordering::SeqCst);
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-        self.busy_inc();
-        // SAFETY: a referenced target's device, our IRP with its next location set up.
-        unsafe { sys::IofCallDriver(self.target_device, irp) };
+        slot.request.send(this, &this.target, lease, code, io, length);
         // A STOP or shutdown that looked for requests in flight before this one was marked would
         // have missed it (both sides store, then load, sequentially consistent): cancel it here.
-        let cancelling = self.stopping.load(Ordering::SeqCst) || self.shutting_down.load(Ordering::SeqCst);
-        if cancelling && slot.state.load(Ordering::SeqCst) == IN_FLIGHT {
-            // SAFETY: our IRP (only this routine reuses it); if it has just completed, this only
-            // sets its Cancel flag, which the next `IoReuseIrp` clears.
-            unsafe { sys::IoCancelIrp(irp) };
+        let cancelling = this.stopping.load(Ordering::SeqCst) || this.shutting_down.load(Ordering::SeqCst);
+        if cancelling && slot.state.load() == SlotState::InFlight {
+            slot.request.cancel();
         }
     }
 }
+
+/// A header with nothing in it.
+const EMPTY_HEADER: KSSTREAM_HEADER = KSSTREAM_HEADER {
+    Size: 0,
+    TypeSpecificFlags: 0,
+    PresentationTime: KSTIME { Time: 0, Numerator: 0, Denominator: 0 },
+    Duration: 0,
+    FrameExtent: 0,
+    DataUsed: 0,
+    Data: core::ptr::null_mut(),
+    OptionsFlags: 0,
+    Reserved: 0,
+};
 
 /// A stream header over `n` bytes at `data` with `flags` and the frame's metadata.
 fn header(data: *mut u8, n: usize, flags: u32, meta: &FrameMeta) -> KSSTREAM_HEADER {
@@ -1017,66 +876,9 @@ fn header(data: *mut u8, n: usize, flags: u32, meta: &FrameMeta) -> KSSTREAM_HEA
 }
 
 /// Fills a free slot with the end-of-stream frame: no data, `ENDOFSTREAM`.
-fn end_of_stream(slot: &Slot) -> usize {
-    // SAFETY: a free slot: ours.
-    let headers = unsafe { &mut *slot.headers.get() };
-    headers[0] = header(null_mut(), 0, KsStreamOptions::ENDOFSTREAM.bits(), &FrameMeta::default());
+fn end_of_stream(io: &mut SlotIo) -> usize {
+    io.headers[0] =
+        header(core::ptr::null_mut(), 0, KsStreamOptions::ENDOFSTREAM.bits(), &FrameMeta::default());
+    io.start[0] = 0;
     1
-}
-
-/// The work item's routine.
-unsafe extern "system" fn work_routine(_device: *mut DEVICE_OBJECT, context: *mut c_void) {
-    // SAFETY: the source that queued the item; alive while `busy` counts this run.
-    let s = unsafe { &*context.cast::<Source>() };
-    s.work_state.store(RUNNING, Ordering::SeqCst);
-    loop {
-        s.run();
-        if s.work_state.compare_exchange(RUNNING, IDLE, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
-            break;
-        }
-        s.work_state.store(RUNNING, Ordering::SeqCst); // scheduled again while running
-    }
-    s.busy_dec(); // last use of the source
-}
-
-/// Completion of a source's request: record it, free the MDLs the sink's probe built, schedule the
-/// work routine, and keep the IRP (it is ours).
-unsafe extern "system" fn completed(
-    _device: *mut DEVICE_OBJECT,
-    irp: *mut IRP,
-    context: *mut c_void,
-) -> NTSTATUS {
-    // SAFETY: the slot this IRP belongs to (set by `send`).
-    let slot = unsafe { &*context.cast::<Slot>() };
-    // SAFETY: our IRP, back in our hands.
-    let mut mdl = unsafe { (*irp).MdlAddress };
-    while !mdl.is_null() {
-        // SAFETY: an MDL of the chain KsProbeStreamIrp built for this request.
-        let next = unsafe { (*mdl).Next };
-        // SAFETY: as above.
-        let locked = unsafe { (*mdl).MdlFlags } & MDL_PAGES_LOCKED != 0;
-        if locked {
-            // SAFETY: as above: locked by the probe, unlocked once.
-            unsafe { sys::MmUnlockPages(mdl) };
-        }
-        // SAFETY: as above: freed once.
-        unsafe { sys::IoFreeMdl(mdl) };
-        mdl = next;
-    }
-    // SAFETY: as above.
-    unsafe {
-        (*irp).MdlAddress = null_mut();
-    }
-    // SAFETY: as above.
-    let io = unsafe { (*irp).IoStatus };
-    slot.status.store(io.Status, Ordering::SeqCst);
-    slot.information.store(io.Information, Ordering::SeqCst);
-    slot.state.store(DONE, Ordering::SeqCst);
-    // SAFETY: the slot's source, alive while this request counts in `busy`.
-    let s = unsafe { &*slot.source };
-    // Out of flight before the work routine is scheduled, so that the run it triggers sees it.
-    s.in_flight.fetch_sub(1, Ordering::SeqCst);
-    s.schedule();
-    s.busy_dec(); // last use of the source
-    STATUS_MORE_PROCESSING_REQUIRED
 }

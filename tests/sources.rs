@@ -223,10 +223,14 @@ fn a_pull_source_whose_sink_closes_ends_its_filters_input_after_all_it_read() {
     use ksabi::KsStreamOptions;
     let backend = common::boot();
     {
-        let PullPair { f2, f3, f2_in, f2_out, f3_out, pull: _pull } =
-            pull_pair(&backend, Small::Downstream, KSSTATE_RUN);
+        // The source starts once all of it is in F2's ring: its reads then take the 20 frames in
+        // two (16 headers each), whatever the threads' timing — started first, it could be
+        // served a frame per read and hold only four before F3's small ring stops it.
+        let PullPair { f2, f3, f2_in, f2_out, f3_out, pull } =
+            pull_pair(&backend, Small::Downstream, ksabi::KSSTATE_PAUSE);
         let sent = frames(20, 1000);
         write_all(&backend, &f2_in, &sent);
+        assert_eq!(pull.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
         assert!(settles(|| common::stats(&f2).bytes_out == 20_000), "the source read everything from F2");
         assert!(common::stats(&f3).bytes_in > common::stats(&f3).copied_in, "some of it is still held");
         f2_out.close().expect("F2.out's handle closes");

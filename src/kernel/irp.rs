@@ -31,6 +31,13 @@ pub struct Device {
     raw: *mut DEVICE_OBJECT,
 }
 
+// SAFETY: the driver's device object, which lives while any file object opened on it is open —
+// and every holder of a `Device` is reached through one; the kernel's routines on it may be
+// called from any thread.
+unsafe impl Send for Device {}
+// SAFETY: as above; `&Device` gives nothing more than `Device`.
+unsafe impl Sync for Device {}
+
 impl Device {
     /// The raw device object, for the layers that still take one.
     pub fn as_raw(self) -> *mut DEVICE_OBJECT {

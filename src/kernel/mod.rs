@@ -8,6 +8,9 @@
 //! - [`irp`]: an owned request ([`irp::Irp`]), consumed by completing it; safe dispatch routines.
 //! - [`object`]: the filter and pin objects at `FsContext`: found from a request, freed by the
 //!   close of their file object, with what they hold ([`object::FileRef`]) let go after it.
+//! - [`outbound`]: what an IRP source needs to send requests of its own: the target, the
+//!   request, the work item, the count of what still runs.
+//! - [`pool`]: non-paged pool as owning types (one owner, or counted references).
 //! - [`property`]: property requests — one shim turns a `KSPROPERTY_ITEM` handler into a safe
 //!   function of a [`property::Request`] and a [`property::Value`].
 //! - [`stream`]: stream requests, from probe to queue to completion, and their cancel-safe queue.
@@ -18,6 +21,8 @@ pub mod driver;
 pub mod irp;
 pub mod nt;
 pub mod object;
+pub mod outbound;
+pub mod pool;
 pub mod property;
 pub mod ring_memory;
 pub mod stream;

@@ -1,8 +1,9 @@
-//! A spin lock that owns its data. (The other synchronisation tool, the KS cancel-safe queue of
-//! stream requests, is [`super::stream::StreamQueue`].)
+//! A spin lock that owns its data, and [`Exclusive`]: one holder at a time, checked, never
+//! waited for. (The KS cancel-safe queue of stream requests is [`super::stream::StreamQueue`].)
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use ksabi::{KIRQL, KSPIN_LOCK};
 
@@ -61,5 +62,74 @@ impl<T> Drop for SpinGuard<'_, T> {
     fn drop(&mut self) {
         // SAFETY: acquired in `SpinLock::lock` by this thread; restores the IRQL it raised from.
         unsafe { sys::KeReleaseSpinLock(self.lock.lock.get(), self.irql) };
+    }
+}
+
+/// A value one holder at a time may use, checked with an atomic flag instead of a lock — for
+/// state a protocol already gives to one thread at a time (a work routine's, a request slot's
+/// between its sends), so that a broken protocol is a refused claim, not a data race. Nothing
+/// ever waits for it.
+pub struct Exclusive<T> {
+    held: AtomicBool,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: the value is only reached through a guard, and the flag lets at most one exist.
+unsafe impl<T: Send> Sync for Exclusive<T> {}
+
+impl<T> Exclusive<T> {
+    /// Unclaimed, holding `value`.
+    pub const fn new(value: T) -> Self {
+        Self { held: AtomicBool::new(false), value: UnsafeCell::new(value) }
+    }
+
+    /// The value, if nobody holds it (nor a request it was lent to).
+    pub fn claim(&self) -> Option<ExclusiveGuard<'_, T>> {
+        // (`then`, not `then_some`: a guard made and dropped on failure would release the holder's.)
+        (!self.held.swap(true, Ordering::Acquire)).then(|| ExclusiveGuard { cell: self })
+    }
+
+    /// Ends the loan [`ExclusiveGuard::lend`] made.
+    ///
+    /// # Safety
+    /// The value was lent, and whoever it was lent to is done with it.
+    pub(in crate::kernel) unsafe fn end_loan(&self) {
+        self.held.store(false, Ordering::Release);
+    }
+}
+
+/// The one access to an [`Exclusive`]'s value.
+pub struct ExclusiveGuard<'a, T> {
+    cell: &'a Exclusive<T>,
+}
+
+impl<'a, T> ExclusiveGuard<'a, T> {
+    /// Keeps the value claimed after the guard and returns the cell and the value's address, for
+    /// a request that uses it until [`Exclusive::end_loan`].
+    pub(in crate::kernel) fn lend(self) -> (&'a Exclusive<T>, *mut T) {
+        let cell = self.cell;
+        core::mem::forget(self);
+        (cell, cell.value.get())
+    }
+}
+
+impl<T> Deref for ExclusiveGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the flag is ours while the guard lives: no other reference to the value.
+        unsafe { &*self.cell.value.get() }
+    }
+}
+
+impl<T> DerefMut for ExclusiveGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`, and `&mut self` makes this the only reference.
+        unsafe { &mut *self.cell.value.get() }
+    }
+}
+
+impl<T> Drop for ExclusiveGuard<'_, T> {
+    fn drop(&mut self) {
+        self.cell.held.store(false, Ordering::Release);
     }
 }

@@ -176,12 +176,14 @@ impl Cursor<'_> {
     /// `offset` already moved.
     pub fn unsent(&self) -> CallerBytes<'_> {
         let (base, extent) = self.buffer();
+        if base.is_null() {
+            return CallerBytes::EMPTY;
+        }
         let used = self.header().map_or(0, |h| h.DataUsed as usize).min(extent);
-        match used.checked_sub(self.offset) {
-            Some(len) if len > 0 => {
-                CallerBytes { ptr: base.wrapping_add(self.offset), len, buffer: PhantomData }
-            }
-            _ => CallerBytes::EMPTY,
+        CallerBytes {
+            ptr: base.wrapping_add(self.offset),
+            len: used.saturating_sub(self.offset),
+            buffer: PhantomData,
         }
     }
 
@@ -189,11 +191,13 @@ impl Cursor<'_> {
     /// `offset` already filled.
     pub fn room(&mut self) -> CallerBytesMut<'_> {
         let (base, extent) = self.buffer();
-        match extent.checked_sub(self.offset) {
-            Some(len) if len > 0 => {
-                CallerBytesMut { ptr: base.wrapping_add(self.offset), len, buffer: PhantomData }
-            }
-            _ => CallerBytesMut { ptr: core::ptr::dangling_mut(), len: 0, buffer: PhantomData },
+        if base.is_null() {
+            return CallerBytesMut { ptr: core::ptr::dangling_mut(), len: 0, buffer: PhantomData };
+        }
+        CallerBytesMut {
+            ptr: base.wrapping_add(self.offset),
+            len: extent.saturating_sub(self.offset),
+            buffer: PhantomData,
         }
     }
 

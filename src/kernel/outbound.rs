@@ -1,0 +1,524 @@
+//! What an IRP source needs to move data itself, as types: the pin it points at ([`Target`]), a
+//! request of its own sent again and again ([`Outbound`]), a work item that runs its routine one
+//! pass at a time ([`Worker`]), and a count of what is still running for it ([`Activity`]).
+//!
+//! Memory safety rests on [`Shared`]: whatever the kernel will call back with a pointer to the
+//! owner (a queued work item, a request in flight) holds a reference of its own until then.
+//! [`Activity`] is about meaning, not memory: the owner's cleanup waits until nothing it started
+//! is still running before it counts what is left and lets go of its target.
+
+use core::cell::UnsafeCell;
+use core::ffi::c_void;
+use core::marker::PhantomData;
+use core::ptr::{NonNull, null_mut};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+
+use ksabi::{
+    DEVICE_OBJECT, DelayedWorkQueue, Executive, FILE_OBJECT, HANDLE, IO_PARAMETERS_DEVICE_IO_CONTROL, IRP,
+    IRP_MJ_DEVICE_CONTROL, KEVENT, KernelMode, MDL, MDL_PAGES_LOCKED, NTSTATUS, NotificationEvent,
+    STATUS_MORE_PROCESSING_REQUIRED, STATUS_NOT_SUPPORTED, nt_success,
+};
+
+use super::irp::{Device, Irp};
+use super::nt;
+use super::object::{self, Object};
+use super::pool::Shared;
+use super::sync::{Exclusive, ExclusiveGuard};
+use crate::sys;
+
+/// A count of the owner itself and of what runs for it (work routine passes, requests in flight),
+/// with an event set when it drops to zero. It lives in a block of its own, so that what runs
+/// for the owner lets go of the owner first and then leaves — the owner's cleanup, woken by the
+/// last to leave, then holds the owner's last reference (and frees it right there).
+#[derive(Clone)]
+pub struct Activity {
+    inner: Shared<ActivityInner>,
+}
+
+struct ActivityInner {
+    count: AtomicU32,
+    idle: UnsafeCell<KEVENT>,
+}
+
+// SAFETY: a kernel event is made to be set and waited on from any thread; the count is atomic.
+unsafe impl Send for ActivityInner {}
+// SAFETY: as above.
+unsafe impl Sync for ActivityInner {}
+
+impl Activity {
+    /// The owner alone counted; `None` if the pool has no room.
+    pub fn new(tag: u32) -> Option<Self> {
+        // SAFETY: an all-zero KEVENT is plain data, initialised just below.
+        let idle = UnsafeCell::new(unsafe { core::mem::zeroed::<KEVENT>() });
+        let inner = Shared::new(tag, ActivityInner { count: AtomicU32::new(1), idle })?;
+        // SAFETY: the event at its final address (a pool block), not used by anyone yet.
+        unsafe { sys::KeInitializeEvent(inner.idle.get(), NotificationEvent, 0) };
+        Some(Self { inner })
+    }
+
+    fn enter(&self) {
+        self.inner.count.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn leave(&self) {
+        if self.inner.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // SAFETY: the initialised event, alive: `self` holds a reference on its block.
+            unsafe { sys::KeSetEvent(self.inner.idle.get(), 0, 0) };
+        }
+    }
+
+    /// The owner's cleanup: drops the owner's count and waits, at `PASSIVE_LEVEL`, until no work
+    /// routine pass and no request started for it is left. Call once.
+    pub fn finish(&self) {
+        self.leave();
+        // SAFETY: the initialised event, waited on at PASSIVE_LEVEL.
+        unsafe {
+            sys::KeWaitForSingleObject(self.inner.idle.get().cast(), Executive, KernelMode, 0, null_mut())
+        };
+    }
+}
+
+/// What a [`Worker`] runs and an [`Outbound`] request reports to.
+pub trait Owner: Sized + Send + Sync + 'static {
+    /// The count that the runs and requests join.
+    fn activity(&self) -> &Activity;
+    /// Its work item.
+    fn worker(&self) -> &Worker;
+    /// One pass of its work routine (at `PASSIVE_LEVEL`, one at a time).
+    fn run(this: &Shared<Self>);
+    /// Request `slot` (see [`Outbound::send`]) completed with `status` and `information`.
+    fn completed(this: &Shared<Self>, slot: usize, status: NTSTATUS, information: usize);
+}
+
+// The work item's states.
+const IDLE: u32 = 0;
+const QUEUED: u32 = 1;
+const RUNNING: u32 = 2;
+const RERUN: u32 = 3;
+
+/// A work item (`IoAllocateWorkItem`) that runs its owner's routine one pass at a time: asked
+/// while a pass runs, it runs another after it.
+pub struct Worker {
+    item: NonNull<c_void>,
+    state: AtomicU32,
+}
+
+// SAFETY: a kernel object; the state is atomic.
+unsafe impl Send for Worker {}
+// SAFETY: as above.
+unsafe impl Sync for Worker {}
+
+impl Worker {
+    /// A work item of `device`; `None` if none could be allocated.
+    pub fn new(device: Device) -> Option<Self> {
+        // SAFETY: our device object.
+        let item = NonNull::new(unsafe { sys::IoAllocateWorkItem(device.as_raw()) })?;
+        Some(Self { item, state: AtomicU32::new(IDLE) })
+    }
+
+    /// Runs [`Owner::run`] soon, on a system thread at `PASSIVE_LEVEL`.
+    pub fn schedule<T: Owner>(this: &Shared<T>) {
+        let worker = this.worker();
+        loop {
+            match worker.state.load(Ordering::SeqCst) {
+                IDLE => {
+                    if worker.state.compare_exchange(IDLE, QUEUED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+                    {
+                        this.activity().enter();
+                        let context = Shared::into_raw(this.clone()).cast_mut().cast::<c_void>();
+                        // SAFETY: our work item, not queued (the state says so); the routine gets
+                        // a reference on the owner (and with it on this work item) of its own.
+                        unsafe {
+                            sys::IoQueueWorkItem(
+                                worker.item.as_ptr(),
+                                Some(work_routine::<T>),
+                                DelayedWorkQueue,
+                                context,
+                            );
+                        };
+                        return;
+                    }
+                }
+                RUNNING => {
+                    if worker
+                        .state
+                        .compare_exchange(RUNNING, RERUN, Ordering::SeqCst, Ordering::SeqCst)
+                        .is_ok()
+                    {
+                        return;
+                    }
+                }
+                _ => return, // QUEUED or RERUN: it will run
+            }
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new`; not queued: a queued item holds a reference on its owner,
+        // which owns this worker.
+        unsafe { sys::IoFreeWorkItem(self.item.as_ptr()) };
+    }
+}
+
+/// The work item's routine: the owner's passes, then its reference let go.
+unsafe extern "system" fn work_routine<T: Owner>(_device: *mut DEVICE_OBJECT, context: *mut c_void) {
+    // SAFETY: the reference `schedule` gave up for this run.
+    let this = unsafe { Shared::<T>::from_raw(context.cast::<T>().cast_const()) };
+    let worker = this.worker();
+    worker.state.store(RUNNING, Ordering::SeqCst);
+    loop {
+        T::run(&this);
+        if worker.state.compare_exchange(RUNNING, IDLE, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+            break;
+        }
+        worker.state.store(RUNNING, Ordering::SeqCst); // scheduled again while running
+    }
+    // The owner first, then the count: a cleanup waiting for the count then holds the last
+    // reference on the owner.
+    let activity = this.activity().clone();
+    drop(this);
+    activity.leave();
+}
+
+/// A referenced file object another request named by handle (an IRP source's sink), with the
+/// device its requests go to. Its reference goes once: by [`Claim::let_go`], or when it is
+/// dropped.
+///
+/// Two rules keep every use of the file object before that: reading it takes a [`Claim`] (one at
+/// a time; only a claim lets go), and sending to it takes its [`Lease`] (one per target, which
+/// letting go needs mutably) — so neither can overlap the dereference.
+pub struct Target {
+    file: NonNull<FILE_OBJECT>,
+    device: NonNull<DEVICE_OBJECT>,
+    state: AtomicU32,
+    id: usize,
+}
+
+/// The right to send to a [`Target`] (shared) or to let it go (exclusive): made with it, one per
+/// target.
+pub struct Lease {
+    id: usize,
+}
+
+// SAFETY: a referenced kernel object; the state is atomic.
+unsafe impl Send for Target {}
+// SAFETY: as above.
+unsafe impl Sync for Target {}
+
+// Target states: referenced; claimed (one reader, who may let go); let go.
+const HELD: u32 = 0;
+const CLAIMED: u32 = 1;
+const GONE: u32 = 2;
+
+/// Tells targets (and their leases) apart.
+static NEXT_TARGET: AtomicUsize = AtomicUsize::new(1);
+
+impl Irp {
+    /// `ObReferenceObjectByHandle` of a file object, with `access`, as the create's requestor
+    /// (user-mode handles are checked for that access), and the device its requests go to (the
+    /// top of the stack it was opened on: `IoGetRelatedDeviceObject`).
+    ///
+    /// # Errors
+    /// What the object manager refused the handle with.
+    pub fn reference_handle(&self, handle: HANDLE, access: u32) -> Result<(Target, Lease), NTSTATUS> {
+        // SAFETY: a create request we own.
+        let mode = unsafe { (*self.as_raw()).RequestorMode };
+        let mut object: *mut c_void = null_mut();
+        // SAFETY: a handle of the caller's process, checked to be a file object.
+        let status = unsafe {
+            sys::ObReferenceObjectByHandle(
+                handle,
+                access,
+                sys::file_object_type(),
+                mode,
+                &raw mut object,
+                null_mut(),
+            )
+        };
+        if !nt_success(status) {
+            return Err(status);
+        }
+        let Some(file) = NonNull::new(object.cast::<FILE_OBJECT>()) else {
+            return Err(ksabi::STATUS_INVALID_HANDLE);
+        };
+        // SAFETY: a referenced file object.
+        let device = unsafe { sys::IoGetRelatedDeviceObject(file.as_ptr()) };
+        let Some(device) = NonNull::new(device) else {
+            // SAFETY: the reference taken above, dropped once.
+            unsafe { sys::ObfDereferenceObject(file.as_ptr().cast()) };
+            return Err(ksabi::STATUS_INVALID_PARAMETER);
+        };
+        let id = NEXT_TARGET.fetch_add(1, Ordering::Relaxed);
+        Ok((Target { file, device, state: AtomicU32::new(HELD), id }, Lease { id }))
+    }
+}
+
+impl Target {
+    /// The only reader of the file object until the claim is dropped (or lets go); `None` if
+    /// another claim is out or it is let go.
+    pub fn claim(&self) -> Option<Claim<'_>> {
+        let claimed = self.state.compare_exchange(HELD, CLAIMED, Ordering::SeqCst, Ordering::SeqCst).is_ok();
+        // (`then`, not `then_some`: a claim made and dropped on failure would un-claim the holder.)
+        claimed.then(|| Claim { target: self })
+    }
+
+    /// The stack size its requests need (0 once let go).
+    pub fn stack_size(&self, lease: &Lease) -> i8 {
+        if lease.id != self.id || self.state.load(Ordering::SeqCst) == GONE {
+            return 0;
+        }
+        // SAFETY: the file object is referenced (not let go: that needs the lease mutably, and
+        // we borrow it), and so is the device its stack starts at.
+        unsafe { (*self.device.as_ptr()).StackSize }
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if *self.state.get_mut() != GONE {
+            // SAFETY: the reference taken in `reference_handle`, not dropped yet.
+            unsafe { sys::ObfDereferenceObject(self.file.as_ptr().cast()) };
+        }
+    }
+}
+
+/// A [`Target`] claimed: nobody else reads it or lets it go meanwhile.
+pub struct Claim<'a> {
+    target: &'a Target,
+}
+
+impl Claim<'_> {
+    /// The driver's pin (or filter) behind the target — if it was opened on a device stack one
+    /// of `ours`' driver's devices is part of (only then is its `FsContext` the driver's). Its
+    /// `DeviceObject` (the PDO the path named) or a device attached above it must belong to the
+    /// driver: on 64-bit Windows the Media class's upper filter (ksthunk) sits above every KS
+    /// device, so the top of the stack is not ours.
+    pub fn object(&self, ours: Device) -> Option<Object<'_>> {
+        // SAFETY: our own device object.
+        let driver = unsafe { (*ours.as_raw()).DriverObject };
+        // SAFETY: a referenced file object (only this claim could let it go).
+        let mut d = unsafe { (*self.target.file.as_ptr()).DeviceObject };
+        while let Some(device) = NonNull::new(d) {
+            // SAFETY: a device of the stack the open file object holds in place.
+            let device = unsafe { device.as_ref() };
+            if device.DriverObject == driver {
+                // SAFETY: a file object of the driver's device: its FsContext is the driver's.
+                return unsafe { object::of_file(self.target.file.as_ptr()) };
+            }
+            d = device.AttachedDevice;
+        }
+        None
+    }
+
+    /// Drops the target's reference; at `PASSIVE_LEVEL`, holding no lock: the last reference
+    /// sends the file object's close inline. `lease` must be the target's (else nothing happens).
+    pub fn let_go(self, lease: &mut Lease) {
+        if lease.id != self.target.id {
+            return; // dropping the claim un-claims
+        }
+        self.target.state.store(GONE, Ordering::SeqCst);
+        // SAFETY: the reference taken in `reference_handle`, dropped once: the state is GONE now,
+        // and the claim (the only one) is consumed without un-claiming.
+        unsafe { sys::ObfDereferenceObject(self.target.file.as_ptr().cast()) };
+        core::mem::forget(self);
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        let _ = self.target.state.compare_exchange(CLAIMED, HELD, Ordering::SeqCst, Ordering::SeqCst);
+    }
+}
+
+/// A device-control request of the driver's own (`IoAllocateIrp`), reused for each send.
+pub struct Outbound<B> {
+    irp: NonNull<IRP>,
+    /// While in flight: the owner's reference the completion gives back, and the buffers lent.
+    owner: AtomicPtr<c_void>,
+    lent: AtomicPtr<Exclusive<B>>,
+    slot: usize,
+    buffers: PhantomData<B>,
+}
+
+// SAFETY: a kernel object used by one sender at a time (the owner's work routine) and its
+// completion; the in-flight fields are atomic.
+unsafe impl<B: Send> Send for Outbound<B> {}
+// SAFETY: as above.
+unsafe impl<B: Send> Sync for Outbound<B> {}
+
+/// What a request's buffers give it: a stream header array (the request's output buffer).
+pub trait Headers {
+    /// The header array's address.
+    fn headers(&mut self) -> *mut c_void;
+}
+
+/// An array of stream headers a request of the driver's own sends. Their `Data` fields are
+/// addresses the owner wrote (into its own buffers); only the request's receiver reads through
+/// them, while the array is lent to the request.
+#[derive(Clone, Copy)]
+pub struct StreamHeaders<const N: usize>(pub [ksabi::KSSTREAM_HEADER; N]);
+
+// SAFETY: plain data; the driver never dereferences the `Data` pointers through this type.
+unsafe impl<const N: usize> Send for StreamHeaders<N> {}
+
+impl<const N: usize> core::ops::Deref for StreamHeaders<N> {
+    type Target = [ksabi::KSSTREAM_HEADER; N];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<const N: usize> core::ops::DerefMut for StreamHeaders<N> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl<B: Headers> Outbound<B> {
+    /// A request for a stack of `stack_size` locations ([`Target::stack_size`]), slot `slot` of
+    /// its owner; `None` if none could be made.
+    pub fn new(stack_size: i8, slot: usize) -> Option<Self> {
+        if stack_size < 1 {
+            return None;
+        }
+        // SAFETY: a plain IRP with the target device's stack locations.
+        let irp = NonNull::new(unsafe { sys::IoAllocateIrp(stack_size, 0) })?;
+        Some(Self {
+            irp,
+            owner: AtomicPtr::new(null_mut()),
+            lent: AtomicPtr::new(null_mut()),
+            slot,
+            buffers: PhantomData,
+        })
+    }
+
+    /// Sends `code` to `target` (whose `lease` the caller holds) as a kernel-mode request whose
+    /// `length`-byte output buffer is the header array of `buffers`, lent to the request
+    /// (claimed) until it completes; then [`Owner::completed`] runs with this slot — right away
+    /// with `STATUS_FILE_CLOSED` if the target is let go. The request holds a reference on `owner`
+    /// (and counts in its [`Activity`]) until then.
+    pub fn send<T: Owner>(
+        &self,
+        owner: &Shared<T>,
+        target: &Target,
+        lease: &Lease,
+        code: u32,
+        buffers: ExclusiveGuard<'_, B>,
+        length: u32,
+    ) {
+        if lease.id != target.id || target.state.load(Ordering::SeqCst) == GONE {
+            drop(buffers);
+            T::completed(owner, self.slot, ksabi::STATUS_FILE_CLOSED, 0);
+            return;
+        }
+        let irp = self.irp.as_ptr();
+        let (lender, buffers) = buffers.lend();
+        // SAFETY: our IRP, not in flight (its buffers were claimable: the last completion ended
+        // their loan), with the stack locations it was allocated with.
+        unsafe { sys::IoReuseIrp(irp, STATUS_NOT_SUPPORTED) };
+        // SAFETY: a fresh IRP: the location below the (past-the-end) current one is the target's.
+        let next = unsafe { nt::next_stack(irp) };
+        // SAFETY: as above; not in flight, so ours alone.
+        let next = unsafe { &mut *next };
+        next.MajorFunction = IRP_MJ_DEVICE_CONTROL;
+        next.MinorFunction = 0;
+        next.Parameters.DeviceIoControl = IO_PARAMETERS_DEVICE_IO_CONTROL {
+            OutputBufferLength: length,
+            Pad0: 0,
+            InputBufferLength: 0,
+            Pad1: 0,
+            IoControlCode: code,
+            Pad2: 0,
+            Type3InputBuffer: null_mut(),
+        };
+        next.FileObject = target.file.as_ptr();
+        // SAFETY: our IRP; the buffers are lent to it until its completion.
+        let headers = unsafe { (*buffers).headers() };
+        // SAFETY: our IRP, not in flight.
+        let request = unsafe { &mut *irp };
+        request.UserBuffer = headers;
+        request.RequestorMode = KernelMode;
+        self.lent.store(core::ptr::from_ref(lender).cast_mut(), Ordering::SeqCst);
+        owner.activity().enter();
+        self.owner.store(Shared::into_raw(owner.clone()).cast_mut().cast(), Ordering::SeqCst);
+        let context = core::ptr::from_ref(self).cast_mut().cast::<c_void>();
+        // SAFETY: our IRP; the context is this request, alive while the owner is (a reference
+        // on it goes with the request).
+        unsafe { nt::set_completion_routine(irp, Some(completed::<T, B>), context) };
+        // SAFETY: the target's device (referenced: letting it go needs the lease, which we
+        // borrow) and our IRP with its next location set up.
+        unsafe { sys::IofCallDriver(target.device.as_ptr(), irp) };
+    }
+
+    /// `IoCancelIrp`: cancels the request if it is in flight (on one that has just completed it
+    /// only sets the `Cancel` flag, which the next send's `IoReuseIrp` clears).
+    pub fn cancel(&self) {
+        // SAFETY: our IRP, allocated until `self` is dropped.
+        unsafe { sys::IoCancelIrp(self.irp.as_ptr()) };
+    }
+}
+
+impl<B> Drop for Outbound<B> {
+    fn drop(&mut self) {
+        // SAFETY: our IRP, not in flight: a request in flight holds a reference on the owner,
+        // which owns this request.
+        unsafe { sys::IoFreeIrp(self.irp.as_ptr()) };
+    }
+}
+
+/// Completion of an [`Outbound`] request: frees the MDLs the target's probe built, ends the loan
+/// of the buffers, reports to the owner, and keeps the IRP (it is ours).
+unsafe extern "system" fn completed<T: Owner, B>(
+    _device: *mut DEVICE_OBJECT,
+    irp: *mut IRP,
+    context: *mut c_void,
+) -> NTSTATUS {
+    // SAFETY: the request `send` set this routine for; alive while its owner reference is held.
+    let request = unsafe { &*context.cast::<Outbound<B>>() };
+    // SAFETY: our IRP, back in our hands.
+    let io = unsafe { (*irp).IoStatus };
+    // SAFETY: as above.
+    unsafe { free_mdls(irp) };
+    let lent = request.lent.swap(null_mut(), Ordering::SeqCst);
+    // SAFETY: the owner reference `send` gave up for this request.
+    let owner =
+        unsafe { Shared::<T>::from_raw(request.owner.swap(null_mut(), Ordering::SeqCst).cast::<T>()) };
+    if let Some(lent) = NonNull::new(lent) {
+        // SAFETY: the cell `send` lent, inside the owner (alive: we hold a reference on it).
+        let cell = unsafe { lent.as_ref() };
+        // SAFETY: lent by `send` to this request, which is done with it.
+        unsafe { cell.end_loan() };
+    }
+    T::completed(&owner, request.slot, io.Status, io.Information);
+    // The owner first, then the count (as in `work_routine`).
+    let activity = owner.activity().clone();
+    drop(owner);
+    activity.leave();
+    STATUS_MORE_PROCESSING_REQUIRED
+}
+
+/// Unlocks and frees the MDLs on a completed request of ours (built by the target's probe).
+///
+/// # Safety
+/// `irp` is an IRP of ours whose completion routine is running.
+unsafe fn free_mdls(irp: *mut IRP) {
+    // SAFETY: the caller's IRP.
+    let request = unsafe { &mut *irp };
+    let mut mdl: *mut MDL = core::mem::replace(&mut request.MdlAddress, null_mut());
+    while let Some(m) = NonNull::new(mdl) {
+        let (next, flags) = {
+            // SAFETY: an MDL of the chain the target's KsProbeStreamIrp built for this request.
+            let m = unsafe { m.as_ref() };
+            (m.Next, m.MdlFlags)
+        };
+        if flags & MDL_PAGES_LOCKED != 0 {
+            // SAFETY: locked by the probe, unlocked once.
+            unsafe { sys::MmUnlockPages(m.as_ptr()) };
+        }
+        // SAFETY: freed once.
+        unsafe { sys::IoFreeMdl(m.as_ptr()) };
+        mdl = next;
+    }
+}
