@@ -21,11 +21,7 @@ use ksring_api::{
     PINCATEGORY_KSRING_OUTPUT, PINNAME_KSRING_INPUT, PINNAME_KSRING_OUTPUT, pcm,
 };
 
-/// Makes a C-style table of pointers `Sync`: these statics are never written.
-#[repr(transparent)]
-pub struct Table<T>(pub T);
-// SAFETY: read-only after compilation; the raw pointers inside point at other statics.
-unsafe impl<T> Sync for Table<T> {}
+pub use crate::kernel::tables::Table;
 
 #[allow(clippy::cast_possible_truncation)] // 64 and 88 bytes
 const fn range(size: usize, major: GUID, sub: GUID, specifier: GUID) -> KSDATARANGE {

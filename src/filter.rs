@@ -28,7 +28,7 @@ use crate::device::DeviceCounters;
 use crate::format::Format;
 use crate::kernel::irp::{Device, Irp};
 use crate::kernel::nt::static_unicode;
-use crate::kernel::object::{self, KIND_FILTER, ObjectPrefix};
+use crate::kernel::object::{self, CreateItems, KIND_FILTER, ObjectPrefix};
 use crate::kernel::pool::Shared;
 use crate::kernel::ring_memory::{NewRing, RingMemory};
 use crate::kernel::stream::StreamQueue;
@@ -88,7 +88,7 @@ impl Counters {
 pub struct Filter {
     pub(crate) prefix: ObjectPrefix,
     /// The pin factory, referenced (not copied) by the object header.
-    pub(crate) create_items: [KSOBJECT_CREATE_ITEM; 1],
+    pub(crate) create_items: CreateItems<1>,
     device: &'static DeviceCounters,
     /// The driver's caps on ring memory (in its driver object extension, which outlives every
     /// filter).
@@ -116,10 +116,6 @@ pub struct Filter {
     pub counters: Counters,
 }
 
-// SAFETY: shared state is behind spin locks or atomics; the raw pointers are to the device
-// extension and static tables, which outlive every filter.
-unsafe impl Sync for Filter {}
-
 const _: () = assert!(align_of::<Filter>() <= 16, "pool blocks are 16-byte aligned");
 
 /// The filter's dispatch table: device control and close are its own, the rest is refused.
@@ -133,13 +129,13 @@ fn create(device: Device, irp: Irp) -> NTSTATUS {
     let (reads, read_key) = StreamQueue::new();
     let filter = Filter {
         prefix: ObjectPrefix { header: null_mut(), kind: KIND_FILTER },
-        create_items: [KSOBJECT_CREATE_ITEM {
+        create_items: CreateItems([KSOBJECT_CREATE_ITEM {
             Create: Some(pin::dispatch_create),
             Context: null_mut(),
             ObjectClass: static_unicode(&PIN_ITEM_NAME),
             SecurityDescriptor: null_mut(),
             Flags: 0,
-        }],
+        }]),
         device: device.counters(),
         limits,
         control: SpinLock::new(Control {
@@ -437,14 +433,13 @@ impl Filter {
         self.discard();
         let stats = memory.core().stats();
         c.past_high_water = c.past_high_water.max(stats.high_water);
-        // The halves borrow the block: they go first. (No request is in progress: every pin's
-        // requests were cancelled and let go before the last pin stopped or closed.)
-        for side in [&mut *self.producer.lock() as &mut dyn RingSide, &mut *self.consumer.lock()] {
-            debug_assert!(!side.in_progress());
-            side.drop_ring();
+        // The halves borrow the block: they go back with it. (No request is in progress: every
+        // pin's requests were cancelled and let go before the last pin stopped or closed.)
+        let producer = self.producer.lock().take_ring();
+        let consumer = self.consumer.lock().take_ring();
+        if let (Some(producer), Some(consumer)) = (producer, consumer) {
+            memory.free(producer, consumer);
         }
-        // SAFETY: both halves are gone; nothing else borrows the block.
-        unsafe { memory.free() };
     }
 
     /// Whether pin `pin` is an IRP source (it moves data itself; clients do not stream to it).
@@ -603,22 +598,6 @@ pub const fn peer(pin: u32) -> u32 {
 
 /// Drops a ring that lost the race to be installed.
 fn free_ring(ring: NewRing) {
-    let NewRing { memory, .. } = ring; // the halves end here, before the block is freed
-    // SAFETY: the halves are gone.
-    unsafe { memory.free() };
-}
-
-/// The part of a [`Side`] that freeing the ring needs, whatever the half's type.
-trait RingSide {
-    fn in_progress(&self) -> bool;
-    fn drop_ring(&mut self);
-}
-
-impl<T> RingSide for Side<T> {
-    fn in_progress(&self) -> bool {
-        self.has_in_progress()
-    }
-    fn drop_ring(&mut self) {
-        Side::drop_ring(self);
-    }
+    let NewRing { memory, producer, consumer } = ring;
+    memory.free(producer, consumer);
 }

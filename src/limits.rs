@@ -11,7 +11,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use ksabi::{NTSTATUS, STATUS_INSUFFICIENT_RESOURCES, STATUS_QUOTA_EXCEEDED, STATUS_SUCCESS};
 use ksring_api::{MAX_CAPACITY, MIN_CAPACITY};
 
-use crate::kernel::driver::{Driver, Extension, Key};
+use crate::kernel::driver::{Driver, Key};
 use crate::kernel::nt::utf16;
 
 /// Default `MaxRingMiB`: all rings of the driver together.
@@ -52,11 +52,6 @@ impl Limits {
     pub fn release(&self, bytes: u32) {
         self.in_use.fetch_sub(u64::from(bytes), Ordering::SeqCst);
     }
-}
-
-// SAFETY: "KSRR" is the driver's only extension client id, used for `Limits` alone.
-unsafe impl Extension for Limits {
-    const CLIENT_ID: usize = 0x4B53_5252; // "KSRR"
 }
 
 /// At `DriverEntry`: reads the caps from the service key's `Parameters` (`service`; defaults

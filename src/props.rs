@@ -13,26 +13,26 @@
     reason = "every handler has the one signature `property::Handler`, fallible or not"
 )]
 
-use core::ffi::c_void;
 use core::ptr::null;
 
 use ksabi::{
-    GUID, IRP, KSALLOCATOR_FRAMING, KSCOMPONENTID, KSDATAFORMAT, KSIDENTIFIER, KSINSTANCE_INDETERMINATE,
+    GUID, KSALLOCATOR_FRAMING, KSCOMPONENTID, KSDATAFORMAT, KSIDENTIFIER, KSINSTANCE_INDETERMINATE,
     KSMULTIPLE_ITEM, KSP_NODE, KSP_PIN, KSPIN_CINSTANCES, KSPROPERTY, KSPROPERTY_BOUNDS_LONG,
     KSPROPERTY_GENERAL_COMPONENTID, KSPROPERTY_ITEM, KSPROPERTY_MEMBER_RANGES, KSPROPERTY_MEMBERSHEADER,
     KSPROPERTY_MEMBERSLIST, KSPROPERTY_SET, KSPROPERTY_VALUES, KSPROPSETID_Connection, KSPROPSETID_General,
     KSPROPSETID_Pin, KSPROPSETID_Topology, KSPROPTYPESETID_General, KSSTATE, KsAllocatorRequirements,
-    NTSTATUS, PFNKSHANDLER, STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_PARAMETER, VT_UI4,
-    connection_property, pin_property, topology_property,
+    NTSTATUS, STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_PARAMETER, VT_UI4, connection_property,
+    pin_property, topology_property,
 };
 use ksring_api::{
     KSPROPSETID_KsRing, KsRingStatistics, MAX_CAPACITY, MIN_CAPACITY, PIN_FACTORIES, ksring_property,
 };
 
-use crate::descriptors::{COMPONENT_ID, Table};
+use crate::descriptors::COMPONENT_ID;
 use crate::filter::peer;
 use crate::format::{self, Format};
 use crate::kernel::property::{self, Request, Value};
+use crate::kernel::tables::{Table, property_item};
 use crate::pin::Pin;
 
 /// The filter's property sets, for `KsPropertyHandler`.
@@ -50,32 +50,6 @@ const fn count<T>(table: &[T]) -> u32 {
     table.len() as u32
 }
 
-type Handler = unsafe extern "system" fn(*mut IRP, *mut KSIDENTIFIER, *mut c_void) -> NTSTATUS;
-
-#[allow(clippy::cast_possible_truncation)] // structure sizes
-const fn item(
-    id: u32,
-    get: Option<Handler>,
-    set: Option<Handler>,
-    min_property: usize,
-    min_data: usize,
-    values: *const KSPROPERTY_VALUES,
-) -> KSPROPERTY_ITEM {
-    let get: PFNKSHANDLER = get;
-    KSPROPERTY_ITEM {
-        PropertyId: id,
-        GetPropertyHandler: get,
-        MinProperty: min_property as u32,
-        MinData: min_data as u32,
-        SetPropertyHandler: set,
-        Values: values,
-        RelationsCount: 0,
-        Relations: null(),
-        SupportHandler: None,
-        SerializedSize: 0,
-    }
-}
-
 const fn set<const N: usize>(guid: &'static GUID, items: &'static [KSPROPERTY_ITEM; N]) -> KSPROPERTY_SET {
     KSPROPERTY_SET {
         Set: guid,
@@ -90,57 +64,78 @@ const PIN_REQ: usize = size_of::<KSP_PIN>();
 const PLAIN_REQ: usize = size_of::<KSPROPERTY>();
 
 static PIN_ITEMS: Table<[KSPROPERTY_ITEM; 14]> = Table([
-    item(
+    property_item(
         pin_property::CINSTANCES,
         Some(pin_cinstances),
         None,
         PIN_REQ,
         size_of::<KSPIN_CINSTANCES>(),
-        null(),
+        None,
     ),
-    item(pin_property::CTYPES, Some(property::pin_descriptors), None, PLAIN_REQ, 4, null()),
-    item(pin_property::DATAFLOW, Some(property::pin_descriptors), None, PIN_REQ, 4, null()),
-    item(pin_property::DATARANGES, Some(property::pin_descriptors), None, PIN_REQ, 0, null()),
-    item(
+    property_item(pin_property::CTYPES, Some(property::pin_descriptors), None, PLAIN_REQ, 4, None),
+    property_item(pin_property::DATAFLOW, Some(property::pin_descriptors), None, PIN_REQ, 4, None),
+    property_item(pin_property::DATARANGES, Some(property::pin_descriptors), None, PIN_REQ, 0, None),
+    property_item(
         pin_property::DATAINTERSECTION,
         Some(pin_intersection),
         None,
         PIN_REQ + size_of::<KSMULTIPLE_ITEM>(),
         0,
-        null(),
+        None,
     ),
-    item(pin_property::INTERFACES, Some(property::pin_descriptors), None, PIN_REQ, 0, null()),
-    item(pin_property::MEDIUMS, Some(property::pin_descriptors), None, PIN_REQ, 0, null()),
-    item(pin_property::COMMUNICATION, Some(property::pin_descriptors), None, PIN_REQ, 4, null()),
-    item(
+    property_item(pin_property::INTERFACES, Some(property::pin_descriptors), None, PIN_REQ, 0, None),
+    property_item(pin_property::MEDIUMS, Some(property::pin_descriptors), None, PIN_REQ, 0, None),
+    property_item(pin_property::COMMUNICATION, Some(property::pin_descriptors), None, PIN_REQ, 4, None),
+    property_item(
         pin_property::GLOBALCINSTANCES,
         Some(pin_global_cinstances),
         None,
         PIN_REQ,
         size_of::<KSPIN_CINSTANCES>(),
-        null(),
+        None,
     ),
-    item(pin_property::NECESSARYINSTANCES, Some(pin_necessary), None, PIN_REQ, 4, null()),
-    item(pin_property::CATEGORY, Some(property::pin_descriptors), None, PIN_REQ, size_of::<GUID>(), null()),
-    item(pin_property::NAME, Some(property::pin_descriptors), None, PIN_REQ, 0, null()),
-    item(pin_property::CONSTRAINEDDATARANGES, Some(property::pin_descriptors), None, PIN_REQ, 0, null()),
-    item(pin_property::PROPOSEDATAFORMAT, Some(pin_propose_get), Some(pin_propose_set), PIN_REQ, 0, null()),
+    property_item(pin_property::NECESSARYINSTANCES, Some(pin_necessary), None, PIN_REQ, 4, None),
+    property_item(
+        pin_property::CATEGORY,
+        Some(property::pin_descriptors),
+        None,
+        PIN_REQ,
+        size_of::<GUID>(),
+        None,
+    ),
+    property_item(pin_property::NAME, Some(property::pin_descriptors), None, PIN_REQ, 0, None),
+    property_item(
+        pin_property::CONSTRAINEDDATARANGES,
+        Some(property::pin_descriptors),
+        None,
+        PIN_REQ,
+        0,
+        None,
+    ),
+    property_item(
+        pin_property::PROPOSEDATAFORMAT,
+        Some(pin_propose_get),
+        Some(pin_propose_set),
+        PIN_REQ,
+        0,
+        None,
+    ),
 ]);
 
 static TOPOLOGY_ITEMS: Table<[KSPROPERTY_ITEM; 4]> = Table([
-    item(topology_property::CATEGORIES, Some(property::topology), None, PLAIN_REQ, 0, null()),
-    item(topology_property::NODES, Some(property::topology), None, PLAIN_REQ, 0, null()),
-    item(topology_property::CONNECTIONS, Some(property::topology), None, PLAIN_REQ, 0, null()),
-    item(topology_property::NAME, Some(property::topology), None, size_of::<KSP_NODE>(), 0, null()),
+    property_item(topology_property::CATEGORIES, Some(property::topology), None, PLAIN_REQ, 0, None),
+    property_item(topology_property::NODES, Some(property::topology), None, PLAIN_REQ, 0, None),
+    property_item(topology_property::CONNECTIONS, Some(property::topology), None, PLAIN_REQ, 0, None),
+    property_item(topology_property::NAME, Some(property::topology), None, size_of::<KSP_NODE>(), 0, None),
 ]);
 
-static GENERAL_ITEMS: Table<[KSPROPERTY_ITEM; 1]> = Table([item(
+static GENERAL_ITEMS: Table<[KSPROPERTY_ITEM; 1]> = Table([property_item(
     KSPROPERTY_GENERAL_COMPONENTID,
     Some(component_id),
     None,
     PLAIN_REQ,
     size_of::<KSCOMPONENTID>(),
-    null(),
+    None,
 )]);
 
 static CAPACITY_BOUNDS: KSPROPERTY_BOUNDS_LONG =
@@ -163,41 +158,41 @@ static CAPACITY_VALUES: Table<KSPROPERTY_VALUES> = Table(KSPROPERTY_VALUES {
 });
 
 static KSRING_ITEMS: Table<[KSPROPERTY_ITEM; 2]> = Table([
-    item(
+    property_item(
         ksring_property::CAPACITY,
         Some(capacity_get),
         Some(capacity_set),
         PLAIN_REQ,
         4,
-        &raw const CAPACITY_VALUES.0,
+        Some(&CAPACITY_VALUES),
     ),
-    item(
+    property_item(
         ksring_property::STATISTICS,
         Some(statistics),
         None,
         PLAIN_REQ,
         size_of::<KsRingStatistics>(),
-        null(),
+        None,
     ),
 ]);
 
 static CONNECTION_ITEMS: Table<[KSPROPERTY_ITEM; 3]> = Table([
-    item(
+    property_item(
         connection_property::STATE,
         Some(state_get),
         Some(state_set),
         PLAIN_REQ,
         size_of::<KSSTATE>(),
-        null(),
+        None,
     ),
-    item(connection_property::DATAFORMAT, Some(format_get), Some(format_set), PLAIN_REQ, 0, null()),
-    item(
+    property_item(connection_property::DATAFORMAT, Some(format_get), Some(format_set), PLAIN_REQ, 0, None),
+    property_item(
         connection_property::ALLOCATORFRAMING,
         Some(framing),
         None,
         PLAIN_REQ,
         size_of::<KSALLOCATOR_FRAMING>(),
-        null(),
+        None,
     ),
 ]);
 

@@ -131,7 +131,10 @@ impl SlotIo {
     /// Header `i` over `n` bytes at `start` of the buffer, with `flags` and the frame's metadata.
     fn set(&mut self, i: usize, start: usize, n: usize, flags: u32, meta: &FrameMeta) {
         self.start[i] = start;
-        self.headers[i] = header(self.data.as_mut_ptr().wrapping_add(start), n, flags, meta);
+        self.headers[i] = KSSTREAM_HEADER {
+            Data: self.data.as_mut_ptr().wrapping_add(start).cast(),
+            ..header(n, flags, meta)
+        };
     }
 
     /// The bytes header `i` holds (as far as they lie in the buffer).
@@ -857,8 +860,9 @@ const EMPTY_HEADER: KSSTREAM_HEADER = KSSTREAM_HEADER {
     Reserved: 0,
 };
 
-/// A stream header over `n` bytes at `data` with `flags` and the frame's metadata.
-fn header(data: *mut u8, n: usize, flags: u32, meta: &FrameMeta) -> KSSTREAM_HEADER {
+/// A stream header over `n` bytes with `flags` and the frame's metadata (no buffer yet:
+/// [`SlotIo::set`] points it at the slot's).
+fn header(n: usize, flags: u32, meta: &FrameMeta) -> KSSTREAM_HEADER {
     #[allow(clippy::cast_possible_truncation)] // n <= SLOT_BYTES
     let n = n as u32;
     KSSTREAM_HEADER {
@@ -869,7 +873,7 @@ fn header(data: *mut u8, n: usize, flags: u32, meta: &FrameMeta) -> KSSTREAM_HEA
         Duration: meta.duration,
         FrameExtent: n,
         DataUsed: n,
-        Data: data.cast(),
+        Data: core::ptr::null_mut(),
         OptionsFlags: flags,
         Reserved: 0,
     }
@@ -877,8 +881,7 @@ fn header(data: *mut u8, n: usize, flags: u32, meta: &FrameMeta) -> KSSTREAM_HEA
 
 /// Fills a free slot with the end-of-stream frame: no data, `ENDOFSTREAM`.
 fn end_of_stream(io: &mut SlotIo) -> usize {
-    io.headers[0] =
-        header(core::ptr::null_mut(), 0, KsStreamOptions::ENDOFSTREAM.bits(), &FrameMeta::default());
+    io.headers[0] = header(0, KsStreamOptions::ENDOFSTREAM.bits(), &FrameMeta::default());
     io.start[0] = 0;
     1
 }

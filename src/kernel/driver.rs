@@ -28,6 +28,12 @@ pub unsafe trait Extension: Sized + Sync + 'static {
     const CLIENT_ID: usize;
 }
 
+// SAFETY: "KSRR" is the driver's only extension client id, used for `Limits` alone (every
+// extension the driver keeps is declared here, beside the trait).
+unsafe impl Extension for crate::limits::Limits {
+    const CLIENT_ID: usize = 0x4B53_5252; // "KSRR"
+}
+
 impl Driver {
     /// The driver object the I/O manager passed.
     ///

@@ -14,6 +14,7 @@
 //! - [`property`]: property requests — one shim turns a `KSPROPERTY_ITEM` handler into a safe
 //!   function of a [`property::Request`] and a [`property::Value`].
 //! - [`stream`]: stream requests, from probe to queue to completion, and their cancel-safe queue.
+//! - [`tables`]: the driver's static KS tables (`Table`, property items).
 //! - [`sync`]: a spin lock that owns its data.
 
 pub mod device;
@@ -27,3 +28,4 @@ pub mod property;
 pub mod ring_memory;
 pub mod stream;
 pub mod sync;
+pub mod tables;

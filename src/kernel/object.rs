@@ -58,6 +58,23 @@ pub struct ObjectPrefix {
     pub kind: u32,
 }
 
+// SAFETY: the header pointer is KS' (allocated and freed by it); the driver only hands it back
+// to KS. The tag is plain data.
+unsafe impl Send for ObjectPrefix {}
+// SAFETY: as above.
+unsafe impl Sync for ObjectPrefix {}
+
+/// An object's create items (the objects created under it): KS reads them through the object
+/// header; the driver writes them only before the object is created.
+#[repr(transparent)]
+pub struct CreateItems<const N: usize>(pub [KSOBJECT_CREATE_ITEM; N]);
+
+// SAFETY: written before the object (and its header) exist, then only read — by KS; the raw
+// pointers are to static names and dispatch routines.
+unsafe impl<const N: usize> Send for CreateItems<N> {}
+// SAFETY: as above.
+unsafe impl<const N: usize> Sync for CreateItems<N> {}
+
 /// A driver object found at a file object.
 pub enum Object<'a> {
     /// A filter instance.
@@ -132,7 +149,7 @@ unsafe impl FsObject for Filter {
     const KIND: u32 = KIND_FILTER;
 
     fn create_items(&mut self) -> &mut [KSOBJECT_CREATE_ITEM] {
-        &mut self.create_items
+        &mut self.create_items.0
     }
 
     fn queues(&self, each: &mut dyn FnMut(&StreamQueue)) {

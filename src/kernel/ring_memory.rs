@@ -17,9 +17,10 @@ use crate::{ids, sys};
 
 const _: () = assert!(size_of::<RingCore>() <= PAGE_SIZE && align_of::<RingCore>() <= PAGE_SIZE);
 
-/// A ring's pool block. The halves handed out by [`RingMemory::allocate`] borrow it: they must be
-/// dropped before [`RingMemory::free`] (the filter keeps them under its locks and takes them out
-/// first).
+/// A ring's pool block. The halves handed out by [`RingMemory::allocate`] borrow it (as
+/// `'static`: they live beside it, under the filter's locks); [`RingMemory::free`] takes them back
+/// and frees the block only if they are its own — so no half outlives its memory. (A half lends
+/// out nothing that lives longer than itself: `core()` and its grants borrow the half.)
 pub struct RingMemory {
     base: NonNull<u8>,
     capacity: u32,
@@ -74,8 +75,8 @@ impl RingMemory {
         if let Ok((producer, consumer)) = split {
             Ok(NewRing { memory, producer, consumer })
         } else {
-            // SAFETY: nothing borrows the block: the split failed.
-            unsafe { memory.free() };
+            // Nothing borrows the block: the split failed.
+            memory.release();
             Err(STATUS_INSUFFICIENT_RESOURCES)
         }
     }
@@ -92,12 +93,26 @@ impl RingMemory {
         self.capacity
     }
 
-    /// Returns the block to the pool.
-    ///
-    /// # Safety
-    /// The ring's halves must have been dropped.
-    pub unsafe fn free(self) {
-        // SAFETY: allocated with this tag in `allocate`, freed once (consumes `self`).
+    /// Returns the block to the pool, given back the ring's two halves (dropped here, first).
+    /// Halves of another ring free nothing: the block is then kept (leaked, and said so), as a
+    /// half of it may still be out there.
+    pub fn free(self, producer: Producer<'static>, consumer: Consumer<'static>) {
+        // The halves end with this block, before the memory is freed.
+        let own = {
+            let (producer, consumer) = (producer, consumer);
+            core::ptr::eq(producer.core(), self.core()) && core::ptr::eq(consumer.core(), self.core())
+        };
+        if own {
+            self.release();
+        } else {
+            crate::log::kdprint!(crate::log::LEVEL_ERROR, "a ring freed with another ring's halves: kept");
+        }
+    }
+
+    /// Frees the block: nothing borrows it any more.
+    fn release(self) {
+        // SAFETY: allocated with this tag in `allocate`, freed once (consumes `self`); the halves
+        // are gone (`free` took them back, or the split made none).
         unsafe { sys::ExFreePoolWithTag(self.base.as_ptr().cast(), ids::TAG_RING) };
         self.limits.release(self.capacity);
     }

@@ -132,11 +132,12 @@ impl<T> Side<T> {
         self.in_progress.is_some()
     }
 
-    /// Drops the ring's half (the ring is being freed); a frame left open in it is forgotten with
-    /// it — no reader holds a part of it any more.
-    pub fn drop_ring(&mut self) {
-        self.ring = None;
+    /// Takes the ring's half out (the ring is being freed); a frame left open in it is forgotten
+    /// with it — no reader holds a part of it any more. No request may be in progress.
+    pub fn take_ring(&mut self) -> Option<T> {
+        debug_assert!(self.in_progress.is_none());
         self.open_frame = None;
+        self.ring.take()
     }
 
     /// Keeps `irp` (acquired from this side's queue) in progress for the next hold.

@@ -29,9 +29,11 @@ impl<'a> Consumer<'a> {
         Self { core, storage, capacity, read_off: 0, read_pos: 0, cached_tail: 0, taken: 0 }
     }
 
-    /// The control block (for statistics).
+    /// The control block (for statistics). Borrowed from the half, not for the ring's whole
+    /// life: an owner that frees the ring's memory once it holds both halves again (a kernel
+    /// driver's) must not find a reference to it left behind.
     #[must_use]
-    pub fn core(&self) -> &'a RingCore {
+    pub fn core(&self) -> &RingCore {
         self.core
     }
 

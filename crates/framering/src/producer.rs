@@ -46,9 +46,16 @@ impl<'a> Producer<'a> {
         self.capacity - HEADER_SIZE
     }
 
-    /// The control block (for statistics).
+    /// The control block (for statistics). Borrowed from the half, not for the ring's whole
+    /// life: an owner that frees the ring's memory once it holds both halves again (a kernel
+    /// driver's) must not find a reference to it left behind.
     #[must_use]
-    pub fn core(&self) -> &'a RingCore {
+    pub fn core(&self) -> &RingCore {
+        self.core
+    }
+
+    /// The control block for the ring's whole life (inside the crate).
+    pub(crate) fn ring_core(&self) -> &'a RingCore {
         self.core
     }
 

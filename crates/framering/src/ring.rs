@@ -345,7 +345,7 @@ pub fn reset(producer: &mut Producer<'_>, consumer: &mut Consumer<'_>) -> Result
     if !core::ptr::eq(producer.core(), consumer.core()) {
         return Err(NotSameRing);
     }
-    let core = producer.core();
+    let core = producer.ring_core();
     let capacity = producer.capacity();
     let storage = producer.storage();
     let tail = producer.published_tail();
