@@ -47,7 +47,7 @@ use crate::ids;
 use crate::kernel::irp::{Device, Irp};
 use crate::kernel::object::{Held, Object};
 use crate::kernel::outbound::{Activity, Headers, Lease, Outbound, Owner, StreamHeaders, Target, Worker};
-use crate::kernel::pool::{PoolBuffer, Shared};
+use crate::kernel::pool::{PoolBox, PoolBuffer, Shared};
 use crate::kernel::sync::{Exclusive, ExclusiveGuard};
 use crate::stream::{self, HOLD_BUDGET, RECORD_COST, part_flags, piece_limit};
 
@@ -121,7 +121,7 @@ struct SlotIo {
     offset: usize,
 }
 
-impl Headers for SlotIo {
+impl Headers for PoolBox<SlotIo> {
     fn headers(&mut self) -> *mut core::ffi::c_void {
         self.headers.as_mut_ptr().cast()
     }
@@ -145,10 +145,11 @@ impl SlotIo {
     }
 }
 
-/// One request: its IRP, its buffers, where it stands and how it ended.
+/// One request: its IRP, its buffers (a pool block of their own: a kernel stack has no room to
+/// build four of them in place), where it stands and how it ended.
 struct Slot {
-    request: Outbound<SlotIo>,
-    io: Exclusive<SlotIo>,
+    request: Outbound<PoolBox<SlotIo>>,
+    io: Exclusive<PoolBox<SlotIo>>,
     state: AtomicSlotState,
     status: AtomicI32,
     information: AtomicUsize,
@@ -308,7 +309,7 @@ impl Source {
             };
             Some(Slot {
                 request: Outbound::new(stack_size, i)?,
-                io: Exclusive::new(io),
+                io: Exclusive::new(PoolBox::new(ids::TAG_SOURCE, io)?),
                 state: AtomicSlotState::new(),
                 status: AtomicI32::new(0),
                 information: AtomicUsize::new(0),
@@ -828,7 +829,7 @@ impl Source {
         this: &Shared<Self>,
         lease: &Lease,
         i: usize,
-        io: ExclusiveGuard<'_, SlotIo>,
+        io: ExclusiveGuard<'_, PoolBox<SlotIo>>,
         code: u32,
         count: usize,
     ) {
