@@ -1,0 +1,384 @@
+//! IRP-source pins: a pin created with `PinToHandle` set moves data itself, with IRPs it builds,
+//! to or from a pin of another ksring filter (KS-REFERENCE, "KS Pins": IRP source vs IRP sink,
+//! independent of data flow).
+//!
+//! - **Push** — an output pin (data source) connected to another filter's input pin: in RUN it
+//!   takes frames out of its ring and sends them with `IOCTL_KS_WRITE_STREAM`.
+//! - **Pull** — an input pin (data sink) connected to another filter's output pin: in RUN it sends
+//!   `IOCTL_KS_READ_STREAM` and puts what comes back into its ring.
+//!
+//! Each source owns [`SLOTS`] IRPs (`IoAllocateIrp`, reused with `IoReuseIrp`) with their header
+//! arrays and [`SLOT_BYTES`]-byte buffers, all allocated at connection: nothing is allocated while
+//! streaming, and at most [`SLOTS`] requests are in flight (back-pressure: a sink whose ring is full
+//! holds our writes; a source whose own ring is full stops reading). Requests are built and sent
+//! only from a work item, at `PASSIVE_LEVEL` as `KsProbeStreamIrp` on the sink side needs;
+//! completion routines record the result, free the MDLs the sink's probe built, and schedule the
+//! work item again.
+//!
+//! Nothing accepted is lost or repeated: a write the sink refuses or cancels (STOP, reset) keeps
+//! its unaccepted remainder and sends it again, in order, once nothing else is in flight and the
+//! sink says it runs again; reads are handed to the ring strictly in the order they were sent.
+//! Data a source still holds when it stops, its sink goes away, or it closes is counted as
+//! discarded.
+//!
+//! Termination (KS: the source's handle closes before the file object it refers to goes away; the
+//! sink tells the source when its side ends): the source holds a reference on the sink's file
+//! object from connection until every request it sent has completed. If the sink's last handle
+//! closes first, the sink's cleanup tells the source, which lets its requests finish and then drops
+//! the reference (so the sink's close comes last). If the source closes first, its cleanup
+//! unregisters it (no more notifications), cancels what is in flight, waits for it, and drops the
+//! reference. A push source whose filter's input has ended sends a zero-length `ENDOFSTREAM` frame;
+//! a pull source that reads one ends its own filter's input, so end of stream travels down a chain.
+
+//! Modules: [`connect`] (the checks and the registration), [`slot`] (a request's IRP, headers and
+//! buffer), [`push`] and [`pull`] (each kind's work); here, the source itself, its work routine's
+//! passes and its cleanup. The work item and the requests' plumbing are `kernel::outbound`'s.
+
+mod connect;
+mod pull;
+mod push;
+mod slot;
+
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use ksabi::{KSSTREAM_HEADER, NTSTATUS};
+
+pub use connect::connect;
+use slot::{AtomicSlotState, EMPTY_HEADER, Slot, SlotIo, SlotState};
+
+use crate::filter::{Counters, Filter};
+use crate::ids;
+use crate::kernel::irp::Device;
+use crate::kernel::object::{Held, Object};
+use crate::kernel::outbound::{Activity, Lease, Outbound, Owner, StreamHeaders, Target, Worker};
+use crate::kernel::pool::{PoolBox, PoolBuffer, Shared};
+use crate::kernel::sync::{Exclusive, ExclusiveGuard};
+
+/// Requests a source keeps in flight at most.
+pub const SLOTS: usize = 4;
+/// Stream headers per request.
+pub const HEADERS: usize = 16;
+/// Data bytes per request.
+pub const SLOT_BYTES: usize = 256 << 10;
+/// What a pull source asks for per read header.
+const PART: usize = SLOT_BYTES / HEADERS;
+const HEADER: usize = size_of::<KSSTREAM_HEADER>();
+
+/// Which way a source moves data.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    /// An output pin writing to another filter's input.
+    Push,
+    /// An input pin reading from another filter's output.
+    Pull,
+}
+
+/// The work routine's own state.
+struct Work {
+    /// The source pin's filter (a reference on its file object, as the pin holds one): the work
+    /// routine's to use, the cleanup's to let go (a pass takes it out while it runs).
+    filter: Option<Held<Filter>>,
+    /// The right to send to the target, and to let it go.
+    lease: Lease,
+    next_seq: u64,
+    next_done: u64,
+    /// The sink refused: wait for it to say it runs again.
+    blocked: bool,
+    eos_sent: bool,
+    /// Pull: the sink ended; end the filter's input once everything held is in the ring.
+    end_input_pending: bool,
+}
+
+/// An IRP-source pin's connection.
+pub struct Source {
+    kind: Kind,
+    /// The driver's device (the pins at both ends are on it).
+    device: Device,
+    target: Target,
+    activity: Activity,
+    worker: Worker,
+    in_flight: AtomicU32,
+    /// The sink's last handle closed.
+    ended: AtomicBool,
+    shutting_down: AtomicBool,
+    /// The pin went to STOP: drop what is held.
+    stopping: AtomicBool,
+    /// A kick since the last run (the sink or the filter moved): retry refused requests.
+    unblock: AtomicBool,
+    work: Exclusive<Work>,
+    slots: [Slot; SLOTS],
+}
+
+impl Owner for Source {
+    fn activity(&self) -> &Activity {
+        &self.activity
+    }
+
+    fn worker(&self) -> &Worker {
+        &self.worker
+    }
+
+    fn run(this: &Shared<Self>) {
+        Self::run(this);
+    }
+
+    /// Records the result; the work routine accounts it.
+    fn completed(this: &Shared<Self>, slot: usize, status: NTSTATUS, information: usize) {
+        let Some(s) = this.slots.get(slot) else { return };
+        s.status.store(status, Ordering::SeqCst);
+        s.information.store(information, Ordering::SeqCst);
+        s.state.store(SlotState::Done);
+        // Out of flight before the work routine is scheduled, so that the run it triggers sees it.
+        this.in_flight.fetch_sub(1, Ordering::SeqCst);
+        Worker::schedule(this);
+    }
+}
+
+impl Source {
+    /// A source with its requests, buffers and work item; `None` if any could not be allocated.
+    fn new(
+        kind: Kind,
+        filter: Held<Filter>,
+        device: Device,
+        target: Target,
+        lease: Lease,
+    ) -> Option<Shared<Self>> {
+        let stack_size = target.stack_size(&lease);
+        let slot = |i| {
+            let data = PoolBuffer::new(ids::TAG_SOURCE, SLOT_BYTES)?;
+            let io = SlotIo {
+                headers: StreamHeaders([EMPTY_HEADER; HEADERS]),
+                data,
+                start: [0; HEADERS],
+                count: 0,
+                next: 0,
+                offset: 0,
+            };
+            Some(Slot {
+                request: Outbound::new(stack_size, i)?,
+                io: Exclusive::new(PoolBox::new(ids::TAG_SOURCE, io)?),
+                state: AtomicSlotState::new(),
+                status: AtomicI32::new(0),
+                information: AtomicUsize::new(0),
+                seq: AtomicU64::new(0),
+            })
+        };
+        let slots = [slot(0)?, slot(1)?, slot(2)?, slot(3)?];
+        let source = Self {
+            kind,
+            device,
+            activity: Activity::new(ids::TAG_SOURCE)?,
+            worker: Worker::new(device)?,
+            target,
+            in_flight: AtomicU32::new(0),
+            ended: AtomicBool::new(false),
+            shutting_down: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            unblock: AtomicBool::new(false),
+            work: Exclusive::new(Work {
+                filter: Some(filter),
+                lease,
+                next_seq: 0,
+                next_done: 0,
+                blocked: false,
+                eos_sent: false,
+                end_input_pending: false,
+            }),
+            slots,
+        };
+        Shared::new(ids::TAG_SOURCE, source)
+    }
+
+    /// Something changed that may let refused requests through (the sink runs again, the filter
+    /// moved data, the pin's state changed).
+    pub fn kick(this: &Shared<Self>) {
+        this.unblock.store(true, Ordering::SeqCst);
+        Worker::schedule(this);
+    }
+
+    /// The sink's last handle closed: finish what is in flight, then let it go.
+    pub fn sink_ended(this: &Shared<Self>) {
+        this.ended.store(true, Ordering::SeqCst);
+        Worker::schedule(this);
+    }
+
+    /// The source pin went to STOP: cancel what is in flight and drop what is held.
+    pub fn stop(this: &Shared<Self>) {
+        this.stopping.store(true, Ordering::SeqCst);
+        this.cancel_in_flight();
+        Worker::schedule(this);
+    }
+
+    fn cancel_in_flight(&self) {
+        for slot in &self.slots {
+            if slot.state.load() == SlotState::InFlight {
+                slot.request.cancel();
+            }
+        }
+    }
+
+    /// Cleanup of the source pin (at `PASSIVE_LEVEL`, the source already detached from its own
+    /// filter, so the filter no longer kicks it): no more notifications, cancel, wait, count what
+    /// is left, release the target.
+    pub fn shut_down(this: Shared<Self>) {
+        // If the reference is still ours, the sink is alive: stop its notifications (the sink's
+        // reference to us goes after its lock is let go).
+        let mut claim = this.target.claim();
+        let feeder = match claim.as_ref().and_then(|c| c.object(this.device)) {
+            Some(Object::Pin(sink)) => sink.filter().detach_feeder(sink.id, &this),
+            _ => None,
+        };
+        drop(feeder);
+        this.shutting_down.store(true, Ordering::SeqCst);
+        this.cancel_in_flight();
+        // Satisfied once the last request and work routine pass are done.
+        this.activity.finish();
+        // Nothing runs any more (a pass scheduled late sees `shutting_down` and does nothing).
+        if let Some(mut work) = this.work.claim() {
+            let filter = work.filter.take();
+            if let Some(filter) = &filter {
+                this.drop_held(filter.get(), &mut work);
+            }
+            if let Some(claim) = claim.take() {
+                claim.let_go(&mut work.lease);
+            }
+            // Not the filter's last reference: the source pin holds one until its close.
+            drop(filter);
+        }
+        drop(claim);
+        // The pin's reference goes; a sink that took its own just before our detach drops it
+        // after telling us it ended (a late pass that does nothing).
+        drop(this);
+    }
+
+    /// Settles completed requests, then counts what held slots carry as discarded and frees them.
+    fn drop_held(&self, f: &Filter, work: &mut Work) {
+        for slot in &self.slots {
+            if slot.state.load() == SlotState::Done {
+                match self.kind {
+                    Kind::Push => self.write_done(f, slot, work),
+                    Kind::Pull => {
+                        Self::read_done(f, slot, work);
+                    }
+                }
+            }
+        }
+        for slot in &self.slots {
+            if slot.state.load() == SlotState::Held {
+                Self::drop_slot(slot, self.kind, &f.counters);
+            }
+        }
+        // Pull: what is still in flight comes back later and is handed over (or dropped) in order.
+        work.next_done = self
+            .slots
+            .iter()
+            .filter(|s| s.state.load() == SlotState::InFlight)
+            .map(|s| s.seq.load(Ordering::SeqCst))
+            .min()
+            .unwrap_or(work.next_seq);
+    }
+
+    /// Counts a held slot's remaining frames and bytes as discarded and frees it.
+    fn drop_slot(slot: &Slot, kind: Kind, c: &Counters) {
+        let Some(io) = slot.io.claim() else { return };
+        let first = if kind == Kind::Pull { io.next } else { 0 };
+        let mut frames = 0;
+        let mut bytes = 0;
+        for (i, h) in io.headers[..io.count].iter().enumerate().skip(first) {
+            let skip = if kind == Kind::Pull && i == io.next { io.offset } else { 0 };
+            frames += 1;
+            bytes += (h.DataUsed as usize).saturating_sub(skip) as u64;
+        }
+        Counters::add(&c.discarded_frames, frames);
+        Counters::add(&c.discarded_bytes, bytes);
+        slot.state.store(SlotState::Free);
+    }
+
+    /// One pass of the work routine.
+    fn run(this: &Shared<Self>) {
+        if this.shutting_down.load(Ordering::SeqCst) {
+            return; // the cleanup settles what is left once nothing runs
+        }
+        // One pass at a time (the worker), so the claim succeeds.
+        let Some(mut work) = this.work.claim() else { return };
+        let work = &mut *work;
+        let Some(filter) = work.filter.take() else { return }; // let go by the cleanup
+        Self::pass(this, filter.get(), work);
+        work.filter = Some(filter);
+    }
+
+    /// [`Source::run`] with the work routine's state and the filter taken out of it.
+    fn pass(this: &Shared<Self>, f: &Filter, work: &mut Work) {
+        if this.stopping.load(Ordering::SeqCst) {
+            // The pin went to STOP: nothing more moves (its filter's ring was just emptied); what
+            // is held, or comes back, is dropped until nothing is in flight.
+            this.drop_held(f, work);
+            if this.in_flight.load(Ordering::SeqCst) == 0 {
+                this.stopping.store(false, Ordering::SeqCst);
+            }
+        } else {
+            match this.kind {
+                Kind::Push => Self::push(this, f, work),
+                Kind::Pull => Self::pull(this, f, work),
+            }
+        }
+        let quiet = this.in_flight.load(Ordering::SeqCst) == 0;
+        if !this.ended.load(Ordering::SeqCst) || !quiet || this.shutting_down.load(Ordering::SeqCst) {
+            return;
+        }
+        if this.kind == Kind::Push {
+            this.drop_held(f, work); // the sink is gone: nowhere to send it
+        } else if !work.end_input_pending {
+            work.end_input_pending = true;
+        }
+        if work.end_input_pending && !this.slots.iter().any(|s| s.state.load() != SlotState::Free) {
+            // Everything the sink gave us is in the ring: the input ends behind it.
+            work.end_input_pending = false;
+            f.end_input();
+        }
+        if let Some(claim) = this.target.claim() {
+            // Nothing of ours is in flight to the target. Letting go may close the sink (inline,
+            // at PASSIVE_LEVEL): no lock is held here.
+            claim.let_go(&mut work.lease);
+        }
+    }
+
+    /// Slots in the order they were sent.
+    fn by_seq(&self) -> [usize; SLOTS] {
+        let mut order = [0, 1, 2, 3];
+        order.sort_unstable_by_key(|&i| self.slots[i].seq.load(Ordering::SeqCst));
+        order
+    }
+
+    /// A kick since the sink refused (it runs again): try again. Taken only after this pass has
+    /// settled its completed requests — a refusal settled in the same pass as the kick that
+    /// followed it must not block the source until a kick that may never come.
+    fn take_unblock(unblock: &AtomicBool, work: &mut Work) {
+        if unblock.swap(false, Ordering::SeqCst) {
+            work.blocked = false;
+        }
+    }
+
+    /// Sends slot `i`'s request with its buffers `io`.
+    fn send(
+        this: &Shared<Self>,
+        lease: &Lease,
+        i: usize,
+        io: ExclusiveGuard<'_, PoolBox<SlotIo>>,
+        code: u32,
+        count: usize,
+    ) {
+        let slot = &this.slots[i];
+        slot.state.store(SlotState::InFlight);
+        this.in_flight.fetch_add(1, Ordering::SeqCst);
+        #[allow(clippy::cast_possible_truncation)] // 16 headers
+        let length = (count * HEADER) as u32;
+        slot.request.send(this, &this.target, lease, code, io, length);
+        // A STOP or shutdown that looked for requests in flight before this one was marked would
+        // have missed it (both sides store, then load, sequentially consistent): cancel it here.
+        let cancelling = this.stopping.load(Ordering::SeqCst) || this.shutting_down.load(Ordering::SeqCst);
+        if cancelling && slot.state.load() == SlotState::InFlight {
+            slot.request.cancel();
+        }
+    }
+}
