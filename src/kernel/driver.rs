@@ -165,5 +165,6 @@ unsafe fn open(root: HANDLE, name: *mut UNICODE_STRING) -> Option<Key> {
     let mut handle: HANDLE = null_mut();
     // SAFETY: valid attributes and out pointer on this stack.
     let status = unsafe { sys::ZwOpenKey(&raw mut handle, KEY_READ, &raw const attributes) };
-    nt_success(status).then_some(Key { handle })
+    // (`then`, not `then_some`: a `Key` made from a failed open would close its handle when dropped.)
+    nt_success(status).then(|| Key { handle })
 }

@@ -365,7 +365,12 @@ impl Machine {
             let service = crate::registry::service_key(&install.service_name);
             let mut reg = self.inner.registry.locked();
             reg.set_values(&service, &[]);
-            reg.set_values(&format!("{service}\\parameters"), &install.service_parameters);
+            // `Parameters` exists only if the INF writes something there: an AddReg section with
+            // no `HKR,Parameters,...` entry creates no subkey (INF AddReg Directive: each entry
+            // creates the subkey it names), so a driver must cope with its absence.
+            if !install.service_parameters.is_empty() {
+                reg.set_values(&format!("{service}\\parameters"), &install.service_parameters);
+            }
         }
         let driver = crate::iomgr::create_driver_object(&self.inner, &install.service_name);
         let mut registry_path = crate::iomgr::unicode_owned(&format!(

@@ -168,6 +168,13 @@ pub(crate) fn close(handle: HANDLE) -> NTSTATUS {
     if m.registry.locked().handles.remove(&(handle as usize)).is_some() {
         STATUS_SUCCESS
     } else {
+        // Kernel code closing what is not an open handle: Windows bug-checks (0x93
+        // INVALID_KERNEL_HANDLE, "an invalid handle was closed or referenced") when handle checking
+        // is on, as Driver Verifier turns it on; without it ZwClose returns STATUS_INVALID_HANDLE.
+        violation(
+            Rule::InvalidKernelHandle,
+            format!("ZwClose({handle:p}): not an open kernel handle (bug check 0x93 under Driver Verifier)"),
+        );
         STATUS_INVALID_HANDLE
     }
 }

@@ -85,6 +85,10 @@ pub enum Rule {
     /// chained on an IRP the I/O manager completed (it unlocks every MDL of the chain). Windows
     /// bug-checks.
     MdlNotLocked,
+    /// `ZwClose` of a handle that is not an open kernel handle (never opened, already closed, or
+    /// the value a failed open left behind): bug check 0x93 `INVALID_KERNEL_HANDLE` with Driver
+    /// Verifier's handle checks (without them `ZwClose` returns `STATUS_INVALID_HANDLE`).
+    InvalidKernelHandle,
 }
 
 impl Rule {
@@ -127,6 +131,7 @@ impl Rule {
             Self::WorkItemMisuse => "WORK_ITEM_MISUSE",
             Self::WaitNeverSatisfied => "WAIT_NEVER_SATISFIED",
             Self::MdlNotLocked => "MDL_NOT_LOCKED",
+            Self::InvalidKernelHandle => "INVALID_KERNEL_HANDLE",
         }
     }
 }

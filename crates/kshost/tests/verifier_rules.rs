@@ -129,6 +129,7 @@ rule_tests! {
     object_reference_leak: bug::OB_REFERENCE_LEAK, Action::Property => Rule::ObjectReferenceLeak;
     driver_irp_misuse: bug::FREE_FOREIGN_IRP, Action::Property => Rule::DriverIrpMisuse;
     work_item_misuse: bug::WORK_ITEM_LEAK, Action::Property => Rule::WorkItemMisuse;
+    invalid_kernel_handle: bug::CLOSE_INVALID_HANDLE, Action::Property => Rule::InvalidKernelHandle;
     wait_never_satisfied: bug::WAIT_FOREVER, Action::Property => Rule::WaitNeverSatisfied;
     file_closed_with_irps_in_flight: bug::SEND_AND_FORGET, Action::PendingRead => Rule::FileClosedWithIrpsInFlight;
     ks_header_leak: bug::KS_HEADER_LEAK, Action::Property => Rule::KsHeaderLeak;

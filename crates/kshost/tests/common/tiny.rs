@@ -143,6 +143,7 @@ pub mod bug {
     pub const WAIT_FOREVER: u32 = 33;
     pub const SEND_AND_FORGET: u32 = 34;
     pub const MAP_UNLOCKED_MDL: u32 = 35;
+    pub const CLOSE_INVALID_HANDLE: u32 = 36;
     // Special pool (the process dies at the fault; run in a child).
     pub const POOL_OVERRUN: u32 = 40;
     pub const POOL_USE_AFTER_FREE: u32 = 41;
@@ -504,6 +505,11 @@ unsafe fn filter_ioctl_bugs(irp: *mut IRP) -> Option<NTSTATUS> {
             }
             bug::WORK_ITEM_LEAK => {
                 let _leaked = IoAllocateWorkItem((*stack(irp)).DeviceObject);
+                Some(complete(irp, STATUS_SUCCESS, 0))
+            }
+            bug::CLOSE_INVALID_HANDLE => {
+                // Closes the handle a failed ZwOpenKey left (null): not an open handle.
+                ZwClose(null_mut());
                 Some(complete(irp, STATUS_SUCCESS, 0))
             }
             bug::WAIT_FOREVER => {
