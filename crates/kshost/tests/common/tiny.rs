@@ -507,11 +507,8 @@ unsafe fn filter_ioctl_bugs(irp: *mut IRP) -> Option<NTSTATUS> {
                 let _leaked = IoAllocateWorkItem((*stack(irp)).DeviceObject);
                 Some(complete(irp, STATUS_SUCCESS, 0))
             }
-            bug::CLOSE_INVALID_HANDLE => {
-                // Closes the handle a failed ZwOpenKey left (null): not an open handle.
-                ZwClose(null_mut());
-                Some(complete(irp, STATUS_SUCCESS, 0))
-            }
+            // Closes the handle a failed ZwOpenKey left (null): not an open handle.
+            bug::CLOSE_INVALID_HANDLE => Some((ZwClose(null_mut()), complete(irp, STATUS_SUCCESS, 0)).1),
             bug::WAIT_FOREVER => {
                 // Waits, without a timeout, for an event nothing will set.
                 let mut event: KEVENT = std::mem::zeroed();
