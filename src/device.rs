@@ -16,6 +16,7 @@ use crate::kernel::driver::Key;
 use crate::kernel::irp::{Device, Irp};
 use crate::kernel::nt::{static_unicode, utf16};
 use crate::log::{LEVEL_ERROR, LEVEL_INFO, kdprint};
+use crate::pin_id::PerPin;
 use crate::{filter, ids, kernel, pin, sys};
 
 /// The major functions KS dispatches through each file object's `KSDISPATCH_TABLE`.
@@ -28,7 +29,7 @@ pub static REFERENCE_STRING: [u16; 6] = utf16(ids::REFERENCE_STRING);
 /// Counts across every filter of the device.
 pub struct DeviceCounters {
     /// Pin instances per factory.
-    pub pins: [AtomicU32; 2],
+    pub pins: PerPin<AtomicU32>,
 }
 
 impl Default for DeviceCounters {
@@ -41,7 +42,7 @@ impl DeviceCounters {
     /// All zero.
     #[must_use]
     pub const fn new() -> Self {
-        Self { pins: [AtomicU32::new(0), AtomicU32::new(0)] }
+        Self { pins: PerPin::new(AtomicU32::new(0), AtomicU32::new(0)) }
     }
 }
 

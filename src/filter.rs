@@ -22,7 +22,9 @@ use ksabi::{
     STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER, STATUS_NO_MATCH, STATUS_QUOTA_EXCEEDED,
     STATUS_SUCCESS, nt_success,
 };
-use ksring_api::{DEFAULT_CAPACITY, KsRingStatistics, MAX_CAPACITY, MIN_CAPACITY, PIN_INPUT, PIN_OUTPUT};
+use ksring_api::{DEFAULT_CAPACITY, KsRingStatistics, MAX_CAPACITY, MIN_CAPACITY};
+
+use crate::pin_id::{PerPin, PinId};
 
 use crate::device::DeviceCounters;
 use crate::format::Format;
@@ -44,13 +46,13 @@ static PIN_ITEM_NAME: [u16; 38] = ksabi::KSSTRING_Pin;
 /// What `control` guards.
 struct Control {
     /// This filter's pins that are IRP sources.
-    sources: [Option<Shared<Source>>; 2],
+    sources: PerPin<Option<Shared<Source>>>,
     /// Sources of other filters feeding this filter's pins (which are their sinks).
-    feeders: [Option<Shared<Source>>; 2],
+    feeders: PerPin<Option<Shared<Source>>>,
     /// The format of each connected pin (`None`: no pin of that factory).
-    formats: [Option<Format>; 2],
+    formats: PerPin<Option<Format>>,
     /// Which pins hold the ring (are out of STOP).
-    holders: [bool; 2],
+    holders: PerPin<bool>,
     /// The ring's memory while any pin holds it.
     ring: Option<RingMemory>,
     /// Storage bytes for the next allocation.
@@ -106,11 +108,11 @@ pub struct Filter {
     pub writes: StreamQueue,
     /// Pending reads of the output pin.
     pub reads: StreamQueue,
-    states: [AtomicI32; 2],
-    resetting: [AtomicBool; 2],
+    states: PerPin<AtomicI32>,
+    resetting: PerPin<AtomicBool>,
     /// The pin's last handle has closed (its cleanup began); requests still sent to it by an IRP
     /// source holding a reference get `STATUS_FILE_CLOSED`.
-    closing: [AtomicBool; 2],
+    closing: PerPin<AtomicBool>,
     input_closed: AtomicBool,
     /// Stream statistics.
     pub counters: Counters,
@@ -139,10 +141,10 @@ fn create(device: Device, irp: Irp) -> NTSTATUS {
         device: device.counters(),
         limits,
         control: SpinLock::new(Control {
-            sources: [None, None],
-            feeders: [None, None],
-            formats: [None; 2],
-            holders: [false; 2],
+            sources: PerPin::new(None, None),
+            feeders: PerPin::new(None, None),
+            formats: PerPin::new(None, None),
+            holders: PerPin::new(false, false),
             ring: None,
             capacity: DEFAULT_CAPACITY.min(limits.per_filter),
             past_high_water: 0,
@@ -153,9 +155,9 @@ fn create(device: Device, irp: Irp) -> NTSTATUS {
         read_pumper: Pumper::new(),
         writes,
         reads,
-        states: [AtomicI32::new(KSSTATE_STOP), AtomicI32::new(KSSTATE_STOP)],
-        resetting: [AtomicBool::new(false), AtomicBool::new(false)],
-        closing: [AtomicBool::new(false), AtomicBool::new(false)],
+        states: PerPin::new(AtomicI32::new(KSSTATE_STOP), AtomicI32::new(KSSTATE_STOP)),
+        resetting: PerPin::new(AtomicBool::new(false), AtomicBool::new(false)),
+        closing: PerPin::new(AtomicBool::new(false), AtomicBool::new(false)),
         input_closed: AtomicBool::new(false),
         counters: Counters::default(),
     };
@@ -189,17 +191,17 @@ fn filter_device_control(device: Device, irp: Irp) -> NTSTATUS {
 
 impl Filter {
     /// The state of pin `pin` (STOP when it does not exist).
-    pub fn state(&self, pin: u32) -> KSSTATE {
-        self.states[pin as usize].load(Ordering::SeqCst)
+    pub fn state(&self, pin: PinId) -> KSSTATE {
+        self.states[pin].load(Ordering::SeqCst)
     }
 
     /// Whether pin `pin` is between `KSRESET_BEGIN` and `KSRESET_END`.
-    pub fn resetting(&self, pin: u32) -> bool {
-        self.resetting[pin as usize].load(Ordering::SeqCst)
+    pub fn resetting(&self, pin: PinId) -> bool {
+        self.resetting[pin].load(Ordering::SeqCst)
     }
 
     /// Whether data may move on pin `pin`'s side.
-    pub fn flowing(&self, pin: u32) -> bool {
+    pub fn flowing(&self, pin: PinId) -> bool {
         self.state(pin) == KSSTATE_RUN && !self.resetting(pin)
     }
 
@@ -211,14 +213,14 @@ impl Filter {
 
     /// Cancels pin `pin`'s stream requests: those on its queue now, and the one a pump holds in
     /// progress when it gives it back.
-    pub fn cancel_requests(&self, pin: u32) {
+    pub fn cancel_requests(&self, pin: PinId) {
         self.queue(pin).cancel_all();
         stream::let_go(self, pin);
     }
 
     /// The queue of pin `pin`'s stream requests.
-    pub fn queue(&self, pin: u32) -> &StreamQueue {
-        if pin == PIN_INPUT { &self.writes } else { &self.reads }
+    pub fn queue(&self, pin: PinId) -> &StreamQueue {
+        if pin == PinId::Input { &self.writes } else { &self.reads }
     }
 
     fn device(&self) -> &DeviceCounters {
@@ -226,100 +228,100 @@ impl Filter {
     }
 
     /// The format of pin `pin`, if connected.
-    pub fn format(&self, pin: u32) -> Option<Format> {
-        self.control.lock().formats[pin as usize]
+    pub fn format(&self, pin: PinId) -> Option<Format> {
+        self.control.lock().formats[pin]
     }
 
     /// `KSPROPERTY_PIN_CINSTANCES`: `(possible, current)` in this filter.
-    pub fn instances(&self, pin: u32) -> (u32, u32) {
+    pub fn instances(&self, pin: PinId) -> (u32, u32) {
         (1, u32::from(self.format(pin).is_some()))
     }
 
     /// `KSPROPERTY_PIN_GLOBALCINSTANCES`: pins of factory `pin` in every filter of the device.
-    pub fn global_instances(&self, pin: u32) -> u32 {
-        self.device().pins[pin as usize].load(Ordering::SeqCst)
+    pub fn global_instances(&self, pin: PinId) -> u32 {
+        self.device().pins[pin].load(Ordering::SeqCst)
     }
 
     /// Whether a pin of factory `pin` could stream `format` now: the other pin, if connected,
     /// streams the same format (`STATUS_NO_MATCH` otherwise).
-    pub fn check_peer(&self, pin: u32, format: Format) -> NTSTATUS {
-        match self.control.lock().formats[peer(pin) as usize] {
+    pub fn check_peer(&self, pin: PinId, format: Format) -> NTSTATUS {
+        match self.control.lock().formats[pin.peer()] {
             Some(other) if other != format => STATUS_NO_MATCH,
             _ => STATUS_SUCCESS,
         }
     }
 
     /// The format a new pin of factory `pin` would be offered: the other pin's, or a byte stream.
-    pub fn proposed_format(&self, pin: u32) -> Format {
-        self.format(peer(pin)).unwrap_or(Format::Stream)
+    pub fn proposed_format(&self, pin: PinId) -> Format {
+        self.format(pin.peer()).unwrap_or(Format::Stream)
     }
 
     /// Connects a new pin of factory `pin` with `format`: one instance per factory
     /// (`STATUS_DEVICE_BUSY`), the other pin's format (`STATUS_NO_MATCH`).
-    pub fn connect(&self, pin: u32, format: Format) -> NTSTATUS {
+    pub fn connect(&self, pin: PinId, format: Format) -> NTSTATUS {
         let mut c = self.control.lock();
-        if c.formats[pin as usize].is_some() {
+        if c.formats[pin].is_some() {
             return STATUS_DEVICE_BUSY;
         }
-        if c.formats[peer(pin) as usize].is_some_and(|other| other != format) {
+        if c.formats[pin.peer()].is_some_and(|other| other != format) {
             return STATUS_NO_MATCH;
         }
-        c.formats[pin as usize] = Some(format);
-        self.states[pin as usize].store(KSSTATE_STOP, Ordering::SeqCst);
-        self.resetting[pin as usize].store(false, Ordering::SeqCst);
-        self.device().pins[pin as usize].fetch_add(1, Ordering::SeqCst);
+        c.formats[pin] = Some(format);
+        self.states[pin].store(KSSTATE_STOP, Ordering::SeqCst);
+        self.resetting[pin].store(false, Ordering::SeqCst);
+        self.device().pins[pin].fetch_add(1, Ordering::SeqCst);
         STATUS_SUCCESS
     }
 
     /// The pin [`Filter::connect`]ed is created: a new input ends a previous end of stream.
-    pub fn connected(&self, pin: u32) {
-        self.closing[pin as usize].store(false, Ordering::SeqCst);
-        if pin == PIN_INPUT {
+    pub fn connected(&self, pin: PinId) {
+        self.closing[pin].store(false, Ordering::SeqCst);
+        if pin == PinId::Input {
             self.input_closed.store(false, Ordering::SeqCst);
         }
     }
 
     /// Undoes [`Filter::connect`] for a pin whose creation failed after it.
-    pub fn abandon(&self, pin: u32) {
-        self.control.lock().formats[pin as usize] = None;
-        self.device().pins[pin as usize].fetch_sub(1, Ordering::SeqCst);
+    pub fn abandon(&self, pin: PinId) {
+        self.control.lock().formats[pin] = None;
+        self.device().pins[pin].fetch_sub(1, Ordering::SeqCst);
     }
 
     /// `KSPROPERTY_CONNECTION_DATAFORMAT` set: only in STOP (`STATUS_INVALID_DEVICE_STATE`), and
     /// only to the other pin's format if it is connected (`STATUS_NO_MATCH`).
-    pub fn change_format(&self, pin: u32, format: Format) -> NTSTATUS {
+    pub fn change_format(&self, pin: PinId, format: Format) -> NTSTATUS {
         if self.state(pin) != KSSTATE_STOP {
             return STATUS_INVALID_DEVICE_STATE;
         }
         let mut c = self.control.lock();
-        if c.formats[peer(pin) as usize].is_some_and(|other| other != format) {
+        if c.formats[pin.peer()].is_some_and(|other| other != format) {
             return STATUS_NO_MATCH;
         }
-        c.formats[pin as usize] = Some(format);
+        c.formats[pin] = Some(format);
         STATUS_SUCCESS
     }
 
     /// The pin of factory `pin` closed (its requests were cancelled at cleanup). Closing the input
     /// leaves the ring to the readers, who drain it and then see `ENDOFSTREAM`.
-    pub fn disconnect(&self, pin: u32) {
-        self.states[pin as usize].store(KSSTATE_STOP, Ordering::SeqCst);
+    pub fn disconnect(&self, pin: PinId) {
+        self.states[pin].store(KSSTATE_STOP, Ordering::SeqCst);
         self.cancel_requests(pin);
-        if pin == PIN_INPUT {
+        if pin == PinId::Input {
             self.input_closed.store(true, Ordering::SeqCst);
         }
         {
             let mut c = self.control.lock();
-            c.formats[pin as usize] = None;
-            c.holders[pin as usize] = false;
+            c.formats[pin] = None;
+            c.holders[pin] = false;
         }
         self.release_ring_if_unheld();
-        self.device().pins[pin as usize].fetch_sub(1, Ordering::SeqCst);
+        self.device().pins[pin].fetch_sub(1, Ordering::SeqCst);
         stream::pump(self);
     }
 
     /// `KSPROPERTY_CONNECTION_STATE` set. KS lets a client jump states; the pin goes through each
     /// one in between (STOP → ACQUIRE → PAUSE → RUN and back), as AVStream does for its pins.
-    pub fn set_state(&self, pin: u32, target: KSSTATE) -> NTSTATUS {
+    pub fn set_state(&self, pin: PinId, target: KSSTATE) -> NTSTATUS {
         if !(KSSTATE_STOP..=KSSTATE_RUN).contains(&target) {
             return STATUS_INVALID_PARAMETER;
         }
@@ -336,7 +338,7 @@ impl Filter {
                     STATUS_SUCCESS
                 }
                 _ => {
-                    self.states[pin as usize].store(next, Ordering::SeqCst);
+                    self.states[pin].store(next, Ordering::SeqCst);
                     STATUS_SUCCESS
                 }
             };
@@ -349,13 +351,13 @@ impl Filter {
     }
 
     /// STOP → ACQUIRE: the pin holds the ring, allocated now if no pin held it.
-    fn acquire(&self, pin: u32) -> NTSTATUS {
+    fn acquire(&self, pin: PinId) -> NTSTATUS {
         loop {
             let wanted = {
                 let mut c = self.control.lock();
                 if c.ring.is_some() {
-                    c.holders[pin as usize] = true;
-                    self.states[pin as usize].store(KSSTATE_ACQUIRE, Ordering::SeqCst);
+                    c.holders[pin] = true;
+                    self.states[pin].store(KSSTATE_ACQUIRE, Ordering::SeqCst);
                     return STATUS_SUCCESS;
                 }
                 c.capacity
@@ -374,34 +376,34 @@ impl Filter {
             self.producer.lock().ring = Some(fresh.producer);
             self.consumer.lock().ring = Some(fresh.consumer);
             c.ring = Some(fresh.memory);
-            c.holders[pin as usize] = true;
-            self.states[pin as usize].store(KSSTATE_ACQUIRE, Ordering::SeqCst);
+            c.holders[pin] = true;
+            self.states[pin].store(KSSTATE_ACQUIRE, Ordering::SeqCst);
             return STATUS_SUCCESS;
         }
     }
 
     /// ACQUIRE → STOP: cancel the pin's requests, discard what the ring holds (counted), and free
     /// the ring if no pin holds it any more.
-    fn stop(&self, pin: u32) {
-        self.states[pin as usize].store(KSSTATE_STOP, Ordering::SeqCst);
+    fn stop(&self, pin: PinId) {
+        self.states[pin].store(KSSTATE_STOP, Ordering::SeqCst);
         self.cancel_requests(pin);
         self.stop_source(pin);
         self.discard();
-        self.control.lock().holders[pin as usize] = false;
+        self.control.lock().holders[pin] = false;
         self.release_ring_if_unheld();
     }
 
     /// `IOCTL_KS_RESET_STATE`: BEGIN cancels the pin's requests, discards the ring's contents and
     /// refuses stream requests with `STATUS_DEVICE_NOT_READY` until END.
-    pub fn reset(&self, pin: u32, value: KSRESET) -> NTSTATUS {
+    pub fn reset(&self, pin: PinId, value: KSRESET) -> NTSTATUS {
         match value {
             KSRESET_BEGIN => {
-                self.resetting[pin as usize].store(true, Ordering::SeqCst);
+                self.resetting[pin].store(true, Ordering::SeqCst);
                 self.cancel_requests(pin);
                 self.discard();
             }
             KSRESET_END => {
-                self.resetting[pin as usize].store(false, Ordering::SeqCst);
+                self.resetting[pin].store(false, Ordering::SeqCst);
                 stream::pump(self);
             }
             _ => return STATUS_INVALID_PARAMETER,
@@ -443,33 +445,33 @@ impl Filter {
     }
 
     /// Whether pin `pin` is an IRP source (it moves data itself; clients do not stream to it).
-    pub fn is_source(&self, pin: u32) -> bool {
-        self.control.lock().sources[pin as usize].is_some()
+    pub fn is_source(&self, pin: PinId) -> bool {
+        self.control.lock().sources[pin].is_some()
     }
 
     /// Registers pin `pin` as an IRP source.
-    pub fn attach_source(&self, pin: u32, source: Shared<Source>) {
-        let old = self.control.lock().sources[pin as usize].replace(source);
+    pub fn attach_source(&self, pin: PinId, source: Shared<Source>) {
+        let old = self.control.lock().sources[pin].replace(source);
         drop(old); // none (one instance per pin factory); outside the lock all the same
     }
 
     /// Unregisters pin `pin`'s source (its cleanup): the filter stops kicking it.
-    pub fn detach_source(&self, pin: u32) -> Option<Shared<Source>> {
-        self.control.lock().sources[pin as usize].take()
+    pub fn detach_source(&self, pin: PinId) -> Option<Shared<Source>> {
+        self.control.lock().sources[pin].take()
     }
 
     /// Registers `source` as feeding this filter's pin `pin`: `STATUS_DEVICE_BUSY` if one already
     /// does, `STATUS_FILE_CLOSED` if the pin's last handle has closed meanwhile (its cleanup would
     /// not tell the source).
-    pub fn attach_feeder(&self, pin: u32, source: Shared<Source>) -> Result<(), NTSTATUS> {
+    pub fn attach_feeder(&self, pin: PinId, source: Shared<Source>) -> Result<(), NTSTATUS> {
         let refused = {
             let mut c = self.control.lock();
             if self.closing(pin) {
                 Some(STATUS_FILE_CLOSED)
-            } else if c.feeders[pin as usize].is_some() {
+            } else if c.feeders[pin].is_some() {
                 Some(STATUS_DEVICE_BUSY)
             } else {
-                c.feeders[pin as usize] = Some(source.clone());
+                c.feeders[pin] = Some(source.clone());
                 None
             }
         };
@@ -479,23 +481,23 @@ impl Filter {
     }
 
     /// Whether pin `pin`'s last handle has closed.
-    pub fn closing(&self, pin: u32) -> bool {
-        self.closing[pin as usize].load(Ordering::SeqCst)
+    pub fn closing(&self, pin: PinId) -> bool {
+        self.closing[pin].load(Ordering::SeqCst)
     }
 
     /// Unregisters `source` from pin `pin` (the source's cleanup, while the sink is alive);
     /// returns the filter's reference to it, for the caller to drop after the lock.
-    pub fn detach_feeder(&self, pin: u32, source: &Shared<Source>) -> Option<Shared<Source>> {
+    pub fn detach_feeder(&self, pin: PinId, source: &Shared<Source>) -> Option<Shared<Source>> {
         let mut c = self.control.lock();
-        let feeder = &mut c.feeders[pin as usize];
+        let feeder = &mut c.feeders[pin];
         if feeder.as_ref().is_some_and(|f| Shared::ptr_eq(f, source)) { feeder.take() } else { None }
     }
 
     /// Pin `pin`'s last handle closed: no new requests (a source may still send some until it
     /// hears), and a source feeding it is told, and forgotten.
-    pub fn sink_cleanup(&self, pin: u32) {
-        self.closing[pin as usize].store(true, Ordering::SeqCst);
-        let feeder = self.control.lock().feeders[pin as usize].take();
+    pub fn sink_cleanup(&self, pin: PinId) {
+        self.closing[pin].store(true, Ordering::SeqCst);
+        let feeder = self.control.lock().feeders[pin].take();
         // Told after the lock is let go (its reference may be the source's last).
         if let Some(source) = feeder {
             Source::sink_ended(&source);
@@ -512,8 +514,8 @@ impl Filter {
     }
 
     /// Pin `pin` went to STOP: if it is a source, it drops what it holds.
-    fn stop_source(&self, pin: u32) {
-        if let Some(s) = &self.control.lock().sources[pin as usize] {
+    fn stop_source(&self, pin: PinId) {
+        if let Some(s) = &self.control.lock().sources[pin] {
             Source::stop(s);
         }
     }
@@ -589,11 +591,6 @@ impl Filter {
             copied_out: get(&n.copied_out),
         }
     }
-}
-
-/// The other pin factory.
-pub const fn peer(pin: u32) -> u32 {
-    if pin == PIN_INPUT { PIN_OUTPUT } else { PIN_INPUT }
 }
 
 /// Drops a ring that lost the race to be installed.

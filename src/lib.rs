@@ -27,6 +27,7 @@ mod kernel;
 mod limits;
 mod log;
 mod pin;
+mod pin_id;
 mod props;
 mod source;
 mod stream;

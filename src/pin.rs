@@ -7,13 +7,13 @@ use ksabi::{
     IOCTL_KS_PROPERTY, IOCTL_KS_READ_STREAM, IOCTL_KS_RESET_STATE, IOCTL_KS_WRITE_STREAM, KSDISPATCH_TABLE,
     KSPIN_CONNECT, NTSTATUS, STATUS_INVALID_PARAMETER, STATUS_SUCCESS, nt_success,
 };
-use ksring_api::{PIN_INPUT, PIN_OUTPUT};
 
 use crate::filter::Filter;
 use crate::format::Format;
 use crate::kernel::irp::{Device, Irp};
 use crate::kernel::object::Held;
 use crate::kernel::object::{self, KIND_PIN, Object, ObjectPrefix};
+use crate::pin_id::PinId;
 use crate::source;
 use crate::stream::{self, Direction};
 use crate::{kernel, props};
@@ -28,8 +28,8 @@ pub struct Pin {
     /// first, or a process exiting. Dropped after the pin's close has completed
     /// ([`kernel::object::close`]).
     filter: Held<Filter>,
-    /// The pin factory: [`PIN_INPUT`] or [`PIN_OUTPUT`].
-    pub id: u32,
+    /// The pin factory.
+    pub id: PinId,
 }
 
 impl Pin {
@@ -68,31 +68,34 @@ fn create(device: Device, irp: Irp) -> NTSTATUS {
 /// The pin object, once its create request is valid: the filter's instance and format rules,
 /// then the object, then (for an IRP-source pin) the connection to the pin it names.
 fn connect(device: Device, irp: &Irp, filter: &Filter, request: &KSPIN_CONNECT, format: Format) -> NTSTATUS {
-    let status = filter.connect(request.PinId, format);
+    // KsValidateConnectRequest checked the id against the descriptors.
+    let Some(id) = PinId::from_u32(request.PinId) else {
+        return STATUS_INVALID_PARAMETER;
+    };
+    let status = filter.connect(id, format);
     if !nt_success(status) {
         return status;
     }
     let Some(held) = irp.hold_parent::<Filter>() else {
-        filter.abandon(request.PinId);
+        filter.abandon(id);
         return STATUS_INVALID_PARAMETER;
     };
-    let pin =
-        Pin { prefix: ObjectPrefix { header: null_mut(), kind: KIND_PIN }, filter: held, id: request.PinId };
+    let pin = Pin { prefix: ObjectPrefix { header: null_mut(), kind: KIND_PIN }, filter: held, id };
     let mut status = match kernel::object::create(irp, pin, &DISPATCH) {
         Ok(()) => STATUS_SUCCESS,
         Err(status) => status,
     };
     if nt_success(status) && !request.PinToHandle.is_null() {
-        let connected = source::connect(device, irp, filter, request.PinId, format, request.PinToHandle);
+        let connected = source::connect(device, irp, filter, id, format, request.PinToHandle);
         if let Err(refused) = connected {
             kernel::object::abandon::<Pin>(irp);
             status = refused;
         }
     }
     if nt_success(status) {
-        filter.connected(request.PinId);
+        filter.connected(id);
     } else {
-        filter.abandon(request.PinId);
+        filter.abandon(id);
     }
     status
 }
@@ -148,7 +151,6 @@ kernel::irp::dispatch_routines! {
 
 fn pin_close(_device: Device, irp: Irp) -> NTSTATUS {
     kernel::object::close(irp, |pin: &Pin| {
-        debug_assert!(pin.id == PIN_INPUT || pin.id == PIN_OUTPUT);
         pin.filter().disconnect(pin.id);
     })
 }

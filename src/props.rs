@@ -24,16 +24,14 @@ use ksabi::{
     NTSTATUS, STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_PARAMETER, VT_UI4, connection_property,
     pin_property, topology_property,
 };
-use ksring_api::{
-    KSPROPSETID_KsRing, KsRingStatistics, MAX_CAPACITY, MIN_CAPACITY, PIN_FACTORIES, ksring_property,
-};
+use ksring_api::{KSPROPSETID_KsRing, KsRingStatistics, MAX_CAPACITY, MIN_CAPACITY, ksring_property};
 
 use crate::descriptors::COMPONENT_ID;
-use crate::filter::peer;
 use crate::format::{self, Format};
 use crate::kernel::property::{self, Request, Value};
 use crate::kernel::tables::{Table, property_item};
 use crate::pin::Pin;
+use crate::pin_id::PinId;
 
 /// The filter's property sets, for `KsPropertyHandler`.
 pub fn filter_sets() -> &'static [KSPROPERTY_SET] {
@@ -225,9 +223,9 @@ fn pin<'a>(request: &Request<'a>) -> Result<&'a Pin, NTSTATUS> {
 
 /// The `KSP_PIN.PinId` of a request (`MinProperty` guarantees a `KSP_PIN`), checked as
 /// `KsPinPropertyHandler` checks it: a known factory and `Reserved` 0.
-fn pin_id(request: &Request<'_>) -> Result<u32, NTSTATUS> {
+fn pin_id(request: &Request<'_>) -> Result<PinId, NTSTATUS> {
     let pin = request.read::<KSP_PIN>()?;
-    if pin.PinId < PIN_FACTORIES && pin.Reserved == 0 { Ok(pin.PinId) } else { Err(STATUS_INVALID_PARAMETER) }
+    PinId::from_u32(pin.PinId).filter(|_| pin.Reserved == 0).ok_or(STATUS_INVALID_PARAMETER)
 }
 
 property::property_handlers! {
@@ -272,7 +270,7 @@ fn get_necessary(request: &Request<'_>, value: &mut Value<'_>) -> Result<NTSTATU
 fn get_intersection(request: &Request<'_>, value: &mut Value<'_>) -> Result<NTSTATUS, NTSTATUS> {
     let id = pin_id(request)?;
     let list = request.tail(size_of::<KSP_PIN>());
-    let offer = format::intersect_list(list, request.filter().format(peer(id)))?;
+    let offer = format::intersect_list(list, request.filter().format(id.peer()))?;
     Ok(value.put_sized(offer.encode().as_bytes()))
 }
 

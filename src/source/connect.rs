@@ -5,7 +5,6 @@ use ksabi::{
     FILE_READ_DATA, FILE_WRITE_DATA, HANDLE, NTSTATUS, STATUS_INSUFFICIENT_RESOURCES,
     STATUS_INVALID_PARAMETER, STATUS_NO_MATCH,
 };
-use ksring_api::{PIN_INPUT, PIN_OUTPUT};
 
 use super::{Kind, Source};
 use crate::filter::Filter;
@@ -14,6 +13,7 @@ use crate::kernel::irp::{Device, Irp};
 use crate::kernel::object::Object;
 use crate::kernel::outbound::Target;
 use crate::kernel::pool::Shared;
+use crate::pin_id::PinId;
 
 /// Why a connection was refused.
 pub type Refusal = NTSTATUS;
@@ -33,17 +33,17 @@ pub fn connect(
     device: Device,
     irp: &Irp,
     filter: &Filter,
-    pin: u32,
+    pin: PinId,
     format: Format,
     handle: HANDLE,
 ) -> Result<Shared<Source>, Refusal> {
     // A push source writes to the pin it names, a pull source reads from it: a user-mode caller's
     // handle must grant that (the object manager checks it for UserMode), or the caller could make
     // ksring write through a handle it may only read.
-    let access = if pin == PIN_OUTPUT { FILE_WRITE_DATA } else { FILE_READ_DATA };
+    let access = if pin == PinId::Output { FILE_WRITE_DATA } else { FILE_READ_DATA };
     let (target, lease) = irp.reference_handle(handle, access)?;
     check_target(device, &target, filter, pin, format)?;
-    let kind = if pin == PIN_OUTPUT { Kind::Push } else { Kind::Pull };
+    let kind = if pin == PinId::Output { Kind::Push } else { Kind::Pull };
     let own_filter = irp.hold_parent::<Filter>().ok_or(STATUS_INVALID_PARAMETER)?;
     // On a refusal from here on the source is dropped, and with it the target's reference.
     let source = Source::new(kind, own_filter, device, target, lease).ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
@@ -63,7 +63,7 @@ fn check_target(
     device: Device,
     target: &Target,
     filter: &Filter,
-    pin: u32,
+    pin: PinId,
     format: Format,
 ) -> Result<(), Refusal> {
     let claim = target.claim().ok_or(STATUS_INVALID_PARAMETER)?;
@@ -74,8 +74,7 @@ fn check_target(
     if core::ptr::eq(sink.filter(), filter) {
         return Err(STATUS_INVALID_PARAMETER); // a filter's own pin: a loop
     }
-    let opposite = if pin == PIN_OUTPUT { PIN_INPUT } else { PIN_OUTPUT };
-    if sink.id != opposite
+    if sink.id != pin.peer()
         || sink.filter().is_source(sink.id)
         || sink.filter().format(sink.id) != Some(format)
     {

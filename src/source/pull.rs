@@ -8,12 +8,13 @@ use ksabi::{
     IOCTL_KS_READ_STREAM, KsStreamOptions, STATUS_DEVICE_NOT_READY, STATUS_INVALID_DEVICE_STATE,
     STATUS_SUCCESS,
 };
-use ksring_api::{KSRING_OPTIONSF_CONTINUES, PIN_INPUT};
+use ksring_api::KSRING_OPTIONSF_CONTINUES;
 
 use super::slot::{Slot, SlotState};
 use super::{HEADER, HEADERS, PART, Source, Work};
 use crate::filter::{Counters, Filter};
 use crate::kernel::pool::Shared;
+use crate::pin_id::PinId;
 use crate::stream::{self, HOLD_BUDGET, RECORD_COST, part_flags, piece_limit};
 
 impl Source {
@@ -56,7 +57,7 @@ impl Source {
         if !all_handed {
             return;
         }
-        if !f.flowing(PIN_INPUT)
+        if !f.flowing(PinId::Input)
             || this.ended.load(Ordering::SeqCst)
             || this.stopping.load(Ordering::SeqCst)
             || this.shutting_down.load(Ordering::SeqCst)
@@ -128,7 +129,7 @@ impl Source {
         let mut producer = f.producer.lock();
         // Data moves into the ring only while the input runs: a STOP (whose discard takes this
         // lock after the state changed) must not find frames put in behind it.
-        if !f.flowing(PIN_INPUT) {
+        if !f.flowing(PinId::Input) {
             return Some(false);
         }
         let Some(p) = producer.ring.as_mut() else { return Some(false) };

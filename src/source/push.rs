@@ -7,12 +7,13 @@ use ksabi::{
     IOCTL_KS_WRITE_STREAM, STATUS_CANCELLED, STATUS_DEVICE_NOT_READY, STATUS_INVALID_DEVICE_STATE,
     STATUS_SUCCESS,
 };
-use ksring_api::{KSRING_OPTIONSF_CONTINUES, PIN_OUTPUT};
+use ksring_api::KSRING_OPTIONSF_CONTINUES;
 
 use super::slot::{Slot, SlotIo, SlotState, end_of_stream};
 use super::{HEADERS, SLOT_BYTES, Source, Work};
 use crate::filter::{Counters, Filter};
 use crate::kernel::pool::Shared;
+use crate::pin_id::PinId;
 use crate::stream::{self, HOLD_BUDGET, RECORD_COST, part_flags};
 
 impl Source {
@@ -26,7 +27,7 @@ impl Source {
         Self::take_unblock(&this.unblock, work);
         let held = this.slots.iter().any(|s| s.state.load() == SlotState::Held);
         let idle = this.in_flight.load(Ordering::SeqCst) == 0;
-        if !f.flowing(PIN_OUTPUT)
+        if !f.flowing(PinId::Output)
             || this.ended.load(Ordering::SeqCst)
             || this.stopping.load(Ordering::SeqCst)
             || this.shutting_down.load(Ordering::SeqCst)

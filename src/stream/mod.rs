@@ -35,7 +35,7 @@ use ksabi::{
     STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_DEVICE_STATE, STATUS_INVALID_PARAMETER, STATUS_PENDING,
     STATUS_SUCCESS,
 };
-use ksring_api::{KSRING_OPTIONSF_CONTINUES, PIN_INPUT, PIN_OUTPUT};
+use ksring_api::KSRING_OPTIONSF_CONTINUES;
 
 pub use crate::kernel::stream::Direction;
 pub use write::meta_of;
@@ -44,6 +44,7 @@ use crate::filter::Filter;
 use crate::kernel::irp::Irp;
 use crate::kernel::object::{FileRef, Object};
 use crate::kernel::stream::{Acquired, Completions, PumpKey, StreamIrp, StreamQueue};
+use crate::pin_id::PinId;
 
 /// The work one hold of a ring lock (producer or consumer, at `DISPATCH_LEVEL`) may do: bytes
 /// copied, each frame record counting at least `RECORD_COST`. 64 KiB is about 5–10 µs of
@@ -162,10 +163,10 @@ fn let_go_locked<T>(side: &mut Side<T>, queue: &StreamQueue, done: &mut Completi
 
 /// Gives pin `pin`'s request in progress back to its queue: after its requests were cancelled
 /// (STOP, reset, cleanup) the cancel then completes it.
-pub fn let_go(f: &Filter, pin: u32) {
+pub fn let_go(f: &Filter, pin: PinId) {
     // The lock guard is a temporary of the statement: it goes before the scope's completions run.
     Completions::scope(|done| {
-        if pin == PIN_INPUT {
+        if pin == PinId::Input {
             let_go_locked(&mut f.producer.lock(), &f.writes, done);
         } else {
             let_go_locked(&mut f.consumer.lock(), &f.reads, done);
@@ -231,7 +232,7 @@ pub fn dispatch(irp: Irp, direction: Direction) -> NTSTATUS {
         return irp.complete(STATUS_INVALID_PARAMETER, 0);
     };
     let f = pin.filter();
-    let expected = if direction == Direction::Write { PIN_INPUT } else { PIN_OUTPUT };
+    let expected = if direction == Direction::Write { PinId::Input } else { PinId::Output };
     let refused = if pin.id != expected || f.is_source(pin.id) {
         // A source pin moves data itself: it is not an IRP sink.
         Some(STATUS_INVALID_DEVICE_REQUEST)

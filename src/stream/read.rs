@@ -3,11 +3,12 @@
 
 use framering::{Consumer, FrameMeta};
 use ksabi::{KSSTREAM_HEADER, KSTIME, KsStreamOptions, STATUS_SUCCESS};
-use ksring_api::{KSRING_OPTIONSF_CONTINUES, PIN_OUTPUT};
+use ksring_api::KSRING_OPTIONSF_CONTINUES;
 
 use super::{HOLD_BUDGET, RECORD_COST, first_request, let_go_locked, part_flags};
 use crate::filter::{Counters, Filter};
 use crate::kernel::stream::{CallerBytes, Completions, Cursor};
+use crate::pin_id::PinId;
 
 /// Fills the queued reads, one bounded hold of the consumer lock at a time ([`HOLD_BUDGET`]):
 /// completions run between holds, outside the lock. `true` if anything moved or completed.
@@ -25,7 +26,7 @@ pub fn pump(f: &Filter) -> bool {
 fn one_hold(f: &Filter, done: &mut Completions, progress: &mut bool) -> bool {
     let mut side = f.consumer.lock();
     core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
-    if side.ring.is_none() || !f.flowing(PIN_OUTPUT) {
+    if side.ring.is_none() || !f.flowing(PinId::Output) {
         let_go_locked(&mut side, &f.reads, done);
         return false;
     }

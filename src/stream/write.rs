@@ -2,11 +2,12 @@
 
 use framering::{FrameMeta, Producer, ReserveError, WriteGrant};
 use ksabi::{KSSTREAM_HEADER, KSTIME, KsStreamOptions, STATUS_SUCCESS};
-use ksring_api::{KSRING_OPTIONSF_CONTINUES, PIN_INPUT, PIN_OUTPUT};
+use ksring_api::KSRING_OPTIONSF_CONTINUES;
 
 use super::{HOLD_BUDGET, RECORD_COST, Side, first_request, let_go_locked, part_flags, piece_limit};
 use crate::filter::{Counters, Filter};
 use crate::kernel::stream::{CallerBytes, Completions, Cursor};
+use crate::pin_id::PinId;
 
 /// Drains the queued writes, one bounded hold of the producer lock at a time ([`HOLD_BUDGET`]):
 /// completions run between holds, outside the lock. `true` if anything moved or completed.
@@ -30,7 +31,7 @@ enum Fed {
 fn one_hold(f: &Filter, done: &mut Completions, progress: &mut bool) -> bool {
     let mut side = f.producer.lock();
     core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
-    if side.ring.is_none() || !f.flowing(PIN_INPUT) {
+    if side.ring.is_none() || !f.flowing(PinId::Input) {
         let_go_locked(&mut side, &f.writes, done);
         return false;
     }
@@ -150,7 +151,7 @@ fn feed(
 /// Whether reads wait on a running output: then a writer's data may go straight into them
 /// ([`super::read::direct`]) when the ring is empty.
 fn reads_waiting(f: &Filter) -> bool {
-    f.reads.len() > 0 && f.flowing(PIN_OUTPUT)
+    f.reads.len() > 0 && f.flowing(PinId::Output)
 }
 
 /// Reserves `len` payload bytes in the ring and hands the grant to `fill` (which commits it);
