@@ -7,13 +7,14 @@
 //! cross-built on Linux, and the host build that runs the same code under `kshost`. Only
 //! [`sys`] knows which; nothing else in the driver has a `cfg`.
 //!
-//! Modules, from the device down: [`device`] (entry, `AddDevice`, PnP, cleanup), `filter`
+//! Modules, from the device down: [`device`] (what `DriverEntry` sets up, PnP, cleanup), `filter`
 //! (instances, the state machine, the ring's ownership), `pin` (creation rules, dispatch),
-//! `props` (property sets), `stream` (the read/write path), `source` (IRP-source pins), [`format`] (formats and their
-//! intersection, pure), `descriptors` (the static KS tables), and `kernel` — the safe layer
-//! between that logic and the NT/KS ABI (owned IRPs, typed `FsContext` objects, property
-//! requests, spin locks and IRP queues, ring memory, the WDK's inline helpers): with [`sys`] the
-//! place the driver's `unsafe` is meant to live (issue 14, in progress).
+//! `pin_id` (the two pin factories as a type), `props` (property sets), `stream` (the
+//! read/write path), `source` (IRP-source pins), [`format`] (formats and their intersection,
+//! pure), `descriptors` (the static KS tables), and `kernel` — the safe layer between that logic
+//! and the NT/KS ABI (owned IRPs, typed `FsContext` objects, property and stream requests, queues,
+//! pool, an IRP source's requests and work item, ring memory, the WDK's inline helpers): with
+//! [`sys`] the only place with `unsafe`.
 #![no_std]
 
 pub mod sys;
