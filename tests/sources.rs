@@ -438,6 +438,44 @@ fn a_frame_a_resetting_sink_took_part_of_goes_again_from_where_it_was_cut() {
     backend.shutdown().assert_clean();
 }
 
+/// A resetting sink that took a frame, an empty frame after it and the start of the next: the
+/// source sends again only the rest of that next frame — the empty frame in between was taken
+/// (bytes were accepted past it), so nothing is counted, or sent, twice.
+#[test]
+fn an_empty_frame_a_resetting_sink_took_is_not_where_the_rest_starts() {
+    let backend = common::boot();
+    {
+        let PushPair { f1, f2, f2_in, f2_out, f1_in, push } =
+            push_pair(&backend, Small::Downstream, ksabi::KSSTATE_PAUSE);
+        // All three in F1's ring before the source runs: one request carries them.
+        write_all(&backend, &f1_in, &[vec![1; 1000], Vec::new(), vec![2; 6000]]);
+        assert_eq!(push.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        assert!(settles(|| common::stats(&f2).pending_writes > 0), "the source's write waits at F2");
+        let taken = common::stats(&f2).bytes_in;
+        assert!(taken > 1000 && taken < 7000, "F2 took the first frame and part of the third: {taken}");
+        assert_eq!(f2_in.reset(ksabi::KSRESET_BEGIN).status, STATUS_SUCCESS);
+        assert_eq!(f2_in.reset(ksabi::KSRESET_END).status, STATUS_SUCCESS);
+        let done = || {
+            let (s1, s2) = (common::stats(&f1), common::stats(&f2));
+            s2.bytes_in >= 7000 && s2.pending_writes == 0 && s1.bytes_out >= 7000
+        };
+        for _ in 0..100 {
+            if done() {
+                break;
+            }
+            read_within(&backend, &f2_out, &[8192; 4], 200);
+        }
+        let drained = settles(done);
+        let (s1, s2) = (common::stats(&f1), common::stats(&f2));
+        assert!(drained, "{s1:?} {s2:?}");
+        assert_eq!((s1.bytes_out, s2.bytes_in, s1.discarded_bytes), (7000, 7000, 0), "{s1:?} {s2:?}");
+        // (F2 counts four frames in: the third frame's start, ended where the reset cut it, and
+        // its rest.)
+        assert_eq!(s1.frames_out, 3, "{s1:?}");
+    }
+    backend.shutdown().assert_clean();
+}
+
 /// A pull source pin in PAUSE reads nothing from its sink; empty frames it reads once it runs
 /// are frames like any other — not the end of the stream — and F3's reader gets them all, then
 /// waits for more.

@@ -122,9 +122,10 @@ impl Source {
         let mut first = 0;
         while first < io.count {
             let used = io.headers[first].DataUsed as usize;
-            // A failed write reports bytes: a zero-length frame at its edge counts as not taken
-            // (sending it again is harmless; losing an end of stream is not).
-            if !all && (used == 0 || accepted < used) {
+            // A failed write reports bytes: a zero-length frame at its edge (nothing accepted
+            // past it) counts as not taken — sending it again is harmless; losing an end of stream
+            // is not. One with bytes accepted past it was taken.
+            if !all && (accepted == 0 || accepted < used) {
                 break;
             }
             if !all {
