@@ -194,6 +194,8 @@ pub struct Target {
     device: NonNull<DEVICE_OBJECT>,
     state: AtomicU32,
     id: usize,
+    /// Requests sent to it and not yet completed: it is not let go while any is.
+    in_flight: AtomicU32,
 }
 
 /// The right to send to a [`Target`] (shared) or to let it go (exclusive): made with it, one per
@@ -251,7 +253,10 @@ impl Irp {
             return Err(ksabi::STATUS_INVALID_PARAMETER);
         };
         let id = NEXT_TARGET.fetch_add(1, Ordering::Relaxed);
-        Ok((Target { file, device, state: AtomicU32::new(HELD), id }, Lease { id }))
+        Ok((
+            Target { file, device, state: AtomicU32::new(HELD), id, in_flight: AtomicU32::new(0) },
+            Lease { id },
+        ))
     }
 }
 
@@ -313,9 +318,10 @@ impl Claim<'_> {
     }
 
     /// Drops the target's reference; at `PASSIVE_LEVEL`, holding no lock: the last reference
-    /// sends the file object's close inline. `lease` must be the target's (else nothing happens).
+    /// sends the file object's close inline. `lease` must be the target's, and no request sent to
+    /// it may be in flight (else nothing happens: the reference then goes with the target).
     pub fn let_go(self, lease: &mut Lease) {
-        if lease.id != self.target.id {
+        if lease.id != self.target.id || self.target.in_flight.load(Ordering::SeqCst) != 0 {
             return; // dropping the claim un-claims
         }
         self.target.state.store(GONE, Ordering::SeqCst);
@@ -338,6 +344,7 @@ pub struct Outbound<B> {
     /// While in flight: the owner's reference the completion gives back, and the buffers lent.
     owner: AtomicPtr<c_void>,
     lent: AtomicPtr<Exclusive<B>>,
+    target: AtomicPtr<Target>,
     slot: usize,
     buffers: PhantomData<B>,
 }
@@ -389,6 +396,7 @@ impl<B: Headers> Outbound<B> {
             irp,
             owner: AtomicPtr::new(null_mut()),
             lent: AtomicPtr::new(null_mut()),
+            target: AtomicPtr::new(null_mut()),
             slot,
             buffers: PhantomData,
         })
@@ -441,6 +449,8 @@ impl<B: Headers> Outbound<B> {
         request.UserBuffer = headers;
         request.RequestorMode = KernelMode;
         self.lent.store(core::ptr::from_ref(lender).cast_mut(), Ordering::SeqCst);
+        target.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.target.store(core::ptr::from_ref(target).cast_mut(), Ordering::SeqCst);
         owner.activity().enter();
         self.owner.store(Shared::into_raw(owner.clone()).cast_mut().cast(), Ordering::SeqCst);
         let context = core::ptr::from_ref(self).cast_mut().cast::<c_void>();
@@ -481,10 +491,19 @@ unsafe extern "system" fn completed<T: Owner, B>(
     let io = unsafe { (*irp).IoStatus };
     // SAFETY: as above.
     unsafe { free_mdls(irp) };
+    let owner = request.owner.swap(null_mut(), Ordering::SeqCst);
+    if owner.is_null() {
+        // Completed a second time by a misbehaving driver below: nothing of ours is left to give.
+        return STATUS_MORE_PROCESSING_REQUIRED;
+    }
     let lent = request.lent.swap(null_mut(), Ordering::SeqCst);
     // SAFETY: the owner reference `send` gave up for this request.
-    let owner =
-        unsafe { Shared::<T>::from_raw(request.owner.swap(null_mut(), Ordering::SeqCst).cast::<T>()) };
+    let owner = unsafe { Shared::<T>::from_raw(owner.cast::<T>()) };
+    if let Some(target) = NonNull::new(request.target.swap(null_mut(), Ordering::SeqCst)) {
+        // SAFETY: the target `send` sent to, a field of the owner, on which this request holds a
+        // reference (given back below).
+        unsafe { target.as_ref() }.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
     if let Some(lent) = NonNull::new(lent) {
         // SAFETY: the cell `send` lent, inside the owner (alive: we hold a reference on it).
         let cell = unsafe { lent.as_ref() };

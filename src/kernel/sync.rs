@@ -2,6 +2,7 @@
 //! waited for. (The KS cancel-safe queue of stream requests is [`super::stream::StreamQueue`].)
 
 use core::cell::UnsafeCell;
+use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -33,15 +34,20 @@ impl<T> SpinLock<T> {
     pub fn lock(&self) -> SpinGuard<'_, T> {
         // SAFETY: the lock word lives as long as `self`; KS and the kernel only spin on it.
         let irql = unsafe { sys::KeAcquireSpinLockRaiseToDpc(self.lock.get()) };
-        SpinGuard { lock: self, irql }
+        SpinGuard { lock: self, irql, not_send: PhantomData }
     }
 }
 
-/// Access to a [`SpinLock`]'s value while it is held.
+/// Access to a [`SpinLock`]'s value while it is held. Not `Send`: the lock is released, and the
+/// IRQL restored, on the processor that took it.
 pub struct SpinGuard<'a, T> {
     lock: &'a SpinLock<T>,
     irql: KIRQL,
+    not_send: PhantomData<*const ()>,
 }
+
+// SAFETY: a shared guard gives `&T` only: as `&T` itself, sound to share when `T: Sync`.
+unsafe impl<T: Sync> Sync for SpinGuard<'_, T> {}
 
 impl<T> Deref for SpinGuard<'_, T> {
     type Target = T;
@@ -86,7 +92,7 @@ impl<T> Exclusive<T> {
     /// The value, if nobody holds it (nor a request it was lent to).
     pub fn claim(&self) -> Option<ExclusiveGuard<'_, T>> {
         // (`then`, not `then_some`: a guard made and dropped on failure would release the holder's.)
-        (!self.held.swap(true, Ordering::Acquire)).then(|| ExclusiveGuard { cell: self })
+        (!self.held.swap(true, Ordering::Acquire)).then(|| ExclusiveGuard { cell: self, value: PhantomData })
     }
 
     /// Ends the loan [`ExclusiveGuard::lend`] made.
@@ -98,9 +104,10 @@ impl<T> Exclusive<T> {
     }
 }
 
-/// The one access to an [`Exclusive`]'s value.
+/// The one access to an [`Exclusive`]'s value (`Send`/`Sync` as `&mut T` is).
 pub struct ExclusiveGuard<'a, T> {
     cell: &'a Exclusive<T>,
+    value: PhantomData<&'a mut T>,
 }
 
 impl<'a, T> ExclusiveGuard<'a, T> {

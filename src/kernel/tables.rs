@@ -10,9 +10,9 @@ use ksabi::{IRP, KSIDENTIFIER, KSPROPERTY_ITEM, KSPROPERTY_VALUES, NTSTATUS, PFN
 #[repr(transparent)]
 pub struct Table<T>(pub T);
 
-// SAFETY: read-only after compilation (no interior mutability is reachable through the raw
-// pointers, which point at other statics).
-unsafe impl<T> Sync for Table<T> {}
+// SAFETY: read-only after compilation: `T: Copy` rules out interior mutability (`UnsafeCell` is
+// not `Copy`), and the raw pointers inside point at other such statics.
+unsafe impl<T: Copy> Sync for Table<T> {}
 
 /// A raw property handler, as [`crate::kernel::property::property_handlers`] makes them.
 pub type Handler = unsafe extern "system" fn(*mut IRP, *mut KSIDENTIFIER, *mut c_void) -> NTSTATUS;

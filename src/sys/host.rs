@@ -33,3 +33,12 @@ pub unsafe fn copy_memory(destination: *mut u8, source: *const u8, n: usize) {
     // SAFETY: the caller's contract.
     unsafe { kshost::exports::copy_memory(destination, source, n) };
 }
+
+/// Moves `n` bytes (`RtlMoveMemory`: the ranges may overlap), counted by kshost as copies are.
+///
+/// # Safety
+/// As `memmove`: `n` bytes valid at both.
+pub unsafe fn move_memory(destination: *mut u8, source: *const u8, n: usize) {
+    // SAFETY: the caller's contract.
+    unsafe { kshost::exports::move_memory(destination, source, n) };
+}

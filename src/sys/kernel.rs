@@ -126,6 +126,15 @@ pub unsafe fn copy_memory(destination: *mut u8, source: *const u8, n: usize) {
     unsafe { core::ptr::copy_nonoverlapping(source, destination, n) };
 }
 
+/// Moves `n` bytes (`RtlMoveMemory`, a `memmove`: the ranges may overlap).
+///
+/// # Safety
+/// As `memmove`: `n` bytes valid at both.
+pub unsafe fn move_memory(destination: *mut u8, source: *const u8, n: usize) {
+    // SAFETY: the caller's contract.
+    unsafe { core::ptr::copy(source, destination, n) };
+}
+
 /// `DPFLTR_IHVDRIVER_ID`: the component id third-party drivers print under.
 const DPFLTR_IHVDRIVER_ID: u32 = 77;
 

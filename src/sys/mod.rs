@@ -45,6 +45,6 @@ pub mod imports;
 pub use imports::*;
 
 #[cfg(any(not(windows), feature = "emulated"))]
-pub use host::{ExAllocatePool2, copy_memory, debug_print, file_object_type, resolve_imports};
+pub use host::{ExAllocatePool2, copy_memory, debug_print, file_object_type, move_memory, resolve_imports};
 #[cfg(all(windows, not(feature = "emulated")))]
-pub use kernel::{ExAllocatePool2, copy_memory, debug_print, file_object_type, resolve_imports};
+pub use kernel::{ExAllocatePool2, copy_memory, debug_print, file_object_type, move_memory, resolve_imports};

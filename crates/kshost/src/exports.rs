@@ -691,3 +691,13 @@ pub unsafe fn copy_memory(destination: *mut u8, source: *const u8, n: usize) {
     unsafe { std::ptr::copy_nonoverlapping(source, destination, n) };
     crate::lockstats::copied(n);
 }
+
+/// `RtlMoveMemory` (a `memmove`: the ranges may overlap), counted as [`copy_memory`] is.
+///
+/// # Safety
+/// As `memmove`: `n` bytes valid at both.
+pub unsafe fn move_memory(destination: *mut u8, source: *const u8, n: usize) {
+    // SAFETY: the caller's contract.
+    unsafe { std::ptr::copy(source, destination, n) };
+    crate::lockstats::copied(n);
+}

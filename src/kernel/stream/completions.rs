@@ -30,9 +30,9 @@ pub struct Completions {
 }
 
 impl Completions {
-    /// Runs `f` with an empty list, then completes what it collected, oldest first. (Lock guards
-    /// taken inside `f` are let go before: keep them from escaping through `R`.)
-    pub fn scope<R>(f: impl FnOnce(&mut Self) -> R) -> R {
+    /// Runs `f` with an empty list, then completes what it collected, oldest first. Lock guards
+    /// taken inside `f` are let go before: `R: 'static` keeps them from escaping through it.
+    pub fn scope<R: 'static>(f: impl FnOnce(&mut Self) -> R) -> R {
         let mut done = Self { head: null_mut(), tail: null_mut() };
         f(&mut done)
     }

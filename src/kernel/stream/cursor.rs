@@ -159,14 +159,17 @@ impl Cursor<'_> {
         unsafe { at.write_unaligned(*header) };
     }
 
-    /// The current header's buffer: `FrameExtent` bytes (none if it has no MDL).
+    /// The current header's buffer: `FrameExtent` bytes, and never more than its MDL describes
+    /// (a kernel-mode caller's headers are not captured: it could change `FrameExtent` after
+    /// [`start`] checked it); none if it has no MDL.
     fn buffer(&self) -> (*mut u8, usize) {
         match self.header() {
             Some(h) if !self.mdl.is_null() => {
-                // SAFETY: an MDL of the request, checked locked, mapped and at least
-                // `FrameExtent` bytes long by `start`.
+                // SAFETY: an MDL of the request's chain, checked locked and mapped by `start`.
+                let mdl = unsafe { &*self.mdl };
+                // SAFETY: as above.
                 let base = unsafe { nt::mdl_system_address(self.mdl) };
-                (base, h.FrameExtent as usize)
+                (base, (h.FrameExtent as usize).min(mdl.ByteCount as usize))
             }
             _ => (null_mut(), 0),
         }
@@ -280,11 +283,10 @@ impl CallerBytesMut<'_> {
     /// requests' buffers: a write's straight into a read's.)
     pub fn copy_from_caller(&mut self, from: CallerBytes<'_>) -> usize {
         let n = self.len.min(from.len);
-        // SAFETY: `n` bytes writable here and readable there, both locked and mapped, each at
-        // the system address of its own request's MDL, so the two ranges do not overlap (a caller
-        // that gives both requests the same pages gets the bytes the copy leaves there: its
-        // own doing, and no memory but those pages is touched).
-        unsafe { crate::sys::copy_memory(self.ptr, from.ptr, n) };
+        // SAFETY: `n` bytes writable here and readable there, both locked and mapped. The two
+        // ranges may overlap (a kernel caller's non-paged buffer is its own system address, and
+        // it may give the same one to a write and a read): a move, not a copy.
+        unsafe { crate::sys::move_memory(self.ptr, from.ptr, n) };
         n
     }
 }
