@@ -78,6 +78,19 @@ impl Activity {
     }
 }
 
+/// Whether `part` lies inside `owner`'s value: what the kernel calls back with a pointer to (a
+/// work item, a request and the buffers lent to it) must live in the owner it holds a reference
+/// on, or that reference would not keep it alive.
+fn inside<T, P>(owner: &Shared<T>, part: &P) -> bool {
+    let start = core::ptr::from_ref::<T>(owner).addr();
+    contains(start, size_of::<T>(), core::ptr::from_ref(part).addr(), size_of::<P>())
+}
+
+/// Whether `[at, at + size)` lies inside `[start, start + len)`.
+fn contains(start: usize, len: usize, at: usize, size: usize) -> bool {
+    at >= start && at.saturating_add(size) <= start.saturating_add(len)
+}
+
 /// What a [`Worker`] runs and an [`Outbound`] request reports to.
 pub trait Owner: Sized + Send + Sync + 'static {
     /// The count that the runs and requests join.
@@ -116,9 +129,13 @@ impl Worker {
         Some(Self { item, state: AtomicU32::new(IDLE) })
     }
 
-    /// Runs [`Owner::run`] soon, on a system thread at `PASSIVE_LEVEL`.
+    /// Runs [`Owner::run`] soon, on a system thread at `PASSIVE_LEVEL` — if the owner's worker
+    /// lives in the owner (else nothing runs: it could be freed while queued).
     pub fn schedule<T: Owner>(this: &Shared<T>) {
         let worker = this.worker();
+        if !inside(this, worker) {
+            return;
+        }
         loop {
             match worker.state.load(Ordering::SeqCst) {
                 IDLE => {
@@ -416,6 +433,14 @@ impl<B: Headers> Outbound<B> {
         buffers: ExclusiveGuard<'_, B>,
         length: u32,
     ) {
+        let (lender, _) = buffers.cell();
+        if !inside(owner, self) || !inside(owner, lender) {
+            // The request or its buffers outside the owner: the reference the request holds
+            // would not keep them alive. Refused as if the target had closed.
+            drop(buffers);
+            T::completed(owner, self.slot, ksabi::STATUS_INVALID_PARAMETER, 0);
+            return;
+        }
         if lease.id != target.id || target.state.load(Ordering::SeqCst) == GONE {
             drop(buffers);
             T::completed(owner, self.slot, ksabi::STATUS_FILE_CLOSED, 0);
@@ -539,5 +564,20 @@ unsafe fn free_mdls(irp: *mut IRP) {
         // SAFETY: freed once.
         unsafe { sys::IoFreeMdl(m.as_ptr()) };
         mdl = next;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contains;
+
+    #[test]
+    fn a_part_is_inside_only_when_all_of_it_is() {
+        assert!(contains(100, 50, 100, 50), "the whole");
+        assert!(contains(100, 50, 110, 8), "a field");
+        assert!(!contains(100, 50, 99, 8), "starts before");
+        assert!(!contains(100, 50, 145, 8), "ends after");
+        assert!(!contains(100, 50, 150, 1), "just past the end");
+        assert!(!contains(100, 50, usize::MAX - 4, 8), "wraps");
     }
 }

@@ -111,6 +111,11 @@ pub struct ExclusiveGuard<'a, T> {
 }
 
 impl<'a, T> ExclusiveGuard<'a, T> {
+    /// The cell the guard holds, and the value's address.
+    pub(in crate::kernel) fn cell(&self) -> (&'a Exclusive<T>, *mut T) {
+        (self.cell, self.cell.value.get())
+    }
+
     /// Keeps the value claimed after the guard and returns the cell and the value's address, for
     /// a request that uses it until [`Exclusive::end_loan`].
     pub(in crate::kernel) fn lend(self) -> (&'a Exclusive<T>, *mut T) {

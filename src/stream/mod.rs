@@ -148,16 +148,16 @@ impl<T> Side<T> {
     }
 
     /// Gives `irp` (acquired from this side's queue) back to `queue`, cancelable again.
-    fn release(&mut self, irp: Acquired, queue: &StreamQueue, done: &mut Completions) {
-        irp.release(queue, &mut self.key, done);
+    fn release(&mut self, irp: Acquired, done: &mut Completions) {
+        irp.release(&mut self.key, done);
     }
 }
 
-/// Gives the side's request in progress back to `queue` (a cancel that came meanwhile completes
+/// Gives the side's request in progress back to its queue (a cancel that came meanwhile completes
 /// it, through `done`).
-fn let_go_locked<T>(side: &mut Side<T>, queue: &StreamQueue, done: &mut Completions) {
+fn let_go_locked<T>(side: &mut Side<T>, done: &mut Completions) {
     if let Some(irp) = side.in_progress.take() {
-        side.release(irp, queue, done);
+        side.release(irp, done);
     }
 }
 
@@ -167,9 +167,9 @@ pub fn let_go(f: &Filter, pin: PinId) {
     // The lock guard is a temporary of the statement: it goes before the scope's completions run.
     Completions::scope(|done| {
         if pin == PinId::Input {
-            let_go_locked(&mut f.producer.lock(), &f.writes, done);
+            let_go_locked(&mut f.producer.lock(), done);
         } else {
-            let_go_locked(&mut f.consumer.lock(), &f.reads, done);
+            let_go_locked(&mut f.consumer.lock(), done);
         }
     });
 }
@@ -181,7 +181,7 @@ fn first_request<T>(side: &mut Side<T>, queue: &StreamQueue, done: &mut Completi
         if !irp.cancel_requested() {
             return Some(irp);
         }
-        side.release(irp, queue, done);
+        side.release(irp, done);
     }
     queue.acquire_first(&mut side.key)
 }

@@ -27,13 +27,13 @@ fn one_hold(f: &Filter, done: &mut Completions, progress: &mut bool) -> bool {
     let mut side = f.consumer.lock();
     core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
     if side.ring.is_none() || !f.flowing(PinId::Output) {
-        let_go_locked(&mut side, &f.reads, done);
+        let_go_locked(&mut side, done);
         return false;
     }
     let mut budget = HOLD_BUDGET;
     while let Some(mut irp) = first_request(&mut side, &f.reads, done) {
         let Some(c) = side.ring.as_mut() else {
-            side.release(irp, &f.reads, done);
+            side.release(irp, done);
             break;
         };
         let mut cursor = irp.cursor();
@@ -60,7 +60,7 @@ fn one_hold(f: &Filter, done: &mut Completions, progress: &mut bool) -> bool {
             return true;
         } else {
             // It waits for data: back on its queue, cancelable.
-            side.release(irp, &f.reads, done);
+            side.release(irp, done);
             return false;
         }
         if budget == 0 {
@@ -114,7 +114,7 @@ pub fn direct(
     let mut cursor = irp.cursor();
     let Some(h) = cursor.header() else {
         // A full read is never left queued, but be safe: back on its queue.
-        side.release(irp, &f.reads, done);
+        side.release(irp, done);
         return None;
     };
     let n = cursor.room().copy_from_caller(bytes.prefix(budget));
@@ -131,7 +131,7 @@ pub fn direct(
     } else {
         // Partly filled: it stays queued; the read pump completes it when no more data comes,
         // and a cancel completes it with what it holds.
-        side.release(irp, &f.reads, done);
+        side.release(irp, done);
     }
     Some(n)
 }

@@ -32,13 +32,13 @@ fn one_hold(f: &Filter, done: &mut Completions, progress: &mut bool) -> bool {
     let mut side = f.producer.lock();
     core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
     if side.ring.is_none() || !f.flowing(PinId::Input) {
-        let_go_locked(&mut side, &f.writes, done);
+        let_go_locked(&mut side, done);
         return false;
     }
     let mut budget = HOLD_BUDGET;
     while let Some(mut irp) = first_request(&mut side, &f.writes, done) {
         let Side { ring: Some(p), open_frame, .. } = &mut *side else {
-            side.release(irp, &f.writes, done);
+            side.release(irp, done);
             break;
         };
         let limit = piece_limit(p.max_frame()).min(HOLD_BUDGET);
@@ -56,7 +56,7 @@ fn one_hold(f: &Filter, done: &mut Completions, progress: &mut bool) -> bool {
                 }
             }
             Fed::Full => {
-                side.release(irp, &f.writes, done);
+                side.release(irp, done);
                 return false;
             }
             Fed::Budget => {

@@ -125,6 +125,8 @@ impl StreamIrp {
 #[must_use = "an acquired request goes back to its queue or is finished"]
 pub struct Acquired {
     raw: NonNull<IRP>,
+    /// The id of the queue it came from (and of that queue's key).
+    queue: usize,
 }
 
 // SAFETY: as for `StreamIrp`; a pump may leave it in progress for the next hold on any thread.
@@ -149,11 +151,20 @@ impl Acquired {
     /// Gives it back to `queue`, cancelable again. If a cancel came for it meanwhile,
     /// `KsReleaseIrpOnCancelableQueue` runs [`cancel`] right here, under the caller's lock: the
     /// cancel routine leaves the completion to `done`, which runs it after the locks are let go.
-    pub fn release(self, queue: &StreamQueue, key: &mut PumpKey, done: &mut Completions) {
+    ///
+    /// `key` must be its queue's (it stands for the lock that queue's pumps take); with another
+    /// key it is given back plainly, and a cancel that came meanwhile completes it right there.
+    pub fn release(self, key: &mut PumpKey, done: &mut Completions) {
         let raw = self.raw.as_ptr();
+        if !key.is(self.queue) {
+            // SAFETY: acquired from its queue, given up (not armed: the cancel routine completes it).
+            unsafe { sys::KsReleaseIrpOnCancelableQueue(raw, Some(cancel)) };
+            return;
+        }
         // SAFETY: a stream IRP we hold.
         unsafe { completions::arm(raw) };
-        queue.release(self.raw, key);
+        // SAFETY: acquired from its queue, given up; armed for a cancel that runs meanwhile.
+        unsafe { sys::KsReleaseIrpOnCancelableQueue(raw, Some(cancel)) };
         // SAFETY: armed above; the key (the side's lock) keeps other pumps of this queue from
         // acquiring it again before the marker is read back.
         if unsafe { completions::disarm(raw) } {

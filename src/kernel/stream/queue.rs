@@ -3,7 +3,7 @@
 
 use core::cell::UnsafeCell;
 use core::ptr::{NonNull, null_mut};
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use ksabi::{IRP, KSPIN_LOCK, KsAcquireOnly, KsListEntryHead, KsListEntryTail, LIST_ENTRY};
 
@@ -21,7 +21,12 @@ pub struct StreamQueue {
     head: UnsafeCell<LIST_ENTRY>,
     lock: UnsafeCell<KSPIN_LOCK>,
     count: AtomicU32,
+    /// Pairs the queue with its [`PumpKey`].
+    id: usize,
 }
+
+/// Tells queues (and their keys) apart.
+static NEXT_QUEUE: AtomicUsize = AtomicUsize::new(1);
 
 // SAFETY: the list and the lock word are only touched by ks.sys' queue routines, which take the lock.
 unsafe impl Sync for StreamQueue {}
@@ -32,17 +37,28 @@ unsafe impl Send for StreamQueue {}
 /// (inside the spin lock they take), so only a pump holding that lock can acquire or give back a
 /// request. That is what keeps two pumps from holding one request at once, and a pump's release
 /// from racing another's acquire of the same request.
-pub struct PumpKey(());
+pub struct PumpKey {
+    id: usize,
+}
+
+impl PumpKey {
+    /// Whether it is the key of queue `id`.
+    pub(super) fn is(&self, id: usize) -> bool {
+        self.id == id
+    }
+}
 
 impl StreamQueue {
     /// An empty queue, to be initialised in place before use, and the key of its pumps.
-    pub const fn new() -> (Self, PumpKey) {
+    pub fn new() -> (Self, PumpKey) {
+        let id = NEXT_QUEUE.fetch_add(1, Ordering::Relaxed);
         let queue = Self {
             head: UnsafeCell::new(LIST_ENTRY { Flink: null_mut(), Blink: null_mut() }),
             lock: UnsafeCell::new(0),
             count: AtomicU32::new(0),
+            id,
         };
-        (queue, PumpKey(()))
+        (queue, PumpKey { id })
     }
 
     /// `InitializeListHead` at the queue's final address.
@@ -88,7 +104,9 @@ impl StreamQueue {
     /// Acquires the request at the head without unlinking it: its cancel routine is cleared, so it
     /// stays the caller's until [`Acquired::release`] or [`Acquired::finish`].
     pub fn acquire_first(&self, key: &mut PumpKey) -> Option<Acquired> {
-        let _ = key;
+        if !key.is(self.id) {
+            return None; // another queue's key: its holder's lock does not guard this queue
+        }
         // SAFETY: an initialised queue and its lock.
         let irp = unsafe {
             sys::KsRemoveIrpFromCancelableQueue(
@@ -98,15 +116,7 @@ impl StreamQueue {
                 KsAcquireOnly,
             )
         };
-        NonNull::new(irp).map(|raw| Acquired { raw })
-    }
-
-    /// Gives an acquired request back, cancelable again (cancelled now if a cancel came meanwhile).
-    #[allow(clippy::unused_self)] // the queue is implied by the request; reads as queue.release
-    pub(super) fn release(&self, irp: NonNull<IRP>, key: &mut PumpKey) {
-        let _ = key;
-        // SAFETY: an acquired request of this queue (`Acquired` exists only for those), given up.
-        unsafe { sys::KsReleaseIrpOnCancelableQueue(irp.as_ptr(), Some(cancel)) };
+        NonNull::new(irp).map(|raw| Acquired { raw, queue: self.id })
     }
 
     /// Unlinks an acquired request: the caller owns it outright.
@@ -125,5 +135,19 @@ impl StreamQueue {
     pub fn cancel_all(&self) {
         // SAFETY: an initialised queue and its lock.
         unsafe { sys::KsCancelIo(self.head.get(), self.lock.get()) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StreamQueue;
+
+    /// A key opens only its own queue: with another queue's key nothing is acquired (and KS is
+    /// not even called — the key stands for the lock of the pumps of its own queue).
+    #[test]
+    fn another_queues_key_acquires_nothing() {
+        let (writes, _write_key) = StreamQueue::new();
+        let (_reads, mut read_key) = StreamQueue::new();
+        assert!(writes.acquire_first(&mut read_key).is_none());
     }
 }
