@@ -420,22 +420,36 @@ fn a_frame_a_resetting_sink_took_part_of_goes_again_from_where_it_was_cut() {
         assert!(!common::stats(&f2).bytes_in.is_multiple_of(6000), "F2 holds part of a frame");
         assert_eq!(f2_in.reset(ksabi::KSRESET_BEGIN).status, STATUS_SUCCESS);
         assert_eq!(f2_in.reset(ksabi::KSRESET_END).status, STATUS_SUCCESS);
-        let done = || {
-            let (s1, s2) = (common::stats(&f1), common::stats(&f2));
-            s2.bytes_in >= 24_000 && s2.pending_writes == 0 && s1.bytes_out >= 24_000
-        };
-        for _ in 0..100 {
-            if done() {
-                break;
-            }
-            read_within(&backend, &f2_out, &[8192; 4], 200);
-        }
-        let drained = settles(done);
-        let (s1, s2) = (common::stats(&f1), common::stats(&f2));
-        assert!(drained, "{s1:?} {s2:?}");
+        let (s1, s2) = drain_after_reset(&backend, &f1, &f2, &f2_out, 24_000);
         assert_eq!((s1.bytes_out, s2.bytes_in, s1.discarded_bytes), (24_000, 24_000, 0), "{s1:?} {s2:?}");
     }
     backend.shutdown().assert_clean();
+}
+
+/// Reads F2's output until F2 has taken `total` bytes from F1's push source with nothing left
+/// pending (after F2's input was reset under it); fails if it never gets there. Returns both
+/// filters' statistics.
+fn drain_after_reset(
+    backend: &ksclient::emulated::Emulated,
+    f1: &Filter<'_>,
+    f2: &Filter<'_>,
+    f2_out: &Pin<'_>,
+    total: u64,
+) -> (ksring_api::KsRingStatistics, ksring_api::KsRingStatistics) {
+    let done = || {
+        let (s1, s2) = (common::stats(f1), common::stats(f2));
+        s2.bytes_in >= total && s2.pending_writes == 0 && s1.bytes_out >= total
+    };
+    for _ in 0..100 {
+        if done() {
+            break;
+        }
+        read_within(backend, f2_out, &[8192; 4], 200);
+    }
+    let drained = settles(done);
+    let (s1, s2) = (common::stats(f1), common::stats(f2));
+    assert!(drained, "{s1:?} {s2:?}");
+    (s1, s2)
 }
 
 /// A resetting sink that took a frame, an empty frame after it and the start of the next: the
@@ -455,19 +469,7 @@ fn an_empty_frame_a_resetting_sink_took_is_not_where_the_rest_starts() {
         assert!(taken > 1000 && taken < 7000, "F2 took the first frame and part of the third: {taken}");
         assert_eq!(f2_in.reset(ksabi::KSRESET_BEGIN).status, STATUS_SUCCESS);
         assert_eq!(f2_in.reset(ksabi::KSRESET_END).status, STATUS_SUCCESS);
-        let done = || {
-            let (s1, s2) = (common::stats(&f1), common::stats(&f2));
-            s2.bytes_in >= 7000 && s2.pending_writes == 0 && s1.bytes_out >= 7000
-        };
-        for _ in 0..100 {
-            if done() {
-                break;
-            }
-            read_within(&backend, &f2_out, &[8192; 4], 200);
-        }
-        let drained = settles(done);
-        let (s1, s2) = (common::stats(&f1), common::stats(&f2));
-        assert!(drained, "{s1:?} {s2:?}");
+        let (s1, s2) = drain_after_reset(&backend, &f1, &f2, &f2_out, 7000);
         assert_eq!((s1.bytes_out, s2.bytes_in, s1.discarded_bytes), (7000, 7000, 0), "{s1:?} {s2:?}");
         // (F2 counts four frames in: the third frame's start, ended where the reset cut it, and
         // its rest.)

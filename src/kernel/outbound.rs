@@ -433,8 +433,7 @@ impl<B: Headers> Outbound<B> {
         buffers: ExclusiveGuard<'_, B>,
         length: u32,
     ) {
-        let (lender, _) = buffers.cell();
-        if !inside(owner, self) || !inside(owner, lender) {
+        if !inside(owner, self) || !inside(owner, buffers.cell()) {
             // The request or its buffers outside the owner: the reference the request holds
             // would not keep them alive. Refused as if the target had closed.
             drop(buffers);

@@ -111,9 +111,9 @@ pub struct ExclusiveGuard<'a, T> {
 }
 
 impl<'a, T> ExclusiveGuard<'a, T> {
-    /// The cell the guard holds, and the value's address.
-    pub(in crate::kernel) fn cell(&self) -> (&'a Exclusive<T>, *mut T) {
-        (self.cell, self.cell.value.get())
+    /// The cell the guard holds.
+    pub(in crate::kernel) fn cell(&self) -> &'a Exclusive<T> {
+        self.cell
     }
 
     /// Keeps the value claimed after the guard and returns the cell and the value's address, for

@@ -156,18 +156,17 @@ impl Acquired {
     /// key it is given back plainly, and a cancel that came meanwhile completes it right there.
     pub fn release(self, key: &mut PumpKey, done: &mut Completions) {
         let raw = self.raw.as_ptr();
-        if !key.is(self.queue) {
-            // SAFETY: acquired from its queue, given up (not armed: the cancel routine completes it).
-            unsafe { sys::KsReleaseIrpOnCancelableQueue(raw, Some(cancel)) };
-            return;
+        let armed = key.is(self.queue);
+        if armed {
+            // SAFETY: a stream IRP we hold.
+            unsafe { completions::arm(raw) };
         }
-        // SAFETY: a stream IRP we hold.
-        unsafe { completions::arm(raw) };
-        // SAFETY: acquired from its queue, given up; armed for a cancel that runs meanwhile.
+        // SAFETY: acquired from its queue, given up; armed (with its queue's key) for a cancel
+        // that runs meanwhile, else completed by that cancel routine.
         unsafe { sys::KsReleaseIrpOnCancelableQueue(raw, Some(cancel)) };
         // SAFETY: armed above; the key (the side's lock) keeps other pumps of this queue from
         // acquiring it again before the marker is read back.
-        if unsafe { completions::disarm(raw) } {
+        if armed && unsafe { completions::disarm(raw) } {
             // SAFETY: the cancel routine unlinked it and left it to us: ours outright.
             let mut irp = StreamIrp { raw: self.raw };
             let (status, information) = crate::stream::cancelled_result(&mut irp);
