@@ -78,11 +78,6 @@ impl PoolBuffer {
         let raw = unsafe { sys::ExAllocatePool2(POOL_FLAG_NON_PAGED, len.max(1), tag) };
         Some(Self { block: NonNull::new(raw.cast::<u8>())?, len, tag })
     }
-
-    /// The bytes' address, stable for the buffer's life.
-    pub fn as_mut_ptr(&self) -> *mut u8 {
-        self.block.as_ptr()
-    }
 }
 
 impl Deref for PoolBuffer {

@@ -44,14 +44,15 @@ use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsiz
 use ksabi::{KSSTREAM_HEADER, NTSTATUS};
 
 pub use connect::connect;
-use slot::{AtomicSlotState, EMPTY_HEADER, Slot, SlotIo, SlotState};
+use slot::{AtomicSlotState, Slot, SlotIo, SlotState};
 
 use crate::filter::{Counters, Filter};
 use crate::ids;
 use crate::kernel::irp::Device;
 use crate::kernel::object::{Held, Object};
-use crate::kernel::outbound::{Activity, Lease, Outbound, Owner, StreamHeaders, Target, Worker};
+use crate::kernel::outbound::{Activity, Lease, Outbound, Owner, StreamBuffers, Target, Worker};
 use crate::kernel::pool::{PoolBox, PoolBuffer, Shared};
+use crate::kernel::stream::Direction;
 use crate::kernel::sync::{Exclusive, ExclusiveGuard};
 
 /// Requests a source keeps in flight at most.
@@ -146,14 +147,7 @@ impl Source {
         let stack_size = target.stack_size(&lease);
         let slot = |i| {
             let data = PoolBuffer::new(ids::TAG_SOURCE, SLOT_BYTES)?;
-            let io = SlotIo {
-                headers: StreamHeaders([EMPTY_HEADER; HEADERS]),
-                data,
-                start: [0; HEADERS],
-                count: 0,
-                next: 0,
-                offset: 0,
-            };
+            let io = SlotIo { buffers: StreamBuffers::new(data), next: 0, offset: 0 };
             Some(Slot {
                 request: Outbound::new(stack_size, i)?,
                 io: Exclusive::new(PoolBox::new(ids::TAG_SOURCE, io)?),
@@ -284,7 +278,7 @@ impl Source {
         let first = if kind == Kind::Pull { io.next } else { 0 };
         let mut frames = 0;
         let mut bytes = 0;
-        for (i, h) in io.headers[..io.count].iter().enumerate().skip(first) {
+        for (i, h) in io.buffers.headers().iter().enumerate().skip(first) {
             let skip = if kind == Kind::Pull && i == io.next { io.offset } else { 0 };
             frames += 1;
             bytes += (h.DataUsed as usize).saturating_sub(skip) as u64;
@@ -365,15 +359,12 @@ impl Source {
         lease: &Lease,
         i: usize,
         io: ExclusiveGuard<'_, PoolBox<SlotIo>>,
-        code: u32,
-        count: usize,
+        direction: Direction,
     ) {
         let slot = &this.slots[i];
         slot.state.store(SlotState::InFlight);
         this.in_flight.fetch_add(1, Ordering::SeqCst);
-        #[allow(clippy::cast_possible_truncation)] // 16 headers
-        let length = (count * HEADER) as u32;
-        slot.request.send(this, &this.target, lease, code, io, length);
+        slot.request.send(this, &this.target, lease, direction, io);
         // A STOP or shutdown that looked for requests in flight before this one was marked would
         // have missed it (both sides store, then load, sequentially consistent): cancel it here.
         let cancelling = this.stopping.load(Ordering::SeqCst) || this.shutting_down.load(Ordering::SeqCst);

@@ -4,16 +4,14 @@
 use core::sync::atomic::Ordering;
 
 use framering::{FrameMeta, ReserveError};
-use ksabi::{
-    IOCTL_KS_READ_STREAM, KsStreamOptions, STATUS_DEVICE_NOT_READY, STATUS_INVALID_DEVICE_STATE,
-    STATUS_SUCCESS,
-};
+use ksabi::{KsStreamOptions, STATUS_DEVICE_NOT_READY, STATUS_INVALID_DEVICE_STATE, STATUS_SUCCESS};
 use ksring_api::KSRING_OPTIONSF_CONTINUES;
 
 use super::slot::{Slot, SlotState};
 use super::{HEADER, HEADERS, PART, Source, Work};
 use crate::filter::{Counters, Filter};
 use crate::kernel::pool::Shared;
+use crate::kernel::stream::Direction;
 use crate::pin_id::PinId;
 use crate::stream::{self, HOLD_BUDGET, RECORD_COST, part_flags, piece_limit};
 
@@ -72,17 +70,16 @@ impl Source {
             }
             let Some(mut io) = slot.io.claim() else { continue };
             for h in 0..HEADERS {
-                io.set(h, h * PART, 0, 0, &FrameMeta::default());
-                #[allow(clippy::cast_possible_truncation)] // 16 KiB
-                let part = PART as u32;
-                io.headers[h].FrameExtent = part;
+                // In bounds: HEADERS parts of PART bytes make the buffer.
+                let set = io.buffers.set(h, h * PART, PART, 0, &FrameMeta::default());
+                debug_assert!(set.is_ok());
             }
-            io.count = HEADERS;
+            io.buffers.set_count(HEADERS);
             io.next = 0;
             io.offset = 0;
             slot.seq.store(work.next_seq, Ordering::SeqCst);
             work.next_seq += 1;
-            Self::send(this, &work.lease, i, io, IOCTL_KS_READ_STREAM, HEADERS);
+            Self::send(this, &work.lease, i, io, Direction::Read);
         }
     }
 
@@ -100,10 +97,10 @@ impl Source {
             slot.state.store(SlotState::Free);
             return false;
         }
-        io.count = filled.min(HEADERS);
+        io.buffers.set_count(filled);
         io.next = 0;
         io.offset = 0;
-        for h in &io.headers[..io.count] {
+        for h in io.buffers.headers() {
             Counters::add(&c.bytes_in, u64::from(h.DataUsed));
         }
         slot.state.store(SlotState::Held);
@@ -135,8 +132,7 @@ impl Source {
         let Some(p) = producer.ring.as_mut() else { return Some(false) };
         let limit = piece_limit(p.max_frame()).min(HOLD_BUDGET);
         let mut budget = HOLD_BUDGET;
-        while io.next < io.count {
-            let h = io.headers[io.next];
+        while let Some(&h) = io.buffers.header(io.next) {
             let used = h.DataUsed as usize;
             if used == 0 && h.OptionsFlags & KsStreamOptions::ENDOFSTREAM.bits() != 0 {
                 // The upstream filter's input ended: so does ours (after what is in the ring), once
@@ -150,7 +146,7 @@ impl Source {
                 if budget == 0 {
                     return None;
                 }
-                let bytes = io.bytes(io.next);
+                let bytes = io.buffers.bytes(io.next);
                 let rest = bytes.get(io.offset..).unwrap_or(&[]);
                 let take = rest.len().min(limit).min(budget);
                 match p.reserve(take) {

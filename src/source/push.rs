@@ -3,16 +3,14 @@
 
 use core::sync::atomic::Ordering;
 
-use ksabi::{
-    IOCTL_KS_WRITE_STREAM, STATUS_CANCELLED, STATUS_DEVICE_NOT_READY, STATUS_INVALID_DEVICE_STATE,
-    STATUS_SUCCESS,
-};
+use ksabi::{STATUS_CANCELLED, STATUS_DEVICE_NOT_READY, STATUS_INVALID_DEVICE_STATE, STATUS_SUCCESS};
 use ksring_api::KSRING_OPTIONSF_CONTINUES;
 
 use super::slot::{Slot, SlotIo, SlotState, end_of_stream};
 use super::{HEADERS, SLOT_BYTES, Source, Work};
 use crate::filter::{Counters, Filter};
 use crate::kernel::pool::Shared;
+use crate::kernel::stream::Direction;
 use crate::pin_id::PinId;
 use crate::stream::{self, HOLD_BUDGET, RECORD_COST, part_flags};
 
@@ -41,8 +39,7 @@ impl Source {
                     if this.slots[i].state.load() == SlotState::Held
                         && let Some(io) = this.slots[i].io.claim()
                     {
-                        let count = io.count;
-                        Self::send(this, &work.lease, i, io, IOCTL_KS_WRITE_STREAM, count);
+                        Self::send(this, &work.lease, i, io, Direction::Write);
                     }
                 }
             }
@@ -68,9 +65,9 @@ impl Source {
                 break;
             }
             slot.seq.store(work.next_seq, Ordering::SeqCst);
-            io.count = count;
+            io.buffers.set_count(count);
             work.next_seq += 1;
-            Self::send(this, &work.lease, i, io, IOCTL_KS_WRITE_STREAM, count);
+            Self::send(this, &work.lease, i, io, Direction::Write);
         }
         if moved {
             stream::pump(f); // room in the ring: writes waiting for it go on
@@ -91,11 +88,13 @@ impl Source {
                 let Some(grant) = c.read() else { return count };
                 let payload = grant.payload();
                 let n = payload.len().min(SLOT_BYTES - used).min(budget);
-                io.data[used..used + n].copy_from_slice(&payload[..n]);
+                io.buffers.data_mut()[used..used + n].copy_from_slice(&payload[..n]);
                 Counters::add(&f.counters.copied_out, n as u64);
                 let meta = grant.meta();
                 let record_done = n == payload.len();
-                io.set(count, used, n, part_flags(meta.options_flags, record_done), &meta);
+                // In bounds: `used + n <= SLOT_BYTES` and `count < HEADERS`.
+                let set = io.buffers.set(count, used, n, part_flags(meta.options_flags, record_done), &meta);
+                debug_assert!(set.is_ok());
                 grant.consume(n);
                 used += n;
                 count += 1;
@@ -120,8 +119,9 @@ impl Source {
         let mut accepted = slot.information.load(Ordering::SeqCst);
         let Some(mut io) = slot.io.claim() else { return };
         let mut first = 0;
-        while first < io.count {
-            let used = io.headers[first].DataUsed as usize;
+        while let Some(&h) = io.buffers.header(first) {
+            // The frame's bytes as this source set them (a sink cannot make them more).
+            let used = io.buffers.bytes(first).len();
             // A failed write reports bytes: a zero-length frame at its edge (nothing accepted
             // past it) counts as not taken — sending it again is harmless; losing an end of stream
             // is not. One with bytes accepted past it was taken.
@@ -134,26 +134,26 @@ impl Source {
             Counters::add(&c.bytes_out, used as u64);
             // The end-of-stream marker this source made up itself (no buffer) was never in the
             // ring: it is not a frame out.
-            let made_up = used == 0 && io.headers[first].Data.is_null();
-            if io.headers[first].OptionsFlags & KSRING_OPTIONSF_CONTINUES == 0 && !made_up {
+            let made_up = used == 0 && !io.buffers.has_buffer(first);
+            if h.OptionsFlags & KSRING_OPTIONSF_CONTINUES == 0 && !made_up {
                 Counters::add(&c.frames_out, 1);
             }
             first += 1;
         }
-        if first < io.count && accepted > 0 {
+        if let Some(&h) = io.buffers.header(first)
+            && accepted > 0
+        {
             // The sink took the start of this frame: the rest goes again as its continuation.
             Counters::add(&c.bytes_out, accepted as u64);
-            let h = io.headers[first];
-            let rest = (h.DataUsed as usize).saturating_sub(accepted);
+            let rest = io.buffers.bytes(first).len().saturating_sub(accepted);
             let meta = stream::meta_of(&h);
-            let start = io.start[first] + accepted;
-            io.set(first, start, rest, h.OptionsFlags, &meta);
+            let start = io.buffers.start(first).unwrap_or(0) + accepted;
+            // In bounds: the rest of the frame's own bytes.
+            let set = io.buffers.set(first, start, rest, h.OptionsFlags, &meta);
+            debug_assert!(set.is_ok());
         }
-        let count = io.count;
-        io.headers.copy_within(first..count, 0);
-        io.start.copy_within(first..count, 0);
-        io.count -= first;
-        if io.count == 0 {
+        io.buffers.remove_front(first);
+        if io.buffers.count() == 0 {
             slot.state.store(SlotState::Free);
             return;
         }

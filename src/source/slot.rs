@@ -4,11 +4,11 @@
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use framering::FrameMeta;
-use ksabi::{KSSTREAM_HEADER, KSTIME, KsStreamOptions};
+use ksabi::KsStreamOptions;
 
-use super::{HEADER, HEADERS};
-use crate::kernel::outbound::{Headers, Outbound, StreamHeaders};
-use crate::kernel::pool::{PoolBox, PoolBuffer};
+use super::HEADERS;
+use crate::kernel::outbound::{Lend, Outbound, StreamBuffers};
+use crate::kernel::pool::PoolBox;
 use crate::kernel::sync::Exclusive;
 
 /// Where a request slot stands.
@@ -50,39 +50,16 @@ impl AtomicSlotState {
 /// A request's buffers and bookkeeping: the work routine's between sends, the target's while in
 /// flight (lent to the request).
 pub(super) struct SlotIo {
-    pub(super) headers: StreamHeaders<HEADERS>,
-    /// The bytes the headers describe.
-    pub(super) data: PoolBuffer,
-    /// Where each header's bytes start in `data`.
-    pub(super) start: [usize; HEADERS],
-    /// Headers in use.
-    pub(super) count: usize,
+    /// The headers and the bytes they describe.
+    pub(super) buffers: StreamBuffers<HEADERS>,
     /// Pull: the first header not yet in the ring, and how much of it is.
     pub(super) next: usize,
     pub(super) offset: usize,
 }
 
-impl Headers for PoolBox<SlotIo> {
-    fn headers(&mut self) -> *mut core::ffi::c_void {
-        self.headers.as_mut_ptr().cast()
-    }
-}
-
-impl SlotIo {
-    /// Header `i` over `n` bytes at `start` of the buffer, with `flags` and the frame's metadata.
-    pub(super) fn set(&mut self, i: usize, start: usize, n: usize, flags: u32, meta: &FrameMeta) {
-        self.start[i] = start;
-        self.headers[i] = KSSTREAM_HEADER {
-            Data: self.data.as_mut_ptr().wrapping_add(start).cast(),
-            ..header(n, flags, meta)
-        };
-    }
-
-    /// The bytes header `i` holds (as far as they lie in the buffer).
-    pub(super) fn bytes(&self, i: usize) -> &[u8] {
-        let start = self.start[i].min(self.data.len());
-        let used = (self.headers[i].DataUsed as usize).min(self.data.len() - start);
-        &self.data[start..start + used]
+impl Lend<HEADERS> for PoolBox<SlotIo> {
+    fn stream_buffers(&mut self) -> &mut StreamBuffers<HEADERS> {
+        &mut self.buffers
     }
 }
 
@@ -98,41 +75,10 @@ pub(super) struct Slot {
     pub(super) seq: AtomicU64,
 }
 
-/// A header with nothing in it.
-pub(super) const EMPTY_HEADER: KSSTREAM_HEADER = KSSTREAM_HEADER {
-    Size: 0,
-    TypeSpecificFlags: 0,
-    PresentationTime: KSTIME { Time: 0, Numerator: 0, Denominator: 0 },
-    Duration: 0,
-    FrameExtent: 0,
-    DataUsed: 0,
-    Data: core::ptr::null_mut(),
-    OptionsFlags: 0,
-    Reserved: 0,
-};
-
-/// A stream header over `n` bytes with `flags` and the frame's metadata (no buffer yet:
-/// [`SlotIo::set`] points it at the slot's).
-pub(super) fn header(n: usize, flags: u32, meta: &FrameMeta) -> KSSTREAM_HEADER {
-    #[allow(clippy::cast_possible_truncation)] // n <= SLOT_BYTES
-    let n = n as u32;
-    KSSTREAM_HEADER {
-        #[allow(clippy::cast_possible_truncation)] // 56
-        Size: HEADER as u32,
-        TypeSpecificFlags: meta.type_specific_flags,
-        PresentationTime: KSTIME { Time: meta.presentation_time, Numerator: meta.numerator, Denominator: meta.denominator },
-        Duration: meta.duration,
-        FrameExtent: n,
-        DataUsed: n,
-        Data: core::ptr::null_mut(),
-        OptionsFlags: flags,
-        Reserved: 0,
-    }
-}
-
 /// Fills a free slot with the end-of-stream frame: no data, `ENDOFSTREAM`.
 pub(super) fn end_of_stream(io: &mut SlotIo) -> usize {
-    io.headers[0] = header(0, KsStreamOptions::ENDOFSTREAM.bits(), &FrameMeta::default());
-    io.start[0] = 0;
+    // Header 0 exists (HEADERS > 0).
+    let set = io.buffers.set_empty(0, KsStreamOptions::ENDOFSTREAM.bits(), &FrameMeta::default());
+    debug_assert!(set.is_ok());
     1
 }

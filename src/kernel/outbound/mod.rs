@@ -14,17 +14,22 @@ use core::ptr::{NonNull, null_mut};
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 use ksabi::{
-    DEVICE_OBJECT, DelayedWorkQueue, Executive, FILE_OBJECT, HANDLE, IO_PARAMETERS_DEVICE_IO_CONTROL, IRP,
-    IRP_MJ_DEVICE_CONTROL, KEVENT, KernelMode, MDL, MDL_PAGES_LOCKED, NTSTATUS, NotificationEvent,
-    STATUS_MORE_PROCESSING_REQUIRED, STATUS_NOT_SUPPORTED, nt_success,
+    DEVICE_OBJECT, DelayedWorkQueue, Executive, FILE_OBJECT, HANDLE, IO_PARAMETERS_DEVICE_IO_CONTROL,
+    IOCTL_KS_READ_STREAM, IOCTL_KS_WRITE_STREAM, IRP, IRP_MJ_DEVICE_CONTROL, KEVENT, KernelMode, MDL,
+    MDL_PAGES_LOCKED, NTSTATUS, NotificationEvent, STATUS_MORE_PROCESSING_REQUIRED, STATUS_NOT_SUPPORTED,
+    nt_success,
 };
 
 use super::irp::{Device, Irp};
 use super::nt;
 use super::object::{self, Object};
 use super::pool::Shared;
+use super::stream::Direction;
 use super::sync::{Exclusive, ExclusiveGuard};
+
+mod buffers;
 use crate::sys;
+pub use buffers::StreamBuffers;
 
 /// A count of the owner itself and of what runs for it (work routine passes, requests in flight),
 /// with an event set when it drops to zero. It lives in a block of its own, so that what runs
@@ -372,35 +377,14 @@ unsafe impl<B: Send> Send for Outbound<B> {}
 // SAFETY: as above.
 unsafe impl<B: Send> Sync for Outbound<B> {}
 
-/// What a request's buffers give it: a stream header array (the request's output buffer).
-pub trait Headers {
-    /// The header array's address.
-    fn headers(&mut self) -> *mut c_void;
+/// What holds an [`Outbound`] request's buffers (the owner's slot, lent to the request while it
+/// is in flight).
+pub trait Lend<const N: usize> {
+    /// The buffers.
+    fn stream_buffers(&mut self) -> &mut StreamBuffers<N>;
 }
 
-/// An array of stream headers a request of the driver's own sends. Their `Data` fields are
-/// addresses the owner wrote (into its own buffers); only the request's receiver reads through
-/// them, while the array is lent to the request.
-#[derive(Clone, Copy)]
-pub struct StreamHeaders<const N: usize>(pub [ksabi::KSSTREAM_HEADER; N]);
-
-// SAFETY: plain data; the driver never dereferences the `Data` pointers through this type.
-unsafe impl<const N: usize> Send for StreamHeaders<N> {}
-
-impl<const N: usize> core::ops::Deref for StreamHeaders<N> {
-    type Target = [ksabi::KSSTREAM_HEADER; N];
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-impl<const N: usize> core::ops::DerefMut for StreamHeaders<N> {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.0
-    }
-}
-
-impl<B: Headers> Outbound<B> {
+impl<B> Outbound<B> {
     /// A request for a stack of `stack_size` locations ([`Target::stack_size`]), slot `slot` of
     /// its owner; `None` if none could be made.
     pub fn new(stack_size: i8, slot: usize) -> Option<Self> {
@@ -419,20 +403,22 @@ impl<B: Headers> Outbound<B> {
         })
     }
 
-    /// Sends `code` to `target` (whose `lease` the caller holds) as a kernel-mode request whose
-    /// `length`-byte output buffer is the header array of `buffers`, lent to the request
-    /// (claimed) until it completes; then [`Owner::completed`] runs with this slot — right away
+    /// Sends a stream request in `direction` to `target` (whose `lease` the caller holds) as a
+    /// kernel-mode request whose output buffer is the header array of `buffers` (each header in use
+    /// rewritten to lie in its own buffer: [`StreamBuffers`]), lent to the request (claimed) until
+    /// it completes; then [`Owner::completed`] runs with this slot — right away
     /// with `STATUS_FILE_CLOSED` if the target is let go. The request holds a reference on `owner`
     /// (and counts in its [`Activity`]) until then.
-    pub fn send<T: Owner>(
+    pub fn send<T: Owner, const N: usize>(
         &self,
         owner: &Shared<T>,
         target: &Target,
         lease: &Lease,
-        code: u32,
+        direction: Direction,
         buffers: ExclusiveGuard<'_, B>,
-        length: u32,
-    ) {
+    ) where
+        B: Lend<N>,
+    {
         if !inside(owner, self) || !inside(owner, buffers.cell()) {
             // The request or its buffers outside the owner: the reference the request holds
             // would not keep them alive. Refused as if the target had closed.
@@ -456,6 +442,12 @@ impl<B: Headers> Outbound<B> {
         let next = unsafe { &mut *next };
         next.MajorFunction = IRP_MJ_DEVICE_CONTROL;
         next.MinorFunction = 0;
+        // SAFETY: our IRP; the buffers are lent to it until its completion.
+        let (headers, length) = unsafe { (*buffers).stream_buffers() }.prepare(direction);
+        let code = match direction {
+            Direction::Write => IOCTL_KS_WRITE_STREAM,
+            Direction::Read => IOCTL_KS_READ_STREAM,
+        };
         next.Parameters.DeviceIoControl = IO_PARAMETERS_DEVICE_IO_CONTROL {
             OutputBufferLength: length,
             Pad0: 0,
@@ -466,8 +458,6 @@ impl<B: Headers> Outbound<B> {
             Type3InputBuffer: null_mut(),
         };
         next.FileObject = target.file.as_ptr();
-        // SAFETY: our IRP; the buffers are lent to it until its completion.
-        let headers = unsafe { (*buffers).headers() };
         // SAFETY: our IRP, not in flight.
         let request = unsafe { &mut *irp };
         request.UserBuffer = headers;

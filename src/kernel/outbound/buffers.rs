@@ -1,0 +1,285 @@
+//! The buffers an [`super::Outbound`] request carries: a stream header array and the bytes its
+//! headers describe, both owned here.
+//!
+//! The request goes down as a kernel-mode request, so the target trusts its headers: it reads or
+//! writes `DataUsed`/`FrameExtent` bytes at `Data` without a probe of its own. What keeps that
+//! inside the driver's own buffer is this type: headers are set only through bounds-checked
+//! methods, and [`StreamBuffers::prepare`] rewrites every header it sends — `Data`,
+//! `FrameExtent`, `DataUsed`, `Size` — from the extents kept here, so nothing written into the
+//! array meanwhile (by the owner, or by the target while it had the array) can point the next
+//! request anywhere else.
+
+use framering::FrameMeta;
+use ksabi::{KSSTREAM_HEADER, KSTIME};
+
+use core::ops::DerefMut;
+
+use super::super::pool::PoolBuffer;
+use crate::kernel::stream::Direction;
+
+/// Bytes of a `KSSTREAM_HEADER`.
+const HEADER_SIZE: usize = size_of::<KSSTREAM_HEADER>();
+
+/// `N` stream headers over one buffer of the driver's own (`D`: a pool buffer; anything that owns
+/// its bytes at a stable address in the unit tests).
+pub struct StreamBuffers<const N: usize, D = PoolBuffer> {
+    headers: [KSSTREAM_HEADER; N],
+    /// Where each header's bytes lie in `data`: `(start, extent)`, or `None` for a header without
+    /// a buffer (an end-of-stream marker). Always inside `data` (checked when set).
+    extents: [Option<(usize, usize)>; N],
+    data: D,
+    /// Headers in use: `count <= N`.
+    count: usize,
+}
+
+// SAFETY: the headers' `Data` pointers are into `data`, which this value owns; nothing here is
+// tied to a thread.
+unsafe impl<const N: usize, D: Send> Send for StreamBuffers<N, D> {}
+
+/// A header with nothing in it.
+const EMPTY: KSSTREAM_HEADER = KSSTREAM_HEADER {
+    Size: 0,
+    TypeSpecificFlags: 0,
+    PresentationTime: KSTIME { Time: 0, Numerator: 0, Denominator: 0 },
+    Duration: 0,
+    FrameExtent: 0,
+    DataUsed: 0,
+    Data: core::ptr::null_mut(),
+    OptionsFlags: 0,
+    Reserved: 0,
+};
+
+/// A header's range did not fit the buffer (or its index the array): nothing was set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutOfBounds;
+
+impl<const N: usize, D: DerefMut<Target = [u8]>> StreamBuffers<N, D> {
+    /// No headers in use, over `data`.
+    pub fn new(data: D) -> Self {
+        Self { headers: [EMPTY; N], extents: [None; N], data, count: 0 }
+    }
+
+    /// Header `i` over the `n` bytes at `start` of the buffer (`FrameExtent` and `DataUsed` both
+    /// `n`: a write's frame, or a read's room), with `flags` and the frame's metadata.
+    ///
+    /// # Errors
+    /// `i >= N`, or the bytes do not lie in the buffer.
+    pub fn set(
+        &mut self,
+        i: usize,
+        start: usize,
+        n: usize,
+        flags: u32,
+        meta: &FrameMeta,
+    ) -> Result<(), OutOfBounds> {
+        let fits = start.checked_add(n).is_some_and(|end| end <= self.data.len()) && u32::try_from(n).is_ok();
+        let (Some(header), true) = (self.headers.get_mut(i), fits) else { return Err(OutOfBounds) };
+        *header = header_of(n, flags, meta);
+        self.extents[i] = Some((start, n));
+        Ok(())
+    }
+
+    /// Header `i` with no buffer (an end-of-stream marker), with `flags` and the metadata.
+    ///
+    /// # Errors
+    /// `i >= N`.
+    pub fn set_empty(&mut self, i: usize, flags: u32, meta: &FrameMeta) -> Result<(), OutOfBounds> {
+        let header = self.headers.get_mut(i).ok_or(OutOfBounds)?;
+        *header = header_of(0, flags, meta);
+        self.extents[i] = None;
+        Ok(())
+    }
+
+    /// Header `i` as it stands (after a read completed: what the target filled in).
+    pub fn header(&self, i: usize) -> Option<&KSSTREAM_HEADER> {
+        self.headers[..self.count].get(i)
+    }
+
+    /// The headers in use.
+    pub fn headers(&self) -> &[KSSTREAM_HEADER] {
+        &self.headers[..self.count]
+    }
+
+    /// Where header `i`'s bytes start in the buffer (`None` without a buffer).
+    pub fn start(&self, i: usize) -> Option<usize> {
+        self.extents.get(i).copied().flatten().map(|(start, _)| start)
+    }
+
+    /// Whether header `i` has a buffer (an end-of-stream marker made up here has none).
+    pub fn has_buffer(&self, i: usize) -> bool {
+        self.extents.get(i).is_some_and(Option::is_some)
+    }
+
+    /// The bytes header `i` holds: `DataUsed` of them, never more than its extent.
+    pub fn bytes(&self, i: usize) -> &[u8] {
+        match (self.header(i), self.extents.get(i).copied().flatten()) {
+            (Some(h), Some((start, extent))) => &self.data[start..start + (h.DataUsed as usize).min(extent)],
+            _ => &[],
+        }
+    }
+
+    /// The whole buffer, to fill before headers are set over it.
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.data
+    }
+
+    /// Headers in use.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Uses the first `count` headers (at most `N`).
+    pub fn set_count(&mut self, count: usize) {
+        self.count = count.min(N);
+    }
+
+    /// Drops the first `first` headers in use; the rest move to the front.
+    pub fn remove_front(&mut self, first: usize) {
+        let first = first.min(self.count);
+        self.headers.copy_within(first..self.count, 0);
+        self.extents.copy_within(first..self.count, 0);
+        self.count -= first;
+    }
+
+    /// The header array for a request in `direction`: each header in use rewritten from the
+    /// extents kept here (`Data` into the buffer, `FrameExtent` its extent; a write's `DataUsed`
+    /// at most that, a read's 0), and the array's address and length in bytes.
+    pub(super) fn prepare(&mut self, direction: Direction) -> (*mut core::ffi::c_void, u32) {
+        let base = self.data.as_mut_ptr();
+        for (h, extent) in self.headers[..self.count].iter_mut().zip(&self.extents) {
+            let (data, extent) =
+                extent.map_or((core::ptr::null_mut(), 0), |(start, n)| (base.wrapping_add(start), n));
+            #[allow(clippy::cast_possible_truncation)] // extents lie in a buffer of u32 size
+            let extent = extent as u32;
+            h.Data = data.cast();
+            h.FrameExtent = extent;
+            h.DataUsed = match direction {
+                Direction::Write => h.DataUsed.min(extent),
+                Direction::Read => 0,
+            };
+            #[allow(clippy::cast_possible_truncation)] // 56
+            {
+                h.Size = HEADER_SIZE as u32;
+            }
+        }
+        #[allow(clippy::cast_possible_truncation)] // N * 56, a few KiB
+        let length = (self.count * HEADER_SIZE) as u32;
+        (self.headers.as_mut_ptr().cast(), length)
+    }
+}
+
+/// A stream header over `n` bytes with `flags` and the frame's metadata (its `Data` is set when
+/// the request is sent).
+fn header_of(n: usize, flags: u32, meta: &FrameMeta) -> KSSTREAM_HEADER {
+    #[allow(clippy::cast_possible_truncation)] // n lies in a buffer of u32 size (checked by the caller)
+    let n = n as u32;
+    KSSTREAM_HEADER {
+        #[allow(clippy::cast_possible_truncation)] // 56
+        Size: HEADER_SIZE as u32,
+        TypeSpecificFlags: meta.type_specific_flags,
+        PresentationTime: KSTIME { Time: meta.presentation_time, Numerator: meta.numerator, Denominator: meta.denominator },
+        Duration: meta.duration,
+        FrameExtent: n,
+        DataUsed: n,
+        Data: core::ptr::null_mut(),
+        OptionsFlags: flags,
+        Reserved: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> FrameMeta {
+        FrameMeta {
+            options_flags: 0,
+            type_specific_flags: 7,
+            presentation_time: 1,
+            numerator: 1,
+            denominator: 1,
+            duration: 2,
+        }
+    }
+
+    fn buffers(data: &mut [u8]) -> StreamBuffers<4, &mut [u8]> {
+        StreamBuffers::new(data)
+    }
+
+    #[test]
+    fn a_header_outside_the_buffer_or_the_array_is_refused_and_nothing_changes() {
+        let mut data = [0u8; 64];
+        let mut b = buffers(&mut data);
+        b.set(0, 8, 16, 0, &meta()).unwrap();
+        b.set_count(1);
+        let fields = |h: &KSSTREAM_HEADER| (h.FrameExtent, h.DataUsed, h.OptionsFlags, h.TypeSpecificFlags);
+        let before = fields(&b.headers()[0]);
+        assert_eq!(b.set(0, 60, 5, 0, &meta()), Err(OutOfBounds), "ends past the buffer");
+        assert_eq!(b.set(0, usize::MAX, 2, 0, &meta()), Err(OutOfBounds), "overflows");
+        assert_eq!(b.set(4, 0, 1, 0, &meta()), Err(OutOfBounds), "index past the array");
+        assert_eq!(b.set_empty(4, 0, &meta()), Err(OutOfBounds), "index past the array");
+        assert_eq!(fields(&b.headers()[0]), before);
+        assert_eq!(b.start(0), Some(8));
+        b.set(1, 48, 16, 0, &meta()).unwrap();
+        assert_eq!(b.start(1), Some(48), "a header that ends exactly at the buffer's end fits");
+    }
+
+    #[test]
+    fn prepare_rewrites_what_the_target_may_have_changed() {
+        let mut data = [0u8; 64];
+        let base = data.as_mut_ptr();
+        let mut b = buffers(&mut data);
+        b.set(0, 8, 16, 0, &meta()).unwrap();
+        b.set_empty(1, 1, &meta()).unwrap();
+        b.set_count(2);
+        let (array, length) = b.prepare(Direction::Write);
+        assert_eq!(length as usize, 2 * HEADER_SIZE);
+        let h = b.headers()[0];
+        assert_eq!((h.Data.cast::<u8>(), h.FrameExtent, h.DataUsed), (base.wrapping_add(8), 16, 16));
+        assert!(b.headers()[1].Data.is_null() && b.headers()[1].FrameExtent == 0);
+        // What a target holding the array could write into it.
+        let raw = array.cast::<KSSTREAM_HEADER>();
+        // SAFETY: the array `prepare` returned, two headers long, not borrowed meanwhile.
+        let first = unsafe { &mut *raw };
+        first.Data = core::ptr::dangling_mut();
+        first.FrameExtent = u32::MAX;
+        first.DataUsed = u32::MAX;
+        // SAFETY: as above.
+        unsafe { &mut *raw.wrapping_add(1) }.Data = core::ptr::dangling_mut();
+        assert_eq!(b.bytes(0).len(), 16, "a DataUsed past the extent reads only the extent");
+        b.prepare(Direction::Read);
+        let h = b.headers()[0];
+        assert_eq!((h.Data.cast::<u8>(), h.FrameExtent, h.DataUsed), (base.wrapping_add(8), 16, 0));
+        assert!(b.headers()[1].Data.is_null(), "a header without a buffer gets none");
+        assert_eq!(b.headers()[0].Size as usize, HEADER_SIZE);
+    }
+
+    #[test]
+    fn removing_from_the_front_keeps_each_header_with_its_bytes() {
+        let mut data = [0u8; 64];
+        for (i, d) in data.iter_mut().enumerate() {
+            *d = u8::try_from(i).unwrap();
+        }
+        let mut b = buffers(&mut data);
+        b.set(0, 0, 4, 0, &meta()).unwrap();
+        b.set_empty(1, 0, &meta()).unwrap();
+        b.set(2, 32, 3, 0, &meta()).unwrap();
+        b.set_count(3);
+        b.remove_front(1);
+        assert_eq!(b.count(), 2);
+        assert!(!b.has_buffer(0));
+        assert_eq!(b.bytes(1), &[32, 33, 34]);
+        b.remove_front(9);
+        assert_eq!(b.count(), 0);
+        assert!(b.header(0).is_none());
+    }
+
+    #[test]
+    fn at_most_n_headers_are_used() {
+        let mut data = [0u8; 64];
+        let mut b = buffers(&mut data);
+        b.set_count(99);
+        assert_eq!(b.count(), 4);
+        assert_eq!(b.prepare(Direction::Read).1 as usize, 4 * HEADER_SIZE);
+    }
+}
