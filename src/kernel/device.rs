@@ -238,19 +238,19 @@ impl PnpDevice {
     /// Sends the request down and waits for the devices below to complete it; it is ours again
     /// afterwards (to complete). Returns their status. At `PASSIVE_LEVEL`, as PnP requests are.
     pub fn forward_and_wait(&mut self, irp: &mut Irp) -> NTSTATUS {
-        let irp = irp.as_raw();
         // SAFETY: an all-zero KEVENT is initialised below before use.
         let mut done: KEVENT = unsafe { core::mem::zeroed() };
         // SAFETY: a fresh event on this stack, which outlives the wait below.
         unsafe { sys::KeInitializeEvent(&raw mut done, NotificationEvent, FALSE) };
-        // SAFETY: a PnP request we own, with a location for the device below ours.
-        unsafe { nt::copy_current_to_next(irp) };
-        // SAFETY: as above; the event outlives the request (we wait for it).
-        unsafe { nt::set_completion_routine(irp, Some(completed_below), (&raw mut done).cast()) };
+        let request = irp.owned_mut();
+        // A PnP request has a location for the device below ours; the event outlives the
+        // request's trip down (we wait for it).
+        request.copy_current_to_next();
+        request.set_completion_routine(Some(completed_below), (&raw mut done).cast());
         // SAFETY: our initialised extension; `lower` is written only by AddDevice.
         let lower = unsafe { (*self.ext).lower };
         // SAFETY: the device below and the request with its next location set up.
-        let status = unsafe { sys::IofCallDriver(lower, irp) };
+        let status = unsafe { sys::IofCallDriver(lower, request.as_ptr()) };
         if status != STATUS_PENDING {
             return status;
         }
@@ -258,8 +258,8 @@ impl PnpDevice {
         unsafe {
             sys::KeWaitForSingleObject((&raw mut done).cast(), Executive, KernelMode, FALSE, null_mut())
         };
-        // SAFETY: the completion routine kept the request: ours again.
-        unsafe { (*irp).IoStatus.Status }
+        // The completion routine kept the request: ours again.
+        request.io_status().Status
     }
 
     /// `IoSetDeviceInterfaceState` on the registered interface (harmless if already so).

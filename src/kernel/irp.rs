@@ -7,22 +7,22 @@
 use core::ptr::{NonNull, null_mut};
 
 use ksabi::{
-    DEVICE_OBJECT, IRP, KSDATAFORMAT, KSPIN_CONNECT, KSRESET, NTSTATUS, STATUS_INVALID_BUFFER_SIZE,
-    STATUS_INVALID_PARAMETER,
+    DEVICE_OBJECT, DRIVER_OBJECT, IRP, KSDATAFORMAT, KSPIN_CONNECT, KSRESET, NTSTATUS,
+    STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_PARAMETER,
 };
 use ksring_api::PIN_FACTORIES;
 
 use crate::descriptors::PINS;
 use crate::kernel::driver::Driver;
-use crate::kernel::nt;
-use crate::kernel::object::{self, Object};
+use crate::kernel::nt::OwnedIrp;
+use crate::kernel::object::Object;
 use crate::limits::{Limits, NO_LIMITS};
 use crate::sys;
 
 /// An IRP the driver owns: complete it or hand it on.
 #[must_use = "an IRP must be completed or handed on"]
 pub struct Irp {
-    raw: NonNull<IRP>,
+    raw: OwnedIrp,
 }
 
 /// The device object a dispatch routine was called for (the driver's own).
@@ -44,10 +44,15 @@ impl Device {
         self.raw
     }
 
+    /// The driver object the device belongs to.
+    pub fn driver_object(self) -> *mut DRIVER_OBJECT {
+        // SAFETY: the driver's own device, alive (see `Send`); `DriverObject` is set at its creation.
+        unsafe { (*self.raw).DriverObject }
+    }
+
     /// The driver's pool caps (its driver object's extension).
     pub fn limits(self) -> &'static Limits {
-        // SAFETY: the driver's own device.
-        let driver = unsafe { (*self.raw).DriverObject };
+        let driver = self.driver_object();
         // SAFETY: its driver object.
         let driver = unsafe { Driver::from_raw(driver) };
         // `DriverEntry` fails unless it kept the limits, before any device existed.
@@ -62,7 +67,8 @@ impl Irp {
     /// `raw` is a valid IRP the caller owns (as a dispatch routine owns the IRP it was called
     /// with) and gives to the returned value; nobody else completes it.
     pub unsafe fn from_raw(raw: *mut IRP) -> Option<Self> {
-        NonNull::new(raw).map(|raw| Self { raw })
+        // SAFETY: the caller's promise.
+        NonNull::new(raw).map(|raw| Self { raw: unsafe { OwnedIrp::new(raw) } })
     }
 
     /// The raw IRP, still owned by `self` (for calls that take one and give it back).
@@ -75,56 +81,52 @@ impl Irp {
         self.raw.as_ptr()
     }
 
+    /// Its fields.
+    pub(in crate::kernel) fn owned(&self) -> &OwnedIrp {
+        &self.raw
+    }
+
+    /// Its fields, to change.
+    pub(in crate::kernel) fn owned_mut(&mut self) -> &mut OwnedIrp {
+        &mut self.raw
+    }
+
     /// Gives up ownership to another owning type of this layer (a stream request).
-    pub(in crate::kernel) fn into_non_null(self) -> NonNull<IRP> {
+    pub(in crate::kernel) fn into_owned(self) -> OwnedIrp {
         self.raw
     }
 
     /// `IoCompleteRequest` with `status` and `information`; returns `status`, as a dispatch
     /// routine does.
     pub fn complete(self, status: NTSTATUS, information: usize) -> NTSTATUS {
-        // SAFETY: owned by `self`, consumed here: completed once.
-        unsafe { nt::complete(self.raw.as_ptr(), status, information) }
+        self.raw.complete(status, information)
     }
 
     /// Completes with the status given and the `Information` a handler already set (KS' handlers
     /// set it in the IRP).
     pub fn complete_keeping_information(self, status: NTSTATUS) -> NTSTATUS {
-        // SAFETY: owned by `self`.
-        let information = unsafe { nt::information(self.raw.as_ptr()) };
+        let information = self.raw.io_status().Information;
         self.complete(status, information)
     }
 
     /// The minor function code of the current stack location (`IRP_MN_*` of a PnP request).
     pub fn minor_function(&self) -> u8 {
-        // SAFETY: owned by `self`: its current stack location is valid.
-        let stack = unsafe { nt::current_stack(self.raw.as_ptr()) };
-        // SAFETY: as above.
-        unsafe { (*stack).MinorFunction }
+        self.raw.stack().MinorFunction
     }
 
     /// The `IoControlCode` of a device-control IRP.
     pub fn ioctl_code(&self) -> u32 {
-        // SAFETY: owned by `self`; dispatch routines for `IRP_MJ_DEVICE_CONTROL` only ask this of
-        // device-control IRPs (any other major reads a union member of plain integers).
-        unsafe { nt::ioctl_parameters(self.raw.as_ptr()) }.IoControlCode
+        self.raw.ioctl().IoControlCode
     }
 
     /// The driver's object at the IRP's file object (`FsContext`), if it has one.
     pub fn object(&self) -> Option<Object<'_>> {
-        // SAFETY: owned by `self`, for a file object of this driver's device (dispatch routines
-        // are reached only through the driver's devices); the object lives while the IRP is
-        // outstanding, which the borrow of `self` bounds.
-        unsafe { object::of_irp(self.raw.as_ptr()) }
+        self.file()?.object()
     }
 
     /// The driver's object at the parent (`RelatedFileObject`) of a create IRP's file object.
     pub fn parent_object(&self) -> Option<Object<'_>> {
-        // SAFETY: owned by `self`, a create IRP: the related file object is valid during it and,
-        // opened on this driver's device, holds one of its objects (or none).
-        let parent = unsafe { nt::related_file_object(self.raw.as_ptr()) };
-        // SAFETY: as above.
-        unsafe { object::of_file(parent) }
+        self.file()?.related()?.object()
     }
 
     /// `KsValidateConnectRequest` on a pin's create IRP with the driver's pin descriptors: the
@@ -150,8 +152,7 @@ impl Irp {
         let format = connect.wrapping_add(1).cast::<KSDATAFORMAT>();
         // SAFETY: as above.
         let format_size = unsafe { (*format).FormatSize } as usize;
-        // SAFETY: a create IRP we own.
-        let parameter = unsafe { nt::create_parameter_len(self.as_raw(), ksabi::KSSTRING_Pin.len()) };
+        let parameter = self.file().map_or(0, |file| file.create_parameter_len(ksabi::KSSTRING_Pin.len()));
         if format_size > parameter.saturating_sub(size_of::<KSPIN_CONNECT>()) {
             return Err(STATUS_INVALID_BUFFER_SIZE);
         }

@@ -5,11 +5,14 @@
 use core::mem::offset_of;
 use core::ptr::null_mut;
 
+use core::ffi::c_void;
+use core::ptr::NonNull;
+
 use ksabi::{
-    FILE_OBJECT, IO_NO_INCREMENT, IO_PARAMETERS_DEVICE_IO_CONTROL, IO_STACK_LOCATION, IRP, IRP_TAIL_OVERLAY,
-    LIST_ENTRY, MDL, MDL_MAPPED_TO_SYSTEM_VA, MDL_PAGES_LOCKED, MDL_SOURCE_IS_NONPAGED_POOL, NTSTATUS,
-    PIO_COMPLETION_ROUTINE, SL_INVOKE_ON_CANCEL, SL_INVOKE_ON_ERROR, SL_INVOKE_ON_SUCCESS,
-    SL_PENDING_RETURNED, UNICODE_STRING,
+    FILE_OBJECT, IO_NO_INCREMENT, IO_PARAMETERS_DEVICE_IO_CONTROL, IO_STACK_LOCATION, IO_STATUS_BLOCK, IRP,
+    IRP_TAIL_OVERLAY, LIST_ENTRY, MDL, MDL_MAPPED_TO_SYSTEM_VA, MDL_PAGES_LOCKED,
+    MDL_SOURCE_IS_NONPAGED_POOL, NTSTATUS, PIO_COMPLETION_ROUTINE, SL_INVOKE_ON_CANCEL, SL_INVOKE_ON_ERROR,
+    SL_INVOKE_ON_SUCCESS, SL_PENDING_RETURNED, UNICODE_STRING,
 };
 
 use crate::sys;
@@ -20,221 +23,205 @@ pub fn tail_overlay(irp: *mut IRP) -> *mut IRP_TAIL_OVERLAY {
     irp.cast::<u8>().wrapping_add(offset_of!(IRP, Tail)).cast()
 }
 
-/// `IoGetCurrentIrpStackLocation`.
-///
-/// # Safety
-/// `irp` must be a valid IRP owned by the caller.
-pub unsafe fn current_stack(irp: *mut IRP) -> *mut IO_STACK_LOCATION {
-    // SAFETY: the caller owns a valid IRP; while a driver owns it, `Tail.Overlay` is the live member.
-    unsafe { (*tail_overlay(irp)).CurrentStackLocation }
+/// `&Irp->Tail.Overlay.DriverContext[i]` (`i < 4`), computed without reading anything.
+#[must_use]
+pub fn driver_context(irp: *mut IRP, i: usize) -> *mut *mut c_void {
+    let first = offset_of!(IRP, Tail) + offset_of!(IRP_TAIL_OVERLAY, DriverContext);
+    irp.cast::<u8>().wrapping_add(first + i.min(3) * size_of::<*mut c_void>()).cast()
 }
 
-/// The file object of the IRP's current stack location.
+/// An IRP its holder owns — a dispatch routine's, a stream request acquired from its queue or
+/// taken by its cancel routine — reached field by field: the WDK's inline helpers
+/// (`IoGetCurrentIrpStackLocation`, `IoMarkIrpPending`, `IoCompleteRequest`...) as methods.
 ///
-/// # Safety
-/// `irp` must be a valid IRP owned by the caller.
-pub unsafe fn file_object(irp: *mut IRP) -> *mut FILE_OBJECT {
-    // SAFETY: the caller owns a valid IRP with a current stack location.
-    let stack = unsafe { current_stack(irp) };
-    // SAFETY: as above.
-    unsafe { (*stack).FileObject }
-}
+/// While an IRP is the holder's, its current stack location, its `IoStatus`, its system buffer
+/// and its MDL chain are the holder's alone; the rest of the IRP is reached only by raw
+/// pointer (the I/O manager sets `Cancel` from any thread, KS links `Tail.Overlay.ListEntry`),
+/// never through a reference to the whole.
+pub struct OwnedIrp(NonNull<IRP>);
 
-/// The device-control parameters of the current stack location.
-///
-/// # Safety
-/// `irp` must be a valid `IRP_MJ_DEVICE_CONTROL` IRP owned by the caller.
-pub unsafe fn ioctl_parameters(irp: *mut IRP) -> IO_PARAMETERS_DEVICE_IO_CONTROL {
-    // SAFETY: the caller owns a valid IRP with a current stack location.
-    let stack = unsafe { current_stack(irp) };
-    // SAFETY: the current stack location of the caller's IRP.
-    let parameters = unsafe { &(*stack).Parameters };
-    // SAFETY: for a device-control IRP, `DeviceIoControl` is the union member in use.
-    unsafe { parameters.DeviceIoControl }
-}
+impl OwnedIrp {
+    /// The holder's IRP.
+    ///
+    /// # Safety
+    /// `raw` is a valid IRP sent to one of this driver's devices, which the caller owns for as
+    /// long as the value lives (or until [`OwnedIrp::complete`] or it is handed on).
+    pub unsafe fn new(raw: NonNull<IRP>) -> Self {
+        Self(raw)
+    }
 
-/// `Irp->IoStatus.Information`.
-///
-/// # Safety
-/// `irp` must be a valid IRP owned by the caller.
-pub unsafe fn information(irp: *mut IRP) -> usize {
-    // SAFETY: the caller's IRP.
-    unsafe { (*irp).IoStatus.Information }
-}
+    /// The raw IRP, still owned (for the routines that take one and give it back).
+    pub fn as_ptr(&self) -> *mut IRP {
+        self.0.as_ptr()
+    }
 
-/// `Irp->AssociatedIrp.SystemBuffer`.
-///
-/// # Safety
-/// `irp` must be a valid IRP owned by the caller, whose `AssociatedIrp` holds a system buffer.
-pub unsafe fn system_buffer(irp: *mut IRP) -> *mut u8 {
-    // SAFETY: the caller's IRP.
-    let associated = unsafe { &(*irp).AssociatedIrp };
-    // SAFETY: the caller says the system-buffer member is the one in use.
-    unsafe { associated.SystemBuffer }.cast()
-}
+    /// Gives up ownership (to a queue, a completion list, ks.sys).
+    pub fn into_non_null(self) -> NonNull<IRP> {
+        self.0
+    }
 
-/// Sets `FsContext` of the IRP's file object (where KS and the driver find the object).
-///
-/// # Safety
-/// `irp` must be a create or close IRP owned by the caller, for a file object of this driver.
-pub unsafe fn set_fs_context(irp: *mut IRP, context: *mut core::ffi::c_void) {
-    // SAFETY: the caller's IRP.
-    let file = unsafe { file_object(irp) };
-    // SAFETY: the driver owns FsContext of its file objects.
-    unsafe { (*file).FsContext = context };
-}
+    /// `IoGetCurrentIrpStackLocation`.
+    fn current_stack(&self) -> *mut IO_STACK_LOCATION {
+        // SAFETY: the holder's IRP; while a driver owns it, `Tail.Overlay` is the live member and
+        // nothing else writes `CurrentStackLocation`.
+        unsafe { (*tail_overlay(self.as_ptr())).CurrentStackLocation }
+    }
 
-/// The parent of the IRP's file object (a pin's filter).
-///
-/// # Safety
-/// `irp` must be a valid IRP owned by the caller, with a file object.
-pub unsafe fn related_file_object(irp: *mut IRP) -> *mut FILE_OBJECT {
-    // SAFETY: the caller's IRP.
-    let file = unsafe { file_object(irp) };
-    // SAFETY: a valid file object.
-    unsafe { (*file).RelatedFileObject }
+    /// The current stack location.
+    pub fn stack(&self) -> &IO_STACK_LOCATION {
+        // SAFETY: the holder's location of its IRP, valid and written by nobody else while owned.
+        unsafe { &*self.current_stack() }
+    }
+
+    /// The location the driver below will see (`IoGetNextIrpStackLocation`).
+    ///
+    /// The IRP must have a location below the current one (one this driver sends on, or one of
+    /// its own allocated with the target's stack size).
+    pub fn next_stack(&mut self) -> &mut IO_STACK_LOCATION {
+        // SAFETY: the location below the current one, the holder's to set up before sending the
+        // IRP on; distinct from the current one, which `&mut self` keeps unborrowed.
+        unsafe { &mut *self.current_stack().wrapping_sub(1) }
+    }
+
+    /// `Irp->IoStatus`.
+    pub fn io_status(&self) -> &IO_STATUS_BLOCK {
+        // SAFETY: the holder's IRP; only its owner writes `IoStatus`.
+        unsafe { &(*self.as_ptr()).IoStatus }
+    }
+
+    /// `Irp->IoStatus`, to set.
+    pub fn io_status_mut(&mut self) -> &mut IO_STATUS_BLOCK {
+        // SAFETY: the holder's IRP; only its owner writes `IoStatus`.
+        unsafe { &mut (*self.as_ptr()).IoStatus }
+    }
+
+    /// The device-control parameters of the current stack location.
+    pub fn ioctl(&self) -> IO_PARAMETERS_DEVICE_IO_CONTROL {
+        // SAFETY: for a device-control IRP `DeviceIoControl` is the member in use; for any other
+        // major the union holds plain integers and pointers, read here only as values.
+        unsafe { self.stack().Parameters.DeviceIoControl }
+    }
+
+    /// `Irp->AssociatedIrp.SystemBuffer` (the captured buffer of a probed or buffered request).
+    pub fn system_buffer(&self) -> *mut u8 {
+        // SAFETY: the holder's IRP.
+        let associated = unsafe { &(*self.as_ptr()).AssociatedIrp };
+        // SAFETY: a pointer-sized union member, read as a value (any bits are a pointer).
+        unsafe { associated.SystemBuffer }.cast()
+    }
+
+    /// `Irp->MdlAddress`: the head of its MDL chain.
+    pub fn mdl_address(&self) -> *mut MDL {
+        // SAFETY: the holder's IRP.
+        unsafe { (*self.as_ptr()).MdlAddress }
+    }
+
+    /// `Irp->RequestorMode`.
+    pub fn requestor_mode(&self) -> i8 {
+        // SAFETY: the holder's IRP; set by whoever built the request, read-only after.
+        unsafe { (*self.as_ptr()).RequestorMode }
+    }
+
+    /// Whether a cancel came (`Irp->Cancel`, which `IoCancelIrp` may set concurrently).
+    pub fn cancel_requested(&self) -> bool {
+        let flag = self.as_ptr().cast::<u8>().wrapping_add(offset_of!(IRP, Cancel));
+        // SAFETY: the holder's IRP, alive; a byte another processor may write, read volatile.
+        unsafe { flag.read_volatile() != 0 }
+    }
+
+    /// The file object of the current stack location.
+    pub fn file_object(&self) -> *mut FILE_OBJECT {
+        self.stack().FileObject
+    }
+
+    /// `IoMarkIrpPending`: the driver will return `STATUS_PENDING` and complete the IRP later.
+    pub fn mark_pending(&mut self) {
+        // SAFETY: the holder's current location, reached mutably only here.
+        unsafe { (*self.current_stack()).Control |= SL_PENDING_RETURNED };
+    }
+
+    /// `IoCopyCurrentIrpStackLocationToNext`: the next location gets the current one's request,
+    /// without its completion routine.
+    pub fn copy_current_to_next(&mut self) {
+        let current = *self.stack();
+        let next = self.next_stack();
+        let (routine, context) = (next.CompletionRoutine, next.Context);
+        *next = IO_STACK_LOCATION { Control: 0, CompletionRoutine: routine, Context: context, ..current };
+    }
+
+    /// `IoSetCompletionRoutine(irp, routine, context, TRUE, TRUE, TRUE)`: call `routine` however
+    /// the request ends.
+    pub fn set_completion_routine(&mut self, routine: PIO_COMPLETION_ROUTINE, context: *mut c_void) {
+        let next = self.next_stack();
+        next.CompletionRoutine = routine;
+        next.Context = context;
+        next.Control = SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL;
+    }
+
+    /// `IoCompleteRequest` with `status` and `information`; returns `status` for a dispatch
+    /// routine.
+    pub fn complete(mut self, status: NTSTATUS, information: usize) -> NTSTATUS {
+        let io = self.io_status_mut();
+        io.Status = status;
+        io.Information = information;
+        // SAFETY: the holder's IRP, given up here (`self` is consumed): completed once.
+        unsafe { sys::IofCompleteRequest(self.as_ptr(), IO_NO_INCREMENT) };
+        status
+    }
+
+    /// Unlinks and frees (`IoFreeMdl`) every MDL on the IRP's chain whose pages are not locked,
+    /// so that completing the IRP does not make the I/O manager unlock them (`MmUnlockPages` on
+    /// an unlocked MDL bug-checks). For a stream IRP ksring refuses after `KsProbeStreamIrp`.
+    pub fn free_unlocked_mdls(&mut self) {
+        let mut chain = core::mem::replace(self.mdls(), null_mut());
+        let mut kept: *mut MDL = null_mut();
+        let mut last: *mut MDL = null_mut();
+        while let Some(mdl) = NonNull::new(chain) {
+            // SAFETY: an MDL of the chain the holder owns (taken off the IRP above).
+            let m = unsafe { &mut *mdl.as_ptr() };
+            chain = m.Next;
+            if m.MdlFlags & (MDL_PAGES_LOCKED | MDL_SOURCE_IS_NONPAGED_POOL) == 0 {
+                // SAFETY: off the chain now; nothing refers to it any more.
+                unsafe { sys::IoFreeMdl(mdl.as_ptr()) };
+                continue;
+            }
+            m.Next = null_mut();
+            match NonNull::new(last) {
+                // SAFETY: the last MDL kept, an MDL of the holder's chain.
+                Some(l) => unsafe { (*l.as_ptr()).Next = mdl.as_ptr() },
+                None => kept = mdl.as_ptr(),
+            }
+            last = mdl.as_ptr();
+        }
+        *self.mdls() = kept;
+    }
+
+    /// `Irp->MdlAddress`, to change.
+    fn mdls(&mut self) -> &mut *mut MDL {
+        // SAFETY: the holder's IRP; only its owner changes its MDL chain.
+        unsafe { &mut (*self.as_ptr()).MdlAddress }
+    }
 }
 
 /// The length in bytes of a create's parameter as KS computes it (`KsiCopyCreateParameter`): the
-/// file name, less an optional leading `\`, less the create item's name of `class_units`
-/// characters and the `\` after it. (0 when the name is shorter.)
-///
-/// # Safety
-/// `irp` must be a valid `IRP_MJ_CREATE` IRP owned by the caller, with a file object.
-pub unsafe fn create_parameter_len(irp: *mut IRP, class_units: usize) -> usize {
-    // SAFETY: the caller's create IRP.
-    let file = unsafe { file_object(irp) };
-    // SAFETY: a valid file object; its name is a counted string of `Length` bytes.
-    let name = unsafe { &(*file).FileName };
-    let mut len = usize::from(name.Length);
-    if len >= 2 && !name.Buffer.is_null() {
-        // SAFETY: at least one character is there.
-        if unsafe { *name.Buffer } == u16::from(b'\\') {
-            len -= 2;
-        }
-    }
-    len.saturating_sub(class_units * 2 + 2)
-}
-
-/// `IoMarkIrpPending`: the driver will return `STATUS_PENDING` and complete the IRP later.
-///
-/// # Safety
-/// `irp` must be a valid IRP owned by the caller.
-pub unsafe fn mark_pending(irp: *mut IRP) {
-    // SAFETY: the caller owns a valid IRP with a current stack location.
-    let stack = unsafe { current_stack(irp) };
-    // SAFETY: as above; the driver owns its stack location's Control byte.
-    unsafe { (*stack).Control |= SL_PENDING_RETURNED };
-}
-
-/// `IoCompleteRequest` with `status` and `information`; returns `status` for a dispatch routine.
-///
-/// # Safety
-/// `irp` must be a valid IRP owned by the caller, which gives it up.
-pub unsafe fn complete(irp: *mut IRP, status: NTSTATUS, information: usize) -> NTSTATUS {
-    // SAFETY: the caller owns the IRP until the completion below.
-    unsafe {
-        (*irp).IoStatus.Status = status;
-    }
-    // SAFETY: as above.
-    unsafe {
-        (*irp).IoStatus.Information = information;
-    }
-    // SAFETY: the IRP is ours to complete, exactly once.
-    unsafe { sys::IofCompleteRequest(irp, IO_NO_INCREMENT) };
-    status
-}
-
-/// `IoGetNextIrpStackLocation`: the location the driver below will see.
-///
-/// # Safety
-/// `irp` must be a valid IRP owned by the caller, with a location below the current one.
-pub unsafe fn next_stack(irp: *mut IRP) -> *mut IO_STACK_LOCATION {
-    // SAFETY: the caller's IRP has a current (or past-the-end) location and one below it.
-    unsafe { current_stack(irp) }.wrapping_sub(1)
-}
-
-/// `IoCopyCurrentIrpStackLocationToNext`: the next location gets the current one's request,
-/// without its completion routine.
-///
-/// # Safety
-/// As [`next_stack`].
-pub unsafe fn copy_current_to_next(irp: *mut IRP) {
-    // SAFETY: the caller's IRP.
-    let current = unsafe { current_stack(irp) };
-    // SAFETY: as above.
-    let next = unsafe { next_stack(irp) };
-    // SAFETY: two distinct locations of the caller's IRP; the copy stops before the completion
-    // fields, as the WDK macro's does.
-    unsafe {
-        core::ptr::copy_nonoverlapping(
-            current.cast::<u8>(),
-            next.cast::<u8>(),
-            offset_of!(IO_STACK_LOCATION, CompletionRoutine),
-        );
-    };
-    // SAFETY: as above.
-    unsafe { (*next).Control = 0 };
-}
-
-/// `IoSetCompletionRoutine(irp, routine, context, TRUE, TRUE, TRUE)`: call `routine` however the
-/// request ends.
-///
-/// # Safety
-/// As [`next_stack`].
-pub unsafe fn set_completion_routine(
-    irp: *mut IRP,
-    routine: PIO_COMPLETION_ROUTINE,
-    context: *mut core::ffi::c_void,
-) {
-    // SAFETY: the caller's IRP.
-    let next = unsafe { next_stack(irp) };
-    // SAFETY: a location of the caller's IRP, which it owns.
-    let next = unsafe { &mut *next };
-    next.CompletionRoutine = routine;
-    next.Context = context;
-    next.Control = SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL;
+/// file name (`name_bytes` long, starting with `first`), less an optional leading `\`, less the
+/// create item's name of `class_units` characters and the `\` after it. (0 when the name is
+/// shorter.)
+#[must_use]
+pub fn create_parameter_len(name_bytes: usize, first: Option<u16>, class_units: usize) -> usize {
+    let leading = if name_bytes >= 2 && first == Some(u16::from(b'\\')) { 2 } else { 0 };
+    (name_bytes - leading).saturating_sub(class_units * 2 + 2)
 }
 
 /// The system-space address ks.sys mapped an MDL at (`KSPROBE_SYSTEMADDRESS`), or null if the
 /// MDL's pages are not locked and mapped. ksring never maps an MDL itself: `KsProbeStreamIrp`
 /// can hand over an MDL it left unlocked (a `PERSIST_SAMPLE|SAMPLE_PERSISTED` placeholder), and
 /// mapping one bug-checks or maps stale pages.
-///
-/// # Safety
-/// `mdl` must be a valid MDL.
-pub unsafe fn mdl_system_address(mdl: *mut MDL) -> *mut u8 {
-    // SAFETY: the caller's valid MDL.
-    let m = unsafe { &*mdl };
+#[must_use]
+pub fn mdl_system_address(m: &MDL) -> *mut u8 {
     let locked = m.MdlFlags & (MDL_PAGES_LOCKED | MDL_SOURCE_IS_NONPAGED_POOL) != 0;
     let mapped = m.MdlFlags & (MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL) != 0;
     if locked && mapped { m.MappedSystemVa.cast() } else { null_mut() }
-}
-
-/// Unlinks and frees (`IoFreeMdl`) every MDL on the IRP's chain whose pages are not locked, so
-/// that completing the IRP does not make the I/O manager unlock them (`MmUnlockPages` on an
-/// unlocked MDL bug-checks). For a stream IRP ksring refuses after `KsProbeStreamIrp`.
-///
-/// # Safety
-/// `irp` must be a valid IRP owned by the caller, not yet completed.
-pub unsafe fn free_unlocked_mdls(irp: *mut IRP) {
-    // SAFETY: the caller owns the IRP and its MDL chain.
-    let mut link: *mut *mut MDL = unsafe { &raw mut (*irp).MdlAddress };
-    // SAFETY: `link` points at the chain's head or at a live MDL's `Next`.
-    while let Some(mdl) = Some(unsafe { *link }).filter(|m| !m.is_null()) {
-        // SAFETY: a live MDL of the chain.
-        let m = unsafe { &*mdl };
-        let (flags, next) = (m.MdlFlags, m.Next);
-        if flags & (MDL_PAGES_LOCKED | MDL_SOURCE_IS_NONPAGED_POOL) == 0 {
-            // SAFETY: unlink it from the chain we own ...
-            unsafe { *link = next };
-            // SAFETY: ... and free it: nothing refers to it any more.
-            unsafe { sys::IoFreeMdl(mdl) };
-        } else {
-            // SAFETY: a live MDL; its `Next` field is the next link.
-            link = unsafe { &raw mut (*mdl).Next };
-        }
-    }
 }
 
 /// `InitializeListHead`.

@@ -6,15 +6,16 @@
 //! requires to be the first field).
 
 use core::ffi::c_void;
+use core::marker::PhantomData;
 use core::ptr::{NonNull, null_mut};
 
 use ksabi::{
-    FILE_OBJECT, IRP, KSDISPATCH_TABLE, KSOBJECT_CREATE_ITEM, NTSTATUS, PDRIVER_DISPATCH,
-    POOL_FLAG_NON_PAGED, STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER, STATUS_SUCCESS, nt_success,
+    FILE_OBJECT, KSDISPATCH_TABLE, KSOBJECT_CREATE_ITEM, NTSTATUS, PDRIVER_DISPATCH, POOL_FLAG_NON_PAGED,
+    STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER, STATUS_SUCCESS, nt_success,
 };
 
 use super::irp::Irp;
-use super::nt;
+use super::nt::{self, OwnedIrp};
 use super::stream::StreamQueue;
 use crate::filter::Filter;
 use crate::pin::Pin;
@@ -83,39 +84,88 @@ pub enum Object<'a> {
     Pin(&'a Pin),
 }
 
-/// The object of the IRP's file object, if it has one of ours.
-///
-/// # Safety
-/// `irp` must be a valid IRP owned by the caller, for a file object of this driver's device; the
-/// object lives at least as long as the IRP is outstanding (KS and the I/O manager hold the file
-/// object, and the driver frees an object only at its `IRP_MJ_CLOSE`).
-pub unsafe fn of_irp<'a>(irp: *mut IRP) -> Option<Object<'a>> {
-    // SAFETY: the caller's IRP.
-    let file = unsafe { crate::kernel::nt::file_object(irp) };
-    // SAFETY: as above.
-    unsafe { of_file(file) }
+/// A file object opened on one of this driver's devices, alive for `'a`: its `FsContext` is the
+/// driver's (one of its objects, or null), set only by [`create`] and cleared by [`close`].
+#[derive(Clone, Copy)]
+pub struct File<'a> {
+    raw: NonNull<FILE_OBJECT>,
+    life: PhantomData<&'a FILE_OBJECT>,
 }
 
-/// The object at a file object's `FsContext`, if it has one of ours.
-///
-/// # Safety
-/// As [`of_irp`]; `file` may be null.
-pub unsafe fn of_file<'a>(file: *mut FILE_OBJECT) -> Option<Object<'a>> {
-    if file.is_null() {
-        return None;
+impl<'a> File<'a> {
+    /// # Safety
+    /// `raw` is a file object opened on one of this driver's devices, and stays allocated for
+    /// `'a`; the driver's object at its `FsContext` is freed only by the close of that file object,
+    /// which does not come within `'a` (a request on it is outstanding, or a reference is held).
+    pub(super) unsafe fn new(raw: NonNull<FILE_OBJECT>) -> Self {
+        Self { raw, life: PhantomData }
     }
-    // SAFETY: a valid file object of our device.
-    let context = unsafe { (*file).FsContext }.cast::<ObjectPrefix>();
-    if context.is_null() {
-        return None;
+
+    /// `FsContext`.
+    fn context(self) -> *mut c_void {
+        // SAFETY: a file object alive for `'a`; the driver alone writes this field.
+        unsafe { (*self.raw.as_ptr()).FsContext }
     }
-    // SAFETY: the driver only ever stores a Filter or a Pin there, both starting with the prefix.
-    match unsafe { (*context).kind } {
-        // SAFETY: the tag says which structure this is.
-        KIND_FILTER => Some(Object::Filter(unsafe { &*context.cast::<Filter>() })),
-        // SAFETY: as above.
-        KIND_PIN => Some(Object::Pin(unsafe { &*context.cast::<Pin>() })),
-        _ => None,
+
+    /// Hangs `context` at the file object (`FsContext`: a create's object, or null at its close).
+    fn set_context(self, context: *mut c_void) {
+        // SAFETY: as above; only a create or a close of this file object calls it, which nothing
+        // else on the file object runs beside.
+        unsafe { (*self.raw.as_ptr()).FsContext = context };
+    }
+
+    /// The `T` at the file object, if that is what it holds.
+    pub fn object_of<T: FsObject>(self) -> Option<&'a T> {
+        let prefix = NonNull::new(self.context().cast::<ObjectPrefix>())?;
+        // SAFETY: the driver stores only objects that start with an `ObjectPrefix` at `FsContext`,
+        // alive for `'a` (see `new`).
+        let kind = unsafe { prefix.as_ref() }.kind;
+        // SAFETY: the tag says it is a `T` (`FsObject`), alive for `'a`; shared only.
+        (kind == T::KIND).then(|| unsafe { prefix.cast::<T>().as_ref() })
+    }
+
+    /// The driver's object at the file object, if it has one.
+    pub fn object(self) -> Option<Object<'a>> {
+        self.object_of::<Filter>().map(Object::Filter).or_else(|| self.object_of::<Pin>().map(Object::Pin))
+    }
+
+    /// The parent (`RelatedFileObject`) of a create's file object: opened on the same device
+    /// (the I/O manager parses a relative open on the parent's device), alive while the create is.
+    pub(super) fn related(self) -> Option<File<'a>> {
+        // SAFETY: a file object alive for `'a`.
+        let parent = NonNull::new(unsafe { (*self.raw.as_ptr()).RelatedFileObject })?;
+        // SAFETY: see above: ours, and the create keeps it alive.
+        Some(unsafe { File::new(parent) })
+    }
+
+    /// The length of a create's parameter as KS computes it ([`nt::create_parameter_len`]).
+    pub fn create_parameter_len(self, class_units: usize) -> usize {
+        // SAFETY: a file object alive for `'a`; its name is set at create and not changed after.
+        let name = unsafe { (*self.raw.as_ptr()).FileName };
+        let bytes = usize::from(name.Length);
+        // SAFETY: at least one character is there (`Length >= 2`).
+        let first = (bytes >= 2 && !name.Buffer.is_null()).then(|| unsafe { *name.Buffer });
+        nt::create_parameter_len(bytes, first, class_units)
+    }
+
+    fn as_ptr(self) -> *mut FILE_OBJECT {
+        self.raw.as_ptr()
+    }
+}
+
+/// The file object of a request to one of this driver's devices: one of its own, alive while the
+/// request is outstanding (the borrow of `irp`).
+pub fn file_of(irp: &OwnedIrp) -> Option<File<'_>> {
+    let file = NonNull::new(irp.file_object())?;
+    // SAFETY: an `OwnedIrp` is a request sent to one of the driver's devices, and the I/O manager
+    // holds its file object until the request completes.
+    Some(unsafe { File::new(file) })
+}
+
+impl Irp {
+    /// The request's file object (see [`file_of`]).
+    pub fn file(&self) -> Option<File<'_>> {
+        file_of(self.owned())
     }
 }
 
@@ -160,28 +210,6 @@ unsafe impl FsObject for Filter {
 
 const _: () = assert!(core::mem::offset_of!(Pin, prefix) == 0 && core::mem::offset_of!(Filter, prefix) == 0);
 
-/// The `T` at the IRP's file object, if that is what it holds.
-fn context<T: FsObject>(irp: &Irp) -> Option<NonNull<T>> {
-    // SAFETY: an IRP we own, for a file object of our device.
-    let file = unsafe { nt::file_object(irp.as_raw()) };
-    // SAFETY: as above: valid while the IRP is ours, or null.
-    unsafe { context_of_file(file) }
-}
-
-/// The `T` at a file object's `FsContext`, if that is what it holds.
-///
-/// # Safety
-/// `file` is null or a valid file object of this driver's device.
-unsafe fn context_of_file<T: FsObject>(file: *mut FILE_OBJECT) -> Option<NonNull<T>> {
-    if file.is_null() {
-        return None;
-    }
-    // SAFETY: a valid file object of our device; the driver owns its FsContext.
-    let prefix = NonNull::new(unsafe { (*file).FsContext }.cast::<ObjectPrefix>())?;
-    // SAFETY: the driver stores only objects starting with an ObjectPrefix at FsContext.
-    (unsafe { prefix.as_ref() }.kind == T::KIND).then(|| prefix.cast())
-}
-
 /// Allocates `value` in non-paged pool, sets up its queues, gives it a KS object header (its
 /// create items, `dispatch` for its requests) and hangs it at the create IRP's file object, where KS and [`Irp::object`]
 /// find it. On failure `value` is dropped (and what it held let go).
@@ -189,6 +217,9 @@ unsafe fn context_of_file<T: FsObject>(file: *mut FILE_OBJECT) -> Option<NonNull
 /// # Errors
 /// `STATUS_INSUFFICIENT_RESOURCES`, or what `KsAllocateObjectHeader` returned.
 pub fn create<T: FsObject>(irp: &Irp, value: T, dispatch: &'static KSDISPATCH_TABLE) -> Result<(), NTSTATUS> {
+    let Some(file) = irp.file() else {
+        return Err(STATUS_INVALID_PARAMETER);
+    };
     // SAFETY: a plain non-paged allocation of a `T`.
     let block = unsafe { sys::ExAllocatePool2(POOL_FLAG_NON_PAGED, size_of::<T>(), T::TAG) }.cast::<T>();
     let Some(object) = NonNull::new(block) else {
@@ -219,8 +250,8 @@ pub fn create<T: FsObject>(irp: &Irp, value: T, dispatch: &'static KSDISPATCH_TA
         unsafe { sys::ExFreePoolWithTag(block.cast(), T::TAG) };
         return Err(status);
     }
-    // SAFETY: the create IRP of our file object: KS finds the object header first in FsContext.
-    unsafe { nt::set_fs_context(irp.as_raw(), block.cast()) };
+    // KS finds the object header first in FsContext.
+    file.set_context(block.cast());
     Ok(())
 }
 
@@ -229,14 +260,14 @@ pub fn create<T: FsObject>(irp: &Irp, value: T, dispatch: &'static KSDISPATCH_TA
 /// [`FileRef`]'s dereference may close another object, e.g. a pin's filter).
 /// `STATUS_INVALID_PARAMETER` if the file object holds no `T`.
 pub fn close<T: FsObject>(irp: Irp, last_use: impl FnOnce(&T)) -> NTSTATUS {
-    let Some(object) = context::<T>(&irp) else {
+    let Some((file, object)) = irp.file().and_then(|file| Some((file, file.object_of::<T>()?))) else {
         return irp.complete(STATUS_INVALID_PARAMETER, 0);
     };
-    // SAFETY: the object of the close IRP's file object: alive until freed below, and the close
-    // is the last request on it (nothing else refers to it).
-    last_use(unsafe { object.as_ref() });
-    // SAFETY: as above.
-    let value = unsafe { take(&irp, object) };
+    last_use(object);
+    let object = NonNull::from(object);
+    // SAFETY: the object of the close IRP's file object, and the close is the last request on
+    // it: nothing else refers to it.
+    let value = unsafe { take(file, object) };
     let status = irp.complete(STATUS_SUCCESS, 0);
     drop(value);
     status
@@ -245,9 +276,11 @@ pub fn close<T: FsObject>(irp: Irp, last_use: impl FnOnce(&T)) -> NTSTATUS {
 /// Undoes a create whose object is already at the file object but whose connection is then
 /// refused: frees the object and drops what it held; the caller completes the create.
 pub fn abandon<T: FsObject>(irp: &Irp) {
-    if let Some(object) = context::<T>(irp) {
+    if let Some(file) = irp.file()
+        && let Some(object) = file.object_of::<T>().map(NonNull::from)
+    {
         // SAFETY: made by this create, not yet known to anyone else (the create has not completed).
-        drop(unsafe { take(irp, object) });
+        drop(unsafe { take(file, object) });
     }
 }
 
@@ -255,16 +288,16 @@ pub fn abandon<T: FsObject>(irp: &Irp) {
 /// `FsContext`; returns the object, whose fields' drops run when the caller drops it.
 ///
 /// # Safety
-/// `object` is the `T` at `irp`'s file object, which nothing else refers to any more.
-unsafe fn take<T: FsObject>(irp: &Irp, object: NonNull<T>) -> T {
+/// `object` is the `T` at `file`, which nothing else refers to any more (its create or close runs).
+unsafe fn take<T: FsObject>(file: File<'_>, object: NonNull<T>) -> T {
     // SAFETY: the caller's promise; moved out once, the block is freed below and never read again.
     let value = unsafe { object.as_ptr().read() };
     // SAFETY: a `T` starts with its prefix (`FsObject`).
     let header = unsafe { object.cast::<ObjectPrefix>().as_ref() }.header;
     // SAFETY: allocated at the object's create; freed once, here.
     unsafe { sys::KsFreeObjectHeader(header) };
-    // SAFETY: an IRP of our file object (its create or close); the object goes away now.
-    unsafe { nt::set_fs_context(irp.as_raw(), null_mut()) };
+    // The object goes away now.
+    file.set_context(null_mut());
     // SAFETY: allocated at create with this tag; nothing refers to it any more.
     unsafe { sys::ExFreePoolWithTag(object.as_ptr().cast::<c_void>(), T::TAG) };
     value
@@ -295,7 +328,7 @@ impl FileRef {
     pub fn object(&self) -> Option<Object<'_>> {
         // SAFETY: a referenced file object; one of this driver's (every `FileRef` is made from a
         // request to the driver's device), so its `FsContext` holds one of its objects or none.
-        unsafe { of_file(self.file.as_ptr()) }
+        unsafe { File::new(self.file) }.object()
     }
 }
 
@@ -323,31 +356,23 @@ impl Irp {
     /// A reference on the parent (`RelatedFileObject`) of a create request's file object, if it
     /// holds a `T` — a pin's filter: the I/O manager keeps no reference past the create.
     pub fn hold_parent<T: FsObject>(&self) -> Option<Held<T>> {
-        let file = self.reference_parent()?;
-        // SAFETY: a referenced file object of our device (a related file object of a create on
-        // our device is one of ours: KS routed the create by its object header).
-        let object = unsafe { context_of_file::<T>(file.file.as_ptr()) }?;
-        Some(Held { object, _file: file })
+        let parent = self.file()?.related()?;
+        let object = NonNull::from(parent.object_of::<T>()?);
+        Some(Held { object, _file: FileRef::new(parent) })
     }
 
     /// A reference on the request's file object, which keeps its object (a pin, a filter) alive
     /// past the request's completion.
     pub fn reference_file(&self) -> Option<FileRef> {
-        // SAFETY: a request we own: its current stack location names a valid file object (or
-        // none).
-        let file = NonNull::new(unsafe { nt::file_object(self.as_raw()) })?;
+        Some(FileRef::new(self.file()?))
+    }
+}
+
+impl FileRef {
+    /// Takes a reference on `file` (one of the driver's).
+    fn new(file: File<'_>) -> Self {
         // SAFETY: a valid file object; the reference is dropped with the `FileRef`.
         unsafe { sys::ObfReferenceObject(file.as_ptr().cast()) };
-        Some(FileRef { file })
-    }
-
-    /// A reference on the parent (`RelatedFileObject`) of a create IRP's file object — a pin's
-    /// filter: the I/O manager keeps none past the create.
-    pub fn reference_parent(&self) -> Option<FileRef> {
-        // SAFETY: a create IRP we own: its file object and related file object are valid.
-        let parent = NonNull::new(unsafe { nt::related_file_object(self.as_raw()) })?;
-        // SAFETY: a valid file object; the reference is dropped with the `FileRef`.
-        unsafe { sys::ObfReferenceObject(parent.as_ptr().cast()) };
-        Some(FileRef { file: parent })
+        Self { file: file.raw }
     }
 }

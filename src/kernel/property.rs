@@ -15,8 +15,7 @@ use ksring_api::KsRingStatistics;
 
 use crate::filter::Filter;
 use crate::kernel::irp::Irp;
-use crate::kernel::nt;
-use crate::kernel::object::{self, Object};
+use crate::kernel::object::Object;
 use crate::pin::Pin;
 use crate::sys;
 
@@ -97,7 +96,8 @@ impl<'a> Request<'a> {
 /// reported in the IRP's `Information`.
 pub struct Value<'a> {
     bytes: &'a mut [u8],
-    information: &'a mut usize,
+    /// The IRP's `Information` (set into the IRP when the handler returns).
+    information: usize,
 }
 
 impl Value<'_> {
@@ -122,7 +122,7 @@ impl Value<'_> {
         };
         // SAFETY: `out` is `size_of::<T>()` writable bytes; `T` is plain data without padding.
         unsafe { out.as_mut_ptr().cast::<T>().write_unaligned(value) };
-        *self.information = size_of::<T>();
+        self.information = size_of::<T>();
         STATUS_SUCCESS
     }
 
@@ -131,14 +131,14 @@ impl Value<'_> {
     /// (`STATUS_BUFFER_TOO_SMALL`).
     pub fn put_sized(&mut self, bytes: &[u8]) -> NTSTATUS {
         if self.bytes.is_empty() {
-            *self.information = bytes.len();
+            self.information = bytes.len();
             return STATUS_BUFFER_OVERFLOW;
         }
         let Some(out) = self.bytes.get_mut(..bytes.len()) else {
             return STATUS_BUFFER_TOO_SMALL;
         };
         out.copy_from_slice(bytes);
-        *self.information = bytes.len();
+        self.information = bytes.len();
         STATUS_SUCCESS
     }
 }
@@ -166,29 +166,32 @@ pub unsafe fn run(
     data: *mut c_void,
     handler: Handler,
 ) -> NTSTATUS {
-    // SAFETY: a property IRP of our file object (the caller's promise); its object outlives it.
-    let Some(object) = (unsafe { object::of_irp(irp) }) else {
+    // SAFETY: the caller's promise: a property IRP of one of our file objects, owned by
+    // KsPropertyHandler's caller for this call (which completes it: this view is only let go).
+    let Some(mut irp) = (unsafe { Irp::from_raw(irp) }) else {
         return STATUS_INVALID_PARAMETER;
     };
-    // SAFETY: a device-control IRP owned by KsPropertyHandler's caller.
-    let parameters = unsafe { nt::ioctl_parameters(irp) };
+    let parameters = irp.owned().ioctl();
     let request_len = parameters.InputBufferLength as usize;
     let value_len = if data.is_null() { 0 } else { parameters.OutputBufferLength as usize };
-    let request = Request {
-        object,
-        // SAFETY: KS captured the whole request (`InputBufferLength` bytes, at least `MinProperty`)
-        // into system memory that stays until the IRP completes; nothing writes it meanwhile.
-        bytes: unsafe { core::slice::from_raw_parts(request.cast::<u8>(), request_len) },
+    let bytes = {
+        // SAFETY: KS captured the whole request (`InputBufferLength` bytes, at least
+        // `MinProperty`) into system memory that stays until the IRP completes; nothing writes it
+        // meanwhile.
+        unsafe { core::slice::from_raw_parts(request.cast::<u8>(), request_len) }
     };
-    let mut value = Value {
-        // SAFETY: KS captured (GET: allocated) the value buffer of `OutputBufferLength` bytes in
-        // system memory, distinct from the request, alive until the IRP completes; only this
-        // handler touches it during the call. A null buffer is taken as empty.
-        bytes: unsafe { raw_bytes(data.cast::<u8>(), value_len) },
-        // SAFETY: the IRP is owned by the caller of the handler for the duration of the call.
-        information: unsafe { &mut (*irp).IoStatus.Information },
+    // SAFETY: KS captured (GET: allocated) the value buffer of `OutputBufferLength` bytes in
+    // system memory, distinct from the request, alive until the IRP completes; only this handler
+    // touches it during the call. A null buffer is taken as empty.
+    let value_bytes = unsafe { raw_bytes(data.cast::<u8>(), value_len) };
+    let information = irp.owned().io_status().Information;
+    let Some(object) = irp.object() else {
+        return STATUS_INVALID_PARAMETER;
     };
-    handler(&request, &mut value).unwrap_or_else(|status| status)
+    let mut value = Value { bytes: value_bytes, information };
+    let status = handler(&Request { object, bytes }, &mut value).unwrap_or_else(|status| status);
+    irp.owned_mut().io_status_mut().Information = value.information;
+    status
 }
 
 /// `len` bytes at `data`, or an empty slice when `len` is 0 (`data` may then be null).

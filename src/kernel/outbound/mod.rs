@@ -16,13 +16,13 @@ use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 use ksabi::{
     DEVICE_OBJECT, DelayedWorkQueue, Executive, FILE_OBJECT, HANDLE, IO_PARAMETERS_DEVICE_IO_CONTROL,
     IOCTL_KS_READ_STREAM, IOCTL_KS_WRITE_STREAM, IRP, IRP_MJ_DEVICE_CONTROL, KEVENT, KernelMode, MDL,
-    MDL_PAGES_LOCKED, NTSTATUS, NotificationEvent, STATUS_MORE_PROCESSING_REQUIRED, STATUS_NOT_SUPPORTED,
-    nt_success,
+    MDL_PAGES_LOCKED, NTSTATUS, NotificationEvent, SL_INVOKE_ON_CANCEL, SL_INVOKE_ON_ERROR,
+    SL_INVOKE_ON_SUCCESS, STATUS_MORE_PROCESSING_REQUIRED, STATUS_NOT_SUPPORTED, nt_success,
 };
 
 use super::irp::{Device, Irp};
 use super::nt;
-use super::object::{self, Object};
+use super::object::{File, Object};
 use super::pool::Shared;
 use super::stream::Direction;
 use super::sync::{Exclusive, ExclusiveGuard};
@@ -247,8 +247,7 @@ impl Irp {
     /// # Errors
     /// What the object manager refused the handle with.
     pub fn reference_handle(&self, handle: HANDLE, access: u32) -> Result<(Target, Lease), NTSTATUS> {
-        // SAFETY: a create request we own.
-        let mode = unsafe { (*self.as_raw()).RequestorMode };
+        let mode = self.owned().requestor_mode();
         let mut object: *mut c_void = null_mut();
         // SAFETY: a handle of the caller's process, checked to be a file object.
         let status = unsafe {
@@ -323,16 +322,16 @@ impl Claim<'_> {
     /// driver: on 64-bit Windows the Media class's upper filter (ksthunk) sits above every KS
     /// device, so the top of the stack is not ours.
     pub fn object(&self, ours: Device) -> Option<Object<'_>> {
-        // SAFETY: our own device object.
-        let driver = unsafe { (*ours.as_raw()).DriverObject };
+        let driver = ours.driver_object();
         // SAFETY: a referenced file object (only this claim could let it go).
         let mut d = unsafe { (*self.target.file.as_ptr()).DeviceObject };
         while let Some(device) = NonNull::new(d) {
             // SAFETY: a device of the stack the open file object holds in place.
             let device = unsafe { device.as_ref() };
             if device.DriverObject == driver {
-                // SAFETY: a file object of the driver's device: its FsContext is the driver's.
-                return unsafe { object::of_file(self.target.file.as_ptr()) };
+                // SAFETY: a file object of the driver's device (its FsContext is the driver's),
+                // referenced for as long as the claim is borrowed.
+                return unsafe { File::new(self.target.file) }.object();
             }
             d = device.AttachedDevice;
         }
@@ -436,10 +435,12 @@ impl<B> Outbound<B> {
         // SAFETY: our IRP, not in flight (its buffers were claimable: the last completion ended
         // their loan), with the stack locations it was allocated with.
         unsafe { sys::IoReuseIrp(irp, STATUS_NOT_SUPPORTED) };
-        // SAFETY: a fresh IRP: the location below the (past-the-end) current one is the target's.
-        let next = unsafe { nt::next_stack(irp) };
-        // SAFETY: as above; not in flight, so ours alone.
-        let next = unsafe { &mut *next };
+        // SAFETY: our IRP, not in flight: `Tail.Overlay` is live, and its current location is the
+        // past-the-end one `IoReuseIrp` set.
+        let current = unsafe { (*nt::tail_overlay(irp)).CurrentStackLocation };
+        // SAFETY: the location below it, the target's (the IRP has the target's stack size), ours
+        // to set up while the IRP is not in flight.
+        let next = unsafe { &mut *current.wrapping_sub(1) };
         next.MajorFunction = IRP_MJ_DEVICE_CONTROL;
         next.MinorFunction = 0;
         // SAFETY: our IRP; the buffers are lent to it until its completion.
@@ -467,10 +468,11 @@ impl<B> Outbound<B> {
         self.target.store(core::ptr::from_ref(target).cast_mut(), Ordering::SeqCst);
         owner.activity().enter();
         self.owner.store(Shared::into_raw(owner.clone()).cast_mut().cast(), Ordering::SeqCst);
-        let context = core::ptr::from_ref(self).cast_mut().cast::<c_void>();
-        // SAFETY: our IRP; the context is this request, alive while the owner is (a reference
+        // Called however the request ends, with this request, alive while the owner is (a reference
         // on it goes with the request).
-        unsafe { nt::set_completion_routine(irp, Some(completed::<T, B>), context) };
+        next.CompletionRoutine = Some(completed::<T, B>);
+        next.Context = core::ptr::from_ref(self).cast_mut().cast::<c_void>();
+        next.Control = SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL;
         // SAFETY: the target's device (referenced: letting it go needs the lease, which we
         // borrow) and our IRP with its next location set up.
         unsafe { sys::IofCallDriver(target.device.as_ptr(), irp) };

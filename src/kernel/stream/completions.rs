@@ -39,16 +39,13 @@ impl Completions {
 
     /// Queues `irp` for completion with `status` and `information`.
     pub(super) fn push(&mut self, irp: StreamIrp, status: NTSTATUS, information: usize) {
-        let irp = irp.into_raw().as_ptr();
-        // SAFETY: given to us with the `StreamIrp` (owned outright, off every queue).
-        unsafe {
-            (*irp).IoStatus.Status = status;
-        }
-        // SAFETY: as above.
-        unsafe {
-            (*irp).IoStatus.Information = information;
-        }
-        // SAFETY: the IRP's driver context is ours while we own it.
+        let mut irp = irp.into_owned();
+        let io = irp.io_status_mut();
+        io.Status = status;
+        io.Information = information;
+        let irp = irp.into_non_null().as_ptr();
+        // SAFETY: the IRP's driver context is ours while we own it (given to us with the
+        // `StreamIrp`: owned outright, off every queue).
         unsafe { (*tail_overlay(irp)).DriverContext[3] = null_mut() };
         if self.tail.is_null() {
             self.head = irp;

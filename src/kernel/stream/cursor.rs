@@ -9,14 +9,14 @@
 //! `RtlCopyMemory` does.
 
 use core::marker::PhantomData;
-use core::ptr::null_mut;
+use core::ptr::{NonNull, null_mut};
 
 use ksabi::{
-    IRP, KSSTREAM_HEADER, KsStreamOptions, MDL, NTSTATUS, STATUS_INSUFFICIENT_RESOURCES,
+    KSSTREAM_HEADER, KsStreamOptions, MDL, NTSTATUS, STATUS_INSUFFICIENT_RESOURCES,
     STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_PARAMETER,
 };
 
-use crate::kernel::nt::{self, tail_overlay};
+use crate::kernel::nt::{self, OwnedIrp};
 
 /// `KSSTREAM_HEADER_OPTIONSF_*` bits ksring does not implement, refused on reads and writes:
 /// `BUFFEREDTRANSFER`, `VRAM_DATA_TRANSFER`, `METADATA` (a second MDL), `FRAMEINFO`, `PERSIST_SAMPLE`
@@ -35,7 +35,7 @@ pub const UNIMPLEMENTED_OPTIONS: u32 = KsStreamOptions::BUFFEREDTRANSFER
 /// [`super::Acquired::cursor`]): `KsProbeStreamIrp` has put the header array in the system buffer
 /// and one MDL per header with `FrameExtent > 0`, in header order ([`start`] checked it).
 pub struct Cursor<'a> {
-    irp: *mut IRP,
+    irp: &'a mut OwnedIrp,
     headers: *mut u8,
     len: usize,
     /// Byte offset of the current header in the array (= bytes of headers finished).
@@ -44,7 +44,6 @@ pub struct Cursor<'a> {
     pub offset: usize,
     /// The current header's MDL (null if its `FrameExtent` is 0).
     mdl: *mut MDL,
-    request: PhantomData<&'a mut IRP>,
 }
 
 /// Sets up the cursor of a new stream request, at its first header. Checks what the stream path
@@ -59,31 +58,27 @@ pub struct Cursor<'a> {
 /// # Safety
 /// `irp` is a stream IRP the caller owns, successfully probed by `KsProbeStreamIrp` with
 /// `KSPROBE_ALLOCATEMDL`.
-pub(super) unsafe fn start(irp: *mut IRP, reading: bool) -> Result<(), NTSTATUS> {
-    // SAFETY: the caller's probed device-control IRP.
-    let len = unsafe { nt::ioctl_parameters(irp) }.OutputBufferLength as usize;
-    // SAFETY: after the probe the (captured) header array is the system buffer.
-    let headers = unsafe { nt::system_buffer(irp) };
-    // SAFETY: as above.
-    let first_mdl = unsafe { (*irp).MdlAddress };
-    let mut cursor = Cursor { irp, headers, len, at: 0, offset: 0, mdl: first_mdl, request: PhantomData };
+pub(super) unsafe fn start(irp: &mut OwnedIrp, reading: bool) -> Result<(), NTSTATUS> {
+    let len = irp.ioctl().OutputBufferLength as usize;
+    // After the probe the (captured) header array is the system buffer.
+    let headers = irp.system_buffer();
+    let first_mdl = irp.mdl_address();
+    let mut cursor = Cursor { irp, headers, len, at: 0, offset: 0, mdl: first_mdl };
     let mut mdl = first_mdl;
     while let Some(h) = cursor.header_at(cursor.at) {
         if h.OptionsFlags & UNIMPLEMENTED_OPTIONS != 0 {
             return Err(STATUS_INVALID_PARAMETER);
         }
         if h.FrameExtent > 0 {
-            if mdl.is_null() {
+            let Some(m) = NonNull::new(mdl) else {
                 return Err(STATUS_INSUFFICIENT_RESOURCES);
-            }
+            };
             // SAFETY: an MDL of the IRP's chain, built by the probe.
-            let m = unsafe { &*mdl };
-            let (bytes, next) = (m.ByteCount, m.Next);
-            // SAFETY: as above.
-            if bytes < h.FrameExtent || unsafe { nt::mdl_system_address(mdl) }.is_null() {
+            let m = unsafe { m.as_ref() };
+            if m.ByteCount < h.FrameExtent || nt::mdl_system_address(m).is_null() {
                 return Err(STATUS_INSUFFICIENT_RESOURCES);
             }
-            mdl = next;
+            mdl = m.Next;
         } else if reading {
             return Err(STATUS_INVALID_BUFFER_SIZE);
         }
@@ -100,36 +95,29 @@ pub(super) unsafe fn start(irp: *mut IRP, reading: bool) -> Result<(), NTSTATUS>
 /// The cursor saved in a pending request.
 ///
 /// # Safety
-/// `irp` was set up by [`start`] and the caller owns it for `'a` (acquired from its queue, or
-/// taken by its cancel routine), lending it to nobody else meanwhile.
-pub(super) unsafe fn load<'a>(irp: *mut IRP) -> Cursor<'a> {
-    // SAFETY: the caller owns the IRP; DriverContext is the owner's.
-    let context = unsafe { (*tail_overlay(irp)).DriverContext };
-    // SAFETY: as in `start`.
-    let len = unsafe { nt::ioctl_parameters(irp) }.OutputBufferLength as usize;
-    // SAFETY: as in `start`.
-    let headers = unsafe { nt::system_buffer(irp) };
-    let position = context[0].addr();
-    Cursor {
-        irp,
-        headers,
-        len,
-        at: position & 0xFFFF_FFFF,
-        offset: position >> 32,
-        mdl: context[2].cast(),
-        request: PhantomData,
-    }
+/// `irp` was set up by [`start`] (its system buffer is the probed header array, its MDLs
+/// checked).
+pub(super) unsafe fn load(irp: &mut OwnedIrp) -> Cursor<'_> {
+    let at = nt::driver_context(irp.as_ptr(), 0);
+    let mdl = nt::driver_context(irp.as_ptr(), 2);
+    // SAFETY: the owner's slot of its IRP (`[0]`: the position).
+    let position = unsafe { at.read() }.addr();
+    // SAFETY: as above (`[2]`: the current MDL).
+    let mdl = unsafe { mdl.read() }.cast();
+    let len = irp.ioctl().OutputBufferLength as usize;
+    let headers = irp.system_buffer();
+    Cursor { irp, headers, len, at: position & 0xFFFF_FFFF, offset: position >> 32, mdl }
 }
 
 impl Cursor<'_> {
     /// Writes the position back into the request (before it goes back on its queue).
     pub fn save(&self) {
         let position = self.at | (self.offset << 32);
-        let overlay = tail_overlay(self.irp);
-        // SAFETY: the request is borrowed for the cursor's life.
-        unsafe { (*overlay).DriverContext[0] = core::ptr::without_provenance_mut(position) };
+        let irp = self.irp.as_ptr();
+        // SAFETY: the owner's slot of its IRP, borrowed for the cursor's life.
+        unsafe { nt::driver_context(irp, 0).write(core::ptr::without_provenance_mut(position)) };
         // SAFETY: as above.
-        unsafe { (*overlay).DriverContext[2] = self.mdl.cast() };
+        unsafe { nt::driver_context(irp, 2).write(self.mdl.cast()) };
     }
 
     fn header_at(&self, at: usize) -> Option<KSSTREAM_HEADER> {
@@ -167,9 +155,7 @@ impl Cursor<'_> {
             Some(h) if !self.mdl.is_null() => {
                 // SAFETY: an MDL of the request's chain, checked locked and mapped by `start`.
                 let mdl = unsafe { &*self.mdl };
-                // SAFETY: as above.
-                let base = unsafe { nt::mdl_system_address(self.mdl) };
-                (base, (h.FrameExtent as usize).min(mdl.ByteCount as usize))
+                (nt::mdl_system_address(mdl), (h.FrameExtent as usize).min(mdl.ByteCount as usize))
             }
             _ => (null_mut(), 0),
         }
@@ -206,14 +192,12 @@ impl Cursor<'_> {
 
     /// The request's `IoStatus.Information` (a write's bytes accepted so far).
     pub fn information(&self) -> usize {
-        // SAFETY: the request is borrowed for the cursor's life.
-        unsafe { nt::information(self.irp) }
+        self.irp.io_status().Information
     }
 
     /// Adds `n` to the request's `IoStatus.Information`.
     pub fn add_information(&mut self, n: usize) {
-        // SAFETY: the request is borrowed for the cursor's life.
-        unsafe { (*self.irp).IoStatus.Information += n };
+        self.irp.io_status_mut().Information += n;
     }
 
     /// Moves to the next header.

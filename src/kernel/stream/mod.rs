@@ -30,7 +30,7 @@ pub use cursor::{CallerBytes, Cursor};
 pub use queue::{PumpKey, StreamQueue};
 
 use super::irp::Irp;
-use super::nt;
+use super::nt::OwnedIrp;
 use super::object::{self, Object};
 use crate::sys;
 
@@ -47,7 +47,7 @@ pub enum Direction {
 /// [`StreamIrp::probe`], or in the cancel routine once KS has unlinked it.
 #[must_use = "a stream request must be queued or completed"]
 pub struct StreamIrp {
-    raw: NonNull<IRP>,
+    raw: OwnedIrp,
 }
 
 // SAFETY: an IRP is not tied to a thread: whoever owns it may complete it anywhere.
@@ -73,32 +73,30 @@ impl StreamIrp {
         if !nt_success(status) {
             return Err(irp.complete(status, 0));
         }
+        let mut raw = irp.into_owned();
         // SAFETY: ours, and successfully probed with KSPROBE_ALLOCATEMDL just now.
-        if let Err(status) = unsafe { cursor::start(irp.as_raw(), direction == Direction::Read) } {
-            // SAFETY: ours, not completed yet: no unlocked MDL may reach the I/O manager.
-            unsafe { nt::free_unlocked_mdls(irp.as_raw()) };
-            return Err(irp.complete(status, 0));
+        if let Err(status) = unsafe { cursor::start(&mut raw, direction == Direction::Read) } {
+            // No unlocked MDL may reach the I/O manager.
+            raw.free_unlocked_mdls();
+            return Err(raw.complete(status, 0));
         }
-        Ok(Self { raw: irp.into_non_null() })
+        Ok(Self { raw })
     }
 
     /// Whether it is a read (`IOCTL_KS_READ_STREAM`).
     pub fn is_read(&self) -> bool {
-        // SAFETY: a device-control IRP we own.
-        unsafe { nt::ioctl_parameters(self.raw.as_ptr()) }.IoControlCode == IOCTL_KS_READ_STREAM
+        self.raw.ioctl().IoControlCode == IOCTL_KS_READ_STREAM
     }
 
     /// The pin (or filter) of its file object, which lives while the request is outstanding.
     pub fn object(&self) -> Option<Object<'_>> {
-        // SAFETY: ours, for a file object of this driver's device; the borrow of `self` bounds
-        // the object's use to the request's life.
-        unsafe { object::of_irp(self.raw.as_ptr()) }
+        object::file_of(&self.raw)?.object()
     }
 
     /// Where its processing stands.
     pub fn cursor(&mut self) -> Cursor<'_> {
         // SAFETY: set up by `probe` and owned by `self`, borrowed mutably for the cursor's life.
-        unsafe { cursor::load(self.raw.as_ptr()) }
+        unsafe { cursor::load(&mut self.raw) }
     }
 
     /// Itself, unless a pump is releasing it ([`Acquired::release`]): a cancel routine that finds
@@ -109,14 +107,13 @@ impl StreamIrp {
     }
 
     /// Gives up ownership to the queue or the completion list that takes it.
-    fn into_raw(self) -> NonNull<IRP> {
+    fn into_owned(self) -> OwnedIrp {
         self.raw
     }
 
     /// Completes it; returns `status`.
     pub fn complete(self, status: NTSTATUS, information: usize) -> NTSTATUS {
-        // SAFETY: owned by `self`, consumed here: completed once.
-        unsafe { nt::complete(self.raw.as_ptr(), status, information) }
+        self.raw.complete(status, information)
     }
 }
 
@@ -124,7 +121,7 @@ impl StreamIrp {
 /// cancel routine cleared, so it stays the pump's until given back or finished.
 #[must_use = "an acquired request goes back to its queue or is finished"]
 pub struct Acquired {
-    raw: NonNull<IRP>,
+    raw: OwnedIrp,
     /// The id of the queue it came from (and of that queue's key).
     queue: usize,
 }
@@ -135,17 +132,14 @@ unsafe impl Send for Acquired {}
 impl Acquired {
     /// Whether a cancel came for it since it was queued (`Irp->Cancel`).
     pub fn cancel_requested(&self) -> bool {
-        // SAFETY: a live IRP we hold; only the field's address is taken.
-        let flag = unsafe { &raw const (*self.raw.as_ptr()).Cancel };
-        // SAFETY: `IoCancelIrp` may set the byte concurrently, hence the volatile read.
-        unsafe { flag.read_volatile() != 0 }
+        self.raw.cancel_requested()
     }
 
     /// Where its processing stands.
     pub fn cursor(&mut self) -> Cursor<'_> {
         // SAFETY: set up by `StreamIrp::probe`; acquired, so ours until released or finished;
         // borrowed mutably for the cursor's life.
-        unsafe { cursor::load(self.raw.as_ptr()) }
+        unsafe { cursor::load(&mut self.raw) }
     }
 
     /// Gives it back to `queue`, cancelable again. If a cancel came for it meanwhile,
@@ -177,7 +171,7 @@ impl Acquired {
     /// Unlinks it from `queue` and has `done` complete it with `status` and `information` once
     /// the locks are let go.
     pub fn finish(self, queue: &StreamQueue, done: &mut Completions, status: NTSTATUS, information: usize) {
-        queue.remove(self.raw);
+        queue.remove(&self.raw);
         done.push(StreamIrp { raw: self.raw }, status, information);
     }
 }
@@ -187,15 +181,15 @@ impl Acquired {
 /// `STATUS_CANCELLED`), then completes it as the stream path says — unless a pump is releasing
 /// it under its lock, which then completes it after dropping the lock ([`Acquired::release`]).
 unsafe extern "system" fn cancel(device: *mut DEVICE_OBJECT, irp: *mut IRP) {
-    // SAFETY: the I/O manager (or KS) calls us with the cancel spin lock held, for our IRP.
-    unsafe {
-        (*irp).IoStatus.Status = STATUS_CANCELLED;
-    }
-    // SAFETY: as above; the IRP was queued with KsAddIrpToCancelableQueue.
-    unsafe { sys::KsCancelRoutine(device, irp) };
     let Some(raw) = NonNull::new(irp) else { return };
+    // SAFETY: the I/O manager (or KS) calls the cancel routine of our queued IRP with the cancel
+    // spin lock held: the routine owns the request from here (KS unlinks it just below).
+    let mut irp = unsafe { OwnedIrp::new(raw) };
+    irp.io_status_mut().Status = STATUS_CANCELLED;
+    // SAFETY: as above; the IRP was queued with KsAddIrpToCancelableQueue.
+    unsafe { sys::KsCancelRoutine(device, irp.as_ptr()) };
     // The IRP is off its queue and ours.
-    let owned = StreamIrp { raw };
+    let owned = StreamIrp { raw: irp };
     crate::stream::on_cancel(&owned);
     if let Some(mut owned) = owned.unless_being_released() {
         let (status, information) = crate::stream::cancelled_result(&mut owned);

@@ -5,10 +5,10 @@ use core::cell::UnsafeCell;
 use core::ptr::{NonNull, null_mut};
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
-use ksabi::{IRP, KSPIN_LOCK, KsAcquireOnly, KsListEntryHead, KsListEntryTail, LIST_ENTRY};
+use ksabi::{KSPIN_LOCK, KsAcquireOnly, KsListEntryHead, KsListEntryTail, LIST_ENTRY};
 
 use super::{Acquired, StreamIrp, cancel, completions};
-use crate::kernel::nt;
+use crate::kernel::nt::{self, OwnedIrp};
 use crate::sys;
 
 /// A pin's queue of pending stream requests, with its own spin lock and a count.
@@ -78,15 +78,12 @@ impl StreamQueue {
     /// Marks the request pending (its `Information` 0: bytes accepted so far) and puts it at the
     /// tail, cancelable. The dispatch routine then returns `STATUS_PENDING`.
     pub fn push(&self, irp: StreamIrp) {
-        let raw = irp.into_raw().as_ptr();
+        let mut irp = irp.into_owned();
+        irp.io_status_mut().Information = 0;
+        irp.mark_pending();
         // SAFETY: ours until queued below.
-        unsafe {
-            (*raw).IoStatus.Information = 0;
-        }
-        // SAFETY: as above.
-        unsafe { completions::clear(raw) };
-        // SAFETY: as above.
-        unsafe { nt::mark_pending(raw) };
+        unsafe { completions::clear(irp.as_ptr()) };
+        let raw = irp.into_non_null().as_ptr();
         self.count.fetch_add(1, Ordering::SeqCst);
         // SAFETY: an initialised queue and its lock; the request is ours and pending; `cancel`
         // handles stream requests. From here on it is the queue's.
@@ -116,11 +113,14 @@ impl StreamQueue {
                 KsAcquireOnly,
             )
         };
-        NonNull::new(irp).map(|raw| Acquired { raw, queue: self.id })
+        let raw = NonNull::new(irp)?;
+        // SAFETY: KS hands out a request of this queue acquired: the caller's until released or
+        // finished (its cancel routine is cleared).
+        Some(Acquired { raw: unsafe { OwnedIrp::new(raw) }, queue: self.id })
     }
 
     /// Unlinks an acquired request: the caller owns it outright.
-    pub(super) fn remove(&self, irp: NonNull<IRP>) {
+    pub(super) fn remove(&self, irp: &OwnedIrp) {
         // SAFETY: an acquired request of this queue.
         unsafe { sys::KsRemoveSpecificIrpFromCancelableQueue(irp.as_ptr()) };
         self.count.fetch_sub(1, Ordering::SeqCst);
