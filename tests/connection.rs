@@ -170,3 +170,33 @@ fn create_raw(backend: &dyn Backend, f: &Filter<'_>, blob: &[u8]) -> Option<Fail
         Err(e) => Some(e),
     }
 }
+
+/// `AddDevice` failing part way (a pool allocation refused at each step of the install in turn:
+/// the driver's extension, the KS device header, the interface's link, ...) undoes what it did:
+/// the machine's report at unload is clean (no KS header, link string, pool block or object
+/// reference left) and the driver's device list is empty. The first run with no failure is the
+/// control: it installs.
+#[test]
+fn an_install_that_fails_part_way_leaves_nothing_behind() {
+    let inf = include_str!("../inf/ksring.inx");
+    for n in 0..40 {
+        let machine = kshost::Machine::new();
+        machine.fail_pool_allocation_after(n);
+        let installed = machine.install(inf, ksring::driver_entry);
+        machine.stop_failing_pool_allocations();
+        let Err(error) = installed else {
+            // Every allocation of the install succeeded: nothing left to fail (the runs before
+            // this one each failed at an earlier allocation).
+            assert!(n > 0, "no allocation failure was reached");
+            machine.shutdown().assert_clean();
+            return;
+        };
+        assert_eq!(
+            machine.driver_devices(),
+            0,
+            "failure after {n} allocations ({error}): a device left behind"
+        );
+        machine.shutdown().assert_clean();
+    }
+    panic!("the install still failed after 40 allocations");
+}

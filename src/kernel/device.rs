@@ -7,19 +7,21 @@
 //! there) and holds the filter create item, which must outlive the header, and the device-wide
 //! counters.
 
+use core::cell::UnsafeCell;
 use core::ffi::c_void;
+use core::mem::MaybeUninit;
 use core::ptr::{NonNull, null_mut};
 
 use ksabi::{
-    DEVICE_OBJECT, DRIVER_OBJECT, DeviceFlags, Executive, FALSE, FILE_DEVICE_KS, FILE_DEVICE_SECURE_OPEN,
-    IRP, KEVENT, KSOBJECT_CREATE_ITEM, KernelMode, NTSTATUS, NotificationEvent, PDRIVER_DISPATCH,
-    STATUS_INVALID_PARAMETER, STATUS_MORE_PROCESSING_REQUIRED, STATUS_PENDING, STATUS_UNSUCCESSFUL, TRUE,
-    UNICODE_STRING, nt_success,
+    DEVICE_OBJECT, DRIVER_OBJECT, DeviceFlags, FALSE, FILE_DEVICE_KS, FILE_DEVICE_SECURE_OPEN, IRP,
+    KSOBJECT_CREATE_ITEM, NTSTATUS, PDRIVER_DISPATCH, STATUS_INVALID_PARAMETER,
+    STATUS_MORE_PROCESSING_REQUIRED, STATUS_PENDING, STATUS_UNSUCCESSFUL, TRUE, UNICODE_STRING, nt_success,
 };
 
 use super::driver::{Driver, Key};
 use super::irp::{Device, Irp};
 use super::nt;
+use super::sync::Event;
 use crate::device::DeviceCounters;
 use crate::log::{LEVEL_ERROR, kdprint};
 use crate::{ids, sys};
@@ -31,33 +33,34 @@ struct DeviceExtension {
     header: *mut c_void,
     /// The device below (the PDO) that PnP and power IRPs go to.
     lower: *mut DEVICE_OBJECT,
-    /// The symbolic link of the registered interface (allocated by the I/O manager).
-    interface_link: UNICODE_STRING,
+    /// The symbolic link of the registered interface (allocated by the I/O manager), written by
+    /// `AddDevice` and then only by PnP requests, which come one at a time ([`PnpDevice`]).
+    interface_link: UnsafeCell<UNICODE_STRING>,
     /// The filter factory, referenced (not copied) by the device header.
     create_items: [KSOBJECT_CREATE_ITEM; 1],
     /// Device-wide counts.
     counters: DeviceCounters,
 }
 
-/// The extension of one of this driver's devices.
-///
-/// # Safety
-/// `device` is a device object this driver's `AddDevice` created and initialised.
-unsafe fn extension(device: *mut DEVICE_OBJECT) -> *mut DeviceExtension {
-    // SAFETY: the caller's device object.
-    unsafe { (*device).DeviceExtension }.cast()
-}
+// SAFETY: shared across threads: the counters are atomics; `header`, `lower` and the create items
+// are written only by `AddDevice`, before the device is initialised (and so before any request
+// reaches it); the link only by PnP requests, which come one at a time.
+unsafe impl Sync for DeviceExtension {}
 
 impl Device {
-    /// The device-wide counters in our device's extension. They live until the device is
-    /// removed, which PnP does only after every file object opened on it has closed — so as long
-    /// as any filter (freed at its file object's close) can look at them.
+    /// Its extension: initialised by `AddDevice` before any request reaches the device, alive
+    /// until the device is removed — which PnP does only after every file object opened on it has
+    /// closed, so as long as anything that can reach a `Device` exists.
+    fn extension(self) -> &'static DeviceExtension {
+        // SAFETY: dispatch routines are called with the driver's own device.
+        let extension = unsafe { (*self.as_raw()).DeviceExtension }.cast::<DeviceExtension>();
+        // SAFETY: as above; shared only (see `Sync`).
+        unsafe { &*extension }
+    }
+
+    /// The device-wide counters in our device's extension.
     pub fn counters(self) -> &'static DeviceCounters {
-        // SAFETY: dispatch routines are called with the driver's own device, initialised by
-        // AddDevice.
-        let extension = unsafe { extension(self.as_raw()) };
-        // SAFETY: as above; the counters are only reached through shared references (atomics).
-        unsafe { &(*extension).counters }
+        &self.extension().counters
     }
 }
 
@@ -138,44 +141,41 @@ unsafe extern "system" fn add_device(driver: *mut DRIVER_OBJECT, pdo: *mut DEVIC
             &raw mut fdo,
         )
     };
-    if !nt_success(status) {
+    let Some(fdo) = NonNull::new(fdo).filter(|_| nt_success(status)) else {
         kdprint!(LEVEL_ERROR, "IoCreateDevice failed: {status:#x}");
-        return status;
-    }
+        return if nt_success(status) { STATUS_UNSUCCESSFUL } else { status };
+    };
     let initial = DeviceExtension {
         header: null_mut(),
         lower: null_mut(),
-        interface_link: UNICODE_STRING { Length: 0, MaximumLength: 0, Buffer: null_mut() },
+        interface_link: UnsafeCell::new(UNICODE_STRING { Length: 0, MaximumLength: 0, Buffer: null_mut() }),
         create_items: [crate::device::filter_factory()],
         counters: DeviceCounters::new(),
     };
-    // SAFETY: IoCreateDevice succeeded: `fdo` is a device we own, with an extension sized and
-    // aligned for `DeviceExtension`, not yet initialised.
-    let extension = unsafe { extension(fdo) };
-    // SAFETY: as above.
-    unsafe { extension.write(initial) };
-    // SAFETY: just initialised; nothing else refers to it yet.
-    let ext = unsafe { &mut *extension };
+    // SAFETY: a device we just created and own: its extension pointer is set.
+    let extension = unsafe { (*fdo.as_ptr()).DeviceExtension }.cast::<MaybeUninit<DeviceExtension>>();
+    // SAFETY: an extension sized and aligned for `DeviceExtension`, not yet initialised, nothing
+    // else refers to it until the device is initialised.
+    let ext = unsafe { &mut *extension }.write(initial);
+    let setup = NewDevice { fdo, ext };
+    let ext = &mut *setup.ext;
 
     // SAFETY: the create-item array lives in the extension, which outlives the header (the header
     // is freed by KsDefaultDispatchPnp at removal, before the device is deleted).
     let status =
         unsafe { sys::KsAllocateDeviceHeader(&raw mut ext.header, 1, ext.create_items.as_mut_ptr()) };
     if !nt_success(status) {
-        // SAFETY: the device was created above and nothing references it.
-        unsafe { sys::IoDeleteDevice(fdo) };
+        ext.header = null_mut();
         return status;
     }
     // SAFETY: both device objects are valid; attaching returns the device below or NULL.
-    ext.lower = unsafe { sys::IoAttachDeviceToDeviceStack(fdo, pdo) };
+    ext.lower = unsafe { sys::IoAttachDeviceToDeviceStack(fdo.as_ptr(), pdo) };
     if ext.lower.is_null() {
         kdprint!(LEVEL_ERROR, "IoAttachDeviceToDeviceStack failed");
-        // SAFETY: created above, not attached, no file object refers to it.
-        unsafe { undo_add_device(fdo, ext) };
         return STATUS_UNSUCCESSFUL;
     }
     // SAFETY: valid header and device objects.
-    unsafe { sys::KsSetDevicePnpAndBaseObject(ext.header, ext.lower, fdo) };
+    unsafe { sys::KsSetDevicePnpAndBaseObject(ext.header, ext.lower, fdo.as_ptr()) };
 
     let mut reference = nt::static_unicode(&crate::device::REFERENCE_STRING);
     // SAFETY: valid PDO; the GUID and reference string outlive the call; the link is written by
@@ -185,20 +185,18 @@ unsafe extern "system" fn add_device(driver: *mut DRIVER_OBJECT, pdo: *mut DEVIC
             pdo,
             &ids::KSCATEGORY_KSRING,
             &raw mut reference,
-            &raw mut ext.interface_link,
+            ext.interface_link.get(),
         )
     };
     if !nt_success(status) {
         kdprint!(LEVEL_ERROR, "IoRegisterDeviceInterface failed: {status:#x}");
-        // SAFETY: attached above.
-        unsafe { sys::IoDetachDevice(ext.lower) };
-        // SAFETY: created above, detached now, no file object refers to it.
-        unsafe { undo_add_device(fdo, ext) };
         return status;
     }
 
-    // SAFETY: we own the new device until DO_DEVICE_INITIALIZING is cleared.
-    let device = unsafe { &mut *fdo };
+    core::mem::forget(setup); // the device stays
+    // SAFETY: we own the new device until DO_DEVICE_INITIALIZING is cleared; no reference to it
+    // is held across this.
+    let device = unsafe { &mut *fdo.as_ptr() };
     let flags = DeviceFlags::from_bits_retain(device.Flags);
     device.Flags =
         flags.union(DeviceFlags::POWER_PAGABLE).difference(DeviceFlags::DEVICE_INITIALIZING).bits();
@@ -206,58 +204,62 @@ unsafe extern "system" fn add_device(driver: *mut DRIVER_OBJECT, pdo: *mut DEVIC
     ksabi::STATUS_SUCCESS
 }
 
-/// Frees the device header and deletes the device after a failed `AddDevice`.
-///
-/// # Safety
-/// `fdo` is the device `AddDevice` created, not attached, referred to by no file object; `ext`
-/// its extension, whose header was allocated.
-unsafe fn undo_add_device(fdo: *mut DEVICE_OBJECT, ext: &mut DeviceExtension) {
-    // SAFETY: the header was allocated by KsAllocateDeviceHeader and is freed exactly once.
-    unsafe { sys::KsFreeDeviceHeader(ext.header) };
-    ext.header = null_mut();
-    // SAFETY: the caller's promise.
-    unsafe { sys::IoDeleteDevice(fdo) };
+/// A device `AddDevice` is setting up: if it fails, dropping this undoes what was done — detaches
+/// the device (if attached), frees its KS device header (if allocated) and deletes it. Nothing else
+/// refers to the device until `AddDevice` succeeds, which forgets this.
+struct NewDevice {
+    fdo: NonNull<DEVICE_OBJECT>,
+    ext: &'static mut DeviceExtension,
+}
+
+impl Drop for NewDevice {
+    fn drop(&mut self) {
+        if !self.ext.lower.is_null() {
+            // SAFETY: attached by `AddDevice` to this device below, detached once.
+            unsafe { sys::IoDetachDevice(self.ext.lower) };
+        }
+        if !self.ext.header.is_null() {
+            // SAFETY: allocated by KsAllocateDeviceHeader, freed once.
+            unsafe { sys::KsFreeDeviceHeader(self.ext.header) };
+        }
+        // SAFETY: created by `AddDevice`, detached, referred to by no file object.
+        unsafe { sys::IoDeleteDevice(self.fdo.as_ptr()) };
+    }
 }
 
 /// A device during one of its PnP requests (which the PnP manager sends one at a time): its
 /// interface and the device below.
 pub struct PnpDevice {
     raw: *mut DEVICE_OBJECT,
-    /// Its extension, reached field by field: filters read the counters in it meanwhile.
-    ext: *mut DeviceExtension,
+    ext: &'static DeviceExtension,
 }
 
 impl PnpDevice {
     /// The interface's symbolic link, which only PnP requests touch.
     fn link(&mut self) -> &mut UNICODE_STRING {
-        // SAFETY: our initialised extension; PnP requests are serialised and only they touch the
-        // link (`&mut self`: this one), so no other reference to the field exists.
-        unsafe { &mut (*self.ext).interface_link }
+        // SAFETY: PnP requests are serialised and only they touch the link (`&mut self`: this
+        // one), so no other reference to it exists.
+        unsafe { &mut *self.ext.interface_link.get() }
     }
 
     /// Sends the request down and waits for the devices below to complete it; it is ours again
     /// afterwards (to complete). Returns their status. At `PASSIVE_LEVEL`, as PnP requests are.
     pub fn forward_and_wait(&mut self, irp: &mut Irp) -> NTSTATUS {
-        // SAFETY: an all-zero KEVENT is initialised below before use.
-        let mut done: KEVENT = unsafe { core::mem::zeroed() };
-        // SAFETY: a fresh event on this stack, which outlives the wait below.
-        unsafe { sys::KeInitializeEvent(&raw mut done, NotificationEvent, FALSE) };
+        let done = core::pin::pin!(Event::new());
+        let done = done.into_ref();
+        done.init();
         let request = irp.owned_mut();
         // A PnP request has a location for the device below ours; the event outlives the
         // request's trip down (we wait for it).
         request.copy_current_to_next();
-        request.set_completion_routine(Some(completed_below), (&raw mut done).cast());
-        // SAFETY: our initialised extension; `lower` is written only by AddDevice.
-        let lower = unsafe { (*self.ext).lower };
-        // SAFETY: the device below and the request with its next location set up.
-        let status = unsafe { sys::IofCallDriver(lower, request.as_ptr()) };
+        request.set_completion_routine(Some(completed_below), core::ptr::from_ref(&*done).cast_mut().cast());
+        // SAFETY: the device below (attached by AddDevice) and the request with its next location
+        // set up.
+        let status = unsafe { sys::IofCallDriver(self.ext.lower, request.as_ptr()) };
         if status != STATUS_PENDING {
             return status;
         }
-        // SAFETY: the event above, waited on at PASSIVE_LEVEL.
-        unsafe {
-            sys::KeWaitForSingleObject((&raw mut done).cast(), Executive, KernelMode, FALSE, null_mut())
-        };
+        done.wait();
         // The completion routine kept the request: ours again.
         request.io_status().Status
     }
@@ -297,7 +299,7 @@ unsafe extern "system" fn completed_below(
     context: *mut c_void,
 ) -> NTSTATUS {
     // SAFETY: the waiter's event, alive until the wait ends.
-    unsafe { sys::KeSetEvent(context.cast(), 0, FALSE) };
+    unsafe { &*context.cast::<Event>() }.set();
     STATUS_MORE_PROCESSING_REQUIRED
 }
 
@@ -305,7 +307,7 @@ unsafe extern "system" fn completed_below(
 pub unsafe extern "system" fn dispatch_pnp(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
     // SAFETY: the I/O manager's PnP request for our device, ours.
     let Some(irp) = (unsafe { Irp::from_raw(irp) }) else { return STATUS_INVALID_PARAMETER };
-    // SAFETY: our FDO, initialised by AddDevice.
-    let ext = unsafe { extension(device) };
+    // SAFETY: the I/O manager calls the PnP dispatch routine for our FDO, initialised by AddDevice.
+    let ext = unsafe { Device::from_raw(device) }.extension();
     crate::device::pnp(PnpDevice { raw: device, ext }, irp)
 }

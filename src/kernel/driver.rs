@@ -3,6 +3,7 @@
 //! client id; a registry [`Key`] is closed when dropped, and reads a `REG_DWORD` into a `u32`.
 
 use core::ffi::c_void;
+use core::mem::MaybeUninit;
 use core::ptr::{NonNull, null_mut};
 
 use ksabi::{
@@ -63,11 +64,10 @@ impl Driver {
                 &raw mut extension,
             )
         };
-        let block = NonNull::new(extension.cast::<T>()).filter(|_| nt_success(status))?;
-        // SAFETY: a fresh block of `size_of::<T>()` bytes, 16-byte aligned (pool).
-        unsafe { block.as_ptr().write(value) };
-        // SAFETY: written above; freed only with the driver object.
-        Some(unsafe { block.as_ref() })
+        let block = NonNull::new(extension.cast::<MaybeUninit<T>>()).filter(|_| nt_success(status))?;
+        // SAFETY: a fresh block of `size_of::<T>()` bytes, 16-byte aligned (pool), ours alone;
+        // freed only with the driver object. Written here, shared only from here on.
+        Some(unsafe { &mut *block.as_ptr() }.write(value))
     }
 
     /// The extension [`Driver::keep`] made for `T`, if it did.

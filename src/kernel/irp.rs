@@ -39,6 +39,15 @@ unsafe impl Send for Device {}
 unsafe impl Sync for Device {}
 
 impl Device {
+    /// The device a dispatch routine was called for.
+    ///
+    /// # Safety
+    /// `raw` is one of this driver's devices, initialised by `AddDevice`, and the caller is a
+    /// routine the I/O manager called for it (so it is not removed meanwhile).
+    pub(in crate::kernel) unsafe fn from_raw(raw: *mut DEVICE_OBJECT) -> Self {
+        Self { raw }
+    }
+
     /// The raw device object, for the layers that still take one.
     pub fn as_raw(self) -> *mut DEVICE_OBJECT {
         self.raw

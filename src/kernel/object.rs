@@ -10,12 +10,13 @@ use core::marker::PhantomData;
 use core::ptr::{NonNull, null_mut};
 
 use ksabi::{
-    FILE_OBJECT, KSDISPATCH_TABLE, KSOBJECT_CREATE_ITEM, NTSTATUS, PDRIVER_DISPATCH, POOL_FLAG_NON_PAGED,
+    FILE_OBJECT, KSDISPATCH_TABLE, KSOBJECT_CREATE_ITEM, NTSTATUS, PDRIVER_DISPATCH,
     STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_PARAMETER, STATUS_SUCCESS, nt_success,
 };
 
 use super::irp::Irp;
 use super::nt::{self, OwnedIrp};
+use super::pool::PoolBox;
 use super::stream::StreamQueue;
 use crate::filter::Filter;
 use crate::pin::Pin;
@@ -24,13 +25,20 @@ use crate::{ids, sys};
 /// An object the driver hangs on a file object.
 ///
 /// # Safety
-/// `Self` is `repr(C)` with an [`ObjectPrefix`] as its first field, and an `ObjectPrefix` whose
-/// `kind` is [`Self::KIND`] is always the start of a `Self` allocated in pool with [`Self::TAG`].
+/// `Self` is `repr(C)` with an [`ObjectPrefix`] as its first field, which `prefix` and
+/// `prefix_mut` return, and an `ObjectPrefix` whose `kind` is [`Self::KIND`] is always the start
+/// of a `Self` allocated in pool with [`Self::TAG`].
 pub unsafe trait FsObject: Sized {
     /// Its pool tag.
     const TAG: u32;
     /// Its `ObjectPrefix::kind`.
     const KIND: u32;
+
+    /// Its first field.
+    fn prefix(&self) -> &ObjectPrefix;
+
+    /// Its first field, to set.
+    fn prefix_mut(&mut self) -> &mut ObjectPrefix;
 
     /// The create items of its KS object header (the objects created under it), which live in
     /// the object itself.
@@ -191,12 +199,28 @@ pub const fn dispatch_table(device_control: PDRIVER_DISPATCH, close: PDRIVER_DIS
 unsafe impl FsObject for Pin {
     const TAG: u32 = ids::TAG_PIN;
     const KIND: u32 = KIND_PIN;
+
+    fn prefix(&self) -> &ObjectPrefix {
+        &self.prefix
+    }
+
+    fn prefix_mut(&mut self) -> &mut ObjectPrefix {
+        &mut self.prefix
+    }
 }
 
 // SAFETY: as for `Pin`: `filter.rs` makes `KIND_FILTER` objects, tagged `TAG_FILTER`.
 unsafe impl FsObject for Filter {
     const TAG: u32 = ids::TAG_FILTER;
     const KIND: u32 = KIND_FILTER;
+
+    fn prefix(&self) -> &ObjectPrefix {
+        &self.prefix
+    }
+
+    fn prefix_mut(&mut self) -> &mut ObjectPrefix {
+        &mut self.prefix
+    }
 
     fn create_items(&mut self) -> &mut [KSOBJECT_CREATE_ITEM] {
         &mut self.create_items.0
@@ -220,38 +244,24 @@ pub fn create<T: FsObject>(irp: &Irp, value: T, dispatch: &'static KSDISPATCH_TA
     let Some(file) = irp.file() else {
         return Err(STATUS_INVALID_PARAMETER);
     };
-    // SAFETY: a plain non-paged allocation of a `T`.
-    let block = unsafe { sys::ExAllocatePool2(POOL_FLAG_NON_PAGED, size_of::<T>(), T::TAG) }.cast::<T>();
-    let Some(object) = NonNull::new(block) else {
-        return Err(STATUS_INSUFFICIENT_RESOURCES);
-    };
-    // SAFETY: a fresh pool block sized and aligned for a `T` (pool blocks are 16-byte aligned).
-    unsafe { object.as_ptr().write(value) };
-    // SAFETY: written above; not shared until the create completes, and it does not move (pool).
-    let this = unsafe { &mut *object.as_ptr() };
-    this.queues(&mut |queue| {
-        // SAFETY: at its final address, not used by anyone yet.
+    let mut object = PoolBox::new(T::TAG, value).ok_or(STATUS_INSUFFICIENT_RESOURCES)?;
+    object.queues(&mut |queue| {
+        // SAFETY: at its final address (a pool block: it does not move), not used by anyone yet.
         unsafe { queue.init() };
     });
-    let items = this.create_items();
+    let items = object.create_items();
     #[allow(clippy::cast_possible_truncation)] // a few items
     let (count, items) = (items.len() as u32, items.as_mut_ptr());
-    let prefix = object.cast::<ObjectPrefix>().as_ptr();
-    // SAFETY: the prefix starts the object (`FsObject`), written above; only its address is taken.
-    let header = unsafe { &raw mut (*prefix).header };
-    // SAFETY: the header slot of our object; the create items live in it and the dispatch table
-    // is static, both as long as the header (freed at the close, before the object); the create
-    // IRP we own.
+    let header = &raw mut object.prefix_mut().header;
+    // SAFETY: the header slot of our object (first in it: `FsObject`); the create items live in
+    // it and the dispatch table is static, both as long as the header (freed at the close, before
+    // the object); the create IRP we own. On failure the object is dropped and freed.
     let status = unsafe { sys::KsAllocateObjectHeader(header, count, items, irp.as_raw(), dispatch) };
     if !nt_success(status) {
-        // SAFETY: written above, not shared; moved out once before the block is freed.
-        drop(unsafe { object.as_ptr().read() });
-        // SAFETY: allocated above with this tag; nothing refers to it.
-        unsafe { sys::ExFreePoolWithTag(block.cast(), T::TAG) };
         return Err(status);
     }
-    // KS finds the object header first in FsContext.
-    file.set_context(block.cast());
+    // KS finds the object header first in FsContext; the block is freed by the close ([`take`]).
+    file.set_context(PoolBox::into_raw(object).as_ptr().cast());
     Ok(())
 }
 
@@ -284,23 +294,21 @@ pub fn abandon<T: FsObject>(irp: &Irp) {
     }
 }
 
-/// Moves the object out of its pool block, frees its KS object header and the block, and clears
-/// `FsContext`; returns the object, whose fields' drops run when the caller drops it.
+/// Takes the object back from its file object: frees its KS object header and clears `FsContext`;
+/// returns the object, still in its pool block, which is dropped and freed when the caller drops
+/// it (after completing the close: its fields' drops may close other objects).
 ///
 /// # Safety
-/// `object` is the `T` at `file`, which nothing else refers to any more (its create or close runs).
-unsafe fn take<T: FsObject>(file: File<'_>, object: NonNull<T>) -> T {
-    // SAFETY: the caller's promise; moved out once, the block is freed below and never read again.
-    let value = unsafe { object.as_ptr().read() };
-    // SAFETY: a `T` starts with its prefix (`FsObject`).
-    let header = unsafe { object.cast::<ObjectPrefix>().as_ref() }.header;
+/// `object` is the `T` at `file` (put there by [`create`]), which nothing else refers to any
+/// more (its create or close runs).
+unsafe fn take<T: FsObject>(file: File<'_>, object: NonNull<T>) -> PoolBox<T> {
+    // SAFETY: the caller's promise: the block `create` gave up, taken back once.
+    let object = unsafe { PoolBox::from_raw(object, T::TAG) };
     // SAFETY: allocated at the object's create; freed once, here.
-    unsafe { sys::KsFreeObjectHeader(header) };
+    unsafe { sys::KsFreeObjectHeader(object.prefix().header) };
     // The object goes away now.
     file.set_context(null_mut());
-    // SAFETY: allocated at create with this tag; nothing refers to it any more.
-    unsafe { sys::ExFreePoolWithTag(object.as_ptr().cast::<c_void>(), T::TAG) };
-    value
+    object
 }
 
 /// A reference on a file object (`ObfReferenceObject`), dropped with the value

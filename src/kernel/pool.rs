@@ -33,6 +33,22 @@ impl<T> PoolBox<T> {
         unsafe { block.as_ptr().write(value) };
         Some(Self { block, tag })
     }
+
+    /// Gives up the block (to a kernel object that keeps the pointer), to be taken back with
+    /// [`PoolBox::from_raw`].
+    pub fn into_raw(this: Self) -> NonNull<T> {
+        let block = this.block;
+        core::mem::forget(this);
+        block
+    }
+
+    /// The box [`PoolBox::into_raw`] gave up.
+    ///
+    /// # Safety
+    /// `block` came from `into_raw` of a `PoolBox<T>` made with `tag`, and is taken back once.
+    pub unsafe fn from_raw(block: NonNull<T>, tag: u32) -> Self {
+        Self { block, tag }
+    }
 }
 
 impl<T> Deref for PoolBox<T> {

@@ -7,6 +7,7 @@
 //! is page-aligned (`ExAllocatePool2` guarantees it), which satisfies the `RingCore`'s 128-byte
 //! cache-line alignment and the storage's 8-byte record alignment.
 
+use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 
 use framering::{Consumer, Producer, RingCore};
@@ -61,14 +62,13 @@ impl RingMemory {
             return Err(STATUS_INSUFFICIENT_RESOURCES);
         };
         let base = base.cast::<u8>();
-        let core = base.cast::<RingCore>();
-        // SAFETY: the block starts page-aligned and holds a RingCore in its first page.
-        unsafe { core.write(RingCore::new()) };
-        // SAFETY: the storage follows the first page, inside the block.
-        let storage = unsafe { base.add(PAGE_SIZE) };
-        // SAFETY: the RingCore was just written; the block lives until `free`, and the halves are
-        // dropped before that (the `'static` stands for "until `free`", which the owner upholds).
-        let core_ref: &'static mut RingCore = unsafe { &mut *core.as_ptr() };
+        let core = base.cast::<MaybeUninit<RingCore>>();
+        // SAFETY: the block starts page-aligned and holds a RingCore in its first page, ours alone;
+        // it lives until `free`, and the halves are dropped before that (the `'static` stands for
+        // "until `free`", which the owner upholds).
+        let core_ref: &'static mut RingCore = unsafe { &mut *core.as_ptr() }.write(RingCore::new());
+        // The storage follows the first page, inside the block (not null: past a non-null base).
+        let storage = NonNull::new(base.as_ptr().wrapping_add(PAGE_SIZE)).unwrap_or(base);
         // SAFETY: `storage_len` zeroed bytes owned by this block, used by nothing else.
         let split = unsafe { core_ref.split_raw(storage, storage_len) };
         let memory = Self { base, capacity, limits };

@@ -2,11 +2,14 @@
 //! waited for. (The KS cancel-safe queue of stream requests is [`super::stream::StreamQueue`].)
 
 use core::cell::UnsafeCell;
-use core::marker::PhantomData;
+use core::marker::{PhantomData, PhantomPinned};
 use core::ops::{Deref, DerefMut};
+use core::pin::Pin;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use ksabi::{KIRQL, KSPIN_LOCK};
+use ksabi::{
+    DISPATCHER_HEADER, Executive, KEVENT, KIRQL, KSPIN_LOCK, KernelMode, LIST_ENTRY, NotificationEvent,
+};
 
 use crate::sys;
 
@@ -34,14 +37,18 @@ impl<T> SpinLock<T> {
     pub fn lock(&self) -> SpinGuard<'_, T> {
         // SAFETY: the lock word lives as long as `self`; KS and the kernel only spin on it.
         let irql = unsafe { sys::KeAcquireSpinLockRaiseToDpc(self.lock.get()) };
-        SpinGuard { lock: self, irql, not_send: PhantomData }
+        // SAFETY: the lock is held from here until the guard drops: no other reference to the
+        // value exists meanwhile.
+        let value = unsafe { &mut *self.value.get() };
+        SpinGuard { lock: &self.lock, value, irql, not_send: PhantomData }
     }
 }
 
 /// Access to a [`SpinLock`]'s value while it is held. Not `Send`: the lock is released, and the
 /// IRQL restored, on the processor that took it.
 pub struct SpinGuard<'a, T> {
-    lock: &'a SpinLock<T>,
+    lock: &'a UnsafeCell<KSPIN_LOCK>,
+    value: &'a mut T,
     irql: KIRQL,
     not_send: PhantomData<*const ()>,
 }
@@ -52,22 +59,20 @@ unsafe impl<T: Sync> Sync for SpinGuard<'_, T> {}
 impl<T> Deref for SpinGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: the guard exists only while the lock is held: no other reference to the value.
-        unsafe { &*self.lock.value.get() }
+        self.value
     }
 }
 
 impl<T> DerefMut for SpinGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: as in `deref`, and `&mut self` makes this the only reference.
-        unsafe { &mut *self.lock.value.get() }
+        self.value
     }
 }
 
 impl<T> Drop for SpinGuard<'_, T> {
     fn drop(&mut self) {
         // SAFETY: acquired in `SpinLock::lock` by this thread; restores the IRQL it raised from.
-        unsafe { sys::KeReleaseSpinLock(self.lock.lock.get(), self.irql) };
+        unsafe { sys::KeReleaseSpinLock(self.lock.get(), self.irql) };
     }
 }
 
@@ -92,7 +97,13 @@ impl<T> Exclusive<T> {
     /// The value, if nobody holds it (nor a request it was lent to).
     pub fn claim(&self) -> Option<ExclusiveGuard<'_, T>> {
         // (`then`, not `then_some`: a guard made and dropped on failure would release the holder's.)
-        (!self.held.swap(true, Ordering::Acquire)).then(|| ExclusiveGuard { cell: self, value: PhantomData })
+        let claimed = !self.held.swap(true, Ordering::Acquire);
+        claimed.then(|| ExclusiveGuard {
+            cell: self,
+            // SAFETY: the flag is ours from here until the guard drops (or lends the value): no
+            // other reference to the value exists meanwhile.
+            value: unsafe { &mut *self.value.get() },
+        })
     }
 
     /// Ends the loan [`ExclusiveGuard::lend`] made.
@@ -107,7 +118,7 @@ impl<T> Exclusive<T> {
 /// The one access to an [`Exclusive`]'s value (`Send`/`Sync` as `&mut T` is).
 pub struct ExclusiveGuard<'a, T> {
     cell: &'a Exclusive<T>,
-    value: PhantomData<&'a mut T>,
+    value: &'a mut T,
 }
 
 impl<'a, T> ExclusiveGuard<'a, T> {
@@ -120,28 +131,90 @@ impl<'a, T> ExclusiveGuard<'a, T> {
     /// a request that uses it until [`Exclusive::end_loan`].
     pub(in crate::kernel) fn lend(self) -> (&'a Exclusive<T>, *mut T) {
         let cell = self.cell;
+        let value = core::ptr::from_mut(self.value);
         core::mem::forget(self);
-        (cell, cell.value.get())
+        (cell, value)
     }
 }
 
 impl<T> Deref for ExclusiveGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: the flag is ours while the guard lives: no other reference to the value.
-        unsafe { &*self.cell.value.get() }
+        self.value
     }
 }
 
 impl<T> DerefMut for ExclusiveGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: as in `deref`, and `&mut self` makes this the only reference.
-        unsafe { &mut *self.cell.value.get() }
+        self.value
     }
 }
 
 impl<T> Drop for ExclusiveGuard<'_, T> {
     fn drop(&mut self) {
         self.cell.held.store(false, Ordering::Release);
+    }
+}
+
+/// A kernel notification event (`KEVENT`): set once something is done, waited on at
+/// `PASSIVE_LEVEL`. Its wait list points at itself, so it is initialised where it stays
+/// ([`Event::init`] takes it pinned); until then, setting and waiting do nothing.
+pub struct Event {
+    raw: UnsafeCell<KEVENT>,
+    ready: AtomicBool,
+    _pinned: PhantomPinned,
+}
+
+// SAFETY: a kernel event is made to be set and waited on from any thread; the flag is atomic.
+unsafe impl Send for Event {}
+// SAFETY: as above.
+unsafe impl Sync for Event {}
+
+impl Event {
+    /// An event not yet initialised.
+    pub const fn new() -> Self {
+        let empty = LIST_ENTRY { Flink: core::ptr::null_mut(), Blink: core::ptr::null_mut() };
+        let header = DISPATCHER_HEADER { Lock: 0, SignalState: 0, WaitListHead: empty };
+        Self {
+            raw: UnsafeCell::new(KEVENT { Header: header }),
+            ready: AtomicBool::new(false),
+            _pinned: PhantomPinned,
+        }
+    }
+
+    /// `KeInitializeEvent` (a notification event, not set) at its final address.
+    pub fn init(self: Pin<&Self>) {
+        if self.ready.load(Ordering::Acquire) {
+            return;
+        }
+        // SAFETY: the event at an address it keeps (pinned), not yet used by anyone.
+        unsafe { sys::KeInitializeEvent(self.raw.get(), NotificationEvent, 0) };
+        self.ready.store(true, Ordering::Release);
+    }
+
+    /// `KeSetEvent`: wakes its waiters (at most `DISPATCH_LEVEL`).
+    pub fn set(&self) {
+        debug_assert!(self.ready.load(Ordering::Acquire), "an event set before its init");
+        if self.ready.load(Ordering::Acquire) {
+            // SAFETY: initialised at its final address (the flag says so).
+            unsafe { sys::KeSetEvent(self.raw.get(), 0, 0) };
+        }
+    }
+
+    /// `KeWaitForSingleObject`, at `PASSIVE_LEVEL`, until it is set.
+    pub fn wait(&self) {
+        debug_assert!(self.ready.load(Ordering::Acquire), "an event waited on before its init");
+        if self.ready.load(Ordering::Acquire) {
+            // SAFETY: as in `set`.
+            unsafe {
+                sys::KeWaitForSingleObject(
+                    self.raw.get().cast(),
+                    Executive,
+                    KernelMode,
+                    0,
+                    core::ptr::null_mut(),
+                )
+            };
+        }
     }
 }

@@ -78,6 +78,9 @@ pub unsafe extern "system" fn IoCreateDevice(
     {
         return STATUS_INVALID_PARAMETER;
     }
+    if current().pool.injected_failure() {
+        return ksabi::STATUS_INSUFFICIENT_RESOURCES; // the device object comes from pool
+    }
     // SAFETY: the routine's contract: the caller's own driver object, from `DriverEntry` or
     // `AddDevice` (PnP-serialised).
     let d = unsafe {
@@ -122,6 +125,9 @@ pub unsafe extern "system" fn IoRegisterDeviceInterface(
         return STATUS_INVALID_PARAMETER;
     }
     let m = current();
+    if m.pool.injected_failure() {
+        return ksabi::STATUS_INSUFFICIENT_RESOURCES; // the link's buffer comes from pool
+    }
     // SAFETY: the caller's GUID.
     let class = unsafe { *class };
     // SAFETY: the caller's optional reference string.

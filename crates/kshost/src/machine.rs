@@ -526,6 +526,25 @@ impl Machine {
         out
     }
 
+    /// Device objects the installed driver has created and not deleted (its `DriverObject`'s
+    /// device list): after a failed `AddDevice`, none may be left — the PnP manager unloads a
+    /// driver with no device, and one left behind would keep it loaded with nothing using it.
+    #[must_use]
+    pub fn driver_devices(&self) -> usize {
+        let Some(driver) = self.inner.installed.locked().as_ref().map(|i| i.driver) else {
+            return 0;
+        };
+        // SAFETY: the installed driver object, a driver box of this machine, alive until it goes.
+        let mut d = unsafe { (*driver).DeviceObject };
+        let mut n = 0;
+        while !d.is_null() {
+            n += 1;
+            // SAFETY: a device on the driver's list: a device box of this machine.
+            d = unsafe { (*d).NextDevice };
+        }
+        n
+    }
+
     /// The identity the client process runs as from now on (default: an elevated administrator).
     pub fn set_caller(&self, caller: crate::security::Caller) {
         *self.inner.caller.locked() = caller;

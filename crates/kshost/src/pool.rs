@@ -117,15 +117,8 @@ impl Pool {
             return std::ptr::null_mut();
         }
         *self.allocations.locked() += 1;
-        {
-            let mut fail = self.fail_after.locked();
-            if let Some(n) = fail.as_mut() {
-                if *n == 0 {
-                    *fail = None;
-                    return std::ptr::null_mut();
-                }
-                *n -= 1;
-            }
+        if self.injected_failure() {
+            return std::ptr::null_mut();
         }
         let in_use: usize = self.blocks.locked().values().map(|b| b.size).sum();
         if self.limit.is_some_and(|l| in_use.saturating_add(size) > l) {
@@ -218,6 +211,25 @@ impl Pool {
     /// Whether `addr` is the start of a live block.
     pub(crate) fn owns(&self, addr: usize) -> bool {
         self.blocks.locked().contains_key(&addr)
+    }
+
+    /// The low-resources simulation's turn for one allocation: `true` if this one fails. Also
+    /// asked by the routines that allocate pool on the driver's behalf on Windows (a KS object or
+    /// device header, a device object, an interface's link: see FIDELITY.md), which then fail with
+    /// `STATUS_INSUFFICIENT_RESOURCES`.
+    pub(crate) fn injected_failure(&self) -> bool {
+        let mut fail = self.fail_after.locked();
+        match fail.as_mut() {
+            Some(0) => {
+                *fail = None;
+                true
+            }
+            Some(n) => {
+                *n -= 1;
+                false
+            }
+            None => false,
+        }
     }
 
     /// Lets the next `n` allocations succeed and the one after fail (low-resources simulation).

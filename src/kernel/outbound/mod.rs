@@ -7,17 +7,17 @@
 //! [`Activity`] is about meaning, not memory: the owner's cleanup waits until nothing it started
 //! is still running before it counts what is left and lets go of its target.
 
-use core::cell::UnsafeCell;
 use core::ffi::c_void;
 use core::marker::PhantomData;
+use core::pin::Pin;
 use core::ptr::{NonNull, null_mut};
 use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 use ksabi::{
-    DEVICE_OBJECT, DelayedWorkQueue, Executive, FILE_OBJECT, HANDLE, IO_PARAMETERS_DEVICE_IO_CONTROL,
-    IOCTL_KS_READ_STREAM, IOCTL_KS_WRITE_STREAM, IRP, IRP_MJ_DEVICE_CONTROL, KEVENT, KernelMode, MDL,
-    MDL_PAGES_LOCKED, NTSTATUS, NotificationEvent, SL_INVOKE_ON_CANCEL, SL_INVOKE_ON_ERROR,
-    SL_INVOKE_ON_SUCCESS, STATUS_MORE_PROCESSING_REQUIRED, STATUS_NOT_SUPPORTED, nt_success,
+    DEVICE_OBJECT, DelayedWorkQueue, FILE_OBJECT, HANDLE, IO_PARAMETERS_DEVICE_IO_CONTROL,
+    IOCTL_KS_READ_STREAM, IOCTL_KS_WRITE_STREAM, IRP, IRP_MJ_DEVICE_CONTROL, KernelMode, MDL,
+    MDL_PAGES_LOCKED, NTSTATUS, SL_INVOKE_ON_CANCEL, SL_INVOKE_ON_ERROR, SL_INVOKE_ON_SUCCESS,
+    STATUS_MORE_PROCESSING_REQUIRED, STATUS_NOT_SUPPORTED, nt_success,
 };
 
 use super::irp::{Device, Irp};
@@ -25,7 +25,7 @@ use super::nt;
 use super::object::{File, Object};
 use super::pool::Shared;
 use super::stream::Direction;
-use super::sync::{Exclusive, ExclusiveGuard};
+use super::sync::{Event, Exclusive, ExclusiveGuard};
 
 mod buffers;
 use crate::sys;
@@ -42,22 +42,15 @@ pub struct Activity {
 
 struct ActivityInner {
     count: AtomicU32,
-    idle: UnsafeCell<KEVENT>,
+    idle: Event,
 }
-
-// SAFETY: a kernel event is made to be set and waited on from any thread; the count is atomic.
-unsafe impl Send for ActivityInner {}
-// SAFETY: as above.
-unsafe impl Sync for ActivityInner {}
 
 impl Activity {
     /// The owner alone counted; `None` if the pool has no room.
     pub fn new(tag: u32) -> Option<Self> {
-        // SAFETY: an all-zero KEVENT is plain data, initialised just below.
-        let idle = UnsafeCell::new(unsafe { core::mem::zeroed::<KEVENT>() });
-        let inner = Shared::new(tag, ActivityInner { count: AtomicU32::new(1), idle })?;
-        // SAFETY: the event at its final address (a pool block), not used by anyone yet.
-        unsafe { sys::KeInitializeEvent(inner.idle.get(), NotificationEvent, 0) };
+        let inner = Shared::new(tag, ActivityInner { count: AtomicU32::new(1), idle: Event::new() })?;
+        // SAFETY: a field of a pool block, which never moves (`Shared`) until it is freed.
+        unsafe { Pin::new_unchecked(&inner.idle) }.init();
         Some(Self { inner })
     }
 
@@ -67,8 +60,7 @@ impl Activity {
 
     fn leave(&self) {
         if self.inner.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-            // SAFETY: the initialised event, alive: `self` holds a reference on its block.
-            unsafe { sys::KeSetEvent(self.inner.idle.get(), 0, 0) };
+            self.inner.idle.set();
         }
     }
 
@@ -76,10 +68,7 @@ impl Activity {
     /// routine pass and no request started for it is left. Call once.
     pub fn finish(&self) {
         self.leave();
-        // SAFETY: the initialised event, waited on at PASSIVE_LEVEL.
-        unsafe {
-            sys::KeWaitForSingleObject(self.inner.idle.get().cast(), Executive, KernelMode, 0, null_mut())
-        };
+        self.inner.idle.wait();
     }
 }
 

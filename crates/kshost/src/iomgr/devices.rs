@@ -162,6 +162,17 @@ pub(crate) unsafe fn delete_device(m: &MachineInner, device: *mut DEVICE_OBJECT)
         return;
     }
     m.objects.locked().devices.remove(&(device as usize));
+    // Still attached to the device below, that device's `AttachedDevice` would point at freed
+    // memory: a driver detaches (`IoDetachDevice`) before it deletes (FIDELITY.md).
+    // SAFETY: a registered device (checked above); deletion is PnP-serialised.
+    let below = unsafe { DeviceBox::of(device) }.meta.lower.load(Ordering::Acquire);
+    // SAFETY: the device it was attached to is a kshost device (boxes live as long as the machine).
+    if !below.is_null() && unsafe { DeviceBox::of(below) }.dev.AttachedDevice == device {
+        violation(
+            Rule::DeviceBadDelete,
+            format!("IoDeleteDevice({device:p}) while still attached to {below:p}: IoDetachDevice first"),
+        );
+    }
     // Unlink from the driver's device list.
     // SAFETY: a registered device (checked above); deletion is PnP-serialised (the caller's
     // contract), so no one else uses it meanwhile.

@@ -114,6 +114,9 @@ pub(crate) unsafe fn allocate_device_header(
     if out.is_null() || (count > 0 && items.is_null()) {
         return STATUS_INVALID_PARAMETER;
     }
+    if m.pool.injected_failure() {
+        return ksabi::STATUS_INSUFFICIENT_RESOURCES; // the header comes from pool
+    }
     let h = Box::into_raw(Box::new(DeviceHeader {
         items,
         count,
@@ -251,6 +254,9 @@ pub(crate) unsafe fn allocate_object_header(
     }
     if out.is_null() || table.is_null() || irp.is_null() || (count > 0 && items.is_null()) {
         return STATUS_INVALID_PARAMETER;
+    }
+    if m.pool.injected_failure() {
+        return ksabi::STATUS_INSUFFICIENT_RESOURCES; // the header comes from pool
     }
     // SAFETY: the driver passes the create IRP it is dispatching, which it owns (the export's
     // contract).

@@ -144,6 +144,7 @@ pub mod bug {
     pub const SEND_AND_FORGET: u32 = 34;
     pub const MAP_UNLOCKED_MDL: u32 = 35;
     pub const CLOSE_INVALID_HANDLE: u32 = 36;
+    pub const DELETE_ATTACHED: u32 = 37;
     // Special pool (the process dies at the fault; run in a child).
     pub const POOL_OVERRUN: u32 = 40;
     pub const POOL_USE_AFTER_FREE: u32 = 41;
@@ -317,6 +318,12 @@ unsafe extern "system" fn add_device(driver: *mut DRIVER_OBJECT, pdo: *mut DEVIC
         });
         KsAllocateDeviceHeader(&mut (*ext).header, 1, (*ext).items.as_mut_ptr());
         (*ext).lower = IoAttachDeviceToDeviceStack(fdo, pdo);
+        if broken(bug::DELETE_ATTACHED) {
+            // A failed AddDevice that deletes its device without detaching it first.
+            KsFreeDeviceHeader((*ext).header);
+            IoDeleteDevice(fdo);
+            return ksabi::STATUS_UNSUCCESSFUL;
+        }
         KsSetDevicePnpAndBaseObject((*ext).header, (*ext).lower, fdo);
         let mut reference =
             UNICODE_STRING { Length: 12, MaximumLength: 12, Buffer: GLOBAL_NAME.as_ptr().cast_mut() };
