@@ -7,6 +7,7 @@ use core::ptr::null_mut;
 
 use core::ffi::c_void;
 use core::ptr::NonNull;
+use core::sync::atomic::AtomicPtr;
 
 use ksabi::{
     FILE_OBJECT, IO_NO_INCREMENT, IO_PARAMETERS_DEVICE_IO_CONTROL, IO_STACK_LOCATION, IO_STATUS_BLOCK, IRP,
@@ -28,6 +29,18 @@ pub fn tail_overlay(irp: *mut IRP) -> *mut IRP_TAIL_OVERLAY {
 pub fn driver_context(irp: *mut IRP, i: usize) -> *mut *mut c_void {
     let first = offset_of!(IRP, Tail) + offset_of!(IRP_TAIL_OVERLAY, DriverContext);
     irp.cast::<u8>().wrapping_add(first + i.min(3) * size_of::<*mut c_void>()).cast()
+}
+
+/// The slots of `Tail.Overlay.DriverContext` the driver keeps state in while it owns a request
+/// (KS' cancelable-queue helpers use `[1]`).
+#[derive(Clone, Copy)]
+pub enum ContextSlot {
+    /// A stream request's position (`kernel::stream::Cursor`).
+    Position = 0,
+    /// A stream request's current MDL.
+    Mdl = 2,
+    /// The completion list's link, and the pump/cancel-routine marker while a pump releases it.
+    Link = 3,
 }
 
 /// An IRP its holder owns — a dispatch routine's, a stream request acquired from its queue or
@@ -134,6 +147,15 @@ impl OwnedIrp {
         self.stack().FileObject
     }
 
+    /// One of the driver's `DriverContext` slots, as the atomic every access to it goes through
+    /// (a cancel routine on another processor may read the link slot while a pump writes it).
+    pub fn context(&self, slot: ContextSlot) -> &AtomicPtr<c_void> {
+        let field = driver_context(self.as_ptr(), slot as usize);
+        // SAFETY: an aligned pointer-sized field of the holder's IRP, alive while it is owned; the
+        // driver reaches its slots only through this view, and KS does not use them.
+        unsafe { AtomicPtr::from_ptr(field) }
+    }
+
     /// `IoMarkIrpPending`: the driver will return `STATUS_PENDING` and complete the IRP later.
     pub fn mark_pending(&mut self) {
         // SAFETY: the holder's current location, reached mutably only here.
@@ -164,6 +186,12 @@ impl OwnedIrp {
         let io = self.io_status_mut();
         io.Status = status;
         io.Information = information;
+        self.complete_as_set()
+    }
+
+    /// `IoCompleteRequest` with the `IoStatus` already set; returns its status.
+    pub fn complete_as_set(self) -> NTSTATUS {
+        let status = self.io_status().Status;
         // SAFETY: the holder's IRP, given up here (`self` is consumed): completed once.
         unsafe { sys::IofCompleteRequest(self.as_ptr(), IO_NO_INCREMENT) };
         status

@@ -13,27 +13,26 @@
 //! closure returns: a pump takes its locks inside the closure, so they are let go first.
 
 use core::ffi::c_void;
-use core::ptr::null_mut;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::ptr::{NonNull, null_mut};
+use core::sync::atomic::Ordering;
 
-use ksabi::{IO_NO_INCREMENT, IRP, NTSTATUS};
+use ksabi::{IRP, NTSTATUS};
 
 use super::StreamIrp;
-use crate::kernel::nt::tail_overlay;
-use crate::sys;
+use crate::kernel::nt::{ContextSlot, OwnedIrp};
 
 /// A FIFO of requests with their final status and information already set, completed when the
 /// [`Completions::scope`] that made the list ends.
 pub struct Completions {
-    head: *mut IRP,
-    tail: *mut IRP,
+    head: Option<NonNull<IRP>>,
+    tail: Option<NonNull<IRP>>,
 }
 
 impl Completions {
     /// Runs `f` with an empty list, then completes what it collected, oldest first. Lock guards
     /// taken inside `f` are let go before: `R: 'static` keeps them from escaping through it.
     pub fn scope<R: 'static>(f: impl FnOnce(&mut Self) -> R) -> R {
-        let mut done = Self { head: null_mut(), tail: null_mut() };
+        let mut done = Self { head: None, tail: None };
         f(&mut done)
     }
 
@@ -43,30 +42,28 @@ impl Completions {
         let io = irp.io_status_mut();
         io.Status = status;
         io.Information = information;
-        let irp = irp.into_non_null().as_ptr();
-        // SAFETY: the IRP's driver context is ours while we own it (given to us with the
-        // `StreamIrp`: owned outright, off every queue).
-        unsafe { (*tail_overlay(irp)).DriverContext[3] = null_mut() };
-        if self.tail.is_null() {
-            self.head = irp;
+        irp.context(ContextSlot::Link).store(null_mut(), Ordering::Relaxed);
+        let irp = irp.into_non_null();
+        if let Some(tail) = self.tail {
+            // SAFETY: the previous tail, an IRP of this list: ours until completed.
+            unsafe { OwnedIrp::new(tail) }
+                .context(ContextSlot::Link)
+                .store(irp.as_ptr().cast(), Ordering::Relaxed);
         } else {
-            // SAFETY: the previous tail is an IRP of this list.
-            unsafe { (*tail_overlay(self.tail)).DriverContext[3] = irp.cast() };
+            self.head = Some(irp);
         }
-        self.tail = irp;
+        self.tail = Some(irp);
     }
 
     /// Completes every IRP of the list, oldest first.
     fn complete_all(&mut self) {
-        let mut irp = self.head;
-        self.head = null_mut();
-        self.tail = null_mut();
-        while !irp.is_null() {
-            // SAFETY: an IRP of this list; read its link before giving it up.
-            let next = unsafe { (*tail_overlay(irp)).DriverContext[3] }.cast::<IRP>();
-            // SAFETY: ours to complete, exactly once.
-            unsafe { sys::IofCompleteRequest(irp, IO_NO_INCREMENT) };
-            irp = next;
+        let mut next = self.head.take();
+        self.tail = None;
+        while let Some(raw) = next {
+            // SAFETY: an IRP of this list, ours to complete (once: it leaves the list here).
+            let irp = unsafe { OwnedIrp::new(raw) };
+            next = NonNull::new(irp.context(ContextSlot::Link).load(Ordering::Relaxed).cast::<IRP>());
+            irp.complete_as_set();
         }
     }
 }
@@ -82,52 +79,27 @@ const RELEASING: *mut c_void = core::ptr::without_provenance_mut(1);
 /// The slot's value once a cancel routine has left the completion to the pump.
 const DEFERRED: *mut c_void = core::ptr::without_provenance_mut(2);
 
-/// The IRP's `DriverContext[3]`, shared between a pump and a cancel routine.
-///
-/// # Safety
-/// `irp` is a valid stream IRP of this driver, not yet completed.
-unsafe fn marker<'a>(irp: *mut IRP) -> &'a AtomicPtr<c_void> {
-    // SAFETY: the caller's valid IRP; only the field's address is taken.
-    let slot = unsafe { &raw mut (*tail_overlay(irp)).DriverContext[3] };
-    // SAFETY: the slot is an aligned pointer-sized field of the IRP, which outlives this use;
-    // every access to it while the IRP is queued goes through this atomic view.
-    unsafe { AtomicPtr::from_ptr(slot) }
+/// Clears the marker of a new stream request, before it is queued.
+pub(super) fn clear(irp: &OwnedIrp) {
+    irp.context(ContextSlot::Link).store(null_mut(), Ordering::SeqCst);
 }
 
-/// Clears the slot of a new stream IRP, before it is queued.
-///
-/// # Safety
-/// As [`marker`], and the caller owns the IRP.
-pub(super) unsafe fn clear(irp: *mut IRP) {
-    // SAFETY: as above.
-    unsafe { marker(irp) }.store(null_mut(), Ordering::SeqCst);
+/// Marks an acquired request as being released by the caller.
+pub(super) fn arm(irp: &OwnedIrp) {
+    irp.context(ContextSlot::Link).store(RELEASING, Ordering::SeqCst);
 }
 
-/// Marks an acquired IRP as being released by the caller.
-///
-/// # Safety
-/// As [`marker`]; the caller acquired the IRP from its queue.
-pub(super) unsafe fn arm(irp: *mut IRP) {
-    // SAFETY: as above.
-    unsafe { marker(irp) }.store(RELEASING, Ordering::SeqCst);
+/// Ends the release: `true` if a cancel routine ran for the request meanwhile and left its
+/// completion to the caller (it is then off its queue and the caller's to complete). The caller
+/// armed it and still holds the lock its queue's pumps take.
+pub(super) fn disarm(irp: &OwnedIrp) -> bool {
+    irp.context(ContextSlot::Link).swap(null_mut(), Ordering::SeqCst) == DEFERRED
 }
 
-/// Ends the release: `true` if a cancel routine ran for the IRP meanwhile and left its
-/// completion to the caller (the IRP is then off its queue and the caller's to complete).
-///
-/// # Safety
-/// As [`marker`]; the caller armed the IRP and still holds the lock its queue's pumps take.
-pub(super) unsafe fn disarm(irp: *mut IRP) -> bool {
-    // SAFETY: as above.
-    unsafe { marker(irp) }.swap(null_mut(), Ordering::SeqCst) == DEFERRED
-}
-
-/// Called by the cancel routine after unlinking the IRP: `true` if a pump is releasing it, which
-/// now completes it once its locks are dropped; `false` if the cancel routine completes it.
-///
-/// # Safety
-/// As [`marker`]; the cancel routine holds the IRP, unlinked.
-pub(super) unsafe fn defer_cancel(irp: *mut IRP) -> bool {
-    // SAFETY: as above.
-    unsafe { marker(irp) }.compare_exchange(RELEASING, DEFERRED, Ordering::SeqCst, Ordering::SeqCst).is_ok()
+/// Called by the cancel routine after unlinking the request: `true` if a pump is releasing it,
+/// which now completes it once its locks are dropped; `false` if the cancel routine completes it.
+pub(super) fn defer_cancel(irp: &OwnedIrp) -> bool {
+    irp.context(ContextSlot::Link)
+        .compare_exchange(RELEASING, DEFERRED, Ordering::SeqCst, Ordering::SeqCst)
+        .is_ok()
 }

@@ -10,13 +10,14 @@
 
 use core::marker::PhantomData;
 use core::ptr::{NonNull, null_mut};
+use core::sync::atomic::Ordering;
 
 use ksabi::{
     KSSTREAM_HEADER, KsStreamOptions, MDL, NTSTATUS, STATUS_INSUFFICIENT_RESOURCES,
     STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_PARAMETER,
 };
 
-use crate::kernel::nt::{self, OwnedIrp};
+use crate::kernel::nt::{self, ContextSlot, OwnedIrp};
 
 /// `KSSTREAM_HEADER_OPTIONSF_*` bits ksring does not implement, refused on reads and writes:
 /// `BUFFEREDTRANSFER`, `VRAM_DATA_TRANSFER`, `METADATA` (a second MDL), `FRAMEINFO`, `PERSIST_SAMPLE`
@@ -98,12 +99,8 @@ pub(super) unsafe fn start(irp: &mut OwnedIrp, reading: bool) -> Result<(), NTST
 /// `irp` was set up by [`start`] (its system buffer is the probed header array, its MDLs
 /// checked).
 pub(super) unsafe fn load(irp: &mut OwnedIrp) -> Cursor<'_> {
-    let at = nt::driver_context(irp.as_ptr(), 0);
-    let mdl = nt::driver_context(irp.as_ptr(), 2);
-    // SAFETY: the owner's slot of its IRP (`[0]`: the position).
-    let position = unsafe { at.read() }.addr();
-    // SAFETY: as above (`[2]`: the current MDL).
-    let mdl = unsafe { mdl.read() }.cast();
+    let position = irp.context(ContextSlot::Position).load(Ordering::Relaxed).addr();
+    let mdl = irp.context(ContextSlot::Mdl).load(Ordering::Relaxed).cast();
     let len = irp.ioctl().OutputBufferLength as usize;
     let headers = irp.system_buffer();
     Cursor { irp, headers, len, at: position & 0xFFFF_FFFF, offset: position >> 32, mdl }
@@ -113,11 +110,9 @@ impl Cursor<'_> {
     /// Writes the position back into the request (before it goes back on its queue).
     pub fn save(&self) {
         let position = self.at | (self.offset << 32);
-        let irp = self.irp.as_ptr();
-        // SAFETY: the owner's slot of its IRP, borrowed for the cursor's life.
-        unsafe { nt::driver_context(irp, 0).write(core::ptr::without_provenance_mut(position)) };
-        // SAFETY: as above.
-        unsafe { nt::driver_context(irp, 2).write(self.mdl.cast()) };
+        let at = core::ptr::without_provenance_mut(position);
+        self.irp.context(ContextSlot::Position).store(at, Ordering::Relaxed);
+        self.irp.context(ContextSlot::Mdl).store(self.mdl.cast(), Ordering::Relaxed);
     }
 
     fn header_at(&self, at: usize) -> Option<KSSTREAM_HEADER> {

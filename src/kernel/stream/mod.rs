@@ -102,8 +102,7 @@ impl StreamIrp {
     /// Itself, unless a pump is releasing it ([`Acquired::release`]): a cancel routine that finds
     /// one gives it to that pump, which completes it once its locks are let go.
     fn unless_being_released(self) -> Option<Self> {
-        // SAFETY: ours (the cancel routine's, unlinked).
-        (!unsafe { completions::defer_cancel(self.raw.as_ptr()) }).then_some(self)
+        (!completions::defer_cancel(&self.raw)).then_some(self)
     }
 
     /// Gives up ownership to the queue or the completion list that takes it.
@@ -149,19 +148,17 @@ impl Acquired {
     /// `key` must be its queue's (it stands for the lock that queue's pumps take); with another
     /// key it is given back plainly, and a cancel that came meanwhile completes it right there.
     pub fn release(self, key: &mut PumpKey, done: &mut Completions) {
-        let raw = self.raw.as_ptr();
         let armed = key.is(self.queue);
         if armed {
-            // SAFETY: a stream IRP we hold.
-            unsafe { completions::arm(raw) };
+            completions::arm(&self.raw);
         }
         // SAFETY: acquired from its queue, given up; armed (with its queue's key) for a cancel
         // that runs meanwhile, else completed by that cancel routine.
-        unsafe { sys::KsReleaseIrpOnCancelableQueue(raw, Some(cancel)) };
-        // SAFETY: armed above; the key (the side's lock) keeps other pumps of this queue from
-        // acquiring it again before the marker is read back.
-        if armed && unsafe { completions::disarm(raw) } {
-            // SAFETY: the cancel routine unlinked it and left it to us: ours outright.
+        unsafe { sys::KsReleaseIrpOnCancelableQueue(self.raw.as_ptr(), Some(cancel)) };
+        // Armed, the request stays alive until the marker is read back: the key (the side's lock)
+        // keeps other pumps of this queue from acquiring it, and a cancel leaves it to us.
+        if armed && completions::disarm(&self.raw) {
+            // The cancel routine unlinked it and left it to us: ours outright.
             let mut irp = StreamIrp { raw: self.raw };
             let (status, information) = crate::stream::cancelled_result(&mut irp);
             done.push(irp, status, information);

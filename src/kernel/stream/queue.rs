@@ -81,8 +81,7 @@ impl StreamQueue {
         let mut irp = irp.into_owned();
         irp.io_status_mut().Information = 0;
         irp.mark_pending();
-        // SAFETY: ours until queued below.
-        unsafe { completions::clear(irp.as_ptr()) };
+        completions::clear(&irp);
         let raw = irp.into_non_null().as_ptr();
         self.count.fetch_add(1, Ordering::SeqCst);
         // SAFETY: an initialised queue and its lock; the request is ours and pending; `cancel`
