@@ -36,15 +36,8 @@ unsafe impl Extension for crate::limits::Limits {
 }
 
 impl Driver {
-    /// The driver object the I/O manager passed.
-    ///
-    /// # Safety
-    /// `raw` is this driver's object (as `DriverEntry` or a device's `DriverObject` gives it).
-    pub unsafe fn from_raw(raw: *mut DRIVER_OBJECT) -> Option<Self> {
-        NonNull::new(raw).map(|raw| Self { raw })
-    }
-
-    /// The driver object `DriverEntry` was given ([`super::device::DriverSetup`]).
+    /// The driver's own driver object: the one `DriverEntry` was given
+    /// ([`super::device::DriverSetup`]), or its device's (`Device::limits`).
     pub(in crate::kernel) fn from_non_null(raw: NonNull<DRIVER_OBJECT>) -> Self {
         Self { raw }
     }

@@ -61,11 +61,11 @@ impl Device {
 
     /// The driver's pool caps (its driver object's extension).
     pub fn limits(self) -> &'static Limits {
-        let driver = self.driver_object();
-        // SAFETY: its driver object.
-        let driver = unsafe { Driver::from_raw(driver) };
         // `DriverEntry` fails unless it kept the limits, before any device existed.
-        driver.and_then(Driver::get).unwrap_or(&NO_LIMITS)
+        NonNull::new(self.driver_object())
+            .map(Driver::from_non_null)
+            .and_then(Driver::get)
+            .unwrap_or(&NO_LIMITS)
     }
 }
 
@@ -155,19 +155,18 @@ impl Irp {
         if !ksabi::nt_success(status) {
             return Err(status);
         }
-        // SAFETY: on success KS returns the captured request, valid while the IRP is ours; at
-        // least a KSDATAFORMAT follows it.
-        let request = unsafe { *connect };
-        let format = connect.wrapping_add(1).cast::<KSDATAFORMAT>();
-        // SAFETY: as above.
-        let format_size = unsafe { (*format).FormatSize } as usize;
+        // SAFETY: on success KS returns the captured request (pool: aligned), valid while the IRP
+        // is ours, and at least a KSDATAFORMAT follows it.
+        let head = unsafe { connect.cast::<ConnectHead>().read() };
+        let (request, format_size) = (head.connect, head.format.FormatSize as usize);
+        let format = connect.wrapping_add(1).cast::<u8>();
         let parameter = self.file().map_or(0, |file| file.create_parameter_len(ksabi::KSSTRING_Pin.len()));
         if format_size > parameter.saturating_sub(size_of::<KSPIN_CONNECT>()) {
             return Err(STATUS_INVALID_BUFFER_SIZE);
         }
         // SAFETY: FormatSize bytes follow the KSPIN_CONNECT in the captured request (bounded above),
         // alive while the IRP is ours (the borrow of `self`).
-        let bytes = unsafe { core::slice::from_raw_parts(format.cast::<u8>(), format_size) };
+        let bytes = unsafe { core::slice::from_raw_parts(format, format_size) };
         Ok((request, bytes))
     }
 
@@ -189,6 +188,16 @@ impl Irp {
         unsafe { sys::KsDefaultDeviceIoCompletion(device.raw, self.into_raw()) }
     }
 }
+
+/// The start of a captured connect request: the `KSPIN_CONNECT` and the `KSDATAFORMAT` right
+/// after it.
+#[repr(C)]
+struct ConnectHead {
+    connect: KSPIN_CONNECT,
+    format: KSDATAFORMAT,
+}
+
+const _: () = assert!(core::mem::offset_of!(ConnectHead, format) == size_of::<KSPIN_CONNECT>());
 
 /// Runs a safe dispatch routine on what the I/O manager (or KS) passed to a raw one.
 ///

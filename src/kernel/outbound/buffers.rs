@@ -24,9 +24,9 @@ const HEADER_SIZE: usize = size_of::<KSSTREAM_HEADER>();
 /// its bytes at a stable address in the unit tests).
 pub struct StreamBuffers<const N: usize, D = PoolBuffer> {
     headers: [KSSTREAM_HEADER; N],
-    /// Where each header's bytes lie in `data`: `(start, extent)`, or `None` for a header without
-    /// a buffer (an end-of-stream marker). Always inside `data` (checked when set).
-    extents: [Option<(usize, usize)>; N],
+    /// Where each header's bytes lie in `data`: always inside it (checked when set), or
+    /// [`Extent::NONE`] for a header without a buffer (an end-of-stream marker).
+    extents: [Extent; N],
     data: D,
     /// Headers in use: `count <= N`.
     count: usize,
@@ -49,6 +49,23 @@ const EMPTY: KSSTREAM_HEADER = KSSTREAM_HEADER {
     Reserved: 0,
 };
 
+/// Where a header's bytes lie in the buffer.
+#[derive(Clone, Copy)]
+struct Extent {
+    start: u32,
+    len: u32,
+}
+
+impl Extent {
+    /// No buffer.
+    const NONE: Self = Self { start: u32::MAX, len: 0 };
+
+    /// `(start, len)`, unless it is [`Extent::NONE`].
+    fn get(self) -> Option<(usize, usize)> {
+        (self.start != u32::MAX).then_some((self.start as usize, self.len as usize))
+    }
+}
+
 /// A header's range did not fit the buffer (or its index the array): nothing was set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OutOfBounds;
@@ -56,7 +73,7 @@ pub struct OutOfBounds;
 impl<const N: usize, D: DerefMut<Target = [u8]>> StreamBuffers<N, D> {
     /// No headers in use, over `data`.
     pub fn new(data: D) -> Self {
-        Self { headers: [EMPTY; N], extents: [None; N], data, count: 0 }
+        Self { headers: [EMPTY; N], extents: [Extent::NONE; N], data, count: 0 }
     }
 
     /// Header `i` over the `n` bytes at `start` of the buffer (`FrameExtent` and `DataUsed` both
@@ -72,10 +89,17 @@ impl<const N: usize, D: DerefMut<Target = [u8]>> StreamBuffers<N, D> {
         flags: u32,
         meta: &FrameMeta,
     ) -> Result<(), OutOfBounds> {
-        let fits = start.checked_add(n).is_some_and(|end| end <= self.data.len()) && u32::try_from(n).is_ok();
-        let (Some(header), true) = (self.headers.get_mut(i), fits) else { return Err(OutOfBounds) };
+        let fits = start.checked_add(n).is_some_and(|end| end <= self.data.len());
+        let (Some(header), Some(extent), true, Ok(start32), Ok(n32)) =
+            (self.headers.get_mut(i), self.extents.get_mut(i), fits, u32::try_from(start), u32::try_from(n))
+        else {
+            return Err(OutOfBounds);
+        };
+        if start32 == u32::MAX {
+            return Err(OutOfBounds); // (the "no buffer" mark)
+        }
         *header = header_of(n, flags, meta);
-        self.extents[i] = Some((start, n));
+        *extent = Extent { start: start32, len: n32 };
         Ok(())
     }
 
@@ -84,9 +108,11 @@ impl<const N: usize, D: DerefMut<Target = [u8]>> StreamBuffers<N, D> {
     /// # Errors
     /// `i >= N`.
     pub fn set_empty(&mut self, i: usize, flags: u32, meta: &FrameMeta) -> Result<(), OutOfBounds> {
-        let header = self.headers.get_mut(i).ok_or(OutOfBounds)?;
+        let (Some(header), Some(extent)) = (self.headers.get_mut(i), self.extents.get_mut(i)) else {
+            return Err(OutOfBounds);
+        };
         *header = header_of(0, flags, meta);
-        self.extents[i] = None;
+        *extent = Extent::NONE;
         Ok(())
     }
 
@@ -102,20 +128,21 @@ impl<const N: usize, D: DerefMut<Target = [u8]>> StreamBuffers<N, D> {
 
     /// Where header `i`'s bytes start in the buffer (`None` without a buffer).
     pub fn start(&self, i: usize) -> Option<usize> {
-        self.extents.get(i).copied().flatten().map(|(start, _)| start)
+        self.extents.get(i).and_then(|e| e.get()).map(|(start, _)| start)
     }
 
     /// Whether header `i` has a buffer (an end-of-stream marker made up here has none).
     pub fn has_buffer(&self, i: usize) -> bool {
-        self.extents.get(i).is_some_and(Option::is_some)
+        self.extents.get(i).and_then(|e| e.get()).is_some()
     }
 
     /// The bytes header `i` holds: `DataUsed` of them, never more than its extent.
     pub fn bytes(&self, i: usize) -> &[u8] {
-        match (self.header(i), self.extents.get(i).copied().flatten()) {
-            (Some(h), Some((start, extent))) => &self.data[start..start + (h.DataUsed as usize).min(extent)],
-            _ => &[],
-        }
+        let (Some(h), Some((start, extent))) = (self.header(i), self.extents.get(i).and_then(|e| e.get()))
+        else {
+            return &[];
+        };
+        self.data.get(start..start + (h.DataUsed as usize).min(extent)).unwrap_or_default()
     }
 
     /// The whole buffer, to fill before headers are set over it.
@@ -136,8 +163,10 @@ impl<const N: usize, D: DerefMut<Target = [u8]>> StreamBuffers<N, D> {
     /// Drops the first `first` headers in use; the rest move to the front.
     pub fn remove_front(&mut self, first: usize) {
         let first = first.min(self.count);
-        self.headers.copy_within(first..self.count, 0);
-        self.extents.copy_within(first..self.count, 0);
+        for to in 0..self.count - first {
+            self.headers[to] = self.headers[to + first];
+            self.extents[to] = self.extents[to + first];
+        }
         self.count -= first;
     }
 
@@ -148,7 +177,7 @@ impl<const N: usize, D: DerefMut<Target = [u8]>> StreamBuffers<N, D> {
         let base = self.data.as_mut_ptr();
         for (h, extent) in self.headers[..self.count].iter_mut().zip(&self.extents) {
             let (data, extent) =
-                extent.map_or((core::ptr::null_mut(), 0), |(start, n)| (base.wrapping_add(start), n));
+                extent.get().map_or((core::ptr::null_mut(), 0), |(start, n)| (base.wrapping_add(start), n));
             #[allow(clippy::cast_possible_truncation)] // extents lie in a buffer of u32 size
             let extent = extent as u32;
             h.Data = data.cast();
