@@ -5,7 +5,11 @@
 2. `unsafe` blocks in `src/kernel`;
 3. functions outside those two modules with a raw-pointer parameter (goal 0);
 4. kshost functions that are *safe to call* (not `unsafe fn`) yet take a raw-pointer parameter and
-   contain an `unsafe` block - a safe signature over a pointer it cannot check (goal 0).
+   contain an `unsafe` block - a safe signature over a pointer it cannot check (goal 0). Broad: it
+   also counts a function whose `unsafe` block has nothing to do with the pointer (a `zeroed()`);
+5. of those, the ones that name a raw-pointer parameter inside an `unsafe` block - the issue's
+   "safe functions that dereference a raw pointer" (goal 0). A pointer copied into another local
+   first would escape this check; `--list` shows both lists to look at.
 
 A lexer-level count (comments and strings stripped, braces matched), not a compiler pass: good
 enough to watch a number go down, and `--list` shows every function it counted.
@@ -128,6 +132,7 @@ def line_of(code, pos):
 
 
 RAW = re.compile(r"\*\s*(mut|const)\b")
+RAW_PARAM = re.compile(r"\b(\w+)\s*:\s*\*\s*(?:mut|const)\b")
 UNSAFE_BLOCK = re.compile(r"\bunsafe\s*\{")
 
 
@@ -156,6 +161,7 @@ def main():
             if RAW.search(params):
                 raw_fns.append(f"{rel}:{line_of(code, off)} {name}")
     safe_deref = []
+    safe_param_deref = []
     for p in rs_files(ROOT / "crates/kshost/src"):
         rel = p.relative_to(ROOT).as_posix()
         code = strip(p.read_text())
@@ -165,17 +171,26 @@ def main():
                 continue
             if RAW.search(params) and UNSAFE_BLOCK.search(code[a:b]):
                 safe_deref.append(f"{rel}:{line_of(code, off)} {name}")
+                names = [m.group(1) for m in RAW_PARAM.finditer(params)]
+                for blk in UNSAFE_BLOCK.finditer(code, a, b):
+                    inner = code[blk.end() - 1:match_brace(code, blk.end() - 1)]
+                    if any(re.search(rf"\b{re.escape(n)}\b", inner) for n in names):
+                        safe_param_deref.append(f"{rel}:{line_of(code, off)} {name}")
+                        break
     print(f"driver unsafe blocks outside src/kernel and src/sys: {outside_blocks}")
     for rel, n in per_file:
         print(f"    {n:4} {rel}")
     print(f"driver unsafe blocks in src/kernel: {kernel_blocks}")
     print(f"driver fns outside src/kernel and src/sys with a raw-pointer parameter: {len(raw_fns)}")
     print(f"kshost safe fns with a raw-pointer parameter and an unsafe block: {len(safe_deref)}")
+    print(f"kshost safe fns that use a raw-pointer parameter inside an unsafe block: {len(safe_param_deref)}")
     if listing:
         print("\n# raw-pointer fns in the driver's logic")
         print("\n".join(raw_fns))
         print("\n# kshost safe fns over raw pointers")
         print("\n".join(safe_deref))
+        print("\n# of those, using the pointer parameter inside an unsafe block")
+        print("\n".join(safe_param_deref))
 
 
 if __name__ == "__main__":
