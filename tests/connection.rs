@@ -200,3 +200,19 @@ fn an_install_that_fails_part_way_leaves_nothing_behind() {
     }
     panic!("the install still failed after 40 allocations");
 }
+
+/// The driver on a stack with no class upper filter above it (32-bit Windows has no ksthunk; other
+/// device classes have none): PnP requests then reach its FDO straight from the PnP manager, with a
+/// current location no driver above has set up, and its forwarded start must still come back to it
+/// (its completion routine is asked for on every outcome) and be completed once.
+#[test]
+fn a_stack_without_an_upper_filter_starts_and_is_removed_cleanly() {
+    let settings = kshost::Settings { class_upper_filter: false, ..kshost::Settings::default() };
+    let backend = ksclient::emulated::Emulated::boot_with(settings).expect("boot");
+    assert_eq!(backend.machine().device_stack_characteristics().len(), 2, "PDO and the driver's FDO only");
+    {
+        let f = Filter::open_first(&backend).unwrap();
+        assert_eq!(f.instances(PIN_INPUT), Ok((1, 0)));
+    }
+    backend.shutdown().assert_clean();
+}

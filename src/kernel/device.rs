@@ -251,8 +251,10 @@ impl PnpDevice {
         let request = irp.owned_mut();
         // A PnP request has a location for the device below ours; the event outlives the
         // request's trip down (we wait for it).
-        request.copy_current_to_next();
-        request.set_completion_routine(Some(completed_below), core::ptr::from_ref(&*done).cast_mut().cast());
+        let context = core::ptr::from_ref(&*done).cast_mut().cast();
+        if !request.forward_with_completion(Some(completed_below), context) {
+            return ksabi::STATUS_INVALID_DEVICE_REQUEST; // no location below ours: nothing to forward to
+        }
         // SAFETY: the device below (attached by AddDevice) and the request with its next location
         // set up.
         let status = unsafe { sys::IofCallDriver(self.ext.lower, request.as_ptr()) };

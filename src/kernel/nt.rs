@@ -7,7 +7,7 @@ use core::ptr::null_mut;
 
 use core::ffi::c_void;
 use core::ptr::NonNull;
-use core::sync::atomic::AtomicPtr;
+use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
 use ksabi::{
     FILE_OBJECT, IO_NO_INCREMENT, IO_PARAMETERS_DEVICE_IO_CONTROL, IO_STACK_LOCATION, IO_STATUS_BLOCK, IRP,
@@ -86,14 +86,17 @@ impl OwnedIrp {
         unsafe { &*self.current_stack() }
     }
 
-    /// The location the driver below will see (`IoGetNextIrpStackLocation`).
-    ///
-    /// The IRP must have a location below the current one (one this driver sends on, or one of
-    /// its own allocated with the target's stack size).
-    pub fn next_stack(&mut self) -> &mut IO_STACK_LOCATION {
+    /// The location the driver below will see (`IoGetNextIrpStackLocation`), if the IRP has one
+    /// (`CurrentLocation > 1`: a request this driver sends on down its stack).
+    pub fn next_stack(&mut self) -> Option<&mut IO_STACK_LOCATION> {
+        // SAFETY: the holder's IRP; one field read through the raw pointer.
+        let location = unsafe { (*self.as_ptr()).CurrentLocation };
+        if location <= 1 {
+            return None; // below the current location is the IRP itself
+        }
         // SAFETY: the location below the current one, the holder's to set up before sending the
         // IRP on; distinct from the current one, which `&mut self` keeps unborrowed.
-        unsafe { &mut *self.current_stack().wrapping_sub(1) }
+        Some(unsafe { &mut *self.current_stack().wrapping_sub(1) })
     }
 
     /// `Irp->IoStatus`.
@@ -135,11 +138,13 @@ impl OwnedIrp {
         unsafe { (*self.as_ptr()).RequestorMode }
     }
 
-    /// Whether a cancel came (`Irp->Cancel`, which `IoCancelIrp` may set concurrently).
+    /// Whether a cancel came (`Irp->Cancel`, which `IoCancelIrp` and `KsCancelIo` may set on
+    /// another processor).
     pub fn cancel_requested(&self) -> bool {
         let flag = self.as_ptr().cast::<u8>().wrapping_add(offset_of!(IRP, Cancel));
-        // SAFETY: the holder's IRP, alive; a byte another processor may write, read volatile.
-        unsafe { flag.read_volatile() != 0 }
+        // SAFETY: the holder's IRP, alive; a byte others store to concurrently, so every read of
+        // it here is atomic (the kernel's plain byte stores are atomic on every target).
+        unsafe { AtomicU8::from_ptr(flag) }.load(Ordering::Acquire) != 0
     }
 
     /// The file object of the current stack location.
@@ -152,7 +157,9 @@ impl OwnedIrp {
     pub fn context(&self, slot: ContextSlot) -> &AtomicPtr<c_void> {
         let field = driver_context(self.as_ptr(), slot as usize);
         // SAFETY: an aligned pointer-sized field of the holder's IRP, alive while it is owned; the
-        // driver reaches its slots only through this view, and KS does not use them.
+        // driver reaches its slots only through this view. KS' property and create helpers use
+        // `[0]`, `[2]`, `[3]` during their own calls on the dispatching thread (KS-REFERENCE
+        // §9.12), never on a stream request, which is the only kind that keeps state here.
         unsafe { AtomicPtr::from_ptr(field) }
     }
 
@@ -162,22 +169,20 @@ impl OwnedIrp {
         unsafe { (*self.current_stack()).Control |= SL_PENDING_RETURNED };
     }
 
-    /// `IoCopyCurrentIrpStackLocationToNext`: the next location gets the current one's request,
-    /// without its completion routine.
-    pub fn copy_current_to_next(&mut self) {
+    /// `IoCopyCurrentIrpStackLocationToNext`, then `IoSetCompletionRoutine(irp, routine, context,
+    /// TRUE, TRUE, TRUE)`: the next location gets the current one's request and `routine`, called
+    /// however the request ends. `false` (nothing changed) if the IRP has no next location.
+    #[must_use]
+    pub fn forward_with_completion(&mut self, routine: PIO_COMPLETION_ROUTINE, context: *mut c_void) -> bool {
         let current = *self.stack();
-        let next = self.next_stack();
-        let (routine, context) = (next.CompletionRoutine, next.Context);
-        *next = IO_STACK_LOCATION { Control: 0, CompletionRoutine: routine, Context: context, ..current };
-    }
-
-    /// `IoSetCompletionRoutine(irp, routine, context, TRUE, TRUE, TRUE)`: call `routine` however
-    /// the request ends.
-    pub fn set_completion_routine(&mut self, routine: PIO_COMPLETION_ROUTINE, context: *mut c_void) {
-        let next = self.next_stack();
-        next.CompletionRoutine = routine;
-        next.Context = context;
-        next.Control = SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL;
+        let Some(next) = self.next_stack() else { return false };
+        *next = IO_STACK_LOCATION {
+            Control: SL_INVOKE_ON_SUCCESS | SL_INVOKE_ON_ERROR | SL_INVOKE_ON_CANCEL,
+            CompletionRoutine: routine,
+            Context: context,
+            ..current
+        };
+        true
     }
 
     /// `IoCompleteRequest` with `status` and `information`; returns `status` for a dispatch
@@ -285,4 +290,27 @@ pub const fn utf16<const N: usize>(text: &str) -> [u16; N] {
 pub const fn static_unicode(text: &'static [u16]) -> UNICODE_STRING {
     let bytes = (text.len() * 2) as u16;
     UNICODE_STRING { Length: bytes, MaximumLength: bytes, Buffer: text.as_ptr().cast_mut() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::create_parameter_len;
+
+    const BACKSLASH: Option<u16> = Some(b'\\' as u16);
+
+    /// `\<item>\<parameter>`: the parameter's bytes are what follows the item's name and its `\`,
+    /// with or without the leading `\` — to the byte (ksring bounds a connect's format by it).
+    #[test]
+    fn a_create_parameter_is_what_follows_the_item_and_its_backslash() {
+        // "\Pin\" + 10 parameter characters: 1 + 3 + 1 + 10 characters.
+        assert_eq!(create_parameter_len(30, BACKSLASH, 3), 20);
+        // "Pin\" + 10 characters: no leading backslash.
+        assert_eq!(create_parameter_len(28, Some(u16::from(b'P')), 3), 20);
+        // Only the item's name, or less: nothing.
+        assert_eq!(create_parameter_len(10, BACKSLASH, 3), 0);
+        assert_eq!(create_parameter_len(0, None, 3), 0);
+        // A single byte that is not a whole backslash is not stripped.
+        assert_eq!(create_parameter_len(1, BACKSLASH, 0), 0);
+        assert_eq!(create_parameter_len(12, Some(u16::from(b'x')), 0), 10);
+    }
 }

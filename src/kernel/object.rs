@@ -124,12 +124,18 @@ impl<'a> File<'a> {
 
     /// The `T` at the file object, if that is what it holds.
     pub fn object_of<T: FsObject>(self) -> Option<&'a T> {
+        // SAFETY: a `T` (`object_ptr`), alive for `'a` (see `new`); shared only.
+        self.object_ptr::<T>().map(|object| unsafe { object.as_ref() })
+    }
+
+    /// `FsContext` as a `T`, if that is what it holds: the pointer [`create`] put there (with the
+    /// rights of the pool block it gave up, which [`take`] takes back).
+    fn object_ptr<T: FsObject>(self) -> Option<NonNull<T>> {
         let prefix = NonNull::new(self.context().cast::<ObjectPrefix>())?;
         // SAFETY: the driver stores only objects that start with an `ObjectPrefix` at `FsContext`,
-        // alive for `'a` (see `new`).
-        let kind = unsafe { prefix.as_ref() }.kind;
-        // SAFETY: the tag says it is a `T` (`FsObject`), alive for `'a`; shared only.
-        (kind == T::KIND).then(|| unsafe { prefix.cast::<T>().as_ref() })
+        // alive for `'a` (see `new`); one field is read.
+        let kind = unsafe { (*prefix.as_ptr()).kind };
+        (kind == T::KIND).then(|| prefix.cast())
     }
 
     /// The driver's object at the file object, if it has one.
@@ -274,7 +280,9 @@ pub fn close<T: FsObject>(irp: Irp, last_use: impl FnOnce(&T)) -> NTSTATUS {
         return irp.complete(STATUS_INVALID_PARAMETER, 0);
     };
     last_use(object);
-    let object = NonNull::from(object);
+    let Some(object) = file.object_ptr::<T>() else {
+        return irp.complete(STATUS_INVALID_PARAMETER, 0); // (found just above)
+    };
     // SAFETY: the object of the close IRP's file object, and the close is the last request on
     // it: nothing else refers to it.
     let value = unsafe { take(file, object) };
@@ -287,7 +295,7 @@ pub fn close<T: FsObject>(irp: Irp, last_use: impl FnOnce(&T)) -> NTSTATUS {
 /// refused: frees the object and drops what it held; the caller completes the create.
 pub fn abandon<T: FsObject>(irp: &Irp) {
     if let Some(file) = irp.file()
-        && let Some(object) = file.object_of::<T>().map(NonNull::from)
+        && let Some(object) = file.object_ptr::<T>()
     {
         // SAFETY: made by this create, not yet known to anyone else (the create has not completed).
         drop(unsafe { take(file, object) });
@@ -299,8 +307,8 @@ pub fn abandon<T: FsObject>(irp: &Irp) {
 /// it (after completing the close: its fields' drops may close other objects).
 ///
 /// # Safety
-/// `object` is the `T` at `file` (put there by [`create`]), which nothing else refers to any
-/// more (its create or close runs).
+/// `object` is the `T` at `file`, as [`File::object_ptr`] read it (the pointer [`create`] gave
+/// up), which nothing else refers to any more (its create or close runs).
 unsafe fn take<T: FsObject>(file: File<'_>, object: NonNull<T>) -> PoolBox<T> {
     // SAFETY: the caller's promise: the block `create` gave up, taken back once.
     let object = unsafe { PoolBox::from_raw(object, T::TAG) };

@@ -167,7 +167,8 @@ pub unsafe fn run(
     handler: Handler,
 ) -> NTSTATUS {
     // SAFETY: the caller's promise: a property IRP of one of our file objects, owned by
-    // KsPropertyHandler's caller for this call (which completes it: this view is only let go).
+    // KsPropertyHandler's caller (`handle`) for this call. This second `Irp` is a view of it for
+    // the call: it is never completed or handed on here, only let go (the handler gets no `Irp`).
     let Some(mut irp) = (unsafe { Irp::from_raw(irp) }) else {
         return STATUS_INVALID_PARAMETER;
     };

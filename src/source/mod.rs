@@ -278,10 +278,11 @@ impl Source {
         let first = if kind == Kind::Pull { io.next } else { 0 };
         let mut frames = 0;
         let mut bytes = 0;
-        for (i, h) in io.buffers.headers().iter().enumerate().skip(first) {
+        for i in first..io.buffers.count() {
             let skip = if kind == Kind::Pull && i == io.next { io.offset } else { 0 };
             frames += 1;
-            bytes += (h.DataUsed as usize).saturating_sub(skip) as u64;
+            // What the header holds, never more than its extent (a target's `DataUsed` may say more).
+            bytes += io.buffers.bytes(i).len().saturating_sub(skip) as u64;
         }
         Counters::add(&c.discarded_frames, frames);
         Counters::add(&c.discarded_bytes, bytes);

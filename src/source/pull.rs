@@ -100,8 +100,9 @@ impl Source {
         io.buffers.set_count(filled);
         io.next = 0;
         io.offset = 0;
-        for h in io.buffers.headers() {
-            Counters::add(&c.bytes_in, u64::from(h.DataUsed));
+        for i in 0..io.buffers.count() {
+            // Never more than the header's extent, whatever the target's `DataUsed` says.
+            Counters::add(&c.bytes_in, io.buffers.bytes(i).len() as u64);
         }
         slot.state.store(SlotState::Held);
         true
@@ -133,8 +134,9 @@ impl Source {
         let limit = piece_limit(p.max_frame()).min(HOLD_BUDGET);
         let mut budget = HOLD_BUDGET;
         while let Some(&h) = io.buffers.header(io.next) {
-            let used = h.DataUsed as usize;
-            if used == 0 && h.OptionsFlags & KsStreamOptions::ENDOFSTREAM.bits() != 0 {
+            if io.buffers.bytes(io.next).is_empty()
+                && h.OptionsFlags & KsStreamOptions::ENDOFSTREAM.bits() != 0
+            {
                 // The upstream filter's input ended: so does ours (after what is in the ring), once
                 // the caller has let go of the producer.
                 *ended = true;

@@ -79,6 +79,8 @@ pub unsafe extern "system" fn IoCreateDevice(
         return STATUS_INVALID_PARAMETER;
     }
     if current().pool.injected_failure() {
+        // SAFETY: the caller's out pointer (checked not null above); NULL on failure, as ReactOS.
+        unsafe { *device = std::ptr::null_mut() };
         return ksabi::STATUS_INSUFFICIENT_RESOURCES; // the device object comes from pool
     }
     // SAFETY: the routine's contract: the caller's own driver object, from `DriverEntry` or

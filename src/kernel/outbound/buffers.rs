@@ -121,11 +121,6 @@ impl<const N: usize, D: DerefMut<Target = [u8]>> StreamBuffers<N, D> {
         self.headers[..self.count].get(i)
     }
 
-    /// The headers in use.
-    pub fn headers(&self) -> &[KSSTREAM_HEADER] {
-        &self.headers[..self.count]
-    }
-
     /// Where header `i`'s bytes start in the buffer (`None` without a buffer).
     pub fn start(&self, i: usize) -> Option<usize> {
         self.extents.get(i).and_then(|e| e.get()).map(|(start, _)| start)
@@ -242,12 +237,12 @@ mod tests {
         b.set(0, 8, 16, 0, &meta()).unwrap();
         b.set_count(1);
         let fields = |h: &KSSTREAM_HEADER| (h.FrameExtent, h.DataUsed, h.OptionsFlags, h.TypeSpecificFlags);
-        let before = fields(&b.headers()[0]);
+        let before = fields(b.header(0).unwrap());
         assert_eq!(b.set(0, 60, 5, 0, &meta()), Err(OutOfBounds), "ends past the buffer");
         assert_eq!(b.set(0, usize::MAX, 2, 0, &meta()), Err(OutOfBounds), "overflows");
         assert_eq!(b.set(4, 0, 1, 0, &meta()), Err(OutOfBounds), "index past the array");
         assert_eq!(b.set_empty(4, 0, &meta()), Err(OutOfBounds), "index past the array");
-        assert_eq!(fields(&b.headers()[0]), before);
+        assert_eq!(fields(b.header(0).unwrap()), before);
         assert_eq!(b.start(0), Some(8));
         b.set(1, 48, 16, 0, &meta()).unwrap();
         assert_eq!(b.start(1), Some(48), "a header that ends exactly at the buffer's end fits");
@@ -263,9 +258,9 @@ mod tests {
         b.set_count(2);
         let (array, length) = b.prepare(Direction::Write);
         assert_eq!(length as usize, 2 * HEADER_SIZE);
-        let h = b.headers()[0];
+        let h = b.header(0).unwrap();
         assert_eq!((h.Data.cast::<u8>(), h.FrameExtent, h.DataUsed), (base.wrapping_add(8), 16, 16));
-        assert!(b.headers()[1].Data.is_null() && b.headers()[1].FrameExtent == 0);
+        assert!(b.header(1).unwrap().Data.is_null() && b.header(1).unwrap().FrameExtent == 0);
         // What a target holding the array could write into it.
         let raw = array.cast::<KSSTREAM_HEADER>();
         // SAFETY: the array `prepare` returned, two headers long, not borrowed meanwhile.
@@ -277,10 +272,10 @@ mod tests {
         unsafe { &mut *raw.wrapping_add(1) }.Data = core::ptr::dangling_mut();
         assert_eq!(b.bytes(0).len(), 16, "a DataUsed past the extent reads only the extent");
         b.prepare(Direction::Read);
-        let h = b.headers()[0];
+        let h = b.header(0).unwrap();
         assert_eq!((h.Data.cast::<u8>(), h.FrameExtent, h.DataUsed), (base.wrapping_add(8), 16, 0));
-        assert!(b.headers()[1].Data.is_null(), "a header without a buffer gets none");
-        assert_eq!(b.headers()[0].Size as usize, HEADER_SIZE);
+        assert!(b.header(1).unwrap().Data.is_null(), "a header without a buffer gets none");
+        assert_eq!(b.header(0).unwrap().Size as usize, HEADER_SIZE);
     }
 
     #[test]

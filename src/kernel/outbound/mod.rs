@@ -448,10 +448,11 @@ impl<B> Outbound<B> {
             Type3InputBuffer: null_mut(),
         };
         next.FileObject = target.file.as_ptr();
-        // SAFETY: our IRP, not in flight.
-        let request = unsafe { &mut *irp };
-        request.UserBuffer = headers;
-        request.RequestorMode = KernelMode;
+        // SAFETY: our IRP, not in flight; one field written through the raw pointer (a `STOP` on
+        // another processor may already `IoCancelIrp` it, which writes `Cancel`).
+        unsafe { (*irp).UserBuffer = headers };
+        // SAFETY: as above.
+        unsafe { (*irp).RequestorMode = KernelMode };
         self.lent.store(core::ptr::from_ref(lender).cast_mut(), Ordering::SeqCst);
         target.in_flight.fetch_add(1, Ordering::SeqCst);
         self.target.store(core::ptr::from_ref(target).cast_mut(), Ordering::SeqCst);
@@ -528,9 +529,10 @@ unsafe extern "system" fn completed<T: Owner, B>(
 /// # Safety
 /// `irp` is an IRP of ours whose completion routine is running.
 unsafe fn free_mdls(irp: *mut IRP) {
-    // SAFETY: the caller's IRP.
-    let request = unsafe { &mut *irp };
-    let mut mdl: *mut MDL = core::mem::replace(&mut request.MdlAddress, null_mut());
+    // SAFETY: the caller's IRP; only its MDL field is borrowed (`IoCancelIrp` may still write
+    // `Cancel` on another processor).
+    let head = unsafe { &mut (*irp).MdlAddress };
+    let mut mdl: *mut MDL = core::mem::replace(head, null_mut());
     while let Some(m) = NonNull::new(mdl) {
         let (next, flags) = {
             // SAFETY: an MDL of the chain the target's KsProbeStreamIrp built for this request.

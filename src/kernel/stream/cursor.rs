@@ -17,6 +17,7 @@ use ksabi::{
     STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_PARAMETER,
 };
 
+use super::Probed;
 use crate::kernel::nt::{self, ContextSlot, OwnedIrp};
 
 /// `KSSTREAM_HEADER_OPTIONSF_*` bits ksring does not implement, refused on reads and writes:
@@ -93,12 +94,9 @@ pub(super) unsafe fn start(irp: &mut OwnedIrp, reading: bool) -> Result<(), NTST
     Ok(())
 }
 
-/// The cursor saved in a pending request.
-///
-/// # Safety
-/// `irp` was set up by [`start`] (its system buffer is the probed header array, its MDLs
-/// checked).
-pub(super) unsafe fn load(irp: &mut OwnedIrp) -> Cursor<'_> {
+/// The cursor saved in a pending request (set up by [`start`]: its system buffer is the probed
+/// header array, its MDLs checked).
+pub(super) fn load(irp: &mut Probed) -> Cursor<'_> {
     let position = irp.context(ContextSlot::Position).load(Ordering::Relaxed).addr();
     let mdl = irp.context(ContextSlot::Mdl).load(Ordering::Relaxed).cast();
     let len = irp.ioctl().OutputBufferLength as usize;

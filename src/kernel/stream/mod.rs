@@ -47,7 +47,25 @@ pub enum Direction {
 /// [`StreamIrp::probe`], or in the cancel routine once KS has unlinked it.
 #[must_use = "a stream request must be queued or completed"]
 pub struct StreamIrp {
-    raw: OwnedIrp,
+    raw: Probed,
+}
+
+/// A stream request [`StreamIrp::probe`] set up — probed by ks.sys, checked, its cursor saved —
+/// and that this module owns. Only `probe` makes one from a request; the queue and the cancel
+/// routine make one again from a request of a queue, which only holds probed ones.
+struct Probed(OwnedIrp);
+
+impl core::ops::Deref for Probed {
+    type Target = OwnedIrp;
+    fn deref(&self) -> &OwnedIrp {
+        &self.0
+    }
+}
+
+impl core::ops::DerefMut for Probed {
+    fn deref_mut(&mut self) -> &mut OwnedIrp {
+        &mut self.0
+    }
 }
 
 // SAFETY: an IRP is not tied to a thread: whoever owns it may complete it anywhere.
@@ -80,7 +98,7 @@ impl StreamIrp {
             raw.free_unlocked_mdls();
             return Err(raw.complete(status, 0));
         }
-        Ok(Self { raw })
+        Ok(Self { raw: Probed(raw) })
     }
 
     /// Whether it is a read (`IOCTL_KS_READ_STREAM`).
@@ -95,8 +113,7 @@ impl StreamIrp {
 
     /// Where its processing stands.
     pub fn cursor(&mut self) -> Cursor<'_> {
-        // SAFETY: set up by `probe` and owned by `self`, borrowed mutably for the cursor's life.
-        unsafe { cursor::load(&mut self.raw) }
+        cursor::load(&mut self.raw)
     }
 
     /// Itself, unless a pump is releasing it ([`Acquired::release`]): a cancel routine that finds
@@ -107,12 +124,12 @@ impl StreamIrp {
 
     /// Gives up ownership to the queue or the completion list that takes it.
     fn into_owned(self) -> OwnedIrp {
-        self.raw
+        self.raw.0
     }
 
     /// Completes it; returns `status`.
     pub fn complete(self, status: NTSTATUS, information: usize) -> NTSTATUS {
-        self.raw.complete(status, information)
+        self.raw.0.complete(status, information)
     }
 }
 
@@ -120,7 +137,7 @@ impl StreamIrp {
 /// cancel routine cleared, so it stays the pump's until given back or finished.
 #[must_use = "an acquired request goes back to its queue or is finished"]
 pub struct Acquired {
-    raw: OwnedIrp,
+    raw: Probed,
     /// The id of the queue it came from (and of that queue's key).
     queue: usize,
 }
@@ -136,9 +153,7 @@ impl Acquired {
 
     /// Where its processing stands.
     pub fn cursor(&mut self) -> Cursor<'_> {
-        // SAFETY: set up by `StreamIrp::probe`; acquired, so ours until released or finished;
-        // borrowed mutably for the cursor's life.
-        unsafe { cursor::load(&mut self.raw) }
+        cursor::load(&mut self.raw)
     }
 
     /// Gives it back to `queue`, cancelable again. If a cancel came for it meanwhile,
@@ -181,7 +196,7 @@ unsafe extern "system" fn cancel(device: *mut DEVICE_OBJECT, irp: *mut IRP) {
     let Some(raw) = NonNull::new(irp) else { return };
     // SAFETY: the I/O manager (or KS) calls the cancel routine of our queued IRP with the cancel
     // spin lock held: the routine owns the request from here (KS unlinks it just below).
-    let mut irp = unsafe { OwnedIrp::new(raw) };
+    let mut irp = Probed(unsafe { OwnedIrp::new(raw) });
     irp.io_status_mut().Status = STATUS_CANCELLED;
     // SAFETY: as above; the IRP was queued with KsAddIrpToCancelableQueue.
     unsafe { sys::KsCancelRoutine(device, irp.as_ptr()) };

@@ -7,7 +7,7 @@ use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use ksabi::{KSPIN_LOCK, KsAcquireOnly, KsListEntryHead, KsListEntryTail, LIST_ENTRY};
 
-use super::{Acquired, StreamIrp, cancel, completions};
+use super::{Acquired, Probed, StreamIrp, cancel, completions};
 use crate::kernel::nt::{self, OwnedIrp};
 use crate::sys;
 
@@ -115,7 +115,7 @@ impl StreamQueue {
         let raw = NonNull::new(irp)?;
         // SAFETY: KS hands out a request of this queue acquired: the caller's until released or
         // finished (its cancel routine is cleared).
-        Some(Acquired { raw: unsafe { OwnedIrp::new(raw) }, queue: self.id })
+        Some(Acquired { raw: Probed(unsafe { OwnedIrp::new(raw) }), queue: self.id })
     }
 
     /// Unlinks an acquired request: the caller owns it outright.
