@@ -549,3 +549,63 @@ fn a_pull_source_goes_quiet_after_the_end_of_the_stream() {
     }
     backend.shutdown().assert_clean();
 }
+
+/// An IRP-source pin whose connection runs out of resources at any step — its pin block, its KS
+/// object header, its activity, its work item (`IoAllocateWorkItem`), each slot's buffer,
+/// bookkeeping and IRP (`IoAllocateIrp`), the source itself: Driver Verifier's low-resources
+/// simulation fails `IoAllocateIrp` and `IoAllocateWorkItem` too — is refused with
+/// `STATUS_INSUFFICIENT_RESOURCES` and leaves nothing behind: no instance, no pool block, the sink
+/// untouched (it still takes a source afterwards), a clean machine at shutdown. Push and pull.
+#[test]
+fn an_irp_source_that_runs_out_of_resources_is_refused_cleanly() {
+    use ksclient::Fail;
+    let format = request::stream_format();
+    for (source_pin, sink_pin) in [(PIN_OUTPUT, PIN_INPUT), (PIN_INPUT, PIN_OUTPUT)] {
+        let mut refusals = 0;
+        let mut connected = false;
+        for n in 0..80 {
+            let backend = common::boot();
+            {
+                let f1 = Filter::open_first(&backend).expect("F1");
+                let f2 = Filter::open_first(&backend).expect("F2");
+                let sink = f2.connect(sink_pin, &format).expect("the sink");
+                let before = common::pool_bytes(&backend);
+                let mut c = Connect::new(source_pin, format.clone());
+                c.pin_to_handle = sink.handle().0;
+                backend.machine().fail_pool_allocation_after(n);
+                let made = f1.create_pin(&c);
+                backend.machine().stop_failing_pool_allocations();
+                match made {
+                    Ok(source) => {
+                        // Every allocation of the connection succeeded: nothing left to fail.
+                        connected = true;
+                        drop(source);
+                    }
+                    Err(e) => {
+                        assert_eq!(
+                            e,
+                            Fail::Status(ksabi::STATUS_INSUFFICIENT_RESOURCES),
+                            "failure after {n}"
+                        );
+                        refusals += 1;
+                        backend.machine().settle();
+                        assert_eq!(common::pool_bytes(&backend), before, "failure after {n}: pool left");
+                        assert_eq!(
+                            f1.instances(source_pin),
+                            Ok((1, 0)),
+                            "failure after {n}: an instance left"
+                        );
+                        drop(source(&f1, source_pin, &sink)); // the sink takes a source again
+                    }
+                }
+            }
+            backend.machine().settle();
+            backend.shutdown().assert_clean();
+            if connected {
+                break;
+            }
+        }
+        assert!(connected, "pin {source_pin}: still refused after 80 allocations");
+        assert!(refusals >= 5, "pin {source_pin}: only {refusals} allocation steps failed");
+    }
+}

@@ -166,3 +166,40 @@ fn headers_with_flags_ksring_does_not_implement_are_refused() {
     }
     assert_eq!(frames_in, 0, "nothing reached the ring");
 }
+
+/// A stream request ks.sys cannot build an MDL for (`IoAllocateMdl` out of memory: ReactOS'
+/// `KsProbeStreamIrp` returns `STATUS_INSUFFICIENT_RESOURCES`), a write or a read, is refused
+/// with that status and changes nothing: the ring's statistics and the driver's pool are as they
+/// were, and the stream goes on with the next request, byte for byte.
+#[test]
+fn a_stream_request_without_memory_for_its_mdl_is_refused_and_changes_nothing() {
+    use ksclient::io::InFlight;
+    let backend = common::boot();
+    {
+        let rig = common::rig(&backend);
+        let first = common::bytes(3, 5000);
+        let header = common::meta(0, 0, 1);
+        assert_eq!(
+            InFlight::write(&backend, rig.input.handle(), &[(&first[..], header)]).wait().status,
+            STATUS_SUCCESS
+        );
+        let (stats, pool) = (common::stats(&rig.filter), common::pool_bytes(&backend));
+
+        backend.machine().fail_pool_allocation_after(0);
+        let second = common::bytes(9, 3000);
+        let write = InFlight::write(&backend, rig.input.handle(), &[(&second[..], header)]).wait();
+        backend.machine().stop_failing_pool_allocations();
+        assert_eq!(write.status, ksabi::STATUS_INSUFFICIENT_RESOURCES);
+        backend.machine().fail_pool_allocation_after(0);
+        let read = InFlight::read(&backend, rig.output.handle(), &[8192]).wait();
+        backend.machine().stop_failing_pool_allocations();
+        assert_eq!(read.status, ksabi::STATUS_INSUFFICIENT_RESOURCES);
+        assert_eq!(common::stats(&rig.filter), stats, "the refusals changed the ring");
+        assert_eq!(common::pool_bytes(&backend), pool, "the refusals left pool behind");
+
+        let frames = InFlight::read(&backend, rig.output.handle(), &[8192]).frames();
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].data, first, "the frame written before the refusals");
+    }
+    backend.shutdown().assert_clean();
+}

@@ -557,7 +557,11 @@ pub fn file_object_type() -> *mut c_void {
 
 #[must_use]
 pub unsafe extern "system" fn IoAllocateIrp(stack_size: i8, _charge_quota: u8) -> *mut IRP {
-    crate::iomgr::allocate_irp(&current(), stack_size)
+    let m = current();
+    if m.pool.injected_failure() {
+        return std::ptr::null_mut(); // Driver Verifier's low-resources simulation fails it too
+    }
+    crate::iomgr::allocate_irp(&m, stack_size)
 }
 
 pub unsafe extern "system" fn IoFreeIrp(irp: *mut IRP) {
@@ -582,6 +586,9 @@ pub unsafe extern "system" fn MmUnlockPages(mdl: *mut MDL) {
 
 #[must_use]
 pub unsafe extern "system" fn IoAllocateWorkItem(device: *mut DEVICE_OBJECT) -> *mut c_void {
+    if current().pool.injected_failure() {
+        return std::ptr::null_mut(); // Driver Verifier's low-resources simulation fails it too
+    }
     crate::workitem::allocate(device)
 }
 

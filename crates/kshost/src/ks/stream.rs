@@ -316,6 +316,13 @@ fn build_mdls(
                 (std::ptr::without_provenance_mut(at), len, data, mdl_flags)
             }
         };
+        if m.pool.injected_failure() {
+            // `IoAllocateMdl` found no memory: ReactOS' KsProbeStreamIrp raises (and returns)
+            // STATUS_INSUFFICIENT_RESOURCES.
+            // SAFETY: the MDLs made so far by this loop, on no IRP yet.
+            unsafe { free_built(m, built) };
+            return Err(ksabi::STATUS_INSUFFICIENT_RESOURCES);
+        }
         let mdl = Box::into_raw(Box::new(MDL {
             Next: std::ptr::null_mut(),
             Size: i16::try_from(size_of::<MDL>()).unwrap_or(i16::MAX),
