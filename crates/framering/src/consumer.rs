@@ -364,6 +364,8 @@ impl<'a> Consumer<'a> {
         #[allow(clippy::cast_possible_truncation)] // < capacity
         let offset = (part.at % self.capacity as u64) as usize;
         if self.held_from == u64::MAX
+            || part.hold.seq <= self.released
+            || part.hold.seq > self.issued
             || part.at < self.held_from
             || end > limit
             || offset != part.offset
