@@ -359,7 +359,8 @@ impl<'a> Consumer<'a> {
     #[must_use]
     pub fn held_payload(&self, part: &Taken) -> Option<&[u8]> {
         // Bytes in [held_from, limit) are published, and the producer cannot reach them.
-        let limit = self.read_pos + if self.taken == 0 { 0 } else { (HEADER_SIZE + self.taken) as u64 };
+        let limit = self.read_pos
+            + if self.taken == 0 && !self.in_place { 0 } else { (HEADER_SIZE + self.taken) as u64 };
         let end = part.at.checked_add(part.len as u64)?;
         #[allow(clippy::cast_possible_truncation)] // < capacity
         let offset = (part.at % self.capacity as u64) as usize;
