@@ -1,8 +1,8 @@
 //! The reading half.
 
-use crate::record::{FrameMeta, HEADER_SIZE, KIND_FRAME, KIND_PADDING, KIND_SKIP, RecordHeader, record_size};
-use crate::ring::RingCore;
+use crate::record::{FrameMeta, HEADER_SIZE, KIND_FRAME, RecordHeader, corrupt_skip, record_size, skip_len};
 use crate::ring::{Discarded, walk_discarding};
+use crate::ring::{Origin, RingCore};
 use crate::storage::Storage;
 
 /// The consumer half: sees the oldest frame as metadata plus one contiguous slice, consumes it
@@ -97,24 +97,33 @@ impl Taken {
     }
 }
 
-/// A consumer's claim on space taken in place, up to a position: releasing it frees everything
-/// taken before it, and its own part's space if that part finished its frame (the space of a frame
-/// taken in several parts is freed by the hold of its last part).
+/// A consumer's claim on space taken in place, up to a position. Holds are released in the order
+/// they were taken; releasing one frees the space taken since the previous one's release — its own
+/// part's space if that part finished its frame (the space of a frame taken in several parts is
+/// freed by the hold of its last part).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Hold {
     /// Sequence number among the holds handed out (from 1).
     seq: u64,
     /// Position up to which space may be freed once this hold is released.
     pos: u64,
+    /// The core and split it was taken in: sequence numbers restart with each split, and
+    /// positions line up easily, so neither tells where a hold comes from.
+    origin: Origin,
 }
 
 /// Why [`Consumer::release_held`] refused a hold (nothing changed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReleaseError {
-    /// This hold, or a later one, was released already (or a reset forgot it).
+    /// This hold was released already (or a reset forgot it).
     AlreadyReleased,
-    /// This consumer never handed out the hold.
+    /// This consumer never handed out the hold (it comes from another ring, or from an earlier
+    /// split of this one).
     NotTaken,
+    /// An earlier hold is still outstanding: release that one first. Its bytes, and this one's,
+    /// may still be in use (a request completing before an earlier one); freeing this hold's
+    /// space would free theirs too, as space is freed in order.
+    OutOfOrder,
 }
 
 // SAFETY: the consumer only touches the filled region of the storage and the atomics it owns; it
@@ -160,15 +169,20 @@ impl<'a> Consumer<'a> {
         self.next_frame().is_none()
     }
 
-    /// Passes over padding at the head, publishing its space; `true` if there was any. A producer
-    /// whose reserve published padding and then found the start of the storage still occupied
-    /// gets [`crate::ReserveError::Full`], and that padding is freed only when the consumer looks —
-    /// which a reader that already found the ring empty may never do again. Such a producer (or
-    /// its owner) calls this, then reserves again.
+    /// Passes over padding (and gaps) at the head and publishes its space; `true` if that gave
+    /// the producer any space. A producer whose reserve published padding and then found the start
+    /// of the storage still occupied gets [`crate::ReserveError::Full`], and that padding is freed
+    /// only when the consumer looks — which a reader that already found the ring empty may never
+    /// do again. Such a producer (or its owner) calls this, then reserves again if it returned
+    /// `true`.
+    ///
+    /// While the consumer holds space ([`Consumer::take`]), padding behind the held space is
+    /// passed but not published (space is freed in order): `false` then, and the space comes
+    /// with the release of the holds.
     pub fn pass_padding(&mut self) -> bool {
-        let before = self.read_pos;
+        let before = self.read_pos.min(self.held_from);
         let _ = self.next_frame();
-        self.read_pos != before
+        self.read_pos.min(self.held_from) != before
     }
 
     /// Finds the next frame record, skipping padding and gaps. Returns its offset and header.
@@ -193,15 +207,12 @@ impl<'a> Consumer<'a> {
             let marker = unsafe { self.storage.read_marker(self.read_off) };
             if marker.kind == KIND_FRAME {
                 // SAFETY: a frame's whole header was published with its marker.
-                let header = unsafe { self.storage.read_header(self.read_off) };
-                return Some((self.read_off, header));
+                let rest = unsafe { self.storage.read_header_rest(self.read_off) };
+                return Some((self.read_off, RecordHeader::from_parts(marker, rest)));
             }
-            let step = if marker.kind == KIND_SKIP {
-                marker.len as usize
-            } else {
-                debug_assert_eq!(marker.kind, KIND_PADDING, "ring storage corrupted");
-                to_end
-            };
+            let published = self.cached_tail - self.read_pos;
+            let step = skip_len(marker, to_end, published)
+                .unwrap_or_else(|| corrupt_skip(marker, to_end, published));
             self.skip_padding(step);
         }
     }
@@ -249,11 +260,11 @@ impl<'a> Consumer<'a> {
             } else {
                 // SAFETY: read_pos < tail, so this record's first 8 bytes were published.
                 let marker = unsafe { self.storage.read_marker(self.read_off) };
-                match marker.kind {
-                    KIND_PADDING => to_end,
-                    KIND_SKIP => marker.len as usize,
-                    _ => break,
+                if marker.kind == KIND_FRAME {
+                    break;
                 }
+                let published = self.cached_tail - self.read_pos;
+                skip_len(marker, to_end, published).unwrap_or_else(|| corrupt_skip(marker, to_end, published))
             };
             self.advance(step);
         }
@@ -264,7 +275,8 @@ impl<'a> Consumer<'a> {
     #[inline]
     fn finish_frame(&mut self) {
         self.taken = 0;
-        if self.in_place {
+        // `in_place` implies holding, so one test serves the path that holds nothing.
+        if self.held_from != u64::MAX {
             self.in_place = false;
             self.settle_hold();
         }
@@ -321,25 +333,37 @@ impl<'a> Consumer<'a> {
             meta: header.meta(),
             start,
             more,
-            hold: Hold { seq: self.issued, pos },
+            hold: Hold { seq: self.issued, pos, origin: self.core.origin() },
         })
     }
 
-    /// Gives back a hold of [`Consumer::take`]: frees the space taken up to it (everything taken
-    /// before it, and its own part's frame if that part was the frame's last), and publishes it to
-    /// the producer. Holds are released in the order they were taken; one release covers every
-    /// earlier hold too.
+    /// Gives back a hold of [`Consumer::take`]: frees the space taken up to it (its own part's
+    /// frame if that part was the frame's last, and whatever was read normally behind the earlier
+    /// holds), and publishes it to the producer.
+    ///
+    /// Holds are released **in the order they were taken**, each one: space is freed in order, so
+    /// releasing a later hold first would free the earlier ones' bytes too, which their owners may
+    /// still be using (requests complete out of order). Such a release is refused
+    /// ([`ReleaseError::OutOfOrder`]); an owner whose requests complete out of order keeps the
+    /// completed holds until the earlier ones are released.
     ///
     /// # Errors
-    /// [`ReleaseError::AlreadyReleased`] for a hold released already (or covered by a later
-    /// release, or forgotten by a reset); [`ReleaseError::NotTaken`] for one this consumer never
-    /// handed out. Nothing changes then.
+    /// [`ReleaseError::AlreadyReleased`] for a hold released already (or forgotten by a reset);
+    /// [`ReleaseError::OutOfOrder`] while an earlier hold is outstanding;
+    /// [`ReleaseError::NotTaken`] for one this consumer never handed out (another ring's, or an
+    /// earlier split's). Nothing changes then.
     pub fn release_held(&mut self, hold: Hold) -> Result<(), ReleaseError> {
+        if hold.origin != self.core.origin() {
+            return Err(ReleaseError::NotTaken);
+        }
         if hold.seq <= self.released {
             return Err(ReleaseError::AlreadyReleased);
         }
         if hold.seq > self.issued || hold.pos < self.released_pos || hold.pos > self.hold_end {
             return Err(ReleaseError::NotTaken);
+        }
+        if hold.seq != self.released + 1 {
+            return Err(ReleaseError::OutOfOrder);
         }
         self.released = hold.seq;
         self.released_pos = hold.pos;
@@ -362,16 +386,22 @@ impl<'a> Consumer<'a> {
         let limit = self.read_pos
             + if self.taken == 0 && !self.in_place { 0 } else { (HEADER_SIZE + self.taken) as u64 };
         let end = part.at.checked_add(part.len as u64)?;
-        #[allow(clippy::cast_possible_truncation)] // < capacity
-        let offset = (part.at % self.capacity as u64) as usize;
-        if self.held_from == u64::MAX
+        if part.hold.origin != self.core.origin()
+            || self.held_from == u64::MAX
             || part.hold.seq <= self.released
             || part.hold.seq > self.issued
             || part.at < self.held_from
             || end > limit
-            || offset != part.offset
-            || offset + part.len > self.capacity
         {
+            return None;
+        }
+        if part.len == 0 {
+            // Nothing to read (an empty frame's part may lie at the very end of the storage).
+            return Some(&[]);
+        }
+        #[allow(clippy::cast_possible_truncation)] // < capacity
+        let offset = (part.at % self.capacity as u64) as usize;
+        if offset != part.offset || offset + part.len > self.capacity {
             return None;
         }
         // SAFETY: the range is in bounds and in [head, tail): published, and held from the producer

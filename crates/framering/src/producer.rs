@@ -1,7 +1,7 @@
 //! The writing half.
 
 use crate::record::{FrameMeta, HEADER_SIZE, KIND_SKIP, RecordHeader, SkipMarker, record_size};
-use crate::ring::RingCore;
+use crate::ring::{Origin, RingCore};
 use crate::storage::Storage;
 
 /// Why a frame cannot be reserved.
@@ -58,6 +58,9 @@ pub struct Reservation {
     offset: usize,
     /// Payload bytes reserved.
     len: usize,
+    /// The core and split it was made in: another ring's reservation, or one from before the
+    /// core was split again, may line up with a pending one here in every other field.
+    origin: Origin,
 }
 
 impl Reservation {
@@ -86,7 +89,7 @@ pub enum CommitError {
     /// An older reservation is still pending: commit or abandon that one first.
     OutOfOrder,
     /// Not a pending reservation of this producer: already committed or abandoned, made before a
-    /// reset, or made by another producer.
+    /// reset, or made by another ring's producer or by an earlier split of this ring.
     NotPending,
     /// The frame is longer than the reservation.
     TooLong {
@@ -248,7 +251,14 @@ impl<'a> Producer<'a> {
         self.write_off = if record + need == self.capacity { 0 } else { record + need };
         let ticket = self.next_ticket;
         self.next_ticket += 1;
-        Ok(Reservation { ticket, start, end: self.front, offset: record + HEADER_SIZE, len })
+        Ok(Reservation {
+            ticket,
+            start,
+            end: self.front,
+            offset: record + HEADER_SIZE,
+            len,
+            origin: self.core.origin(),
+        })
     }
 
     /// Reservations of [`Producer::reserve_pending`] not yet committed or abandoned.
@@ -258,10 +268,13 @@ impl<'a> Producer<'a> {
     }
 
     /// Checks that `r` is the oldest pending reservation of this producer, and returns the offset
-    /// of its record. Every field is checked against the producer's own state, so a reservation
-    /// from elsewhere can at worst name bytes of `[tail, front)`, which are the producer's.
+    /// of its record. A reservation made by another core, or by this core's earlier split, is
+    /// refused first: its ticket and layout may line up with one pending here (tickets restart at
+    /// each split), and committing it would publish bytes nobody wrote — the consumer would read
+    /// stale bytes as a header. Every other field is then checked against the producer's own
+    /// state as well (defence in depth: a forged value can at worst name bytes of `[tail, front)`).
     fn check_oldest(&self, r: &Reservation) -> Result<usize, CommitError> {
-        if r.ticket < self.commit_ticket || r.ticket >= self.next_ticket {
+        if r.origin != self.core.origin() || r.ticket < self.commit_ticket || r.ticket >= self.next_ticket {
             return Err(CommitError::NotPending);
         }
         if r.ticket != self.commit_ticket {
@@ -287,12 +300,14 @@ impl<'a> Producer<'a> {
     }
 
     /// The payload bytes of a pending reservation, to fill from safe code (`None` if `r` is not
-    /// pending here). Any pending reservation, not only the oldest.
+    /// pending here — another ring's or an earlier split's included). Any pending reservation, not
+    /// only the oldest.
     #[must_use]
     pub fn pending_payload(&mut self, r: &Reservation) -> Option<&mut [u8]> {
         let need = record_size(r.len).filter(|_| r.len <= self.max_frame())?;
         let capacity = self.capacity as u64;
-        let fits = r.ticket >= self.commit_ticket
+        let fits = r.origin == self.core.origin()
+            && r.ticket >= self.commit_ticket
             && r.ticket < self.next_ticket
             && r.start >= self.tail
             && r.end <= self.front

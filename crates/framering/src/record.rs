@@ -66,6 +66,71 @@ pub(crate) struct SkipMarker {
     pub kind: u32,
 }
 
+/// The rest of a [`RecordHeader`] after its [`SkipMarker`]: the frame's metadata. The consumer reads
+/// it only for a frame, after the marker said so.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HeaderRest {
+    pub options_flags: u32,
+    pub type_specific_flags: u32,
+    pub presentation_time: i64,
+    pub numerator: u32,
+    pub denominator: u32,
+    pub duration: i64,
+}
+
+const _: () = assert!(core::mem::size_of::<HeaderRest>() + MARKER_SIZE == HEADER_SIZE);
+const _: () = assert!(core::mem::offset_of!(RecordHeader, options_flags) == MARKER_SIZE);
+const _: () = assert!(
+    core::mem::offset_of!(RecordHeader, duration) - MARKER_SIZE
+        == core::mem::offset_of!(HeaderRest, duration)
+);
+const _: () = assert!(
+    core::mem::offset_of!(RecordHeader, presentation_time) - MARKER_SIZE
+        == core::mem::offset_of!(HeaderRest, presentation_time)
+);
+const _: () = assert!(
+    core::mem::offset_of!(RecordHeader, denominator) - MARKER_SIZE
+        == core::mem::offset_of!(HeaderRest, denominator)
+);
+
+/// Bytes to pass over for a record that is not a frame, whose 8-byte prefix is `marker`, with
+/// `to_end` bytes (at least a header's) left before the end of the storage and `published` bytes
+/// published from its start: all of `to_end` for padding; a gap's length if it is one a producer
+/// can write (at least 8, a multiple of 8, within both). `None` for anything else — corruption.
+#[inline]
+pub(crate) fn skip_len(marker: SkipMarker, to_end: usize, published: u64) -> Option<usize> {
+    let len = marker.len as usize;
+    match marker.kind {
+        KIND_PADDING => Some(to_end),
+        KIND_SKIP
+            if len >= MARKER_SIZE
+                && len.is_multiple_of(RECORD_ALIGN)
+                && len <= to_end
+                && len as u64 <= published =>
+        {
+            Some(len)
+        }
+        _ => None,
+    }
+}
+
+/// What the consumer passes over where [`skip_len`] found corruption: the rest of the storage, but
+/// never past what is published. A multiple of 8 (positions, `tail` and the storage's length all
+/// are) and more than 0 (there is a record here), so a walk over corrupt records still ends, and
+/// stays in bounds and aligned.
+#[inline]
+pub(crate) fn corrupt_skip(marker: SkipMarker, to_end: usize, published: u64) -> usize {
+    // Never padding here (skip_len takes padding): so this fails, with what was found.
+    debug_assert!(
+        marker.kind == KIND_PADDING,
+        "ring storage corrupted: {marker:?} is neither a frame, padding nor a gap"
+    );
+    #[allow(clippy::cast_possible_truncation)] // <= to_end
+    let step = published.min(to_end as u64) as usize;
+    step
+}
+
 /// Bytes of a [`SkipMarker`]: the smallest gap.
 pub(crate) const MARKER_SIZE: usize = core::mem::size_of::<SkipMarker>();
 const _: () = assert!(MARKER_SIZE == RECORD_ALIGN);
@@ -115,6 +180,21 @@ impl RecordHeader {
             numerator: 0,
             denominator: 0,
             duration: 0,
+        }
+    }
+
+    /// A frame's header from its two halves.
+    #[inline]
+    pub(crate) const fn from_parts(marker: SkipMarker, rest: HeaderRest) -> Self {
+        Self {
+            payload_len: marker.len,
+            kind: marker.kind,
+            options_flags: rest.options_flags,
+            type_specific_flags: rest.type_specific_flags,
+            presentation_time: rest.presentation_time,
+            numerator: rest.numerator,
+            denominator: rest.denominator,
+            duration: rest.duration,
         }
     }
 

@@ -4,9 +4,27 @@ use core::ptr::NonNull;
 
 use crate::consumer::Consumer;
 use crate::producer::Producer;
-use crate::record::{HEADER_SIZE, KIND_FRAME, KIND_PADDING, KIND_SKIP, RECORD_ALIGN, record_size};
+use crate::record::{HEADER_SIZE, KIND_FRAME, RECORD_ALIGN, corrupt_skip, record_size, skip_len};
 use crate::storage::Storage;
 use crate::sync::{AtomicU64, Ordering};
+
+/// Where a [`crate::Reservation`] or a [`crate::Hold`] was handed out: a core's address and the
+/// number of its split. A plain value (no pointer), so the values that carry it stay `Send`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Origin {
+    core: usize,
+    split: u64,
+}
+
+/// Hands out split numbers: each split of any core gets a new one, so a core freed and another
+/// placed at the same address (a stack slot used again, a pool block reallocated) never repeats
+/// an earlier split's number. Not part of the ring's protocol (only a split, under `&mut`, touches
+/// it), so it is `core`'s atomic in the loom build too.
+static SPLITS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
+
+fn next_split() -> u64 {
+    SPLITS.fetch_add(1, core::sync::atomic::Ordering::Relaxed)
+}
 
 /// Smallest storage a ring accepts.
 pub const MIN_CAPACITY: usize = 4096;
@@ -83,6 +101,12 @@ pub struct RingCore {
     reset: CachePadded<ResetShared>,
     /// Storage bytes, fixed at split.
     capacity: u64,
+    /// Which split the halves come from: a number no split of any core in this program had
+    /// before ([`next_split`]), set by each split (under `&mut self`) and kept by [`reset`]. A
+    /// [`crate::Reservation`] and a [`crate::Hold`] carry it with the core's address, and the
+    /// halves refuse one that does not carry theirs: tickets and hold numbers restart with each
+    /// split, and positions line up easily, so neither tells where a value comes from.
+    split: u64,
     #[cfg(loom)]
     tracks: std::vec::Vec<loom::cell::UnsafeCell<()>>,
 }
@@ -162,6 +186,7 @@ impl RingCore {
                 discarded_bytes: AtomicU64::new(0),
             }),
             capacity: 0,
+            split: 0,
         }
     }
 
@@ -186,6 +211,7 @@ impl RingCore {
                 discarded_bytes: AtomicU64::new(0),
             }),
             capacity: 0,
+            split: 0,
             tracks: std::vec::Vec::new(),
         }
     }
@@ -223,6 +249,7 @@ impl RingCore {
             return Err(RingError::BadCapacity { len });
         }
         self.capacity = len as u64;
+        self.split = next_split();
         for counter in [
             &self.producer.0.tail,
             &self.producer_stats.0.frames_in,
@@ -259,6 +286,12 @@ impl RingCore {
     #[must_use]
     pub fn capacity(&self) -> u64 {
         self.capacity
+    }
+
+    /// Where a reservation or a hold comes from: this core's address and its current split.
+    #[inline]
+    pub(crate) fn origin(&self) -> Origin {
+        Origin { core: core::ptr::from_ref(self).addr(), split: self.split }
     }
 
     /// A snapshot of the counters, from any thread.
@@ -402,19 +435,15 @@ pub(crate) fn walk_discarding(
         } else {
             // SAFETY: the caller holds the consumer exclusively and pos < tail: published bytes.
             let marker = unsafe { storage.read_marker(off) };
-            match marker.kind {
-                KIND_FRAME => {
-                    let len = u64::from(marker.len);
-                    let taken = if first { taken as u64 } else { 0 };
-                    discarded.frames += 1;
-                    discarded.bytes += len - taken;
-                    record_size(marker.len as usize).unwrap_or(to_end)
-                }
-                KIND_SKIP => marker.len as usize,
-                kind => {
-                    debug_assert_eq!(kind, KIND_PADDING, "ring storage corrupted");
-                    to_end
-                }
+            if marker.kind == KIND_FRAME {
+                let len = u64::from(marker.len);
+                let taken = if first { taken as u64 } else { 0 };
+                discarded.frames += 1;
+                discarded.bytes += len - taken;
+                record_size(marker.len as usize).unwrap_or(to_end)
+            } else {
+                skip_len(marker, to_end, tail - pos)
+                    .unwrap_or_else(|| corrupt_skip(marker, to_end, tail - pos))
             }
         };
         first = false;

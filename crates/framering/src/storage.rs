@@ -13,7 +13,7 @@
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 
-use crate::record::{MARKER_SIZE, RECORD_ALIGN, RecordHeader, SkipMarker};
+use crate::record::{HeaderRest, MARKER_SIZE, RECORD_ALIGN, RecordHeader, SkipMarker};
 
 /// The ring's bytes: a pointer and a length, valid for `'a`.
 #[derive(Clone, Copy)]
@@ -68,18 +68,18 @@ impl Storage<'_> {
         unsafe { slot.write(*header) };
     }
 
-    /// Reads the header at an 8-aligned `offset`.
+    /// Reads the part of the header at an 8-aligned `offset` that follows its 8-byte prefix (read
+    /// first with `read_marker`): 32 bytes at `offset + 8`.
     ///
     /// # Safety
     /// The header's bytes belong to the calling half and were written by `write_header`.
     #[inline]
-    pub(crate) unsafe fn read_header(&self, offset: usize) -> RecordHeader {
+    pub(crate) unsafe fn read_header_rest(&self, offset: usize) -> HeaderRest {
         debug_assert!(offset.is_multiple_of(RECORD_ALIGN) && offset + crate::HEADER_SIZE <= self.len);
-        self.track_read(offset, crate::HEADER_SIZE);
-        // SAFETY: in bounds, aligned, initialised by the producer before it published them.
+        self.track_read(offset + MARKER_SIZE, crate::HEADER_SIZE - MARKER_SIZE);
         #[allow(clippy::cast_ptr_alignment)] // 8-aligned storage (checked at split), 8-multiple offsets
-        let slot = self.at(offset).cast::<RecordHeader>();
-        // SAFETY: as above.
+        let slot = self.at(offset + MARKER_SIZE).cast::<HeaderRest>();
+        // SAFETY: in bounds, aligned, initialised by the producer before it published them.
         unsafe { slot.read() }
     }
 
