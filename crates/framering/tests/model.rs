@@ -3,10 +3,14 @@
 //! - One thread, random interleavings of push (0..=capacity bytes), partial and whole reads, and
 //!   reset: every byte and every metadata field must come out as the model says; `Full` is only
 //!   allowed while the model holds data, or until the consumer has passed padding; `TooLarge` exactly above `max_frame`; the counters obey
-//!   `bytes_in = bytes_out + discarded + still queued`. Also: parts taken in place (`take`), released
-//!   in order (`release_held`), a consumer `drain`, and pending reservations (`reserve_pending`)
-//!   committed shorter or abandoned in order: held bytes must never change while held, out-of-order
-//!   and stale commits and releases are refused, and at the end everything is freed (`used` 0).
+//!   `bytes_in = bytes_out + discarded + still queued` and `frames_in = frames_out + discarded +
+//!   frames queued`; `used` covers at least the queued frames' records, and `Full` (with nothing
+//!   pending) comes only when less than two records' room is free. Also: parts taken in place
+//!   (`take`), released in order (`release_held`; a later hold first is refused), a consumer
+//!   `drain`, `pass_padding` (`true` exactly when it freed space), and pending reservations
+//!   (`reserve_pending`, up to the largest frame) committed shorter or abandoned in order: held
+//!   bytes must never change while held, out-of-order and stale commits and releases are refused,
+//!   and at the end everything is freed (`used` 0).
 //! - Two threads, random frame sizes and read sizes: the consumer reassembles exactly the frames the
 //!   producer pushed, in order.
 #![cfg(not(loom))]
@@ -38,12 +42,17 @@ enum Op {
     Reset,
     /// Take at most `max` bytes of the oldest frame in place (held until released).
     Take { max: usize },
-    /// Release the `nth` oldest outstanding hold (covering the older ones).
+    /// Try to release the `nth` oldest outstanding hold (refused unless it is the oldest), then
+    /// release the holds up to it in order.
     ReleaseHeld { nth: usize },
+    /// Pass padding at the head.
+    PassPadding,
     /// Discard every frame not yet taken; held space stays.
     ConsumerDrain,
     /// Reserve `len` bytes without publishing.
     ReservePending { len: usize, seed: u8 },
+    /// Reserve `max_frame() - below` bytes (`below` may be negative: then `TooLarge`).
+    ReservePendingNearMax { below: isize, seed: u8 },
     /// Commit the oldest pending reservation, `cut` bytes shorter (clamped).
     CommitPending { cut: usize },
     /// Abandon the oldest pending reservation.
@@ -59,8 +68,10 @@ fn op(capacity: usize) -> impl Strategy<Value = Op> {
         1 => Just(Op::Reset),
         4 => (0..=capacity).prop_map(|max| Op::Take { max }),
         3 => (0usize..4).prop_map(|nth| Op::ReleaseHeld { nth }),
+        1 => Just(Op::PassPadding),
         1 => Just(Op::ConsumerDrain),
         4 => (0..=capacity / 4, any::<u8>()).prop_map(|(len, seed)| Op::ReservePending { len, seed }),
+        1 => (-8isize..=64, any::<u8>()).prop_map(|(below, seed)| Op::ReservePendingNearMax { below, seed }),
         3 => prop_oneof![Just(0usize), 0usize..48, 0..=capacity / 4].prop_map(|cut| Op::CommitPending { cut }),
         1 => Just(Op::AbandonPending),
     ]
@@ -107,6 +118,9 @@ fn run(capacity: usize, ops: &[Op]) -> Result<(), TestCaseError> {
     // Pending reservations, oldest first, with what was written into them.
     let mut pending: VecDeque<(Reservation, Vec<u8>, FrameMeta)> = VecDeque::new();
     let mut stale_reservation: Option<Reservation> = None;
+    // Frames committed (the ring's `frames_in` must agree).
+    let mut frames_in = 0u64;
+    let record = |len: usize| (HEADER_SIZE + len).next_multiple_of(8) as u64;
 
     let read = |rx: &mut framering::Consumer<'_>, model: &mut VecDeque<ModelFrame>, limit: usize| {
         let Some(front) = model.front_mut() else {
@@ -139,6 +153,7 @@ fn run(capacity: usize, ops: &[Op]) -> Result<(), TestCaseError> {
                     Ok(()) => {
                         prop_assert!(pending.is_empty(), "push went past pending reservations");
                         model.push_back(ModelFrame { payload: data, meta, taken: 0, in_place: false });
+                        frames_in += 1;
                     }
                     Err(ReserveError::TooLarge { len: l, max: m }) => {
                         prop_assert_eq!((l, m), (len, max));
@@ -146,6 +161,11 @@ fn run(capacity: usize, ops: &[Op]) -> Result<(), TestCaseError> {
                     }
                     Err(ReserveError::Full) => {
                         prop_assert!(len <= max, "an oversized frame must be TooLarge, not Full");
+                        if pending.is_empty() {
+                            // Room for the record, and for padding shorter than it, means no Full.
+                            let free = capacity as u64 - tx.core().stats().used;
+                            prop_assert!(free < 2 * record(len), "Full with {} bytes free", free);
+                        }
                         if model.is_empty() && holds.is_empty() && pending.is_empty() {
                             // Only padding stands in the way: once the consumer has looked (and
                             // passed it), the frame must fit. Never a hang.
@@ -155,6 +175,7 @@ fn run(capacity: usize, ops: &[Op]) -> Result<(), TestCaseError> {
                                 "still Full after the consumer passed the padding"
                             );
                             model.push_back(ModelFrame { payload: data, meta, taken: 0, in_place: false });
+                            frames_in += 1;
                         }
                     }
                 }
@@ -213,11 +234,25 @@ fn run(capacity: usize, ops: &[Op]) -> Result<(), TestCaseError> {
                 }
                 if !holds.is_empty() {
                     let nth = nth.min(holds.len() - 1);
-                    let (t, _) = holds[nth].clone();
-                    rx.release_held(t.hold()).unwrap();
-                    holds.drain(..=nth);
-                    stale_hold = Some(t);
+                    if nth > 0 {
+                        let used = tx.core().stats().used;
+                        prop_assert_eq!(rx.release_held(holds[nth].0.hold()), Err(ReleaseError::OutOfOrder));
+                        prop_assert_eq!(tx.core().stats().used, used, "a refused release freed space");
+                    }
+                    for (t, _) in holds.drain(..=nth) {
+                        rx.release_held(t.hold()).unwrap();
+                        stale_hold = Some(t);
+                    }
                 }
+            }
+            Op::PassPadding => {
+                let holding = rx.is_holding();
+                let used = tx.core().stats().used;
+                let passed = rx.pass_padding();
+                let now = tx.core().stats().used;
+                prop_assert_eq!(passed, now < used, "pass_padding: {} -> {}", used, now);
+                prop_assert!(now <= used);
+                prop_assert!(!(holding && passed), "nothing is published past held space");
             }
             Op::ConsumerDrain => {
                 let expected_frames = model.len() as u64;
@@ -228,8 +263,17 @@ fn run(capacity: usize, ops: &[Op]) -> Result<(), TestCaseError> {
                 model.clear();
                 prop_assert!(rx.read().is_none());
             }
-            Op::ReservePending { len, seed } => {
+            Op::ReservePending { .. } | Op::ReservePendingNearMax { .. } => {
+                let (len, seed) = match *op {
+                    Op::ReservePending { len, seed } => (len, seed),
+                    Op::ReservePendingNearMax { below, seed } => (max.saturating_add_signed(-below), seed),
+                    _ => unreachable!(),
+                };
                 let mut result = tx.reserve_pending(len);
+                if result == Err(ReserveError::Full) && pending.is_empty() {
+                    let free = capacity as u64 - tx.core().stats().used;
+                    prop_assert!(free < 2 * record(len), "Full with {} bytes free", free);
+                }
                 if result == Err(ReserveError::Full)
                     && model.is_empty()
                     && holds.is_empty()
@@ -254,8 +298,11 @@ fn run(capacity: usize, ops: &[Op]) -> Result<(), TestCaseError> {
                         prop_assert_eq!(tx.pending(), pending.len() as u64);
                         prop_assert_eq!(tx.reserve(0).err(), Some(ReserveError::Full));
                     }
-                    Err(ReserveError::Full) => {}
-                    Err(e) => return Err(TestCaseError::fail(format!("{e:?}"))),
+                    Err(ReserveError::Full) => prop_assert!(len <= max),
+                    Err(ReserveError::TooLarge { len: l, max: m }) => {
+                        prop_assert_eq!((l, m), (len, max));
+                        prop_assert!(len > max);
+                    }
                 }
             }
             Op::CommitPending { cut } => {
@@ -278,6 +325,7 @@ fn run(capacity: usize, ops: &[Op]) -> Result<(), TestCaseError> {
                         taken: 0,
                         in_place: false,
                     });
+                    frames_in += 1;
                     stale_reservation = Some(r);
                 }
             }
@@ -297,6 +345,11 @@ fn run(capacity: usize, ops: &[Op]) -> Result<(), TestCaseError> {
         let stats = tx.core().stats();
         let queued: u64 = model.iter().map(|f| (f.payload.len() - f.taken) as u64).sum();
         prop_assert_eq!(stats.bytes_in, stats.bytes_out + discarded_bytes + queued);
+        prop_assert_eq!(stats.frames_in, frames_in);
+        prop_assert_eq!(stats.frames_in, stats.frames_out + stats.discarded_frames + model.len() as u64);
+        prop_assert_eq!(stats.discarded_bytes, discarded_bytes);
+        let queued_records: u64 = model.iter().map(|f| record(f.payload.len())).sum();
+        prop_assert!(stats.used >= queued_records, "used {} < queued records {}", stats.used, queued_records);
         prop_assert!(stats.used <= capacity as u64);
         prop_assert!(stats.high_water <= capacity as u64);
     }
@@ -307,7 +360,7 @@ fn run(capacity: usize, ops: &[Op]) -> Result<(), TestCaseError> {
     while let Some((r, _, _)) = pending.pop_front() {
         tx.abandon_pending(&r).unwrap();
     }
-    if let Some((t, _)) = holds.pop_back() {
+    for (t, _) in holds.drain(..) {
         rx.release_held(t.hold()).unwrap();
     }
     prop_assert!(!rx.is_holding());
