@@ -282,10 +282,15 @@ fn reserve_pending_blocking(tx: &mut Producer<'_>, len: usize) -> Reservation {
     }
 }
 
-/// Several reservations pending while the consumer reads concurrently: committed in order, one
-/// shortened, one abandoned behind a later one (a gap), and one that wraps behind a pending one
-/// (its padding published only with its commit). The consumer sees exactly the committed frames,
-/// each byte, in order.
+/// Several reservations pending while the consumer reads concurrently: committed in order, two
+/// shortened by 16 bytes (gaps shorter than a header), one abandoned behind a later one (a gap),
+/// and one that wraps behind a pending one (its padding published only with its commit). The
+/// consumer sees exactly the committed frames, each byte, in order.
+///
+/// The first frame is taken in place, so the consumer's next look meets r1's 16-byte gap at 1024
+/// in `next_frame` while r2 (from 1040) is still pending and the producer writes r2's gap marker
+/// at 1040: a consumer that read a whole header before looking at the kind would read those
+/// bytes unpublished (a causality violation here).
 #[test]
 fn pending_reservations_with_a_concurrent_consumer() {
     model(|| {
@@ -298,15 +303,21 @@ fn pending_reservations_with_a_concurrent_consumer() {
             for (r, i) in [(&r1, 1), (&r2, 2), (&r3, 3)] {
                 tx.pending_payload(r).unwrap().copy_from_slice(&fill(i, r.capacity()));
             }
-            tx.commit_pending(&r1, 500, &meta(1)).unwrap();
+            // A record 0..1024 and a 16-byte gap 1024..1040, next to r2's marker.
+            tx.commit_pending(&r1, 984, &meta(1)).unwrap();
             // Padding 3520..4096 behind r3, then 0..640: waits for the consumer to free r1.
             let r4 = reserve_pending_blocking(&mut tx, 600);
             tx.pending_payload(&r4).unwrap().copy_from_slice(&fill(4, 600));
             tx.abandon_pending(&r2).unwrap();
-            tx.commit_pending(&r3, 1399, &meta(3)).unwrap();
+            // A record 2080..3504 and a 16-byte gap 3504..3520, next to r4's padding.
+            tx.commit_pending(&r3, 1380, &meta(3)).unwrap();
             tx.commit_pending(&r4, 600, &meta(4)).unwrap();
         });
-        for (i, len) in [(1, 500), (3, 1399), (4, 600)] {
+        let first = take_blocking(&mut rx);
+        assert_eq!((first.len(), first.meta()), (984, meta(1)));
+        assert!(rx.held_payload(&first).unwrap() == &fill(1, 984)[..]);
+        rx.release_held(first.hold()).unwrap();
+        for (i, len) in [(3, 1380), (4, 600)] {
             let (data, m) = read_frame(&mut rx, usize::MAX);
             assert_eq!(m, meta(i));
             assert!(data == fill(i, len)[..], "frame {i}");
