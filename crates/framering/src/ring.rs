@@ -219,7 +219,9 @@ impl RingCore {
     /// Splits a ring over `storage` into its producer and consumer halves.
     ///
     /// The storage must start on an 8-byte boundary ([`RECORD_ALIGN`]) and be a multiple of 8 bytes
-    /// between [`MIN_CAPACITY`] and [`MAX_CAPACITY`]. Any previous contents and counters are cleared.
+    /// between [`MIN_CAPACITY`] and [`MAX_CAPACITY`]. Any previous contents and counters are cleared,
+    /// and the reservations and holds of earlier splits are refused by the new halves (each split
+    /// has a number of its own, kept by [`reset`]).
     ///
     /// # Errors
     /// [`RingError`] if the storage is misaligned or its length is out of range.
