@@ -609,3 +609,56 @@ fn an_irp_source_that_runs_out_of_resources_is_refused_cleanly() {
         assert!(refusals >= 5, "pin {source_pin}: only {refusals} allocation steps failed");
     }
 }
+
+/// A push source sends its frames in place: each request names the frames' bytes in its filter's
+/// ring, which keeps that space until the request has completed and every earlier one has too.
+/// Both rings small (4 KiB) and the sink's reader slow (small reads, a pause between), so the
+/// source's requests wait at the sink while the writer keeps trying to fill the source's ring:
+/// space given back early would be written over under a waiting request. Every byte and every
+/// frame's order is checked at the far end, and F1 copies nothing out (the hop is the sink's copy).
+#[test]
+fn a_push_source_sends_in_place_and_never_reuses_space_a_request_still_names() {
+    let backend = common::boot();
+    {
+        let format = request::stream_format();
+        let f1 = Filter::open_first(&backend).expect("F1");
+        let f2 = Filter::open_first(&backend).expect("F2");
+        for f in [&f1, &f2] {
+            assert_eq!(f.set_capacity(MIN_CAPACITY).status, STATUS_SUCCESS);
+        }
+        let f2_in = f2.connect(PIN_INPUT, &format).expect("F2.in");
+        let f2_out = f2.connect(PIN_OUTPUT, &format).expect("F2.out");
+        let f1_in = f1.connect(PIN_INPUT, &format).expect("F1.in");
+        let push = source(&f1, PIN_OUTPUT, &f2_in);
+        for pin in [&f2_in, &f2_out, &f1_in, &push] {
+            assert_eq!(pin.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        }
+        // 300 frames of 1..1500 bytes, each byte telling its frame and place.
+        let sent: Vec<Vec<u8>> = (0..300usize)
+            .map(|k| (0..=(k * 37) % 1500).map(|i| u8::try_from((k * 7 + i) % 251).unwrap()).collect())
+            .collect();
+        let total: usize = sent.iter().map(Vec::len).sum();
+        let list: Vec<(&[u8], Header)> = sent.iter().map(|f| (f.as_slice(), Header::default())).collect();
+        let mut write = InFlight::write(&backend, f1_in.handle(), &list);
+        let mut got: Vec<u8> = Vec::new();
+        let mut reads = 0;
+        while got.len() < total && reads < 20_000 {
+            let mut read = InFlight::read(&backend, f2_out.handle(), &[700]);
+            assert!(settles(|| read.poll().is_some()), "the chain delivers");
+            got.extend(read.frames().into_iter().flat_map(|f| f.data));
+            reads += 1;
+            std::thread::sleep(Duration::from_micros(200)); // a slow reader
+        }
+        assert_eq!(write.wait().status, STATUS_SUCCESS);
+        let want: Vec<u8> = sent.concat();
+        assert_eq!(got.len(), want.len(), "every byte arrives");
+        if let Some(at) = got.iter().zip(&want).position(|(a, b)| a != b) {
+            panic!("byte {at} differs: space under a waiting request was reused");
+        }
+        let s1 = common::stats(&f1);
+        assert_eq!((s1.copied_out, s1.bytes_out), (0, total as u64), "F1 sends in place: no copy out");
+        drop(push);
+    }
+    backend.machine().settle();
+    backend.shutdown().assert_clean();
+}

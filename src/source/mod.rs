@@ -3,12 +3,17 @@
 //! independent of data flow).
 //!
 //! - **Push** — an output pin (data source) connected to another filter's input pin: in RUN it
-//!   takes frames out of its ring and sends them with `IOCTL_KS_WRITE_STREAM`.
+//!   takes frames out of its ring *in place* and sends them with `IOCTL_KS_WRITE_STREAM`: the
+//!   request's headers name the frames' bytes in the ring's storage (no copy: the sink's copy into
+//!   its own ring is the hop's only one), and the ring keeps that space until the request has
+//!   completed and every request sent before it has too (framering holds, given back in the order
+//!   they were taken). The ring's memory is counted ([`crate::kernel::ring_memory::RingRef`]): a
+//!   request naming it keeps it allocated even if a STOP lets the ring go meanwhile.
 //! - **Pull** — an input pin (data sink) connected to another filter's output pin: in RUN it sends
 //!   `IOCTL_KS_READ_STREAM` and puts what comes back into its ring.
 //!
 //! Each source owns [`SLOTS`] IRPs (`IoAllocateIrp`, reused with `IoReuseIrp`) with their header
-//! arrays and [`SLOT_BYTES`]-byte buffers, all allocated at connection: nothing is allocated while
+//! arrays and (pull) [`SLOT_BYTES`]-byte buffers, all allocated at connection: nothing is allocated while
 //! streaming, and at most [`SLOTS`] requests are in flight (back-pressure: a sink whose ring is full
 //! holds our writes; a source whose own ring is full stops reading). Requests are built and sent
 //! only from a work item, at `PASSIVE_LEVEL` as `KsProbeStreamIrp` on the sink side needs;
@@ -146,8 +151,14 @@ impl Source {
     ) -> Option<Shared<Self>> {
         let stack_size = target.stack_size(&lease);
         let slot = |i| {
-            let data = PoolBuffer::new(ids::TAG_SOURCE, SLOT_BYTES)?;
-            let io = SlotIo { buffers: StreamBuffers::new(data), next: 0, offset: 0 };
+            // A push source's requests name its ring's storage: its slots need no buffer.
+            let data = PoolBuffer::new(ids::TAG_SOURCE, if kind == Kind::Pull { SLOT_BYTES } else { 0 })?;
+            let io = SlotIo {
+                buffers: StreamBuffers::new(data),
+                holds: slot::Holds::default(),
+                next: 0,
+                offset: 0,
+            };
             Some(Slot {
                 request: Outbound::new(stack_size, i)?,
                 io: Exclusive::new(PoolBox::new(ids::TAG_SOURCE, io)?),
@@ -262,6 +273,9 @@ impl Source {
                 Self::drop_slot(slot, self.kind, &f.counters);
             }
         }
+        if self.kind == Kind::Push && self.release_holds(f) {
+            crate::stream::pump(f); // room in the ring
+        }
         // Pull: what is still in flight comes back later and is handed over (or dropped) in order.
         work.next_done = self
             .slots
@@ -274,16 +288,20 @@ impl Source {
 
     /// Counts a held slot's remaining frames and bytes as discarded and frees it.
     fn drop_slot(slot: &Slot, kind: Kind, c: &Counters) {
-        let Some(io) = slot.io.claim() else { return };
+        let Some(mut io) = slot.io.claim() else { return };
         let first = if kind == Kind::Pull { io.next } else { 0 };
         let mut frames = 0;
         let mut bytes = 0;
         for i in first..io.buffers.count() {
             let skip = if kind == Kind::Pull && i == io.next { io.offset } else { 0 };
             frames += 1;
-            // What the header holds, never more than its extent (a target's `DataUsed` may say more).
-            bytes += io.buffers.bytes(i).len().saturating_sub(skip) as u64;
+            // What the header holds, never more than its extent (a target's `DataUsed` may say
+            // more); a push header's bytes lie in the ring: its length.
+            let held = if kind == Kind::Pull { io.buffers.bytes(i).len() } else { io.buffers.len(i) };
+            bytes += held.saturating_sub(skip) as u64;
         }
+        // Push: the ring space of what is dropped is given back (in order, with the rest).
+        io.holds.done = io.holds.taken;
         Counters::add(&c.discarded_frames, frames);
         Counters::add(&c.discarded_bytes, bytes);
         slot.state.store(SlotState::Free);

@@ -3,7 +3,7 @@
 
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use framering::FrameMeta;
+use framering::{FrameMeta, Hold};
 use ksabi::KsStreamOptions;
 
 use super::HEADERS;
@@ -52,9 +52,36 @@ impl AtomicSlotState {
 pub(super) struct SlotIo {
     /// The headers and the bytes they describe.
     pub(super) buffers: StreamBuffers<HEADERS>,
+    /// Push: the holds on the ring space of the frame parts this slot sends in place, in the
+    /// order they were taken (one per header as first sent); released in that order, after every
+    /// earlier slot's ([`super::Source::release_holds`]).
+    pub(super) holds: Holds,
     /// Pull: the first header not yet in the ring, and how much of it is.
     pub(super) next: usize,
     pub(super) offset: usize,
+}
+
+/// A slot's holds on its ring's space: `taken` of them, the first `done` finished (their bytes
+/// accepted by the sink, or dropped), the first `released` given back to the ring.
+/// Invariant: `released <= done <= taken <= HEADERS`.
+#[derive(Default)]
+pub(super) struct Holds {
+    pub(super) list: [Option<Hold>; HEADERS],
+    pub(super) taken: usize,
+    pub(super) done: usize,
+    pub(super) released: usize,
+}
+
+impl Holds {
+    /// Whether every hold taken has been given back (the slot may take new ones).
+    pub(super) fn settled(&self) -> bool {
+        self.released == self.taken
+    }
+
+    /// Starts over (only once settled).
+    pub(super) fn clear(&mut self) {
+        *self = Self::default();
+    }
 }
 
 impl Lend<HEADERS> for PoolBox<SlotIo> {

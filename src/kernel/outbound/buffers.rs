@@ -8,6 +8,10 @@
 //! `FrameExtent`, `DataUsed`, `Size` — from the extents kept here, so nothing written into the
 //! array meanwhile (by the owner, or by the target while it had the array) can point the next
 //! request anywhere else.
+//!
+//! A header's bytes lie either in the buffer or — for frames an IRP source sends in place, with no
+//! copy — in a ring's storage lent to the buffers with a reference that keeps it allocated
+//! ([`Region`]); bounds are checked against whichever they lie in.
 
 use framering::FrameMeta;
 use ksabi::{KSSTREAM_HEADER, KSTIME};
@@ -15,26 +19,48 @@ use ksabi::{KSSTREAM_HEADER, KSTIME};
 use core::ops::DerefMut;
 
 use super::super::pool::PoolBuffer;
+use super::super::ring_memory::RingRef;
 use crate::kernel::stream::Direction;
+
+/// Memory lent to the buffers for headers to name in place (a ring's storage), alive while the
+/// value is.
+pub trait Region {
+    /// The first byte and the length.
+    fn storage(&self) -> (*mut u8, usize);
+    /// Whether two values lend the same memory.
+    fn same(&self, other: &Self) -> bool;
+}
+
+impl Region for RingRef {
+    fn storage(&self) -> (*mut u8, usize) {
+        RingRef::storage(self)
+    }
+
+    fn same(&self, other: &Self) -> bool {
+        RingRef::same(self, other)
+    }
+}
 
 /// Bytes of a `KSSTREAM_HEADER`.
 const HEADER_SIZE: usize = size_of::<KSSTREAM_HEADER>();
 
 /// `N` stream headers over one buffer of the driver's own (`D`: a pool buffer; anything that owns
-/// its bytes at a stable address in the unit tests).
-pub struct StreamBuffers<const N: usize, D = PoolBuffer> {
+/// its bytes at a stable address in the unit tests), or over a lent [`Region`] (`R`).
+pub struct StreamBuffers<const N: usize, D = PoolBuffer, R = RingRef> {
     headers: [KSSTREAM_HEADER; N],
     /// Where each header's bytes lie in `data`: always inside it (checked when set), or
     /// [`Extent::NONE`] for a header without a buffer (an end-of-stream marker).
     extents: [Extent; N],
     data: D,
+    /// The region headers marked `in_region` lie in, while any does.
+    region: Option<R>,
     /// Headers in use: `count <= N`.
     count: usize,
 }
 
 // SAFETY: the headers' `Data` pointers are into `data`, which this value owns; nothing here is
 // tied to a thread.
-unsafe impl<const N: usize, D: Send> Send for StreamBuffers<N, D> {}
+unsafe impl<const N: usize, D: Send, R: Send> Send for StreamBuffers<N, D, R> {}
 
 /// A header with nothing in it.
 const EMPTY: KSSTREAM_HEADER = KSSTREAM_HEADER {
@@ -54,11 +80,13 @@ const EMPTY: KSSTREAM_HEADER = KSSTREAM_HEADER {
 struct Extent {
     start: u32,
     len: u32,
+    /// In the lent region rather than the buffer.
+    in_region: bool,
 }
 
 impl Extent {
     /// No buffer.
-    const NONE: Self = Self { start: u32::MAX, len: 0 };
+    const NONE: Self = Self { start: u32::MAX, len: 0, in_region: false };
 
     /// `(start, len)`, unless it is [`Extent::NONE`].
     fn get(self) -> Option<(usize, usize)> {
@@ -70,10 +98,83 @@ impl Extent {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OutOfBounds;
 
-impl<const N: usize, D: DerefMut<Target = [u8]>> StreamBuffers<N, D> {
+impl<const N: usize, D: DerefMut<Target = [u8]>, R: Region + Clone> StreamBuffers<N, D, R> {
     /// No headers in use, over `data`.
     pub fn new(data: D) -> Self {
-        Self { headers: [EMPTY; N], extents: [Extent::NONE; N], data, count: 0 }
+        Self { headers: [EMPTY; N], extents: [Extent::NONE; N], data, region: None, count: 0 }
+    }
+
+    /// Header `i` over the `n` bytes at `offset` of `region` (lent: the buffers keep a reference
+    /// on it while any header in use lies in it), with `flags` and the frame's metadata. A region
+    /// other than the one lent already is refused while a header in use lies in that one.
+    ///
+    /// # Errors
+    /// `i >= N`, the bytes do not lie in the region, or another region is still in use.
+    pub fn set_in_region(
+        &mut self,
+        i: usize,
+        region: &R,
+        offset: usize,
+        n: usize,
+        flags: u32,
+        meta: &FrameMeta,
+    ) -> Result<(), OutOfBounds> {
+        let (_, len) = region.storage();
+        let fits = offset.checked_add(n).is_some_and(|end| end <= len);
+        if !fits || i >= N {
+            return Err(OutOfBounds);
+        }
+        let (Ok(start32), Ok(n32)) = (u32::try_from(offset), u32::try_from(n)) else {
+            return Err(OutOfBounds);
+        };
+        if start32 == u32::MAX {
+            return Err(OutOfBounds); // (the "no buffer" mark)
+        }
+        match &self.region {
+            Some(lent) if !lent.same(region) => {
+                let others = (0..self.count).any(|k| k != i && self.extents[k].in_region);
+                if others {
+                    return Err(OutOfBounds);
+                }
+                self.region = Some(region.clone());
+            }
+            Some(_) => {}
+            None => self.region = Some(region.clone()),
+        }
+        self.headers[i] = header_of(n, flags, meta);
+        self.extents[i] = Extent { start: start32, len: n32, in_region: true };
+        Ok(())
+    }
+
+    /// Moves header `i` past its first `by` bytes (a write a target took the start of): the rest,
+    /// in the same buffer or region, with `flags` and the metadata.
+    ///
+    /// # Errors
+    /// `i >= N`, or header `i` has no buffer.
+    pub fn advance(&mut self, i: usize, by: usize, flags: u32, meta: &FrameMeta) -> Result<(), OutOfBounds> {
+        let (Some(header), Some(extent)) = (self.headers.get_mut(i), self.extents.get_mut(i)) else {
+            return Err(OutOfBounds);
+        };
+        let Some((start, len)) = extent.get() else { return Err(OutOfBounds) };
+        let by = by.min(len);
+        #[allow(clippy::cast_possible_truncation)] // within an extent that fits u32
+        let moved =
+            Extent { start: (start + by) as u32, len: (len - by) as u32, in_region: extent.in_region };
+        *header = header_of(len - by, flags, meta);
+        *extent = moved;
+        Ok(())
+    }
+
+    /// Bytes header `i` was set over (in the buffer or the region; 0 without a buffer).
+    pub fn len(&self, i: usize) -> usize {
+        self.extents.get(i).and_then(|e| e.get()).map_or(0, |(_, n)| n)
+    }
+
+    /// Lets the lent region go if no header in use lies in it any more.
+    pub fn let_go_of_region(&mut self) {
+        if !(0..self.count).any(|k| self.extents[k].in_region) {
+            self.region = None;
+        }
     }
 
     /// Header `i` over the `n` bytes at `start` of the buffer (`FrameExtent` and `DataUsed` both
@@ -99,7 +200,7 @@ impl<const N: usize, D: DerefMut<Target = [u8]>> StreamBuffers<N, D> {
             return Err(OutOfBounds); // (the "no buffer" mark)
         }
         *header = header_of(n, flags, meta);
-        *extent = Extent { start: start32, len: n32 };
+        *extent = Extent { start: start32, len: n32, in_region: false };
         Ok(())
     }
 
@@ -121,11 +222,6 @@ impl<const N: usize, D: DerefMut<Target = [u8]>> StreamBuffers<N, D> {
         self.headers[..self.count].get(i)
     }
 
-    /// Where header `i`'s bytes start in the buffer (`None` without a buffer).
-    pub fn start(&self, i: usize) -> Option<usize> {
-        self.extents.get(i).and_then(|e| e.get()).map(|(start, _)| start)
-    }
-
     /// Whether header `i` has a buffer (an end-of-stream marker made up here has none).
     pub fn has_buffer(&self, i: usize) -> bool {
         self.extents.get(i).and_then(|e| e.get()).is_some()
@@ -138,11 +234,6 @@ impl<const N: usize, D: DerefMut<Target = [u8]>> StreamBuffers<N, D> {
             return &[];
         };
         self.data.get(start..start + (h.DataUsed as usize).min(extent)).unwrap_or_default()
-    }
-
-    /// The whole buffer, to fill before headers are set over it.
-    pub fn data_mut(&mut self) -> &mut [u8] {
-        &mut self.data
     }
 
     /// Headers in use.
@@ -170,9 +261,13 @@ impl<const N: usize, D: DerefMut<Target = [u8]>> StreamBuffers<N, D> {
     /// at most that, a read's 0), and the array's address and length in bytes.
     pub(super) fn prepare(&mut self, direction: Direction) -> (*mut core::ffi::c_void, u32) {
         let base = self.data.as_mut_ptr();
+        let region = self.region.as_ref().map_or(core::ptr::null_mut(), |r| r.storage().0);
         for (h, extent) in self.headers[..self.count].iter_mut().zip(&self.extents) {
-            let (data, extent) =
-                extent.get().map_or((core::ptr::null_mut(), 0), |(start, n)| (base.wrapping_add(start), n));
+            let at = if extent.in_region { region } else { base };
+            let (data, extent) = extent
+                .get()
+                .filter(|_| !at.is_null())
+                .map_or((core::ptr::null_mut(), 0), |(start, n)| (at.wrapping_add(start), n));
             #[allow(clippy::cast_possible_truncation)] // extents lie in a buffer of u32 size
             let extent = extent as u32;
             h.Data = data.cast();
@@ -243,9 +338,9 @@ mod tests {
         assert_eq!(b.set(4, 0, 1, 0, &meta()), Err(OutOfBounds), "index past the array");
         assert_eq!(b.set_empty(4, 0, &meta()), Err(OutOfBounds), "index past the array");
         assert_eq!(fields(b.header(0).unwrap()), before);
-        assert_eq!(b.start(0), Some(8));
+        assert_eq!(b.len(0), 16);
         b.set(1, 48, 16, 0, &meta()).unwrap();
-        assert_eq!(b.start(1), Some(48), "a header that ends exactly at the buffer's end fits");
+        assert_eq!(b.len(1), 16, "a header that ends exactly at the buffer's end fits");
     }
 
     #[test]
