@@ -110,7 +110,7 @@ pub fn pnp(mut device: PnpDevice, mut irp: Irp) -> NTSTATUS {
             if nt_success(status) {
                 let enabled = device.set_interface(true);
                 if !nt_success(enabled) {
-                    kdprint!(LEVEL_ERROR, "enabling the interface failed: {enabled:#x}");
+                    kdprint!(LEVEL_ERROR, "enabling the interface failed:", enabled);
                 }
             }
             return irp.complete(status, 0);

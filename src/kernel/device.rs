@@ -142,7 +142,7 @@ unsafe extern "system" fn add_device(driver: *mut DRIVER_OBJECT, pdo: *mut DEVIC
         )
     };
     let Some(fdo) = NonNull::new(fdo).filter(|_| nt_success(status)) else {
-        kdprint!(LEVEL_ERROR, "IoCreateDevice failed: {status:#x}");
+        kdprint!(LEVEL_ERROR, "IoCreateDevice failed:", status);
         return if nt_success(status) { STATUS_UNSUCCESSFUL } else { status };
     };
     let initial = DeviceExtension {
@@ -189,7 +189,7 @@ unsafe extern "system" fn add_device(driver: *mut DRIVER_OBJECT, pdo: *mut DEVIC
         )
     };
     if !nt_success(status) {
-        kdprint!(LEVEL_ERROR, "IoRegisterDeviceInterface failed: {status:#x}");
+        kdprint!(LEVEL_ERROR, "IoRegisterDeviceInterface failed:", status);
         return status;
     }
 
