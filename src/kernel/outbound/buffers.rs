@@ -325,6 +325,51 @@ mod tests {
         StreamBuffers::new(data)
     }
 
+    /// A region for the tests: an address and a length (never read through here).
+    #[derive(Clone)]
+    struct Lent(usize, usize);
+
+    impl Region for Lent {
+        fn storage(&self) -> (*mut u8, usize) {
+            (core::ptr::without_provenance_mut(self.0), self.1)
+        }
+
+        fn same(&self, other: &Self) -> bool {
+            self.0 == other.0
+        }
+    }
+
+    #[test]
+    fn headers_in_a_region_are_bounded_by_it_and_one_region_at_a_time() {
+        let mut data = [0u8; 16];
+        let mut b: StreamBuffers<4, &mut [u8], Lent> = StreamBuffers::new(&mut data);
+        let (ring, other) = (Lent(0x10000, 4096), Lent(0x20000, 4096));
+        assert_eq!(b.set_in_region(0, &ring, 4000, 97, 0, &meta()), Err(OutOfBounds), "past the region");
+        b.set_in_region(0, &ring, 4000, 96, 0, &meta()).unwrap();
+        b.set_in_region(1, &ring, 0, 10, 0, &meta()).unwrap();
+        b.set_count(2);
+        assert_eq!(b.len(0), 96);
+        assert!(b.bytes(0).is_empty(), "a region's bytes are not the buffers' to read");
+        // Another region while headers in use name the first: refused.
+        assert_eq!(b.set_in_region(1, &other, 0, 10, 0, &meta()), Err(OutOfBounds));
+        let (array, _) = b.prepare(Direction::Write);
+        let first = array.cast::<KSSTREAM_HEADER>();
+        // SAFETY: the array `prepare` returned, two headers long.
+        let data_of = |i: usize| unsafe { (*first.wrapping_add(i)).Data }.addr();
+        assert_eq!((data_of(0), data_of(1)), (0x10000 + 4000, 0x10000));
+        // Once no header in use names it, another region may be lent.
+        b.set_empty(0, 0, &meta()).unwrap();
+        b.set(1, 0, 4, 0, &meta()).unwrap();
+        b.set_in_region(2, &other, 8, 8, 0, &meta()).unwrap();
+        b.set_count(3);
+        let (array, _) = b.prepare(Direction::Write);
+        // SAFETY: as above, three headers long.
+        let data = unsafe { (*array.cast::<KSSTREAM_HEADER>().wrapping_add(2)).Data }.addr();
+        assert_eq!(data, 0x20000 + 8);
+        b.advance(2, 3, 0, &meta()).unwrap();
+        assert_eq!(b.len(2), 5);
+    }
+
     #[test]
     fn a_header_outside_the_buffer_or_the_array_is_refused_and_nothing_changes() {
         let mut data = [0u8; 64];
