@@ -276,15 +276,14 @@ pub fn create<T: FsObject>(irp: &Irp, value: T, dispatch: &'static KSDISPATCH_TA
 /// [`FileRef`]'s dereference may close another object, e.g. a pin's filter).
 /// `STATUS_INVALID_PARAMETER` if the file object holds no `T`.
 pub fn close<T: FsObject>(irp: Irp, last_use: impl FnOnce(&T)) -> NTSTATUS {
-    let Some((file, object)) = irp.file().and_then(|file| Some((file, file.object_of::<T>()?))) else {
+    let Some((file, object)) = irp.file().and_then(|file| Some((file, file.object_ptr::<T>()?))) else {
         return irp.complete(STATUS_INVALID_PARAMETER, 0);
     };
-    last_use(object);
-    let Some(object) = file.object_ptr::<T>() else {
-        return irp.complete(STATUS_INVALID_PARAMETER, 0); // (found just above)
-    };
+    // SAFETY: the `T` at the close IRP's file object (`object_ptr`), alive until `take` below;
+    // shared only, for the call.
+    last_use(unsafe { object.as_ref() });
     // SAFETY: the object of the close IRP's file object, and the close is the last request on
-    // it: nothing else refers to it.
+    // it: nothing else refers to it (`last_use`'s borrow has ended).
     let value = unsafe { take(file, object) };
     let status = irp.complete(STATUS_SUCCESS, 0);
     drop(value);

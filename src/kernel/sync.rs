@@ -192,10 +192,16 @@ impl Event {
         self.ready.store(true, Ordering::Release);
     }
 
+    /// Whether `init` ran (else the event is not used: a driver bug, caught in debug builds).
+    fn ready(&self, what: &str) -> bool {
+        let ready = self.ready.load(Ordering::Acquire);
+        debug_assert!(ready, "an event {what} before its init");
+        ready
+    }
+
     /// `KeSetEvent`: wakes its waiters (at most `DISPATCH_LEVEL`).
     pub fn set(&self) {
-        debug_assert!(self.ready.load(Ordering::Acquire), "an event set before its init");
-        if self.ready.load(Ordering::Acquire) {
+        if self.ready("set") {
             // SAFETY: initialised at its final address (the flag says so).
             unsafe { sys::KeSetEvent(self.raw.get(), 0, 0) };
         }
@@ -203,8 +209,7 @@ impl Event {
 
     /// `KeWaitForSingleObject`, at `PASSIVE_LEVEL`, until it is set.
     pub fn wait(&self) {
-        debug_assert!(self.ready.load(Ordering::Acquire), "an event waited on before its init");
-        if self.ready.load(Ordering::Acquire) {
+        if self.ready("waited on") {
             // SAFETY: as in `set`.
             unsafe {
                 sys::KeWaitForSingleObject(
