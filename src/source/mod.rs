@@ -324,9 +324,14 @@ impl Source {
     fn pass(this: &Shared<Self>, f: &Filter, work: &mut Work) {
         if this.stopping.load(Ordering::SeqCst) {
             // The pin went to STOP: nothing more moves (its filter's ring was just emptied); what
-            // is held, or comes back, is dropped until nothing is in flight.
+            // is held, or comes back, is dropped until nothing is in flight. "Nothing in flight"
+            // is read before the drop: a request marks itself done before it leaves the count, so
+            // then the drop sees every one. (Read after, a request completing during the drop was
+            // left done but not dropped, and the next pass took it for a refusal to send again —
+            // its frames held, never counted, while the pin stayed in STOP.)
+            let idle = this.in_flight.load(Ordering::SeqCst) == 0;
             this.drop_held(f, work);
-            if this.in_flight.load(Ordering::SeqCst) == 0 {
+            if idle {
                 this.stopping.store(false, Ordering::SeqCst);
             }
         } else {
