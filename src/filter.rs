@@ -411,14 +411,17 @@ impl Filter {
         STATUS_SUCCESS
     }
 
-    /// Empties the ring, counting what it held as discarded. Space a push source holds (frames it
-    /// sends in place, whose requests may still be completing) is left alone: then only what is not
-    /// taken is drained, and the held space comes back as the source releases it.
+    /// Empties the ring, counting what it held as discarded. Space an IRP source's requests name
+    /// in place is left alone — frames a push source sends, space a pull source reserved for its
+    /// reads (either may still be completing): then only what is published and not taken is
+    /// drained, and that space comes back as the source releases or gives it up. (A reset would
+    /// hand space a request still names to new frames.)
     fn discard(&self) {
         let mut producer = self.producer.lock();
         let mut consumer = self.consumer.lock();
         let (Some(p), Some(c)) = (producer.ring.as_mut(), consumer.ring.as_mut()) else { return };
-        let gone = if c.is_holding() { Some(c.drain()) } else { framering::reset(p, c).ok() };
+        let in_use = c.is_holding() || p.pending() > 0;
+        let gone = if in_use { Some(c.drain()) } else { framering::reset(p, c).ok() };
         if let Some(gone) = gone {
             Counters::add(&self.counters.discarded_frames, gone.frames);
             Counters::add(&self.counters.discarded_bytes, gone.bytes);
