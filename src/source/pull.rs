@@ -4,7 +4,7 @@
 
 use core::sync::atomic::Ordering;
 
-use framering::{FrameMeta, Producer, ReserveError};
+use framering::{CommitError, FrameMeta, Producer, ReserveError};
 use ksabi::{KsStreamOptions, STATUS_DEVICE_NOT_READY, STATUS_INVALID_DEVICE_STATE, STATUS_SUCCESS};
 use ksring_api::KSRING_OPTIONSF_CONTINUES;
 
@@ -44,9 +44,8 @@ impl Source {
             stream::pump(f); // data in the ring: reads waiting for it go on
         }
         Self::take_unblock(&this.unblock, work);
-        if this.slots.iter().any(|s| s.state.load() == SlotState::Held) {
-            return; // the input does not run: committed once it does (or dropped by a STOP)
-        }
+        // (Reads held behind an older one still in flight do not stop new ones: reservations
+        // are made in order and settled in order.)
         if !f.flowing(PinId::Input)
             || this.ended.load(Ordering::SeqCst)
             || this.stopping.load(Ordering::SeqCst)
@@ -69,12 +68,18 @@ impl Source {
             io.buffers.set_count(0);
             io.buffers.let_go_of_region();
             let count = ring.as_ref().map_or(0, |ring| Self::reserve_for_read(f, ring, &mut io));
-            if count == 0 {
+            if io.reserved.count == 0 {
                 break; // no room in the ring: its readers kick us as they make some
             }
-            io.buffers.set_count(count);
+            // Its place in the order of reads is its reservations' place in the ring's order.
             slot.seq.store(work.next_seq, Ordering::SeqCst);
             work.next_seq += 1;
+            if count == 0 {
+                // Reserved, but no header could name it (a reservation always lies in the ring:
+                // not expected): given up in order, as a read that brought nothing.
+                continue;
+            }
+            io.buffers.set_count(count);
             Self::send(this, &work.lease, i, io, Direction::Read);
         }
     }
@@ -94,14 +99,14 @@ impl Source {
         let part = piece_limit(p.max_frame()).min(HOLD_BUDGET);
         let wanted = (p.max_frame() / SLOTS / part.max(1)).clamp(1, HEADERS);
         let mut count = 0;
-        while count < wanted {
+        // `wanted <= HEADERS` and the list was cleared: every reservation made is recorded.
+        while count < wanted && io.reserved.count < HEADERS {
             match p.reserve_pending(part) {
                 Ok(r) => {
-                    // Counted before the header is set: reserved space is given up in order
+                    // Recorded before the header is set: reserved space is given up in order
                     // even if the header could not name it.
-                    if !io.reserved.add(r) {
-                        break;
-                    }
+                    let added = io.reserved.add(r);
+                    debug_assert!(added);
                     // In bounds: a reservation lies in the ring's storage.
                     let set = io.buffers.set_in_region(
                         count,
@@ -183,7 +188,8 @@ impl Source {
             while let Some(r) = io.reserved.next() {
                 if let Some(p) = producer.ring.as_mut() {
                     // Refused only for a ring let go since (its space went with it).
-                    let _ = p.abandon_pending(&r);
+                    let gone = p.abandon_pending(&r);
+                    debug_assert_ne!(gone, Err(CommitError::OutOfOrder));
                 }
             }
             // Nothing of the ring is named here any more: its memory may go with the filter's.
@@ -210,14 +216,15 @@ impl Source {
                 // The upstream filter's input ended: so does ours, after what is in the ring.
                 *ended = true;
                 if let Some(p) = producer.as_deref_mut() {
-                    let _ = p.abandon_pending(&reserved);
+                    let gone = p.abandon_pending(&reserved);
+                    debug_assert_ne!(gone, Err(CommitError::OutOfOrder));
                 }
                 continue;
             }
             let meta = stream::meta_of(&header);
-            let committed =
-                producer.as_deref_mut().is_some_and(|p| p.commit_pending(&reserved, used, &meta).is_ok());
-            if !committed {
+            let committed = producer.as_deref_mut().map(|p| p.commit_pending(&reserved, used, &meta));
+            debug_assert_ne!(committed, Some(Err(CommitError::OutOfOrder)));
+            if committed != Some(Ok(())) {
                 // The ring it was read into was let go meanwhile: the frame went with it.
                 Counters::add(&counters.discarded_frames, 1);
                 Counters::add(&counters.discarded_bytes, used as u64);
