@@ -706,3 +706,41 @@ fn a_reset_downstream_of_a_pull_source_keeps_the_space_its_reads_name() {
     }
     backend.shutdown().assert_clean();
 }
+
+/// A pull source reading small frames sizes its read headers to them: F3's 64 KiB ring (nobody
+/// reads it) fills with many 1000-byte frames — the first read, not knowing them yet, reserves
+/// the largest piece (half the ring), and the rest take what they need. With every header the
+/// largest piece, each frame held half the ring's space until read: one frame filled it.
+#[test]
+fn a_pull_source_sizes_its_reads_to_the_frames() {
+    let backend = common::boot();
+    {
+        let format = request::stream_format();
+        let f2 = Filter::open_first(&backend).expect("F2");
+        let f3 = Filter::open_first(&backend).expect("F3");
+        assert_eq!(f3.set_capacity(64 << 10).status, STATUS_SUCCESS);
+        let f2_in = f2.connect(PIN_INPUT, &format).expect("F2.in");
+        let f2_out = f2.connect(PIN_OUTPUT, &format).expect("F2.out");
+        let f3_out = f3.connect(PIN_OUTPUT, &format).expect("F3.out");
+        let pull = source(&f3, PIN_INPUT, &f2_out);
+        for pin in [&f2_in, &f2_out, &f3_out] {
+            assert_eq!(pin.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        }
+        write_all(&backend, &f2_in, &frames(200, 1000));
+        assert_eq!(pull.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        // Settled: every read is back (what F2 gave is what F3 took) and no more come.
+        let mut last = u64::MAX;
+        assert!(
+            settles(|| {
+                let (s2, s3) = (common::stats(&f2), common::stats(&f3));
+                let still = s2.bytes_out == s3.bytes_in && s3.frames_in == last;
+                last = s3.frames_in;
+                still
+            }),
+            "the source stops reading once F3's ring is full"
+        );
+        let s3 = common::stats(&f3);
+        assert!(s3.frames_in >= 12, "F3's ring holds {} frames of 1000 bytes: {s3:?}", s3.frames_in);
+    }
+    backend.shutdown().assert_clean();
+}

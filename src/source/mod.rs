@@ -93,6 +93,10 @@ struct Work {
     eos_sent: bool,
     /// Pull: the sink ended; end the filter's input once everything held is in the ring.
     end_input_pending: bool,
+    /// Pull: what a read header reserves, learnt from what reads bring (0: not known yet, the
+    /// most). Space a header does not fill stays reserved until its read is committed: sized to
+    /// the frames, a read of small frames does not hold the ring's space for big ones.
+    read_part: usize,
 }
 
 /// An IRP-source pin's connection.
@@ -186,6 +190,7 @@ impl Source {
                 blocked: false,
                 eos_sent: false,
                 end_input_pending: false,
+                read_part: 0,
             }),
             slots,
         };

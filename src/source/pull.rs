@@ -17,6 +17,9 @@ use crate::kernel::stream::Direction;
 use crate::pin_id::PinId;
 use crate::stream::{self, HOLD_BUDGET, piece_limit};
 
+/// The least a read header reserves (a few small frames' worth).
+const MIN_READ_PART: usize = 256;
+
 impl Source {
     pub(super) fn pull(this: &Shared<Self>, f: &Filter, work: &mut Work) {
         for slot in &this.slots {
@@ -67,7 +70,8 @@ impl Source {
             io.reserved.clear();
             io.buffers.set_count(0);
             io.buffers.let_go_of_region();
-            let count = ring.as_ref().map_or(0, |ring| Self::reserve_for_read(f, ring, &mut io));
+            let count =
+                ring.as_ref().map_or(0, |ring| Self::reserve_for_read(f, ring, &mut io, work.read_part));
             if io.reserved.count == 0 {
                 break; // no room in the ring: its readers kick us as they make some
             }
@@ -86,9 +90,10 @@ impl Source {
 
     /// Reserves space in the ring for a read's headers — each names its reservation in place —
     /// and returns how many: as many as fit now, up to [`HEADERS`] and a [`SLOTS`]th of the ring
-    /// (so every slot can read at once), each at most a piece of the size the write path cuts
-    /// frames into. No copy: the upstream filter writes into the ring through them.
-    fn reserve_for_read(f: &Filter, ring: &RingRef, io: &mut SlotIo) -> usize {
+    /// (so every slot can read at once), each `hint` bytes ([`Work::read_part`]) and at most a
+    /// piece of the size the write path cuts frames into. No copy: the upstream filter writes
+    /// into the ring through them.
+    fn reserve_for_read(f: &Filter, ring: &RingRef, io: &mut SlotIo, hint: usize) -> usize {
         let mut producer = f.producer.lock();
         // Space is reserved only while the input runs (a STOP's discard takes this lock after the
         // state changed), in the ring `ring` refers to.
@@ -96,7 +101,8 @@ impl Source {
         else {
             return 0;
         };
-        let part = piece_limit(p.max_frame()).min(HOLD_BUDGET);
+        let most = piece_limit(p.max_frame()).min(HOLD_BUDGET);
+        let part = if hint == 0 { most } else { hint.min(most) };
         let wanted = (p.max_frame() / SLOTS / part.max(1)).clamp(1, HEADERS);
         let mut count = 0;
         // `wanted <= HEADERS` and the list was cleared: every reservation made is recorded.
@@ -149,10 +155,17 @@ impl Source {
         // Never more headers than were sent.
         let sent = io.buffers.count();
         io.buffers.set_count(filled.min(sent));
+        let mut largest = 0;
         for i in 0..io.buffers.count() {
             // Never more than the header's extent, whatever the target's `DataUsed` says.
-            Counters::add(&c.bytes_in, io.buffers.used(i) as u64);
+            let used = io.buffers.used(i);
+            Counters::add(&c.bytes_in, used as u64);
+            largest = largest.max(used);
         }
+        // The next reads' headers: twice the largest frame (or part) this one brought — room for
+        // frames that grow (a full header doubles the next; a frame larger than its header came
+        // in parts), and little held for frames that do not.
+        work.read_part = largest.saturating_mul(2).max(MIN_READ_PART);
         slot.state.store(SlotState::Held);
         true
     }
