@@ -14,6 +14,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out_dir="$root/target/cross"
 image="$out_dir/ksring.sys"
 target=x86_64-pc-windows-msvc
+# The image's size ceiling (README, "Image size"): growth past it is a decision, not a drift.
+image_budget=${KSRING_IMAGE_BUDGET:-65536}
 
 say() { printf '==> %s\n' "$*"; }
 fail() { printf 'cross-build: FAILED: %s\n' "$*" >&2; exit 1; }
@@ -109,10 +111,15 @@ check() {
         ! grep -qx "$name" <<<"$imported" || fail "$name is imported statically; it must be looked up with MmGetSystemRoutineAddress"
     done
 
+    local size
+    size=$(stat -c %s "$image")
+    ((size <= image_budget)) || fail "the image is $size bytes, over its budget of $image_budget (README, \"Image size\")"
+
     say "checks passed: PE32+ x86-64, subsystem native, entry DriverEntry ($entry, image base $image_base),"
     say "  DllCharacteristics $dllchar (FORCE_INTEGRITY, NX_COMPAT), .reloc present,"
     say "  import modules: $(tr '\n' ' ' <<<"$modules")"
     say "  $(wc -l <<<"$imported") routines imported, all $(declared_imports | wc -l) declared ones among them"
+    say "  $size bytes, within the budget of $image_budget"
     printf '%s\n' "$dump" | grep -E '^(Magic|AddressOfEntryPoint|ImageBase|Subsystem|DllCharacteristics)' | sed 's/^/    /'
     awk '/DLL Name:/ {print "    " $0}' <<<"$dump"
 }

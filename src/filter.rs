@@ -32,7 +32,7 @@ use crate::kernel::irp::{Device, Irp};
 use crate::kernel::nt::static_unicode;
 use crate::kernel::object::{self, CreateItems, KIND_FILTER, ObjectPrefix};
 use crate::kernel::pool::Shared;
-use crate::kernel::ring_memory::{NewRing, RingMemory};
+use crate::kernel::ring_memory::{NewRing, RingMemory, RingRef};
 use crate::kernel::stream::StreamQueue;
 use crate::kernel::sync::SpinLock;
 use crate::limits::Limits;
@@ -411,16 +411,27 @@ impl Filter {
         STATUS_SUCCESS
     }
 
-    /// Empties the ring, counting what it held as discarded.
+    /// Empties the ring, counting what it held as discarded. Space an IRP source's requests name
+    /// in place is left alone — frames a push source sends, space a pull source reserved for its
+    /// reads (either may still be completing): then only what is published and not taken is
+    /// drained, and that space comes back as the source releases or gives it up. (A reset would
+    /// hand space a request still names to new frames.)
     fn discard(&self) {
         let mut producer = self.producer.lock();
         let mut consumer = self.consumer.lock();
-        if let (Some(p), Some(c)) = (producer.ring.as_mut(), consumer.ring.as_mut())
-            && let Ok(gone) = framering::reset(p, c)
-        {
+        let (Some(p), Some(c)) = (producer.ring.as_mut(), consumer.ring.as_mut()) else { return };
+        let in_use = c.is_holding() || p.pending() > 0;
+        let gone = if in_use { Some(c.drain()) } else { framering::reset(p, c).ok() };
+        if let Some(gone) = gone {
             Counters::add(&self.counters.discarded_frames, gone.frames);
             Counters::add(&self.counters.discarded_bytes, gone.bytes);
         }
+    }
+
+    /// A reference on the ring's memory (while it has one), which keeps it allocated: what a push
+    /// source's requests name in place.
+    pub fn ring_ref(&self) -> Option<RingRef> {
+        self.control.lock().ring.as_ref().map(RingMemory::share)
     }
 
     /// Frees the ring when no pin holds it; what it still held is counted as discarded.

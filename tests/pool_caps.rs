@@ -214,3 +214,50 @@ fn caps_come_whole_and_only_from_dwords() {
         INF.replace("HKR,Parameters,MaxRingMiB,0x00010001,256", "HKR,Parameters,MaxRingMiB,0x00000000,\"a\"");
     with_rings(&string, 4);
 }
+
+/// A push source's requests name frames in its filter's ring, so the ring's memory lives as long
+/// as any of them might (it counts against `MaxRingMiB` until then) — but no longer: once its
+/// pins stop and the source has given everything back, the memory and its share of the cap go,
+/// and the filter runs again within a cap that holds exactly its two rings' worth.
+#[test]
+fn a_push_sources_ring_memory_goes_back_to_the_cap_when_it_stops() {
+    use ksclient::io::InFlight;
+    use ksclient::request::{Connect, Header};
+    let backend = boot_with_caps(2, 1, kshost::Settings::default());
+    {
+        let format = request::stream_format();
+        let f1 = Filter::open_first(&backend).expect("F1");
+        let f2 = Filter::open_first(&backend).expect("F2");
+        for f in [&f1, &f2] {
+            assert_eq!(f.set_capacity(1 << 20).status, STATUS_SUCCESS);
+        }
+        let f2_in = f2.connect(PIN_INPUT, &format).expect("F2.in");
+        let f1_in = f1.connect(PIN_INPUT, &format).expect("F1.in");
+        let mut c = Connect::new(ksring_api::PIN_OUTPUT, format.clone());
+        c.pin_to_handle = f2_in.handle().0;
+        let push = f1.create_pin(&c).expect("the push source");
+        for round in 0..3 {
+            for pin in [&f2_in, &f1_in, &push] {
+                assert_eq!(
+                    pin.set_state(KSSTATE_RUN).status,
+                    STATUS_SUCCESS,
+                    "round {round}: RUN within the cap"
+                );
+            }
+            let frame = vec![7u8; 3000];
+            let write = InFlight::write(&backend, f1_in.handle(), &[(&frame[..], Header::default())]).wait();
+            assert_eq!(write.status, STATUS_SUCCESS);
+            let sent = (0..5000).any(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                f2.statistics().is_ok_and(|s| s.bytes_in == 3000 * (round + 1))
+            });
+            assert!(sent, "round {round}: the source pushed the frame to F2");
+            for pin in [&push, &f1_in] {
+                assert_eq!(pin.set_state(KSSTATE_STOP).status, STATUS_SUCCESS);
+            }
+            backend.machine().settle(); // the source settles in its work item
+        }
+    }
+    backend.machine().settle();
+    backend.shutdown().assert_clean();
+}

@@ -148,7 +148,7 @@ fn a_push_source_stopping_counts_what_it_held_as_discarded() {
         let (s1, s2) = (common::stats(&f1), common::stats(&f2));
         assert!(
             settled,
-            "F1 took in {} frames / {} bytes; F2 {} / {}; F1 discarded {} / {}",
+            "F1 took in {} frames / {} bytes; F2 {} / {}; F1 discarded {} / {}; {s1:?}",
             s1.frames_in, s1.bytes_in, s2.frames_in, s2.bytes_in, s1.discarded_frames, s1.discarded_bytes
         );
         assert!(s2.bytes_in > 0 && s1.discarded_bytes > 0, "some went through, some was held: {s1:?}");
@@ -164,30 +164,30 @@ fn a_push_source_stopping_counts_what_it_held_as_discarded() {
     backend.shutdown().assert_clean();
 }
 
-/// A pull source (F3's input reading F2's output) whose reads came back while F3's 4 KiB ring is
-/// full (nobody reads F3), then STOP on it: what it read and could not put in F3's ring is
-/// discarded, and F3 accounts for every byte it pulled from F2 (STOP also discards F3's ring).
-/// Nothing it held enters F3's ring after the STOP (it did: the source's work item, running after
-/// the STOP's discard, still handed held reads to the ring).
+/// A pull source (F3's input reading F2's output) whose reads filled F3's 4 KiB ring (nobody reads
+/// F3), then STOP on it: F3 accounts for every byte it pulled from F2 as discarded (STOP discards
+/// its ring, and what a read brings back after it). Nothing enters F3's ring after the STOP (it
+/// did once: the source's work item, running after the STOP's discard, still handed held reads
+/// to the ring).
 #[test]
 fn a_pull_source_stopping_counts_what_it_held_as_discarded() {
     let backend = common::boot();
     {
         let PullPair { f2, f3, f2_in, f2_out: _f2_out, f3_out, pull } =
             pull_pair(&backend, Small::Downstream, KSSTATE_RUN);
-        // 1000- and 5000-byte frames in turn: F3's 4 KiB ring takes a whole 1000-byte frame and
-        // the first 2024-byte part of the next, no more — what is held starts past a frame that
-        // went in whole and includes one whose first part is in the ring.
+        // 1000- and 5000-byte frames in turn: F3's 4 KiB ring has room for one 2024-byte read
+        // header at a time — a whole 1000-byte frame, or a part of the next.
         let sent: Vec<Vec<u8>> = (0..40)
             .map(|k| common::bytes(u8::try_from(k).unwrap(), if k % 2 == 0 { 1000 } else { 5000 }))
             .collect();
         write_all(&backend, &f2_in, &sent);
+        // Its reads name space in F3's ring: once that is full, it reads no more.
         assert!(
             settles(|| {
                 let (s2, s3) = (common::stats(&f2), common::stats(&f3));
-                s2.bytes_out > s3.bytes_in && s3.fill > 0
+                s2.bytes_out == s3.bytes_in && s3.fill > 0
             }),
-            "the pull source holds what F3's full ring cannot take"
+            "the pull source fills F3's ring"
         );
         assert_eq!(pull.set_state(KSSTATE_STOP).status, STATUS_SUCCESS);
         // Bytes: the ring's discard counts a frame's parts one by one (`discarded_frames` is
@@ -204,20 +204,27 @@ fn a_pull_source_stopping_counts_what_it_held_as_discarded() {
         );
         assert_eq!(s3.bytes_out, 0, "nobody read F3");
         assert_eq!(s3.fill, 0, "nothing entered F3's ring after its input went to STOP");
-        // Back to RUN, the source reads again: what F2 takes in now reaches F3's reader.
+        // Back to RUN, the source reads again: what F2 still had, then what it takes in now,
+        // reaches F3's reader — every byte after those discarded, in order.
         assert_eq!(pull.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
         let more = common::bytes(9, 700);
         write_all(&backend, &f2_in, std::slice::from_ref(&more));
-        let mut read = InFlight::read(&backend, f3_out.handle(), &[4096]);
-        assert!(settles(|| read.poll().is_some()), "the source runs again");
-        assert_eq!(read.frames().into_iter().map(|f| f.data).collect::<Vec<_>>(), vec![more]);
+        let pulled = usize::try_from(s2.bytes_out).unwrap();
+        let expected = [&sent.concat()[pulled..], &more[..]].concat();
+        let mut got = Vec::new();
+        while got.len() < expected.len() {
+            let (came, frames) = read_within(&backend, &f3_out, &[4096; 8], 5000);
+            assert!(came, "the source runs again: {} of {} bytes came", got.len(), expected.len());
+            got.extend(frames.into_iter().flat_map(|f| f.data));
+        }
+        assert!(got == expected, "F3's reader gets the rest of F2's stream, in order");
     }
     backend.shutdown().assert_clean();
 }
 
-/// A pull source whose sink's last handle closes (F2's output) ends its own filter's input once
-/// everything it read is in its ring — including what its small ring could not take yet: F3's
-/// reader gets every byte, in order, then the end of the stream.
+/// A pull source whose sink's last handle closes (F2's output) ends its own filter's input after
+/// everything it read — its reads fill its small ring; what F2 still had is F2's: F3's reader gets
+/// every byte the source read, in order, then the end of the stream.
 #[test]
 fn a_pull_source_whose_sink_closes_ends_its_filters_input_after_all_it_read() {
     use ksabi::KsStreamOptions;
@@ -231,9 +238,18 @@ fn a_pull_source_whose_sink_closes_ends_its_filters_input_after_all_it_read() {
         let sent = frames(20, 1000);
         write_all(&backend, &f2_in, &sent);
         assert_eq!(pull.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
-        assert!(settles(|| common::stats(&f2).bytes_out == 20_000), "the source read everything from F2");
-        assert!(common::stats(&f3).bytes_in > common::stats(&f3).copied_in, "some of it is still held");
+        // Its reads name space in F3's ring: it reads what that holds, and F2 keeps the rest.
+        assert!(
+            settles(|| {
+                let (s2, s3) = (common::stats(&f2), common::stats(&f3));
+                s3.fill > 0 && s2.bytes_out == s3.bytes_in
+            }),
+            "the source read what F3's ring holds"
+        );
         f2_out.close().expect("F2.out's handle closes");
+        let read = usize::try_from(common::stats(&f2).frames_out).unwrap();
+        assert!(read > 0 && read < sent.len(), "F2 gave {read} of {} frames", sent.len());
+        let sent = &sent[..read];
         let mut got: Vec<Vec<u8>> = Vec::new();
         let mut ended = false;
         while !ended && got.len() <= sent.len() {
@@ -608,4 +624,123 @@ fn an_irp_source_that_runs_out_of_resources_is_refused_cleanly() {
         assert!(connected, "pin {source_pin}: still refused after 80 allocations");
         assert!(refusals >= 5, "pin {source_pin}: only {refusals} allocation steps failed");
     }
+}
+
+/// A push source sends its frames in place: each request names the frames' bytes in its filter's
+/// ring, which keeps that space until the request has completed and every earlier one has too.
+/// Both rings small (4 KiB) and the sink's reader slow (small reads, a pause between), so the
+/// source's requests wait at the sink while the writer keeps trying to fill the source's ring:
+/// space given back early would be written over under a waiting request. Every byte and every
+/// frame's order is checked at the far end, and F1 copies nothing out (the hop is the sink's copy).
+#[test]
+fn a_push_source_sends_in_place_and_never_reuses_space_a_request_still_names() {
+    let backend = common::boot();
+    {
+        let format = request::stream_format();
+        let f1 = Filter::open_first(&backend).expect("F1");
+        let f2 = Filter::open_first(&backend).expect("F2");
+        for f in [&f1, &f2] {
+            assert_eq!(f.set_capacity(MIN_CAPACITY).status, STATUS_SUCCESS);
+        }
+        let f2_in = f2.connect(PIN_INPUT, &format).expect("F2.in");
+        let f2_out = f2.connect(PIN_OUTPUT, &format).expect("F2.out");
+        let f1_in = f1.connect(PIN_INPUT, &format).expect("F1.in");
+        let push = source(&f1, PIN_OUTPUT, &f2_in);
+        for pin in [&f2_in, &f2_out, &f1_in, &push] {
+            assert_eq!(pin.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        }
+        // 300 frames of 1..1500 bytes, each byte telling its frame and place.
+        let sent: Vec<Vec<u8>> = (0..300usize)
+            .map(|k| (0..=(k * 37) % 1500).map(|i| u8::try_from((k * 7 + i) % 251).unwrap()).collect())
+            .collect();
+        let total: usize = sent.iter().map(Vec::len).sum();
+        let list: Vec<(&[u8], Header)> = sent.iter().map(|f| (f.as_slice(), Header::default())).collect();
+        let mut write = InFlight::write(&backend, f1_in.handle(), &list);
+        let mut got: Vec<u8> = Vec::new();
+        let mut reads = 0;
+        while got.len() < total && reads < 20_000 {
+            let mut read = InFlight::read(&backend, f2_out.handle(), &[700]);
+            assert!(settles(|| read.poll().is_some()), "the chain delivers");
+            got.extend(read.frames().into_iter().flat_map(|f| f.data));
+            reads += 1;
+            std::thread::sleep(Duration::from_micros(200)); // a slow reader
+        }
+        assert_eq!(write.wait().status, STATUS_SUCCESS);
+        let want: Vec<u8> = sent.concat();
+        assert_eq!(got.len(), want.len(), "every byte arrives");
+        if let Some(at) = got.iter().zip(&want).position(|(a, b)| a != b) {
+            panic!("byte {at} differs: space under a waiting request was reused");
+        }
+        let s1 = common::stats(&f1);
+        assert_eq!((s1.copied_out, s1.bytes_out), (0, total as u64), "F1 sends in place: no copy out");
+        drop(push);
+    }
+    backend.machine().settle();
+    backend.shutdown().assert_clean();
+}
+
+/// A pull source whose reads wait at an empty F2 — each names space reserved in F3's ring — when
+/// F3's output is reset: the reset empties F3's ring of its frames but leaves that space reserved
+/// (resetting the whole ring handed it to new reads while the old ones still named it, and the
+/// old reads' frames were refused at their commit: F3's reader lost them). Then F2 gets frames:
+/// F3's reader gets every one, in order, nothing discarded.
+#[test]
+fn a_reset_downstream_of_a_pull_source_keeps_the_space_its_reads_name() {
+    let backend = common::boot();
+    {
+        let PullPair { f2, f3, f2_in, f2_out: _f2_out, f3_out, pull: _pull } =
+            pull_pair(&backend, Small::Neither, KSSTATE_RUN);
+        assert!(settles(|| common::stats(&f2).pending_reads > 0), "the source's reads wait at F2");
+        assert_eq!(f3_out.reset(ksabi::KSRESET_BEGIN).status, STATUS_SUCCESS);
+        assert_eq!(f3_out.reset(ksabi::KSRESET_END).status, STATUS_SUCCESS);
+        let sent = frames(40, 3000);
+        write_all(&backend, &f2_in, &sent);
+        let mut got = Vec::new();
+        while got.len() < sent.len() {
+            let (came, frames) = read_within(&backend, &f3_out, &[4096; 8], 5000);
+            assert!(came, "{} of {} frames came", got.len(), sent.len());
+            got.extend(frames.into_iter().map(|f| f.data));
+        }
+        assert!(got == sent, "every frame, in order");
+        assert_eq!(common::stats(&f3).discarded_bytes, 0, "nothing discarded");
+    }
+    backend.shutdown().assert_clean();
+}
+
+/// A pull source reading small frames sizes its read headers to them: F3's 64 KiB ring (nobody
+/// reads it) fills with many 1000-byte frames — the first read, not knowing them yet, reserves
+/// the largest piece (half the ring), and the rest take what they need. With every header the
+/// largest piece, each frame held half the ring's space until read: one frame filled it.
+#[test]
+fn a_pull_source_sizes_its_reads_to_the_frames() {
+    let backend = common::boot();
+    {
+        let format = request::stream_format();
+        let f2 = Filter::open_first(&backend).expect("F2");
+        let f3 = Filter::open_first(&backend).expect("F3");
+        assert_eq!(f3.set_capacity(64 << 10).status, STATUS_SUCCESS);
+        let f2_in = f2.connect(PIN_INPUT, &format).expect("F2.in");
+        let f2_out = f2.connect(PIN_OUTPUT, &format).expect("F2.out");
+        let f3_out = f3.connect(PIN_OUTPUT, &format).expect("F3.out");
+        let pull = source(&f3, PIN_INPUT, &f2_out);
+        for pin in [&f2_in, &f2_out, &f3_out] {
+            assert_eq!(pin.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        }
+        write_all(&backend, &f2_in, &frames(200, 1000));
+        assert_eq!(pull.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        // Settled: every read is back (what F2 gave is what F3 took) and no more come.
+        let mut last = u64::MAX;
+        assert!(
+            settles(|| {
+                let (s2, s3) = (common::stats(&f2), common::stats(&f3));
+                let still = s2.bytes_out == s3.bytes_in && s3.frames_in == last;
+                last = s3.frames_in;
+                still
+            }),
+            "the source stops reading once F3's ring is full"
+        );
+        let s3 = common::stats(&f3);
+        assert!(s3.frames_in >= 12, "F3's ring holds {} frames of 1000 bytes: {s3:?}", s3.frames_in);
+    }
+    backend.shutdown().assert_clean();
 }

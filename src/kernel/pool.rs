@@ -1,5 +1,5 @@
-//! Non-paged pool as owning types: a [`PoolBox`] (one owner, freed when dropped), a
-//! [`PoolBuffer`] (bytes), and a [`Shared`] object (counted references; the last one frees it).
+//! Non-paged pool as owning types: a [`PoolBox`] (one owner, freed when dropped) and a
+//! [`Shared`] object (counted references; the last one frees it).
 //! Their contents never move, so kernel objects that point at themselves may live in them.
 
 use core::ffi::c_void;
@@ -70,49 +70,6 @@ impl<T> Drop for PoolBox<T> {
     fn drop(&mut self) {
         // SAFETY: the `T` written in `new`, dropped once.
         unsafe { self.block.as_ptr().drop_in_place() };
-        // SAFETY: allocated in `new` with this tag; nothing refers to it any more.
-        unsafe { sys::ExFreePoolWithTag(self.block.as_ptr().cast::<c_void>(), self.tag) };
-    }
-}
-
-/// Bytes in their own non-paged pool block (contents unspecified until written).
-pub struct PoolBuffer {
-    block: NonNull<u8>,
-    len: usize,
-    tag: u32,
-}
-
-// SAFETY: owns its bytes.
-unsafe impl Send for PoolBuffer {}
-// SAFETY: as above.
-unsafe impl Sync for PoolBuffer {}
-
-impl PoolBuffer {
-    /// `len` zeroed bytes (`ExAllocatePool2` zeroes; the fallback allocator zeroes too).
-    pub fn new(tag: u32, len: usize) -> Option<Self> {
-        // SAFETY: a plain non-paged allocation, checked below.
-        let raw = unsafe { sys::ExAllocatePool2(POOL_FLAG_NON_PAGED, len.max(1), tag) };
-        Some(Self { block: NonNull::new(raw.cast::<u8>())?, len, tag })
-    }
-}
-
-impl Deref for PoolBuffer {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        // SAFETY: `len` bytes allocated (and zeroed) in `new`, alive until `drop`.
-        unsafe { core::slice::from_raw_parts(self.block.as_ptr(), self.len) }
-    }
-}
-
-impl DerefMut for PoolBuffer {
-    fn deref_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as above; `&mut self` is the only access.
-        unsafe { core::slice::from_raw_parts_mut(self.block.as_ptr(), self.len) }
-    }
-}
-
-impl Drop for PoolBuffer {
-    fn drop(&mut self) {
         // SAFETY: allocated in `new` with this tag; nothing refers to it any more.
         unsafe { sys::ExFreePoolWithTag(self.block.as_ptr().cast::<c_void>(), self.tag) };
     }

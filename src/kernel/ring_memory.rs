@@ -13,6 +13,7 @@ use core::ptr::NonNull;
 use framering::{Consumer, Producer, RingCore};
 use ksabi::{NTSTATUS, PAGE_SIZE, POOL_FLAG_NON_PAGED, POOL_FLAG_USE_QUOTA, STATUS_INSUFFICIENT_RESOURCES};
 
+use super::pool::Shared;
 use crate::limits::Limits;
 use crate::{ids, sys};
 
@@ -20,17 +21,63 @@ const _: () = assert!(size_of::<RingCore>() <= PAGE_SIZE && align_of::<RingCore>
 
 /// A ring's pool block. The halves handed out by [`RingMemory::allocate`] borrow it (as
 /// `'static`: they live beside it, under the filter's locks); [`RingMemory::free`] takes them back
-/// and frees the block only if they are its own — so no half outlives its memory. (A half lends
+/// and lets the block go only if they are its own — so no half outlives its memory. (A half lends
 /// out nothing that lives longer than itself: `core()` and its grants borrow the half.)
+///
+/// The block itself is counted ([`Shared`]): a request of an IRP source that names bytes of the
+/// ring's storage ([`RingRef`]) keeps it allocated until the request completes, even when the
+/// filter has let the ring go meanwhile (a STOP while cancelled requests still complete).
 pub struct RingMemory {
+    block: Shared<RingBlock>,
+}
+
+/// The pool block and what it was reserved against; freed when the last reference goes.
+struct RingBlock {
     base: NonNull<u8>,
     capacity: u32,
-    /// The driver's cap the capacity is reserved against, until `free`.
+    /// The driver's cap the capacity is reserved against, until the block is freed.
     limits: &'static Limits,
 }
 
-// SAFETY: non-paged pool is reachable from any thread at any IRQL; the block has one owner.
-unsafe impl Send for RingMemory {}
+// SAFETY: non-paged pool is reachable from any thread at any IRQL; the block is freed once, by the
+// last reference (`Drop`).
+unsafe impl Send for RingBlock {}
+// SAFETY: as above; shared references only read the address and capacity.
+unsafe impl Sync for RingBlock {}
+
+impl Drop for RingBlock {
+    fn drop(&mut self) {
+        // SAFETY: allocated with this tag in `allocate`, freed once (the last reference); no half
+        // borrows it any more (`free` took them back first) and no request names it (each held a
+        // reference until it completed).
+        unsafe { sys::ExFreePoolWithTag(self.base.as_ptr().cast(), ids::TAG_RING) };
+        self.limits.release(self.capacity);
+    }
+}
+
+/// A reference on a ring's block that lends out its storage: where the bytes of frames an IRP
+/// source sends in place lie, alive while the reference is.
+#[derive(Clone)]
+pub struct RingRef {
+    block: Shared<RingBlock>,
+}
+
+impl RingRef {
+    /// The storage's first byte and length (the frames' offsets are from there).
+    pub fn storage(&self) -> (*mut u8, usize) {
+        (self.block.base.as_ptr().wrapping_add(PAGE_SIZE), self.block.capacity as usize)
+    }
+
+    /// Whether `core` is this block's control block (a half's `core()`): the half is of this ring.
+    pub fn holds(&self, core: &RingCore) -> bool {
+        core::ptr::eq(self.block.base.as_ptr().cast_const(), core::ptr::from_ref(core).cast::<u8>())
+    }
+
+    /// Whether two references are on the same block.
+    pub fn same(&self, other: &Self) -> bool {
+        Shared::ptr_eq(&self.block, &other.block)
+    }
+}
 
 /// A new ring: its memory and its two halves.
 pub struct NewRing {
@@ -62,58 +109,58 @@ impl RingMemory {
             return Err(STATUS_INSUFFICIENT_RESOURCES);
         };
         let base = base.cast::<u8>();
+        // From here on the block is freed (and the capacity released) when its last reference goes.
+        let Some(block) = Shared::new(ids::TAG_RING_COUNT, RingBlock { base, capacity, limits }) else {
+            return Err(STATUS_INSUFFICIENT_RESOURCES); // (the `RingBlock` dropped: freed)
+        };
         let core = base.cast::<MaybeUninit<RingCore>>();
         // SAFETY: the block starts page-aligned and holds a RingCore in its first page, ours alone;
-        // it lives until `free`, and the halves are dropped before that (the `'static` stands for
-        // "until `free`", which the owner upholds).
+        // it lives until its last reference goes, and the halves are dropped before the filter's
+        // (the `'static` stands for "until `free`", which the owner upholds).
         let core_ref: &'static mut RingCore = unsafe { &mut *core.as_ptr() }.write(RingCore::new());
         // The storage follows the first page, inside the block (not null: past a non-null base).
         let storage = NonNull::new(base.as_ptr().wrapping_add(PAGE_SIZE)).unwrap_or(base);
         // SAFETY: `storage_len` zeroed bytes owned by this block, used by nothing else.
         let split = unsafe { core_ref.split_raw(storage, storage_len) };
-        let memory = Self { base, capacity, limits };
+        let memory = Self { block };
         if let Ok((producer, consumer)) = split {
             Ok(NewRing { memory, producer, consumer })
         } else {
             // Nothing borrows the block: the split failed.
-            memory.release();
+            drop(memory);
             Err(STATUS_INSUFFICIENT_RESOURCES)
         }
     }
 
     /// The control block, for statistics.
     pub fn core(&self) -> &RingCore {
-        // SAFETY: written in `allocate`, valid until `free`, only read through shared references
-        // (the halves use atomics).
-        unsafe { self.base.cast::<RingCore>().as_ref() }
+        // SAFETY: written in `allocate`, valid while the block is, only read through shared
+        // references (the halves use atomics).
+        unsafe { self.block.base.cast::<RingCore>().as_ref() }
     }
 
     /// Storage bytes.
     pub fn capacity(&self) -> u32 {
-        self.capacity
+        self.block.capacity
     }
 
-    /// Returns the block to the pool, given back the ring's two halves (dropped here, first).
-    /// Halves of another ring free nothing: the block is then kept (leaked, and said so), as a
-    /// half of it may still be out there.
+    /// A reference on the block that lends its storage (to an IRP source's requests).
+    pub fn share(&self) -> RingRef {
+        RingRef { block: self.block.clone() }
+    }
+
+    /// Lets the ring go, given back its two halves (dropped here, first): the block is freed now,
+    /// or when the last [`RingRef`] goes. Halves of another ring free nothing: the block is then
+    /// kept (leaked, and said so), as a half of it may still be out there.
     pub fn free(self, producer: Producer<'static>, consumer: Consumer<'static>) {
         // The halves end with this block, before the memory is freed.
         let own = {
             let (producer, consumer) = (producer, consumer);
             core::ptr::eq(producer.core(), self.core()) && core::ptr::eq(consumer.core(), self.core())
         };
-        if own {
-            self.release();
-        } else {
+        if !own {
             crate::log::kdprint!(crate::log::LEVEL_ERROR, "a ring freed with another ring's halves: kept");
+            core::mem::forget(self);
         }
-    }
-
-    /// Frees the block: nothing borrows it any more.
-    fn release(self) {
-        // SAFETY: allocated with this tag in `allocate`, freed once (consumes `self`); the halves
-        // are gone (`free` took them back, or the split made none).
-        unsafe { sys::ExFreePoolWithTag(self.base.as_ptr().cast(), ids::TAG_RING) };
-        self.limits.release(self.capacity);
     }
 }

@@ -3,21 +3,30 @@
 //! independent of data flow).
 //!
 //! - **Push** — an output pin (data source) connected to another filter's input pin: in RUN it
-//!   takes frames out of its ring and sends them with `IOCTL_KS_WRITE_STREAM`.
+//!   takes frames out of its ring *in place* and sends them with `IOCTL_KS_WRITE_STREAM`: the
+//!   request's headers name the frames' bytes in the ring's storage (no copy: the sink's copy into
+//!   its own ring is the hop's only one), and the ring keeps that space until the request has
+//!   completed and every request sent before it has too (framering holds, given back in the order
+//!   they were taken).
 //! - **Pull** — an input pin (data sink) connected to another filter's output pin: in RUN it sends
-//!   `IOCTL_KS_READ_STREAM` and puts what comes back into its ring.
+//!   `IOCTL_KS_READ_STREAM` whose headers name space reserved in its own ring (framering pending
+//!   reservations: the upstream filter's copy into them is the hop's only one), and commits what
+//!   comes back as frames, in the order the reads were sent; space a read did not fill, or whose
+//!   data is dropped, is given up in that order too.
 //!
 //! Each source owns [`SLOTS`] IRPs (`IoAllocateIrp`, reused with `IoReuseIrp`) with their header
-//! arrays and [`SLOT_BYTES`]-byte buffers, all allocated at connection: nothing is allocated while
-//! streaming, and at most [`SLOTS`] requests are in flight (back-pressure: a sink whose ring is full
-//! holds our writes; a source whose own ring is full stops reading). Requests are built and sent
+//! arrays, all allocated at connection (no data buffers: requests name the ring's storage, whose
+//! memory is counted — [`crate::kernel::ring_memory::RingRef`] — so a request naming it keeps it
+//! allocated even if a STOP lets the ring go meanwhile): nothing is allocated while streaming,
+//! and at most [`SLOTS`] requests are in flight (back-pressure: a sink whose ring is full holds
+//! our writes; a source whose own ring is full stops reading). Requests are built and sent
 //! only from a work item, at `PASSIVE_LEVEL` as `KsProbeStreamIrp` on the sink side needs;
 //! completion routines record the result, free the MDLs the sink's probe built, and schedule the
 //! work item again.
 //!
 //! Nothing accepted is lost or repeated: a write the sink refuses or cancels (STOP, reset) keeps
 //! its unaccepted remainder and sends it again, in order, once nothing else is in flight and the
-//! sink says it runs again; reads are handed to the ring strictly in the order they were sent.
+//! sink says it runs again; reads are committed to the ring strictly in the order they were sent.
 //! Data a source still holds when it stops, its sink goes away, or it closes is counted as
 //! discarded.
 //!
@@ -51,7 +60,7 @@ use crate::ids;
 use crate::kernel::irp::Device;
 use crate::kernel::object::{Held, Object};
 use crate::kernel::outbound::{Activity, Lease, Outbound, Owner, StreamBuffers, Target, Worker};
-use crate::kernel::pool::{PoolBox, PoolBuffer, Shared};
+use crate::kernel::pool::{PoolBox, Shared};
 use crate::kernel::stream::Direction;
 use crate::kernel::sync::{Exclusive, ExclusiveGuard};
 
@@ -59,10 +68,6 @@ use crate::kernel::sync::{Exclusive, ExclusiveGuard};
 pub const SLOTS: usize = 4;
 /// Stream headers per request.
 pub const HEADERS: usize = 16;
-/// Data bytes per request.
-pub const SLOT_BYTES: usize = 256 << 10;
-/// What a pull source asks for per read header.
-const PART: usize = SLOT_BYTES / HEADERS;
 const HEADER: usize = size_of::<KSSTREAM_HEADER>();
 
 /// Which way a source moves data.
@@ -88,6 +93,10 @@ struct Work {
     eos_sent: bool,
     /// Pull: the sink ended; end the filter's input once everything held is in the ring.
     end_input_pending: bool,
+    /// Pull: what a read header reserves, learnt from what reads bring (0: not known yet, the
+    /// most). Space a header does not fill stays reserved until its read is committed: sized to
+    /// the frames, a read of small frames does not hold the ring's space for big ones.
+    read_part: usize,
 }
 
 /// An IRP-source pin's connection.
@@ -146,8 +155,12 @@ impl Source {
     ) -> Option<Shared<Self>> {
         let stack_size = target.stack_size(&lease);
         let slot = |i| {
-            let data = PoolBuffer::new(ids::TAG_SOURCE, SLOT_BYTES)?;
-            let io = SlotIo { buffers: StreamBuffers::new(data), next: 0, offset: 0 };
+            // A source's requests name its ring's storage: its slots need no buffer.
+            let io = SlotIo {
+                buffers: StreamBuffers::new(),
+                holds: slot::Holds::default(),
+                reserved: slot::Reserved::default(),
+            };
             Some(Slot {
                 request: Outbound::new(stack_size, i)?,
                 io: Exclusive::new(PoolBox::new(ids::TAG_SOURCE, io)?),
@@ -177,6 +190,7 @@ impl Source {
                 blocked: false,
                 eos_sent: false,
                 end_input_pending: false,
+                read_part: 0,
             }),
             slots,
         };
@@ -262,6 +276,18 @@ impl Source {
                 Self::drop_slot(slot, self.kind, &f.counters);
             }
         }
+        match self.kind {
+            Kind::Push => {
+                if self.release_holds(f) {
+                    crate::stream::pump(f); // room in the ring
+                }
+            }
+            Kind::Pull => {
+                // Every held read was dropped: its space, and that of reads that brought nothing,
+                // is given up (in order; a read still in flight gives up its own when it is back).
+                self.settle_reservations(f);
+            }
+        }
         // Pull: what is still in flight comes back later and is handed over (or dropped) in order.
         work.next_done = self
             .slots
@@ -274,15 +300,22 @@ impl Source {
 
     /// Counts a held slot's remaining frames and bytes as discarded and frees it.
     fn drop_slot(slot: &Slot, kind: Kind, c: &Counters) {
-        let Some(io) = slot.io.claim() else { return };
-        let first = if kind == Kind::Pull { io.next } else { 0 };
+        let Some(mut io) = slot.io.claim() else { return };
         let mut frames = 0;
         let mut bytes = 0;
-        for i in first..io.buffers.count() {
-            let skip = if kind == Kind::Pull && i == io.next { io.offset } else { 0 };
+        for i in 0..io.buffers.count() {
             frames += 1;
-            // What the header holds, never more than its extent (a target's `DataUsed` may say more).
-            bytes += io.buffers.bytes(i).len().saturating_sub(skip) as u64;
+            // What the header holds, never more than its extent (a target's `DataUsed` may say
+            // more); a push header's bytes are what is left to send: its length.
+            let held = if kind == Kind::Pull { io.buffers.used(i) } else { io.buffers.len(i) };
+            bytes += held as u64;
+        }
+        // The ring space of what is dropped is given back (in order, with the rest): push, the
+        // holds; pull, the reservations ([`Source::settle_reservations`] gives up the space of
+        // a free slot's).
+        io.holds.done = io.holds.taken;
+        if kind == Kind::Pull {
+            io.buffers.set_count(0);
         }
         Counters::add(&c.discarded_frames, frames);
         Counters::add(&c.discarded_bytes, bytes);
@@ -306,9 +339,14 @@ impl Source {
     fn pass(this: &Shared<Self>, f: &Filter, work: &mut Work) {
         if this.stopping.load(Ordering::SeqCst) {
             // The pin went to STOP: nothing more moves (its filter's ring was just emptied); what
-            // is held, or comes back, is dropped until nothing is in flight.
+            // is held, or comes back, is dropped until nothing is in flight. "Nothing in flight"
+            // is read before the drop: a request marks itself done before it leaves the count, so
+            // then the drop sees every one. (Read after, a request completing during the drop was
+            // left done but not dropped, and the next pass took it for a refusal to send again —
+            // its frames held, never counted, while the pin stayed in STOP.)
+            let idle = this.in_flight.load(Ordering::SeqCst) == 0;
             this.drop_held(f, work);
-            if this.in_flight.load(Ordering::SeqCst) == 0 {
+            if idle {
                 this.stopping.store(false, Ordering::SeqCst);
             }
         } else {

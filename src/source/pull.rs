@@ -1,26 +1,27 @@
-//! A pull source: reads from the sink into free slots and hands what comes back to its filter's
-//! ring strictly in the order it was asked for; an end of stream read ends the filter's input.
+//! A pull source: its read requests name space reserved in its own filter's ring — the upstream
+//! filter's copy into them is the hop's only one — and what comes back is committed to the ring
+//! strictly in the order it was asked for; an end of stream read ends the filter's input.
 
 use core::sync::atomic::Ordering;
 
-use framering::{FrameMeta, ReserveError};
+use framering::{CommitError, FrameMeta, Producer, ReserveError};
 use ksabi::{KsStreamOptions, STATUS_DEVICE_NOT_READY, STATUS_INVALID_DEVICE_STATE, STATUS_SUCCESS};
 use ksring_api::KSRING_OPTIONSF_CONTINUES;
 
-use super::slot::{Slot, SlotState};
-use super::{HEADER, HEADERS, PART, Source, Work};
+use super::slot::{Slot, SlotIo, SlotState};
+use super::{HEADER, HEADERS, SLOTS, Source, Work};
 use crate::filter::{Counters, Filter};
 use crate::kernel::pool::Shared;
+use crate::kernel::ring_memory::RingRef;
 use crate::kernel::stream::Direction;
 use crate::pin_id::PinId;
-use crate::stream::{self, HOLD_BUDGET, RECORD_COST, part_flags, piece_limit};
+use crate::stream::{self, HOLD_BUDGET, piece_limit};
+
+/// The least a read header reserves (a few small frames' worth).
+const MIN_READ_PART: usize = 256;
 
 impl Source {
     pub(super) fn pull(this: &Shared<Self>, f: &Filter, work: &mut Work) {
-        // Hand what came back to the ring, strictly in the order it was asked for.
-        let mut moved = false;
-        let mut ended = false;
-        let mut all_handed = true;
         for slot in &this.slots {
             let stale = slot.seq.load(Ordering::SeqCst) < work.next_done;
             if stale && slot.state.load() == SlotState::Done && Self::read_done(f, slot, work) {
@@ -28,33 +29,26 @@ impl Source {
                 Self::drop_slot(slot, this.kind, &f.counters);
             }
         }
+        // Account completed reads in the order they were sent.
         let next_back = |next_done: u64| {
-            this.slots.iter().find(|s| {
-                s.seq.load(Ordering::SeqCst) == next_done
-                    && matches!(s.state.load(), SlotState::Done | SlotState::Held)
-            })
+            this.slots
+                .iter()
+                .find(|s| s.seq.load(Ordering::SeqCst) == next_done && s.state.load() == SlotState::Done)
         };
         while let Some(slot) = next_back(work.next_done) {
-            if slot.state.load() == SlotState::Done && !Self::read_done(f, slot, work) {
-                work.next_done += 1;
-                continue;
-            }
-            if !Self::to_ring(f, slot, &mut moved, &mut ended) {
-                all_handed = false;
-                break; // the ring is full: our readers will kick us
-            }
-            slot.state.store(SlotState::Free);
+            Self::read_done(f, slot, work);
             work.next_done += 1;
         }
+        // Commit what they brought (and give up what reads that brought nothing reserved).
+        let (moved, ended) = this.settle_reservations(f);
         if ended {
             f.end_input(); // pumps too
         } else if moved {
             stream::pump(f); // data in the ring: reads waiting for it go on
         }
         Self::take_unblock(&this.unblock, work);
-        if !all_handed {
-            return;
-        }
+        // (Reads held behind an older one still in flight do not stop new ones: reservations
+        // are made in order and settled in order.)
         if !f.flowing(PinId::Input)
             || this.ended.load(Ordering::SeqCst)
             || this.stopping.load(Ordering::SeqCst)
@@ -64,26 +58,86 @@ impl Source {
         {
             return;
         }
+        let ring = f.ring_ref();
         for (i, slot) in this.slots.iter().enumerate() {
             if slot.state.load() != SlotState::Free {
                 continue;
             }
             let Some(mut io) = slot.io.claim() else { continue };
-            for h in 0..HEADERS {
-                // In bounds: HEADERS parts of PART bytes make the buffer.
-                let set = io.buffers.set(h, h * PART, PART, 0, &FrameMeta::default());
-                debug_assert!(set.is_ok());
+            if !io.reserved.settled() {
+                continue; // its reservations are given up first, in order
             }
-            io.buffers.set_count(HEADERS);
-            io.next = 0;
-            io.offset = 0;
+            io.reserved.clear();
+            io.buffers.set_count(0);
+            io.buffers.let_go_of_region();
+            let count =
+                ring.as_ref().map_or(0, |ring| Self::reserve_for_read(f, ring, &mut io, work.read_part));
+            if io.reserved.count == 0 {
+                break; // no room in the ring: its readers kick us as they make some
+            }
+            // Its place in the order of reads is its reservations' place in the ring's order.
             slot.seq.store(work.next_seq, Ordering::SeqCst);
             work.next_seq += 1;
+            if count == 0 {
+                // Reserved, but no header could name it (a reservation always lies in the ring:
+                // not expected): given up in order, as a read that brought nothing.
+                continue;
+            }
+            io.buffers.set_count(count);
             Self::send(this, &work.lease, i, io, Direction::Read);
         }
     }
 
-    /// Takes a completed read: `false` if it brought nothing (the slot is free again).
+    /// Reserves space in the ring for a read's headers — each names its reservation in place —
+    /// and returns how many: as many as fit now, up to [`HEADERS`] and a [`SLOTS`]th of the ring
+    /// (so every slot can read at once), each `hint` bytes ([`Work::read_part`]) and at most a
+    /// piece of the size the write path cuts frames into. No copy: the upstream filter writes
+    /// into the ring through them.
+    fn reserve_for_read(f: &Filter, ring: &RingRef, io: &mut SlotIo, hint: usize) -> usize {
+        let mut producer = f.producer.lock();
+        // Space is reserved only while the input runs (a STOP's discard takes this lock after the
+        // state changed), in the ring `ring` refers to.
+        let Some(p) = producer.ring.as_mut().filter(|p| f.flowing(PinId::Input) && ring.holds(p.core()))
+        else {
+            return 0;
+        };
+        let most = piece_limit(p.max_frame()).min(HOLD_BUDGET);
+        let part = if hint == 0 { most } else { hint.min(most) };
+        let wanted = (p.max_frame() / SLOTS / part.max(1)).clamp(1, HEADERS);
+        let mut count = 0;
+        // `wanted <= HEADERS` and the list was cleared: every reservation made is recorded.
+        while count < wanted && io.reserved.count < HEADERS {
+            match p.reserve_pending(part) {
+                Ok(r) => {
+                    // Recorded before the header is set: reserved space is given up in order
+                    // even if the header could not name it.
+                    let added = io.reserved.add(r);
+                    debug_assert!(added);
+                    // In bounds: a reservation lies in the ring's storage.
+                    let set = io.buffers.set_in_region(
+                        count,
+                        ring,
+                        r.offset(),
+                        r.capacity(),
+                        0,
+                        &FrameMeta::default(),
+                    );
+                    debug_assert!(set.is_ok());
+                    if set.is_err() {
+                        break;
+                    }
+                    count += 1;
+                }
+                Err(ReserveError::Full) if stream::pass_padding(f) => {} // room now: again
+                Err(ReserveError::Full | ReserveError::TooLarge { .. }) => break,
+            }
+        }
+        count
+    }
+
+    /// Takes a completed read: the headers it filled are held (committed in order by
+    /// [`Source::settle_reservations`]); `false` if it brought nothing (the slot is free again,
+    /// its reservations to be given up).
     pub(super) fn read_done(f: &Filter, slot: &Slot, work: &mut Work) -> bool {
         let c = &f.counters;
         let status = slot.status.load(Ordering::SeqCst);
@@ -94,89 +148,105 @@ impl Source {
             if matches!(status, STATUS_DEVICE_NOT_READY | STATUS_INVALID_DEVICE_STATE) {
                 work.blocked = true;
             }
+            io.buffers.set_count(0);
             slot.state.store(SlotState::Free);
             return false;
         }
-        io.buffers.set_count(filled);
-        io.next = 0;
-        io.offset = 0;
+        // Never more headers than were sent.
+        let sent = io.buffers.count();
+        io.buffers.set_count(filled.min(sent));
+        let mut largest = 0;
         for i in 0..io.buffers.count() {
             // Never more than the header's extent, whatever the target's `DataUsed` says.
-            Counters::add(&c.bytes_in, io.buffers.bytes(i).len() as u64);
+            let used = io.buffers.used(i);
+            Counters::add(&c.bytes_in, used as u64);
+            largest = largest.max(used);
         }
+        // The next reads' headers: twice the largest frame (or part) this one brought — room for
+        // frames that grow (a full header doubles the next; a frame larger than its header came
+        // in parts), and little held for frames that do not.
+        work.read_part = largest.saturating_mul(2).max(MIN_READ_PART);
         slot.state.store(SlotState::Held);
         true
     }
 
-    /// Puts a held read's frames into the ring; `false` if the ring filled first. The producer
-    /// lock is held for at most [`HOLD_BUDGET`] of copying at a time.
-    fn to_ring(f: &Filter, slot: &Slot, moved: &mut bool, ended: &mut bool) -> bool {
-        loop {
-            // `None`: the budget is spent; the lock is let go before the next hold.
-            if let Some(all) = Self::to_ring_once(f, slot, moved, ended) {
-                return all;
-            }
-        }
-    }
-
-    /// One hold of the producer lock for [`Source::to_ring`]: `Some(all in)`, or `None` if the
-    /// budget ran out first.
-    fn to_ring_once(f: &Filter, slot: &Slot, moved: &mut bool, ended: &mut bool) -> Option<bool> {
-        let c = &f.counters;
-        let Some(mut io) = slot.io.claim() else { return Some(false) };
+    /// Settles the ring space reads reserved, strictly in the order it was reserved (the order
+    /// the reads were sent): a held read's headers are committed as frames — if the input runs —
+    /// and what it did not fill is given up; a read that brought nothing, or whose data was
+    /// dropped, gives up all of its space. Stops at the first read still in flight or not yet
+    /// accounted, or held while the input does not run. Returns whether frames went into the ring,
+    /// and whether the end of the stream came.
+    pub(super) fn settle_reservations(&self, f: &Filter) -> (bool, bool) {
+        let (mut moved, mut ended) = (false, false);
         let mut producer = f.producer.lock();
-        // Data moves into the ring only while the input runs: a STOP (whose discard takes this
-        // lock after the state changed) must not find frames put in behind it.
-        if !f.flowing(PinId::Input) {
-            return Some(false);
-        }
-        let Some(p) = producer.ring.as_mut() else { return Some(false) };
-        let limit = piece_limit(p.max_frame()).min(HOLD_BUDGET);
-        let mut budget = HOLD_BUDGET;
-        while let Some(&h) = io.buffers.header(io.next) {
-            if io.buffers.bytes(io.next).is_empty()
-                && h.OptionsFlags & KsStreamOptions::ENDOFSTREAM.bits() != 0
-            {
-                // The upstream filter's input ended: so does ours (after what is in the ring), once
-                // the caller has let go of the producer.
-                *ended = true;
-                io.next += 1;
+        let flowing = f.flowing(PinId::Input);
+        for i in self.by_seq() {
+            let slot = &self.slots[i];
+            let state = slot.state.load();
+            if matches!(state, SlotState::InFlight | SlotState::Done) {
+                break; // later reads reserved after this one
+            }
+            let Some(mut io) = slot.io.claim() else { break };
+            if io.reserved.settled() {
                 continue;
             }
-            let meta = stream::meta_of(&h);
-            loop {
-                if budget == 0 {
-                    return None;
+            if state == SlotState::Held {
+                if !flowing {
+                    break; // committed once the input runs (or dropped by a STOP)
                 }
-                let bytes = io.buffers.bytes(io.next);
-                let rest = bytes.get(io.offset..).unwrap_or(&[]);
-                let take = rest.len().min(limit).min(budget);
-                match p.reserve(take) {
-                    Ok(mut grant) => {
-                        grant.payload().copy_from_slice(&rest[..take]);
-                        budget = budget.saturating_sub(take.max(RECORD_COST));
-                        Counters::add(&c.copied_in, take as u64);
-                        let last = take == rest.len();
-                        grant.commit(&FrameMeta {
-                            options_flags: part_flags(meta.options_flags, last),
-                            ..meta
-                        });
-                        *moved = true;
-                        io.offset += take;
-                        if last {
-                            break;
-                        }
-                    }
-                    Err(ReserveError::Full) if stream::pass_padding(f) => {} // room now: again
-                    Err(ReserveError::Full | ReserveError::TooLarge { .. }) => return Some(false),
+                Self::commit_read(f, producer.ring.as_mut(), &mut io, &mut moved, &mut ended);
+                slot.state.store(SlotState::Free);
+            }
+            // What is left: not filled, or dropped.
+            while let Some(r) = io.reserved.next() {
+                if let Some(p) = producer.ring.as_mut() {
+                    // Refused only for a ring let go since (its space went with it).
+                    let gone = p.abandon_pending(&r);
+                    debug_assert_ne!(gone, Err(CommitError::OutOfOrder));
                 }
             }
-            if h.OptionsFlags & KSRING_OPTIONSF_CONTINUES == 0 {
-                Counters::add(&c.frames_in, 1);
-            }
-            io.next += 1;
-            io.offset = 0;
+            // Nothing of the ring is named here any more: its memory may go with the filter's.
+            io.buffers.set_count(0);
+            io.buffers.let_go_of_region();
         }
-        Some(true)
+        (moved, ended)
+    }
+
+    /// Commits a held read's headers to the ring as frames, in order, each in the space it was
+    /// read into. A zero-length `ENDOFSTREAM` header ends the input instead (its space given up).
+    fn commit_read(
+        f: &Filter,
+        mut producer: Option<&mut Producer<'static>>,
+        io: &mut SlotIo,
+        moved: &mut bool,
+        ended: &mut bool,
+    ) {
+        let counters = &f.counters;
+        for i in 0..io.buffers.count() {
+            let (Some(&header), Some(reserved)) = (io.buffers.header(i), io.reserved.next()) else { break };
+            let used = io.buffers.used(i);
+            if used == 0 && header.OptionsFlags & KsStreamOptions::ENDOFSTREAM.bits() != 0 {
+                // The upstream filter's input ended: so does ours, after what is in the ring.
+                *ended = true;
+                if let Some(p) = producer.as_deref_mut() {
+                    let gone = p.abandon_pending(&reserved);
+                    debug_assert_ne!(gone, Err(CommitError::OutOfOrder));
+                }
+                continue;
+            }
+            let meta = stream::meta_of(&header);
+            let committed = producer.as_deref_mut().map(|p| p.commit_pending(&reserved, used, &meta));
+            debug_assert_ne!(committed, Some(Err(CommitError::OutOfOrder)));
+            if committed != Some(Ok(())) {
+                // The ring it was read into was let go meanwhile: the frame went with it.
+                Counters::add(&counters.discarded_frames, 1);
+                Counters::add(&counters.discarded_bytes, used as u64);
+                continue;
+            }
+            *moved = true;
+            if header.OptionsFlags & KSRING_OPTIONSF_CONTINUES == 0 {
+                Counters::add(&counters.frames_in, 1);
+            }
+        }
     }
 }

@@ -1,5 +1,6 @@
-//! A push source: takes frames out of its filter's ring into a free slot and writes them to the
-//! sink; what the sink does not accept is held and sent again, in order.
+//! A push source: takes frames out of its filter's ring in place into a free slot's headers and
+//! writes them to the sink; what the sink does not accept is held and sent again, in order; the
+//! ring's space goes back only after a request's frames are done with, in the order it was taken.
 
 use core::sync::atomic::Ordering;
 
@@ -7,12 +8,13 @@ use ksabi::{STATUS_CANCELLED, STATUS_DEVICE_NOT_READY, STATUS_INVALID_DEVICE_STA
 use ksring_api::KSRING_OPTIONSF_CONTINUES;
 
 use super::slot::{Slot, SlotIo, SlotState, end_of_stream};
-use super::{HEADERS, SLOT_BYTES, Source, Work};
+use super::{HEADERS, Source, Work};
 use crate::filter::{Counters, Filter};
 use crate::kernel::pool::Shared;
+use crate::kernel::ring_memory::RingRef;
 use crate::kernel::stream::Direction;
 use crate::pin_id::PinId;
-use crate::stream::{self, HOLD_BUDGET, RECORD_COST, part_flags};
+use crate::stream::{self, part_flags};
 
 impl Source {
     pub(super) fn push(this: &Shared<Self>, f: &Filter, work: &mut Work) {
@@ -21,6 +23,9 @@ impl Source {
             if slot.state.load() == SlotState::Done {
                 this.write_done(f, slot, work);
             }
+        }
+        if this.release_holds(f) {
+            stream::pump(f); // room in the ring: writes waiting for it go on
         }
         Self::take_unblock(&this.unblock, work);
         let held = this.slots.iter().any(|s| s.state.load() == SlotState::Held);
@@ -45,14 +50,18 @@ impl Source {
             }
             return;
         }
-        let mut moved = false;
+        let ring = f.ring_ref();
         for (i, slot) in this.slots.iter().enumerate() {
             if slot.state.load() != SlotState::Free {
                 continue;
             }
             let Some(mut io) = slot.io.claim() else { continue };
-            let mut count = Self::fill_from_ring(f, &mut io);
-            moved |= count > 0;
+            if !io.holds.settled() {
+                continue; // its holds go back first, in order
+            }
+            io.holds.clear();
+            io.buffers.let_go_of_region();
+            let mut count = ring.as_ref().map_or(0, |ring| Self::fill_from_ring(f, ring, &mut io));
             // The end goes last: after every write has completed *and* been accounted (a write
             // that completed inline while this loop ran is DONE until the next pass counts it;
             // the end must not overtake its statistics down the chain).
@@ -69,45 +78,65 @@ impl Source {
             work.next_seq += 1;
             Self::send(this, &work.lease, i, io, Direction::Write);
         }
-        if moved {
-            stream::pump(f); // room in the ring: writes waiting for it go on
-        }
     }
 
-    /// Takes frames out of the ring into a free slot; returns the headers filled. The consumer
-    /// lock is held for at most [`HOLD_BUDGET`] of copying at a time (this source is the ring's
-    /// only consumer, so nothing else takes frames between holds).
-    fn fill_from_ring(f: &Filter, io: &mut SlotIo) -> usize {
-        let mut used = 0;
-        let mut count = 0;
-        loop {
-            let mut consumer = f.consumer.lock();
-            let Some(c) = consumer.ring.as_mut() else { return count };
-            let mut budget = HOLD_BUDGET;
-            while count < HEADERS && used < SLOT_BYTES && budget > 0 {
-                let Some(grant) = c.read() else { return count };
-                let payload = grant.payload();
-                let n = payload.len().min(SLOT_BYTES - used).min(budget);
-                io.buffers.data_mut()[used..used + n].copy_from_slice(&payload[..n]);
-                Counters::add(&f.counters.copied_out, n as u64);
-                let meta = grant.meta();
-                let record_done = n == payload.len();
-                // In bounds: `used + n <= SLOT_BYTES` and `count < HEADERS`.
-                let set = io.buffers.set(count, used, n, part_flags(meta.options_flags, record_done), &meta);
-                debug_assert!(set.is_ok());
-                grant.consume(n);
-                used += n;
-                count += 1;
-                budget = budget.saturating_sub(n.max(RECORD_COST));
-                if !record_done && budget > 0 {
-                    return count; // the slot is full
-                }
-            }
-            if count == HEADERS || used == SLOT_BYTES {
-                return count;
-            }
-            // The budget is spent: let the lock go, then go on.
+    /// Takes frame parts out of the ring in place into a free slot — its headers name the ring's
+    /// storage, the ring keeps the space (held) until the slot gives it back — and returns the
+    /// headers filled. No copy: the consumer lock is held for at most [`HEADERS`] takes.
+    fn fill_from_ring(f: &Filter, ring: &RingRef, io: &mut SlotIo) -> usize {
+        let mut consumer = f.consumer.lock();
+        let Some(c) = consumer.ring.as_mut() else { return 0 };
+        if !ring.holds(c.core()) {
+            return 0; // the ring changed since `ring` was taken: the next pass takes the new one
         }
+        let mut count = 0;
+        while count < HEADERS {
+            let Some(part) = c.take(usize::MAX) else { break };
+            let meta = part.meta();
+            let flags = part_flags(meta.options_flags, !part.has_more());
+            // In bounds: a part the ring handed out lies in its storage.
+            let set = io.buffers.set_in_region(count, ring, part.offset(), part.len(), flags, &meta);
+            debug_assert!(set.is_ok());
+            io.holds.list[count] = Some(part.hold());
+            io.holds.taken = count + 1;
+            count += 1;
+        }
+        count
+    }
+
+    /// Gives the ring back the space of finished frame parts (accepted by the sink, or dropped),
+    /// strictly in the order they were taken: slot by slot in the order they were sent, stopping
+    /// at the first part not finished (a request in flight, a remainder to send again). Returns
+    /// whether any space came back.
+    pub(super) fn release_holds(&self, f: &Filter) -> bool {
+        let mut released = false;
+        let mut consumer = f.consumer.lock();
+        for i in self.by_seq() {
+            let slot = &self.slots[i];
+            if slot.state.load() == SlotState::InFlight {
+                break;
+            }
+            let Some(mut io) = slot.io.claim() else { break };
+            let holds = &mut io.holds;
+            while holds.released < holds.done {
+                if let (Some(c), Some(hold)) = (consumer.ring.as_mut(), holds.list[holds.released].take()) {
+                    // Refused only for a hold of a ring let go since (its space went with it).
+                    let _ = c.release_held(hold);
+                    released = true;
+                }
+                holds.released += 1;
+            }
+            if !holds.settled() {
+                break; // later slots' parts were taken after this one's
+            }
+            if slot.state.load() == SlotState::Free {
+                // Nothing of the ring is named here any more: let its memory go with the filter's
+                // (a STOP may have let the ring go; its memory counts against the driver's cap).
+                io.holds.clear();
+                io.buffers.let_go_of_region();
+            }
+        }
+        released
     }
 
     /// Accounts a completed write: what the sink accepted goes out; the rest is held for later
@@ -121,7 +150,7 @@ impl Source {
         let mut first = 0;
         while let Some(&h) = io.buffers.header(first) {
             // The frame's bytes as this source set them (a sink cannot make them more).
-            let used = io.buffers.bytes(first).len();
+            let used = io.buffers.len(first);
             // A failed write reports bytes: a zero-length frame at its edge (nothing accepted
             // past it) counts as not taken — sending it again is harmless; losing an end of stream
             // is not. One with bytes accepted past it was taken.
@@ -145,14 +174,14 @@ impl Source {
         {
             // The sink took the start of this frame: the rest goes again as its continuation.
             Counters::add(&c.bytes_out, accepted as u64);
-            let rest = io.buffers.bytes(first).len().saturating_sub(accepted);
             let meta = stream::meta_of(&h);
-            let start = io.buffers.start(first).unwrap_or(0) + accepted;
             // In bounds: the rest of the frame's own bytes.
-            let set = io.buffers.set(first, start, rest, h.OptionsFlags, &meta);
+            let set = io.buffers.advance(first, accepted, h.OptionsFlags, &meta);
             debug_assert!(set.is_ok());
         }
         io.buffers.remove_front(first);
+        // Those parts' space may go back (in order); a made-up end of stream took none.
+        io.holds.done = (io.holds.done + first).min(io.holds.taken);
         if io.buffers.count() == 0 {
             slot.state.store(SlotState::Free);
             return;

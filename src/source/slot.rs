@@ -3,7 +3,7 @@
 
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
-use framering::FrameMeta;
+use framering::{FrameMeta, Hold, Reservation};
 use ksabi::KsStreamOptions;
 
 use super::HEADERS;
@@ -52,9 +52,75 @@ impl AtomicSlotState {
 pub(super) struct SlotIo {
     /// The headers and the bytes they describe.
     pub(super) buffers: StreamBuffers<HEADERS>,
-    /// Pull: the first header not yet in the ring, and how much of it is.
-    pub(super) next: usize,
-    pub(super) offset: usize,
+    /// Push: the holds on the ring space of the frame parts this slot sends in place, in the
+    /// order they were taken (one per header as first sent); released in that order, after every
+    /// earlier slot's ([`super::Source::release_holds`]).
+    pub(super) holds: Holds,
+    /// Pull: the ring space this slot's read headers name, one reservation per header, committed
+    /// (or abandoned) in the order they were made ([`super::Source::settle_reservations`]).
+    pub(super) reserved: Reserved,
+}
+
+/// A pull slot's reservations in its filter's ring: `count` of them, the first `settled`
+/// committed or abandoned. Invariant: `settled <= count <= HEADERS`.
+#[derive(Default)]
+pub(super) struct Reserved {
+    pub(super) list: [Option<Reservation>; HEADERS],
+    pub(super) count: usize,
+    pub(super) settled: usize,
+}
+
+impl Reserved {
+    /// Whether every reservation made has been committed or abandoned (the slot may reserve anew).
+    pub(super) fn settled(&self) -> bool {
+        self.settled == self.count
+    }
+
+    /// The next reservation to settle, if any: taken out of the list and counted settled.
+    pub(super) fn next(&mut self) -> Option<Reservation> {
+        if self.settled >= self.count {
+            return None;
+        }
+        let r = self.list.get_mut(self.settled).and_then(Option::take);
+        self.settled += 1;
+        r
+    }
+
+    /// Adds one (`false`, nothing changed, if the list is full).
+    pub(super) fn add(&mut self, r: Reservation) -> bool {
+        let Some(entry) = self.list.get_mut(self.count) else { return false };
+        *entry = Some(r);
+        self.count += 1;
+        true
+    }
+
+    /// Starts over (only once settled).
+    pub(super) fn clear(&mut self) {
+        *self = Self::default();
+    }
+}
+
+/// A slot's holds on its ring's space: `taken` of them, the first `done` finished (their bytes
+/// accepted by the sink, or dropped), the first `released` given back to the ring.
+/// Invariant: `released <= done <= taken <= HEADERS`.
+#[derive(Default)]
+pub(super) struct Holds {
+    pub(super) list: [Option<Hold>; HEADERS],
+    pub(super) taken: usize,
+    pub(super) done: usize,
+    pub(super) released: usize,
+}
+
+impl Holds {
+    /// Whether every hold taken has been given back (the slot may take new ones).
+    pub(super) fn settled(&self) -> bool {
+        self.released == self.taken
+    }
+
+    /// Starts over (only once settled).
+    pub(super) fn clear(&mut self) {
+        *self = Self::default();
+    }
 }
 
 impl Lend<HEADERS> for PoolBox<SlotIo> {

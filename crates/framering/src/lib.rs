@@ -38,7 +38,7 @@ mod ring;
 mod storage;
 mod sync;
 
-pub use consumer::{Consumer, ReadGrant};
-pub use producer::{Producer, ReserveError, WriteGrant};
+pub use consumer::{Consumer, Hold, ReadGrant, ReleaseError, Taken};
+pub use producer::{CommitError, Producer, Reservation, ReserveError, WriteGrant};
 pub use record::{FrameMeta, HEADER_SIZE, RECORD_ALIGN};
 pub use ring::{Discarded, MAX_CAPACITY, MIN_CAPACITY, NotSameRing, RingCore, RingError, RingStats, reset};

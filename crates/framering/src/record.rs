@@ -4,6 +4,16 @@
 //! padded to a multiple of 8. A record never wraps around the end of the storage: when the next
 //! frame does not fit before the end, the producer fills the rest with padding — a padding record
 //! if at least a header fits, otherwise nothing (the consumer skips any tail shorter than a header).
+//!
+//! A record may be followed by a **gap**: space the producer reserved for a longer frame
+//! ([`crate::Producer::reserve_pending`]) and then committed shorter, or abandoned while later
+//! reservations already sat behind it. A gap is a multiple of 8 bytes, at least 8, and starts with
+//! an 8-byte [`SkipMarker`] — the first two fields of a header (`payload_len`, `kind`) with `kind`
+//! [`KIND_SKIP`] and `payload_len` the whole gap's length, marker included. The consumer reads
+//! the 8-byte prefix of a record first and the rest of the header only for a frame, so it never
+//! reads past a gap into bytes not yet published. A gap that starts less than a header before the
+//! end of the storage lies where no record can start: the consumer passes such bytes without
+//! reading them, as far as they are published. [`HEADER_SIZE`] stays 40 bytes.
 
 /// Metadata carried with each frame (the fields of a `KSSTREAM_HEADER` that describe the data).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -28,7 +38,7 @@ pub struct FrameMeta {
 pub(crate) struct RecordHeader {
     /// Payload bytes (without the padding to 8).
     pub payload_len: u32,
-    /// [`KIND_FRAME`] or [`KIND_PADDING`].
+    /// [`KIND_FRAME`] or [`KIND_PADDING`] ([`KIND_SKIP`] in a [`SkipMarker`]).
     pub kind: u32,
     pub options_flags: u32,
     pub type_specific_flags: u32,
@@ -42,6 +52,91 @@ pub(crate) struct RecordHeader {
 pub(crate) const KIND_FRAME: u32 = 0x4652_4D46; // "FMRF"
 /// A padding record: skip to the start of the storage.
 pub(crate) const KIND_PADDING: u32 = 0x4450_4150; // "PAPD"
+/// A gap: skip `payload_len` bytes (the marker included). Only the 8-byte [`SkipMarker`] is written.
+pub(crate) const KIND_SKIP: u32 = 0x5049_4B53; // "SKIP"
+
+/// The first 8 bytes of every record: all of a gap, the start of a header otherwise. The same
+/// layout as the first two fields of [`RecordHeader`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SkipMarker {
+    /// For a gap, the gap's bytes (marker included); for a frame or padding, `payload_len`.
+    pub len: u32,
+    /// The record's kind.
+    pub kind: u32,
+}
+
+/// The rest of a [`RecordHeader`] after its [`SkipMarker`]: the frame's metadata. The consumer reads
+/// it only for a frame, after the marker said so.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HeaderRest {
+    pub options_flags: u32,
+    pub type_specific_flags: u32,
+    pub presentation_time: i64,
+    pub numerator: u32,
+    pub denominator: u32,
+    pub duration: i64,
+}
+
+const _: () = assert!(core::mem::size_of::<HeaderRest>() + MARKER_SIZE == HEADER_SIZE);
+const _: () = assert!(core::mem::offset_of!(RecordHeader, options_flags) == MARKER_SIZE);
+const _: () = assert!(
+    core::mem::offset_of!(RecordHeader, duration) - MARKER_SIZE
+        == core::mem::offset_of!(HeaderRest, duration)
+);
+const _: () = assert!(
+    core::mem::offset_of!(RecordHeader, presentation_time) - MARKER_SIZE
+        == core::mem::offset_of!(HeaderRest, presentation_time)
+);
+const _: () = assert!(
+    core::mem::offset_of!(RecordHeader, denominator) - MARKER_SIZE
+        == core::mem::offset_of!(HeaderRest, denominator)
+);
+
+/// Bytes to pass over for a record that is not a frame, whose 8-byte prefix is `marker`, with
+/// `to_end` bytes (at least a header's) left before the end of the storage and `published` bytes
+/// published from its start: all of `to_end` for padding; a gap's length if it is one a producer
+/// can write (at least 8, a multiple of 8, within both). `None` for anything else — corruption.
+#[inline]
+pub(crate) fn skip_len(marker: SkipMarker, to_end: usize, published: u64) -> Option<usize> {
+    let len = marker.len as usize;
+    match marker.kind {
+        KIND_PADDING => Some(to_end),
+        KIND_SKIP
+            if len >= MARKER_SIZE
+                && len.is_multiple_of(RECORD_ALIGN)
+                && len <= to_end
+                && len as u64 <= published =>
+        {
+            Some(len)
+        }
+        _ => None,
+    }
+}
+
+/// What the consumer passes over where [`skip_len`] found corruption: the rest of the storage, but
+/// never past what is published. A multiple of 8 (positions, `tail` and the storage's length all
+/// are) and more than 0 (there is a record here), so a walk over corrupt records still ends, and
+/// stays in bounds and aligned.
+#[inline]
+pub(crate) fn corrupt_skip(marker: SkipMarker, to_end: usize, published: u64) -> usize {
+    // Never padding here (skip_len takes padding): so this fails, with what was found.
+    debug_assert!(
+        marker.kind == KIND_PADDING,
+        "ring storage corrupted: {marker:?} is neither a frame, padding nor a gap"
+    );
+    #[allow(clippy::cast_possible_truncation)] // <= to_end
+    let step = published.min(to_end as u64) as usize;
+    step
+}
+
+/// Bytes of a [`SkipMarker`]: the smallest gap.
+pub(crate) const MARKER_SIZE: usize = core::mem::size_of::<SkipMarker>();
+const _: () = assert!(MARKER_SIZE == RECORD_ALIGN);
+const _: () =
+    assert!(core::mem::offset_of!(RecordHeader, payload_len) == core::mem::offset_of!(SkipMarker, len));
+const _: () = assert!(core::mem::offset_of!(RecordHeader, kind) == core::mem::offset_of!(SkipMarker, kind));
 
 /// Bytes of a record header.
 pub const HEADER_SIZE: usize = core::mem::size_of::<RecordHeader>();
@@ -85,6 +180,21 @@ impl RecordHeader {
             numerator: 0,
             denominator: 0,
             duration: 0,
+        }
+    }
+
+    /// A frame's header from its two halves.
+    #[inline]
+    pub(crate) const fn from_parts(marker: SkipMarker, rest: HeaderRest) -> Self {
+        Self {
+            payload_len: marker.len,
+            kind: marker.kind,
+            options_flags: rest.options_flags,
+            type_specific_flags: rest.type_specific_flags,
+            presentation_time: rest.presentation_time,
+            numerator: rest.numerator,
+            denominator: rest.denominator,
+            duration: rest.duration,
         }
     }
 

@@ -4,9 +4,27 @@ use core::ptr::NonNull;
 
 use crate::consumer::Consumer;
 use crate::producer::Producer;
-use crate::record::{HEADER_SIZE, KIND_FRAME, KIND_PADDING, RECORD_ALIGN, record_size};
+use crate::record::{HEADER_SIZE, KIND_FRAME, RECORD_ALIGN, corrupt_skip, record_size, skip_len};
 use crate::storage::Storage;
 use crate::sync::{AtomicU64, Ordering};
+
+/// Where a [`crate::Reservation`] or a [`crate::Hold`] was handed out: a core's address and the
+/// number of its split. A plain value (no pointer), so the values that carry it stay `Send`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Origin {
+    core: usize,
+    split: u64,
+}
+
+/// Hands out split numbers: each split of any core gets a new one, so a core freed and another
+/// placed at the same address (a stack slot used again, a pool block reallocated) never repeats
+/// an earlier split's number. Not part of the ring's protocol (only a split, under `&mut`, touches
+/// it), so it is `core`'s atomic in the loom build too.
+static SPLITS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(1);
+
+fn next_split() -> u64 {
+    SPLITS.fetch_add(1, core::sync::atomic::Ordering::Relaxed)
+}
 
 /// Smallest storage a ring accepts.
 pub const MIN_CAPACITY: usize = 4096;
@@ -44,25 +62,30 @@ struct ProducerStats {
 #[repr(C)]
 struct ConsumerShared {
     /// Bytes the consumer is done with. Written only by the consumer, with Release, after its last
-    /// read of those bytes; the producer loads it with Acquire before it overwrites them.
+    /// read of those bytes; the producer loads it with Acquire before it overwrites them. Never
+    /// past the oldest byte the consumer holds ([`Consumer::take`]): held bytes stay in
+    /// `[head, tail)`, out of the producer's reach, until [`Consumer::release_held`].
     head: AtomicU64,
 }
 
 /// The consumer's counters (only the consumer writes them).
 #[repr(C)]
 struct ConsumerStats {
-    /// Frames fully consumed (Relaxed, single writer).
+    /// Frames fully consumed (Relaxed, single writer). A frame taken in place counts when its last
+    /// part is taken, not when it is released.
     frames_out: AtomicU64,
-    /// Payload bytes consumed, partial reads included (Relaxed, single writer).
+    /// Payload bytes consumed, partial reads and in-place takes included, counted when read or
+    /// taken (Relaxed, single writer).
     bytes_out: AtomicU64,
 }
 
-/// Written only by [`reset`], which holds both halves exclusively.
+/// Written only by [`reset`] and [`Consumer::drain`], both of which hold the consumer exclusively
+/// (`&mut`), so there is one writer at a time (a load and a store, no read-modify-write).
 #[repr(C)]
 struct ResetShared {
-    /// Frames thrown away by resets.
+    /// Frames thrown away by resets and drains.
     discarded_frames: AtomicU64,
-    /// Payload bytes thrown away by resets.
+    /// Payload bytes thrown away by resets and drains.
     discarded_bytes: AtomicU64,
 }
 
@@ -78,6 +101,12 @@ pub struct RingCore {
     reset: CachePadded<ResetShared>,
     /// Storage bytes, fixed at split.
     capacity: u64,
+    /// Which split the halves come from: a number no split of any core in this program had
+    /// before ([`next_split`]), set by each split (under `&mut self`) and kept by [`reset`]. A
+    /// [`crate::Reservation`] and a [`crate::Hold`] carry it with the core's address, and the
+    /// halves refuse one that does not carry theirs: tickets and hold numbers restart with each
+    /// split, and positions line up easily, so neither tells where a value comes from.
+    split: u64,
     #[cfg(loom)]
     tracks: std::vec::Vec<loom::cell::UnsafeCell<()>>,
 }
@@ -103,26 +132,26 @@ pub enum RingError {
 pub struct RingStats {
     /// Storage bytes.
     pub capacity: u64,
-    /// Bytes in use now (records, headers and padding).
+    /// Bytes in use now (records, headers, padding, and space the consumer holds).
     pub used: u64,
     /// Frames committed.
     pub frames_in: u64,
     /// Payload bytes committed.
     pub bytes_in: u64,
-    /// Frames fully consumed.
+    /// Frames fully consumed (a frame taken in place counts when its last part is taken).
     pub frames_out: u64,
-    /// Payload bytes consumed.
+    /// Payload bytes consumed (taken in place included, counted at the take, not the release).
     pub bytes_out: u64,
     /// Highest fill measured right after a commit (bytes). Never above the true peak; at most
     /// `capacity / 16` below it (measuring every commit would cost a cross-core load per frame).
     pub high_water: u64,
-    /// Frames discarded by resets.
+    /// Frames discarded by resets and drains.
     pub discarded_frames: u64,
-    /// Payload bytes discarded by resets.
+    /// Payload bytes discarded by resets and drains.
     pub discarded_bytes: u64,
 }
 
-/// What a reset threw away.
+/// What a reset or a drain threw away.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Discarded {
     /// Frames (a partly consumed frame counts once).
@@ -157,6 +186,7 @@ impl RingCore {
                 discarded_bytes: AtomicU64::new(0),
             }),
             capacity: 0,
+            split: 0,
         }
     }
 
@@ -181,6 +211,7 @@ impl RingCore {
                 discarded_bytes: AtomicU64::new(0),
             }),
             capacity: 0,
+            split: 0,
             tracks: std::vec::Vec::new(),
         }
     }
@@ -188,7 +219,9 @@ impl RingCore {
     /// Splits a ring over `storage` into its producer and consumer halves.
     ///
     /// The storage must start on an 8-byte boundary ([`RECORD_ALIGN`]) and be a multiple of 8 bytes
-    /// between [`MIN_CAPACITY`] and [`MAX_CAPACITY`]. Any previous contents and counters are cleared.
+    /// between [`MIN_CAPACITY`] and [`MAX_CAPACITY`]. Any previous contents and counters are cleared,
+    /// and the reservations and holds of earlier splits are refused by the new halves (each split
+    /// has a number of its own, kept by [`reset`]).
     ///
     /// # Errors
     /// [`RingError`] if the storage is misaligned or its length is out of range.
@@ -218,6 +251,7 @@ impl RingCore {
             return Err(RingError::BadCapacity { len });
         }
         self.capacity = len as u64;
+        self.split = next_split();
         for counter in [
             &self.producer.0.tail,
             &self.producer_stats.0.frames_in,
@@ -254,6 +288,12 @@ impl RingCore {
     #[must_use]
     pub fn capacity(&self) -> u64 {
         self.capacity
+    }
+
+    /// Where a reservation or a hold comes from: this core's address and its current split.
+    #[inline]
+    pub(crate) fn origin(&self) -> Origin {
+        Origin { core: core::ptr::from_ref(self).addr(), split: self.split }
     }
 
     /// A snapshot of the counters, from any thread.
@@ -321,6 +361,13 @@ impl RingCore {
         }
     }
 
+    /// Adds to the discard counters (only [`reset`] and [`Consumer::drain`], each holding the
+    /// consumer exclusively, call it).
+    pub(crate) fn count_discarded(&self, discarded: Discarded) {
+        Self::bump(&self.reset.0.discarded_frames, discarded.frames);
+        Self::bump(&self.reset.0.discarded_bytes, discarded.bytes);
+    }
+
     #[inline]
     pub(crate) fn count_out(&self, payload: u64, frames: u64) {
         Self::bump(&self.consumer_stats.0.bytes_out, payload);
@@ -339,6 +386,12 @@ impl Default for RingCore {
 /// Empties the ring: for the owner that holds both halves (e.g. a pin going to STOP). Returns what
 /// was thrown away; both halves then start again at the beginning of the storage.
 ///
+/// A reset also forgets the producer's pending reservations ([`Producer::reserve_pending`]) and
+/// the consumer's held space ([`Consumer::take`]): their tickets and holds are refused afterwards,
+/// and their bytes may be written again at once. An owner whose requests still use such bytes
+/// must wait for them first — or, on the consumer's side, call [`Consumer::drain`] instead, which
+/// leaves held space alone.
+///
 /// # Errors
 /// [`NotSameRing`] if the halves come from different rings (nothing is changed).
 pub fn reset(producer: &mut Producer<'_>, consumer: &mut Consumer<'_>) -> Result<Discarded, NotSameRing> {
@@ -346,40 +399,58 @@ pub fn reset(producer: &mut Producer<'_>, consumer: &mut Consumer<'_>) -> Result
         return Err(NotSameRing);
     }
     let core = producer.ring_core();
-    let capacity = producer.capacity();
-    let storage = producer.storage();
-    let tail = producer.published_tail();
-    // Walk the records between the consumer and the producer.
-    let (mut pos, mut off) = consumer.position();
+    let (pos, off) = consumer.position();
+    let (discarded, _) = walk_discarding(
+        &producer.storage(),
+        producer.capacity(),
+        (pos, off),
+        producer.published_tail(),
+        consumer.taken(),
+    );
+    producer.restart();
+    consumer.restart();
+    core.publish_tail(0);
+    core.publish_head(0);
+    core.count_discarded(discarded);
+    Ok(discarded)
+}
+
+/// Walks the published records from `(pos, off)` (a position and its offset) to `tail`, counting
+/// the frames (the first less `taken` bytes already consumed). Returns the count and the offset of
+/// `tail`. Used by [`reset`] and [`Consumer::drain`].
+pub(crate) fn walk_discarding(
+    storage: &Storage<'_>,
+    capacity: usize,
+    (mut pos, mut off): (u64, usize),
+    tail: u64,
+    taken: usize,
+) -> (Discarded, usize) {
     let mut discarded = Discarded::default();
     let mut first = true;
     while pos < tail {
         let to_end = capacity - off;
         let step = if to_end < HEADER_SIZE {
-            to_end
+            // No record starts here; pass what is published of it (a gap may end before the end).
+            #[allow(clippy::cast_possible_truncation)] // < to_end
+            let published = (tail - pos).min(to_end as u64) as usize;
+            published
         } else {
-            // SAFETY: both halves are held exclusively, so every published byte is ours to read.
-            let header = unsafe { storage.read_header(off) };
-            if header.kind == KIND_FRAME {
-                let len = u64::from(header.payload_len);
-                let taken = if first { consumer.taken() as u64 } else { 0 };
+            // SAFETY: the caller holds the consumer exclusively and pos < tail: published bytes.
+            let marker = unsafe { storage.read_marker(off) };
+            if marker.kind == KIND_FRAME {
+                let len = u64::from(marker.len);
+                let taken = if first { taken as u64 } else { 0 };
                 discarded.frames += 1;
                 discarded.bytes += len - taken;
-                record_size(header.payload_len as usize).unwrap_or(to_end)
+                record_size(marker.len as usize).unwrap_or(to_end)
             } else {
-                debug_assert_eq!(header.kind, KIND_PADDING);
-                to_end
+                skip_len(marker, to_end, tail - pos)
+                    .unwrap_or_else(|| corrupt_skip(marker, to_end, tail - pos))
             }
         };
         first = false;
         pos += step as u64;
         off = if off + step == capacity { 0 } else { off + step };
     }
-    producer.restart();
-    consumer.restart();
-    core.publish_tail(0);
-    core.publish_head(0);
-    RingCore::bump(&core.reset.0.discarded_frames, discarded.frames);
-    RingCore::bump(&core.reset.0.discarded_bytes, discarded.bytes);
-    Ok(discarded)
+    (discarded, off)
 }

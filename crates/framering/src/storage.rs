@@ -3,7 +3,8 @@
 //! The halves never touch the same bytes at the same time: the producer writes only in the free
 //! region `[tail, head + capacity)`, the consumer reads only in `[head, tail)` (positions modulo
 //! capacity), and each moves a boundary only with a Release store after its last access. That is
-//! the invariant every `unsafe` block below relies on.
+//! the invariant every `unsafe` block below relies on. Held space (bytes the consumer has taken in
+//! place and not released) lies in `[head, tail)`: the consumer never publishes a head past it.
 //!
 //! Under `--cfg loom` every access is also reported to loom, per 8-byte word, through
 //! `loom::cell::UnsafeCell<()>` trackers, so a missing Acquire/Release on the indices shows up as
@@ -12,7 +13,7 @@
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 
-use crate::record::{RECORD_ALIGN, RecordHeader};
+use crate::record::{HeaderRest, MARKER_SIZE, RECORD_ALIGN, RecordHeader, SkipMarker};
 
 /// The ring's bytes: a pointer and a length, valid for `'a`.
 #[derive(Clone, Copy)]
@@ -67,33 +68,50 @@ impl Storage<'_> {
         unsafe { slot.write(*header) };
     }
 
-    /// Reads the header at an 8-aligned `offset`.
+    /// Reads the part of the header at an 8-aligned `offset` that follows its 8-byte prefix (read
+    /// first with `read_marker`): 32 bytes at `offset + 8`.
     ///
     /// # Safety
     /// The header's bytes belong to the calling half and were written by `write_header`.
     #[inline]
-    pub(crate) unsafe fn read_header(&self, offset: usize) -> RecordHeader {
+    pub(crate) unsafe fn read_header_rest(&self, offset: usize) -> HeaderRest {
         debug_assert!(offset.is_multiple_of(RECORD_ALIGN) && offset + crate::HEADER_SIZE <= self.len);
-        self.track_read(offset, crate::HEADER_SIZE);
-        // SAFETY: in bounds, aligned, initialised by the producer before it published them.
+        self.track_read(offset + MARKER_SIZE, crate::HEADER_SIZE - MARKER_SIZE);
         #[allow(clippy::cast_ptr_alignment)] // 8-aligned storage (checked at split), 8-multiple offsets
-        let slot = self.at(offset).cast::<RecordHeader>();
-        // SAFETY: as above.
+        let slot = self.at(offset + MARKER_SIZE).cast::<HeaderRest>();
+        // SAFETY: in bounds, aligned, initialised by the producer before it published them.
         unsafe { slot.read() }
     }
 
-    /// Reads only the `kind` of the record header at `offset`.
+    /// Reads the 8-byte prefix of the record at an 8-aligned `offset`: a whole gap's marker, or the
+    /// `payload_len` and `kind` of a header. Touches only those 8 bytes, so it is safe to use
+    /// where a gap shorter than a header ends in bytes not yet published.
     ///
     /// # Safety
-    /// As for `read_header`.
+    /// The 8 bytes belong to the calling half and were written by `write_header` or
+    /// `write_marker`.
     #[inline]
-    pub(crate) unsafe fn read_kind(&self, offset: usize) -> u32 {
-        debug_assert!(offset.is_multiple_of(RECORD_ALIGN) && offset + crate::HEADER_SIZE <= self.len);
-        self.track_read(offset, crate::HEADER_SIZE);
-        #[allow(clippy::cast_ptr_alignment)] // 8-aligned record, `kind` at offset 4
-        let kind = self.at(offset + core::mem::offset_of!(RecordHeader, kind)).cast::<u32>();
-        // SAFETY: in bounds; 4-aligned (8-aligned record + offset 4); published by the producer.
-        unsafe { kind.read() }
+    pub(crate) unsafe fn read_marker(&self, offset: usize) -> SkipMarker {
+        debug_assert!(offset.is_multiple_of(RECORD_ALIGN) && offset + MARKER_SIZE <= self.len);
+        self.track_read(offset, MARKER_SIZE);
+        #[allow(clippy::cast_ptr_alignment)] // 8-aligned storage (checked at split), 8-multiple offsets
+        let slot = self.at(offset).cast::<SkipMarker>();
+        // SAFETY: in bounds, aligned, initialised by the producer before it published them.
+        unsafe { slot.read() }
+    }
+
+    /// Writes a gap's marker at an 8-aligned `offset`.
+    ///
+    /// # Safety
+    /// The marker's 8 bytes belong to the calling half (see the module invariant).
+    #[inline]
+    pub(crate) unsafe fn write_marker(&self, offset: usize, marker: &SkipMarker) {
+        debug_assert!(offset.is_multiple_of(RECORD_ALIGN) && offset + MARKER_SIZE <= self.len);
+        self.track_write(offset, MARKER_SIZE);
+        #[allow(clippy::cast_ptr_alignment)] // 8-aligned storage (checked at split), 8-multiple offsets
+        let slot = self.at(offset).cast::<SkipMarker>();
+        // SAFETY: in bounds and aligned; the bytes belong to the caller by the module invariant.
+        unsafe { slot.write(*marker) };
     }
 
     /// The bytes `offset..offset+len`, for writing.

@@ -13,7 +13,11 @@
     clippy::cast_precision_loss
 )]
 
-use framering::{Consumer, FrameMeta, MIN_CAPACITY, Producer, ReserveError, RingCore, reset};
+use framering::{
+    Consumer, FrameMeta, MIN_CAPACITY, Producer, Reservation, ReserveError, RingCore, Taken, reset,
+};
+use loom::sync::Arc;
+use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
 
 /// A ring whose control block and storage outlive the spawned threads of one loom iteration and
@@ -207,5 +211,119 @@ fn reset_then_stream_again() {
         producer.join().unwrap();
         let stats = rx.core().stats();
         assert_eq!(stats.bytes_in, stats.bytes_out + stats.discarded_bytes);
+    });
+}
+
+/// Takes a whole frame in place, waiting for it.
+fn take_blocking(rx: &mut Consumer<'_>) -> Taken {
+    loop {
+        if let Some(t) = rx.take(usize::MAX) {
+            return t;
+        }
+        thread::yield_now();
+    }
+}
+
+/// The consumer holds a frame it took in place while the producer wants its space: frames of 1400
+/// bytes (records of 1440); the second is read normally behind the held first; the third pads the
+/// tail and must wait at the start of the storage until the hold is released — though the
+/// consumer passes that padding while holding. Had any of those publications gone past the held
+/// frame, the producer would write over it while the consumer reads it (the storage trackers see
+/// that as a data race).
+#[test]
+fn held_frames_are_not_overwritten_by_a_concurrent_producer() {
+    model(|| {
+        let ring = Ring::new(MIN_CAPACITY);
+        let (mut tx, mut rx) = ring.split();
+        let padded = Arc::new(AtomicBool::new(false));
+        let padded_by = Arc::clone(&padded);
+        let producer = thread::spawn(move || {
+            push_blocking(&mut tx, &fill(0, 1400), &meta(0));
+            push_blocking(&mut tx, &fill(1, 1400), &meta(1));
+            loop {
+                let pushed = tx.push(&fill(2, 1400), &meta(2));
+                // Full or not, the padding before the third frame is published now.
+                padded_by.store(true, Ordering::Release);
+                match pushed {
+                    Ok(()) => break,
+                    Err(ReserveError::Full) => thread::yield_now(),
+                    Err(e) => panic!("{e:?}"),
+                }
+            }
+        });
+        let first = take_blocking(&mut rx);
+        assert_eq!(first.meta(), meta(0));
+        let (second, m) = read_frame(&mut rx, usize::MAX);
+        assert!(m == meta(1) && second == fill(1, 1400));
+        while !padded.load(Ordering::Acquire) {
+            thread::yield_now();
+        }
+        rx.pass_padding();
+        assert!(rx.held_payload(&first).unwrap() == fill(0, 1400));
+        rx.release_held(first.hold()).unwrap();
+        let third = take_blocking(&mut rx);
+        assert_eq!(third.meta(), meta(2));
+        assert!(rx.held_payload(&third).unwrap() == fill(2, 1400));
+        rx.release_held(third.hold()).unwrap();
+        producer.join().unwrap();
+        assert!(!rx.is_holding());
+        assert_eq!(rx.core().stats().used, 0);
+    });
+}
+
+/// Reserves until it succeeds.
+fn reserve_pending_blocking(tx: &mut Producer<'_>, len: usize) -> Reservation {
+    loop {
+        match tx.reserve_pending(len) {
+            Ok(r) => return r,
+            Err(ReserveError::Full) => thread::yield_now(),
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+}
+
+/// Several reservations pending while the consumer reads concurrently: committed in order, two
+/// shortened by 16 bytes (gaps shorter than a header), one abandoned behind a later one (a gap),
+/// and one that wraps behind a pending one (its padding published only with its commit). The
+/// consumer sees exactly the committed frames, each byte, in order.
+///
+/// The first frame is taken in place, so the consumer's next look meets r1's 16-byte gap at 1024
+/// in `next_frame` while r2 (from 1040) is still pending and the producer writes r2's gap marker
+/// at 1040: a consumer that read a whole header before looking at the kind would read those
+/// bytes unpublished (a causality violation here).
+#[test]
+fn pending_reservations_with_a_concurrent_consumer() {
+    model(|| {
+        let ring = Ring::new(MIN_CAPACITY);
+        let (mut tx, mut rx) = ring.split();
+        let producer = thread::spawn(move || {
+            let r1 = tx.reserve_pending(1000).unwrap(); // 0..1040
+            let r2 = tx.reserve_pending(1000).unwrap(); // 1040..2080
+            let r3 = tx.reserve_pending(1400).unwrap(); // 2080..3520
+            for (r, i) in [(&r1, 1), (&r2, 2), (&r3, 3)] {
+                tx.pending_payload(r).unwrap().copy_from_slice(&fill(i, r.capacity()));
+            }
+            // A record 0..1024 and a 16-byte gap 1024..1040, next to r2's marker.
+            tx.commit_pending(&r1, 984, &meta(1)).unwrap();
+            // Padding 3520..4096 behind r3, then 0..640: waits for the consumer to free r1.
+            let r4 = reserve_pending_blocking(&mut tx, 600);
+            tx.pending_payload(&r4).unwrap().copy_from_slice(&fill(4, 600));
+            tx.abandon_pending(&r2).unwrap();
+            // A record 2080..3504 and a 16-byte gap 3504..3520, next to r4's padding.
+            tx.commit_pending(&r3, 1380, &meta(3)).unwrap();
+            tx.commit_pending(&r4, 600, &meta(4)).unwrap();
+        });
+        let first = take_blocking(&mut rx);
+        assert_eq!((first.len(), first.meta()), (984, meta(1)));
+        assert!(rx.held_payload(&first).unwrap() == &fill(1, 984)[..]);
+        rx.release_held(first.hold()).unwrap();
+        for (i, len) in [(3, 1380), (4, 600)] {
+            let (data, m) = read_frame(&mut rx, usize::MAX);
+            assert_eq!(m, meta(i));
+            assert!(data == fill(i, len)[..], "frame {i}");
+        }
+        producer.join().unwrap();
+        assert!(rx.read().is_none());
+        assert_eq!(rx.core().stats().used, 0);
     });
 }

@@ -3,7 +3,14 @@
 //! - One thread, random interleavings of push (0..=capacity bytes), partial and whole reads, and
 //!   reset: every byte and every metadata field must come out as the model says; `Full` is only
 //!   allowed while the model holds data, or until the consumer has passed padding; `TooLarge` exactly above `max_frame`; the counters obey
-//!   `bytes_in = bytes_out + discarded + still queued`.
+//!   `bytes_in = bytes_out + discarded + still queued` and `frames_in = frames_out + discarded +
+//!   frames queued`; `used` covers at least the queued frames' records, and `Full` (with nothing
+//!   pending) comes only when less than two records' room is free. Also: parts taken in place
+//!   (`take`), released in order (`release_held`; a later hold first is refused), a consumer
+//!   `drain`, `pass_padding` (`true` exactly when it freed space), and pending reservations
+//!   (`reserve_pending`, up to the largest frame) committed shorter or abandoned in order: held
+//!   bytes must never change while held, out-of-order and stale commits and releases are refused,
+//!   and at the end everything is freed (`used` 0).
 //! - Two threads, random frame sizes and read sizes: the consumer reassembles exactly the frames the
 //!   producer pushed, in order.
 #![cfg(not(loom))]
@@ -17,7 +24,10 @@
 
 use std::collections::VecDeque;
 
-use framering::{FrameMeta, HEADER_SIZE, MIN_CAPACITY, ReserveError, RingCore, reset};
+use framering::{
+    CommitError, FrameMeta, HEADER_SIZE, MIN_CAPACITY, ReleaseError, Reservation, ReserveError, RingCore,
+    Taken, reset,
+};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -30,6 +40,23 @@ enum Op {
     Drain,
     /// Reset the ring.
     Reset,
+    /// Take at most `max` bytes of the oldest frame in place (held until released).
+    Take { max: usize },
+    /// Try to release the `nth` oldest outstanding hold (refused unless it is the oldest), then
+    /// release the holds up to it in order.
+    ReleaseHeld { nth: usize },
+    /// Pass padding at the head.
+    PassPadding,
+    /// Discard every frame not yet taken; held space stays.
+    ConsumerDrain,
+    /// Reserve `len` bytes without publishing.
+    ReservePending { len: usize, seed: u8 },
+    /// Reserve `max_frame() - below` bytes (`below` may be negative: then `TooLarge`).
+    ReservePendingNearMax { below: isize, seed: u8 },
+    /// Commit the oldest pending reservation, `cut` bytes shorter (clamped).
+    CommitPending { cut: usize },
+    /// Abandon the oldest pending reservation.
+    AbandonPending,
 }
 
 fn op(capacity: usize) -> impl Strategy<Value = Op> {
@@ -39,6 +66,14 @@ fn op(capacity: usize) -> impl Strategy<Value = Op> {
         5 => (0..=capacity).prop_map(|max| Op::Read { max }),
         1 => Just(Op::Drain),
         1 => Just(Op::Reset),
+        4 => (0..=capacity).prop_map(|max| Op::Take { max }),
+        3 => (0usize..4).prop_map(|nth| Op::ReleaseHeld { nth }),
+        1 => Just(Op::PassPadding),
+        1 => Just(Op::ConsumerDrain),
+        4 => (0..=capacity / 4, any::<u8>()).prop_map(|(len, seed)| Op::ReservePending { len, seed }),
+        1 => (-8isize..=64, any::<u8>()).prop_map(|(below, seed)| Op::ReservePendingNearMax { below, seed }),
+        3 => prop_oneof![Just(0usize), 0usize..48, 0..=capacity / 4].prop_map(|cut| Op::CommitPending { cut }),
+        1 => Just(Op::AbandonPending),
     ]
 }
 
@@ -62,8 +97,11 @@ struct ModelFrame {
     payload: Vec<u8>,
     meta: FrameMeta,
     taken: usize,
+    /// Whether parts of it were taken in place (then its space stays held until it is finished).
+    in_place: bool,
 }
 
+#[allow(clippy::too_many_lines)] // one arm per operation, each checked against the model
 fn run(capacity: usize, ops: &[Op]) -> Result<(), TestCaseError> {
     let mut words = vec![0u64; capacity / 8];
     // SAFETY: a u64 buffer viewed as bytes; 8-aligned.
@@ -73,6 +111,16 @@ fn run(capacity: usize, ops: &[Op]) -> Result<(), TestCaseError> {
     let max = tx.max_frame();
     let mut model: VecDeque<ModelFrame> = VecDeque::new();
     let mut discarded_bytes = 0u64;
+    // Parts taken in place and not released, oldest first, with the bytes they must still show.
+    let mut holds: VecDeque<(Taken, Vec<u8>)> = VecDeque::new();
+    // Holds released (or forgotten by a reset): each must be refused from then on.
+    let mut stale_hold: Option<Taken> = None;
+    // Pending reservations, oldest first, with what was written into them.
+    let mut pending: VecDeque<(Reservation, Vec<u8>, FrameMeta)> = VecDeque::new();
+    let mut stale_reservation: Option<Reservation> = None;
+    // Frames committed (the ring's `frames_in` must agree).
+    let mut frames_in = 0u64;
+    let record = |len: usize| (HEADER_SIZE + len).next_multiple_of(8) as u64;
 
     let read = |rx: &mut framering::Consumer<'_>, model: &mut VecDeque<ModelFrame>, limit: usize| {
         let Some(front) = model.front_mut() else {
@@ -102,14 +150,23 @@ fn run(capacity: usize, ops: &[Op]) -> Result<(), TestCaseError> {
                 let data = payload_for(seed, len);
                 let meta = meta_for(seed, len);
                 match tx.push(&data, &meta) {
-                    Ok(()) => model.push_back(ModelFrame { payload: data, meta, taken: 0 }),
+                    Ok(()) => {
+                        prop_assert!(pending.is_empty(), "push went past pending reservations");
+                        model.push_back(ModelFrame { payload: data, meta, taken: 0, in_place: false });
+                        frames_in += 1;
+                    }
                     Err(ReserveError::TooLarge { len: l, max: m }) => {
                         prop_assert_eq!((l, m), (len, max));
                         prop_assert!(len > max);
                     }
                     Err(ReserveError::Full) => {
                         prop_assert!(len <= max, "an oversized frame must be TooLarge, not Full");
-                        if model.is_empty() {
+                        if pending.is_empty() {
+                            // Room for the record, and for padding shorter than it, means no Full.
+                            let free = capacity as u64 - tx.core().stats().used;
+                            prop_assert!(free < 2 * record(len), "Full with {} bytes free", free);
+                        }
+                        if model.is_empty() && holds.is_empty() && pending.is_empty() {
                             // Only padding stands in the way: once the consumer has looked (and
                             // passed it), the frame must fit. Never a hang.
                             prop_assert!(rx.read().is_none());
@@ -117,7 +174,8 @@ fn run(capacity: usize, ops: &[Op]) -> Result<(), TestCaseError> {
                                 tx.push(&data, &meta).is_ok(),
                                 "still Full after the consumer passed the padding"
                             );
-                            model.push_back(ModelFrame { payload: data, meta, taken: 0 });
+                            model.push_back(ModelFrame { payload: data, meta, taken: 0, in_place: false });
+                            frames_in += 1;
                         }
                     }
                 }
@@ -136,11 +194,162 @@ fn run(capacity: usize, ops: &[Op]) -> Result<(), TestCaseError> {
                 prop_assert_eq!((d.frames, d.bytes), (expected_frames, expected_bytes));
                 discarded_bytes += expected_bytes;
                 model.clear();
+                if let Some((t, _)) = holds.pop_back() {
+                    stale_hold = Some(t);
+                }
+                holds.clear();
+                if let Some((r, _, _)) = pending.pop_back() {
+                    stale_reservation = Some(r);
+                }
+                pending.clear();
+                prop_assert!(!rx.is_holding());
+                prop_assert_eq!(tx.pending(), 0);
+            }
+            Op::Take { max: limit } => {
+                let Some(front) = model.front_mut() else {
+                    prop_assert!(rx.take(limit).is_none(), "ring has a frame the model does not");
+                    continue;
+                };
+                let t = rx.take(limit);
+                prop_assert!(t.is_some(), "model has a frame the ring does not");
+                let t = t.unwrap();
+                let n = limit.min(front.payload.len() - front.taken);
+                prop_assert_eq!(t.len(), n);
+                prop_assert_eq!(t.meta(), front.meta);
+                prop_assert_eq!(t.is_start(), front.taken == 0);
+                let bytes = front.payload[front.taken..front.taken + n].to_vec();
+                front.taken += n;
+                prop_assert_eq!(t.has_more(), front.taken < front.payload.len());
+                front.in_place = true;
+                if !t.has_more() {
+                    model.pop_front();
+                }
+                prop_assert!(rx.is_holding());
+                holds.push_back((t, bytes));
+            }
+            Op::ReleaseHeld { nth } => {
+                if let Some(t) = stale_hold {
+                    prop_assert_eq!(rx.release_held(t.hold()), Err(ReleaseError::AlreadyReleased));
+                    prop_assert_eq!(rx.held_payload(&t), None);
+                }
+                if !holds.is_empty() {
+                    let nth = nth.min(holds.len() - 1);
+                    if nth > 0 {
+                        let used = tx.core().stats().used;
+                        prop_assert_eq!(rx.release_held(holds[nth].0.hold()), Err(ReleaseError::OutOfOrder));
+                        prop_assert_eq!(tx.core().stats().used, used, "a refused release freed space");
+                    }
+                    for (t, _) in holds.drain(..=nth) {
+                        rx.release_held(t.hold()).unwrap();
+                        stale_hold = Some(t);
+                    }
+                }
+            }
+            Op::PassPadding => {
+                let holding = rx.is_holding();
+                let used = tx.core().stats().used;
+                let passed = rx.pass_padding();
+                let now = tx.core().stats().used;
+                prop_assert_eq!(passed, now < used, "pass_padding: {} -> {}", used, now);
+                prop_assert!(now <= used);
+                prop_assert!(!(holding && passed), "nothing is published past held space");
+            }
+            Op::ConsumerDrain => {
+                let expected_frames = model.len() as u64;
+                let expected_bytes: u64 = model.iter().map(|f| (f.payload.len() - f.taken) as u64).sum();
+                let d = rx.drain();
+                prop_assert_eq!((d.frames, d.bytes), (expected_frames, expected_bytes));
+                discarded_bytes += expected_bytes;
+                model.clear();
+                prop_assert!(rx.read().is_none());
+            }
+            Op::ReservePending { .. } | Op::ReservePendingNearMax { .. } => {
+                let (len, seed) = match *op {
+                    Op::ReservePending { len, seed } => (len, seed),
+                    Op::ReservePendingNearMax { below, seed } => (max.saturating_add_signed(-below), seed),
+                    _ => unreachable!(),
+                };
+                let mut result = tx.reserve_pending(len);
+                if result == Err(ReserveError::Full) && pending.is_empty() {
+                    let free = capacity as u64 - tx.core().stats().used;
+                    prop_assert!(free < 2 * record(len), "Full with {} bytes free", free);
+                }
+                if result == Err(ReserveError::Full)
+                    && model.is_empty()
+                    && holds.is_empty()
+                    && pending.is_empty()
+                {
+                    // Only padding stands in the way, which the consumer passes.
+                    prop_assert!(rx.read().is_none());
+                    result = tx.reserve_pending(len);
+                    prop_assert!(result.is_ok(), "still Full after the consumer passed the padding");
+                }
+                match result {
+                    Ok(r) => {
+                        prop_assert_eq!(r.capacity(), len);
+                        let data = payload_for(seed, len);
+                        tx.pending_payload(&r).unwrap().copy_from_slice(&data);
+                        if let Some((older, _, _)) = pending.front() {
+                            // Not the oldest: refused, nothing changes.
+                            prop_assert_eq!(tx.abandon_pending(&r), Err(CommitError::OutOfOrder));
+                            prop_assert!(r.ticket() > older.ticket());
+                        }
+                        pending.push_back((r, data, meta_for(seed, len)));
+                        prop_assert_eq!(tx.pending(), pending.len() as u64);
+                        prop_assert_eq!(tx.reserve(0).err(), Some(ReserveError::Full));
+                    }
+                    Err(ReserveError::Full) => prop_assert!(len <= max),
+                    Err(ReserveError::TooLarge { len: l, max: m }) => {
+                        prop_assert_eq!((l, m), (len, max));
+                        prop_assert!(len > max);
+                    }
+                }
+            }
+            Op::CommitPending { cut } => {
+                if let Some(r) = stale_reservation {
+                    prop_assert_eq!(
+                        tx.commit_pending(&r, 0, &FrameMeta::default()),
+                        Err(CommitError::NotPending)
+                    );
+                }
+                if let Some((r, data, meta)) = pending.pop_front() {
+                    let len = r.capacity() - cut.min(r.capacity());
+                    prop_assert_eq!(
+                        tx.commit_pending(&r, r.capacity() + 1, &meta),
+                        Err(CommitError::TooLong { len: r.capacity() + 1, capacity: r.capacity() })
+                    );
+                    tx.commit_pending(&r, len, &meta).unwrap();
+                    model.push_back(ModelFrame {
+                        payload: data[..len].to_vec(),
+                        meta,
+                        taken: 0,
+                        in_place: false,
+                    });
+                    frames_in += 1;
+                    stale_reservation = Some(r);
+                }
+            }
+            Op::AbandonPending => {
+                if let Some((r, _, _)) = pending.pop_front() {
+                    tx.abandon_pending(&r).unwrap();
+                    prop_assert_eq!(tx.abandon_pending(&r), Err(CommitError::NotPending));
+                    stale_reservation = Some(r);
+                }
             }
         }
+        // Held bytes are never touched, whatever the producer did.
+        for (i, (t, bytes)) in holds.iter().enumerate() {
+            prop_assert_eq!(rx.held_payload(t), Some(&bytes[..]), "hold {} changed", i);
+        }
+        prop_assert_eq!(rx.is_holding(), !holds.is_empty() || model.front().is_some_and(|f| f.in_place));
         let stats = tx.core().stats();
         let queued: u64 = model.iter().map(|f| (f.payload.len() - f.taken) as u64).sum();
         prop_assert_eq!(stats.bytes_in, stats.bytes_out + discarded_bytes + queued);
+        prop_assert_eq!(stats.frames_in, frames_in);
+        prop_assert_eq!(stats.frames_in, stats.frames_out + stats.discarded_frames + model.len() as u64);
+        prop_assert_eq!(stats.discarded_bytes, discarded_bytes);
+        let queued_records: u64 = model.iter().map(|f| record(f.payload.len())).sum();
+        prop_assert!(stats.used >= queued_records, "used {} < queued records {}", stats.used, queued_records);
         prop_assert!(stats.used <= capacity as u64);
         prop_assert!(stats.high_water <= capacity as u64);
     }
@@ -148,6 +357,15 @@ fn run(capacity: usize, ops: &[Op]) -> Result<(), TestCaseError> {
         read(&mut rx, &mut model, usize::MAX)?;
     }
     prop_assert!(rx.read().is_none());
+    while let Some((r, _, _)) = pending.pop_front() {
+        tx.abandon_pending(&r).unwrap();
+    }
+    for (t, _) in holds.drain(..) {
+        rx.release_held(t.hold()).unwrap();
+    }
+    prop_assert!(!rx.is_holding());
+    prop_assert!(rx.read().is_none());
+    prop_assert_eq!(tx.core().stats().used, 0, "everything released, passed and published");
     // With the ring drained, the largest frame fits — at once, or after the consumer passes the
     // padding the reservation published.
     if tx.reserve(max).is_err() {
