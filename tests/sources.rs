@@ -710,7 +710,8 @@ fn a_reset_downstream_of_a_pull_source_keeps_the_space_its_reads_name() {
 /// A pull source reading small frames sizes its read headers to them: F3's 64 KiB ring (nobody
 /// reads it) fills with many 1000-byte frames — the first read, not knowing them yet, reserves
 /// the largest piece (half the ring), and the rest take what they need. With every header the
-/// largest piece, each frame held half the ring's space until read: one frame filled it.
+/// largest piece, each frame held half the ring's space until read: one frame filled it. Each
+/// read carries several frames: as many headers as fit a quarter of the ring.
 #[test]
 fn a_pull_source_sizes_its_reads_to_the_frames() {
     let backend = common::boot();
@@ -727,6 +728,7 @@ fn a_pull_source_sizes_its_reads_to_the_frames() {
             assert_eq!(pin.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
         }
         write_all(&backend, &f2_in, &frames(200, 1000));
+        let irps_before = backend.machine().driver_irps_sent();
         assert_eq!(pull.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
         // Settled: every read is back (what F2 gave is what F3 took) and no more come.
         let mut last = u64::MAX;
@@ -741,6 +743,27 @@ fn a_pull_source_sizes_its_reads_to_the_frames() {
         );
         let s3 = common::stats(&f3);
         assert!(s3.frames_in >= 12, "F3's ring holds {} frames of 1000 bytes: {s3:?}", s3.frames_in);
+        // And each read carries several (F2 had them all waiting): a read per frame would do.
+        let reads = backend.machine().driver_irps_sent() - irps_before;
+        assert!(reads * 3 <= s3.frames_in, "{reads} reads brought {} frames", s3.frames_in);
+    }
+    backend.shutdown().assert_clean();
+}
+
+/// A pull source whose upstream filter is empty has all four of its requests waiting there at
+/// once, each naming its share of the source's ring.
+#[test]
+fn every_pull_request_fits_in_its_ring_at_once() {
+    let backend = common::boot();
+    {
+        let PullPair { f2, f3, f2_in: _f2_in, f2_out: _f2_out, f3_out: _f3_out, pull: _pull } =
+            pull_pair(&backend, Small::Neither, KSSTATE_RUN);
+        assert!(
+            settles(|| common::stats(&f2).pending_reads == 4),
+            "four reads wait at F2: {:?}, F3 {:?}",
+            common::stats(&f2),
+            common::stats(&f3)
+        );
     }
     backend.shutdown().assert_clean();
 }

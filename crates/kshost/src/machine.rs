@@ -177,6 +177,8 @@ pub(crate) struct MachineInner {
     /// The next IRP a driver acquires from a KS queue is cancelled right after (a test's way to
     /// place an `IoCancelIrp` from another processor in that window).
     pub cancel_next_acquired: std::sync::atomic::AtomicBool,
+    /// IRPs the driver built itself and sent down (`IofCallDriver` of an IRP it allocated).
+    pub driver_irps_sent: std::sync::atomic::AtomicU64,
     /// The device stack's security descriptor (the INF's `Security`, or the default).
     pub device_dacl: Mutex<crate::security::Dacl>,
     /// Who the client process runs as.
@@ -329,6 +331,7 @@ impl Machine {
             ob_refs: Mutex::new(HashMap::new()),
             work_items: Mutex::new(HashMap::new()),
             cancel_next_acquired: std::sync::atomic::AtomicBool::new(false),
+            driver_irps_sent: std::sync::atomic::AtomicU64::new(0),
             device_dacl: Mutex::new(crate::security::Dacl::default_for_device()),
             caller: Mutex::new(crate::security::Caller::default()),
             registry: Mutex::new(crate::registry::Registry::default()),
@@ -579,6 +582,13 @@ impl Machine {
     #[must_use]
     pub fn pool_in_use(&self) -> Vec<(usize, usize, String)> {
         self.inner.pool.live().into_iter().map(|(a, b)| (a, b.size, tag_text(b.tag))).collect()
+    }
+
+    /// How many IRPs the driver has built itself and sent down (an IRP source's requests): what
+    /// a test counts to see how much one request carries, as an IRP trace would on Windows.
+    #[must_use]
+    pub fn driver_irps_sent(&self) -> u64 {
+        self.inner.driver_irps_sent.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Pool allocations made so far.

@@ -284,6 +284,7 @@ pub(crate) unsafe fn call_driver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> N
         if b.meta.driver_owned.swap(false, Ordering::AcqRel) {
             // The driver's own IRP leaves its hands; it is completed back to its completion routine.
             b.meta.completed.store(false, Ordering::Release);
+            crate::machine::current().driver_irps_sent.fetch_add(1, Ordering::SeqCst);
         }
     }
     b.irp.CurrentLocation -= 1;
