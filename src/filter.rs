@@ -74,7 +74,7 @@ pub struct Counters {
     pub direct_frames: AtomicU64,
     /// Payload bytes the driver copied into the ring.
     pub copied_in: AtomicU64,
-    /// Payload bytes the driver copied into a reader's (or a push source's) buffer.
+    /// Payload bytes the driver copied into a reader's buffer.
     pub copied_out: AtomicU64,
 }
 
@@ -567,9 +567,9 @@ impl Filter {
 
     /// `KSPROPERTY_KSRING_STATISTICS`.
     ///
-    /// The copy counters are counted where the copies happen: a writer's (or pull source's) bytes
-    /// into the ring (in); the ring's bytes, or a writer's straight to a waiting read, into a
-    /// reader's (or push source's) buffer (out).
+    /// The copy counters are counted where the copies happen: a writer's bytes into the ring
+    /// (in); the ring's bytes, or a writer's straight to a waiting read, into a reader's buffer
+    /// (out). IRP sources copy nothing: their requests name the ring.
     pub fn statistics(&self) -> KsRingStatistics {
         let (capacity, fill, high_water) = {
             let c = self.control.lock();

@@ -25,7 +25,9 @@ impl Source {
         for slot in &this.slots {
             let stale = slot.seq.load(Ordering::SeqCst) < work.next_done;
             if stale && slot.state.load() == SlotState::Done && Self::read_done(f, slot, work) {
-                // Came back after a STOP dropped what was held: drop it too, counted.
+                // Accounted after a STOP dropped what was held: drop it too, counted. (Not
+                // expected — a STOP ends once every read is back and dropped — but a read left
+                // done would keep every later one from being settled.)
                 Self::drop_slot(slot, this.kind, &f.counters);
             }
         }

@@ -20,8 +20,8 @@ pub(super) enum SlotState {
     InFlight,
     /// Completed, not yet accounted by the work routine.
     Done,
-    /// Accounted, with data still to go (a push's refused remainder, a pull's frames not yet in
-    /// the ring).
+    /// Accounted, with data still to go (a push's refused remainder; a pull's frames not yet
+    /// committed: an older read is not back, or the input does not run).
     Held,
 }
 
@@ -50,7 +50,7 @@ impl AtomicSlotState {
 /// A request's buffers and bookkeeping: the work routine's between sends, the target's while in
 /// flight (lent to the request).
 pub(super) struct SlotIo {
-    /// The headers and the bytes they describe.
+    /// The headers, naming the ring's storage.
     pub(super) buffers: StreamBuffers<HEADERS>,
     /// Push: the holds on the ring space of the frame parts this slot sends in place, in the
     /// order they were taken (one per header as first sent); released in that order, after every

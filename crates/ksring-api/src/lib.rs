@@ -110,12 +110,13 @@ pub struct KsRingStatistics {
     pub pending_writes: u32,
     /// Read requests pending now.
     pub pending_reads: u32,
-    /// Payload bytes the driver copied into the ring: from a writer's buffer, or — a pull source —
-    /// from its request's buffer.
+    /// Payload bytes the driver copied into the ring from a writer's buffer (an IRP source
+    /// copies nothing: a push source's writes and a pull source's reads name the ring's storage,
+    /// so the copy is the other filter's).
     pub copied_in: u64,
     /// Payload bytes the driver copied into a reader's buffer — from the ring, or straight from a
     /// writer's buffer when the read was waiting on an empty ring (one copy for that byte, not
-    /// two) — or, a push source, from the ring into its request's buffer.
+    /// two).
     pub copied_out: u64,
 }
 

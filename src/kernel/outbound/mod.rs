@@ -392,9 +392,9 @@ impl<B> Outbound<B> {
     }
 
     /// Sends a stream request in `direction` to `target` (whose `lease` the caller holds) as a
-    /// kernel-mode request whose output buffer is the header array of `buffers` (each header in use
-    /// rewritten to lie in its own buffer: [`StreamBuffers`]), lent to the request (claimed) until
-    /// it completes; then [`Owner::completed`] runs with this slot — right away
+    /// kernel-mode request whose output buffer is the header array of `buffers` (each header in
+    /// use rewritten to lie in the region it names: [`StreamBuffers`]), lent to the request
+    /// (claimed) until it completes; then [`Owner::completed`] runs with this slot — right away
     /// with `STATUS_FILE_CLOSED` if the target is let go. The request holds a reference on `owner`
     /// (and counts in its [`Activity`]) until then.
     pub fn send<T: Owner, const N: usize>(
