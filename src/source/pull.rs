@@ -108,7 +108,7 @@ impl Source {
         let wanted = (p.max_frame() / SLOTS / part.max(1)).clamp(1, HEADERS);
         let mut count = 0;
         // `wanted <= HEADERS` and the list was cleared: every reservation made is recorded.
-        while count < wanted && io.reserved.count < HEADERS {
+        while count < wanted {
             match p.reserve_pending(part) {
                 Ok(r) => {
                     // Recorded before the header is set: reserved space is given up in order

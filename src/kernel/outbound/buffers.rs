@@ -142,9 +142,10 @@ impl<const N: usize, R: Region + Clone> StreamBuffers<N, R> {
         };
         let Some((start, len)) = extent.get() else { return Err(OutOfBounds) };
         let by = by.min(len);
+        let rest = len - by;
         #[allow(clippy::cast_possible_truncation)] // within an extent that fits u32
-        let moved = Extent { start: (start + by) as u32, len: (len - by) as u32 };
-        *header = header_of(len - by, flags, meta);
+        let moved = Extent { start: (start + by) as u32, len: rest as u32 };
+        *header = header_of(rest, flags, meta);
         *extent = moved;
         Ok(())
     }
