@@ -90,12 +90,22 @@ struct PullPair<'b> {
 
 /// Opens a [`PullPair`], every pin in RUN but the source, which goes to `source_state`.
 fn pull_pair(backend: &ksclient::emulated::Emulated, small: Small, source_state: KSSTATE) -> PullPair<'_> {
+    let capacity = |which| (small == which).then_some(MIN_CAPACITY);
+    pull_pair_with(backend, [capacity(Small::Upstream), capacity(Small::Downstream)], source_state)
+}
+
+/// A [`PullPair`] whose F2 and F3 rings have the given capacities (or the driver's).
+fn pull_pair_with(
+    backend: &ksclient::emulated::Emulated,
+    capacities: [Option<u32>; 2],
+    source_state: KSSTATE,
+) -> PullPair<'_> {
     let format = request::stream_format();
     let f2 = Filter::open_first(backend).expect("F2");
     let f3 = Filter::open_first(backend).expect("F3");
-    for (filter, which) in [(&f2, Small::Upstream), (&f3, Small::Downstream)] {
-        if small == which {
-            assert_eq!(filter.set_capacity(MIN_CAPACITY).status, STATUS_SUCCESS);
+    for (filter, capacity) in [&f2, &f3].into_iter().zip(capacities) {
+        if let Some(bytes) = capacity {
+            assert_eq!(filter.set_capacity(bytes).status, STATUS_SUCCESS);
         }
     }
     let f2_in = f2.connect(PIN_INPUT, &format).expect("F2.in");
@@ -716,17 +726,8 @@ fn a_reset_downstream_of_a_pull_source_keeps_the_space_its_reads_name() {
 fn a_pull_source_sizes_its_reads_to_the_frames() {
     let backend = common::boot();
     {
-        let format = request::stream_format();
-        let f2 = Filter::open_first(&backend).expect("F2");
-        let f3 = Filter::open_first(&backend).expect("F3");
-        assert_eq!(f3.set_capacity(64 << 10).status, STATUS_SUCCESS);
-        let f2_in = f2.connect(PIN_INPUT, &format).expect("F2.in");
-        let f2_out = f2.connect(PIN_OUTPUT, &format).expect("F2.out");
-        let f3_out = f3.connect(PIN_OUTPUT, &format).expect("F3.out");
-        let pull = source(&f3, PIN_INPUT, &f2_out);
-        for pin in [&f2_in, &f2_out, &f3_out] {
-            assert_eq!(pin.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
-        }
+        let PullPair { f2, f3, f2_in, f2_out: _f2_out, f3_out: _f3_out, pull } =
+            pull_pair_with(&backend, [None, Some(64 << 10)], ksabi::KSSTATE_PAUSE);
         write_all(&backend, &f2_in, &frames(200, 1000));
         let irps_before = backend.machine().driver_irps_sent();
         assert_eq!(pull.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
