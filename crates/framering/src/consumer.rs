@@ -207,8 +207,8 @@ impl<'a> Consumer<'a> {
             let marker = unsafe { self.storage.read_marker(self.read_off) };
             if marker.kind == KIND_FRAME {
                 // SAFETY: a frame's whole header was published with its marker.
-                let rest = unsafe { self.storage.read_header_rest(self.read_off) };
-                return Some((self.read_off, RecordHeader::from_parts(marker, rest)));
+                let meta = unsafe { self.storage.read_meta(self.read_off) };
+                return Some((self.read_off, RecordHeader { marker, meta }));
             }
             let published = self.cached_tail - self.read_pos;
             let step = skip_len(marker, to_end, published)
@@ -250,7 +250,7 @@ impl<'a> Consumer<'a> {
     /// waiting to wrap can go on without another `read`.
     #[inline]
     fn release(&mut self, header: &RecordHeader) {
-        let size = record_size(header.payload_len as usize).unwrap_or(HEADER_SIZE);
+        let size = record_size(header.payload_len()).unwrap_or(HEADER_SIZE);
         self.advance(size);
         self.finish_frame();
         while self.read_pos < self.cached_tail {
@@ -302,7 +302,7 @@ impl<'a> Consumer<'a> {
     /// held space is freed with that space.
     pub fn take(&mut self, max: usize) -> Option<Taken> {
         let (offset, header) = self.next_frame()?;
-        let frame_len = header.payload_len as usize;
+        let frame_len = header.payload_len();
         let n = max.min(frame_len - self.taken);
         let start = self.taken == 0;
         let at = self.read_pos + (HEADER_SIZE + self.taken) as u64;
@@ -330,7 +330,7 @@ impl<'a> Consumer<'a> {
             offset: part,
             len: n,
             at,
-            meta: header.meta(),
+            meta: header.meta,
             start,
             more,
             hold: Hold { seq: self.issued, pos, origin: self.core.origin() },
@@ -467,14 +467,14 @@ impl ReadGrant<'_, '_> {
     #[must_use]
     #[inline]
     pub fn meta(&self) -> FrameMeta {
-        self.header.meta()
+        self.header.meta
     }
 
     /// Payload bytes of the whole frame.
     #[must_use]
     #[inline]
     pub fn frame_len(&self) -> usize {
-        self.header.payload_len as usize
+        self.header.payload_len()
     }
 
     /// Payload bytes of this frame already consumed by earlier partial reads.

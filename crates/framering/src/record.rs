@@ -8,14 +8,17 @@
 //! A record may be followed by a **gap**: space the producer reserved for a longer frame
 //! ([`crate::Producer::reserve_pending`]) and then committed shorter, or abandoned while later
 //! reservations already sat behind it. A gap is a multiple of 8 bytes, at least 8, and starts with
-//! an 8-byte [`SkipMarker`] — the first two fields of a header (`payload_len`, `kind`) with `kind`
-//! [`KIND_SKIP`] and `payload_len` the whole gap's length, marker included. The consumer reads
+//! an 8-byte [`SkipMarker`] — a header's first field (`len`, `kind`) — with `kind`
+//! [`KIND_SKIP`] and `len` the whole gap's length, marker included. The consumer reads
 //! the 8-byte prefix of a record first and the rest of the header only for a frame, so it never
 //! reads past a gap into bytes not yet published. A gap that starts less than a header before the
 //! end of the storage lies where no record can start: the consumer passes such bytes without
 //! reading them, as far as they are published. [`HEADER_SIZE`] stays 40 bytes.
 
 /// Metadata carried with each frame (the fields of a `KSSTREAM_HEADER` that describe the data).
+/// `repr(C)`: it is also the part of a [`RecordHeader`] after its [`SkipMarker`], written and read
+/// in the storage as it is.
+#[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FrameMeta {
     /// `KSSTREAM_HEADER_OPTIONSF_*`.
@@ -32,67 +35,37 @@ pub struct FrameMeta {
     pub duration: i64,
 }
 
-/// The header in front of every record. 40 bytes, 8-aligned.
+/// The header in front of every record: its 8-byte prefix, then the frame's metadata. 40 bytes,
+/// 8-aligned.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct RecordHeader {
-    /// Payload bytes (without the padding to 8).
-    pub payload_len: u32,
-    /// [`KIND_FRAME`] or [`KIND_PADDING`] ([`KIND_SKIP`] in a [`SkipMarker`]).
-    pub kind: u32,
-    pub options_flags: u32,
-    pub type_specific_flags: u32,
-    pub presentation_time: i64,
-    pub numerator: u32,
-    pub denominator: u32,
-    pub duration: i64,
+    /// `len`: payload bytes (without the padding to 8); `kind`: [`KIND_FRAME`] or
+    /// [`KIND_PADDING`] ([`KIND_SKIP`] only ever in a lone [`SkipMarker`]).
+    pub marker: SkipMarker,
+    /// The frame's metadata (zero for padding). The consumer reads it only for a frame, after the
+    /// marker said so.
+    pub meta: FrameMeta,
 }
 
 /// A frame record.
 pub(crate) const KIND_FRAME: u32 = 0x4652_4D46; // "FMRF"
 /// A padding record: skip to the start of the storage.
 pub(crate) const KIND_PADDING: u32 = 0x4450_4150; // "PAPD"
-/// A gap: skip `payload_len` bytes (the marker included). Only the 8-byte [`SkipMarker`] is written.
+/// A gap: skip `len` bytes (the marker included). Only the 8-byte [`SkipMarker`] is written.
 pub(crate) const KIND_SKIP: u32 = 0x5049_4B53; // "SKIP"
 
-/// The first 8 bytes of every record: all of a gap, the start of a header otherwise. The same
-/// layout as the first two fields of [`RecordHeader`].
+/// The first 8 bytes of every record: all of a gap, the start of a header otherwise.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct SkipMarker {
-    /// For a gap, the gap's bytes (marker included); for a frame or padding, `payload_len`.
+    /// For a gap, the gap's bytes (marker included); for a frame or padding, its payload bytes.
     pub len: u32,
     /// The record's kind.
     pub kind: u32,
 }
 
-/// The rest of a [`RecordHeader`] after its [`SkipMarker`]: the frame's metadata. The consumer reads
-/// it only for a frame, after the marker said so.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct HeaderRest {
-    pub options_flags: u32,
-    pub type_specific_flags: u32,
-    pub presentation_time: i64,
-    pub numerator: u32,
-    pub denominator: u32,
-    pub duration: i64,
-}
-
-const _: () = assert!(core::mem::size_of::<HeaderRest>() + MARKER_SIZE == HEADER_SIZE);
-const _: () = assert!(core::mem::offset_of!(RecordHeader, options_flags) == MARKER_SIZE);
-const _: () = assert!(
-    core::mem::offset_of!(RecordHeader, duration) - MARKER_SIZE
-        == core::mem::offset_of!(HeaderRest, duration)
-);
-const _: () = assert!(
-    core::mem::offset_of!(RecordHeader, presentation_time) - MARKER_SIZE
-        == core::mem::offset_of!(HeaderRest, presentation_time)
-);
-const _: () = assert!(
-    core::mem::offset_of!(RecordHeader, denominator) - MARKER_SIZE
-        == core::mem::offset_of!(HeaderRest, denominator)
-);
+const _: () = assert!(core::mem::offset_of!(RecordHeader, meta) == MARKER_SIZE);
 
 /// Bytes to pass over for a record that is not a frame, whose 8-byte prefix is `marker`, with
 /// `to_end` bytes (at least a header's) left before the end of the storage and `published` bytes
@@ -134,9 +107,6 @@ pub(crate) fn corrupt_skip(marker: SkipMarker, to_end: usize, published: u64) ->
 /// Bytes of a [`SkipMarker`]: the smallest gap.
 pub(crate) const MARKER_SIZE: usize = core::mem::size_of::<SkipMarker>();
 const _: () = assert!(MARKER_SIZE == RECORD_ALIGN);
-const _: () =
-    assert!(core::mem::offset_of!(RecordHeader, payload_len) == core::mem::offset_of!(SkipMarker, len));
-const _: () = assert!(core::mem::offset_of!(RecordHeader, kind) == core::mem::offset_of!(SkipMarker, kind));
 
 /// Bytes of a record header.
 pub const HEADER_SIZE: usize = core::mem::size_of::<RecordHeader>();
@@ -158,55 +128,24 @@ pub(crate) const fn record_size(payload_len: usize) -> Option<usize> {
 impl RecordHeader {
     #[inline]
     pub(crate) const fn frame(payload_len: u32, meta: &FrameMeta) -> Self {
-        Self {
-            payload_len,
-            kind: KIND_FRAME,
-            options_flags: meta.options_flags,
-            type_specific_flags: meta.type_specific_flags,
-            presentation_time: meta.presentation_time,
-            numerator: meta.numerator,
-            denominator: meta.denominator,
-            duration: meta.duration,
-        }
+        Self { marker: SkipMarker { len: payload_len, kind: KIND_FRAME }, meta: *meta }
     }
 
     pub(crate) const fn padding(payload_len: u32) -> Self {
-        Self {
-            payload_len,
-            kind: KIND_PADDING,
+        let meta = FrameMeta {
             options_flags: 0,
             type_specific_flags: 0,
             presentation_time: 0,
             numerator: 0,
             denominator: 0,
             duration: 0,
-        }
+        };
+        Self { marker: SkipMarker { len: payload_len, kind: KIND_PADDING }, meta }
     }
 
-    /// A frame's header from its two halves.
+    /// Payload bytes.
     #[inline]
-    pub(crate) const fn from_parts(marker: SkipMarker, rest: HeaderRest) -> Self {
-        Self {
-            payload_len: marker.len,
-            kind: marker.kind,
-            options_flags: rest.options_flags,
-            type_specific_flags: rest.type_specific_flags,
-            presentation_time: rest.presentation_time,
-            numerator: rest.numerator,
-            denominator: rest.denominator,
-            duration: rest.duration,
-        }
-    }
-
-    #[inline]
-    pub(crate) const fn meta(&self) -> FrameMeta {
-        FrameMeta {
-            options_flags: self.options_flags,
-            type_specific_flags: self.type_specific_flags,
-            presentation_time: self.presentation_time,
-            numerator: self.numerator,
-            denominator: self.denominator,
-            duration: self.duration,
-        }
+    pub(crate) const fn payload_len(&self) -> usize {
+        self.marker.len as usize
     }
 }

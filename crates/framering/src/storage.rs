@@ -13,7 +13,7 @@
 use core::marker::PhantomData;
 use core::ptr::NonNull;
 
-use crate::record::{HeaderRest, MARKER_SIZE, RECORD_ALIGN, RecordHeader, SkipMarker};
+use crate::record::{FrameMeta, MARKER_SIZE, RECORD_ALIGN, RecordHeader, SkipMarker};
 
 /// The ring's bytes: a pointer and a length, valid for `'a`.
 #[derive(Clone, Copy)]
@@ -68,23 +68,23 @@ impl Storage<'_> {
         unsafe { slot.write(*header) };
     }
 
-    /// Reads the part of the header at an 8-aligned `offset` that follows its 8-byte prefix (read
-    /// first with `read_marker`): 32 bytes at `offset + 8`.
+    /// Reads the frame's metadata in the header at an 8-aligned `offset`, the part that follows its
+    /// 8-byte prefix (read first with `read_marker`): 32 bytes at `offset + 8`.
     ///
     /// # Safety
     /// The header's bytes belong to the calling half and were written by `write_header`.
     #[inline]
-    pub(crate) unsafe fn read_header_rest(&self, offset: usize) -> HeaderRest {
+    pub(crate) unsafe fn read_meta(&self, offset: usize) -> FrameMeta {
         debug_assert!(offset.is_multiple_of(RECORD_ALIGN) && offset + crate::HEADER_SIZE <= self.len);
         self.track_read(offset + MARKER_SIZE, crate::HEADER_SIZE - MARKER_SIZE);
         #[allow(clippy::cast_ptr_alignment)] // 8-aligned storage (checked at split), 8-multiple offsets
-        let slot = self.at(offset + MARKER_SIZE).cast::<HeaderRest>();
+        let slot = self.at(offset + MARKER_SIZE).cast::<FrameMeta>();
         // SAFETY: in bounds, aligned, initialised by the producer before it published them.
         unsafe { slot.read() }
     }
 
     /// Reads the 8-byte prefix of the record at an 8-aligned `offset`: a whole gap's marker, or the
-    /// `payload_len` and `kind` of a header. Touches only those 8 bytes, so it is safe to use
+    /// `len` and `kind` of a header. Touches only those 8 bytes, so it is safe to use
     /// where a gap shorter than a header ends in bytes not yet published.
     ///
     /// # Safety
