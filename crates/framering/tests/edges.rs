@@ -10,48 +10,11 @@
 )]
 
 use framering::{
-    FrameMeta, HEADER_SIZE, MAX_CAPACITY, MIN_CAPACITY, RECORD_ALIGN, ReserveError, RingCore, RingError,
-    reset,
+    FrameMeta, HEADER_SIZE, MAX_CAPACITY, MIN_CAPACITY, ReserveError, RingCore, RingError, reset,
 };
 
-/// Storage with a known 8-byte alignment (a `Vec<u64>` viewed as bytes).
-struct Aligned(Vec<u64>);
-
-impl Aligned {
-    fn new(bytes: usize) -> Self {
-        Self(vec![0; bytes.div_ceil(8)])
-    }
-    fn bytes(&mut self, len: usize) -> &mut [u8] {
-        let all: &mut [u8] = bytemuck_bytes(&mut self.0);
-        &mut all[..len]
-    }
-}
-
-fn bytemuck_bytes(words: &mut [u64]) -> &mut [u8] {
-    let len = std::mem::size_of_val(words);
-    // SAFETY: u64 has no padding and any byte pattern is a valid u8.
-    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), len) }
-}
-
-fn meta(n: u32) -> FrameMeta {
-    FrameMeta {
-        options_flags: n,
-        type_specific_flags: !n,
-        presentation_time: i64::from(n) * 1000,
-        numerator: 1,
-        denominator: 10_000_000,
-        duration: 333_667,
-    }
-}
-
-fn pattern(seed: u32, len: usize) -> Vec<u8> {
-    (0..len).map(|i| (seed as usize * 31 + i * 7) as u8).collect()
-}
-
-/// Record bytes a frame of `len` payload bytes takes.
-fn record(len: usize) -> usize {
-    (HEADER_SIZE + len).next_multiple_of(RECORD_ALIGN)
-}
+mod common;
+use common::{Aligned, meta, pattern, record, used};
 
 #[test]
 fn misaligned_storage_is_rejected() {
@@ -111,11 +74,11 @@ fn frame_exactly_filling_the_remaining_space_needs_no_padding() {
     let rest = MIN_CAPACITY - record(first) - HEADER_SIZE; // record ends exactly at the end
     tx.push(&pattern(1, first), &meta(1)).unwrap();
     tx.push(&pattern(2, rest), &meta(2)).unwrap();
-    assert_eq!(core_used(&tx), MIN_CAPACITY as u64, "no padding: both records fill the storage");
+    assert_eq!(used(&tx), MIN_CAPACITY as u64, "no padding: both records fill the storage");
     assert!(rx.read().unwrap().consume(first));
     // The next frame starts at offset 0, right after the exact fit.
     tx.push(&pattern(3, 8), &meta(3)).unwrap();
-    assert_eq!(core_used(&tx), (record(rest) + record(8)) as u64);
+    assert_eq!(used(&tx), (record(rest) + record(8)) as u64);
     let f = rx.read().unwrap();
     assert_eq!((f.payload(), f.meta()), (&pattern(2, rest)[..], meta(2)));
     f.release();
@@ -123,10 +86,6 @@ fn frame_exactly_filling_the_remaining_space_needs_no_padding() {
     assert_eq!((f.payload(), f.meta()), (&pattern(3, 8)[..], meta(3)));
     f.release();
     assert!(rx.read().is_none());
-}
-
-fn core_used(tx: &framering::Producer<'_>) -> u64 {
-    tx.core().stats().used
 }
 
 #[test]
@@ -141,16 +100,16 @@ fn frame_one_byte_too_big_for_the_tail_goes_to_the_start_after_padding() {
     // then the frame waits for the first frame to go.
     let too_big = tail_room - HEADER_SIZE + 1;
     assert_eq!(tx.reserve(too_big).err(), Some(ReserveError::Full));
-    assert_eq!(core_used(&tx), MIN_CAPACITY as u64, "first frame + padding to the end");
+    assert_eq!(used(&tx), MIN_CAPACITY as u64, "first frame + padding to the end");
     assert!(rx.read().unwrap().consume(first));
-    assert_eq!(core_used(&tx), 0, "the consumer released the frame and passed the padding");
+    assert_eq!(used(&tx), 0, "the consumer released the frame and passed the padding");
     tx.push(&pattern(2, too_big), &meta(2)).unwrap();
-    assert_eq!(core_used(&tx), record(too_big) as u64, "the record at offset 0");
+    assert_eq!(used(&tx), record(too_big) as u64, "the record at offset 0");
     let f = rx.read().unwrap();
     assert!(!f.is_continuation());
     assert_eq!((f.payload(), f.meta()), (&pattern(2, too_big)[..], meta(2)));
     f.release();
-    assert_eq!(core_used(&tx), 0);
+    assert_eq!(used(&tx), 0);
 }
 
 /// The state that stalled a chain of filters: the reader had drained the ring, then a reserve
@@ -166,9 +125,9 @@ fn padding_published_by_a_full_reserve_is_freed_by_pass_padding() {
     assert!(!rx.pass_padding(), "no padding yet");
     let big = 3500; // fits neither the tail (3056 bytes) nor the start (1032) — only an empty ring
     assert_eq!(tx.reserve(big).err(), Some(ReserveError::Full));
-    assert_eq!(core_used(&tx), (MIN_CAPACITY - record(1000)) as u64, "padding only");
+    assert_eq!(used(&tx), (MIN_CAPACITY - record(1000)) as u64, "padding only");
     assert!(rx.pass_padding());
-    assert_eq!(core_used(&tx), 0);
+    assert_eq!(used(&tx), 0);
     tx.push(&pattern(2, big), &meta(2)).unwrap();
     let f = rx.read().unwrap();
     assert_eq!((f.payload(), f.meta()), (&pattern(2, big)[..], meta(2)));
@@ -185,15 +144,15 @@ fn tail_shorter_than_a_header_is_skipped_implicitly() {
     tx.push(&pattern(1, first), &meta(1)).unwrap();
     // Even an empty frame cannot use those 32 bytes: they become (implicit) padding.
     assert_eq!(tx.reserve(0).err(), Some(ReserveError::Full));
-    assert_eq!(core_used(&tx), MIN_CAPACITY as u64);
+    assert_eq!(used(&tx), MIN_CAPACITY as u64);
     rx.read().unwrap().release();
     tx.push(&[], &meta(2)).unwrap();
-    assert_eq!(core_used(&tx), HEADER_SIZE as u64);
+    assert_eq!(used(&tx), HEADER_SIZE as u64);
     let f = rx.read().unwrap();
     assert_eq!((f.frame_len(), f.meta()), (0, meta(2)));
     assert!(f.consume(0), "consuming nothing finishes an empty frame");
     assert!(rx.read().is_none());
-    assert_eq!(core_used(&tx), 0);
+    assert_eq!(used(&tx), 0);
 }
 
 #[test]
@@ -249,7 +208,7 @@ fn commit_len_returns_the_unused_reservation() {
     let mut grant = tx.reserve(2000).unwrap();
     grant.payload()[..10].copy_from_slice(b"0123456789");
     grant.commit_len(10, &meta(1));
-    assert_eq!(core_used(&tx), record(10) as u64);
+    assert_eq!(used(&tx), record(10) as u64);
     let f = rx.read().unwrap();
     assert_eq!(f.payload(), b"0123456789");
     f.release();
@@ -348,13 +307,13 @@ fn empty_frame_in_the_last_header_sized_slot_is_read() {
     let first = MIN_CAPACITY - 2 * HEADER_SIZE;
     tx.push(&pattern(1, first), &meta(1)).unwrap();
     tx.push(&[], &meta(2)).unwrap();
-    assert_eq!(core_used(&tx), MIN_CAPACITY as u64, "no padding: the empty frame took the last 40 bytes");
+    assert_eq!(used(&tx), MIN_CAPACITY as u64, "no padding: the empty frame took the last 40 bytes");
     rx.read().unwrap().release();
     let f = rx.read().expect("the empty frame at the end of the storage is a frame, not padding");
     assert_eq!((f.frame_len(), f.meta()), (0, meta(2)));
     assert!(f.consume(0));
     assert!(rx.read().is_none());
-    assert_eq!(core_used(&tx), 0);
+    assert_eq!(used(&tx), 0);
 }
 
 #[test]

@@ -12,47 +12,12 @@
 )]
 
 use framering::{
-    CommitError, Consumer, FrameMeta, HEADER_SIZE, MIN_CAPACITY, Producer, RECORD_ALIGN, ReleaseError,
-    ReserveError, RingCore, Taken, reset,
+    CommitError, Consumer, FrameMeta, HEADER_SIZE, MIN_CAPACITY, Producer, ReleaseError, ReserveError,
+    RingCore, Taken, reset,
 };
 
-/// Storage with a known 8-byte alignment (a `Vec<u64>` viewed as bytes).
-struct Aligned(Vec<u64>);
-
-impl Aligned {
-    fn new(bytes: usize) -> Self {
-        Self(vec![0; bytes.div_ceil(8)])
-    }
-    fn bytes(&mut self) -> &mut [u8] {
-        let len = std::mem::size_of_val(&self.0[..]);
-        // SAFETY: u64 has no padding and any byte pattern is a valid u8.
-        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast::<u8>(), len) }
-    }
-}
-
-fn meta(n: u32) -> FrameMeta {
-    FrameMeta {
-        options_flags: n,
-        type_specific_flags: !n,
-        presentation_time: i64::from(n) * 1000,
-        numerator: 1,
-        denominator: 10_000_000,
-        duration: 333_667,
-    }
-}
-
-fn pattern(seed: u32, len: usize) -> Vec<u8> {
-    (0..len).map(|i| (seed as usize * 31 + i * 7 + (i >> 8)) as u8).collect()
-}
-
-/// Record bytes a frame of `len` payload bytes takes.
-fn record(len: usize) -> usize {
-    (HEADER_SIZE + len).next_multiple_of(RECORD_ALIGN)
-}
-
-fn used(tx: &Producer<'_>) -> u64 {
-    tx.core().stats().used
-}
+mod common;
+use common::{Aligned, meta, pattern, record, used};
 
 /// Takes a whole frame in one part and checks it against what was pushed.
 fn take_whole(rx: &mut Consumer<'_>, seed: u32, len: usize) -> Taken {
@@ -82,7 +47,7 @@ fn fill_up(tx: &mut Producer<'_>, rx: &mut Consumer<'_>, len: usize) -> usize {
 fn held_space_is_never_handed_to_the_producer() {
     let mut storage = Aligned::new(MIN_CAPACITY);
     let mut core = RingCore::new();
-    let (mut tx, mut rx) = core.split(storage.bytes()).unwrap();
+    let (mut tx, mut rx) = core.split(storage.all()).unwrap();
     for i in 0..3 {
         tx.push(&pattern(i, 1000), &meta(i)).unwrap();
     }
@@ -127,7 +92,7 @@ fn held_space_is_never_handed_to_the_producer() {
 fn held_bytes_survive_a_producer_writing_everything_it_can_around_the_ring() {
     let mut storage = Aligned::new(MIN_CAPACITY);
     let mut core = RingCore::new();
-    let (mut tx, mut rx) = core.split(storage.bytes()).unwrap();
+    let (mut tx, mut rx) = core.split(storage.all()).unwrap();
     // Move to the middle of the storage, then hold one frame there.
     tx.push(&pattern(1, 1500), &meta(1)).unwrap();
     rx.read().unwrap().release();
@@ -154,7 +119,7 @@ fn held_bytes_survive_a_producer_writing_everything_it_can_around_the_ring() {
 fn a_frame_taken_in_parts_is_freed_by_its_last_part() {
     let mut storage = Aligned::new(MIN_CAPACITY);
     let mut core = RingCore::new();
-    let (mut tx, mut rx) = core.split(storage.bytes()).unwrap();
+    let (mut tx, mut rx) = core.split(storage.all()).unwrap();
     let data = pattern(7, 1000);
     tx.push(&data, &meta(7)).unwrap();
     tx.push(&pattern(8, 10), &meta(8)).unwrap();
@@ -199,7 +164,7 @@ fn a_frame_taken_in_parts_is_freed_by_its_last_part() {
 fn a_part_released_before_the_frame_is_read_to_its_end() {
     let mut storage = Aligned::new(MIN_CAPACITY);
     let mut core = RingCore::new();
-    let (mut tx, mut rx) = core.split(storage.bytes()).unwrap();
+    let (mut tx, mut rx) = core.split(storage.all()).unwrap();
     tx.push(&pattern(1, 100), &meta(1)).unwrap();
     tx.push(&pattern(2, 100), &meta(2)).unwrap();
     let first = rx.take(usize::MAX).unwrap();
@@ -223,8 +188,8 @@ fn releases_come_in_take_order_one_by_one() {
     let mut core = RingCore::new();
     let mut other_storage = Aligned::new(MIN_CAPACITY);
     let mut other_core = RingCore::new();
-    let (mut tx, mut rx) = core.split(storage.bytes()).unwrap();
-    let (mut otx, mut orx) = other_core.split(other_storage.bytes()).unwrap();
+    let (mut tx, mut rx) = core.split(storage.all()).unwrap();
+    let (mut otx, mut orx) = other_core.split(other_storage.all()).unwrap();
     for i in 0..4 {
         tx.push(&pattern(i, 200), &meta(i)).unwrap();
         otx.push(&pattern(i, 400), &meta(i)).unwrap();
@@ -267,7 +232,7 @@ fn releases_come_in_take_order_one_by_one() {
 fn padding_skipped_while_holding_is_not_published_past_the_hold() {
     let mut storage = Aligned::new(MIN_CAPACITY);
     let mut core = RingCore::new();
-    let (mut tx, mut rx) = core.split(storage.bytes()).unwrap();
+    let (mut tx, mut rx) = core.split(storage.all()).unwrap();
     tx.push(&pattern(1, 2000), &meta(1)).unwrap(); // 0..2040
     tx.push(&pattern(2, 1500), &meta(2)).unwrap(); // 2040..3584, 512 bytes left
     let held = take_whole(&mut rx, 1, 2000);
@@ -294,7 +259,7 @@ fn padding_skipped_while_holding_is_not_published_past_the_hold() {
 fn drain_discards_what_was_not_taken_and_leaves_held_space_alone() {
     let mut storage = Aligned::new(MIN_CAPACITY);
     let mut core = RingCore::new();
-    let (mut tx, mut rx) = core.split(storage.bytes()).unwrap();
+    let (mut tx, mut rx) = core.split(storage.all()).unwrap();
     for i in 0..4 {
         tx.push(&pattern(i, 500), &meta(i)).unwrap();
     }
@@ -336,7 +301,7 @@ fn drain_discards_what_was_not_taken_and_leaves_held_space_alone() {
 fn reset_forgets_holds_and_pending_reservations() {
     let mut storage = Aligned::new(MIN_CAPACITY);
     let mut core = RingCore::new();
-    let (mut tx, mut rx) = core.split(storage.bytes()).unwrap();
+    let (mut tx, mut rx) = core.split(storage.all()).unwrap();
     tx.push(&pattern(1, 100), &meta(1)).unwrap();
     tx.push(&pattern(2, 100), &meta(2)).unwrap();
     let t = rx.take(usize::MAX).unwrap();
@@ -361,7 +326,7 @@ fn reset_forgets_holds_and_pending_reservations() {
 fn commits_and_abandons_out_of_order_are_refused() {
     let mut storage = Aligned::new(MIN_CAPACITY);
     let mut core = RingCore::new();
-    let (mut tx, mut rx) = core.split(storage.bytes()).unwrap();
+    let (mut tx, mut rx) = core.split(storage.all()).unwrap();
     let r: Vec<_> = (0..3).map(|_| tx.reserve_pending(300).unwrap()).collect();
     assert_eq!(tx.pending(), 3);
     assert_eq!(r.iter().map(|x| x.ticket() - r[0].ticket()).collect::<Vec<_>>(), [0, 1, 2]);
@@ -414,8 +379,8 @@ fn another_producers_reservation_is_refused() {
     let mut core = RingCore::new();
     let mut other_storage = Aligned::new(MIN_CAPACITY + 4096);
     let mut other_core = RingCore::new();
-    let (mut tx, _rx) = core.split(storage.bytes()).unwrap();
-    let (mut otx, _orx) = other_core.split(other_storage.bytes()).unwrap();
+    let (mut tx, _rx) = core.split(storage.all()).unwrap();
+    let (mut otx, _orx) = other_core.split(other_storage.all()).unwrap();
     let mine = tx.reserve_pending(100).unwrap();
     let theirs = otx.reserve_pending(6000).unwrap();
     let theirs_small = otx.reserve_pending(100).unwrap();
@@ -431,7 +396,7 @@ fn another_producers_reservation_is_refused() {
 fn shortened_and_abandoned_reservations_are_skipped() {
     let mut storage = Aligned::new(MIN_CAPACITY);
     let mut core = RingCore::new();
-    let (mut tx, mut rx) = core.split(storage.bytes()).unwrap();
+    let (mut tx, mut rx) = core.split(storage.all()).unwrap();
     let mut expected = Vec::new();
     let mut seed = 0u32;
     for round in 0..40 {
@@ -500,7 +465,7 @@ fn check_all(rx: &mut Consumer<'_>, expected: &mut Vec<(Vec<u8>, FrameMeta)>) {
 fn several_reservations_wrap_around_the_end() {
     let mut storage = Aligned::new(MIN_CAPACITY);
     let mut core = RingCore::new();
-    let (mut tx, mut rx) = core.split(storage.bytes()).unwrap();
+    let (mut tx, mut rx) = core.split(storage.all()).unwrap();
     // Move to offset 3000.
     tx.push(&pattern(0, 3000 - HEADER_SIZE), &meta(0)).unwrap();
     rx.read().unwrap().release();
@@ -541,7 +506,7 @@ fn several_reservations_wrap_around_the_end() {
 fn a_gap_in_the_last_bytes_before_the_end_is_passed_only_as_far_as_published() {
     let mut storage = Aligned::new(MIN_CAPACITY);
     let mut core = RingCore::new();
-    let (mut tx, mut rx) = core.split(storage.bytes()).unwrap();
+    let (mut tx, mut rx) = core.split(storage.all()).unwrap();
     for by_take in [false, true] {
         reset(&mut tx, &mut rx).unwrap();
         // A record ending 8 bytes before the end: 0..4088.
@@ -589,7 +554,7 @@ fn a_gap_in_the_last_bytes_before_the_end_is_passed_only_as_far_as_published() {
 fn reset_and_drain_count_frames_not_gaps() {
     let mut storage = Aligned::new(MIN_CAPACITY);
     let mut core = RingCore::new();
-    let (mut tx, mut rx) = core.split(storage.bytes()).unwrap();
+    let (mut tx, mut rx) = core.split(storage.all()).unwrap();
     for round in 0..2 {
         let r: Vec<_> = (0..4).map(|_| tx.reserve_pending(200).unwrap()).collect();
         tx.commit_pending(&r[0], 10, &meta(0)).unwrap();
@@ -621,8 +586,8 @@ fn another_rings_reservation_with_the_same_layout_is_refused() {
     let mut a_core = RingCore::new();
     let mut b_storage = Aligned::new(MIN_CAPACITY);
     let mut b_core = RingCore::new();
-    let (mut a, mut arx) = a_core.split(a_storage.bytes()).unwrap();
-    let (mut b, mut brx) = b_core.split(b_storage.bytes()).unwrap();
+    let (mut a, mut arx) = a_core.split(a_storage.all()).unwrap();
+    let (mut b, mut brx) = b_core.split(b_storage.all()).unwrap();
     advance_to(&mut a, &mut arx, 3000);
     advance_to(&mut b, &mut brx, 3000);
     let a0 = a.reserve_pending(16).unwrap(); // 3000..3056
@@ -664,10 +629,10 @@ fn a_reservation_from_an_earlier_split_is_refused() {
     let mut storage = Aligned::new(MIN_CAPACITY);
     let mut core = RingCore::new();
     let old = {
-        let (mut tx, _rx) = core.split(storage.bytes()).unwrap();
+        let (mut tx, _rx) = core.split(storage.all()).unwrap();
         tx.reserve_pending(100).unwrap()
     };
-    let (mut tx, mut rx) = core.split(storage.bytes()).unwrap();
+    let (mut tx, mut rx) = core.split(storage.all()).unwrap();
     let new = tx.reserve_pending(100).unwrap();
     assert_eq!((old.ticket(), old.offset(), old.capacity()), (new.ticket(), new.offset(), new.capacity()));
     assert_eq!(tx.pending_payload(&old), None);
@@ -686,11 +651,11 @@ fn a_hold_from_an_earlier_split_is_refused() {
     let mut storage = Aligned::new(MIN_CAPACITY);
     let mut core = RingCore::new();
     let old = {
-        let (mut tx, mut rx) = core.split(storage.bytes()).unwrap();
+        let (mut tx, mut rx) = core.split(storage.all()).unwrap();
         tx.push(&pattern(1, 100), &meta(1)).unwrap();
         take_whole(&mut rx, 1, 100)
     };
-    let (mut tx, mut rx) = core.split(storage.bytes()).unwrap();
+    let (mut tx, mut rx) = core.split(storage.all()).unwrap();
     tx.push(&pattern(2, 100), &meta(2)).unwrap();
     let new = take_whole(&mut rx, 2, 100);
     assert_eq!((old.offset(), old.len()), (new.offset(), new.len()));
@@ -709,7 +674,7 @@ fn a_hold_from_an_earlier_split_is_refused() {
 fn a_hold_released_before_an_earlier_one_is_refused() {
     let mut storage = Aligned::new(MIN_CAPACITY);
     let mut core = RingCore::new();
-    let (mut tx, mut rx) = core.split(storage.bytes()).unwrap();
+    let (mut tx, mut rx) = core.split(storage.all()).unwrap();
     for i in 0..3 {
         tx.push(&pattern(i, 200), &meta(i)).unwrap();
     }
@@ -736,7 +701,7 @@ fn a_hold_released_before_an_earlier_one_is_refused() {
 fn an_empty_frame_at_the_very_end_is_readable_while_held() {
     let mut storage = Aligned::new(MIN_CAPACITY);
     let mut core = RingCore::new();
-    let (mut tx, mut rx) = core.split(storage.bytes()).unwrap();
+    let (mut tx, mut rx) = core.split(storage.all()).unwrap();
     advance_to(&mut tx, &mut rx, MIN_CAPACITY - HEADER_SIZE);
     tx.push(&[], &meta(7)).unwrap(); // 4056..4096
     let t = rx.take(usize::MAX).unwrap();
@@ -758,7 +723,7 @@ fn a_gap_marker_with_an_impossible_length_is_not_followed() {
         for by_read in [true, false] {
             let outcome = std::panic::catch_unwind(|| {
                 let mut storage = Aligned::new(MIN_CAPACITY);
-                let base = std::ptr::NonNull::new(storage.bytes().as_mut_ptr()).unwrap();
+                let base = std::ptr::NonNull::new(storage.all().as_mut_ptr()).unwrap();
                 let mut core = RingCore::new();
                 // SAFETY: the storage outlives the halves; it is rewritten below only between calls, on
                 // this thread (simulated corruption).
