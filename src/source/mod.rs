@@ -312,11 +312,8 @@ impl Source {
         }
         // The ring space of what is dropped is given back (in order, with the rest): push, the
         // holds; pull, the reservations ([`Source::settle_reservations`] gives up the space of
-        // a free slot's).
+        // a free slot's, and forgets its headers).
         io.holds.done = io.holds.taken;
-        if kind == Kind::Pull {
-            io.buffers.set_count(0);
-        }
         Counters::add(&c.discarded_frames, frames);
         Counters::add(&c.discarded_bytes, bytes);
         slot.state.store(SlotState::Free);

@@ -150,7 +150,6 @@ impl Source {
             if matches!(status, STATUS_DEVICE_NOT_READY | STATUS_INVALID_DEVICE_STATE) {
                 work.blocked = true;
             }
-            io.buffers.set_count(0);
             slot.state.store(SlotState::Free);
             return false;
         }
