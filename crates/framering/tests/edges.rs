@@ -14,7 +14,7 @@ use framering::{
 };
 
 mod common;
-use common::{Aligned, meta, pattern, record, used};
+use common::{Aligned, meta, pattern, read_one, record, used};
 
 #[test]
 fn misaligned_storage_is_rejected() {
@@ -79,12 +79,8 @@ fn frame_exactly_filling_the_remaining_space_needs_no_padding() {
     // The next frame starts at offset 0, right after the exact fit.
     tx.push(&pattern(3, 8), &meta(3)).unwrap();
     assert_eq!(used(&tx), (record(rest) + record(8)) as u64);
-    let f = rx.read().unwrap();
-    assert_eq!((f.payload(), f.meta()), (&pattern(2, rest)[..], meta(2)));
-    f.release();
-    let f = rx.read().unwrap();
-    assert_eq!((f.payload(), f.meta()), (&pattern(3, 8)[..], meta(3)));
-    f.release();
+    read_one(&mut rx, &pattern(2, rest)[..], meta(2));
+    read_one(&mut rx, &pattern(3, 8)[..], meta(3));
     assert!(rx.read().is_none());
 }
 
@@ -129,9 +125,7 @@ fn padding_published_by_a_full_reserve_is_freed_by_pass_padding() {
     assert!(rx.pass_padding());
     assert_eq!(used(&tx), 0);
     tx.push(&pattern(2, big), &meta(2)).unwrap();
-    let f = rx.read().unwrap();
-    assert_eq!((f.payload(), f.meta()), (&pattern(2, big)[..], meta(2)));
-    f.release();
+    read_one(&mut rx, &pattern(2, big)[..], meta(2));
 }
 
 #[test]

@@ -17,7 +17,7 @@ use framering::{
 };
 
 mod common;
-use common::{Aligned, meta, pattern, record, used};
+use common::{Aligned, meta, pattern, read_one, record, used};
 
 /// Takes a whole frame in one part and checks it against what was pushed.
 fn take_whole(rx: &mut Consumer<'_>, seed: u32, len: usize) -> Taken {
@@ -352,22 +352,16 @@ fn commits_and_abandons_out_of_order_are_refused() {
     assert_eq!(tx.commit_pending(&r[0], 300, &meta(0)), Err(CommitError::NotPending), "twice");
     assert_eq!(tx.pending_payload(&r[0]), None);
     assert_eq!(used(&tx), record(300) as u64);
-    let f = rx.read().unwrap();
-    assert_eq!((f.payload(), f.meta()), (&pattern(0, 300)[..], meta(0)));
-    f.release();
+    read_one(&mut rx, &pattern(0, 300)[..], meta(0));
     assert!(rx.read().is_none());
     tx.commit_pending(&r[1], 300, &meta(1)).unwrap();
     assert_eq!(tx.reserve(0).err(), Some(ReserveError::Full));
     tx.abandon_pending(&r[2]).unwrap();
     assert_eq!(tx.pending(), 0);
-    let f = rx.read().unwrap();
-    assert_eq!((f.payload(), f.meta()), (&pattern(1, 300)[..], meta(1)));
-    f.release();
+    read_one(&mut rx, &pattern(1, 300)[..], meta(1));
     assert!(rx.read().is_none(), "the abandoned reservation left no frame");
     tx.push(&pattern(3, 8), &meta(3)).unwrap();
-    let f = rx.read().unwrap();
-    assert_eq!((f.payload(), f.meta()), (&pattern(3, 8)[..], meta(3)));
-    f.release();
+    read_one(&mut rx, &pattern(3, 8)[..], meta(3));
     assert_eq!(used(&tx), 0);
     let stats = tx.core().stats();
     assert_eq!((stats.frames_in, stats.bytes_in), (3, 608));
@@ -481,15 +475,11 @@ fn several_reservations_wrap_around_the_end() {
     }
     tx.commit_pending(&r1, 100, &meta(1)).unwrap();
     assert_eq!(used(&tx), record(500) as u64, "the whole reservation, its gap included");
-    let f = rx.read().unwrap();
-    assert_eq!((f.payload(), f.meta()), (&pattern(1, 500)[..100], meta(1)));
-    f.release();
+    read_one(&mut rx, &pattern(1, 500)[..100], meta(1));
     assert!(rx.read().is_none(), "the padding before r2 waits for r2's commit");
     assert_eq!(used(&tx), 0);
     tx.commit_pending(&r2, 999, &meta(2)).unwrap();
-    let f = rx.read().unwrap();
-    assert_eq!((f.payload(), f.meta()), (&pattern(2, 1000)[..999], meta(2)));
-    f.release();
+    read_one(&mut rx, &pattern(2, 1000)[..999], meta(2));
     // The only one left pending and abandoned: given back, not published.
     tx.abandon_pending(&r3).unwrap();
     assert_eq!(used(&tx), 0);
@@ -539,12 +529,8 @@ fn a_gap_in_the_last_bytes_before_the_end_is_passed_only_as_far_as_published() {
         tx.pending_payload(&r3).unwrap().copy_from_slice(&pattern(3, 100));
         tx.commit_pending(&r2, 100, &meta(2)).unwrap();
         tx.commit_pending(&r3, 50, &meta(3)).unwrap();
-        let f = rx.read().unwrap();
-        assert_eq!((f.payload(), f.meta()), (&pattern(2, 100)[..], meta(2)));
-        f.release();
-        let f = rx.read().unwrap();
-        assert_eq!((f.payload(), f.meta()), (&pattern(3, 100)[..50], meta(3)));
-        f.release();
+        read_one(&mut rx, &pattern(2, 100)[..], meta(2));
+        read_one(&mut rx, &pattern(3, 100)[..50], meta(3));
         assert_eq!(used(&tx), 0);
     }
 }

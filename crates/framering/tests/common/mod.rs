@@ -3,7 +3,7 @@
 #![allow(dead_code)] // each test file uses some of them
 #![allow(clippy::cast_possible_truncation)] // patterns truncate counters to bytes on purpose
 
-use framering::{FrameMeta, HEADER_SIZE, Producer, RECORD_ALIGN};
+use framering::{Consumer, FrameMeta, HEADER_SIZE, Producer, RECORD_ALIGN};
 
 /// Storage with a known 8-byte alignment (a `Vec<u64>` viewed as bytes).
 pub struct Aligned(Vec<u64>);
@@ -51,4 +51,11 @@ pub fn record(len: usize) -> usize {
 /// Bytes of the ring in use (frames, headers, padding, gaps).
 pub fn used(tx: &Producer<'_>) -> u64 {
     tx.core().stats().used
+}
+
+/// Reads the oldest frame whole, checks its payload and metadata, and releases it.
+pub fn read_one(rx: &mut Consumer<'_>, payload: &[u8], meta: FrameMeta) {
+    let f = rx.read().expect("a frame");
+    assert_eq!((f.payload(), f.meta()), (payload, meta));
+    f.release();
 }
