@@ -16,7 +16,7 @@
 //! reading them, as far as they are published. [`HEADER_SIZE`] stays 40 bytes.
 
 /// Metadata carried with each frame (the fields of a `KSSTREAM_HEADER` that describe the data).
-/// `repr(C)`: it is also the part of a [`RecordHeader`] after its [`SkipMarker`], written and read
+/// `repr(C)`: it is also the part of a record header after its 8-byte marker, written and read
 /// in the storage as it is.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
