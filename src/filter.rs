@@ -114,6 +114,9 @@ pub struct Filter {
     /// source holding a reference get `STATUS_FILE_CLOSED`.
     closing: PerPin<AtomicBool>,
     input_closed: AtomicBool,
+    /// Which pins another filter's IRP source feeds: `Control::feeders` as the stream path reads
+    /// it, without the control lock (set and cleared under it).
+    fed: PerPin<AtomicBool>,
     /// Stream statistics.
     pub counters: Counters,
 }
@@ -159,6 +162,7 @@ fn create(device: Device, irp: Irp) -> NTSTATUS {
         resetting: PerPin::new(AtomicBool::new(false), AtomicBool::new(false)),
         closing: PerPin::new(AtomicBool::new(false), AtomicBool::new(false)),
         input_closed: AtomicBool::new(false),
+        fed: PerPin::new(AtomicBool::new(false), AtomicBool::new(false)),
         counters: Counters::default(),
     };
     let status = match kernel::object::create(&irp, filter, &DISPATCH) {
@@ -483,6 +487,7 @@ impl Filter {
                 Some(STATUS_DEVICE_BUSY)
             } else {
                 c.feeders[pin] = Some(source.clone());
+                self.fed[pin].store(true, Ordering::SeqCst);
                 None
             }
         };
@@ -499,19 +504,48 @@ impl Filter {
     /// Unregisters `source` from pin `pin` (the source's cleanup, while the sink is alive);
     /// returns the filter's reference to it, for the caller to drop after the lock.
     pub fn detach_feeder(&self, pin: PinId, source: &Shared<Source>) -> Option<Shared<Source>> {
-        let mut c = self.control.lock();
-        let feeder = &mut c.feeders[pin];
-        if feeder.as_ref().is_some_and(|f| Shared::ptr_eq(f, source)) { feeder.take() } else { None }
+        let detached = {
+            let mut c = self.control.lock();
+            let feeder = &mut c.feeders[pin];
+            if feeder.as_ref().is_some_and(|f| Shared::ptr_eq(f, source)) {
+                self.fed[pin].store(false, Ordering::SeqCst);
+                feeder.take()
+            } else {
+                None
+            }
+        };
+        self.no_longer_passing_through(pin);
+        detached
     }
 
     /// Pin `pin`'s last handle closed: no new requests (a source may still send some until it
     /// hears), and a source feeding it is told, and forgotten.
     pub fn sink_cleanup(&self, pin: PinId) {
         self.closing[pin].store(true, Ordering::SeqCst);
-        let feeder = self.control.lock().feeders[pin].take();
+        let feeder = {
+            let mut c = self.control.lock();
+            self.fed[pin].store(false, Ordering::SeqCst);
+            c.feeders[pin].take()
+        };
         // Told after the lock is let go (its reference may be the source's last).
         if let Some(source) = feeder {
             Source::sink_ended(&source);
+        }
+        self.no_longer_passing_through(pin);
+    }
+
+    /// Whether frames may pass through this filter without stopping in its ring: its input is
+    /// written by a push source and its output read by a pull source, both other filters' IRP
+    /// sources (the stream path's pass-through: `stream::write`).
+    pub fn passes_through(&self) -> bool {
+        self.fed[PinId::Input].load(Ordering::SeqCst) && self.fed[PinId::Output].load(Ordering::SeqCst)
+    }
+
+    /// The pull source reading our output went: writes a pass-through kept waiting for its reads
+    /// go into the ring now (nothing else would move them).
+    fn no_longer_passing_through(&self, pin: PinId) {
+        if pin == PinId::Output && self.writes.len() > 0 {
+            stream::pump(self);
         }
     }
 

@@ -53,6 +53,125 @@ fn chain_moves_256_mib_byte_exact() {
     backend.shutdown().assert_clean();
 }
 
+/// F2 sits between two IRP sources (F1's push, F3's pull): frames of `PASS_THROUGH_MIN` (16 KiB)
+/// and more pass through it — F1's writes wait at F2's input until one of F3's reads takes their
+/// frames straight from F1's ring into F3's — so F2 copies nothing into its ring and the chain
+/// copies each byte three times (the client's two and one between F1's ring and F3's). Smaller
+/// frames still stop in F2's ring. Every byte is checked, in order.
+#[test]
+fn a_filter_between_two_sources_passes_large_frames_through() {
+    let backend = common::boot();
+    for (size, bytes) in [(64 << 10, 32 << 20), (16 << 10, 8 << 20), ((16 << 10) - 1, 8 << 20)] {
+        let chain = Chain::open(&backend, &request::stream_format()).expect("chain");
+        let cfg = Config {
+            frame_min: size,
+            frame_max: size,
+            extent_min: size,
+            extent_max: size,
+            ..stream_config(bytes, 0x7A55)
+        };
+        let report = graph::run(&backend, chain, &cfg, &Progress::default()).expect("the chain streams");
+        let b = report.stream.bytes;
+        let [f1, f2, f3] = report.statistics;
+        if size < 16 << 10 {
+            assert!(f2.copied_in > 0 && f2.high_water > 0, "{size}-byte frames stop in F2's ring: {f2:?}");
+            continue;
+        }
+        assert_eq!(
+            (f2.copied_in, f2.copied_out, f2.high_water),
+            (0, b, 0),
+            "{size}: F2 passes through: {f2:?}"
+        );
+        // (The end-of-stream marker, no bytes, may go through the ring.)
+        let frames = report.stream.frames;
+        assert!(f2.direct_frames >= frames, "{size}: all {frames} frames straight into a read: {f2:?}");
+        let copies = [f1, f2, f3].iter().map(|s| s.copied_in + s.copied_out).sum::<u64>();
+        assert_eq!(copies, 3 * b, "{size}: three copies per byte");
+    }
+    backend.shutdown().assert_clean();
+}
+
+/// When the pull source reading F2's output goes, F2 no longer passes frames through: the writes
+/// F1's push source had waiting at F2's input (F3's ring full, nobody reading it) go into F2's
+/// ring at once — not left holding F1's ring full beside F2's empty one — and a reader of F2's
+/// output gets them: with what F3 had taken, every frame once, whole, in order.
+#[test]
+fn a_filter_whose_pull_source_goes_takes_the_waiting_frames_into_its_ring() {
+    use ksabi::KsStreamOptions;
+    let backend = common::boot();
+    {
+        let chain = Chain::open(&backend, &request::stream_format()).expect("chain");
+        assert_eq!(chain.filters[2].set_capacity(512 << 10).status, STATUS_SUCCESS);
+        chain.set_state(KSSTATE_RUN).expect("run");
+        let Chain { filters, client_input, f2_input: _f2_input, f2_output, push: _push, pull, client_output } =
+            chain;
+        let stats = |n: usize| common::stats(&filters[n]);
+        let settles = |done: &dyn Fn() -> bool| {
+            (0..5000).any(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                done()
+            })
+        };
+        // 48 numbered frames of 64 KiB: F3's 512 KiB ring takes a few (nobody reads it); F1's
+        // 4 MiB ring keeps the rest, its source's writes waiting at F2's input.
+        let size = 64 << 10;
+        let sent: Vec<Vec<u8>> = (0..48u16)
+            .map(|k| {
+                let mut f = common::bytes(u8::try_from(k % 251).unwrap(), size);
+                f[..2].copy_from_slice(&k.to_le_bytes());
+                f
+            })
+            .collect();
+        let list: Vec<(&[u8], Header)> = sent.iter().map(|f| (f.as_slice(), Header::default())).collect();
+        assert_eq!(InFlight::write(&backend, client_input.handle(), &list).wait().status, STATUS_SUCCESS);
+        assert!(
+            settles(&|| stats(1).pending_writes > 0 && stats(1).pending_reads == 0),
+            "F1's writes wait at F2, no read of F3's does: {:?}",
+            stats(1)
+        );
+        let s2 = stats(1);
+        assert_eq!((s2.fill, s2.copied_in), (0, 0), "F2 passed the frames through: {s2:?}");
+
+        pull.close().expect("F3's input (the pull source) closes");
+        assert!(
+            settles(&|| stats(0).frames_out == 48 && stats(1).pending_writes == 0),
+            "F2's ring takes what waited: F1 {:?} F2 {:?}",
+            stats(0),
+            stats(1)
+        );
+        assert!(stats(1).fill > 0, "in F2's ring: {:?}", stats(1));
+
+        // F3's reader gets what F3 took, then the end of the stream (its input closed); a read
+        // of F3's still out when it closed was dropped (F3 counts it discarded); F2's reader gets
+        // the rest.
+        let read = |pin: &ksclient::Pin<'_>, got: &mut Vec<Vec<u8>>| {
+            let mut read = InFlight::read(&backend, pin.handle(), &[size; 4]);
+            let came = (0..5000).any(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                read.poll().is_some()
+            });
+            assert!(came, "{} frames came, then nothing", got.len());
+            let frames = read.frames();
+            let ended =
+                frames.iter().any(|f| f.header.options_flags & KsStreamOptions::ENDOFSTREAM.bits() != 0);
+            got.extend(frames.into_iter().filter(|f| f.header.data_used > 0).map(|f| f.data));
+            ended
+        };
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        while !read(&client_output, &mut got) {}
+        let (by_f3, dropped) = (got.len(), usize::try_from(stats(2).discarded_frames).unwrap());
+        while got.len() + dropped < 48 {
+            read(&f2_output, &mut got);
+        }
+        let order: Vec<usize> = got.iter().map(|f| usize::from(u16::from_le_bytes([f[0], f[1]]))).collect();
+        let expected: Vec<usize> = (0..by_f3).chain(by_f3 + dropped..48).collect();
+        assert_eq!(order, expected, "every frame once, in order ({dropped} dropped by F3)");
+        assert!(got.iter().zip(&order).all(|(f, &k)| *f == sent[k]), "each frame whole");
+        assert_eq!(stats(1).discarded_frames, 0, "F2 discarded nothing");
+    }
+    backend.shutdown().assert_clean();
+}
+
 /// 8 KiB rings everywhere: every ring wraps constantly, frames up to 20 000 bytes travel in parts,
 /// and reserves keep meeting padding at the end of the storage (seeds that stalled before
 /// `pass_padding` existed are among these).

@@ -768,3 +768,31 @@ fn every_pull_request_fits_in_its_ring_at_once() {
     }
     backend.shutdown().assert_clean();
 }
+
+/// Only a filter between two IRP sources lets large frames pass through (`stream::write`'s
+/// pass-through): one fed by a push source but read by nobody keeps what the source sends in its
+/// ring, and one whose output a pull source reads takes a client's writes into its ring at once
+/// (the client's write completes with the pull source in STOP, not reading).
+#[test]
+fn only_a_filter_between_two_sources_keeps_large_frames_out_of_its_ring() {
+    let backend = common::boot();
+    let sent = frames(8, 64 << 10);
+    let bytes = (8 * (64 << 10)) as u64;
+    {
+        let PushPair { f1: _f1, f2, f2_in: _f2_in, f2_out: _f2_out, f1_in, push: _push } =
+            push_pair(&backend, Small::Neither, KSSTATE_RUN);
+        write_all(&backend, &f1_in, &sent);
+        assert!(
+            settles(|| common::stats(&f2).copied_in == bytes),
+            "F2's ring took them: {:?}",
+            common::stats(&f2)
+        );
+    }
+    {
+        let PullPair { f2, f3: _f3, f2_in, f2_out: _f2_out, f3_out: _f3_out, pull: _pull } =
+            pull_pair(&backend, Small::Neither, KSSTATE_STOP);
+        write_all(&backend, &f2_in, &sent);
+        assert_eq!(common::stats(&f2).copied_in, bytes, "F2's ring took them");
+    }
+    backend.shutdown().assert_clean();
+}

@@ -14,6 +14,12 @@
 //!   filled or the ring has nothing more; `Information` is the bytes of the headers filled.
 //! - When a read is waiting and the ring is empty, a write's data goes straight into the read's
 //!   buffer: one copy instead of two.
+//! - A filter between two IRP sources (its input written by another filter's push source, its
+//!   output read by another's pull source) *passes large frames through*: a frame of at least
+//!   [`write::PASS_THROUGH_MIN`] bytes that no read can take now waits in its write — its bytes
+//!   stay in the upstream ring, held by that source — for a read to take it straight into the
+//!   downstream ring. One copy between three rings; this filter's ring stays empty, and the chain
+//!   buffers in its neighbours'.
 //! - A write's `Information` is the bytes accepted; a cancelled write keeps it (those bytes are in
 //!   the ring and will be read). A cancelled read that already holds frames completes with
 //!   success, so no data is lost to a cancel.

@@ -15,6 +15,7 @@
 //! ```text
 //! cargo bench -p ksring-e2e --bench e2e                          # 1 GiB per cell
 //! KSRING_BENCH_QUICK=1 cargo bench -p ksring-e2e --bench e2e     # 64 MiB per cell
+//! KSRING_BENCH_FRAMES=65536 cargo bench -p ksring-e2e --bench e2e # one frame size only
 //! ```
 //! Each cell is the best of three runs.
 
@@ -155,7 +156,8 @@ fn main() {
         "driver/memcpy",
         "chain copies/B"
     );
-    for size in SIZES {
+    let only: Option<usize> = std::env::var("KSRING_BENCH_FRAMES").ok().and_then(|v| v.parse().ok());
+    for size in SIZES.into_iter().filter(|s| only.is_none_or(|o| o == *s)) {
         let d = gbps(bytes, best(|| driver_run(&backend, size, bytes)));
         let mut copies = 0.0;
         let c = gbps(
