@@ -10,11 +10,16 @@
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Histogram buckets: 8 per power of two of nanoseconds, up to 2^40 ns.
 const SUB: usize = 8;
 const BUCKETS: usize = 41 * SUB;
+/// Copies of the histogram, one per thread modulo this: threads on different processors count
+/// holds in different cache lines. (One shared histogram and hold counter, bumped on every release
+/// from every processor, cost the chain benchmark about 5 % of its time in cache-line transfers —
+/// kshost measuring itself, not the driver.)
+const SHARDS: usize = 8;
 
 /// One lock's (or all locks') holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -49,8 +54,8 @@ struct PerLock {
 
 /// Spin-lock holds of one machine.
 pub struct LockStats {
+    /// [`SHARDS`] histograms of [`BUCKETS`] each; the holds are their sum.
     histogram: Vec<AtomicU64>,
-    holds: AtomicU64,
     max_ns: AtomicU64,
     max_bytes: AtomicU64,
     max_copies: AtomicU64,
@@ -60,13 +65,20 @@ pub struct LockStats {
 impl Default for LockStats {
     fn default() -> Self {
         Self {
-            histogram: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
-            holds: AtomicU64::new(0),
+            histogram: (0..SHARDS * BUCKETS).map(|_| AtomicU64::new(0)).collect(),
             max_ns: AtomicU64::new(0),
             max_bytes: AtomicU64::new(0),
             max_copies: AtomicU64::new(0),
             per_lock: (0..LOCK_SLOTS).map(|_| PerLock::default()).collect(),
         }
+    }
+}
+
+/// Raises `max` to `value` if that is more: a load first, so that the common case (not a new
+/// maximum) writes nothing to a line other processors read too.
+fn raise(max: &AtomicU64, value: u64) {
+    if value > max.load(Ordering::Relaxed) {
+        max.fetch_max(value, Ordering::Relaxed);
     }
 }
 
@@ -92,16 +104,16 @@ fn bucket_floor(b: usize) -> u64 {
 impl LockStats {
     fn record(&self, lock: usize, ns: u64, copied: Copied) {
         let Copied { bytes, copies } = copied;
-        self.histogram[bucket(ns)].fetch_add(1, Ordering::Relaxed);
-        self.holds.fetch_add(1, Ordering::Relaxed);
-        self.max_ns.fetch_max(ns, Ordering::Relaxed);
-        self.max_bytes.fetch_max(bytes, Ordering::Relaxed);
-        self.max_copies.fetch_max(copies, Ordering::Relaxed);
+        let shard = (crate::irql::thread_tag() >> 1) % SHARDS;
+        self.histogram[shard * BUCKETS + bucket(ns)].fetch_add(1, Ordering::Relaxed);
+        raise(&self.max_ns, ns);
+        raise(&self.max_bytes, bytes);
+        raise(&self.max_copies, copies);
         if let Some(e) = self.slot(lock) {
             e.holds.fetch_add(1, Ordering::Relaxed);
-            e.max_ns.fetch_max(ns, Ordering::Relaxed);
-            e.max_bytes.fetch_max(bytes, Ordering::Relaxed);
-            e.max_copies.fetch_max(copies, Ordering::Relaxed);
+            raise(&e.max_ns, ns);
+            raise(&e.max_bytes, bytes);
+            raise(&e.max_copies, copies);
         }
     }
 
@@ -120,8 +132,12 @@ impl LockStats {
 
     /// All holds so far.
     pub(crate) fn overall(&self) -> HoldSummary {
-        let holds = self.holds.load(Ordering::Relaxed);
-        let counts: Vec<u64> = self.histogram.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        let counts: Vec<u64> = (0..BUCKETS)
+            .map(|b| {
+                (0..SHARDS).map(|shard| self.histogram[shard * BUCKETS + b].load(Ordering::Relaxed)).sum()
+            })
+            .collect();
+        let holds = counts.iter().sum::<u64>();
         let rank = holds - holds / 1000; // the 99.9th percentile's rank
         let mut seen = 0;
         let p999 = counts
@@ -167,7 +183,6 @@ impl LockStats {
         for b in &self.histogram {
             b.store(0, Ordering::Relaxed);
         }
-        self.holds.store(0, Ordering::Relaxed);
         self.max_ns.store(0, Ordering::Relaxed);
         self.max_bytes.store(0, Ordering::Relaxed);
         self.max_copies.store(0, Ordering::Relaxed);
@@ -182,8 +197,58 @@ impl LockStats {
 }
 
 thread_local! {
-    /// The locks this thread holds, innermost last: (lock, since, what was copied meanwhile).
-    static HELD: RefCell<Vec<(usize, Instant, Copied)>> = const { RefCell::new(Vec::new()) };
+    /// The locks this thread holds, innermost last: (lock, since ([`clock::now`]), what was copied
+    /// meanwhile).
+    static HELD: RefCell<Vec<(usize, u64, Copied)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The hold timer's clock: two reads per spin-lock hold, so it must be cheap. On x86-64 the
+/// time-stamp counter (`RDTSC`, constant-rate on the processors kshost runs on), converted to
+/// nanoseconds with a rate measured once against `Instant`; `clock_gettime` through the vDSO cost
+/// the chain benchmark about 4 % of its time. Elsewhere, `Instant`.
+mod clock {
+    #[cfg(target_arch = "x86_64")]
+    pub(super) fn now() -> u64 {
+        // SAFETY: RDTSC has no preconditions: every x86-64 processor has it, user mode may run it.
+        unsafe { core::arch::x86_64::_rdtsc() }
+    }
+
+    /// Nanoseconds between two [`now`] readings.
+    #[cfg(target_arch = "x86_64")]
+    pub(super) fn ns_between(from: u64, to: u64) -> u64 {
+        use std::sync::OnceLock;
+        use std::time::{Duration, Instant};
+        static NS_PER_TICK: OnceLock<f64> = OnceLock::new();
+        let rate = *NS_PER_TICK.get_or_init(|| {
+            let (t0, c0) = (Instant::now(), now());
+            while t0.elapsed() < Duration::from_millis(2) {
+                std::hint::spin_loop();
+            }
+            let (ns, ticks) = (t0.elapsed().as_nanos(), now().saturating_sub(c0));
+            #[allow(clippy::cast_precision_loss)] // a rate: 2 ms of nanoseconds and ticks
+            let rate = ns as f64 / ticks.max(1) as f64;
+            rate
+        });
+        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let ns = (to.saturating_sub(from) as f64 * rate) as u64;
+        ns
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    fn origin() -> std::time::Instant {
+        static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        *ORIGIN.get_or_init(std::time::Instant::now)
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    pub(super) fn now() -> u64 {
+        u64::try_from(origin().elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    pub(super) fn ns_between(from: u64, to: u64) -> u64 {
+        to.saturating_sub(from)
+    }
 }
 
 /// What the driver copied under one hold.
@@ -197,7 +262,7 @@ pub(crate) struct Copied {
 
 /// A lock was just acquired by this thread.
 pub(crate) fn acquired(lock: usize) {
-    HELD.with(|h| h.borrow_mut().push((lock, Instant::now(), Copied::default())));
+    HELD.with(|h| h.borrow_mut().push((lock, clock::now(), Copied::default())));
 }
 
 /// A lock is being released by this thread: record the hold on the current machine, and return
@@ -208,7 +273,7 @@ pub(crate) fn released(lock: usize) -> Option<Copied> {
         let i = h.iter().rposition(|&(l, _, _)| l == lock)?;
         Some(h.remove(i))
     })?;
-    let ns = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    let ns = clock::ns_between(since, clock::now());
     crate::machine::with_current(|m| m.lock_stats.record(lock, ns, copied));
     Some(copied)
 }
