@@ -796,3 +796,50 @@ fn only_a_filter_between_two_sources_keeps_large_frames_out_of_its_ring() {
     }
     backend.shutdown().assert_clean();
 }
+
+/// A STOP and a RUN of a pull source while its work routine is in the middle of a pass (stopped
+/// by the test where its first read is about to be queued at F2): the pass stops sending once it
+/// sees the STOP, the pass that drops what was in flight goes on reading once the pin runs again
+/// — the kicks of the RUN, of F2's new data and of F3's reader were merged into it — and F3's
+/// reader gets every byte written after, in order. Before: that pass only dropped (no pass came
+/// after it, and F3's reader waited for ever), and reads sent after the STOP carried data read
+/// after the RUN into the drop.
+#[test]
+fn a_pull_source_stopped_and_run_again_mid_pass_reads_everything_after() {
+    let backend = common::boot();
+    {
+        let PullPair { f2: _f2, f3: _f3, f2_in, f2_out: _f2_out, f3_out, pull } =
+            pull_pair(&backend, Small::Neither, ksabi::KSSTATE_PAUSE);
+        let sent = frames(40, 1000);
+        let preemption = backend.machine().preempt_before("KsAddIrpToCancelableQueue");
+        assert_eq!(pull.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        assert!(
+            preemption.wait_paused(Duration::from_secs(10)),
+            "the source's first read stopped before F2 queued it"
+        );
+        assert_eq!(pull.set_state(KSSTATE_STOP).status, STATUS_SUCCESS);
+        assert_eq!(pull.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        write_all(&backend, &f2_in, &sent);
+        let mut read = InFlight::read(&backend, f3_out.handle(), &[4096; 16]);
+        preemption.resume();
+        let expected = sent.concat();
+        let mut got = Vec::new();
+        loop {
+            let came = (0..2000).any(|_| {
+                std::thread::sleep(Duration::from_millis(1));
+                read.poll().is_some()
+            });
+            if !came {
+                f3_out.cancel().expect("cancel the waiting read");
+            }
+            got.extend(read.frames().into_iter().flat_map(|f| f.data));
+            if !came || got.len() >= expected.len() {
+                break;
+            }
+            read = InFlight::read(&backend, f3_out.handle(), &[4096; 16]);
+        }
+        assert_eq!(got.len(), expected.len(), "every byte came");
+        assert!(got == expected, "in order");
+    }
+    backend.shutdown().assert_clean();
+}

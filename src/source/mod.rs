@@ -346,7 +346,12 @@ impl Source {
             if idle {
                 this.stopping.store(false, Ordering::SeqCst);
             }
-        } else {
+        }
+        // The STOP is over: this pass goes on with the ordinary work — the pin may run again
+        // already, and the kicks that said so were merged into this pass (`Worker::schedule`):
+        // none comes after it. (Before, a pass that ended a STOP only dropped, and a pull source
+        // run again meanwhile never read again.) In STOP still, `push`/`pull` send nothing.
+        if !this.stopping.load(Ordering::SeqCst) {
             match this.kind {
                 Kind::Push => Self::push(this, f, work),
                 Kind::Pull => Self::pull(this, f, work),
@@ -371,6 +376,12 @@ impl Source {
             // at PASSIVE_LEVEL): no lock is held here.
             claim.let_go(&mut work.lease);
         }
+    }
+
+    /// A STOP or the cleanup began: a pass sending requests stops (a request sent after it would
+    /// be dropped with what it brought, or carry frames a STOP should have kept).
+    fn winding_down(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst) || self.shutting_down.load(Ordering::SeqCst)
     }
 
     /// Slots in the order they were sent.

@@ -62,6 +62,9 @@ impl Source {
         }
         let ring = f.ring_ref();
         for (i, slot) in this.slots.iter().enumerate() {
+            if this.winding_down() {
+                break;
+            }
             if slot.state.load() != SlotState::Free {
                 continue;
             }

@@ -41,6 +41,9 @@ impl Source {
             // What the sink did not take goes again first, in order, once nothing else is out.
             if idle && !work.blocked {
                 for i in this.by_seq() {
+                    if this.winding_down() {
+                        break;
+                    }
                     if this.slots[i].state.load() == SlotState::Held
                         && let Some(io) = this.slots[i].io.claim()
                     {
@@ -52,6 +55,9 @@ impl Source {
         }
         let ring = f.ring_ref();
         for (i, slot) in this.slots.iter().enumerate() {
+            if this.winding_down() {
+                break;
+            }
             if slot.state.load() != SlotState::Free {
                 continue;
             }
