@@ -843,3 +843,50 @@ fn a_pull_source_stopped_and_run_again_mid_pass_reads_everything_after() {
     }
     backend.shutdown().assert_clean();
 }
+
+/// A reset of the sink between two sends of one pass: the push source's first write (frames 0–15)
+/// is cancelled by F2's `KSRESET_BEGIN` after F2 took 0–2 (the test stops the source's work
+/// routine right after F2 copied them, kshost's preemption point), and the reset ends before the
+/// pass sends its next write. The pass sends nothing newer than the cancelled write: its remainder
+/// goes again first, and F2's reader gets 3–63 (0–2 were flushed by the reset), in order, nothing
+/// discarded by the source. Before: the pass went on, and F2 took 16–63 before 3–15.
+#[test]
+fn a_push_source_sends_nothing_newer_before_a_write_its_sink_cancelled() {
+    const N: usize = 64;
+    let backend = common::boot();
+    {
+        let PushPair { f1, f2: _f2, f2_in, f2_out, f1_in, push } =
+            push_pair(&backend, Small::Downstream, ksabi::KSSTATE_PAUSE);
+        let sent: Vec<Vec<u8>> = (0..N)
+            .map(|k| {
+                let mut f = common::bytes(u8::try_from(k % 251).unwrap(), 1024);
+                f[..2].copy_from_slice(&u16::try_from(k).unwrap().to_le_bytes());
+                f
+            })
+            .collect();
+        write_all(&backend, &f1_in, &sent);
+        let preemption = backend.machine().preempt_after_hold(1024);
+        assert_eq!(push.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        assert!(preemption.wait_paused(Duration::from_secs(10)), "F2 copied the first frames in");
+        assert_eq!(f2_in.reset(ksabi::KSRESET_BEGIN).status, STATUS_SUCCESS);
+        assert_eq!(f2_in.reset(ksabi::KSRESET_END).status, STATUS_SUCCESS);
+        preemption.resume();
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        while got.len() < N - 3 {
+            let (came, frames) = read_within(&backend, &f2_out, &[1024; 8], 2000);
+            got.extend(frames.into_iter().map(|f| f.data));
+            if !came {
+                break;
+            }
+        }
+        let order: Vec<usize> = got.iter().map(|f| usize::from(u16::from_le_bytes([f[0], f[1]]))).collect();
+        assert_eq!(
+            order,
+            (3..N).collect::<Vec<_>>(),
+            "the cancelled write's rest first, then the rest, in order"
+        );
+        assert!(got.iter().zip(&order).all(|(f, &k)| *f == sent[k]), "each frame whole");
+        assert_eq!(common::stats(&f1).discarded_frames, 0, "the source dropped nothing");
+    }
+    backend.shutdown().assert_clean();
+}

@@ -26,7 +26,13 @@
 //!
 //! Nothing accepted is lost or repeated: a write the sink refuses or cancels (STOP, reset) keeps
 //! its unaccepted remainder and sends it again, in order, once nothing else is in flight and the
-//! sink says it runs again; reads are committed to the ring strictly in the order they were sent.
+//! sink says it runs again — and no newer write is sent while an older one has come back not
+//! wholly accepted; reads are committed to the ring strictly in the order they were sent. One
+//! window is left open: a sink reset that begins *and* ends between a pass's last look at its
+//! requests and the sink's check of a newer one cancels an older write still queued there while the
+//! newer one is taken, ahead of the older one's remainder. Closing it needs the sink to tell a
+//! source's requests from before and after its reset apart (a feed generation the source
+//! acknowledges when idle): not built.
 //! Data a source still holds when it stops, its sink goes away, or it closes is counted as
 //! discarded.
 //!
