@@ -114,8 +114,11 @@ pub(crate) unsafe fn release(lock: *mut KSPIN_LOCK, new_irql: KIRQL, routine: &s
     // SAFETY: the caller passes a live lock.
     let word = unsafe { word(lock) };
     let me = thread_tag();
+    let held = word.compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed).is_ok();
+    // Recorded once the lock is free: recording inside the hold lengthened every hold by kshost's
+    // own bookkeeping, and made other processors spin for it.
     let copied = crate::lockstats::released(lock as usize);
-    if word.compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed).is_err() {
+    if !held {
         crate::machine::violation(
             Rule::SpinLockNotHeld,
             format!("{routine}: lock {lock:p} is not held by this thread"),
@@ -160,8 +163,9 @@ impl CancelLock {
     }
 
     pub(crate) fn release(&self, irql: KIRQL) {
+        let held = self.word.compare_exchange(thread_tag(), 0, Ordering::Release, Ordering::Relaxed).is_ok();
         let _ = crate::lockstats::released(std::ptr::from_ref(self) as usize);
-        if self.word.compare_exchange(thread_tag(), 0, Ordering::Release, Ordering::Relaxed).is_err() {
+        if !held {
             crate::machine::violation(
                 Rule::CancelSpinLockNotHeld,
                 "IoReleaseCancelSpinLock by a thread that does not hold it".into(),
