@@ -35,8 +35,9 @@ fn chain_moves_256_mib_byte_exact() {
         // no read to copy to directly) and copies nothing out: its push requests name the frames
         // in its ring (F2 copies them in); F3 copies nothing in: its pull requests name space in
         // its ring (F2 copies into it), and out to the client's reads; F2's sink path copies each
-        // byte in once (or straight into a waiting read, counted out) and out once. So four
-        // copies in all: one per hop and the client's two.
+        // byte in once (or straight into a waiting read, counted out — every frame of 16 KiB and
+        // more passes through so) and out once. So four copies at most: one per hop and the
+        // client's two.
         let b = report.stream.bytes;
         let [f1, f2, f3] = report.statistics;
         assert_eq!((f1.copied_in, f1.copied_out), (b, 0), "F1 copies");
