@@ -544,7 +544,7 @@ impl Filter {
     /// The pull source reading our output went: writes a pass-through kept waiting for its reads
     /// go into the ring now (nothing else would move them).
     fn no_longer_passing_through(&self, pin: PinId) {
-        if pin == PinId::Output && self.writes.len() > 0 {
+        if pin == PinId::Output {
             stream::pump(self);
         }
     }

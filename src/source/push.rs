@@ -41,7 +41,7 @@ impl Source {
             // What the sink did not take goes again first, in order, once nothing else is out.
             if idle && !work.blocked {
                 for i in this.by_seq() {
-                    if this.winding_down() || this.unaccepted_ahead(false) {
+                    if this.winding_down() || this.refused_ahead() {
                         break;
                     }
                     if this.slots[i].state.load() == SlotState::Held
@@ -55,8 +55,9 @@ impl Source {
         }
         let ring = f.ring_ref();
         for (i, slot) in this.slots.iter().enumerate() {
-            // (Before taking frames: a slot that took some must go.)
-            if this.winding_down() || this.unaccepted_ahead(true) {
+            // (Before taking frames: a slot that took some must go. A held slot stopped this pass
+            // above, and only this pass makes one.)
+            if this.winding_down() || this.refused_ahead() {
                 break;
             }
             if slot.state.load() != SlotState::Free {
@@ -87,18 +88,15 @@ impl Source {
         }
     }
 
-    /// Whether a request sent earlier came back not wholly accepted — refused or cancelled, and
-    /// not accounted yet — or (`held_too`) is held to go again: then nothing newer may be sent
-    /// before it, or the sink would take newer frames first. (A request refused inline by a
-    /// resetting sink, and the sink's reset ending before the next send of the same pass, put
-    /// frames out of order.)
-    fn unaccepted_ahead(&self, held_too: bool) -> bool {
-        self.slots.iter().any(|s| match s.state.load() {
-            SlotState::Held => held_too,
-            // `completed` stores the status before the state: a done slot's status is its own.
-            SlotState::Done => s.status.load(Ordering::SeqCst) != STATUS_SUCCESS,
-            _ => false,
-        })
+    /// Whether a request sent earlier came back not wholly accepted — refused or cancelled — and
+    /// is not accounted yet: then nothing newer may be sent before it goes again, or the sink
+    /// would take newer frames first. (A request refused inline by a resetting sink, and the
+    /// sink's reset ending before the next send of the same pass, put frames out of order.)
+    fn refused_ahead(&self) -> bool {
+        // `completed` stores the status before the state: a done slot's status is its own.
+        self.slots
+            .iter()
+            .any(|s| s.state.load() == SlotState::Done && s.status.load(Ordering::SeqCst) != STATUS_SUCCESS)
     }
 
     /// Takes frame parts out of the ring in place into a free slot — its headers name the ring's
