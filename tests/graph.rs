@@ -116,13 +116,7 @@ fn a_filter_whose_pull_source_goes_takes_the_waiting_frames_into_its_ring() {
         // 48 numbered frames of 64 KiB: F3's 512 KiB ring takes a few (nobody reads it); F1's
         // 4 MiB ring keeps the rest, its source's writes waiting at F2's input.
         let size = 64 << 10;
-        let sent: Vec<Vec<u8>> = (0..48u16)
-            .map(|k| {
-                let mut f = common::bytes(u8::try_from(k % 251).unwrap(), size);
-                f[..2].copy_from_slice(&k.to_le_bytes());
-                f
-            })
-            .collect();
+        let sent = common::numbered(48, size);
         let list: Vec<(&[u8], Header)> = sent.iter().map(|f| (f.as_slice(), Header::default())).collect();
         assert_eq!(InFlight::write(&backend, client_input.handle(), &list).wait().status, STATUS_SUCCESS);
         assert!(
@@ -164,7 +158,7 @@ fn a_filter_whose_pull_source_goes_takes_the_waiting_frames_into_its_ring() {
         while got.len() + dropped < 48 {
             read(&f2_output, &mut got);
         }
-        let order: Vec<usize> = got.iter().map(|f| usize::from(u16::from_le_bytes([f[0], f[1]]))).collect();
+        let order = common::numbers(&got);
         let expected: Vec<usize> = (0..by_f3).chain(by_f3 + dropped..48).collect();
         assert_eq!(order, expected, "every frame once, in order ({dropped} dropped by F3)");
         assert!(got.iter().zip(&order).all(|(f, &k)| *f == sent[k]), "each frame whole");

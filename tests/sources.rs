@@ -310,13 +310,7 @@ fn a_push_source_sends_again_what_a_resetting_sink_did_not_take() {
             push_pair(&backend, Small::Downstream, KSSTATE_RUN);
         // Each frame says which it is in its first two bytes. 1024 bytes: a hold's budget ends on
         // a frame's edge (so no frame is in two requests when F2 resets, which would cut it).
-        let sent: Vec<Vec<u8>> = (0..N)
-            .map(|k| {
-                let mut f = common::bytes(u8::try_from(k % 251).unwrap(), 1024);
-                f[..2].copy_from_slice(&u16::try_from(k).unwrap().to_le_bytes());
-                f
-            })
-            .collect();
+        let sent = common::numbered(N, 1024);
         write_all(&backend, &f1_in, &sent);
         let mut got: Vec<Vec<u8>> = Vec::new();
         let read = |got: &mut Vec<Vec<u8>>| {
@@ -340,7 +334,7 @@ fn a_push_source_sends_again_what_a_resetting_sink_did_not_take() {
         let (s1, s2) = (common::stats(&f1), common::stats(&f2));
         let n = N as u64;
         assert_eq!((s1.discarded_frames, s1.frames_out, s2.frames_in), (0, n, n), "{s1:?} {s2:?}");
-        let order: Vec<usize> = got.iter().map(|f| usize::from(u16::from_le_bytes([f[0], f[1]]))).collect();
+        let order = common::numbers(&got);
         assert!(order.windows(2).all(|w| w[0] < w[1]), "in order, none twice: {order:?}");
         assert!(got.iter().zip(&order).all(|(f, &k)| *f == sent[k]), "each frame whole");
         assert_eq!(order.len() as u64 + s2.discarded_frames, n, "read or flushed by F2's reset");
@@ -874,13 +868,7 @@ fn a_push_source_sends_nothing_newer_before_a_write_its_sink_cancelled() {
     {
         let PushPair { f1, f2: _f2, f2_in, f2_out, f1_in, push } =
             push_pair(&backend, Small::Downstream, ksabi::KSSTATE_PAUSE);
-        let sent: Vec<Vec<u8>> = (0..N)
-            .map(|k| {
-                let mut f = common::bytes(u8::try_from(k % 251).unwrap(), 1024);
-                f[..2].copy_from_slice(&u16::try_from(k).unwrap().to_le_bytes());
-                f
-            })
-            .collect();
+        let sent = common::numbered(N, 1024);
         write_all(&backend, &f1_in, &sent);
         let preemption = backend.machine().preempt_after_hold(1024);
         assert_eq!(push.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
@@ -896,7 +884,7 @@ fn a_push_source_sends_nothing_newer_before_a_write_its_sink_cancelled() {
                 break;
             }
         }
-        let order: Vec<usize> = got.iter().map(|f| usize::from(u16::from_le_bytes([f[0], f[1]]))).collect();
+        let order = common::numbers(&got);
         assert_eq!(
             order,
             (3..N).collect::<Vec<_>>(),

@@ -53,6 +53,25 @@ pub fn bytes(seed: u8, n: usize) -> Vec<u8> {
     (0..n).map(|i| seed.wrapping_add(i.to_le_bytes()[0])).collect()
 }
 
+/// `count` frames of `len` bytes (at least 2), each saying which it is in its first two bytes
+/// ([`numbers`] reads them back), the rest counting up.
+#[allow(dead_code)] // not every test binary numbers frames
+pub fn numbered(count: usize, len: usize) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|k| {
+            let mut f = bytes(u8::try_from(k % 251).unwrap_or(0), len);
+            f[..2].copy_from_slice(&u16::try_from(k).unwrap_or(u16::MAX).to_le_bytes());
+            f
+        })
+        .collect()
+}
+
+/// Which [`numbered`] frames these are, in order.
+#[allow(dead_code)] // not every test binary numbers frames
+pub fn numbers(frames: &[Vec<u8>]) -> Vec<usize> {
+    frames.iter().map(|f| usize::from(u16::from_le_bytes([f[0], f[1]]))).collect()
+}
+
 /// Bytes of pool the driver holds now.
 pub fn pool_bytes(backend: &Emulated) -> usize {
     backend.machine().pool_in_use().iter().map(|(_, size, _)| size).sum()
