@@ -324,8 +324,14 @@ fn a_push_source_sends_again_what_a_resetting_sink_did_not_take() {
             assert!(read(&mut got), "F2 delivers");
         }
         assert!(settles(|| common::stats(&f2).pending_writes >= 4), "all four requests wait at F2 again");
+        // While F2 resets, the source sends once at most: a resend F2 refuses, after which nothing
+        // newer may go (F2's reset could end before it, and take it first). kshost stops the work
+        // routine before a second send, if one comes.
+        let second_send = backend.machine().preempt_before_nth("IofCallDriver", 1);
         assert_eq!(f2_in.reset(ksabi::KSRESET_BEGIN).status, STATUS_SUCCESS);
+        let sent_twice_while_resetting = second_send.wait_paused(Duration::from_millis(500));
         assert_eq!(f2_in.reset(ksabi::KSRESET_END).status, STATUS_SUCCESS);
+        second_send.resume();
         while read(&mut got) && common::stats(&f2).frames_in < N as u64 + 1 {
             if common::stats(&f1).frames_out == N as u64 && common::stats(&f2).fill == 0 {
                 break;
@@ -338,6 +344,7 @@ fn a_push_source_sends_again_what_a_resetting_sink_did_not_take() {
         assert!(order.windows(2).all(|w| w[0] < w[1]), "in order, none twice: {order:?}");
         assert!(got.iter().zip(&order).all(|(f, &k)| *f == sent[k]), "each frame whole");
         assert_eq!(order.len() as u64 + s2.discarded_frames, n, "read or flushed by F2's reset");
+        assert!(!sent_twice_while_resetting, "a request went after one F2 refused");
     }
     backend.shutdown().assert_clean();
 }

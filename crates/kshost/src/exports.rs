@@ -223,6 +223,7 @@ pub unsafe extern "system" fn IofCompleteRequest(irp: *mut IRP, _priority_boost:
 }
 
 pub unsafe extern "system" fn IofCallDriver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS {
+    crate::machine::with_current(|m| m.preempt.before("IofCallDriver"));
     // SAFETY: the routine's contract: a device of the stack and an IRP the caller owns, its next
     // location set up, handed on.
     unsafe { crate::iomgr::call_driver(device, irp) }

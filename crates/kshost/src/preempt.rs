@@ -6,8 +6,9 @@
 //! - a hold that copied at least a given number of bytes: the driver's budget-bounded pumps let
 //!   go of a ring lock between two pieces of one request, and this stops a pump exactly there,
 //!   with the request in progress;
-//! - the driver's next call of a given kernel routine, before it runs (at `PASSIVE_LEVEL` only):
-//!   e.g. a dispatch routine about to queue a request it has checked.
+//! - the driver's next (or nth) call of a given kernel routine, before it runs (at
+//!   `PASSIVE_LEVEL` only): e.g. a dispatch routine about to queue a request it has checked, or an
+//!   IRP source's work routine about to send its next request.
 //!
 //! Unarmed, the check on each release is one atomic load.
 
@@ -24,8 +25,9 @@ enum State {
     Off,
     /// The next release after a hold that copied at least this many bytes stops its thread.
     Armed(u64),
-    /// The driver's next call of this routine (below `DISPATCH_LEVEL`) stops its thread.
-    Before(&'static str),
+    /// The driver's call of this routine (below `DISPATCH_LEVEL`) after this many more stops its
+    /// thread.
+    Before(&'static str, u32),
     /// A thread is stopped at the point.
     Paused,
     /// The test let it go on.
@@ -66,11 +68,12 @@ impl PreemptPoint {
         if !self.armed.load(Ordering::Acquire) || crate::irql::current() >= ksabi::DISPATCH_LEVEL {
             return;
         }
-        let state = self.state.locked();
-        if *state != State::Before(routine) {
-            return;
+        let mut state = self.state.locked();
+        match *state {
+            State::Before(r, 0) if r == routine => self.pause(state),
+            State::Before(r, more) if r == routine => *state = State::Before(r, more - 1),
+            _ => {}
         }
-        self.pause(state);
     }
 
     /// Stops this thread at the point until the test resumes it.
@@ -122,11 +125,19 @@ impl Machine {
         Preemption { machine: Arc::clone(&self.inner) }
     }
 
-    /// Arms the preemption point for the driver's next call of kernel routine `routine` (for now
-    /// `KsAddIrpToCancelableQueue`) at `PASSIVE_LEVEL`: the thread stops before the routine runs.
+    /// Arms the preemption point for the driver's next call of kernel routine `routine`
+    /// (`KsAddIrpToCancelableQueue` or `IofCallDriver`) at `PASSIVE_LEVEL`: the thread stops
+    /// before the routine runs.
     #[must_use]
     pub fn preempt_before(&self, routine: &'static str) -> Preemption {
-        self.inner.preempt.arm(State::Before(routine));
+        self.preempt_before_nth(routine, 0)
+    }
+
+    /// As [`Machine::preempt_before`], letting `skip` calls of `routine` through first: e.g. a
+    /// work routine's second `IofCallDriver`, between two requests it sends in one pass.
+    #[must_use]
+    pub fn preempt_before_nth(&self, routine: &'static str, skip: u32) -> Preemption {
+        self.inner.preempt.arm(State::Before(routine, skip));
         Preemption { machine: Arc::clone(&self.inner) }
     }
 }
