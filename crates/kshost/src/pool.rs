@@ -7,7 +7,7 @@
 //! and is made inaccessible when freed ([`crate::special_pool`]).
 
 use std::alloc::Layout;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use ksabi::{
@@ -53,7 +53,9 @@ pub(crate) struct Pool {
     limit: Option<usize>,
     /// Bytes charged to each client process.
     charges: Mutex<HashMap<u64, usize>>,
-    blocks: Mutex<HashMap<usize, Block>>,
+    /// By address: a kernel-mode buffer's block is found in `O(log n)` ([`Pool::covers`], asked
+    /// for every buffer a kernel-mode request names).
+    blocks: Mutex<BTreeMap<usize, Block>>,
     /// Fault injection: the number of further allocations that succeed before one fails.
     fail_after: Mutex<Option<u64>>,
     allocations: Mutex<u64>,
@@ -205,7 +207,8 @@ impl Pool {
 
     /// Whether `len` bytes at `addr` lie inside one live block (what a kernel-mode buffer must be).
     pub(crate) fn covers(&self, addr: usize, len: usize) -> bool {
-        self.blocks.locked().iter().any(|(&a, b)| addr >= a && addr.saturating_add(len) <= a + b.size)
+        let blocks = self.blocks.locked();
+        blocks.range(..=addr).next_back().is_some_and(|(&a, b)| addr.saturating_add(len) <= a + b.size)
     }
 
     /// Whether `addr` is the start of a live block.
@@ -245,7 +248,7 @@ impl Pool {
 impl Drop for Pool {
     fn drop(&mut self) {
         // Leaks were reported by the verifier; give the memory back to the test process.
-        for (addr, block) in self.blocks.get_mut().unwrap().drain() {
+        for (addr, block) in std::mem::take(self.blocks.get_mut().unwrap()) {
             // SAFETY: each block of the table, allocated at `addr` with its backing, drained (so
             // released) once; the machine is gone, so no driver uses it any more.
             unsafe { release(std::ptr::with_exposed_provenance_mut(addr), block.backing, false) };
