@@ -100,6 +100,11 @@ pub const MDL_MAPPED_TO_SYSTEM_VA: i16 = 0x0001;
 pub const MDL_PAGES_LOCKED: i16 = 0x0002;
 /// `MDL_SOURCE_IS_NONPAGED_POOL`.
 pub const MDL_SOURCE_IS_NONPAGED_POOL: i16 = 0x0004;
+/// `MDL_PARTIAL`: built by `IoBuildPartialMdl` from another MDL.
+pub const MDL_PARTIAL: i16 = 0x0010;
+/// `MDL_MAPPING_CAN_FAIL`: a mapping of the MDL may fail rather than bug-check (ks.sys sets it on
+/// every MDL `KsProbeStreamIrp` maps).
+pub const MDL_MAPPING_CAN_FAIL: i16 = 0x2000;
 
 /// `IRP.AssociatedIrp`.
 #[repr(C)]

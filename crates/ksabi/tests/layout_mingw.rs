@@ -203,6 +203,8 @@ fn table() -> Table {
         ours::MDL_MAPPED_TO_SYSTEM_VA => "MDL_MAPPED_TO_SYSTEM_VA",
         ours::MDL_PAGES_LOCKED => "MDL_PAGES_LOCKED",
         ours::MDL_SOURCE_IS_NONPAGED_POOL => "MDL_SOURCE_IS_NONPAGED_POOL",
+        ours::MDL_PARTIAL => "MDL_PARTIAL",
+        ours::MDL_MAPPING_CAN_FAIL => "MDL_MAPPING_CAN_FAIL",
         ours::IO_NO_INCREMENT => "IO_NO_INCREMENT",
         ours::IRP_MJ_COUNT => "IRP_MJ_MAXIMUM_FUNCTION + 1",
         ours::FILE_DEVICE_KS => "FILE_DEVICE_KS",

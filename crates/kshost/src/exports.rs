@@ -580,6 +580,11 @@ pub unsafe extern "system" fn IoFreeMdl(mdl: *mut MDL) {
     unsafe { crate::iomgr::free_mdl(&current(), mdl) };
 }
 
+pub unsafe extern "system" fn MmBuildMdlForNonPagedPool(mdl: *mut MDL) {
+    // SAFETY: the routine's contract: the caller's MDL, which no one else uses meanwhile.
+    unsafe { crate::iomgr::build_mdl_for_nonpaged_pool(&current(), mdl) };
+}
+
 pub unsafe extern "system" fn MmUnlockPages(mdl: *mut MDL) {
     // SAFETY: the routine's contract: an MDL of an IRP the caller owns.
     unsafe { crate::iomgr::unlock_pages(&current(), mdl) };

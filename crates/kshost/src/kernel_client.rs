@@ -90,29 +90,7 @@ impl Machine {
     ) -> Result<KernelReader, NTSTATUS> {
         let m = Arc::clone(&self.inner);
         let _enter = Enter::new(&m);
-        let mut object: *mut c_void = std::ptr::null_mut();
-        // The handle comes from the (test) process: referenced as a user-mode handle, for reading.
-        // SAFETY: `object` is a local the out pointer may write.
-        let status = unsafe {
-            crate::ob::reference_by_handle(
-                std::ptr::without_provenance_mut(usize::try_from(pin.raw()).unwrap_or(usize::MAX)),
-                ksabi::FILE_READ_DATA,
-                std::ptr::null_mut(),
-                ksabi::UserMode,
-                &raw mut object,
-            )
-        };
-        if !nt_success(status) {
-            return Err(status);
-        }
-        let file = object.cast::<FILE_OBJECT>();
-        // SAFETY: the file object was just referenced by `ObReferenceObjectByHandle`.
-        let related = unsafe { crate::iomgr::related_device(file) };
-        // SAFETY: `related` is a device of this live machine; the stack is not changing while a
-        // handle to it is open.
-        let device = unsafe { crate::iomgr::top_of_stack(related) };
-        // SAFETY: the device is live while the file object is referenced.
-        let stack_size = unsafe { (*device).StackSize } + 1;
+        let (file, device, stack_size) = reference_pin(pin, ksabi::FILE_READ_DATA)?;
         let irp = crate::iomgr::allocate_irp(&m, stack_size);
         // Pool blocks are at least 16-byte aligned: enough for stream headers.
         #[allow(clippy::cast_ptr_alignment)]
@@ -137,6 +115,38 @@ impl Machine {
         });
         Ok(KernelReader { state, rounds: std::sync::atomic::AtomicUsize::new(0) })
     }
+}
+
+/// References `pin`'s file object (a user-mode handle of the test process, checked for `access`)
+/// as a kernel client keeps one; returns it, the top of its stack, and the stack size an IRP of
+/// the client's needs (one location more, its own).
+pub(crate) fn reference_pin(
+    pin: Handle,
+    access: u32,
+) -> Result<(*mut FILE_OBJECT, *mut DEVICE_OBJECT, i8), NTSTATUS> {
+    let mut object: *mut c_void = std::ptr::null_mut();
+    // SAFETY: `object` is a local the out pointer may write.
+    let status = unsafe {
+        crate::ob::reference_by_handle(
+            std::ptr::without_provenance_mut(usize::try_from(pin.raw()).unwrap_or(usize::MAX)),
+            access,
+            std::ptr::null_mut(),
+            ksabi::UserMode,
+            &raw mut object,
+        )
+    };
+    if !nt_success(status) {
+        return Err(status);
+    }
+    let file = object.cast::<FILE_OBJECT>();
+    // SAFETY: the file object was just referenced by `ObReferenceObjectByHandle`.
+    let related = unsafe { crate::iomgr::related_device(file) };
+    // SAFETY: `related` is a device of this live machine; the stack is not changing while a
+    // handle to it is open.
+    let device = unsafe { crate::iomgr::top_of_stack(related) };
+    // SAFETY: the device is live while the file object is referenced.
+    let stack_size = unsafe { (*device).StackSize } + 1;
+    Ok((file, device, stack_size))
 }
 
 impl KernelReader {

@@ -31,6 +31,7 @@ pub mod inf;
 mod iomgr;
 mod irql;
 mod kernel_client;
+mod kernel_request;
 mod ks;
 mod lockstats;
 mod machine;
@@ -51,6 +52,7 @@ mod workitem;
 
 pub use client::{Handle, Overlapped, UserBuffer};
 pub use kernel_client::KernelReader;
+pub use kernel_request::{KernelHeader, KernelRequestResult, PresetMdls};
 pub use lockstats::HoldSummary;
 pub use machine::{DriverEntry, InstallError, InterfaceInfo, Machine, Report, Settings};
 pub use objects::IoStatus;

@@ -179,6 +179,9 @@ pub(crate) struct MachineInner {
     pub cancel_next_acquired: std::sync::atomic::AtomicBool,
     /// IRPs the driver built itself and sent down (`IofCallDriver` of an IRP it allocated).
     pub driver_irps_sent: std::sync::atomic::AtomicU64,
+    /// MDLs `KsProbeStreamIrp` built for kernel-mode requests (a driver's own, whose MDLs it did
+    /// not chain on itself).
+    pub kernel_mdls_built_by_probe: std::sync::atomic::AtomicU64,
     /// The device stack's security descriptor (the INF's `Security`, or the default).
     pub device_dacl: Mutex<crate::security::Dacl>,
     /// Who the client process runs as.
@@ -332,6 +335,7 @@ impl Machine {
             work_items: Mutex::new(HashMap::new()),
             cancel_next_acquired: std::sync::atomic::AtomicBool::new(false),
             driver_irps_sent: std::sync::atomic::AtomicU64::new(0),
+            kernel_mdls_built_by_probe: std::sync::atomic::AtomicU64::new(0),
             device_dacl: Mutex::new(crate::security::Dacl::default_for_device()),
             caller: Mutex::new(crate::security::Caller::default()),
             registry: Mutex::new(crate::registry::Registry::default()),
@@ -589,6 +593,13 @@ impl Machine {
     #[must_use]
     pub fn driver_irps_sent(&self) -> u64 {
         self.inner.driver_irps_sent.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// How many MDLs `KsProbeStreamIrp` has built for kernel-mode requests (an IRP source's): none
+    /// when the sender chains MDLs of its own on each request (ks.sys then builds none).
+    #[must_use]
+    pub fn kernel_mdls_built_by_probe(&self) -> u64 {
+        self.inner.kernel_mdls_built_by_probe.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Pool allocations made so far.

@@ -85,6 +85,11 @@ pub enum Rule {
     /// chained on an IRP the I/O manager completed (it unlocks every MDL of the chain). Windows
     /// bug-checks.
     MdlNotLocked,
+    /// An MDL built against its kind: `MmBuildMdlForNonPagedPool` on an MDL that is not fresh
+    /// from `MmInitializeMdl` (flags set, page array too small for what it describes) or that
+    /// describes memory other than nonpaged pool; such an MDL given to `MmProbeAndLockPages`.
+    /// Windows leaves it undefined (the docs), Driver Verifier bug-checks (0xC4).
+    MdlMisuse,
     /// `ZwClose` of a handle that is not an open kernel handle (never opened, already closed, or
     /// the value a failed open left behind): bug check 0x93 `INVALID_KERNEL_HANDLE` with Driver
     /// Verifier's handle checks (without them `ZwClose` returns `STATUS_INVALID_HANDLE`).
@@ -131,6 +136,7 @@ impl Rule {
             Self::WorkItemMisuse => "WORK_ITEM_MISUSE",
             Self::WaitNeverSatisfied => "WAIT_NEVER_SATISFIED",
             Self::MdlNotLocked => "MDL_NOT_LOCKED",
+            Self::MdlMisuse => "MDL_MISUSE",
             Self::InvalidKernelHandle => "INVALID_KERNEL_HANDLE",
         }
     }

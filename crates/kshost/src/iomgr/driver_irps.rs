@@ -136,3 +136,70 @@ pub(crate) unsafe fn unlock_pages(m: &MachineInner, mdl: *mut ksabi::MDL) {
     }
     *flags &= !(ksabi::MDL_PAGES_LOCKED | ksabi::MDL_MAPPED_TO_SYSTEM_VA);
 }
+
+/// Pages `len` bytes at `va` touch (`ADDRESS_AND_SIZE_TO_SPAN_PAGES`).
+pub(crate) fn pages_spanned(va: usize, len: usize) -> usize {
+    ((va % ksabi::PAGE_SIZE) + len).div_ceil(ksabi::PAGE_SIZE)
+}
+
+/// `MmBuildMdlForNonPagedPool`: the MDL (initialized by `MmInitializeMdl` in caller-allocated pool)
+/// gets its page array filled (kshost has no physical pages: each entry is the page's virtual
+/// page number), `MDL_SOURCE_IS_NONPAGED_POOL`, and its buffer's address as `MappedSystemVa`. What
+/// the docs leave undefined is reported (`MDL_MISUSE`) and the MDL left as it was: flags already
+/// set (built, locked, partial), a page array smaller than the buffer needs or outside the MDL's
+/// pool block, a buffer that is not nonpaged pool, an empty one.
+///
+/// # Safety
+/// If `mdl` lies in a live pool block, the caller owns the MDL and no one else uses it during the
+/// call. (Any other pointer is only looked up, never read.)
+pub(crate) unsafe fn build_mdl_for_nonpaged_pool(m: &MachineInner, mdl: *mut ksabi::MDL) {
+    if !crate::irql::require_at_most(ksabi::DISPATCH_LEVEL, "MmBuildMdlForNonPagedPool") {
+        return;
+    }
+    let header = size_of::<ksabi::MDL>();
+    if !m.pool.covers(mdl as usize, header) {
+        violation(Rule::MdlMisuse, format!("MmBuildMdlForNonPagedPool({mdl:p}): the MDL is not in pool"));
+        return;
+    }
+    // SAFETY: a header's bytes inside a live pool block (checked above) that the caller owns and no
+    // one else uses (the contract).
+    let d = unsafe { &mut *mdl };
+    let va = (d.StartVa as usize).wrapping_add(d.ByteOffset as usize);
+    let count = d.ByteCount as usize;
+    let pages = pages_spanned(va, count);
+    let needed = header + pages * size_of::<u64>();
+    let problem = if d.MdlFlags
+        & (ksabi::MDL_PAGES_LOCKED
+            | ksabi::MDL_SOURCE_IS_NONPAGED_POOL
+            | ksabi::MDL_MAPPED_TO_SYSTEM_VA
+            | ksabi::MDL_PARTIAL)
+        != 0
+    {
+        Some(format!("flags {:#x} already set: not fresh from MmInitializeMdl", d.MdlFlags))
+    } else if !(d.StartVa as usize).is_multiple_of(ksabi::PAGE_SIZE)
+        || d.ByteOffset as usize >= ksabi::PAGE_SIZE
+    {
+        Some(format!("StartVa {:p} / ByteOffset {:#x} are not MmInitializeMdl's", d.StartVa, d.ByteOffset))
+    } else if count == 0 {
+        Some("an empty buffer".to_string())
+    } else if usize::try_from(d.Size).unwrap_or(0) < needed || !m.pool.covers(mdl as usize, needed) {
+        Some(format!("Size {} and the MDL's pool block leave no room for {pages} page entries", d.Size))
+    } else if !m.pool.covers(va, count) {
+        Some(format!("the buffer {va:#x} (+{count}) is not nonpaged pool"))
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        violation(Rule::MdlMisuse, format!("MmBuildMdlForNonPagedPool({mdl:p}): {problem}"));
+        return;
+    }
+    let array = mdl.wrapping_add(1).cast::<u64>();
+    let first_page = va / ksabi::PAGE_SIZE;
+    for i in 0..pages {
+        // SAFETY: entry `i` of the page array, inside the MDL's pool block (checked above); the
+        // array follows the 8-aligned header, and pool blocks are 16-aligned.
+        unsafe { array.wrapping_add(i).write_unaligned((first_page + i) as u64) };
+    }
+    d.MappedSystemVa = std::ptr::with_exposed_provenance_mut(va);
+    d.MdlFlags |= ksabi::MDL_SOURCE_IS_NONPAGED_POOL;
+}

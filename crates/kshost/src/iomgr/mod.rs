@@ -21,7 +21,9 @@ pub(crate) use devices::{
     allocate_driver_extension, attach_device, create_device, create_driver_object, create_root_pdo,
     delete_device, detach, driver_extension, related_device, top_of_stack,
 };
-pub(crate) use driver_irps::{allocate_irp, free_irp, free_mdl, reuse_irp, unlock_pages};
+pub(crate) use driver_irps::{
+    allocate_irp, build_mdl_for_nonpaged_pool, free_irp, free_mdl, pages_spanned, reuse_irp, unlock_pages,
+};
 pub(crate) use files::{cleanup_file, close_file, release_file};
 pub(crate) use requests::{
     IrpSpec, RefCount, Request, alloc_system_buffer, call_driver, complete_request, free_system_buffer,

@@ -24,15 +24,18 @@
 //!   nor leave it on an IRP it completes (the I/O manager unlocks every MDL of the chain).
 //! - In the captured copy each header's `Data` stays a (tagged) user address: the driver must use
 //!   the MDL. The I/O manager copies the headers back as they are.
+//! - a request that arrives with MDLs (`Irp->MdlAddress` set: a kernel sender's own) gets no
+//!   header checked and no MDL built; the chain is only mapped or probed as its first MDL says
+//!   ([`probe_preset`]; Windows and ReactOS alike).
 
 // Capture buffers are allocated 16-aligned and every offset into them is a multiple of 8 (the
 // value area is rounded up to 8); data a client laid out is read with `read_unaligned`.
 #![allow(clippy::cast_ptr_alignment)]
 use ksabi::{
     IRP, IrpFlags, KSRESET, KSSTREAM_HEADER, KsProbe, KsStreamOptions, MDL, MDL_MAPPED_TO_SYSTEM_VA,
-    MDL_PAGES_LOCKED, NTSTATUS, STATUS_ACCESS_VIOLATION, STATUS_INSUFFICIENT_RESOURCES,
-    STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_DEVICE_REQUEST, STATUS_INVALID_PARAMETER, STATUS_SUCCESS,
-    UserMode,
+    MDL_MAPPING_CAN_FAIL, MDL_PAGES_LOCKED, MDL_SOURCE_IS_NONPAGED_POOL, NTSTATUS, STATUS_ACCESS_VIOLATION,
+    STATUS_INSUFFICIENT_RESOURCES, STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_DEVICE_REQUEST,
+    STATUS_INVALID_PARAMETER, STATUS_SUCCESS, UserMode, nt_success,
 };
 
 use crate::machine::{MachineInner, current, violation};
@@ -89,6 +92,20 @@ pub(crate) unsafe fn probe_stream_irp(irp: *mut IRP, flags: u32, header_size: u3
         }
         std::ptr::with_exposed_provenance_mut(user)
     };
+    let preset = b.irp.MdlAddress;
+    if flags.contains(KsProbe::ALLOCATEMDL) && !preset.is_null() {
+        // The sender chained MDLs of its own: Windows' and ReactOS' ks.sys then check no header
+        // and build no MDL; they only lock or map the chain as it is.
+        let status = probe_preset(&m, preset, flags);
+        if nt_success(status) {
+            // SAFETY: the IRP the caller owns; no MDL is added.
+            unsafe { install(irp, headers, &[], irp_flags, user_mode, flags.contains(KsProbe::STREAMWRITE)) };
+        } else if user_mode {
+            // SAFETY: the capture made above for this call, not on the IRP: no one else has it.
+            unsafe { crate::iomgr::free_system_buffer(&m, headers) };
+        }
+        return status;
+    }
     let result = {
         // SAFETY: `len` bytes at `headers`: the capture just made (user mode), or the kernel
         // caller's pool block that covers them (checked above); no one writes them while the
@@ -111,6 +128,9 @@ pub(crate) unsafe fn probe_stream_irp(irp: *mut IRP, flags: u32, header_size: u3
             return status;
         }
     };
+    if !user_mode {
+        m.kernel_mdls_built_by_probe.fetch_add(mdls.len() as u64, std::sync::atomic::Ordering::SeqCst);
+    }
     if user_mode {
         // SAFETY: the IRP the caller owns; `headers` is this call's capture of `len` bytes, and
         // `offsets` were validated inside it.
@@ -118,6 +138,71 @@ pub(crate) unsafe fn probe_stream_irp(irp: *mut IRP, flags: u32, header_size: u3
     }
     // SAFETY: the IRP the caller owns; the MDLs were just built for it and are not yet shared.
     unsafe { install(irp, headers, &mdls, irp_flags, user_mode, flags.contains(KsProbe::STREAMWRITE)) };
+    STATUS_SUCCESS
+}
+
+/// `KSPROBE_PROBEANDLOCK` on a chain the sender built (Windows 10/11 ks.sys and ReactOS alike):
+/// if the *first* MDL is locked or describes nonpaged pool, every MDL is only mapped (with
+/// `KSPROBE_SYSTEMADDRESS`; `MDL_MAPPING_CAN_FAIL` set; `MappedSystemVa` used where the MDL is
+/// mapped or nonpaged, else `MmMapLockedPagesSpecifyCache`, which needs it locked:
+/// `MDL_NOT_LOCKED`); otherwise every MDL is probed and locked — one built by
+/// `MmBuildMdlForNonPagedPool` among them is `MDL_MISUSE`. kshost reads only MDLs in its pool
+/// or of its own making; any other pointer is `UNKNOWN_OBJECT`.
+fn probe_preset(m: &MachineInner, first: *mut MDL, flags: KsProbe) -> NTSTATUS {
+    if !flags.contains(KsProbe::PROBEANDLOCK) {
+        return STATUS_SUCCESS;
+    }
+    let map = flags.contains(KsProbe::SYSTEMADDRESS);
+    let readable = |mdl: *mut MDL| {
+        m.pool.covers(mdl as usize, size_of::<MDL>()) || m.objects.locked().mdls.contains(&(mdl as usize))
+    };
+    let mut mdl = first;
+    let mut only_map = None;
+    while !mdl.is_null() {
+        if !readable(mdl) {
+            violation(Rule::UnknownObject, format!("KsProbeStreamIrp: MDL {mdl:p} on the IRP is not pool"));
+            return STATUS_ACCESS_VIOLATION;
+        }
+        // SAFETY: an MDL in pool or of kshost's making (checked above), on the IRP the caller owns:
+        // no one else uses it during the probe.
+        let d = unsafe { &mut *mdl };
+        let va = (d.StartVa as usize).wrapping_add(d.ByteOffset as usize);
+        let only_map =
+            *only_map.get_or_insert(d.MdlFlags & (MDL_PAGES_LOCKED | MDL_SOURCE_IS_NONPAGED_POOL) != 0);
+        if !only_map {
+            if d.MdlFlags & (MDL_SOURCE_IS_NONPAGED_POOL | MDL_PAGES_LOCKED) != 0 {
+                violation(
+                    Rule::MdlMisuse,
+                    format!(
+                        "KsProbeStreamIrp: MmProbeAndLockPages of MDL {mdl:p} (flags {:#x}): the chain's first MDL is neither locked nor nonpaged, so ks.sys probes and locks every one",
+                        d.MdlFlags
+                    ),
+                );
+                return STATUS_ACCESS_VIOLATION;
+            }
+            if !m.pool.covers(va, d.ByteCount as usize) {
+                return STATUS_ACCESS_VIOLATION; // a kernel-mode probe of memory that is not there
+            }
+            d.MdlFlags |= MDL_PAGES_LOCKED;
+        }
+        if map {
+            d.MdlFlags |= MDL_MAPPING_CAN_FAIL;
+            if d.MdlFlags & (MDL_MAPPED_TO_SYSTEM_VA | MDL_SOURCE_IS_NONPAGED_POOL) == 0 {
+                if d.MdlFlags & MDL_PAGES_LOCKED == 0 {
+                    violation(
+                        Rule::MdlNotLocked,
+                        format!(
+                            "KsProbeStreamIrp: MmMapLockedPagesSpecifyCache of MDL {mdl:p}, whose pages are not locked"
+                        ),
+                    );
+                    return STATUS_INSUFFICIENT_RESOURCES;
+                }
+                d.MappedSystemVa = std::ptr::with_exposed_provenance_mut(va);
+                d.MdlFlags |= MDL_MAPPED_TO_SYSTEM_VA;
+            }
+        }
+        mdl = d.Next;
+    }
     STATUS_SUCCESS
 }
 
