@@ -61,3 +61,160 @@ fn a_read_sent_after_the_pins_last_handle_closed_is_refused_as_closed() {
     }
     backend.shutdown().assert_clean();
 }
+
+/// A plain header over `extent` bytes, `used` of them filled.
+fn header(extent: u32, used: u32) -> kshost::KernelHeader {
+    kshost::KernelHeader { size: 56, extent, used, options: 0 }
+}
+
+/// A kernel sender's request that carries MDLs of its own over non-paged pool (as ksring's IRP
+/// sources send): ks.sys builds none and ksring serves it as any other — written frames arrive
+/// whole, a read's buffers are filled through the sender's MDLs — and the chain stays the
+/// sender's (kshost's verifier checks every MDL at the end).
+#[test]
+fn a_kernel_request_with_mdls_of_its_own_is_served_as_any_other() {
+    use ksabi::{IOCTL_KS_READ_STREAM, IOCTL_KS_WRITE_STREAM};
+    use kshost::PresetMdls;
+    let backend = common::boot();
+    {
+        let rig = common::rig(&backend);
+        let m = backend.machine();
+        let input = kshost::Handle::from_raw(rig.input.handle().0);
+        let output = kshost::Handle::from_raw(rig.output.handle().0);
+        let built = m.kernel_mdls_built_by_probe();
+        let pattern: Vec<u8> = (0..=250).collect();
+        let timeout = Duration::from_secs(10);
+        let headers = [header(100, 100), header(5000, 4000), header(1, 1)];
+        let w =
+            m.kernel_request(input, IOCTL_KS_WRITE_STREAM, &headers, &pattern, PresetMdls::NonPaged, timeout);
+        let w = w.expect("the write completes");
+        assert_eq!((w.io.status, w.io.information), (STATUS_SUCCESS, 4101), "{w:?}");
+        let r = m.kernel_request(
+            output,
+            IOCTL_KS_READ_STREAM,
+            &[header(8192, 0); 3],
+            &[],
+            PresetMdls::NonPaged,
+            timeout,
+        );
+        let r = r.expect("the read completes");
+        assert_eq!(r.io.status, STATUS_SUCCESS);
+        let used: Vec<u32> = r.headers.iter().map(|h| h.DataUsed).collect();
+        assert_eq!(used, [100, 4000, 1], "one frame per header, whole");
+        let want =
+            |from: usize, n: usize| (from..from + n).map(|i| pattern[i % pattern.len()]).collect::<Vec<u8>>();
+        assert_eq!(&r.data[..100], want(0, 100).as_slice());
+        assert_eq!(&r.data[8192..12192], want(100, 4000).as_slice());
+        assert_eq!(r.data[16384], pattern[5100 % pattern.len()]);
+        assert_eq!(m.kernel_mdls_built_by_probe(), built, "ks.sys built no MDL for either");
+    }
+    backend.shutdown().assert_clean();
+}
+
+/// ks.sys checks no header of a request that arrives with MDLs of its own, so ksring checks them
+/// itself: each bad header gets the status ks.sys gives the same request without MDLs (kshost's
+/// model of the Windows 10/11 `KsProbeStreamIrp`), and the ring takes nothing. Before, ksring's
+/// header walk stepped by `Size` unchecked: a header of `Size` 0 was refused for want of MDLs
+/// (`STATUS_INSUFFICIENT_RESOURCES`) — or, with no bytes after a header with bytes, walked for ever.
+#[test]
+fn ks_sys_checks_no_header_of_a_request_with_mdls_of_its_own_so_ksring_does() {
+    use ksabi::{
+        IOCTL_KS_READ_STREAM, IOCTL_KS_WRITE_STREAM, STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_PARAMETER,
+    };
+    use kshost::{KernelHeader, PresetMdls};
+    let typechanged = ksabi::KsStreamOptions::TYPECHANGED.bits();
+    let h = |size, extent, used, options| KernelHeader { size, extent, used, options };
+    let cases: [(&str, u32, Vec<KernelHeader>, i32); 11] = [
+        ("read, Size 0", IOCTL_KS_READ_STREAM, vec![h(0, 64, 0, 0)], STATUS_INVALID_BUFFER_SIZE),
+        ("read, Size 60", IOCTL_KS_READ_STREAM, vec![h(60, 64, 0, 0)], STATUS_INVALID_BUFFER_SIZE),
+        ("read, Size 48", IOCTL_KS_READ_STREAM, vec![h(48, 64, 0, 0)], STATUS_INVALID_BUFFER_SIZE),
+        (
+            "read, Size past the array",
+            IOCTL_KS_READ_STREAM,
+            vec![h(64, 64, 0, 0)],
+            STATUS_INVALID_BUFFER_SIZE,
+        ),
+        ("read, DataUsed 1", IOCTL_KS_READ_STREAM, vec![h(56, 64, 1, 0)], STATUS_INVALID_BUFFER_SIZE),
+        ("read, SPLICEPOINT", IOCTL_KS_READ_STREAM, vec![h(56, 64, 0, 1)], STATUS_INVALID_PARAMETER),
+        (
+            "write, a second header of Size 0 and no bytes",
+            IOCTL_KS_WRITE_STREAM,
+            vec![h(56, 64, 64, 0), h(0, 0, 0, 0)],
+            STATUS_INVALID_BUFFER_SIZE,
+        ),
+        (
+            "write, DataUsed past FrameExtent",
+            IOCTL_KS_WRITE_STREAM,
+            vec![h(56, 64, 65, 0)],
+            STATUS_INVALID_BUFFER_SIZE,
+        ),
+        (
+            "write, a lone TYPECHANGED",
+            IOCTL_KS_WRITE_STREAM,
+            vec![h(56, 64, 64, typechanged)],
+            STATUS_INVALID_PARAMETER,
+        ),
+        (
+            "write, TYPECHANGED first of two",
+            IOCTL_KS_WRITE_STREAM,
+            vec![h(56, 64, 64, typechanged), h(56, 64, 64, 0)],
+            STATUS_INVALID_BUFFER_SIZE,
+        ),
+        (
+            "write, TYPECHANGED second of two",
+            IOCTL_KS_WRITE_STREAM,
+            vec![h(56, 64, 64, 0), h(56, 64, 64, typechanged)],
+            STATUS_INVALID_BUFFER_SIZE,
+        ),
+    ];
+    let backend = common::boot();
+    {
+        let rig = common::rig(&backend);
+        let m = backend.machine();
+        for (what, ioctl, headers, want) in &cases {
+            let pin = if *ioctl == IOCTL_KS_WRITE_STREAM { &rig.input } else { &rig.output };
+            let pin = kshost::Handle::from_raw(pin.handle().0);
+            for mdls in [PresetMdls::None, PresetMdls::NonPaged] {
+                let r = m.kernel_request(pin, *ioctl, headers, &[7], mdls, Duration::from_secs(10));
+                let r = r.unwrap_or_else(|s| panic!("{what} ({mdls:?}): not completed: {s:#x}"));
+                assert_eq!((r.io.status, r.io.information), (*want, 0), "{what} ({mdls:?})");
+            }
+        }
+        let s = common::stats(&rig.input);
+        assert_eq!((s.frames_in, s.bytes_in), (0, 0), "the ring took nothing: {s:?}");
+    }
+    backend.shutdown().assert_clean();
+}
+
+/// ks.sys looks only at a chain's first MDL to decide how to treat them all, so a sender's chain
+/// must be built one way throughout. kshost reports the two ways it is not, as Driver Verifier
+/// would bug-check: an unbuilt MDL after a nonpaged first is mapped without being locked
+/// (`MDL_NOT_LOCKED`); a nonpaged MDL after an unbuilt first is probed and locked (`MDL_MISUSE`).
+/// The request fails either way.
+#[test]
+fn a_chain_of_mdls_built_two_ways_is_what_ks_sys_mishandles() {
+    use ksabi::IOCTL_KS_READ_STREAM;
+    use kshost::{PresetMdls, Rule};
+    for (mdls, rule) in
+        [(PresetMdls::LaterUnbuilt, Rule::MdlNotLocked), (PresetMdls::FirstUnbuilt, Rule::MdlMisuse)]
+    {
+        let backend = common::boot();
+        {
+            let rig = common::rig(&backend);
+            let m = backend.machine();
+            let output = kshost::Handle::from_raw(rig.output.handle().0);
+            let r = m.kernel_request(
+                output,
+                IOCTL_KS_READ_STREAM,
+                &[header(64, 0); 2],
+                &[],
+                mdls,
+                Duration::from_secs(10),
+            );
+            let r = r.expect("the read completes");
+            assert!(!ksabi::nt_success(r.io.status), "{mdls:?}: refused: {:#x}", r.io.status);
+        }
+        let report = backend.shutdown();
+        assert!(report.has(rule), "{mdls:?}: {rule} reported: {}", report.describe());
+    }
+}

@@ -49,7 +49,8 @@ pub struct Cursor<'a> {
 }
 
 /// Sets up the cursor of a new stream request, at its first header. Checks what the stream path
-/// relies on: no header carries an option ksring does not implement ([`UNIMPLEMENTED_OPTIONS`]:
+/// relies on: every header as ks.sys would ([`check_header`]: it skips them for a request that
+/// came with MDLs); no header carries an option ksring does not implement ([`UNIMPLEMENTED_OPTIONS`]:
 /// with some of them ks.sys builds a second MDL, or an unlocked placeholder, so MDLs would no
 /// longer pair with headers — `STATUS_INVALID_PARAMETER`); every header that needs an MDL has
 /// exactly one, locked and already mapped by ks.sys, as long as `FrameExtent`, and no MDL is left
@@ -67,7 +68,11 @@ pub(super) unsafe fn start(irp: &mut OwnedIrp, reading: bool) -> Result<(), NTST
     let first_mdl = irp.mdl_address();
     let mut cursor = Cursor { irp, headers, len, at: 0, offset: 0, mdl: first_mdl };
     let mut mdl = first_mdl;
-    while let Some(h) = cursor.header_at(cursor.at) {
+    while cursor.at < len {
+        let Some(h) = cursor.header_at(cursor.at) else {
+            return Err(STATUS_INVALID_BUFFER_SIZE); // less than a header left
+        };
+        check_header(&h, len - cursor.at, cursor.at == 0, reading)?;
         if h.OptionsFlags & UNIMPLEMENTED_OPTIONS != 0 {
             return Err(STATUS_INVALID_PARAMETER);
         }
@@ -91,6 +96,42 @@ pub(super) unsafe fn start(irp: &mut OwnedIrp, reading: bool) -> Result<(), NTST
     }
     cursor.at = 0;
     cursor.save();
+    Ok(())
+}
+
+/// `OptionsFlags` bits ks.sys refuses on a read header (when it builds MDLs: its mask
+/// `0xFFFA23FF`).
+const READ_FORBIDDEN: u32 = 0xFFFA_23FF;
+
+/// What ks.sys' `KsProbeStreamIrp` checks of each header (`HeaderSize` 0, no
+/// `KSPROBE_ALLOWFORMATCHANGE`), `left` bytes from the array's end: `Size` at least a header, a
+/// multiple of 8 and within what is left (`STATUS_INVALID_BUFFER_SIZE`); a write's `DataUsed`
+/// within `FrameExtent` (`STATUS_INVALID_BUFFER_SIZE`) and no `TYPECHANGED` (only in a lone header,
+/// `STATUS_INVALID_BUFFER_SIZE`; refused anyway, `STATUS_INVALID_PARAMETER`); a read's `DataUsed` 0
+/// (`STATUS_INVALID_BUFFER_SIZE`) and no forbidden option (`STATUS_INVALID_PARAMETER`). ks.sys
+/// skips every one of these for a request that arrives with MDLs (a kernel sender's, as ksring's
+/// IRP sources send): checked again here, such a request gets the answers any other would.
+fn check_header(h: &KSSTREAM_HEADER, left: usize, first: bool, reading: bool) -> Result<(), NTSTATUS> {
+    let size = h.Size as usize;
+    if size < size_of::<KSSTREAM_HEADER>() || !size.is_multiple_of(8) || size > left {
+        return Err(STATUS_INVALID_BUFFER_SIZE);
+    }
+    if reading {
+        if h.DataUsed != 0 {
+            return Err(STATUS_INVALID_BUFFER_SIZE);
+        }
+        if h.OptionsFlags & READ_FORBIDDEN != 0 {
+            return Err(STATUS_INVALID_PARAMETER);
+        }
+        return Ok(());
+    }
+    if h.DataUsed > h.FrameExtent {
+        return Err(STATUS_INVALID_BUFFER_SIZE);
+    }
+    if h.OptionsFlags & KsStreamOptions::TYPECHANGED.bits() != 0 {
+        let lone = first && left == size_of::<KSSTREAM_HEADER>();
+        return Err(if lone { STATUS_INVALID_PARAMETER } else { STATUS_INVALID_BUFFER_SIZE });
+    }
     Ok(())
 }
 
