@@ -54,6 +54,24 @@ fn chain_moves_256_mib_byte_exact() {
     backend.shutdown().assert_clean();
 }
 
+/// The sources' requests carry MDLs of their own over their rings (built in place with
+/// `MmBuildMdlForNonPagedPool`), so the sinks' `KsProbeStreamIrp` builds, probes and locks none
+/// (kshost checks every MDL it is handed, as ks.sys and Driver Verifier would).
+#[test]
+fn a_chains_requests_carry_mdls_of_their_own() {
+    let backend = common::boot();
+    {
+        let cfg = Config { frame_max: 200 << 10, extent_max: 64 << 10, ..stream_config(64 << 20, 0x3D1) };
+        let chain = Chain::open(&backend, &request::stream_format()).expect("chain");
+        let before = backend.machine().kernel_mdls_built_by_probe();
+        let sent = backend.machine().driver_irps_sent();
+        graph::run(&backend, chain, &cfg, &Progress::default()).expect("the chain streams");
+        assert!(backend.machine().driver_irps_sent() > sent + 100, "the sources sent requests");
+        assert_eq!(backend.machine().kernel_mdls_built_by_probe(), before, "ks.sys built no MDL for them");
+    }
+    backend.shutdown().assert_clean();
+}
+
 /// F2 sits between two IRP sources (F1's push, F3's pull): frames of `PASS_THROUGH_MIN` (16 KiB)
 /// and more pass through it — F1's writes wait at F2's input until one of F3's reads takes their
 /// frames straight from F1's ring into F3's — so F2 copies nothing into its ring and the chain

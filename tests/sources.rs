@@ -704,6 +704,52 @@ fn a_push_source_sends_in_place_and_never_reuses_space_a_request_still_names() {
     backend.shutdown().assert_clean();
 }
 
+/// A push source sizes its requests' MDL blocks for its ring when it connects (4 KiB here); the
+/// ring made larger after (1 MiB), requests naming more than the blocks hold go without MDLs of
+/// their own and the sink's ks.sys builds them, as for any sender; the others still carry theirs.
+/// Either way every byte arrives in order, and every MDL is accounted for at the end.
+#[test]
+fn a_push_source_whose_ring_grew_sends_what_its_mdls_cannot_describe_without_them() {
+    let backend = common::boot();
+    {
+        let format = request::stream_format();
+        let f1 = Filter::open_first(&backend).expect("F1");
+        let f2 = Filter::open_first(&backend).expect("F2");
+        assert_eq!(f1.set_capacity(MIN_CAPACITY).status, STATUS_SUCCESS);
+        let f2_in = f2.connect(PIN_INPUT, &format).expect("F2.in");
+        let f2_out = f2.connect(PIN_OUTPUT, &format).expect("F2.out");
+        let f1_in = f1.connect(PIN_INPUT, &format).expect("F1.in");
+        let push = source(&f1, PIN_OUTPUT, &f2_in);
+        assert_eq!(f1.set_capacity(1 << 20).status, STATUS_SUCCESS, "no pin holds F1's ring yet");
+        for pin in [&f2_out, &f2_in, &f1_in, &push] {
+            assert_eq!(pin.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        }
+        let pair = PushPair { push, f1_in, f2_out, f2_in, f2, f1 };
+        let before = backend.machine().kernel_mdls_built_by_probe();
+        let sent = common::numbered(64, 20_000);
+        let list: Vec<(&[u8], Header)> = sent.iter().map(|f| (f.as_slice(), Header::default())).collect();
+        let mut write = InFlight::write(&backend, pair.f1_in.handle(), &list);
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        let mut open = true;
+        while got.len() < sent.len() {
+            let mut read = InFlight::read(&backend, pair.f2_out.handle(), &[64 << 10; 4]);
+            assert!(settles(|| read.poll().is_some()), "the pair delivers: {} frames so far", got.len());
+            open = join_parts(&mut got, read.frames(), open);
+        }
+        assert_eq!(write.wait().status, STATUS_SUCCESS);
+        assert_eq!(common::numbers(&got), (0..64).collect::<Vec<_>>(), "every frame once, in order");
+        assert_eq!(got, sent, "every byte");
+        assert!(
+            backend.machine().kernel_mdls_built_by_probe() > before,
+            "requests past the blocks' room went without MDLs of their own"
+        );
+        let PushPair { push, f1_in, f2_out, f2_in, f2, f1 } = pair;
+        drop((push, f1_in, f2_out, f2_in, f2, f1));
+    }
+    backend.machine().settle();
+    backend.shutdown().assert_clean();
+}
+
 /// A pull source whose reads wait at an empty F2 — each names space reserved in F3's ring — when
 /// F3's output is reset: the reset empties F3's ring of its frames but leaves that space reserved
 /// (resetting the whole ring handed it to new reads while the old ones still named it, and the

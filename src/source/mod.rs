@@ -65,7 +65,7 @@ use crate::filter::{Counters, Filter};
 use crate::ids;
 use crate::kernel::irp::Device;
 use crate::kernel::object::{Held, Object};
-use crate::kernel::outbound::{Activity, Lease, Outbound, Owner, StreamBuffers, Target, Worker};
+use crate::kernel::outbound::{Activity, Lease, Outbound, Owner, RequestMdls, StreamBuffers, Target, Worker};
 use crate::kernel::pool::{PoolBox, Shared};
 use crate::kernel::stream::Direction;
 use crate::kernel::sync::{Exclusive, ExclusiveGuard};
@@ -160,6 +160,8 @@ impl Source {
         lease: Lease,
     ) -> Option<Shared<Self>> {
         let stack_size = target.stack_size(&lease);
+        // Its requests' MDLs, sized for the ring its filter will allocate (`RequestMdls`).
+        let region = filter.get().capacity() as usize;
         let slot = |i| {
             // A source's requests name its ring's storage: its slots need no buffer.
             let io = SlotIo {
@@ -168,7 +170,7 @@ impl Source {
                 reserved: slot::Reserved::default(),
             };
             Some(Slot {
-                request: Outbound::new(stack_size, i)?,
+                request: Outbound::new(stack_size, i, RequestMdls::new(ids::TAG_SOURCE, region, HEADERS)?)?,
                 io: Exclusive::new(PoolBox::new(ids::TAG_SOURCE, io)?),
                 state: AtomicSlotState::new(),
                 status: AtomicI32::new(0),

@@ -80,6 +80,7 @@ imports! {
         fn IoCancelIrp(irp: *mut IRP) -> u8;
         fn IoFreeMdl(mdl: *mut MDL);
         fn MmUnlockPages(mdl: *mut MDL);
+        fn MmBuildMdlForNonPagedPool(mdl: *mut MDL);
         fn IoAllocateWorkItem(device: *mut DEVICE_OBJECT) -> *mut c_void;
         fn IoQueueWorkItem(item: *mut c_void, routine: PIO_WORKITEM_ROUTINE, queue_type: i32, context: *mut c_void);
         fn IoFreeWorkItem(item: *mut c_void);

@@ -28,8 +28,10 @@ use super::stream::Direction;
 use super::sync::{Event, Exclusive, ExclusiveGuard};
 
 mod buffers;
+mod mdls;
 use crate::sys;
 pub use buffers::StreamBuffers;
+pub use mdls::RequestMdls;
 
 /// A count of the owner itself and of what runs for it (work routine passes, requests in flight),
 /// with an event set when it drops to zero. It lives in a block of its own, so that what runs
@@ -356,6 +358,8 @@ pub struct Outbound<B> {
     lent: AtomicPtr<Exclusive<B>>,
     target: AtomicPtr<Target>,
     slot: usize,
+    /// The MDLs it carries over the region its headers name (see [`RequestMdls`]).
+    mdls: RequestMdls,
     buffers: PhantomData<B>,
 }
 
@@ -374,8 +378,8 @@ pub trait Lend<const N: usize> {
 
 impl<B> Outbound<B> {
     /// A request for a stack of `stack_size` locations ([`Target::stack_size`]), slot `slot` of
-    /// its owner; `None` if none could be made.
-    pub fn new(stack_size: i8, slot: usize) -> Option<Self> {
+    /// its owner, building its MDLs in `mdls`; `None` if none could be made.
+    pub fn new(stack_size: i8, slot: usize, mdls: RequestMdls) -> Option<Self> {
         if stack_size < 1 {
             return None;
         }
@@ -387,6 +391,7 @@ impl<B> Outbound<B> {
             lent: AtomicPtr::new(null_mut()),
             target: AtomicPtr::new(null_mut()),
             slot,
+            mdls,
             buffers: PhantomData,
         })
     }
@@ -433,7 +438,17 @@ impl<B> Outbound<B> {
         next.MajorFunction = IRP_MJ_DEVICE_CONTROL;
         next.MinorFunction = 0;
         // SAFETY: our IRP; the buffers are lent to it until its completion.
-        let (headers, length) = unsafe { (*buffers).stream_buffers() }.prepare(direction);
+        let stream_buffers = unsafe { (*buffers).stream_buffers() };
+        let (headers, length) = stream_buffers.prepare(direction);
+        let with_bytes = {
+            let b = &*stream_buffers;
+            (0..b.count()).filter_map(move |i| b.header(i)).filter(|h| h.FrameExtent > 0)
+        };
+        // SAFETY: each header with bytes names them in the region lent to the buffers (rewritten by
+        // `prepare`): a ring's storage, nonpaged pool, kept allocated by the loan until the
+        // completion; the request is not in flight, so none of its MDLs is in use.
+        let mdls =
+            unsafe { self.mdls.build(with_bytes.map(|h| (h.Data.cast::<u8>(), h.FrameExtent as usize))) };
         let code = match direction {
             Direction::Write => IOCTL_KS_WRITE_STREAM,
             Direction::Read => IOCTL_KS_READ_STREAM,
@@ -453,6 +468,8 @@ impl<B> Outbound<B> {
         unsafe { (*irp).UserBuffer = headers };
         // SAFETY: as above.
         unsafe { (*irp).RequestorMode = KernelMode };
+        // SAFETY: as above (null: ks.sys builds the MDLs).
+        unsafe { (*irp).MdlAddress = mdls };
         self.lent.store(core::ptr::from_ref(lender).cast_mut(), Ordering::SeqCst);
         target.in_flight.fetch_add(1, Ordering::SeqCst);
         self.target.store(core::ptr::from_ref(target).cast_mut(), Ordering::SeqCst);
@@ -496,7 +513,7 @@ unsafe extern "system" fn completed<T: Owner, B>(
     // SAFETY: our IRP, back in our hands.
     let io = unsafe { (*irp).IoStatus };
     // SAFETY: as above.
-    unsafe { free_mdls(irp) };
+    unsafe { free_mdls(irp, &request.mdls) };
     let owner = request.owner.swap(null_mut(), Ordering::SeqCst);
     if owner.is_null() {
         // Completed a second time by a misbehaving driver below: nothing of ours is left to give.
@@ -524,11 +541,12 @@ unsafe extern "system" fn completed<T: Owner, B>(
     STATUS_MORE_PROCESSING_REQUIRED
 }
 
-/// Unlocks and frees the MDLs on a completed request of ours (built by the target's probe).
+/// Takes the MDLs off a completed request of ours: those of `own` stay where they are (its block),
+/// the others (built by the target's probe) are unlocked and freed.
 ///
 /// # Safety
 /// `irp` is an IRP of ours whose completion routine is running.
-unsafe fn free_mdls(irp: *mut IRP) {
+unsafe fn free_mdls(irp: *mut IRP, own: &RequestMdls) {
     // SAFETY: the caller's IRP; only its MDL field is borrowed (`IoCancelIrp` may still write
     // `Cancel` on another processor).
     let head = unsafe { &mut (*irp).MdlAddress };
@@ -539,13 +557,16 @@ unsafe fn free_mdls(irp: *mut IRP) {
             let m = unsafe { m.as_ref() };
             (m.Next, m.MdlFlags)
         };
+        mdl = next;
+        if own.owns(m.as_ptr()) {
+            continue;
+        }
         if flags & MDL_PAGES_LOCKED != 0 {
             // SAFETY: locked by the probe, unlocked once.
             unsafe { sys::MmUnlockPages(m.as_ptr()) };
         }
         // SAFETY: freed once.
         unsafe { sys::IoFreeMdl(m.as_ptr()) };
-        mdl = next;
     }
 }
 
