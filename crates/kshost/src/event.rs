@@ -138,24 +138,27 @@ pub(crate) unsafe fn wait(event: *mut KEVENT, timeout: Option<i64>) -> NTSTATUS 
         return STATUS_SUCCESS;
     }
     let p = parking(event);
-    let mut guard = p.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    p.waiters.fetch_add(1, Ordering::SeqCst);
-    fence(Ordering::SeqCst);
-    let status = loop {
-        if satisfied() {
-            break STATUS_SUCCESS;
-        }
-        let elapsed = start.elapsed();
-        if elapsed >= limit {
-            break STATUS_TIMEOUT;
-        }
-        guard =
-            p.cv.wait_timeout(guard, limit.saturating_sub(elapsed))
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .0;
-    };
-    p.waiters.fetch_sub(1, Ordering::SeqCst);
-    drop(guard);
+    // A worker thread that waits lets another item of its queue run meanwhile.
+    let status = crate::worker::waiting(|| {
+        let mut guard = p.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        p.waiters.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        let status = loop {
+            if satisfied() {
+                break STATUS_SUCCESS;
+            }
+            let elapsed = start.elapsed();
+            if elapsed >= limit {
+                break STATUS_TIMEOUT;
+            }
+            guard =
+                p.cv.wait_timeout(guard, limit.saturating_sub(elapsed))
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .0;
+        };
+        p.waiters.fetch_sub(1, Ordering::SeqCst);
+        status
+    });
     if status == STATUS_TIMEOUT && timeout.is_none() {
         violation(
             Rule::WaitNeverSatisfied,

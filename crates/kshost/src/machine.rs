@@ -71,6 +71,11 @@ pub struct Settings {
     /// parameter, so the driver must bound it. Off (the default): as the Windows 10/11 ks.sys does
     /// it, refusing a `FormatSize` beyond the parameter (FIDELITY.md).
     pub ks_connect_format_size_unchecked: bool,
+    /// The machine's processors as its system work queues see them: each queue runs at most this
+    /// many work items at once, a waiting one not counted (a KQUEUE's concurrency: `worker`
+    /// module). `Some(1)`: a uniprocessor, as the ReactOS lab's machine. `None` (the default): no
+    /// limit, the host's threads run every item at once.
+    pub processors: Option<usize>,
 }
 
 impl Default for Settings {
@@ -84,6 +89,7 @@ impl Default for Settings {
             process_pool_quota: None,
             pool_limit: None,
             ks_connect_format_size_unchecked: false,
+            processors: None,
         }
     }
 }

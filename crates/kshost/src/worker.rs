@@ -11,9 +11,18 @@
 //! rely on more than the static threads, and a routine that blocks a worker for long is a bug the
 //! one-second stall shows). Threads wait on a condition variable: an item wakes one at once.
 //!
+//! Each queue is also a KQUEUE whose concurrency is the machine's processor count
+//! ([`crate::Settings::processors`], when set): at most that many of its threads run items at once,
+//! and one that waits (`KeWaitForSingleObject`: [`waiting`]) lets another run — a routine that
+//! never returns and never waits holds a processor's share of the queue for good (Windows
+//! `KeInsertQueue`/`KeRemoveQueue`: "the concurrency limit … the number of processors"; ReactOS
+//! `ke/queue.c` `KiActivateWaiterQueue`). On a uniprocessor that is the whole queue: the ReactOS
+//! lab's single-processor machine showed it.
+//!
 //! [`flush`] waits until every queue of the machine is empty and idle, then stops and joins its
 //! threads (a later item starts a new set).
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -60,6 +69,8 @@ struct QueueState {
     items: VecDeque<Job>,
     /// Items being run now.
     running: usize,
+    /// Of those, the ones whose thread is not waiting: the KQUEUE's current count.
+    active: usize,
     processed: u64,
     processed_last_pass: u64,
     depth_last_pass: usize,
@@ -69,6 +80,8 @@ struct QueueState {
 
 #[derive(Default)]
 struct WorkQueue {
+    /// At most this many items run at once, waiting ones not counted (the processors).
+    limit: usize,
     state: Mutex<QueueState>,
     /// An item was queued, or the queue stops.
     work: Condvar,
@@ -90,13 +103,21 @@ fn key(m: &MachineInner) -> usize {
     std::ptr::from_ref(m) as usize
 }
 
-fn worker_loop(queue: &WorkQueue) {
+thread_local! {
+    /// The queue whose item this (worker) thread is running.
+    static RUNNING_IN: RefCell<Option<Arc<WorkQueue>>> = const { RefCell::new(None) };
+}
+
+fn worker_loop(queue: &Arc<WorkQueue>) {
     loop {
         let job = {
             let mut s = queue.state.locked();
             loop {
-                if let Some(job) = s.items.pop_front() {
+                if s.active < queue.limit
+                    && let Some(job) = s.items.pop_front()
+                {
                     s.running += 1;
+                    s.active += 1;
                     break job;
                 }
                 if s.stopping {
@@ -105,14 +126,34 @@ fn worker_loop(queue: &WorkQueue) {
                 s = queue.work.wait(s).unwrap_or_else(std::sync::PoisonError::into_inner);
             }
         };
+        RUNNING_IN.with(|r| *r.borrow_mut() = Some(Arc::clone(queue)));
         job();
+        RUNNING_IN.with(|r| *r.borrow_mut() = None);
         let mut s = queue.state.locked();
         s.running -= 1;
+        s.active -= 1;
         s.processed += 1;
+        queue.work.notify_one(); // a processor's share is free
         if s.running == 0 && s.items.is_empty() {
             queue.idle.notify_all();
         }
     }
+}
+
+/// Runs `wait` (a blocking wait of the calling thread): a worker thread running an item leaves its
+/// queue's count meanwhile, so that another item may run, and counts again after (exceeding the
+/// limit for a while, as a KQUEUE lets a woken thread).
+pub(crate) fn waiting<R>(wait: impl FnOnce() -> R) -> R {
+    let queue = RUNNING_IN.with(|r| r.borrow().clone());
+    if let Some(q) = &queue {
+        q.state.locked().active -= 1;
+        q.work.notify_one();
+    }
+    let result = wait();
+    if let Some(q) = &queue {
+        q.state.locked().active += 1;
+    }
+    result
 }
 
 fn start_thread(pool: &Pool, which: usize, dynamic: bool) {
@@ -150,9 +191,10 @@ fn balance(pool: &Pool) {
     }
 }
 
-fn start_pool() -> Arc<Pool> {
+fn start_pool(processors: Option<usize>) -> Arc<Pool> {
+    let queue = || Arc::new(WorkQueue { limit: processors.unwrap_or(usize::MAX), ..WorkQueue::default() });
     let pool = Arc::new(Pool {
-        queues: [Arc::default(), Arc::default(), Arc::default()],
+        queues: [queue(), queue(), queue()],
         threads: Mutex::new(Vec::new()),
         balance: Arc::new((Mutex::new(false), Condvar::new())),
     });
@@ -210,7 +252,7 @@ pub(crate) fn submit(m: &Arc<MachineInner>, which: QueueType, work: impl FnOnce(
         if let Some((_, p)) = pools.iter().find(|(owner, _)| *owner == me) {
             Arc::clone(p)
         } else {
-            let p = start_pool();
+            let p = start_pool(m.settings.processors);
             pools.push((me, Arc::clone(&p)));
             p
         }
