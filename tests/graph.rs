@@ -322,25 +322,51 @@ fn every_order_of_all_nine_handles_ends_cleanly() {
 
 /// The orders KS' termination rules are about, spelled out: sources before their sinks, sinks
 /// before their sources, filters first, filters last.
-#[test]
-fn named_close_orders_end_cleanly() {
+fn named_close_orders() -> [(&'static str, Vec<usize>); 5] {
     let push = index_of(Role::PushSource);
     let pull = index_of(Role::PullSource);
     let f2_in = index_of(Role::Sink(1, ksring_api::PIN_INPUT));
     let f2_out = index_of(Role::Sink(1, ksring_api::PIN_OUTPUT));
     let client_in = index_of(Role::ClientInput);
     let client_out = index_of(Role::ClientOutput);
-    let orders: [(&str, Vec<usize>); 5] = [
+    let orders: [(&'static str, Vec<usize>); 5] = [
         ("sources first", vec![push, pull, f2_in, f2_out, client_in, client_out, 0, 1, 2]),
         ("sinks first", vec![f2_in, f2_out, push, pull, client_in, client_out, 0, 1, 2]),
         ("filters first", vec![0, 1, 2, f2_in, f2_out, push, pull, client_out, client_in]),
         ("middle filter first", vec![1, f2_out, f2_in, 0, 2, pull, push, client_in, client_out]),
         ("opening order", (0..9).collect()),
     ];
-    for (seed, (name, order)) in orders.iter().enumerate() {
+    orders
+}
+
+#[test]
+fn named_close_orders_end_cleanly() {
+    for (seed, (name, order)) in named_close_orders().iter().enumerate() {
         let backend = common::boot();
         close_in_order(&backend, order, seed as u64).unwrap_or_else(|e| panic!("{name}: {e}"));
         backend.shutdown().assert_clean();
+    }
+}
+
+/// The same on a uniprocessor (`kshost::Settings::processors`, as the ReactOS lab's machine): a
+/// system work queue runs one work item at a time unless it waits. Closing the sinks first, F3's
+/// pull source — its sink gone, nothing in flight — ended its filter's input on every pass, and
+/// each end kicked the source itself (a filter's pump kicks its sources): its work routine never
+/// returned. F1's push source's cleanup then waited for a pass the queue never ran: in the lab
+/// "Work Queue Deadlock detected" and a hang, here `WAIT_NEVER_SATISFIED`. (With no limit the
+/// routine spun on a processor of its own until the pull source's pin closed, and nothing showed.)
+#[test]
+fn named_close_orders_end_cleanly_on_a_uniprocessor() {
+    let settings = kshost::Settings {
+        processors: Some(1),
+        hang_timeout: std::time::Duration::from_secs(5),
+        ..kshost::Settings::default()
+    };
+    for (seed, (name, order)) in named_close_orders().iter().enumerate() {
+        let backend = ksclient::emulated::Emulated::boot_with(settings.clone()).expect("boot");
+        close_in_order(&backend, order, seed as u64).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let report = backend.shutdown();
+        assert!(report.violations.is_empty(), "{name}: {}", report.describe());
     }
 }
 

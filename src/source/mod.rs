@@ -97,12 +97,24 @@ struct Work {
     /// The sink refused: wait for it to say it runs again.
     blocked: bool,
     eos_sent: bool,
-    /// Pull: the sink ended; end the filter's input once everything held is in the ring.
-    end_input_pending: bool,
+    /// Pull: after the sink ended, the filter's input ends once everything held is in the ring —
+    /// once.
+    input_end: InputEnd,
     /// Pull: what a read header reserves, learnt from what reads bring (0: not known yet, the
     /// most). Space a header does not fill stays reserved until its read is committed: sized to
     /// the frames, a read of small frames does not hold the ring's space for big ones.
     read_part: usize,
+}
+
+/// Pull: ending the filter's input after the sink ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum InputEnd {
+    /// The sink has not ended.
+    Open,
+    /// It ended: the input ends once every slot is free.
+    Pending,
+    /// The input was ended.
+    Ended,
 }
 
 /// An IRP-source pin's connection.
@@ -197,7 +209,7 @@ impl Source {
                 next_done: 0,
                 blocked: false,
                 eos_sent: false,
-                end_input_pending: false,
+                input_end: InputEnd::Open,
                 read_part: 0,
             }),
             slots,
@@ -371,12 +383,17 @@ impl Source {
         }
         if this.kind == Kind::Push {
             this.drop_held(f, work); // the sink is gone: nowhere to send it
-        } else if !work.end_input_pending {
-            work.end_input_pending = true;
+        } else if work.input_end == InputEnd::Open {
+            work.input_end = InputEnd::Pending;
         }
-        if work.end_input_pending && !this.slots.iter().any(|s| s.state.load() != SlotState::Free) {
-            // Everything the sink gave us is in the ring: the input ends behind it.
-            work.end_input_pending = false;
+        if work.input_end == InputEnd::Pending
+            && !this.slots.iter().any(|s| s.state.load() != SlotState::Free)
+        {
+            // Everything the sink gave us is in the ring: the input ends behind it. Once: ending it
+            // pumps the filter, which kicks its sources, this one too — ended on every pass, the
+            // source kicked itself for ever and its work routine never returned (on a uniprocessor
+            // its queue ran nothing else: the ReactOS lab's hang).
+            work.input_end = InputEnd::Ended;
             f.end_input();
         }
         if let Some(claim) = this.target.claim() {
