@@ -348,7 +348,8 @@ fn named_close_orders_end_cleanly() {
     }
 }
 
-/// The same on a uniprocessor (`kshost::Settings::processors`, as the ReactOS lab's machine): a
+/// The chain streams, and the named close orders end cleanly, on a uniprocessor
+/// (`kshost::Settings::processors`, as the ReactOS lab's machine): a
 /// system work queue runs one work item at a time unless it waits. Closing the sinks first, F3's
 /// pull source — its sink gone, nothing in flight — ended its filter's input on every pass, and
 /// each end kicked the source itself (a filter's pump kicks its sources): its work routine never
@@ -356,12 +357,20 @@ fn named_close_orders_end_cleanly() {
 /// "Work Queue Deadlock detected" and a hang, here `WAIT_NEVER_SATISFIED`. (With no limit the
 /// routine spun on a processor of its own until the pull source's pin closed, and nothing showed.)
 #[test]
-fn named_close_orders_end_cleanly_on_a_uniprocessor() {
+fn the_chain_streams_and_named_close_orders_end_cleanly_on_a_uniprocessor() {
     let settings = kshost::Settings {
         processors: Some(1),
         hang_timeout: std::time::Duration::from_secs(5),
         ..kshost::Settings::default()
     };
+    {
+        // Streaming too: one work item of the queue at a time still moves everything.
+        let backend = ksclient::emulated::Emulated::boot_with(settings.clone()).expect("boot");
+        let chain = Chain::open(&backend, &request::stream_format()).expect("chain");
+        graph::run(&backend, chain, &stream_config(64 << 20, 9), &Progress::default())
+            .expect("the chain streams");
+        backend.shutdown().assert_clean();
+    }
     for (seed, (name, order)) in named_close_orders().iter().enumerate() {
         let backend = ksclient::emulated::Emulated::boot_with(settings.clone()).expect("boot");
         close_in_order(&backend, order, seed as u64).unwrap_or_else(|e| panic!("{name}: {e}"));
