@@ -118,14 +118,40 @@ fn a_kernel_request_with_mdls_of_its_own_is_served_as_any_other() {
 /// (`STATUS_INSUFFICIENT_RESOURCES`) — or, with no bytes after a header with bytes, walked for ever.
 #[test]
 fn ks_sys_checks_no_header_of_a_request_with_mdls_of_its_own_so_ksring_does() {
+    use ksabi::KsStreamOptions as O;
     use ksabi::{
         IOCTL_KS_READ_STREAM, IOCTL_KS_WRITE_STREAM, STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_PARAMETER,
     };
     use kshost::{KernelHeader, PresetMdls};
-    let typechanged = ksabi::KsStreamOptions::TYPECHANGED.bits();
+    let typechanged = O::TYPECHANGED.bits();
     let h = |size, extent, used, options| KernelHeader { size, extent, used, options };
-    let cases: [(&str, u32, Vec<KernelHeader>, i32); 11] = [
+    let cases: [(&str, u32, Vec<KernelHeader>, i32); 15] = [
         ("read, Size 0", IOCTL_KS_READ_STREAM, vec![h(0, 64, 0, 0)], STATUS_INVALID_BUFFER_SIZE),
+        // ks.sys checks every header before ksring's own rules (a read needs room): its answer.
+        (
+            "read, no room, then SPLICEPOINT",
+            IOCTL_KS_READ_STREAM,
+            vec![h(56, 0, 0, 0), h(56, 64, 0, 1)],
+            STATUS_INVALID_PARAMETER,
+        ),
+        (
+            "write, BUFFEREDTRANSFER (not implemented), then Size 0",
+            IOCTL_KS_WRITE_STREAM,
+            vec![h(56, 64, 64, O::BUFFEREDTRANSFER.bits()), h(0, 64, 64, 0)],
+            STATUS_INVALID_BUFFER_SIZE,
+        ),
+        (
+            "write, METADATA in a 56-byte header",
+            IOCTL_KS_WRITE_STREAM,
+            vec![h(56, 64, 64, O::METADATA.bits())],
+            STATUS_INVALID_BUFFER_SIZE,
+        ),
+        (
+            "write, METADATA without bytes",
+            IOCTL_KS_WRITE_STREAM,
+            vec![h(56, 0, 0, O::METADATA.bits())],
+            STATUS_INVALID_PARAMETER,
+        ),
         ("read, Size 60", IOCTL_KS_READ_STREAM, vec![h(60, 64, 0, 0)], STATUS_INVALID_BUFFER_SIZE),
         ("read, Size 48", IOCTL_KS_READ_STREAM, vec![h(48, 64, 0, 0)], STATUS_INVALID_BUFFER_SIZE),
         (

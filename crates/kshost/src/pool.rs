@@ -32,6 +32,8 @@ pub struct Block {
     backing: Backing,
     /// The client process charged for it (`POOL_FLAG_USE_QUOTA` in its context).
     charged: Option<u64>,
+    /// Paged pool (`POOL_FLAG_PAGED`).
+    paged: bool,
 }
 
 /// Where a block's memory comes from.
@@ -151,7 +153,7 @@ impl Pool {
         let fill = if flags & POOL_FLAG_UNINITIALIZED != 0 { 0xBD } else { 0 };
         // SAFETY: freshly allocated, at least `size` bytes.
         unsafe { ptr.write_bytes(fill, size) };
-        self.blocks.locked().insert(ptr as usize, Block { size, tag, backing, charged });
+        self.blocks.locked().insert(ptr as usize, Block { size, tag, backing, charged, paged });
         ptr
     }
 
@@ -209,6 +211,16 @@ impl Pool {
     pub(crate) fn covers(&self, addr: usize, len: usize) -> bool {
         let blocks = self.blocks.locked();
         blocks.range(..=addr).next_back().is_some_and(|(&a, b)| addr.saturating_add(len) <= a + b.size)
+    }
+
+    /// Whether `len` bytes at `addr` lie inside one live block of non-paged pool (what
+    /// `MmBuildMdlForNonPagedPool` may describe).
+    pub(crate) fn covers_nonpaged(&self, addr: usize, len: usize) -> bool {
+        let blocks = self.blocks.locked();
+        blocks
+            .range(..=addr)
+            .next_back()
+            .is_some_and(|(&a, b)| !b.paged && addr.saturating_add(len) <= a + b.size)
     }
 
     /// Whether `addr` is the start of a live block.

@@ -67,12 +67,14 @@ pub(super) unsafe fn start(irp: &mut OwnedIrp, reading: bool) -> Result<(), NTST
     let headers = irp.system_buffer();
     let first_mdl = irp.mdl_address();
     let mut cursor = Cursor { irp, headers, len, at: 0, offset: 0, mdl: first_mdl };
+    // Every header as ks.sys checks them, all before anything else (its order: a request gets the
+    // status it would get from ks.sys alone).
+    let mut at = 0;
+    while at < len {
+        at += cursor.check_header(at, reading)?;
+    }
     let mut mdl = first_mdl;
-    while cursor.at < len {
-        let Some(h) = cursor.header_at(cursor.at) else {
-            return Err(STATUS_INVALID_BUFFER_SIZE); // less than a header left
-        };
-        check_header(&h, len - cursor.at, cursor.at == 0, reading)?;
+    while let Some(h) = cursor.header_at(cursor.at) {
         if h.OptionsFlags & UNIMPLEMENTED_OPTIONS != 0 {
             return Err(STATUS_INVALID_PARAMETER);
         }
@@ -103,36 +105,82 @@ pub(super) unsafe fn start(irp: &mut OwnedIrp, reading: bool) -> Result<(), NTST
 /// `0xFFFA23FF`).
 const READ_FORBIDDEN: u32 = 0xFFFA_23FF;
 
-/// What ks.sys' `KsProbeStreamIrp` checks of each header (`HeaderSize` 0, no
-/// `KSPROBE_ALLOWFORMATCHANGE`), `left` bytes from the array's end: `Size` at least a header, a
-/// multiple of 8 and within what is left (`STATUS_INVALID_BUFFER_SIZE`); a write's `DataUsed`
-/// within `FrameExtent` (`STATUS_INVALID_BUFFER_SIZE`) and no `TYPECHANGED` (only in a lone header,
-/// `STATUS_INVALID_BUFFER_SIZE`; refused anyway, `STATUS_INVALID_PARAMETER`); a read's `DataUsed` 0
-/// (`STATUS_INVALID_BUFFER_SIZE`) and no forbidden option (`STATUS_INVALID_PARAMETER`). ks.sys
-/// skips every one of these for a request that arrives with MDLs (a kernel sender's, as ksring's
-/// IRP sources send): checked again here, such a request gets the answers any other would.
-fn check_header(h: &KSSTREAM_HEADER, left: usize, first: bool, reading: bool) -> Result<(), NTSTATUS> {
-    let size = h.Size as usize;
-    if size < size_of::<KSSTREAM_HEADER>() || !size.is_multiple_of(8) || size > left {
-        return Err(STATUS_INVALID_BUFFER_SIZE);
-    }
-    if reading {
-        if h.DataUsed != 0 {
+/// `KSSTREAM_HEADER_OPTIONSF_PERSIST_SAMPLE | KSSTREAM_HEADER_OPTIONSF_SAMPLE_PERSISTED`.
+const PERSISTED: u32 = KsStreamOptions::PERSIST_SAMPLE.union(KsStreamOptions::SAMPLE_PERSISTED).bits();
+/// A header with `KSSTREAM_HEADER_OPTIONSF_METADATA` is at least this long, and names its metadata
+/// buffer: length (ULONG) at `+0x80`, address at `+0x88` (ks.sys' layout).
+const METADATA_HEADER: usize = 0xA0;
+const METADATA_LENGTH_AT: usize = 0x80;
+const METADATA_ADDRESS_AT: usize = 0x88;
+
+impl Cursor<'_> {
+    /// What ks.sys' `KsProbeStreamIrp` checks of the header at `at` (`HeaderSize` 0, no
+    /// `KSPROBE_ALLOWFORMATCHANGE`), in its order; returns the header's `Size`. `Size` at least a
+    /// header, a multiple of 8 and within what is left (`STATUS_INVALID_BUFFER_SIZE`). A write:
+    /// `DataUsed` within `FrameExtent` (`STATUS_INVALID_BUFFER_SIZE`); `TYPECHANGED` refused — as
+    /// `STATUS_INVALID_BUFFER_SIZE` unless it is a lone header, then `STATUS_INVALID_PARAMETER`.
+    /// A read: `DataUsed` 0 (`STATUS_INVALID_BUFFER_SIZE`), no forbidden option
+    /// (`STATUS_INVALID_PARAMETER`). Then, with bytes: `PERSIST_SAMPLE`/`SAMPLE_PERSISTED` need
+    /// `Data` (`STATUS_INVALID_PARAMETER`); `METADATA` needs a header of `0xA0` bytes
+    /// (`STATUS_INVALID_BUFFER_SIZE`) naming a buffer (`STATUS_INVALID_PARAMETER`); without bytes,
+    /// `METADATA` is refused (`STATUS_INVALID_PARAMETER`). ks.sys skips every one of these for a
+    /// request that arrives with MDLs (a kernel sender's, as ksring's IRP sources send): checked
+    /// again here, such a request gets the answers any other would.
+    fn check_header(&self, at: usize, reading: bool) -> Result<usize, NTSTATUS> {
+        let left = self.len - at;
+        let Some(h) = self.header_at(at) else {
+            return Err(STATUS_INVALID_BUFFER_SIZE); // less than a header left
+        };
+        let size = h.Size as usize;
+        if size < size_of::<KSSTREAM_HEADER>() || !size.is_multiple_of(8) || size > left {
             return Err(STATUS_INVALID_BUFFER_SIZE);
         }
-        if h.OptionsFlags & READ_FORBIDDEN != 0 {
+        if reading {
+            if h.DataUsed != 0 {
+                return Err(STATUS_INVALID_BUFFER_SIZE);
+            }
+            if h.OptionsFlags & READ_FORBIDDEN != 0 {
+                return Err(STATUS_INVALID_PARAMETER);
+            }
+        } else {
+            if h.DataUsed > h.FrameExtent {
+                return Err(STATUS_INVALID_BUFFER_SIZE);
+            }
+            if h.OptionsFlags & KsStreamOptions::TYPECHANGED.bits() != 0 {
+                let lone = at == 0 && left == size_of::<KSSTREAM_HEADER>();
+                return Err(if lone { STATUS_INVALID_PARAMETER } else { STATUS_INVALID_BUFFER_SIZE });
+            }
+        }
+        let metadata = h.OptionsFlags & KsStreamOptions::METADATA.bits() != 0;
+        if h.FrameExtent == 0 {
+            return if metadata { Err(STATUS_INVALID_PARAMETER) } else { Ok(size) };
+        }
+        if h.OptionsFlags & PERSISTED != 0 && h.Data.is_null() {
             return Err(STATUS_INVALID_PARAMETER);
         }
-        return Ok(());
+        if metadata {
+            if left < METADATA_HEADER || size < METADATA_HEADER {
+                return Err(STATUS_INVALID_BUFFER_SIZE);
+            }
+            let length = self.bytes_at::<4>(at + METADATA_LENGTH_AT).map(u32::from_ne_bytes);
+            let address = self.bytes_at::<8>(at + METADATA_ADDRESS_AT).map(u64::from_ne_bytes);
+            if length.unwrap_or(0) == 0 || address.unwrap_or(0) == 0 {
+                return Err(STATUS_INVALID_PARAMETER);
+            }
+        }
+        Ok(size)
     }
-    if h.DataUsed > h.FrameExtent {
-        return Err(STATUS_INVALID_BUFFER_SIZE);
+
+    /// `N` bytes of the header array at `at`, if they lie in it.
+    fn bytes_at<const N: usize>(&self, at: usize) -> Option<[u8; N]> {
+        if at.checked_add(N)? > self.len || self.headers.is_null() {
+            return None;
+        }
+        let mut bytes = [0u8; N];
+        // SAFETY: `N` bytes inside the probed header array (checked above), into a local.
+        unsafe { core::ptr::copy_nonoverlapping(self.headers.wrapping_add(at), bytes.as_mut_ptr(), N) };
+        Some(bytes)
     }
-    if h.OptionsFlags & KsStreamOptions::TYPECHANGED.bits() != 0 {
-        let lone = first && left == size_of::<KSSTREAM_HEADER>();
-        return Err(if lone { STATUS_INVALID_PARAMETER } else { STATUS_INVALID_BUFFER_SIZE });
-    }
-    Ok(())
 }
 
 /// The cursor saved in a pending request (set up by [`start`]: its system buffer is the probed

@@ -145,9 +145,10 @@ pub(crate) fn pages_spanned(va: usize, len: usize) -> usize {
 /// `MmBuildMdlForNonPagedPool`: the MDL (initialized by `MmInitializeMdl` in caller-allocated pool)
 /// gets its page array filled (kshost has no physical pages: each entry is the page's virtual
 /// page number), `MDL_SOURCE_IS_NONPAGED_POOL`, and its buffer's address as `MappedSystemVa`. What
-/// the docs leave undefined is reported (`MDL_MISUSE`) and the MDL left as it was: flags already
-/// set (built, locked, partial), a page array smaller than the buffer needs or outside the MDL's
-/// pool block, a buffer that is not nonpaged pool, an empty one.
+/// the docs leave undefined is reported (`MDL_MISUSE`) and the MDL left as it was: an MDL not in
+/// non-paged pool (`MmInitializeMdl`'s rule), flags already set (built, locked, partial), a page
+/// array smaller than the buffer needs or outside the MDL's pool block, a buffer that is not
+/// non-paged pool, an empty one.
 ///
 /// # Safety
 /// If `mdl` lies in a live pool block, the caller owns the MDL and no one else uses it during the
@@ -157,8 +158,11 @@ pub(crate) unsafe fn build_mdl_for_nonpaged_pool(m: &MachineInner, mdl: *mut ksa
         return;
     }
     let header = size_of::<ksabi::MDL>();
-    if !m.pool.covers(mdl as usize, header) {
-        violation(Rule::MdlMisuse, format!("MmBuildMdlForNonPagedPool({mdl:p}): the MDL is not in pool"));
+    if !m.pool.covers_nonpaged(mdl as usize, header) {
+        violation(
+            Rule::MdlMisuse,
+            format!("MmBuildMdlForNonPagedPool({mdl:p}): the MDL is not in non-paged pool"),
+        );
         return;
     }
     // SAFETY: a header's bytes inside a live pool block (checked above) that the caller owns and no
@@ -184,8 +188,8 @@ pub(crate) unsafe fn build_mdl_for_nonpaged_pool(m: &MachineInner, mdl: *mut ksa
         Some("an empty buffer".to_string())
     } else if usize::try_from(d.Size).unwrap_or(0) < needed || !m.pool.covers(mdl as usize, needed) {
         Some(format!("Size {} and the MDL's pool block leave no room for {pages} page entries", d.Size))
-    } else if !m.pool.covers(va, count) {
-        Some(format!("the buffer {va:#x} (+{count}) is not nonpaged pool"))
+    } else if !m.pool.covers_nonpaged(va, count) {
+        Some(format!("the buffer {va:#x} (+{count}) is not non-paged pool"))
     } else {
         None
     };
@@ -201,5 +205,6 @@ pub(crate) unsafe fn build_mdl_for_nonpaged_pool(m: &MachineInner, mdl: *mut ksa
         unsafe { array.wrapping_add(i).write_unaligned((first_page + i) as u64) };
     }
     d.MappedSystemVa = std::ptr::with_exposed_provenance_mut(va);
+    d.Process = std::ptr::null_mut(); // (ReactOS clears it too: system memory has no process)
     d.MdlFlags |= ksabi::MDL_SOURCE_IS_NONPAGED_POOL;
 }

@@ -66,10 +66,12 @@ pub(crate) unsafe fn probe_stream_irp(irp: *mut IRP, flags: u32, header_size: u3
     if irp_flags.contains(IrpFlags::BUFFERED_IO) {
         return STATUS_SUCCESS; // already probed
     }
-    if len < HEADER {
+    let user_mode = mode == UserMode;
+    // A kernel-mode request that comes with MDLs is not looked at (Windows checks no length either).
+    let preset = !user_mode && flags.contains(KsProbe::ALLOCATEMDL) && !b.irp.MdlAddress.is_null();
+    if len < HEADER && !preset {
         return STATUS_INVALID_BUFFER_SIZE;
     }
-    let user_mode = mode == UserMode;
     let headers: *mut u8 = if user_mode {
         let Some(src) = m.user.probe(user, len) else {
             return STATUS_ACCESS_VIOLATION;
@@ -82,7 +84,7 @@ pub(crate) unsafe fn probe_stream_irp(irp: *mut IRP, flags: u32, header_size: u3
         unsafe { std::ptr::copy_nonoverlapping(src, sb, len) };
         sb
     } else {
-        if !m.pool.covers(user, len) {
+        if len > 0 && !m.pool.covers(user, len) {
             // A kernel caller's buffer must be system memory; anything else is a bug check on Windows.
             violation(
                 Rule::UnknownObject,
@@ -92,17 +94,13 @@ pub(crate) unsafe fn probe_stream_irp(irp: *mut IRP, flags: u32, header_size: u3
         }
         std::ptr::with_exposed_provenance_mut(user)
     };
-    let preset = b.irp.MdlAddress;
-    if flags.contains(KsProbe::ALLOCATEMDL) && !preset.is_null() {
+    if preset {
         // The sender chained MDLs of its own: Windows' and ReactOS' ks.sys then check no header
         // and build no MDL; they only lock or map the chain as it is.
-        let status = probe_preset(&m, preset, flags);
+        let status = probe_preset(&m, b.irp.MdlAddress, flags);
         if nt_success(status) {
             // SAFETY: the IRP the caller owns; no MDL is added.
             unsafe { install(irp, headers, &[], irp_flags, user_mode, flags.contains(KsProbe::STREAMWRITE)) };
-        } else if user_mode {
-            // SAFETY: the capture made above for this call, not on the IRP: no one else has it.
-            unsafe { crate::iomgr::free_system_buffer(&m, headers) };
         }
         return status;
     }
