@@ -64,7 +64,7 @@ fn a_read_sent_after_the_pins_last_handle_closed_is_refused_as_closed() {
 
 /// A plain header over `extent` bytes, `used` of them filled.
 fn header(extent: u32, used: u32) -> kshost::KernelHeader {
-    kshost::KernelHeader { size: 56, extent, used, options: 0 }
+    kshost::KernelHeader { size: 56, extent, used, ..Default::default() }
 }
 
 /// A kernel sender's request that carries MDLs of its own over non-paged pool (as ksring's IRP
@@ -111,21 +111,25 @@ fn a_kernel_request_with_mdls_of_its_own_is_served_as_any_other() {
     backend.shutdown().assert_clean();
 }
 
-/// ks.sys checks no header of a request that arrives with MDLs of its own, so ksring checks them
-/// itself: each bad header gets the status ks.sys gives the same request without MDLs (kshost's
-/// model of the Windows 10/11 `KsProbeStreamIrp`), and the ring takes nothing. Before, ksring's
-/// header walk stepped by `Size` unchecked: a header of `Size` 0 was refused for want of MDLs
-/// (`STATUS_INSUFFICIENT_RESOURCES`) — or, with no bytes after a header with bytes, walked for ever.
-#[test]
-fn ks_sys_checks_no_header_of_a_request_with_mdls_of_its_own_so_ksring_does() {
+/// Bad headers for a kernel request, each with the status ks.sys gives it (kshost's model of the
+/// Windows 10/11 `KsProbeStreamIrp`; several headers where the order across headers matters).
+fn bad_headers() -> Vec<(&'static str, u32, Vec<kshost::KernelHeader>, i32)> {
     use ksabi::KsStreamOptions as O;
     use ksabi::{
         IOCTL_KS_READ_STREAM, IOCTL_KS_WRITE_STREAM, STATUS_INVALID_BUFFER_SIZE, STATUS_INVALID_PARAMETER,
     };
-    use kshost::{KernelHeader, PresetMdls};
+    use kshost::KernelHeader;
     let typechanged = O::TYPECHANGED.bits();
-    let h = |size, extent, used, options| KernelHeader { size, extent, used, options };
-    let cases: [(&str, u32, Vec<KernelHeader>, i32); 15] = [
+    let h = |size, extent, used, options| KernelHeader { size, extent, used, options, metadata: None };
+    // A METADATA header of 0xA0 bytes naming a metadata buffer of `length` bytes, at an address or 0.
+    let m = |length, address| KernelHeader {
+        size: 0xA0,
+        extent: 64,
+        used: 64,
+        options: O::METADATA.bits(),
+        metadata: Some((length, address)),
+    };
+    vec![
         ("read, Size 0", IOCTL_KS_READ_STREAM, vec![h(0, 64, 0, 0)], STATUS_INVALID_BUFFER_SIZE),
         // ks.sys checks every header before ksring's own rules (a read needs room): its answer.
         (
@@ -144,6 +148,24 @@ fn ks_sys_checks_no_header_of_a_request_with_mdls_of_its_own_so_ksring_does() {
             "write, METADATA in a 56-byte header",
             IOCTL_KS_WRITE_STREAM,
             vec![h(56, 64, 64, O::METADATA.bits())],
+            STATUS_INVALID_BUFFER_SIZE,
+        ),
+        (
+            "write, METADATA naming no buffer, then Size 0",
+            IOCTL_KS_WRITE_STREAM,
+            vec![m(16, false), h(0, 64, 64, 0)],
+            STATUS_INVALID_PARAMETER,
+        ),
+        (
+            "write, METADATA naming a buffer of 0 bytes, then Size 0",
+            IOCTL_KS_WRITE_STREAM,
+            vec![m(0, true), h(0, 64, 64, 0)],
+            STATUS_INVALID_PARAMETER,
+        ),
+        (
+            "write, METADATA naming a buffer, then Size 0",
+            IOCTL_KS_WRITE_STREAM,
+            vec![m(16, true), h(0, 64, 64, 0)],
             STATUS_INVALID_BUFFER_SIZE,
         ),
         (
@@ -192,7 +214,19 @@ fn ks_sys_checks_no_header_of_a_request_with_mdls_of_its_own_so_ksring_does() {
             vec![h(56, 64, 64, 0), h(56, 64, 64, typechanged)],
             STATUS_INVALID_BUFFER_SIZE,
         ),
-    ];
+    ]
+}
+
+/// ks.sys checks no header of a request that arrives with MDLs of its own, so ksring checks them
+/// itself: each bad header gets the status ks.sys gives the same request without MDLs (kshost's
+/// model of the Windows 10/11 `KsProbeStreamIrp`), and the ring takes nothing. Before, ksring's
+/// header walk stepped by `Size` unchecked: a header of `Size` 0 was refused for want of MDLs
+/// (`STATUS_INSUFFICIENT_RESOURCES`) — or, with no bytes after a header with bytes, walked for ever.
+#[test]
+fn ks_sys_checks_no_header_of_a_request_with_mdls_of_its_own_so_ksring_does() {
+    use ksabi::IOCTL_KS_WRITE_STREAM;
+    use kshost::PresetMdls;
+    let cases = bad_headers();
     let backend = common::boot();
     {
         let rig = common::rig(&backend);

@@ -40,8 +40,9 @@ pub enum PresetMdls {
 }
 
 /// A header of a kernel request: headers lie 56 bytes apart in the array (whatever their `Size`
-/// says), their bytes one after another in the request's data block.
-#[derive(Clone, Copy, Debug)]
+/// says; `0xA0` for one with `metadata`), their bytes one after another in the request's data
+/// block.
+#[derive(Clone, Copy, Debug, Default)]
 pub struct KernelHeader {
     /// `Size` (56 for a plain header; anything else is bad input).
     pub size: u32,
@@ -51,6 +52,17 @@ pub struct KernelHeader {
     pub used: u32,
     /// `OptionsFlags`.
     pub options: u32,
+    /// A `METADATA` header's extension (the header then takes `0xA0` bytes of the array): the
+    /// metadata buffer's length (at `+0x80`) and whether its address (at `+0x88`) is set (the
+    /// start of the data block) or 0.
+    pub metadata: Option<(u32, bool)>,
+}
+
+impl KernelHeader {
+    /// Bytes it takes in the array.
+    fn stride(&self) -> usize {
+        if self.metadata.is_some() { 0xA0 } else { size_of::<KSSTREAM_HEADER>() }
+    }
 }
 
 /// How a kernel request ended: its status, its headers and data as the target left them.
@@ -92,7 +104,8 @@ impl Machine {
         let access =
             if ioctl == IOCTL_KS_WRITE_STREAM { ksabi::FILE_WRITE_DATA } else { ksabi::FILE_READ_DATA };
         let (file, device, stack_size) = crate::kernel_client::reference_pin(pin, access)?;
-        let array_len = headers.len().max(1) * size_of::<KSSTREAM_HEADER>();
+        let array_len =
+            headers.iter().map(KernelHeader::stride).sum::<usize>().max(size_of::<KSSTREAM_HEADER>());
         let data_len: usize = headers.iter().map(|h| h.extent as usize).sum::<usize>().max(1);
         let mdl_len =
             headers.len() * size_of::<MDL>() + (data_len.div_ceil(PAGE_SIZE) + 2 * headers.len()) * 8;
@@ -175,9 +188,16 @@ fn lay_out(
             // SAFETY: all-zero is a valid stream header for the rest.
             ..unsafe { std::mem::zeroed() }
         };
-        // SAFETY: inside the array (a header's bytes per header).
+        // SAFETY: inside the array (each header's stride, at least a header).
         unsafe { array.wrapping_add(at).cast::<KSSTREAM_HEADER>().write_unaligned(header) };
-        at += size_of::<KSSTREAM_HEADER>();
+        if let Some((length, with_address)) = h.metadata {
+            let address = if with_address { data.addr() as u64 } else { 0 };
+            // SAFETY: `+0x80..+0x90` of a header whose stride is `0xA0`, inside the array.
+            unsafe { array.wrapping_add(at + 0x80).cast::<u32>().write_unaligned(length) };
+            // SAFETY: as above.
+            unsafe { array.wrapping_add(at + 0x88).cast::<u64>().write_unaligned(address) };
+        }
+        at += h.stride();
         if mdls != PresetMdls::None && h.extent > 0 {
             let va = bytes.addr();
             let pages = crate::iomgr::pages_spanned(va, h.extent as usize);

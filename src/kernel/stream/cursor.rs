@@ -159,7 +159,8 @@ impl Cursor<'_> {
             return Err(STATUS_INVALID_PARAMETER);
         }
         if metadata {
-            if left < METADATA_HEADER || size < METADATA_HEADER {
+            // (ks.sys also checks what is left of the array; `size <= left` makes that implied.)
+            if size < METADATA_HEADER {
                 return Err(STATUS_INVALID_BUFFER_SIZE);
             }
             let length = self.bytes_at::<4>(at + METADATA_LENGTH_AT).map(u32::from_ne_bytes);
