@@ -113,6 +113,7 @@ fn a_kernel_request_with_mdls_of_its_own_is_served_as_any_other() {
 
 /// Bad headers for a kernel request, each with the status ks.sys gives it (kshost's model of the
 /// Windows 10/11 `KsProbeStreamIrp`; several headers where the order across headers matters).
+#[allow(clippy::too_many_lines)] // a table of cases, one per bad header
 fn bad_headers() -> Vec<(&'static str, u32, Vec<kshost::KernelHeader>, i32)> {
     use ksabi::KsStreamOptions as O;
     use ksabi::{
@@ -120,7 +121,11 @@ fn bad_headers() -> Vec<(&'static str, u32, Vec<kshost::KernelHeader>, i32)> {
     };
     use kshost::KernelHeader;
     let typechanged = O::TYPECHANGED.bits();
-    let h = |size, extent, used, options| KernelHeader { size, extent, used, options, metadata: None };
+    let h =
+        |size, extent, used, options| KernelHeader { size, extent, used, options, ..KernelHeader::default() };
+    let no_data =
+        |options| KernelHeader { size: 56, extent: 64, used: 64, options, metadata: None, no_data: true };
+    let persisted = (O::PERSIST_SAMPLE | O::SAMPLE_PERSISTED).bits();
     // A METADATA header of 0xA0 bytes naming a metadata buffer of `length` bytes, at an address or 0.
     let m = |length, address| KernelHeader {
         size: 0xA0,
@@ -128,6 +133,7 @@ fn bad_headers() -> Vec<(&'static str, u32, Vec<kshost::KernelHeader>, i32)> {
         used: 64,
         options: O::METADATA.bits(),
         metadata: Some((length, address)),
+        no_data: false,
     };
     vec![
         ("read, Size 0", IOCTL_KS_READ_STREAM, vec![h(0, 64, 0, 0)], STATUS_INVALID_BUFFER_SIZE),
@@ -148,6 +154,30 @@ fn bad_headers() -> Vec<(&'static str, u32, Vec<kshost::KernelHeader>, i32)> {
             "write, METADATA in a 56-byte header",
             IOCTL_KS_WRITE_STREAM,
             vec![h(56, 64, 64, O::METADATA.bits())],
+            STATUS_INVALID_BUFFER_SIZE,
+        ),
+        (
+            "read, a second header's Size past the array",
+            IOCTL_KS_READ_STREAM,
+            vec![h(56, 64, 0, 0), h(64, 64, 0, 0)],
+            STATUS_INVALID_BUFFER_SIZE,
+        ),
+        (
+            "write, no Data, then Size 0",
+            IOCTL_KS_WRITE_STREAM,
+            vec![no_data(0), h(0, 64, 64, 0)],
+            STATUS_INVALID_BUFFER_SIZE,
+        ),
+        (
+            "write, PERSIST_SAMPLE|SAMPLE_PERSISTED without Data, then Size 0",
+            IOCTL_KS_WRITE_STREAM,
+            vec![no_data(persisted), h(0, 64, 64, 0)],
+            STATUS_INVALID_PARAMETER,
+        ),
+        (
+            "write, PERSIST_SAMPLE|SAMPLE_PERSISTED with Data, then Size 0",
+            IOCTL_KS_WRITE_STREAM,
+            vec![h(56, 64, 64, persisted), h(0, 64, 64, 0)],
             STATUS_INVALID_BUFFER_SIZE,
         ),
         (

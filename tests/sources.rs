@@ -437,12 +437,16 @@ fn a_push_source_forwards_empty_frames_as_frames() {
     {
         let PushPair { f1, f2, f2_in: _f2_in, f2_out: _f2_out, f1_in, push: _push } =
             push_pair(&backend, Small::Neither, KSSTATE_RUN);
+        let built = backend.machine().kernel_mdls_built_by_probe();
         let sent: Vec<Vec<u8>> =
             (0..12).map(|k| if k % 3 == 0 { Vec::new() } else { common::bytes(1, 100) }).collect();
         write_all(&backend, &f1_in, &sent);
         assert!(settles(|| common::stats(&f2).frames_in == 12), "F2 took all twelve");
         let s1 = common::stats(&f1);
         assert_eq!((s1.frames_in, s1.frames_out, s1.bytes_out), (12, 12, 800), "{s1:?}");
+        // Requests mixing empty headers (no MDL: ks.sys pairs MDLs with headers that have bytes)
+        // and full ones still carry MDLs of their own.
+        assert_eq!(backend.machine().kernel_mdls_built_by_probe(), built, "ks.sys built no MDL");
     }
     backend.shutdown().assert_clean();
 }

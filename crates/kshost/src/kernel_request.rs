@@ -56,6 +56,8 @@ pub struct KernelHeader {
     /// metadata buffer's length (at `+0x80`) and whether its address (at `+0x88`) is set (the
     /// start of the data block) or 0.
     pub metadata: Option<(u32, bool)>,
+    /// `Data` is NULL (the bytes are still in the data block, and a preset MDL describes them).
+    pub no_data: bool,
 }
 
 impl KernelHeader {
@@ -184,7 +186,7 @@ fn lay_out(
             FrameExtent: h.extent,
             DataUsed: h.used,
             OptionsFlags: h.options,
-            Data: bytes.cast(),
+            Data: if h.no_data { std::ptr::null_mut() } else { bytes.cast() },
             // SAFETY: all-zero is a valid stream header for the rest.
             ..unsafe { std::mem::zeroed() }
         };

@@ -719,6 +719,14 @@ impl Machine {
                 format!("IRP {irp:#x} from IoAllocateIrp never freed (at unload)"),
             );
         }
+        for &mdl in &self.inner.objects.locked().mdls {
+            // The owner of a request frees the MDLs the target's probe chained on it (ks.sys' own
+            // requests do, in their completion): one left is pool and locked pages lost.
+            violation(
+                Rule::PoolLeak,
+                format!("MDL {mdl:#x} that KsProbeStreamIrp built never freed with IoFreeMdl (at unload)"),
+            );
+        }
         for (addr, block) in self.inner.pool.live() {
             violation(
                 Rule::PoolLeak,
