@@ -143,8 +143,10 @@ impl<'a> Producer<'a> {
     /// Nothing is visible to the consumer until [`WriteGrant::commit`]; dropping the grant abandons
     /// it. If the frame does not fit before the end of the storage, the rest of the storage is
     /// published as padding first (even if the reservation then has to wait), so that the frame
-    /// only ever waits for room at the start — an empty ring always takes any frame up to
-    /// [`Producer::max_frame`].
+    /// only ever waits for room at the start — once the consumer has passed that padding, an
+    /// empty ring takes any frame up to [`Producer::max_frame`]. (The padding is published only
+    /// when the end of the storage is free: gaps the consumer has not passed yet there make this
+    /// call `Full` without it, and the next call publishes it.)
     ///
     /// # Errors
     /// [`ReserveError::TooLarge`] if `len` exceeds [`Producer::max_frame`];
