@@ -72,6 +72,16 @@ struct PushPair<'b> {
 
 /// Opens a [`PushPair`], every pin in RUN but the source, which goes to `source_state`.
 fn push_pair(backend: &ksclient::emulated::Emulated, small: Small, source_state: KSSTATE) -> PushPair<'_> {
+    let pair = push_pair_in_stop(backend, small);
+    for pin in [&pair.f2_out, &pair.f2_in, &pair.f1_in] {
+        assert_eq!(pin.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+    }
+    assert_eq!(pair.push.set_state(source_state).status, STATUS_SUCCESS);
+    pair
+}
+
+/// A [`PushPair`] connected, every pin in STOP (no ring allocated yet).
+fn push_pair_in_stop(backend: &ksclient::emulated::Emulated, small: Small) -> PushPair<'_> {
     let format = request::stream_format();
     let f1 = Filter::open_first(backend).expect("F1");
     let f2 = Filter::open_first(backend).expect("F2");
@@ -84,10 +94,6 @@ fn push_pair(backend: &ksclient::emulated::Emulated, small: Small, source_state:
     let f2_out = f2.connect(PIN_OUTPUT, &format).expect("F2.out");
     let f1_in = f1.connect(PIN_INPUT, &format).expect("F1.in");
     let push = source(&f1, PIN_OUTPUT, &f2_in);
-    for pin in [&f2_out, &f2_in, &f1_in] {
-        assert_eq!(pin.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
-    }
-    assert_eq!(push.set_state(source_state).status, STATUS_SUCCESS);
     PushPair { push, f1_in, f2_out, f2_in, f2, f1 }
 }
 
@@ -716,19 +722,11 @@ fn a_push_source_sends_in_place_and_never_reuses_space_a_request_still_names() {
 fn a_push_source_whose_ring_grew_sends_what_its_mdls_cannot_describe_without_them() {
     let backend = common::boot();
     {
-        let format = request::stream_format();
-        let f1 = Filter::open_first(&backend).expect("F1");
-        let f2 = Filter::open_first(&backend).expect("F2");
-        assert_eq!(f1.set_capacity(MIN_CAPACITY).status, STATUS_SUCCESS);
-        let f2_in = f2.connect(PIN_INPUT, &format).expect("F2.in");
-        let f2_out = f2.connect(PIN_OUTPUT, &format).expect("F2.out");
-        let f1_in = f1.connect(PIN_INPUT, &format).expect("F1.in");
-        let push = source(&f1, PIN_OUTPUT, &f2_in);
-        assert_eq!(f1.set_capacity(1 << 20).status, STATUS_SUCCESS, "no pin holds F1's ring yet");
-        for pin in [&f2_out, &f2_in, &f1_in, &push] {
+        let pair = push_pair_in_stop(&backend, Small::Upstream);
+        assert_eq!(pair.f1.set_capacity(1 << 20).status, STATUS_SUCCESS, "no pin holds F1's ring yet");
+        for pin in [&pair.f2_out, &pair.f2_in, &pair.f1_in, &pair.push] {
             assert_eq!(pin.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
         }
-        let pair = PushPair { push, f1_in, f2_out, f2_in, f2, f1 };
         let before = backend.machine().kernel_mdls_built_by_probe();
         let sent = common::numbered(64, 20_000);
         let list: Vec<(&[u8], Header)> = sent.iter().map(|f| (f.as_slice(), Header::default())).collect();
