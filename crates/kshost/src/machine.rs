@@ -74,7 +74,8 @@ pub struct Settings {
     /// The machine's processors as its system work queues see them: each queue runs at most this
     /// many work items at once, a waiting one not counted (a KQUEUE's concurrency: `worker`
     /// module). `Some(1)`: a uniprocessor, as the ReactOS lab's machine. `None` (the default): no
-    /// limit, the host's threads run every item at once.
+    /// limit, the host's threads run every item at once. Environment `KSHOST_PROCESSORS=N` sets
+    /// `Some(N)` for every machine of a run (a whole test suite as on an N-processor machine).
     pub processors: Option<usize>,
 }
 
@@ -89,7 +90,10 @@ impl Default for Settings {
             process_pool_quota: None,
             pool_limit: None,
             ks_connect_format_size_unchecked: false,
-            processors: None,
+            processors: std::env::var("KSHOST_PROCESSORS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .filter(|&n| n > 0),
         }
     }
 }
