@@ -17,7 +17,9 @@
 //! KSRING_BENCH_QUICK=1 cargo bench -p ksring-e2e --bench e2e     # 64 MiB per cell
 //! KSRING_BENCH_FRAMES=65536 cargo bench -p ksring-e2e --bench e2e # one frame size only
 //! ```
-//! Each cell is the best of three runs.
+//! Each cell is the best of five runs. The driver's and the chain's runs alternate, so that
+//! their ratio compares runs made under the same load of the host (a noisy neighbour slows both,
+//! not one of them).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -32,7 +34,7 @@ use ksring_api::{PIN_INPUT, PIN_OUTPUT};
 
 const SIZES: [usize; 3] = [1 << 10, 64 << 10, 1 << 20];
 const RING: usize = 4 << 20;
-const RUNS: usize = 3;
+const RUNS: usize = 5;
 
 /// The requests of a cell: about 256 KiB each, 4 in flight per side, bytes unchecked.
 fn config(size: usize, bytes: u64) -> Config {
@@ -130,6 +132,19 @@ fn memcpy_run(size: usize, bytes: u64) -> Duration {
     start.elapsed()
 }
 
+/// The best of [`RUNS`] driver runs and of as many chain runs, alternating; with the chain's copies
+/// per byte.
+fn driver_and_chain(backend: &Emulated, size: usize, bytes: u64) -> (Duration, Duration, f64) {
+    let (mut driver, mut chain, mut copies) = (Duration::MAX, Duration::MAX, 0.0);
+    for _ in 0..RUNS {
+        driver = driver.min(driver_run(backend, size, bytes));
+        let (t, n) = chain_run(backend, size, bytes);
+        chain = chain.min(t);
+        copies = n;
+    }
+    (driver, chain, copies)
+}
+
 fn best(mut f: impl FnMut() -> Duration) -> Duration {
     (0..RUNS).map(|_| f()).min().unwrap_or_default()
 }
@@ -158,16 +173,8 @@ fn main() {
     );
     let only: Option<usize> = std::env::var("KSRING_BENCH_FRAMES").ok().and_then(|v| v.parse().ok());
     for size in SIZES.into_iter().filter(|s| only.is_none_or(|o| o == *s)) {
-        let d = gbps(bytes, best(|| driver_run(&backend, size, bytes)));
-        let mut copies = 0.0;
-        let c = gbps(
-            bytes,
-            best(|| {
-                let (t, n) = chain_run(&backend, size, bytes);
-                copies = n;
-                t
-            }),
-        );
+        let (d, c, copies) = driver_and_chain(&backend, size, bytes);
+        let (d, c) = (gbps(bytes, d), gbps(bytes, c));
         let f = gbps(bytes, best(|| framering_run(size, bytes)));
         let m = gbps(bytes, best(|| memcpy_run(size, bytes)));
         println!(
