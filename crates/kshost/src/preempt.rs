@@ -84,7 +84,9 @@ impl PreemptPoint {
         while *state == State::Paused {
             state = self.changed.wait(state).unwrap_or_else(std::sync::PoisonError::into_inner);
         }
-        *state = State::Off;
+        if *state == State::Resumed {
+            *state = State::Off;
+        } // else armed again for this thread's way on (`Preemption::then_before`)
     }
 
     fn arm(&self, state: State) {
@@ -101,6 +103,20 @@ impl PreemptPoint {
         *state == State::Paused
     }
 
+    /// Lets a stopped thread go on with the point armed for `state`, in one step: the next stop
+    /// is the same thread's (no other driver thread runs meanwhile in a test that waits). `false`
+    /// if no thread was stopped.
+    fn rearm_paused(&self, next: State) -> bool {
+        let mut state = self.state.locked();
+        if *state != State::Paused {
+            return false;
+        }
+        *state = next;
+        self.armed.store(true, Ordering::Release);
+        self.changed.notify_all();
+        true
+    }
+
     /// Lets a stopped thread go on, or disarms the point if none stopped.
     fn release(&self) {
         self.armed.store(false, Ordering::Release);
@@ -112,7 +128,8 @@ impl PreemptPoint {
 
 /// An armed preemption point; dropping it lets a stopped thread go on.
 pub struct Preemption {
-    machine: Arc<MachineInner>,
+    /// `None` once handed on to the next point ([`Preemption::then_before`]).
+    machine: Option<Arc<MachineInner>>,
 }
 
 impl Machine {
@@ -122,7 +139,7 @@ impl Machine {
     #[must_use]
     pub fn preempt_after_hold(&self, min_bytes: u64) -> Preemption {
         self.inner.preempt.arm(State::Armed(min_bytes));
-        Preemption { machine: Arc::clone(&self.inner) }
+        Preemption { machine: Some(Arc::clone(&self.inner)) }
     }
 
     /// Arms the preemption point for the driver's next call of kernel routine `routine`
@@ -138,7 +155,7 @@ impl Machine {
     #[must_use]
     pub fn preempt_before_nth(&self, routine: &'static str, skip: u32) -> Preemption {
         self.inner.preempt.arm(State::Before(routine, skip));
-        Preemption { machine: Arc::clone(&self.inner) }
+        Preemption { machine: Some(Arc::clone(&self.inner)) }
     }
 }
 
@@ -146,17 +163,35 @@ impl Preemption {
     /// Waits up to `timeout` for a thread to stop at the point; `true` once one has.
     #[must_use]
     pub fn wait_paused(&self, timeout: Duration) -> bool {
-        self.machine.preempt.wait_paused(timeout)
+        self.machine.as_ref().is_some_and(|m| m.preempt.wait_paused(timeout))
     }
 
     /// Lets the stopped thread go on.
     pub fn resume(self) {
         drop(self);
     }
+
+    /// Lets the stopped thread go on as far as its next call of kernel routine `routine` (at
+    /// `PASSIVE_LEVEL`), where it stops again: e.g. from a work routine about to send a request
+    /// into the dispatch routine that queues it. Any driver thread's call counts, so the test
+    /// keeps others out of the driver meanwhile.
+    ///
+    /// # Panics
+    /// If no thread is stopped at the point.
+    #[must_use]
+    pub fn then_before(mut self, routine: &'static str) -> Preemption {
+        // Taken out: dropping `self` then releases nothing, and the point stays armed.
+        let machine = self.machine.take();
+        let rearmed = machine.as_ref().is_some_and(|m| m.preempt.rearm_paused(State::Before(routine, 0)));
+        assert!(rearmed, "then_before: no thread is stopped at the preemption point");
+        Preemption { machine }
+    }
 }
 
 impl Drop for Preemption {
     fn drop(&mut self) {
-        self.machine.preempt.release();
+        if let Some(m) = &self.machine {
+            m.preempt.release();
+        }
     }
 }
