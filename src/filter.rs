@@ -117,6 +117,12 @@ pub struct Filter {
     /// Which pins another filter's IRP source feeds: `Control::feeders` as the stream path reads
     /// it, without the control lock (set and cleared under it).
     fed: PerPin<AtomicBool>,
+    /// The input's requests were cancelled (STOP, reset) while a push source fed it, and the
+    /// source has not said since that it took them back ([`Filter::feed_acknowledged`]): until
+    /// it does, writes are refused. A write the source sent before it saw the cancel would
+    /// otherwise be taken ahead of what the cancel gave back to it — a reset that began and
+    /// ended between the source's last look at its requests and a newer one's arrival.
+    feed_cancelled: AtomicBool,
     /// Stream statistics.
     pub counters: Counters,
 }
@@ -163,6 +169,7 @@ fn create(device: Device, irp: Irp) -> NTSTATUS {
         closing: PerPin::new(AtomicBool::new(false), AtomicBool::new(false)),
         input_closed: AtomicBool::new(false),
         fed: PerPin::new(AtomicBool::new(false), AtomicBool::new(false)),
+        feed_cancelled: AtomicBool::new(false),
         counters: Counters::default(),
     };
     let status = match kernel::object::create(&irp, filter, &DISPATCH) {
@@ -218,8 +225,34 @@ impl Filter {
     /// Cancels pin `pin`'s stream requests: those on its queue now, and the one a pump holds in
     /// progress when it gives it back.
     pub fn cancel_requests(&self, pin: PinId) {
+        if pin == PinId::Input {
+            // Before the cancel: a write the source sends from now on is refused until it has
+            // taken back what this cancels.
+            let c = self.control.lock();
+            if c.feeders[pin].is_some() {
+                self.feed_cancelled.store(true, Ordering::SeqCst);
+            }
+        }
         self.queue(pin).cancel_all();
         stream::let_go(self, pin);
+    }
+
+    /// Whether writes wait for the feeding push source to take back cancelled writes.
+    pub fn feed_cancelled(&self) -> bool {
+        self.feed_cancelled.load(Ordering::SeqCst)
+    }
+
+    /// The push source `source` feeding the input has nothing in flight and has accounted every
+    /// write that came back: writes are taken again. (From another source — one that was
+    /// detached — nothing changes.)
+    pub fn feed_acknowledged(&self, source: &Shared<Source>) {
+        if !self.feed_cancelled() {
+            return;
+        }
+        let c = self.control.lock();
+        if c.feeders[PinId::Input].as_ref().is_some_and(|f| Shared::ptr_eq(f, source)) {
+            self.feed_cancelled.store(false, Ordering::SeqCst);
+        }
     }
 
     /// The queue of pin `pin`'s stream requests.
@@ -488,6 +521,9 @@ impl Filter {
             } else {
                 c.feeders[pin] = Some(source.clone());
                 self.fed[pin].store(true, Ordering::SeqCst);
+                if pin == PinId::Input {
+                    self.feed_cancelled.store(false, Ordering::SeqCst);
+                }
                 None
             }
         };
@@ -509,6 +545,10 @@ impl Filter {
             let feeder = &mut c.feeders[pin];
             if feeder.as_ref().is_some_and(|f| Shared::ptr_eq(f, source)) {
                 self.fed[pin].store(false, Ordering::SeqCst);
+                if pin == PinId::Input {
+                    // Nobody is left to acknowledge: other writers are not held back.
+                    self.feed_cancelled.store(false, Ordering::SeqCst);
+                }
                 feeder.take()
             } else {
                 None
@@ -525,6 +565,9 @@ impl Filter {
         let feeder = {
             let mut c = self.control.lock();
             self.fed[pin].store(false, Ordering::SeqCst);
+            if pin == PinId::Input {
+                self.feed_cancelled.store(false, Ordering::SeqCst);
+            }
             c.feeders[pin].take()
         };
         // Told after the lock is let go (its reference may be the source's last).

@@ -950,3 +950,77 @@ fn a_push_source_sends_nothing_newer_before_a_write_its_sink_cancelled() {
     }
     backend.shutdown().assert_clean();
 }
+
+/// The window a sink's reset left open (`src/source/mod.rs`): F1's source is stopped just before it
+/// sends a newer write (kshost's preemption point at its `IofCallDriver`) while its older writes
+/// wait at F2's full input, and F2's input is reset — begun *and* ended — meanwhile. The reset
+/// cancels the older writes; the newer one arrives after it ended. F2 refuses it until the source
+/// has taken its cancelled writes back (it says so when nothing of it is in flight), so the
+/// older writes' frames go again first: F2's reader gets what the reset did not flush, in order,
+/// nothing dropped by the source. Before: F2 took the newer write at once, ahead of the older
+/// ones' frames (64–79 before 18–63).
+#[test]
+fn a_reset_begun_and_ended_before_a_newer_write_arrives_does_not_let_it_overtake() {
+    reset_while_a_newer_write_is_on_its_way(None);
+}
+
+/// As above, the reset begun and ended later still: while F2's dispatch routine, past its checks,
+/// is about to queue the newer write (`KsAddIrpToCancelableQueue`). The reset's cancel did not
+/// see it on the queue, so F2 cancels it itself once queued, and it goes again after the older
+/// writes' frames.
+#[test]
+fn a_reset_begun_and_ended_while_a_newer_write_is_being_queued_does_not_let_it_overtake() {
+    reset_while_a_newer_write_is_on_its_way(Some("KsAddIrpToCancelableQueue"));
+}
+
+/// F1's source pushes 100 numbered frames into F2's 4 KiB input; its newer write is stopped
+/// before `IofCallDriver` — then, if `then`, on in F2's dispatch before that routine — while
+/// F2's input is reset; then everything F2 delivers must be in order.
+fn reset_while_a_newer_write_is_on_its_way(then: Option<&'static str>) {
+    const N: usize = 100;
+    let backend = common::boot();
+    {
+        let PushPair { f1, f2, f2_in, f2_out, f1_in, push: _push } =
+            push_pair(&backend, Small::Downstream, KSSTATE_RUN);
+        let sent = common::numbered(N, 1024);
+        write_all(&backend, &f1_in, &sent);
+        assert!(settles(|| common::stats(&f2).pending_writes >= 4), "all four writes wait at F2");
+        // Reading lets F2 take in the first write; its slot goes again with newer frames.
+        let mut newer = backend.machine().preempt_before("IofCallDriver");
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        let mut paused = false;
+        while !paused && got.len() < N {
+            let (_, frames) = read_within(&backend, &f2_out, &[1024; 8], 200);
+            got.extend(frames.into_iter().map(|f| f.data));
+            paused = newer.wait_paused(Duration::from_millis(50));
+        }
+        assert!(paused, "the source was about to send a newer write");
+        if let Some(routine) = then {
+            // No read is in flight: the next call of `routine` is the newer write's dispatch.
+            newer = newer.then_before(routine);
+            assert!(newer.wait_paused(Duration::from_secs(10)), "F2 was about to queue it");
+        }
+        assert!(common::stats(&f2).pending_writes > 0, "older writes wait at F2");
+        assert_eq!(f2_in.reset(ksabi::KSRESET_BEGIN).status, STATUS_SUCCESS);
+        assert_eq!(f2_in.reset(ksabi::KSRESET_END).status, STATUS_SUCCESS);
+        newer.resume();
+        loop {
+            let (came, frames) = read_within(&backend, &f2_out, &[1024; 8], 1000);
+            got.extend(frames.into_iter().map(|f| f.data));
+            if !came {
+                break;
+            }
+        }
+        let (s1, s2) = (common::stats(&f1), common::stats(&f2));
+        let order = common::numbers(&got);
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "in order, none twice: {order:?}");
+        assert!(got.iter().zip(&order).all(|(f, &k)| *f == sent[k]), "each frame whole");
+        assert_eq!((s1.discarded_frames, s1.frames_out), (0, N as u64), "the source sent all: {s1:?}");
+        assert_eq!(
+            order.len() as u64 + s2.discarded_frames,
+            N as u64,
+            "read or flushed by F2's reset: {s2:?}"
+        );
+    }
+    backend.shutdown().assert_clean();
+}

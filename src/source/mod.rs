@@ -27,12 +27,11 @@
 //! Nothing accepted is lost or repeated: a write the sink refuses or cancels (STOP, reset) keeps
 //! its unaccepted remainder and sends it again, in order, once nothing else is in flight and the
 //! sink says it runs again — and no newer write is sent while an older one has come back not
-//! wholly accepted; reads are committed to the ring strictly in the order they were sent. One
-//! window is left open: a sink reset that begins *and* ends between a pass's last look at its
-//! requests and the sink's check of a newer one cancels an older write still queued there while the
-//! newer one is taken, ahead of the older one's remainder. Closing it needs the sink to tell a
-//! source's requests from before and after its reset apart (a feed generation the source
-//! acknowledges when idle): not built.
+//! wholly accepted; reads are committed to the ring strictly in the order they were sent. A sink
+//! whose input's writes were cancelled (reset, STOP) refuses writes until its push source, with
+//! nothing in flight and what came back accounted, acknowledges it (`Filter::feed_acknowledged`):
+//! a reset that began *and* ended between a pass's last look at its requests and a newer one's
+//! arrival would otherwise have the newer one taken ahead of an older one's remainder.
 //! Data a source still holds when it stops, its sink goes away, or it closes is counted as
 //! discarded.
 //!

@@ -10,6 +10,8 @@ use ksring_api::KSRING_OPTIONSF_CONTINUES;
 use super::slot::{Slot, SlotIo, SlotState, end_of_stream};
 use super::{HEADERS, Source, Work};
 use crate::filter::{Counters, Filter};
+use crate::kernel::object::Object;
+use crate::kernel::outbound::Lease;
 use crate::kernel::pool::Shared;
 use crate::kernel::ring_memory::RingRef;
 use crate::kernel::stream::Direction;
@@ -36,6 +38,11 @@ impl Source {
             || this.shutting_down.load(Ordering::SeqCst)
         {
             return;
+        }
+        if idle {
+            // Nothing in flight, and what came back is accounted (or, completed since, stops
+            // newer sends: `refused_ahead`): writes the sink cancelled are ours again.
+            Self::acknowledge_feed(this, &work.lease);
         }
         if held {
             // What the sink did not take goes again first, in order, once nothing else is out.
@@ -85,6 +92,14 @@ impl Source {
             io.buffers.set_count(count);
             work.next_seq += 1;
             Self::send(this, &work.lease, i, io, Direction::Write);
+        }
+    }
+
+    /// Tells the sink that writes it cancelled are back with this source, so that it takes writes
+    /// again ([`Filter::feed_acknowledged`]).
+    fn acknowledge_feed(this: &Shared<Self>, lease: &Lease) {
+        if let Some(Object::Pin(sink)) = this.target.object_while_leased(lease, this.device) {
+            sink.filter().feed_acknowledged(this);
         }
     }
 

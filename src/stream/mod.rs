@@ -255,14 +255,30 @@ pub fn dispatch(irp: Irp, direction: Direction) -> NTSTATUS {
         drop(file); // not the last reference: the request holds one
         return irp.complete(status, 0);
     }
+    if direction == Direction::Write && f.feed_cancelled() {
+        // Until the push source feeding the input has taken back the writes a cancel gave it
+        // (`Filter::feed_acknowledged`): kicked once this is complete (and so its refusal
+        // accounted by the pass the kick brings), it does.
+        let status = irp.complete(STATUS_DEVICE_NOT_READY, 0);
+        f.kick_sources();
+        drop(file); // at PASSIVE_LEVEL: the pin may close here
+        return status;
+    }
     let request = match StreamIrp::probe(irp, direction) {
         Ok(request) => request,
         Err(status) => return status, // completed; the pin's file object is still referenced
     };
     let id = pin.id;
     f.queue(id).push(request);
-    // A STOP or reset that began meanwhile may have missed it: cancel again (idempotent).
-    if f.state(id) == KSSTATE_STOP || f.resetting(id) || f.closing(id) {
+    // A STOP or reset that began meanwhile may have missed it: cancel again (idempotent). So may
+    // a cancel of a fed input's writes that began and ended since the look above: it set
+    // `feed_cancelled` before it looked at the queue, so either it cancelled this write or this
+    // sees the flag.
+    if f.state(id) == KSSTATE_STOP
+        || f.resetting(id)
+        || f.closing(id)
+        || (direction == Direction::Write && f.feed_cancelled())
+    {
         f.cancel_requests(id);
     }
     pump(f);

@@ -281,6 +281,35 @@ impl Target {
         claimed.then(|| Claim { target: self })
     }
 
+    /// The driver's pin (or filter) behind the target, to its sender during a send's pass: the
+    /// lease keeps it referenced (letting go needs the lease mutably). `None` once let go, or if
+    /// it is not the driver's (as [`Claim::object`]).
+    pub fn object_while_leased<'a>(&'a self, lease: &'a Lease, ours: Device) -> Option<Object<'a>> {
+        if lease.id != self.id || self.state.load(Ordering::SeqCst) == GONE {
+            return None;
+        }
+        self.object_of(ours)
+    }
+
+    /// [`Claim::object`] and [`Target::object_while_leased`]: the caller keeps the file object
+    /// referenced while `self` is borrowed.
+    fn object_of(&self, ours: Device) -> Option<Object<'_>> {
+        let driver = ours.driver_object();
+        // SAFETY: a referenced file object (the caller's claim or lease keeps it so).
+        let mut d = unsafe { (*self.file.as_ptr()).DeviceObject };
+        while let Some(device) = NonNull::new(d) {
+            // SAFETY: a device of the stack the open file object holds in place.
+            let device = unsafe { device.as_ref() };
+            if device.DriverObject == driver {
+                // SAFETY: a file object of the driver's device (its FsContext is the driver's),
+                // referenced for as long as `self` is borrowed.
+                return unsafe { File::new(self.file) }.object();
+            }
+            d = device.AttachedDevice;
+        }
+        None
+    }
+
     /// The stack size its requests need (0 once let go).
     pub fn stack_size(&self, lease: &Lease) -> i8 {
         if lease.id != self.id || self.state.load(Ordering::SeqCst) == GONE {
@@ -313,20 +342,8 @@ impl Claim<'_> {
     /// driver: on 64-bit Windows the Media class's upper filter (ksthunk) sits above every KS
     /// device, so the top of the stack is not ours.
     pub fn object(&self, ours: Device) -> Option<Object<'_>> {
-        let driver = ours.driver_object();
-        // SAFETY: a referenced file object (only this claim could let it go).
-        let mut d = unsafe { (*self.target.file.as_ptr()).DeviceObject };
-        while let Some(device) = NonNull::new(d) {
-            // SAFETY: a device of the stack the open file object holds in place.
-            let device = unsafe { device.as_ref() };
-            if device.DriverObject == driver {
-                // SAFETY: a file object of the driver's device (its FsContext is the driver's),
-                // referenced for as long as the claim is borrowed.
-                return unsafe { File::new(self.target.file) }.object();
-            }
-            d = device.AttachedDevice;
-        }
-        None
+        // Referenced: only this claim could let it go.
+        self.target.object_of(ours)
     }
 
     /// Drops the target's reference; at `PASSIVE_LEVEL`, holding no lock: the last reference
