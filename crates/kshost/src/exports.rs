@@ -476,6 +476,7 @@ pub unsafe extern "system" fn KsAddIrpToCancelableQueue(
     crate::machine::with_current(|m| m.preempt.before("KsAddIrpToCancelableQueue"));
     // SAFETY: the routine's contract: the caller's queue and lock, and an IRP it owns.
     unsafe { crate::ks::queue::add(head, lock, irp, location, cancel) };
+    crate::machine::with_current(|m| m.preempt.after("KsAddIrpToCancelableQueue"));
 }
 
 pub unsafe extern "system" fn KsRemoveIrpFromCancelableQueue(

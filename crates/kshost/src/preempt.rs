@@ -5,10 +5,15 @@
 //! produce (sources in `FIDELITY.md`). The point is armed once, for one of:
 //! - a hold that copied at least a given number of bytes: the driver's budget-bounded pumps let
 //!   go of a ring lock between two pieces of one request, and this stops a pump exactly there,
-//!   with the request in progress;
+//!   with the request in progress — on any thread, or on a system worker thread only (an IRP
+//!   source's work routine between two steps of its pass);
 //! - the driver's next (or nth) call of a given kernel routine, before it runs (at
 //!   `PASSIVE_LEVEL` only): e.g. a dispatch routine about to queue a request it has checked, or an
-//!   IRP source's work routine about to send its next request.
+//!   IRP source's work routine about to send its next request; or right after it returned (a
+//!   dispatch routine that has just queued a request).
+//!
+//! A stopped thread can be let on to the next point in one step (`Preemption::then_before`,
+//! `Preemption::then_after`): from an IRP source's send into the sink's dispatch routine.
 //!
 //! Unarmed, the check on each release is one atomic load.
 
@@ -23,11 +28,14 @@ use crate::sync::Locked;
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum State {
     Off,
-    /// The next release after a hold that copied at least this many bytes stops its thread.
-    Armed(u64),
+    /// The next release after a hold that copied at least this many bytes stops its thread — on
+    /// any thread, or (`true`) only on a system worker thread running a work item.
+    Armed(u64, bool),
     /// The driver's call of this routine (below `DISPATCH_LEVEL`) after this many more stops its
     /// thread.
     Before(&'static str, u32),
+    /// The driver's next call of this routine stops its thread once the routine has returned.
+    After(&'static str),
     /// A thread is stopped at the point.
     Paused,
     /// The test let it go on.
@@ -55,8 +63,8 @@ impl PreemptPoint {
             return;
         }
         let state = self.state.locked();
-        let State::Armed(min_bytes) = *state else { return };
-        if copied.bytes < min_bytes {
+        let State::Armed(min_bytes, worker_only) = *state else { return };
+        if copied.bytes < min_bytes || (worker_only && !crate::worker::in_work_item()) {
             return;
         }
         self.pause(state);
@@ -73,6 +81,18 @@ impl PreemptPoint {
             State::Before(r, 0) if r == routine => self.pause(state),
             State::Before(r, more) if r == routine => *state = State::Before(r, more - 1),
             _ => {}
+        }
+    }
+
+    /// The driver's call of kernel routine `routine` has returned: if the point is armed for
+    /// that and the thread is below `DISPATCH_LEVEL`, the thread stops here until resumed.
+    pub(crate) fn after(&self, routine: &'static str) {
+        if !self.armed.load(Ordering::Acquire) || crate::irql::current() >= ksabi::DISPATCH_LEVEL {
+            return;
+        }
+        let state = self.state.locked();
+        if *state == State::After(routine) {
+            self.pause(state);
         }
     }
 
@@ -138,7 +158,16 @@ impl Machine {
     /// the returned [`Preemption`] resumes it (or is dropped).
     #[must_use]
     pub fn preempt_after_hold(&self, min_bytes: u64) -> Preemption {
-        self.inner.preempt.arm(State::Armed(min_bytes));
+        self.inner.preempt.arm(State::Armed(min_bytes, false));
+        Preemption { machine: Some(Arc::clone(&self.inner)) }
+    }
+
+    /// As [`Machine::preempt_after_hold`], on a system worker thread only: e.g. an IRP source's
+    /// work routine that lets go of a ring lock, while the test's own threads take and let go of
+    /// spin locks in the driver too.
+    #[must_use]
+    pub fn preempt_after_hold_in_work_item(&self, min_bytes: u64) -> Preemption {
+        self.inner.preempt.arm(State::Armed(min_bytes, true));
         Preemption { machine: Some(Arc::clone(&self.inner)) }
     }
 
@@ -179,11 +208,26 @@ impl Preemption {
     /// # Panics
     /// If no thread is stopped at the point.
     #[must_use]
-    pub fn then_before(mut self, routine: &'static str) -> Preemption {
+    pub fn then_before(self, routine: &'static str) -> Preemption {
+        self.then(State::Before(routine, 0))
+    }
+
+    /// As [`Preemption::then_before`], stopping again once its next call of `routine` (one with a
+    /// preemption point after it: `KsAddIrpToCancelableQueue`) has returned: e.g. a dispatch
+    /// routine that has just queued a request and not yet looked again.
+    ///
+    /// # Panics
+    /// If no thread is stopped at the point.
+    #[must_use]
+    pub fn then_after(self, routine: &'static str) -> Preemption {
+        self.then(State::After(routine))
+    }
+
+    fn then(mut self, next: State) -> Preemption {
         // Taken out: dropping `self` then releases nothing, and the point stays armed.
         let machine = self.machine.take();
-        let rearmed = machine.as_ref().is_some_and(|m| m.preempt.rearm_paused(State::Before(routine, 0)));
-        assert!(rearmed, "then_before: no thread is stopped at the preemption point");
+        let rearmed = machine.as_ref().is_some_and(|m| m.preempt.rearm_paused(next));
+        assert!(rearmed, "no thread is stopped at the preemption point");
         Preemption { machine }
     }
 }

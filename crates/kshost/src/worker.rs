@@ -108,6 +108,11 @@ thread_local! {
     static RUNNING_IN: RefCell<Option<Arc<WorkQueue>>> = const { RefCell::new(None) };
 }
 
+/// Whether this thread is a system worker thread running a work item.
+pub(crate) fn in_work_item() -> bool {
+    RUNNING_IN.with(|r| r.borrow().is_some())
+}
+
 fn worker_loop(queue: &Arc<WorkQueue>) {
     loop {
         let job = {
