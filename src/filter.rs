@@ -117,8 +117,8 @@ pub struct Filter {
     /// Which pins another filter's IRP source feeds: `Control::feeders` as the stream path reads
     /// it, without the control lock (set and cleared under it).
     fed: PerPin<AtomicBool>,
-    /// The input's requests were cancelled (STOP, reset) while a push source fed it, and the
-    /// source has not said since that it took them back ([`Filter::feed_acknowledged`]): until
+    /// The input's requests were cancelled (STOP, reset) while a push source feeding it had
+    /// writes out, and the source has not said since that it took them back ([`Filter::feed_acknowledged`]): until
     /// it does, writes are refused. A write the source sent before it saw the cancel would
     /// otherwise be taken ahead of what the cancel gave back to it — a reset that began and
     /// ended between the source's last look at its requests and a newer one's arrival.
@@ -227,9 +227,11 @@ impl Filter {
     pub fn cancel_requests(&self, pin: PinId) {
         if pin == PinId::Input {
             // Before the cancel: a write the source sends from now on is refused until it has
-            // taken back what this cancels.
+            // taken back what this cancels — if any of its writes is out (counted before it is
+            // sent: with none out, nothing of it is queued here, and whatever it sends next is
+            // its oldest).
             let c = self.control.lock();
-            if c.feeders[pin].is_some() {
+            if c.feeders[pin].as_ref().is_some_and(|s| s.has_in_flight()) {
                 self.feed_cancelled.store(true, Ordering::SeqCst);
             }
         }

@@ -961,7 +961,7 @@ fn a_push_source_sends_nothing_newer_before_a_write_its_sink_cancelled() {
 /// ones' frames (64–79 before 18–63).
 #[test]
 fn a_reset_begun_and_ended_before_a_newer_write_arrives_does_not_let_it_overtake() {
-    reset_while_a_newer_write_is_on_its_way(None);
+    reset_while_a_newer_write_is_on_its_way(NewerWrite::BeforeDispatch);
 }
 
 /// As above, the reset begun and ended later still: while F2's dispatch routine, past its checks,
@@ -970,13 +970,32 @@ fn a_reset_begun_and_ended_before_a_newer_write_arrives_does_not_let_it_overtake
 /// writes' frames.
 #[test]
 fn a_reset_begun_and_ended_while_a_newer_write_is_being_queued_does_not_let_it_overtake() {
-    reset_while_a_newer_write_is_on_its_way(Some("KsAddIrpToCancelableQueue"));
+    reset_while_a_newer_write_is_on_its_way(NewerWrite::BeforeQueue);
 }
 
-/// F1's source pushes 100 numbered frames into F2's 4 KiB input; its newer write is stopped
-/// before `IofCallDriver` — then, if `then`, on in F2's dispatch before that routine — while
-/// F2's input is reset; then everything F2 delivers must be in order.
-fn reset_while_a_newer_write_is_on_its_way(then: Option<&'static str>) {
+/// As above, the reset begun before the newer write is queued and ended right after (the
+/// dispatch routine stopped after `KsAddIrpToCancelableQueue`, before it looks again): the reset's
+/// end pumps F2's writes. It must not take the newer one, which the dispatch routine then cancels.
+/// Before: the pump took it, ahead of the older writes' frames.
+#[test]
+fn a_reset_that_ends_while_a_newer_write_sits_queued_unchecked_does_not_let_it_overtake() {
+    reset_while_a_newer_write_is_on_its_way(NewerWrite::AfterQueue);
+}
+
+/// Where the newer write is stopped while F2's input resets.
+#[derive(Clone, Copy)]
+enum NewerWrite {
+    /// In the source's work routine, before `IofCallDriver`: begin and end.
+    BeforeDispatch,
+    /// In F2's dispatch routine, before `KsAddIrpToCancelableQueue`: begin and end.
+    BeforeQueue,
+    /// Before `KsAddIrpToCancelableQueue` for the begin, after it for the end.
+    AfterQueue,
+}
+
+/// F1's source pushes 100 numbered frames into F2's 4 KiB input; its newer write is stopped as
+/// `at` says while F2's input is reset; then everything F2 delivers must be in order.
+fn reset_while_a_newer_write_is_on_its_way(at: NewerWrite) {
     const N: usize = 100;
     let backend = common::boot();
     {
@@ -995,13 +1014,17 @@ fn reset_while_a_newer_write_is_on_its_way(then: Option<&'static str>) {
             paused = newer.wait_paused(Duration::from_millis(50));
         }
         assert!(paused, "the source was about to send a newer write");
-        if let Some(routine) = then {
-            // No read is in flight: the next call of `routine` is the newer write's dispatch.
-            newer = newer.then_before(routine);
+        if !matches!(at, NewerWrite::BeforeDispatch) {
+            // No read is in flight: the next queueing is the newer write's, in F2's dispatch.
+            newer = newer.then_before("KsAddIrpToCancelableQueue");
             assert!(newer.wait_paused(Duration::from_secs(10)), "F2 was about to queue it");
         }
         assert!(common::stats(&f2).pending_writes > 0, "older writes wait at F2");
         assert_eq!(f2_in.reset(ksabi::KSRESET_BEGIN).status, STATUS_SUCCESS);
+        if matches!(at, NewerWrite::AfterQueue) {
+            newer = newer.then_after("KsAddIrpToCancelableQueue");
+            assert!(newer.wait_paused(Duration::from_secs(10)), "F2 queued it");
+        }
         assert_eq!(f2_in.reset(ksabi::KSRESET_END).status, STATUS_SUCCESS);
         newer.resume();
         loop {
@@ -1021,6 +1044,95 @@ fn reset_while_a_newer_write_is_on_its_way(then: Option<&'static str>) {
             N as u64,
             "read or flushed by F2's reset: {s2:?}"
         );
+    }
+    backend.shutdown().assert_clean();
+}
+
+/// A push source's pass stopped where it lets go of F1's ring lock, after it settled what had come
+/// back (nothing) and before it took its kicks, while its four one-frame writes wait at F2's full
+/// input, none of them taken in: F2's input is reset meanwhile, which cancels all four, and its end
+/// kicks the source. That kick must wait for the pass that settles the cancelled writes: taken by
+/// the stopped pass, the next one held the four writes, refused, with no kick to come (they gave
+/// back no ring space, so no pump of F1's kicked either). Before: F2 got nothing more after its
+/// reset.
+#[test]
+fn a_cancel_settled_after_the_kick_that_followed_it_does_not_stall_the_source() {
+    const N: usize = 40;
+    let backend = common::boot();
+    {
+        let PushPair { f1, f2, f2_in, f2_out, f1_in, push: _push } =
+            push_pair(&backend, Small::Downstream, KSSTATE_RUN);
+        let sent = common::numbered(N, 1024);
+        // One frame a write, each taken by the source before the next: one frame a request, and
+        // F2 takes whole requests until its ring is full.
+        let mut k = 0;
+        while common::stats(&f2).pending_writes < 4 {
+            assert!(k < N, "F2's input fills");
+            write_all(&backend, &f1_in, &sent[k..=k]);
+            k += 1;
+            let sent_on = |s: ksring_api::KsRingStatistics| s.frames_in + u64::from(s.pending_writes);
+            assert!(settles(|| sent_on(common::stats(&f2)) == k as u64), "frame {k} went on to F2");
+        }
+        let taken_in = common::stats(&f2).frames_in;
+        write_all(&backend, &f1_in, &sent[k..]);
+        // A state change that moves nothing (F2's output is in RUN already) pumps F2 and kicks the
+        // source, whose pass stops there.
+        let pass = backend.machine().preempt_after_hold_in_work_item(0);
+        assert_eq!(f2_out.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        assert!(pass.wait_paused(Duration::from_secs(10)), "the source's pass ran");
+        let s2 = common::stats(&f2);
+        assert_eq!((s2.pending_writes, s2.frames_in), (4, taken_in), "four writes wait, none taken in");
+        assert_eq!(f2_in.reset(ksabi::KSRESET_BEGIN).status, STATUS_SUCCESS);
+        assert_eq!(f2_in.reset(ksabi::KSRESET_END).status, STATUS_SUCCESS);
+        pass.resume();
+        // Before anything else kicks it (a read at F2 does), the source sends again by itself.
+        assert!(
+            settles(|| common::stats(&f2).frames_in > taken_in),
+            "F2 takes frames in again: {:?}",
+            common::stats(&f1)
+        );
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        loop {
+            let (came, frames) = read_within(&backend, &f2_out, &[1024; 8], 1000);
+            got.extend(frames.into_iter().map(|f| f.data));
+            if !came {
+                break;
+            }
+        }
+        let (s1, s2) = (common::stats(&f1), common::stats(&f2));
+        let order = common::numbers(&got);
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "in order, none twice: {order:?}");
+        assert_eq!((s1.discarded_frames, s1.frames_out), (0, N as u64), "the source sent all: {s1:?}");
+        assert_eq!(
+            order.len() as u64 + s2.discarded_frames,
+            N as u64,
+            "read or flushed by F2's reset: {s2:?}"
+        );
+    }
+    backend.shutdown().assert_clean();
+}
+
+/// A push source in PAUSE whose writes F2's reset cancelled says it has taken them back once
+/// nothing of it is out, whether it flows or not: F2's other writers are not refused meanwhile (a
+/// refused write kicks it). Before: F2 refused every write (`STATUS_DEVICE_NOT_READY`) until the
+/// source ran again.
+#[test]
+fn a_paused_push_source_does_not_hold_its_sinks_other_writers_back_after_a_reset() {
+    let backend = common::boot();
+    {
+        let PushPair { f1: _f1, f2, f2_in, f2_out: _f2_out, f1_in, push } =
+            push_pair(&backend, Small::Downstream, KSSTATE_RUN);
+        write_all(&backend, &f1_in, &frames(40, 1024));
+        assert!(settles(|| common::stats(&f2).pending_writes > 0), "the source's writes wait at F2");
+        assert_eq!(push.set_state(ksabi::KSSTATE_PAUSE).status, STATUS_SUCCESS);
+        assert_eq!(f2_in.reset(ksabi::KSRESET_BEGIN).status, STATUS_SUCCESS);
+        assert_eq!(f2_in.reset(ksabi::KSRESET_END).status, STATUS_SUCCESS);
+        let own = common::bytes(7, 100);
+        let taken = settles(|| {
+            let io = InFlight::write(&backend, f2_in.handle(), &[(own.as_slice(), Header::default())]).wait();
+            io.status == STATUS_SUCCESS
+        });
+        assert!(taken, "a client's write to F2's input is taken: {:?}", common::stats(&f2));
     }
     backend.shutdown().assert_clean();
 }

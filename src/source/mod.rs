@@ -28,10 +28,13 @@
 //! its unaccepted remainder and sends it again, in order, once nothing else is in flight and the
 //! sink says it runs again — and no newer write is sent while an older one has come back not
 //! wholly accepted; reads are committed to the ring strictly in the order they were sent. A sink
-//! whose input's writes were cancelled (reset, STOP) refuses writes until its push source, with
-//! nothing in flight and what came back accounted, acknowledges it (`Filter::feed_acknowledged`):
-//! a reset that began *and* ended between a pass's last look at its requests and a newer one's
-//! arrival would otherwise have the newer one taken ahead of an older one's remainder.
+//! whose input's writes were cancelled (reset, STOP) while its push source had writes out refuses
+//! writes — and leaves queued ones where they are — until the source, with nothing in flight and
+//! what came back accounted, acknowledges it (`Filter::feed_acknowledged`, on any such pass,
+//! flowing or not): a reset that began *and* ended between a pass's last look at its requests
+//! and a newer one's arrival (or its queueing) would otherwise have the newer one taken ahead of
+//! an older one's remainder. A kick that comes while a request is back and not yet settled waits
+//! for the pass that settles it ([`Source::take_unblock`]).
 //! Data a source still holds when it stops, its sink goes away, or it closes is counted as
 //! discarded.
 //!
@@ -214,6 +217,12 @@ impl Source {
             slots,
         };
         Shared::new(ids::TAG_SOURCE, source)
+    }
+
+    /// Whether any request of its is out (sent, or about to be: counted before it is sent, and
+    /// until its completion routine ran).
+    pub fn has_in_flight(&self) -> bool {
+        self.in_flight.load(Ordering::SeqCst) > 0
     }
 
     /// Something changed that may let refused requests through (the sink runs again, the filter
@@ -415,11 +424,16 @@ impl Source {
         order
     }
 
-    /// A kick since the sink refused (it runs again): try again. Taken only after this pass has
-    /// settled its completed requests — a refusal settled in the same pass as the kick that
-    /// followed it must not block the source until a kick that may never come.
-    fn take_unblock(unblock: &AtomicBool, work: &mut Work) {
-        if unblock.swap(false, Ordering::SeqCst) {
+    /// A kick since the sink refused (it runs again): try again. Taken only once every request
+    /// back is settled — a refusal settled after the kick that followed it must not block the
+    /// source until a kick that may never come: not while one that came back after this pass
+    /// settled its requests is still unsettled (its completion scheduled the pass that settles
+    /// it, and takes the kick then).
+    fn take_unblock(&self, work: &mut Work) {
+        if self.slots.iter().any(|s| s.state.load() == SlotState::Done) {
+            return;
+        }
+        if self.unblock.swap(false, Ordering::SeqCst) {
             work.blocked = false;
         }
     }

@@ -48,7 +48,7 @@ impl Source {
         } else if moved {
             stream::pump(f); // data in the ring: reads waiting for it go on
         }
-        Self::take_unblock(&this.unblock, work);
+        this.take_unblock(work);
         // (Reads held behind an older one still in flight do not stop new ones: reservations
         // are made in order and settled in order.)
         if !f.flowing(PinId::Input)

@@ -29,20 +29,21 @@ impl Source {
         if this.release_holds(f) {
             stream::pump(f); // room in the ring: writes waiting for it go on
         }
-        Self::take_unblock(&this.unblock, work);
+        this.take_unblock(work);
         let held = this.slots.iter().any(|s| s.state.load() == SlotState::Held);
         let idle = this.in_flight.load(Ordering::SeqCst) == 0;
+        if idle && !this.shutting_down.load(Ordering::SeqCst) {
+            // Nothing in flight, and what came back is accounted (or, completed since, stops
+            // newer sends: `refused_ahead`): writes the sink cancelled are ours again. Whether
+            // this pin flows or not — the sink's other writers wait for this meanwhile.
+            Self::acknowledge_feed(this, &work.lease);
+        }
         if !f.flowing(PinId::Output)
             || this.ended.load(Ordering::SeqCst)
             || this.stopping.load(Ordering::SeqCst)
             || this.shutting_down.load(Ordering::SeqCst)
         {
             return;
-        }
-        if idle {
-            // Nothing in flight, and what came back is accounted (or, completed since, stops
-            // newer sends: `refused_ahead`): writes the sink cancelled are ours again.
-            Self::acknowledge_feed(this, &work.lease);
         }
         if held {
             // What the sink did not take goes again first, in order, once nothing else is out.

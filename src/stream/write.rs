@@ -32,7 +32,10 @@ enum Fed {
 fn one_hold(f: &Filter, done: &mut Completions, progress: &mut bool) -> bool {
     let mut side = f.producer.lock();
     core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
-    if side.ring.is_none() || !f.flowing(PinId::Input) {
+    // Writes wait, too, while a cancel of a fed input's writes is not acknowledged: one queued
+    // after the cancel looked at the queue is newer than what it cancelled, and its dispatch
+    // routine cancels it once it looks again (`stream::dispatch`).
+    if side.ring.is_none() || !f.flowing(PinId::Input) || f.feed_cancelled() {
         let_go_locked(&mut side, done);
         return false;
     }
