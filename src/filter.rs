@@ -521,17 +521,25 @@ impl Filter {
             } else if c.feeders[pin].is_some() {
                 Some(STATUS_DEVICE_BUSY)
             } else {
+                // (`feed_cancelled` is clear: it is set only with a feeder, and cleared with it.)
                 c.feeders[pin] = Some(source.clone());
                 self.fed[pin].store(true, Ordering::SeqCst);
-                if pin == PinId::Input {
-                    self.feed_cancelled.store(false, Ordering::SeqCst);
-                }
                 None
             }
         };
         // Our reference goes after the lock (it is never the last: the caller holds one).
         drop(source);
         refused.map_or(Ok(()), Err)
+    }
+
+    /// Takes pin `pin`'s feeder out of `c` (the control lock held): the pin is fed no more, and
+    /// nobody is left to acknowledge a cancel of its writes — other writers are not held back.
+    fn take_feeder(&self, c: &mut Control, pin: PinId) -> Option<Shared<Source>> {
+        self.fed[pin].store(false, Ordering::SeqCst);
+        if pin == PinId::Input {
+            self.feed_cancelled.store(false, Ordering::SeqCst);
+        }
+        c.feeders[pin].take()
     }
 
     /// Whether pin `pin`'s last handle has closed.
@@ -544,14 +552,8 @@ impl Filter {
     pub fn detach_feeder(&self, pin: PinId, source: &Shared<Source>) -> Option<Shared<Source>> {
         let detached = {
             let mut c = self.control.lock();
-            let feeder = &mut c.feeders[pin];
-            if feeder.as_ref().is_some_and(|f| Shared::ptr_eq(f, source)) {
-                self.fed[pin].store(false, Ordering::SeqCst);
-                if pin == PinId::Input {
-                    // Nobody is left to acknowledge: other writers are not held back.
-                    self.feed_cancelled.store(false, Ordering::SeqCst);
-                }
-                feeder.take()
+            if c.feeders[pin].as_ref().is_some_and(|f| Shared::ptr_eq(f, source)) {
+                self.take_feeder(&mut c, pin)
             } else {
                 None
             }
@@ -566,11 +568,7 @@ impl Filter {
         self.closing[pin].store(true, Ordering::SeqCst);
         let feeder = {
             let mut c = self.control.lock();
-            self.fed[pin].store(false, Ordering::SeqCst);
-            if pin == PinId::Input {
-                self.feed_cancelled.store(false, Ordering::SeqCst);
-            }
-            c.feeders[pin].take()
+            self.take_feeder(&mut c, pin)
         };
         // Told after the lock is let go (its reference may be the source's last).
         if let Some(source) = feeder {

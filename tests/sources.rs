@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use ksabi::{KSSTATE, KSSTATE_RUN, KSSTATE_STOP, STATUS_SUCCESS};
+use ksabi::{KSSTATE, KSSTATE_RUN, KSSTATE_STOP, STATUS_CANCELLED, STATUS_DEVICE_NOT_READY, STATUS_SUCCESS};
 use ksclient::io::InFlight;
 use ksclient::request::{self, Connect, Header};
 use ksclient::{Filter, Pin, Properties};
@@ -1021,11 +1021,22 @@ fn reset_while_a_newer_write_is_on_its_way(at: NewerWrite) {
         }
         assert!(common::stats(&f2).pending_writes > 0, "older writes wait at F2");
         assert_eq!(f2_in.reset(ksabi::KSRESET_BEGIN).status, STATUS_SUCCESS);
+        if matches!(at, NewerWrite::BeforeDispatch) {
+            assert_eq!(f2_in.reset(ksabi::KSRESET_END).status, STATUS_SUCCESS);
+            // F2 waits for the source to take its writes back: its writes only, not its reads.
+            let mut read = InFlight::read(&backend, f2_out.handle(), &[1024]);
+            std::thread::sleep(Duration::from_millis(20));
+            assert!(read.poll().is_none(), "a read of F2's (empty) output waits, not refused");
+            f2_out.cancel().expect("cancel the read");
+            assert!(read.wait().status == STATUS_CANCELLED && read.frames().is_empty(), "it got nothing");
+        }
         if matches!(at, NewerWrite::AfterQueue) {
             newer = newer.then_after("KsAddIrpToCancelableQueue");
             assert!(newer.wait_paused(Duration::from_secs(10)), "F2 queued it");
         }
-        assert_eq!(f2_in.reset(ksabi::KSRESET_END).status, STATUS_SUCCESS);
+        if !matches!(at, NewerWrite::BeforeDispatch) {
+            assert_eq!(f2_in.reset(ksabi::KSRESET_END).status, STATUS_SUCCESS);
+        }
         newer.resume();
         loop {
             let (came, frames) = read_within(&backend, &f2_out, &[1024; 8], 1000);
@@ -1133,6 +1144,38 @@ fn a_paused_push_source_does_not_hold_its_sinks_other_writers_back_after_a_reset
             io.status == STATUS_SUCCESS
         });
         assert!(taken, "a client's write to F2's input is taken: {:?}", common::stats(&f2));
+    }
+    backend.shutdown().assert_clean();
+}
+
+/// A push source closed while its sink waits for it to acknowledge a cancel of its writes (its
+/// pass stopped by kshost, F2's input reset meanwhile): F2 refuses its other writers until then —
+/// and takes their writes again once the source is detached, before its cleanup has finished
+/// waiting for that pass: nobody is left to acknowledge.
+#[test]
+fn a_push_source_closed_before_it_acknowledged_a_cancel_leaves_its_sink_taking_writes() {
+    let backend = common::boot();
+    {
+        let PushPair { f1: _f1, f2, f2_in, f2_out, f1_in, push } =
+            push_pair(&backend, Small::Downstream, KSSTATE_RUN);
+        write_all(&backend, &f1_in, &frames(100, 1024));
+        assert!(settles(|| common::stats(&f2).pending_writes > 0), "the source's writes wait at F2");
+        let pass = backend.machine().preempt_after_hold_in_work_item(0);
+        assert_eq!(f2_out.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        assert!(pass.wait_paused(Duration::from_secs(10)), "the source's pass ran");
+        assert_eq!(f2_in.reset(ksabi::KSRESET_BEGIN).status, STATUS_SUCCESS);
+        assert_eq!(f2_in.reset(ksabi::KSRESET_END).status, STATUS_SUCCESS);
+        let own = common::bytes(7, 100);
+        let write =
+            || InFlight::write(&backend, f2_in.handle(), &[(own.as_slice(), Header::default())]).wait();
+        assert_eq!(write().status, STATUS_DEVICE_NOT_READY, "refused until the source acknowledges");
+        std::thread::scope(|s| {
+            // Its cleanup detaches it, then waits for the stopped pass.
+            let closing = s.spawn(move || drop(push));
+            assert!(settles(|| write().status == STATUS_SUCCESS), "taken once the source is detached");
+            pass.resume();
+            closing.join().expect("the source pin closed");
+        });
     }
     backend.shutdown().assert_clean();
 }

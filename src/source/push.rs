@@ -32,10 +32,11 @@ impl Source {
         this.take_unblock(work);
         let held = this.slots.iter().any(|s| s.state.load() == SlotState::Held);
         let idle = this.in_flight.load(Ordering::SeqCst) == 0;
-        if idle && !this.shutting_down.load(Ordering::SeqCst) {
+        if idle && !this.ended.load(Ordering::SeqCst) && !this.shutting_down.load(Ordering::SeqCst) {
             // Nothing in flight, and what came back is accounted (or, completed since, stops
             // newer sends: `refused_ahead`): writes the sink cancelled are ours again. Whether
-            // this pin flows or not — the sink's other writers wait for this meanwhile.
+            // this pin flows or not — the sink's other writers wait for this meanwhile. (A sink
+            // that ended has forgotten us; the target may be let go.)
             Self::acknowledge_feed(this, &work.lease);
         }
         if !f.flowing(PinId::Output)
