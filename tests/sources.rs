@@ -1179,3 +1179,26 @@ fn a_push_source_closed_before_it_acknowledged_a_cancel_leaves_its_sink_taking_w
     }
     backend.shutdown().assert_clean();
 }
+
+/// F2's input reset while its push source has no write out (nothing was written to F1; its pass
+/// stopped by kshost, so it could not acknowledge anything): nothing of the source's was
+/// cancelled and whatever it sends next is its oldest, so F2 refuses none of its writers — a
+/// client's write straight after the reset is taken.
+#[test]
+fn a_reset_while_its_push_source_has_nothing_out_refuses_no_writer() {
+    let backend = common::boot();
+    {
+        let PushPair { f1: _f1, f2: _f2, f2_in, f2_out, f1_in: _f1_in, push: _push } =
+            push_pair(&backend, Small::Downstream, KSSTATE_RUN);
+        let pass = backend.machine().preempt_after_hold_in_work_item(0);
+        assert_eq!(f2_out.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        assert!(pass.wait_paused(Duration::from_secs(10)), "the source's pass ran");
+        assert_eq!(f2_in.reset(ksabi::KSRESET_BEGIN).status, STATUS_SUCCESS);
+        assert_eq!(f2_in.reset(ksabi::KSRESET_END).status, STATUS_SUCCESS);
+        let own = common::bytes(7, 100);
+        let io = InFlight::write(&backend, f2_in.handle(), &[(own.as_slice(), Header::default())]).wait();
+        assert_eq!(io.status, STATUS_SUCCESS, "taken at once");
+        pass.resume();
+    }
+    backend.shutdown().assert_clean();
+}
