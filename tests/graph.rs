@@ -76,7 +76,9 @@ fn a_chains_requests_carry_mdls_of_their_own() {
 /// and more pass through it — F1's writes wait at F2's input until one of F3's reads takes their
 /// frames straight from F1's ring into F3's — so F2 copies nothing into its ring and the chain
 /// copies each byte three times (the client's two and one between F1's ring and F3's). Smaller
-/// frames still stop in F2's ring. Every byte is checked, in order.
+/// frames go into F2's ring unless a read waits for them (as one nearly always does here:
+/// `tests/sources.rs` `a_filter_between_two_sources_passes_only_large_frames_through` shows the
+/// size rule with no read waiting), F2 copying each byte out once. Every byte is checked, in order.
 #[test]
 fn a_filter_between_two_sources_passes_large_frames_through() {
     let backend = common::boot();
@@ -93,7 +95,12 @@ fn a_filter_between_two_sources_passes_large_frames_through() {
         let b = report.stream.bytes;
         let [f1, f2, f3] = report.statistics;
         if size < 16 << 10 {
-            assert!(f2.copied_in > 0 && f2.high_water > 0, "{size}-byte frames stop in F2's ring: {f2:?}");
+            // Into F2's ring, or straight into a waiting read: F2 copies each byte out once, and
+            // the chain at most four times (one per hop and the client's two). (Not a check that
+            // they stopped in the ring: a read nearly always waits — seen: 514 of 514 direct.)
+            assert_eq!(f2.copied_out, b, "{size}: F2 copies each byte out once: {f2:?}");
+            let copies = [f1, f2, f3].iter().map(|s| s.copied_in + s.copied_out).sum::<u64>();
+            assert!(copies <= 4 * b, "{size}: at most four copies per byte: {copies} for {b}");
             continue;
         }
         assert_eq!(

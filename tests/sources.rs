@@ -1202,3 +1202,53 @@ fn a_reset_while_its_push_source_has_nothing_out_refuses_no_writer() {
     }
     backend.shutdown().assert_clean();
 }
+
+/// The pass-through's size rule in a filter between two sources (F1's push, F3's pull — paused,
+/// so no read of F3's waits at F2): frames of `PASS_THROUGH_MIN` (16 KiB) wait in F1's write for a
+/// read (F2 copies nothing into its ring), smaller ones go into F2's ring at once. Then F3's
+/// source runs and its reader gets every byte, in order. (In a streaming chain a read of F3's is
+/// nearly always waiting, so small frames mostly go straight into it too: only with no read
+/// waiting does the rule show.)
+#[test]
+fn a_filter_between_two_sources_passes_only_large_frames_through() {
+    let backend = common::boot();
+    for (size, through) in [(16 << 10, true), ((16 << 10) - 1, false)] {
+        let format = request::stream_format();
+        let f1 = Filter::open_first(&backend).expect("F1");
+        let f2 = Filter::open_first(&backend).expect("F2");
+        let f3 = Filter::open_first(&backend).expect("F3");
+        let f2_in = f2.connect(PIN_INPUT, &format).expect("F2.in");
+        let f2_out = f2.connect(PIN_OUTPUT, &format).expect("F2.out");
+        let f1_in = f1.connect(PIN_INPUT, &format).expect("F1.in");
+        let f3_out = f3.connect(PIN_OUTPUT, &format).expect("F3.out");
+        let push = source(&f1, PIN_OUTPUT, &f2_in);
+        let pull = source(&f3, PIN_INPUT, &f2_out);
+        for pin in [&f2_in, &f2_out, &f3_out, &f1_in, &push] {
+            assert_eq!(pin.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        }
+        assert_eq!(pull.set_state(ksabi::KSSTATE_PAUSE).status, STATUS_SUCCESS);
+        let sent = frames(4, size);
+        let bytes = (4 * size) as u64;
+        write_all(&backend, &f1_in, &sent);
+        if through {
+            assert!(settles(|| common::stats(&f2).pending_writes > 0), "{size}: F1's write waits at F2");
+            let s2 = common::stats(&f2);
+            assert_eq!((s2.copied_in, s2.high_water), (0, 0), "{size}: F2's ring took nothing: {s2:?}");
+        } else {
+            assert!(
+                settles(|| common::stats(&f2).copied_in == bytes),
+                "{size}: F2's ring took them: {:?}",
+                common::stats(&f2)
+            );
+        }
+        assert_eq!(pull.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        let mut got = Vec::new();
+        while got.len() < sent.len() {
+            let mut read = InFlight::read(&backend, f3_out.handle(), &[size; 4]);
+            assert!(settles(|| read.poll().is_some()), "{size}: the chain delivers");
+            got.extend(read.frames().into_iter().map(|f| f.data));
+        }
+        assert!(got == sent, "{size}: every frame, in order");
+    }
+    backend.shutdown().assert_clean();
+}
