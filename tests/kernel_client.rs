@@ -308,3 +308,48 @@ fn a_chain_of_mdls_built_two_ways_is_what_ks_sys_mishandles() {
         assert!(report.has(rule), "{mdls:?}: {rule} reported: {}", report.describe());
     }
 }
+
+/// A kernel sender's request with an empty header array (`OutputBufferLength` 0, no MDLs), which
+/// Windows' ks.sys lets through its probe — no header to check, no MDL to build — unlike a
+/// user-mode one: ksring completes it at once with nothing moved, with and without data in the
+/// ring, and the stream goes on as if it had not come.
+#[test]
+fn a_kernel_request_with_no_headers_completes_with_nothing_moved() {
+    use ksabi::{IOCTL_KS_READ_STREAM, IOCTL_KS_WRITE_STREAM};
+    use kshost::PresetMdls;
+    let backend = common::boot();
+    {
+        let rig = common::rig(&backend);
+        let m = backend.machine();
+        let input = kshost::Handle::from_raw(rig.input.handle().0);
+        let output = kshost::Handle::from_raw(rig.output.handle().0);
+        let timeout = Duration::from_secs(10);
+        let empty = |pin, ioctl| {
+            let r = m.kernel_request(pin, ioctl, &[], &[], PresetMdls::None, timeout);
+            let r = r.expect("it completes");
+            (r.io.status, r.io.information)
+        };
+        let before = common::stats(&rig.filter);
+        assert_eq!(empty(output, IOCTL_KS_READ_STREAM), (STATUS_SUCCESS, 0), "a read, the ring empty");
+        assert_eq!(empty(input, IOCTL_KS_WRITE_STREAM), (STATUS_SUCCESS, 0), "a write");
+        assert_eq!(common::stats(&rig.filter), before, "nothing counted");
+        let pattern: Vec<u8> = (0..=250).collect();
+        let w = m.kernel_request(
+            input,
+            IOCTL_KS_WRITE_STREAM,
+            &[header(300, 300)],
+            &pattern,
+            PresetMdls::None,
+            timeout,
+        );
+        assert_eq!(w.expect("the write completes").io.status, STATUS_SUCCESS);
+        assert_eq!(empty(output, IOCTL_KS_READ_STREAM), (STATUS_SUCCESS, 0), "a read, a frame in the ring");
+        let r =
+            m.kernel_request(output, IOCTL_KS_READ_STREAM, &[header(512, 0)], &[], PresetMdls::None, timeout);
+        let r = r.expect("the read completes");
+        assert_eq!((r.io.status, r.headers[0].DataUsed), (STATUS_SUCCESS, 300), "the frame, whole");
+        let want: Vec<u8> = (0..300).map(|i| pattern[i % pattern.len()]).collect();
+        assert_eq!(&r.data[..300], want.as_slice(), "its bytes");
+    }
+    backend.shutdown().assert_clean();
+}

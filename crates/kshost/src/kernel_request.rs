@@ -106,13 +106,13 @@ impl Machine {
         let access =
             if ioctl == IOCTL_KS_WRITE_STREAM { ksabi::FILE_WRITE_DATA } else { ksabi::FILE_READ_DATA };
         let (file, device, stack_size) = crate::kernel_client::reference_pin(pin, access)?;
-        let array_len =
-            headers.iter().map(KernelHeader::stride).sum::<usize>().max(size_of::<KSSTREAM_HEADER>());
+        // (An empty list is an empty array: `OutputBufferLength` 0.)
+        let array_len = headers.iter().map(KernelHeader::stride).sum::<usize>();
         let data_len: usize = headers.iter().map(|h| h.extent as usize).sum::<usize>().max(1);
         let mdl_len =
             headers.len() * size_of::<MDL>() + (data_len.div_ceil(PAGE_SIZE) + 2 * headers.len()) * 8;
         let irp = crate::iomgr::allocate_irp(&m, stack_size);
-        let array = m.pool.allocate(POOL_FLAG_NON_PAGED, array_len, TAG);
+        let array = m.pool.allocate(POOL_FLAG_NON_PAGED, array_len.max(1), TAG);
         let data = m.pool.allocate(POOL_FLAG_NON_PAGED, data_len, TAG);
         let mdl_block = m.pool.allocate(POOL_FLAG_NON_PAGED, mdl_len.max(1), TAG);
         if irp.is_null() || array.is_null() || data.is_null() || mdl_block.is_null() {

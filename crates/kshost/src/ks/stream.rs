@@ -12,7 +12,8 @@
 //!   56-byte header (`STATUS_INVALID_BUFFER_SIZE`) and only with `KSPROBE_ALLOWFORMATCHANGE`
 //!   (`STATUS_INVALID_PARAMETER`); write flags are otherwise not checked. Reads: `DataUsed == 0`
 //!   (`STATUS_INVALID_BUFFER_SIZE`) and no `OptionsFlags` outside what ks.sys allows
-//!   (`STATUS_INVALID_PARAMETER`). An empty array: `STATUS_INVALID_BUFFER_SIZE`.
+//!   (`STATUS_INVALID_PARAMETER`). An empty array: `STATUS_INVALID_BUFFER_SIZE` from user mode;
+//!   from kernel mode it passes, with no header and no MDL.
 //! - with `KSPROBE_ALLOCATEMDL`, MDLs chained at `Irp->MdlAddress` in header order: one per header
 //!   with `FrameExtent > 0`; for `PERSIST_SAMPLE | SAMPLE_PERSISTED` a placeholder MDL
 //!   (`IoAllocateMdl(NULL, PAGE_SIZE)`) instead; for `METADATA` a second MDL for the metadata
@@ -69,7 +70,10 @@ pub(crate) unsafe fn probe_stream_irp(irp: *mut IRP, flags: u32, header_size: u3
     let user_mode = mode == UserMode;
     // A kernel-mode request that comes with MDLs is not looked at (Windows checks no length either).
     let preset = !user_mode && flags.contains(KsProbe::ALLOCATEMDL) && !b.irp.MdlAddress.is_null();
-    if len < HEADER && !preset {
+    // A user-mode array must hold a header; a kernel-mode one is not measured before its header
+    // walk, which an empty one passes with no header checked and no MDL built (Windows 10/11).
+    let refused = if user_mode { len < HEADER } else { !preset && len > 0 && len < HEADER };
+    if refused {
         return STATUS_INVALID_BUFFER_SIZE;
     }
     let headers: *mut u8 = if user_mode {
@@ -110,7 +114,7 @@ pub(crate) unsafe fn probe_stream_irp(irp: *mut IRP, flags: u32, header_size: u3
         // slice lives (the routine's contract for a kernel caller; a capture is this call's own).
         let array = unsafe { std::slice::from_raw_parts(headers, len) };
         validate(array, flags, header_size).and_then(|(offsets, buffers)| {
-            let first_options = header_at(array, 0).OptionsFlags;
+            let first_options = if array.is_empty() { 0 } else { header_at(array, 0).OptionsFlags };
             let mdls = build_mdls(&m, first_options, &buffers, flags, user_mode)?;
             Ok((offsets, mdls))
         })
