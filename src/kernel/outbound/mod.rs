@@ -200,8 +200,8 @@ unsafe extern "system" fn work_routine<T: Owner>(_device: *mut DEVICE_OBJECT, co
 /// dropped.
 ///
 /// Two rules keep every use of the file object before that: reading it takes a [`Claim`] (one at
-/// a time; only a claim lets go), and sending to it takes its [`Lease`] (one per target, which
-/// letting go needs mutably) — so neither can overlap the dereference.
+/// a time; only a claim lets go) or its [`Lease`], and sending to it takes the lease (one per
+/// target, which letting go needs mutably) — so none can overlap the dereference.
 pub struct Target {
     file: NonNull<FILE_OBJECT>,
     device: NonNull<DEVICE_OBJECT>,
