@@ -117,10 +117,10 @@ pub struct Filter {
     /// Which pins another filter's IRP source feeds: `Control::feeders` as the stream path reads
     /// it, without the control lock (set and cleared under it).
     fed: PerPin<AtomicBool>,
-    /// The input's requests were cancelled (STOP, reset) while a push source feeding it had
-    /// writes out, and the source has not said since that it took them back ([`Filter::feed_acknowledged`]): until
-    /// it does, writes are refused. A write the source sent before it saw the cancel would
-    /// otherwise be taken ahead of what the cancel gave back to it — a reset that began and
+    /// The input's writes were cancelled (STOP, reset) while its push source had some out, and the
+    /// source has not yet said it took them back ([`Filter::feed_acknowledged`]): until then new
+    /// writes are refused and queued ones wait. A write the source sent before it saw the cancel
+    /// would otherwise be taken ahead of what the cancel gave back to it — a reset begun and
     /// ended between the source's last look at its requests and a newer one's arrival.
     feed_cancelled: AtomicBool,
     /// Stream statistics.

@@ -23,7 +23,7 @@ fn a_read_cancelled_inside_a_release_completes_outside_the_locks() {
     let backend = common::boot();
     let rig = common::rig(&backend);
     let m = backend.machine();
-    let handle = kshost::Handle::from_raw(rig.output.handle().0);
+    let handle = kernel_handle(&rig.output);
     // The first acquire of the client's first read (by the pump its own dispatch runs) meets a cancel.
     m.cancel_next_acquired_irp();
     let reader = m.kernel_reader(handle, 2, 64, 2).expect("kernel reader");
@@ -50,7 +50,7 @@ fn a_read_sent_after_the_pins_last_handle_closed_is_refused_as_closed() {
     {
         let rig = common::rig(&backend);
         let m = backend.machine();
-        let handle = kshost::Handle::from_raw(rig.output.handle().0);
+        let handle = kernel_handle(&rig.output);
         let reader = m.kernel_reader_unstarted(handle, 1, 64).expect("kernel reader");
         rig.output.close().expect("the output pin's handle closes (the reader still holds its file object)");
         reader.start(1);
@@ -60,6 +60,11 @@ fn a_read_sent_after_the_pins_last_handle_closed_is_refused_as_closed() {
         assert_eq!(results[0].0.information, 0);
     }
     backend.shutdown().assert_clean();
+}
+
+/// The client's handle of `pin`, as kshost's kernel-mode senders take it.
+fn kernel_handle(pin: &ksclient::Pin<'_>) -> kshost::Handle {
+    kshost::Handle::from_raw(pin.handle().0)
 }
 
 /// A plain header over `extent` bytes, `used` of them filled.
@@ -79,8 +84,8 @@ fn a_kernel_request_with_mdls_of_its_own_is_served_as_any_other() {
     {
         let rig = common::rig(&backend);
         let m = backend.machine();
-        let input = kshost::Handle::from_raw(rig.input.handle().0);
-        let output = kshost::Handle::from_raw(rig.output.handle().0);
+        let input = kernel_handle(&rig.input);
+        let output = kernel_handle(&rig.output);
         let built = m.kernel_mdls_built_by_probe();
         let pattern: Vec<u8> = (0..=250).collect();
         let timeout = Duration::from_secs(10);
@@ -263,7 +268,7 @@ fn ks_sys_checks_no_header_of_a_request_with_mdls_of_its_own_so_ksring_does() {
         let m = backend.machine();
         for (what, ioctl, headers, want) in &cases {
             let pin = if *ioctl == IOCTL_KS_WRITE_STREAM { &rig.input } else { &rig.output };
-            let pin = kshost::Handle::from_raw(pin.handle().0);
+            let pin = kernel_handle(pin);
             for mdls in [PresetMdls::None, PresetMdls::NonPaged] {
                 let r = m.kernel_request(pin, *ioctl, headers, &[7], mdls, Duration::from_secs(10));
                 let r = r.unwrap_or_else(|s| panic!("{what} ({mdls:?}): not completed: {s:#x}"));
@@ -292,7 +297,7 @@ fn a_chain_of_mdls_built_two_ways_is_what_ks_sys_mishandles() {
         {
             let rig = common::rig(&backend);
             let m = backend.machine();
-            let output = kshost::Handle::from_raw(rig.output.handle().0);
+            let output = kernel_handle(&rig.output);
             let r = m.kernel_request(
                 output,
                 IOCTL_KS_READ_STREAM,
@@ -321,8 +326,8 @@ fn a_kernel_request_with_no_headers_completes_with_nothing_moved() {
     {
         let rig = common::rig(&backend);
         let m = backend.machine();
-        let input = kshost::Handle::from_raw(rig.input.handle().0);
-        let output = kshost::Handle::from_raw(rig.output.handle().0);
+        let input = kernel_handle(&rig.input);
+        let output = kernel_handle(&rig.output);
         let timeout = Duration::from_secs(10);
         let empty = |pin, ioctl| {
             let r = m.kernel_request(pin, ioctl, &[], &[], PresetMdls::None, timeout);

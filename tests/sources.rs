@@ -158,6 +158,58 @@ fn read_within(
     (came, read.frames())
 }
 
+/// Reads `pin` (1 KiB headers) into `got` until a read brings nothing within a second.
+fn read_until_quiet(backend: &ksclient::emulated::Emulated, pin: &Pin<'_>, got: &mut Vec<Vec<u8>>) {
+    loop {
+        let (came, frames) = read_within(backend, pin, &[1024; 8], 1000);
+        got.extend(frames.into_iter().map(|f| f.data));
+        if !came {
+            return;
+        }
+    }
+}
+
+/// Resets `pin`: `KSRESET_BEGIN`, then `KSRESET_END`.
+fn reset(pin: &Pin<'_>) {
+    assert_eq!(pin.reset(ksabi::KSRESET_BEGIN).status, STATUS_SUCCESS);
+    assert_eq!(pin.reset(ksabi::KSRESET_END).status, STATUS_SUCCESS);
+}
+
+/// A client's own 100-byte write to `pin`, waited for.
+fn write_own(backend: &ksclient::emulated::Emulated, pin: &Pin<'_>) -> ksclient::Io {
+    let own = common::bytes(7, 100);
+    InFlight::write(backend, pin.handle(), &[(own.as_slice(), Header::default())]).wait()
+}
+
+/// Stops F1's push source's next pass where it lets go of F1's ring lock (kshost's hold point on
+/// a work-item thread), kicking it with a state change of F2's output that moves nothing.
+fn stop_the_push_sources_next_pass(
+    backend: &ksclient::emulated::Emulated,
+    f2_out: &Pin<'_>,
+) -> kshost::Preemption {
+    let pass = backend.machine().preempt_after_hold_in_work_item(0);
+    assert_eq!(f2_out.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+    assert!(pass.wait_paused(Duration::from_secs(10)), "the source's pass ran");
+    pass
+}
+
+/// `got`, numbered frames of `sent` read from F2 after its input's reset, came in order and whole;
+/// F1's source (`s1`) sent them all and dropped none; what F2 (`s2`) did not deliver, its reset
+/// flushed.
+fn assert_delivered_in_order(
+    got: &[Vec<u8>],
+    sent: &[Vec<u8>],
+    s1: &ksring_api::KsRingStatistics,
+    s2: &ksring_api::KsRingStatistics,
+) {
+    let n = sent.len() as u64;
+    let order = common::numbers(got);
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "in order, none twice: {order:?}");
+    assert!(got.iter().zip(&order).all(|(f, &k)| *f == sent[k]), "each frame whole");
+    assert_eq!((s1.discarded_frames, s1.frames_out), (0, n), "the source sent all: {s1:?}");
+    assert_eq!(order.len() as u64 + s2.discarded_frames, n, "read or flushed by F2's reset: {s2:?}");
+}
+
 /// A push source (F1's output into F2's input) whose writes wait at F2's full 4 KiB ring, then
 /// STOP on it: what it took out of F1's ring and F2 did not accept is discarded, and F1's
 /// counters balance — every frame and byte F1 took in reached F2 or was discarded.
@@ -1038,23 +1090,8 @@ fn reset_while_a_newer_write_is_on_its_way(at: NewerWrite) {
             assert_eq!(f2_in.reset(ksabi::KSRESET_END).status, STATUS_SUCCESS);
         }
         newer.resume();
-        loop {
-            let (came, frames) = read_within(&backend, &f2_out, &[1024; 8], 1000);
-            got.extend(frames.into_iter().map(|f| f.data));
-            if !came {
-                break;
-            }
-        }
-        let (s1, s2) = (common::stats(&f1), common::stats(&f2));
-        let order = common::numbers(&got);
-        assert!(order.windows(2).all(|w| w[0] < w[1]), "in order, none twice: {order:?}");
-        assert!(got.iter().zip(&order).all(|(f, &k)| *f == sent[k]), "each frame whole");
-        assert_eq!((s1.discarded_frames, s1.frames_out), (0, N as u64), "the source sent all: {s1:?}");
-        assert_eq!(
-            order.len() as u64 + s2.discarded_frames,
-            N as u64,
-            "read or flushed by F2's reset: {s2:?}"
-        );
+        read_until_quiet(&backend, &f2_out, &mut got);
+        assert_delivered_in_order(&got, &sent, &common::stats(&f1), &common::stats(&f2));
     }
     backend.shutdown().assert_clean();
 }
@@ -1088,13 +1125,10 @@ fn a_cancel_settled_after_the_kick_that_followed_it_does_not_stall_the_source() 
         write_all(&backend, &f1_in, &sent[k..]);
         // A state change that moves nothing (F2's output is in RUN already) pumps F2 and kicks the
         // source, whose pass stops there.
-        let pass = backend.machine().preempt_after_hold_in_work_item(0);
-        assert_eq!(f2_out.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
-        assert!(pass.wait_paused(Duration::from_secs(10)), "the source's pass ran");
+        let pass = stop_the_push_sources_next_pass(&backend, &f2_out);
         let s2 = common::stats(&f2);
         assert_eq!((s2.pending_writes, s2.frames_in), (4, taken_in), "four writes wait, none taken in");
-        assert_eq!(f2_in.reset(ksabi::KSRESET_BEGIN).status, STATUS_SUCCESS);
-        assert_eq!(f2_in.reset(ksabi::KSRESET_END).status, STATUS_SUCCESS);
+        reset(&f2_in);
         pass.resume();
         // Before anything else kicks it (a read at F2 does), the source sends again by itself.
         assert!(
@@ -1103,22 +1137,8 @@ fn a_cancel_settled_after_the_kick_that_followed_it_does_not_stall_the_source() 
             common::stats(&f1)
         );
         let mut got: Vec<Vec<u8>> = Vec::new();
-        loop {
-            let (came, frames) = read_within(&backend, &f2_out, &[1024; 8], 1000);
-            got.extend(frames.into_iter().map(|f| f.data));
-            if !came {
-                break;
-            }
-        }
-        let (s1, s2) = (common::stats(&f1), common::stats(&f2));
-        let order = common::numbers(&got);
-        assert!(order.windows(2).all(|w| w[0] < w[1]), "in order, none twice: {order:?}");
-        assert_eq!((s1.discarded_frames, s1.frames_out), (0, N as u64), "the source sent all: {s1:?}");
-        assert_eq!(
-            order.len() as u64 + s2.discarded_frames,
-            N as u64,
-            "read or flushed by F2's reset: {s2:?}"
-        );
+        read_until_quiet(&backend, &f2_out, &mut got);
+        assert_delivered_in_order(&got, &sent, &common::stats(&f1), &common::stats(&f2));
     }
     backend.shutdown().assert_clean();
 }
@@ -1136,13 +1156,8 @@ fn a_paused_push_source_does_not_hold_its_sinks_other_writers_back_after_a_reset
         write_all(&backend, &f1_in, &frames(40, 1024));
         assert!(settles(|| common::stats(&f2).pending_writes > 0), "the source's writes wait at F2");
         assert_eq!(push.set_state(ksabi::KSSTATE_PAUSE).status, STATUS_SUCCESS);
-        assert_eq!(f2_in.reset(ksabi::KSRESET_BEGIN).status, STATUS_SUCCESS);
-        assert_eq!(f2_in.reset(ksabi::KSRESET_END).status, STATUS_SUCCESS);
-        let own = common::bytes(7, 100);
-        let taken = settles(|| {
-            let io = InFlight::write(&backend, f2_in.handle(), &[(own.as_slice(), Header::default())]).wait();
-            io.status == STATUS_SUCCESS
-        });
+        reset(&f2_in);
+        let taken = settles(|| write_own(&backend, &f2_in).status == STATUS_SUCCESS);
         assert!(taken, "a client's write to F2's input is taken: {:?}", common::stats(&f2));
     }
     backend.shutdown().assert_clean();
@@ -1160,14 +1175,9 @@ fn a_push_source_closed_before_it_acknowledged_a_cancel_leaves_its_sink_taking_w
             push_pair(&backend, Small::Downstream, KSSTATE_RUN);
         write_all(&backend, &f1_in, &frames(100, 1024));
         assert!(settles(|| common::stats(&f2).pending_writes > 0), "the source's writes wait at F2");
-        let pass = backend.machine().preempt_after_hold_in_work_item(0);
-        assert_eq!(f2_out.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
-        assert!(pass.wait_paused(Duration::from_secs(10)), "the source's pass ran");
-        assert_eq!(f2_in.reset(ksabi::KSRESET_BEGIN).status, STATUS_SUCCESS);
-        assert_eq!(f2_in.reset(ksabi::KSRESET_END).status, STATUS_SUCCESS);
-        let own = common::bytes(7, 100);
-        let write =
-            || InFlight::write(&backend, f2_in.handle(), &[(own.as_slice(), Header::default())]).wait();
+        let pass = stop_the_push_sources_next_pass(&backend, &f2_out);
+        reset(&f2_in);
+        let write = || write_own(&backend, &f2_in);
         assert_eq!(write().status, STATUS_DEVICE_NOT_READY, "refused until the source acknowledges");
         std::thread::scope(|s| {
             // Its cleanup detaches it, then waits for the stopped pass.
@@ -1190,14 +1200,9 @@ fn a_reset_while_its_push_source_has_nothing_out_refuses_no_writer() {
     {
         let PushPair { f1: _f1, f2: _f2, f2_in, f2_out, f1_in: _f1_in, push: _push } =
             push_pair(&backend, Small::Downstream, KSSTATE_RUN);
-        let pass = backend.machine().preempt_after_hold_in_work_item(0);
-        assert_eq!(f2_out.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
-        assert!(pass.wait_paused(Duration::from_secs(10)), "the source's pass ran");
-        assert_eq!(f2_in.reset(ksabi::KSRESET_BEGIN).status, STATUS_SUCCESS);
-        assert_eq!(f2_in.reset(ksabi::KSRESET_END).status, STATUS_SUCCESS);
-        let own = common::bytes(7, 100);
-        let io = InFlight::write(&backend, f2_in.handle(), &[(own.as_slice(), Header::default())]).wait();
-        assert_eq!(io.status, STATUS_SUCCESS, "taken at once");
+        let pass = stop_the_push_sources_next_pass(&backend, &f2_out);
+        reset(&f2_in);
+        assert_eq!(write_own(&backend, &f2_in).status, STATUS_SUCCESS, "taken at once");
         pass.resume();
     }
     backend.shutdown().assert_clean();
