@@ -35,8 +35,19 @@ fn run(case: &bad_input::Case) -> Result<(), Failed> {
         let ctx = bad_input::context(&backend, case)?;
         let pool = common::pool_bytes(&backend);
         bad_input::run_case(&ctx, case)?;
+        // A case that closed an IRP source (one made to feed a pin) may see its cleanup return
+        // while the source's last work-routine pass is still letting go of the block it counted
+        // in (`Activity`: the pass wakes the cleanup, then drops its reference): freed a moment
+        // later, on that thread. Seen in a few runs under load: one 56-byte `KsRS` block.
+        let settled = (0..2000).any(|_| {
+            let same = common::pool_bytes(&backend) == pool;
+            if !same {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            same
+        });
         let after = common::pool_bytes(&backend);
-        if after != pool {
+        if !settled {
             return Err(format!("pool changed: {pool} bytes before, {after} after").into());
         }
     }
