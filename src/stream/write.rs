@@ -115,10 +115,15 @@ fn feed(
         }
         let meta = meta_of(&h);
         let rest = cursor.unsent();
-        let moved = if reads_waiting(f) { super::read::direct(f, rest, *budget, &meta, done) } else { None };
+        let through = passes_through(f, &h);
+        let moved = if reads_waiting(f) && (through || p.is_drained()) {
+            super::read::direct(f, rest, *budget, &meta, done)
+        } else {
+            None
+        };
         let moved = if let Some(n) = moved {
             n
-        } else if passes_through(f, &h) {
+        } else if through {
             return Fed::Full;
         } else {
             let take = rest.len().min(limit).min(*budget);
@@ -156,6 +161,14 @@ fn feed(
 
 /// Whether reads wait on a running output: then a writer's data may go straight into them
 /// ([`super::read::direct`]) when the ring is empty.
+///
+/// A frame bound for the ring anyway tries that only if the producer sees the ring drained
+/// ([`Producer::is_drained`], one atomic load): `direct` takes the consumer lock, and while a
+/// reader drains a full ring under that lock the writer spun for it (holding the producer lock) on
+/// every frame, only to find the ring not empty — 17 % of the processor time of `ksctl stream
+/// --emulated --no-verify`. A frame that skips the look goes into the ring, and the pump that
+/// follows hands it to the reads. A frame that passes through ([`passes_through`]) always looks:
+/// it waits for a read otherwise, so a read it missed would leave it waiting.
 fn reads_waiting(f: &Filter) -> bool {
     f.reads.len() > 0 && f.flowing(PinId::Output)
 }

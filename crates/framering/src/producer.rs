@@ -406,6 +406,16 @@ impl<'a> Producer<'a> {
         Ok(())
     }
 
+    /// Whether the consumer has released everything this producer published: no frame waits, none
+    /// is being read or held, and no padding is left to pass. One atomic load, no lock of the
+    /// consumer's: a producer that would hand a frame straight to a reader only when the ring is
+    /// empty asks this first, and leaves the consumer alone while the answer is no. A stale `head`
+    /// only says no when the answer was yes a moment ago (it never says yes too early).
+    #[must_use]
+    pub fn is_drained(&self) -> bool {
+        self.core.load_head() == self.tail
+    }
+
     /// Whether a frame of `len` payload bytes could be reserved now.
     pub fn can_reserve(&mut self, len: usize) -> bool {
         self.reserve(len).is_ok()

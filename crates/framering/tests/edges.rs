@@ -377,3 +377,41 @@ fn reset_counts_an_empty_frame_in_the_last_header_sized_slot() {
     assert_eq!((discarded.frames, discarded.bytes), (2, (MIN_CAPACITY - 2 * HEADER_SIZE) as u64));
     assert_eq!(tx.core().stats().discarded_frames, 2);
 }
+
+/// `is_drained` says yes only once the consumer has released every published byte: not while a
+/// frame waits, is being read, is held in place, or padding is left to pass.
+#[test]
+fn the_producer_sees_the_ring_drained_only_once_everything_published_is_released() {
+    let mut storage = Aligned::new(MIN_CAPACITY);
+    let mut core = RingCore::new();
+    let (mut tx, mut rx) = core.split(storage.bytes(MIN_CAPACITY)).unwrap();
+    assert!(tx.is_drained(), "a new ring");
+    let first = pattern(1, 100);
+    tx.push(&first, &meta(1)).unwrap();
+    assert!(!tx.is_drained(), "a frame waits");
+    let grant = rx.read().unwrap();
+    assert!(!tx.is_drained(), "a frame is being read");
+    grant.release();
+    assert!(tx.is_drained(), "the frame was released");
+
+    tx.push(&pattern(2, 40), &meta(2)).unwrap();
+    let part = rx.take(usize::MAX).unwrap();
+    assert!(rx.is_empty(), "taken in place: nothing left to read");
+    assert!(!tx.is_drained(), "the taken frame's space is held");
+    rx.release_held(part.hold()).unwrap();
+    assert!(tx.is_drained(), "the hold was given back");
+
+    // A frame near the end, then one that does not fit before it: the producer publishes padding
+    // to the end and finds the start of the storage still occupied.
+    let used_now = used(&tx) as usize; // 0: everything released
+    assert_eq!(used_now, 0);
+    let to_end = MIN_CAPACITY - record(first.len()) - record(40);
+    let near_end = to_end - record(0) - HEADER_SIZE; // leaves less than a header after it
+    tx.push(&pattern(3, near_end), &meta(3)).unwrap();
+    let frame = rx.read().unwrap();
+    assert_eq!(tx.reserve(512).err(), Some(ReserveError::Full), "the start is still occupied");
+    frame.release();
+    assert!(!tx.is_drained(), "padding published behind the frame is not passed yet");
+    assert!(rx.is_empty());
+    assert!(tx.is_drained(), "the consumer passed the padding");
+}
