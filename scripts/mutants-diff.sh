@@ -32,7 +32,7 @@
 # MUTANTS_TIMEOUT_SLOW (240) for the slow ones; a test still running then counts as having noticed
 # the mutant (it hangs).
 #
-# In .ci/run, after the tests (it reuses their build in target/):
+# In .ci/run, after the tests:
 #   step "mutation testing of the submission's changed lines (cargo-mutants --in-diff, a few minutes)"
 #   scripts/mutants-diff.sh
 set -euo pipefail
@@ -87,9 +87,13 @@ driver_quick=(--lib --test connection --test discovery --test bad_input --test p
     --test smoke --test kernel_client --test security --test preemption --test sources --test dispatch_time
     --test conformance --test races)
 driver_slow=("${driver_quick[@]}" --test graph --test streaming)
-# CI has just built the workspace into target/: its registry dependencies are reused (the copies
-# cargo-mutants makes are at another path, so the workspace's own crates build once more).
-export CARGO_TARGET_DIR="${MUTANTS_TARGET_DIR:-$root/target}"
+# A target directory of its own, not target/: cargo names a workspace crate's artifacts by its path
+# *relative to the workspace root*, so the copies cargo-mutants builds land on the same file names
+# as the checkout's own build. Shared, target/ was left holding the last mutant's driver, and cargo
+# found it fresh (older sources than the artifact): every cargo command after this script — CI's
+# main job, soak, a developer's next `cargo test` — ran a mutant (seen: a preemption test failing
+# until write.rs was touched). The price: the registry dependencies build once more here.
+export CARGO_TARGET_DIR="${MUTANTS_TARGET_DIR:-$root/target/mutants}"
 export CARGO_PROFILE_DEV_PACKAGE_KSRING_OPT_LEVEL=0
 # The same for the end-to-end tests, which every driver mutant rebuilds (an environment variable
 # cannot name a package with a dash in it, hence --config).
