@@ -406,7 +406,7 @@ fn the_producer_sees_the_ring_drained_only_once_everything_published_is_released
     let used_now = used(&tx) as usize; // 0: everything released
     assert_eq!(used_now, 0);
     let to_end = MIN_CAPACITY - record(first.len()) - record(40);
-    let near_end = to_end - record(0) - HEADER_SIZE; // leaves less than a header after it
+    let near_end = to_end - record(0) - HEADER_SIZE; // leaves one header's room after it
     tx.push(&pattern(3, near_end), &meta(3)).unwrap();
     let frame = rx.read().unwrap();
     assert_eq!(tx.reserve(512).err(), Some(ReserveError::Full), "the start is still occupied");
