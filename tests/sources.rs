@@ -12,14 +12,6 @@ use ksclient::request::{self, Connect, Header};
 use ksclient::{Filter, Pin, Properties};
 use ksring_api::{KsRingStatistics, MIN_CAPACITY, PIN_INPUT, PIN_OUTPUT};
 
-/// Waits up to five seconds for `done` (a source settles in its work item, after STOP returns).
-fn settles(mut done: impl FnMut() -> bool) -> bool {
-    (0..5000).any(|_| {
-        std::thread::sleep(Duration::from_millis(1));
-        done()
-    })
-}
-
 /// A pin of `filter` (factory `pin`) that is an IRP source connected to `target`.
 fn source<'b>(filter: &Filter<'b>, pin: u32, target: &Pin<'b>) -> Pin<'b> {
     let mut c = Connect::new(pin, request::stream_format());
@@ -220,13 +212,13 @@ fn a_push_source_stopping_counts_what_it_held_as_discarded() {
         let PushPair { f1, f2, f2_in: _f2_in, f2_out, f1_in, push } =
             push_pair(&backend, Small::Downstream, KSSTATE_RUN);
         write_all(&backend, &f1_in, &frames(40, 1000));
-        assert!(settles(|| common::stats(&f2).pending_writes > 0), "the source's writes wait at F2");
+        assert!(common::settles(|| common::stats(&f2).pending_writes > 0), "the source's writes wait at F2");
         assert_eq!(push.set_state(KSSTATE_STOP).status, STATUS_SUCCESS);
         let balanced = |s1: &KsRingStatistics, s2: &KsRingStatistics| {
             s1.frames_in == s2.frames_in + s1.discarded_frames
                 && s1.bytes_in == s2.bytes_in + s1.discarded_bytes
         };
-        let settled = settles(|| balanced(&common::stats(&f1), &common::stats(&f2)));
+        let settled = common::settles(|| balanced(&common::stats(&f1), &common::stats(&f2)));
         let (s1, s2) = (common::stats(&f1), common::stats(&f2));
         assert!(
             settled,
@@ -241,7 +233,7 @@ fn a_push_source_stopping_counts_what_it_held_as_discarded() {
         assert_eq!(push.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
         let before = common::stats(&f2).bytes_in;
         write_all(&backend, &f1_in, &frames(2, 1000));
-        assert!(settles(|| common::stats(&f2).bytes_in == before + 2000), "the source runs again");
+        assert!(common::settles(|| common::stats(&f2).bytes_in == before + 2000), "the source runs again");
     }
     backend.shutdown().assert_clean();
 }
@@ -265,7 +257,7 @@ fn a_pull_source_stopping_counts_what_it_held_as_discarded() {
         write_all(&backend, &f2_in, &sent);
         // Its reads name space in F3's ring: once that is full, it reads no more.
         assert!(
-            settles(|| {
+            common::settles(|| {
                 let (s2, s3) = (common::stats(&f2), common::stats(&f3));
                 s2.bytes_out == s3.bytes_in && s3.fill > 0
             }),
@@ -274,7 +266,7 @@ fn a_pull_source_stopping_counts_what_it_held_as_discarded() {
         assert_eq!(pull.set_state(KSSTATE_STOP).status, STATUS_SUCCESS);
         // Bytes: the ring's discard counts a frame's parts one by one (`discarded_frames` is
         // "frames or parts"), so only the bytes balance exactly here.
-        let settled = settles(|| {
+        let settled = common::settles(|| {
             let (s2, s3) = (common::stats(&f2), common::stats(&f3));
             s2.bytes_out == s3.discarded_bytes
         });
@@ -322,7 +314,7 @@ fn a_pull_source_whose_sink_closes_ends_its_filters_input_after_all_it_read() {
         assert_eq!(pull.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
         // Its reads name space in F3's ring: it reads what that holds, and F2 keeps the rest.
         assert!(
-            settles(|| {
+            common::settles(|| {
                 let (s2, s3) = (common::stats(&f2), common::stats(&f3));
                 s3.fill > 0 && s2.bytes_out == s3.bytes_in
             }),
@@ -381,7 +373,10 @@ fn a_push_source_sends_again_what_a_resetting_sink_did_not_take() {
         while got.len() < 20 {
             assert!(read(&mut got), "F2 delivers");
         }
-        assert!(settles(|| common::stats(&f2).pending_writes >= 4), "all four requests wait at F2 again");
+        assert!(
+            common::settles(|| common::stats(&f2).pending_writes >= 4),
+            "all four requests wait at F2 again"
+        );
         // While F2 resets, the source sends once at most: a resend F2 refuses, after which nothing
         // newer may go (F2's reset could end before it, and take it first). kshost stops the work
         // routine before a second send, if one comes.
@@ -420,11 +415,11 @@ fn a_push_source_draining_its_ring_lets_the_writer_go_on() {
         let list: Vec<(&[u8], Header)> = sent.iter().map(|f| (f.as_slice(), Header::default())).collect();
         let mut write = InFlight::write(&backend, f1_in.handle(), &list);
         assert!(
-            settles(|| write.poll().is_some()),
+            common::settles(|| write.poll().is_some()),
             "the write of 40 000 bytes through a 4 KiB ring completed"
         );
         assert_eq!(write.wait().status, STATUS_SUCCESS);
-        assert!(settles(|| common::stats(&f2).bytes_in == 40_000), "F2 got it all");
+        assert!(common::settles(|| common::stats(&f2).bytes_in == 40_000), "F2 got it all");
     }
     backend.shutdown().assert_clean();
 }
@@ -454,7 +449,7 @@ fn sources_copy_within_the_hold_budget() {
         let mut got = Vec::new();
         while got.len() < 800_000 {
             let mut read = InFlight::read(&backend, f3_out.handle(), &[200_000]);
-            assert!(settles(|| read.poll().is_some()), "the chain delivers");
+            assert!(common::settles(|| read.poll().is_some()), "the chain delivers");
             got.extend(read.frames().into_iter().flat_map(|f| f.data));
         }
         assert!(got == sent.concat(), "every byte, in order");
@@ -482,7 +477,7 @@ fn a_paused_push_source_sends_nothing() {
         assert_eq!(common::stats(&f2).bytes_in, 0, "nothing went while the source was paused");
         assert_eq!(common::stats(&f1).fill, 5 * (1000 + 40), "the frames wait in F1's ring");
         assert_eq!(push.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
-        assert!(settles(|| common::stats(&f2).bytes_in == 5000), "they go once it runs");
+        assert!(common::settles(|| common::stats(&f2).bytes_in == 5000), "they go once it runs");
     }
     backend.shutdown().assert_clean();
 }
@@ -499,7 +494,7 @@ fn a_push_source_forwards_empty_frames_as_frames() {
         let sent: Vec<Vec<u8>> =
             (0..12).map(|k| if k % 3 == 0 { Vec::new() } else { common::bytes(1, 100) }).collect();
         write_all(&backend, &f1_in, &sent);
-        assert!(settles(|| common::stats(&f2).frames_in == 12), "F2 took all twelve");
+        assert!(common::settles(|| common::stats(&f2).frames_in == 12), "F2 took all twelve");
         let s1 = common::stats(&f1);
         assert_eq!((s1.frames_in, s1.frames_out, s1.bytes_out), (12, 12, 800), "{s1:?}");
         // Requests mixing empty headers (no MDL: ks.sys pairs MDLs with headers that have bytes)
@@ -519,7 +514,7 @@ fn a_frame_a_resetting_sink_took_part_of_goes_again_from_where_it_was_cut() {
         let PushPair { f1, f2, f2_in, f2_out, f1_in, push: _push } =
             push_pair(&backend, Small::Downstream, KSSTATE_RUN);
         write_all(&backend, &f1_in, &frames(4, 6000));
-        assert!(settles(|| common::stats(&f2).pending_writes > 0), "the source's write waits at F2");
+        assert!(common::settles(|| common::stats(&f2).pending_writes > 0), "the source's write waits at F2");
         assert!(!common::stats(&f2).bytes_in.is_multiple_of(6000), "F2 holds part of a frame");
         assert_eq!(f2_in.reset(ksabi::KSRESET_BEGIN).status, STATUS_SUCCESS);
         assert_eq!(f2_in.reset(ksabi::KSRESET_END).status, STATUS_SUCCESS);
@@ -549,7 +544,7 @@ fn drain_after_reset(
         }
         read_within(backend, f2_out, &[8192; 4], 200);
     }
-    let drained = settles(done);
+    let drained = common::settles(done);
     let (s1, s2) = (common::stats(f1), common::stats(f2));
     assert!(drained, "{s1:?} {s2:?}");
     (s1, s2)
@@ -567,7 +562,7 @@ fn an_empty_frame_a_resetting_sink_took_is_not_where_the_rest_starts() {
         // All three in F1's ring before the source runs: one request carries them.
         write_all(&backend, &f1_in, &[vec![1; 1000], Vec::new(), vec![2; 6000]]);
         assert_eq!(push.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
-        assert!(settles(|| common::stats(&f2).pending_writes > 0), "the source's write waits at F2");
+        assert!(common::settles(|| common::stats(&f2).pending_writes > 0), "the source's write waits at F2");
         let taken = common::stats(&f2).bytes_in;
         assert!(taken > 1000 && taken < 7000, "F2 took the first frame and part of the third: {taken}");
         assert_eq!(f2_in.reset(ksabi::KSRESET_BEGIN).status, STATUS_SUCCESS);
@@ -599,9 +594,9 @@ fn a_paused_pull_source_reads_nothing_and_empty_frames_are_not_the_end() {
         assert_eq!(common::stats(&f2).pending_reads, 0, "not even a read is waiting at F2");
         assert_eq!(pull.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
         let mut read = InFlight::read(&backend, f3_out.handle(), &[512; 8]);
-        assert!(settles(|| read.poll().is_some()), "the source runs");
+        assert!(common::settles(|| read.poll().is_some()), "the source runs");
         let got = read.frames();
-        assert!(settles(|| common::stats(&f3).frames_in == 6), "all six frames reached F3");
+        assert!(common::settles(|| common::stats(&f3).frames_in == 6), "all six frames reached F3");
         let eos = got.iter().any(|f| f.header.options_flags & KsStreamOptions::ENDOFSTREAM.bits() != 0);
         assert!(
             !eos,
@@ -747,7 +742,7 @@ fn a_push_source_sends_in_place_and_never_reuses_space_a_request_still_names() {
         let mut reads = 0;
         while got.len() < total && reads < 20_000 {
             let mut read = InFlight::read(&backend, f2_out.handle(), &[700]);
-            assert!(settles(|| read.poll().is_some()), "the chain delivers");
+            assert!(common::settles(|| read.poll().is_some()), "the chain delivers");
             got.extend(read.frames().into_iter().flat_map(|f| f.data));
             reads += 1;
             std::thread::sleep(Duration::from_micros(200)); // a slow reader
@@ -787,7 +782,11 @@ fn a_push_source_whose_ring_grew_sends_what_its_mdls_cannot_describe_without_the
         let mut open = true;
         while got.len() < sent.len() {
             let mut read = InFlight::read(&backend, pair.f2_out.handle(), &[64 << 10; 4]);
-            assert!(settles(|| read.poll().is_some()), "the pair delivers: {} frames so far", got.len());
+            assert!(
+                common::settles(|| read.poll().is_some()),
+                "the pair delivers: {} frames so far",
+                got.len()
+            );
             open = join_parts(&mut got, read.frames(), open);
         }
         assert_eq!(write.wait().status, STATUS_SUCCESS);
@@ -815,7 +814,7 @@ fn a_reset_downstream_of_a_pull_source_keeps_the_space_its_reads_name() {
     {
         let PullPair { f2, f3, f2_in, f2_out: _f2_out, f3_out, pull: _pull } =
             pull_pair(&backend, Small::Neither, KSSTATE_RUN);
-        assert!(settles(|| common::stats(&f2).pending_reads > 0), "the source's reads wait at F2");
+        assert!(common::settles(|| common::stats(&f2).pending_reads > 0), "the source's reads wait at F2");
         assert_eq!(f3_out.reset(ksabi::KSRESET_BEGIN).status, STATUS_SUCCESS);
         assert_eq!(f3_out.reset(ksabi::KSRESET_END).status, STATUS_SUCCESS);
         let sent = frames(40, 3000);
@@ -851,7 +850,7 @@ fn a_pull_source_sizes_its_reads_to_the_frames() {
         // (Not "nothing moved": under load the source's first pass may not have run yet.)
         let (mut last, mut still_for) = (u64::MAX, 0);
         assert!(
-            settles(|| {
+            common::settles(|| {
                 let (s2, s3) = (common::stats(&f2), common::stats(&f3));
                 let still = s3.frames_in > 0 && s2.bytes_out == s3.bytes_in && s3.frames_in == last;
                 last = s3.frames_in;
@@ -878,7 +877,7 @@ fn every_pull_request_fits_in_its_ring_at_once() {
         let PullPair { f2, f3, f2_in: _f2_in, f2_out: _f2_out, f3_out: _f3_out, pull: _pull } =
             pull_pair(&backend, Small::Neither, KSSTATE_RUN);
         assert!(
-            settles(|| common::stats(&f2).pending_reads == 4),
+            common::settles(|| common::stats(&f2).pending_reads == 4),
             "four reads wait at F2: {:?}, F3 {:?}",
             common::stats(&f2),
             common::stats(&f3)
@@ -901,7 +900,7 @@ fn only_a_filter_between_two_sources_keeps_large_frames_out_of_its_ring() {
             push_pair(&backend, Small::Neither, KSSTATE_RUN);
         write_all(&backend, &f1_in, &sent);
         assert!(
-            settles(|| common::stats(&f2).copied_in == bytes),
+            common::settles(|| common::stats(&f2).copied_in == bytes),
             "F2's ring took them: {:?}",
             common::stats(&f2)
         );
@@ -1055,7 +1054,7 @@ fn reset_while_a_newer_write_is_on_its_way(at: NewerWrite) {
             push_pair(&backend, Small::Downstream, KSSTATE_RUN);
         let sent = common::numbered(N, 1024);
         write_all(&backend, &f1_in, &sent);
-        assert!(settles(|| common::stats(&f2).pending_writes >= 4), "all four writes wait at F2");
+        assert!(common::settles(|| common::stats(&f2).pending_writes >= 4), "all four writes wait at F2");
         // Reading lets F2 take in the first write; its slot goes again with newer frames.
         let mut newer = backend.machine().preempt_before("IofCallDriver");
         let mut got: Vec<Vec<u8>> = Vec::new();
@@ -1119,7 +1118,7 @@ fn a_cancel_settled_after_the_kick_that_followed_it_does_not_stall_the_source() 
             write_all(&backend, &f1_in, &sent[k..=k]);
             k += 1;
             let sent_on = |s: ksring_api::KsRingStatistics| s.frames_in + u64::from(s.pending_writes);
-            assert!(settles(|| sent_on(common::stats(&f2)) == k as u64), "frame {k} went on to F2");
+            assert!(common::settles(|| sent_on(common::stats(&f2)) == k as u64), "frame {k} went on to F2");
         }
         let taken_in = common::stats(&f2).frames_in;
         write_all(&backend, &f1_in, &sent[k..]);
@@ -1132,7 +1131,7 @@ fn a_cancel_settled_after_the_kick_that_followed_it_does_not_stall_the_source() 
         pass.resume();
         // Before anything else kicks it (a read at F2 does), the source sends again by itself.
         assert!(
-            settles(|| common::stats(&f2).frames_in > taken_in),
+            common::settles(|| common::stats(&f2).frames_in > taken_in),
             "F2 takes frames in again: {:?}",
             common::stats(&f1)
         );
@@ -1154,10 +1153,10 @@ fn a_paused_push_source_does_not_hold_its_sinks_other_writers_back_after_a_reset
         let PushPair { f1: _f1, f2, f2_in, f2_out: _f2_out, f1_in, push } =
             push_pair(&backend, Small::Downstream, KSSTATE_RUN);
         write_all(&backend, &f1_in, &frames(40, 1024));
-        assert!(settles(|| common::stats(&f2).pending_writes > 0), "the source's writes wait at F2");
+        assert!(common::settles(|| common::stats(&f2).pending_writes > 0), "the source's writes wait at F2");
         assert_eq!(push.set_state(ksabi::KSSTATE_PAUSE).status, STATUS_SUCCESS);
         reset(&f2_in);
-        let taken = settles(|| write_own(&backend, &f2_in).status == STATUS_SUCCESS);
+        let taken = common::settles(|| write_own(&backend, &f2_in).status == STATUS_SUCCESS);
         assert!(taken, "a client's write to F2's input is taken: {:?}", common::stats(&f2));
     }
     backend.shutdown().assert_clean();
@@ -1174,7 +1173,7 @@ fn a_push_source_closed_before_it_acknowledged_a_cancel_leaves_its_sink_taking_w
         let PushPair { f1: _f1, f2, f2_in, f2_out, f1_in, push } =
             push_pair(&backend, Small::Downstream, KSSTATE_RUN);
         write_all(&backend, &f1_in, &frames(100, 1024));
-        assert!(settles(|| common::stats(&f2).pending_writes > 0), "the source's writes wait at F2");
+        assert!(common::settles(|| common::stats(&f2).pending_writes > 0), "the source's writes wait at F2");
         let pass = stop_the_push_sources_next_pass(&backend, &f2_out);
         reset(&f2_in);
         let write = || write_own(&backend, &f2_in);
@@ -1182,7 +1181,10 @@ fn a_push_source_closed_before_it_acknowledged_a_cancel_leaves_its_sink_taking_w
         std::thread::scope(|s| {
             // Its cleanup detaches it, then waits for the stopped pass.
             let closing = s.spawn(move || drop(push));
-            assert!(settles(|| write().status == STATUS_SUCCESS), "taken once the source is detached");
+            assert!(
+                common::settles(|| write().status == STATUS_SUCCESS),
+                "taken once the source is detached"
+            );
             pass.resume();
             closing.join().expect("the source pin closed");
         });
@@ -1236,12 +1238,15 @@ fn a_filter_between_two_sources_passes_only_large_frames_through() {
         let bytes = (4 * size) as u64;
         write_all(&backend, &f1_in, &sent);
         if through {
-            assert!(settles(|| common::stats(&f2).pending_writes > 0), "{size}: F1's write waits at F2");
+            assert!(
+                common::settles(|| common::stats(&f2).pending_writes > 0),
+                "{size}: F1's write waits at F2"
+            );
             let s2 = common::stats(&f2);
             assert_eq!((s2.copied_in, s2.high_water), (0, 0), "{size}: F2's ring took nothing: {s2:?}");
         } else {
             assert!(
-                settles(|| common::stats(&f2).copied_in == bytes),
+                common::settles(|| common::stats(&f2).copied_in == bytes),
                 "{size}: F2's ring took them: {:?}",
                 common::stats(&f2)
             );
@@ -1250,7 +1255,7 @@ fn a_filter_between_two_sources_passes_only_large_frames_through() {
         let mut got = Vec::new();
         while got.len() < sent.len() {
             let mut read = InFlight::read(&backend, f3_out.handle(), &[size; 4]);
-            assert!(settles(|| read.poll().is_some()), "{size}: the chain delivers");
+            assert!(common::settles(|| read.poll().is_some()), "{size}: the chain delivers");
             got.extend(read.frames().into_iter().map(|f| f.data));
         }
         assert!(got == sent, "{size}: every frame, in order");

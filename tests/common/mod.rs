@@ -8,6 +8,15 @@ use ksclient::request::{self, Header};
 use ksclient::{Filter, Pin, Properties};
 use ksring_api::{PIN_INPUT, PIN_OUTPUT};
 
+/// Waits up to five seconds for `done` (what a work item or another thread does after the call
+/// that started it returns: a source settling after STOP, requests reaching a queue).
+pub fn settles(mut done: impl FnMut() -> bool) -> bool {
+    (0..5000).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        done()
+    })
+}
+
 /// A machine with ksring installed.
 pub fn boot() -> Emulated {
     Emulated::boot().expect("ksring installs from inf/ksring.inx")

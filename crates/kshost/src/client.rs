@@ -49,6 +49,16 @@ pub(crate) struct HandleTable {
     events: std::collections::HashSet<u64>,
 }
 
+impl HandleTable {
+    /// The file objects the handles name, each once (however many handles name it).
+    pub(crate) fn files(&self) -> Vec<usize> {
+        let mut files: Vec<usize> = self.map.values().copied().collect();
+        files.sort_unstable();
+        files.dedup();
+        files
+    }
+}
+
 /// What a handle refers to.
 pub(crate) enum HandleObject {
     /// A file object.
@@ -427,14 +437,17 @@ impl Machine {
         Ok(())
     }
 
-    /// The process exits with handles open (it returns, crashes or is killed): the kernel closes
-    /// every handle in ascending handle value, whatever the objects are — a filter before the pins
-    /// opened through it. The machine goes on; a later call is a new process.
+    /// The process exits with handles open (it returns, crashes or is killed): first each exiting
+    /// thread's requests still in flight are cancelled and waited for (thread rundown,
+    /// `IoCancelThreadIo`), then the kernel closes every handle in ascending handle value,
+    /// whatever the objects are — a filter before the pins opened through it. The machine goes
+    /// on; a later call is a new process.
     pub fn exit_process(&self) {
         let m = self.inner();
         let _enter = Enter::new(m);
         {
             let _process = crate::process::ProcessThread::enter(m);
+            crate::iomgr::run_down_thread_io(m);
             close_all_handles(m);
         }
         m.process_id.fetch_add(1, Ordering::SeqCst);

@@ -24,6 +24,8 @@ enum Action {
     PendingRead,
     /// As `PendingRead`, with a header that says `PERSIST_SAMPLE | SAMPLE_PERSISTED`.
     PersistedRead,
+    /// Open the filter and a pin, send a read, and exit the process with both handles open.
+    ExitWithPendingRead,
 }
 
 fn run(bug: u32, action: Action) -> kshost::Report {
@@ -46,6 +48,10 @@ fn run(bug: u32, action: Action) -> kshost::Report {
             let req = tiny::ksp_pin(KSPROPSETID_Pin, pin_property::CTYPES, KsPropertyType::GET, 0);
             let _ = m.device_io_control(filter, IOCTL_KS_PROPERTY, &req, &mut [0u8; 4]);
             m.close_handle(filter).unwrap();
+        }
+        Action::ExitWithPendingRead => {
+            let read = exit_with_a_read_pending(&m);
+            let _ = read.wait_for(std::time::Duration::from_millis(100));
         }
         Action::PendingRead | Action::PersistedRead => {
             let options = if matches!(action, Action::PersistedRead) { 0x1_8000 } else { 0 };
@@ -82,6 +88,67 @@ fn run(bug: u32, action: Action) -> kshost::Report {
     let report = m.shutdown();
     tiny::BREAK.store(0, Ordering::SeqCst);
     report
+}
+
+/// Opens the filter and a pin, sends a read (which waits: no data), and exits the process with both
+/// handles open; returns the read.
+fn exit_with_a_read_pending(m: &Machine) -> kshost::Overlapped {
+    let path = m.interfaces(&tiny::TINY_CATEGORY)[0].path.clone();
+    let filter = m.create_file(&path, GENERIC_READ | GENERIC_WRITE).unwrap();
+    let pin = m.ks_create_pin(filter, &tiny::connect_blob(0), GENERIC_READ | GENERIC_WRITE).unwrap();
+    let data = m.alloc_user(64);
+    let mut header = m.alloc_user(size_of::<KSSTREAM_HEADER>());
+    header.as_mut_slice().copy_from_slice(tiny::bytes_of(&tiny::stream_header(data.as_ptr(), 64, 0, 0)));
+    let read = unsafe {
+        m.device_io_control_overlapped(
+            pin,
+            IOCTL_KS_READ_STREAM,
+            std::ptr::null(),
+            0,
+            header.as_ptr(),
+            header.len(),
+        )
+    };
+    assert!(read.wait_for(std::time::Duration::from_millis(10)).is_none(), "the read waits for data");
+    m.exit_process();
+    m.settle();
+    // The buffers must outlive a read the driver never completes.
+    std::mem::forget((data, header));
+    read
+}
+
+/// Process exit runs its threads down before it closes their handles (`IoCancelThreadIo`, then the
+/// handle table): a read waiting on the driver's cancelable queue is cancelled — completed
+/// `STATUS_CANCELLED` by the queue's cancel routine — not ended by the pin's cleanup.
+#[test]
+fn process_exit_cancels_a_pending_read_before_closing_its_handles() {
+    let _s = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    tiny::BREAK.store(0, Ordering::SeqCst);
+    let m = Machine::new();
+    m.install(tiny::INF, tiny::DriverEntry).unwrap();
+    tiny::CLEANUPS_WITH_QUEUED.store(0, Ordering::SeqCst);
+    let read = exit_with_a_read_pending(&m);
+    let status = read.wait_for(std::time::Duration::from_secs(5)).expect("the read completed").status;
+    assert_eq!(status, STATUS_CANCELLED);
+    assert_eq!(
+        tiny::CLEANUPS_WITH_QUEUED.load(Ordering::SeqCst),
+        0,
+        "the pin's cleanup found the read already gone"
+    );
+    m.shutdown().assert_clean();
+}
+
+/// A read the driver holds with no cancel routine when its process exits: the thread rundown
+/// cancels it, waits, and reports it never completed (on Windows the exit waits 5 minutes).
+#[test]
+fn a_read_held_without_a_cancel_routine_at_process_exit_is_reported() {
+    let report = run(bug::NEVER_COMPLETE, Action::ExitWithPendingRead);
+    assert!(report.has(Rule::IrpNeverCompleted), "got:\n{}", report.describe());
+    assert!(
+        report.describe().contains("as its thread exited"),
+        "the rundown reported it:\n{}",
+        report.describe()
+    );
 }
 
 fn expect(bug: u32, action: Action, rule: Rule) {

@@ -16,7 +16,9 @@ mod driver_irps;
 mod files;
 mod requests;
 
-pub(crate) use cancel::{call_cancel_routine, cancel_file_irps, cancel_irp, swap_cancel_routine};
+pub(crate) use cancel::{
+    call_cancel_routine, cancel_file_irps, cancel_irp, run_down_thread_io, swap_cancel_routine,
+};
 pub(crate) use devices::{
     allocate_driver_extension, attach_device, create_device, create_driver_object, create_root_pdo,
     delete_device, detach, driver_extension, related_device, top_of_stack,

@@ -172,6 +172,9 @@ static FILTER_TABLE_WITHOUT_IOCTL: Table<KSDISPATCH_TABLE> = Table(KSDISPATCH_TA
     FastWrite: None,
 });
 
+/// Pin cleanups that found requests still queued (and cancelled them).
+pub static CLEANUPS_WITH_QUEUED: AtomicUsize = AtomicUsize::new(0);
+
 /// The closes the driver saw, in order.
 pub static CLOSES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
 
@@ -653,6 +656,10 @@ unsafe extern "system" fn dispatch_cleanup(_device: *mut DEVICE_OBJECT, irp: *mu
         let file = (*stack(irp)).FileObject;
         if !(*file).RelatedFileObject.is_null() {
             let pin = (*file).FsContext.cast::<Pin>();
+            let head = &raw mut (*pin).queue;
+            if (*pin).queue.Flink != head {
+                CLEANUPS_WITH_QUEUED.fetch_add(1, Ordering::SeqCst);
+            }
             KsCancelIo(&mut (*pin).queue, &mut (*pin).lock);
         }
         complete(irp, STATUS_SUCCESS, 0)
