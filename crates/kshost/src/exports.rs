@@ -244,7 +244,12 @@ pub unsafe extern "system" fn IoAcquireCancelSpinLock(irql: *mut KIRQL) {
 }
 
 pub unsafe extern "system" fn IoReleaseCancelSpinLock(irql: KIRQL) {
-    current().cancel_lock.release(irql);
+    let m = current();
+    m.cancel_lock.release(irql);
+    // A driver's cancel routine lets go of the cancel spin lock first: back below `DISPATCH_LEVEL`
+    // it may be preempted there, with the IRP's cancel routine already swapped out, while the
+    // driver's completing thread finds `IoSetCancelRoutine(NULL)` returning NULL.
+    m.preempt.after("IoReleaseCancelSpinLock");
 }
 
 pub unsafe extern "system" fn MmMapLockedPagesSpecifyCache(

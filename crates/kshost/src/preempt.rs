@@ -10,7 +10,8 @@
 //! - the driver's next (or nth) call of a given kernel routine, before it runs (at
 //!   `PASSIVE_LEVEL` only): e.g. a dispatch routine about to queue a request it has checked, or an
 //!   IRP source's work routine about to send its next request; or right after it returned (a
-//!   dispatch routine that has just queued a request).
+//!   dispatch routine that has just queued a request; a driver's own cancel routine that has just
+//!   let go of the cancel spin lock, `IoReleaseCancelSpinLock`, and not yet completed its IRP).
 //!
 //! A stopped thread can be let on to the next point in one step (`Preemption::then_before`,
 //! `Preemption::then_after`): from an IRP source's send into the sink's dispatch routine.
@@ -177,6 +178,17 @@ impl Machine {
     #[must_use]
     pub fn preempt_before(&self, routine: &'static str) -> Preemption {
         self.preempt_before_nth(routine, 0)
+    }
+
+    /// Arms the preemption point for the return of the driver's next call of kernel routine
+    /// `routine` (`KsAddIrpToCancelableQueue`, or `IoReleaseCancelSpinLock`: a driver's own
+    /// cancel routine, its IRP's cancel routine already taken, before it completes the IRP) below
+    /// `DISPATCH_LEVEL`: the thread stops once the routine has returned. (KS' own cancel routine,
+    /// `KsCancelRoutine`, is kshost's and does not stop.)
+    #[must_use]
+    pub fn preempt_after(&self, routine: &'static str) -> Preemption {
+        self.inner.preempt.arm(State::After(routine));
+        Preemption { machine: Some(Arc::clone(&self.inner)) }
     }
 
     /// As [`Machine::preempt_before`], letting `skip` calls of `routine` through first: e.g. a

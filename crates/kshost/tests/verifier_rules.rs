@@ -151,6 +151,79 @@ fn a_read_held_without_a_cancel_routine_at_process_exit_is_reported() {
     );
 }
 
+/// How a read held with the driver's own cancel routine ended when a write came while the routine
+/// was stopped right after `IoReleaseCancelSpinLock` — its IRP's cancel routine already taken, the
+/// IRP not yet completed: the read's status, the write's, and the report.
+fn write_while_a_cancel_routine_runs(bug: u32) -> (NTSTATUS, NTSTATUS, kshost::Report) {
+    let _s = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    tiny::BREAK.store(bug, Ordering::SeqCst);
+    tiny::OWN_CANCEL_ROUTINE.store(true, Ordering::SeqCst);
+    let m = Machine::new();
+    m.install(tiny::INF, tiny::DriverEntry).unwrap();
+    let path = m.interfaces(&tiny::TINY_CATEGORY)[0].path.clone();
+    let filter = m.create_file(&path, GENERIC_READ | GENERIC_WRITE).unwrap();
+    let pin = m.ks_create_pin(filter, &tiny::connect_blob(0), GENERIC_READ | GENERIC_WRITE).unwrap();
+    let data = m.alloc_user(16);
+    let mut header = m.alloc_user(size_of::<KSSTREAM_HEADER>());
+    header.as_mut_slice().copy_from_slice(tiny::bytes_of(&tiny::stream_header(data.as_ptr(), 16, 0, 0)));
+    let read = unsafe {
+        m.device_io_control_overlapped(
+            pin,
+            IOCTL_KS_READ_STREAM,
+            std::ptr::null(),
+            0,
+            header.as_ptr(),
+            header.len(),
+        )
+    };
+    assert!(read.wait_for(std::time::Duration::from_millis(10)).is_none(), "the driver holds the read");
+    let stop = m.preempt_after("IoReleaseCancelSpinLock");
+    let write_status = std::thread::scope(|s| {
+        let cancel = s.spawn(|| m.cancel_io(pin));
+        assert!(
+            stop.wait_paused(std::time::Duration::from_secs(10)),
+            "the cancel routine stopped after letting go of the cancel spin lock"
+        );
+        let mut payload = m.alloc_user(16);
+        payload.as_mut_slice().copy_from_slice(b"sixteen bytes!!!");
+        let mut h = tiny::bytes_of(&tiny::stream_header(payload.as_ptr(), 16, 16, 0)).to_vec();
+        let write = m.device_io_control(pin, IOCTL_KS_WRITE_STREAM, &[], &mut h).status;
+        stop.resume();
+        assert_eq!(cancel.join().unwrap(), Ok(1), "CancelIoEx ran the driver's cancel routine");
+        write
+    });
+    let read_status = read.wait_for(std::time::Duration::from_secs(5)).expect("the read completed").status;
+    m.close_handle(pin).unwrap();
+    m.close_handle(filter).unwrap();
+    let report = m.shutdown();
+    tiny::OWN_CANCEL_ROUTINE.store(false, Ordering::SeqCst);
+    tiny::BREAK.store(0, Ordering::SeqCst);
+    drop((data, header));
+    (read_status, write_status, report)
+}
+
+/// Microsoft's pattern for a request a driver holds with its own cancel routine: the completing
+/// thread clears the routine under the driver's lock and, finding it already taken, leaves the
+/// request to the routine — which kshost stops right after it let go of the cancel spin lock, so
+/// the write comes in exactly then. The read completes once, cancelled; the write finds no read.
+#[test]
+fn a_write_during_a_drivers_cancel_routine_leaves_the_read_to_it() {
+    let (read, write, report) = write_while_a_cancel_routine_runs(0);
+    assert_eq!(read, STATUS_CANCELLED);
+    assert_eq!(write, STATUS_DEVICE_NOT_READY);
+    report.assert_clean();
+}
+
+/// The same interleaving, with a driver that completes the read although `IoSetCancelRoutine(NULL)`
+/// returned NULL: its cancel routine, let go, completes it a second time. Without the preemption
+/// point the routine ran to its end before the write, which then found no read: the bug passed.
+#[test]
+fn completing_a_read_whose_cancel_routine_runs_is_reported() {
+    let (read, write, report) = write_while_a_cancel_routine_runs(bug::COMPLETE_DESPITE_CANCEL);
+    assert_eq!((read, write), (STATUS_SUCCESS, STATUS_SUCCESS), "the write completed the read first");
+    assert!(report.has(Rule::IrpCompletedTwice), "got:\n{}", report.describe());
+}
+
 fn expect(bug: u32, action: Action, rule: Rule) {
     let report = run(bug, action);
     assert!(report.has(rule), "bug {bug}: expected {rule}, got:\n{}", report.describe());

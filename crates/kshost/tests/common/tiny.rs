@@ -145,6 +145,9 @@ pub mod bug {
     pub const MAP_UNLOCKED_MDL: u32 = 35;
     pub const CLOSE_INVALID_HANDLE: u32 = 36;
     pub const DELETE_ATTACHED: u32 = 37;
+    /// With [`super::OWN_CANCEL_ROUTINE`]: a write completes the held read even when
+    /// `IoSetCancelRoutine(NULL)` returned NULL (its cancel routine is running and completes it too).
+    pub const COMPLETE_DESPITE_CANCEL: u32 = 38;
     // Special pool (the process dies at the fault; run in a child).
     pub const POOL_OVERRUN: u32 = 40;
     pub const POOL_USE_AFTER_FREE: u32 = 41;
@@ -158,6 +161,82 @@ fn broken(b: u32) -> bool {
 
 static FDO: std::sync::atomic::AtomicPtr<DEVICE_OBJECT> = std::sync::atomic::AtomicPtr::new(null_mut());
 static STASHED: std::sync::atomic::AtomicPtr<IRP> = std::sync::atomic::AtomicPtr::new(null_mut());
+
+/// Reads are held by the driver itself — one at a time, with a cancel routine of its own — instead
+/// of on a KS queue (the pattern of a request a driver keeps off any queue while it waits).
+pub static OWN_CANCEL_ROUTINE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// The read held that way (guarded by its pin's lock).
+static HELD: std::sync::atomic::AtomicPtr<IRP> = std::sync::atomic::AtomicPtr::new(null_mut());
+
+/// `IoSetCancelRoutine`: an atomic swap of the IRP's `CancelRoutine` (a WDK inline, not an export).
+unsafe fn set_cancel_routine(irp: *mut IRP, routine: PDRIVER_CANCEL) -> PDRIVER_CANCEL {
+    unsafe {
+        let slot = &*(&raw mut (*irp).CancelRoutine).cast::<std::sync::atomic::AtomicPtr<c_void>>();
+        let new = routine.map_or(null_mut(), |r| r as *mut c_void);
+        let old = slot.swap(new, Ordering::SeqCst);
+        (!old.is_null()).then(|| {
+            std::mem::transmute::<*mut c_void, unsafe extern "system" fn(*mut DEVICE_OBJECT, *mut IRP)>(old)
+        })
+    }
+}
+
+fn pin_of(irp: *mut IRP) -> *mut Pin {
+    unsafe { (*(*stack(irp)).FileObject).FsContext.cast::<Pin>() }
+}
+
+/// Holds a read with the driver's own cancel routine (Microsoft's pattern: set it, then check
+/// `Cancel`; if the routine was taken back, the request was cancelled before it was set).
+unsafe fn hold_read(irp: *mut IRP) -> NTSTATUS {
+    unsafe {
+        let pin = pin_of(irp);
+        let irql = KeAcquireSpinLockRaiseToDpc(&mut (*pin).lock);
+        if !HELD.load(Ordering::SeqCst).is_null() {
+            KeReleaseSpinLock(&mut (*pin).lock, irql);
+            return complete(irp, STATUS_DEVICE_BUSY, 0);
+        }
+        (*(*irp).Tail.Overlay.CurrentStackLocation).Control |= SL_PENDING_RETURNED;
+        HELD.store(irp, Ordering::SeqCst);
+        set_cancel_routine(irp, Some(held_read_cancel));
+        if (*irp).Cancel != 0 && set_cancel_routine(irp, None).is_some() {
+            HELD.store(null_mut(), Ordering::SeqCst);
+            KeReleaseSpinLock(&mut (*pin).lock, irql);
+            complete(irp, STATUS_CANCELLED, 0);
+            return STATUS_PENDING;
+        }
+        KeReleaseSpinLock(&mut (*pin).lock, irql);
+        STATUS_PENDING
+    }
+}
+
+/// The held read's cancel routine: lets go of the cancel spin lock, unlinks the read under the
+/// pin's lock (a completing thread that found its cancel routine gone left it there), completes it.
+unsafe extern "system" fn held_read_cancel(_device: *mut DEVICE_OBJECT, irp: *mut IRP) {
+    unsafe {
+        // Its context first: once the lock is let go, a (buggy) completing thread may complete it.
+        let pin = pin_of(irp);
+        IoReleaseCancelSpinLock((*irp).CancelIrql);
+        let irql = KeAcquireSpinLockRaiseToDpc(&mut (*pin).lock);
+        let _ = HELD.compare_exchange(irp, null_mut(), Ordering::SeqCst, Ordering::SeqCst);
+        KeReleaseSpinLock(&mut (*pin).lock, irql);
+        complete(irp, STATUS_CANCELLED, 0);
+    }
+}
+
+/// Takes the held read to complete it: `None` if there is none, or if its cancel routine has
+/// been taken (it is running, and completes the read: left where it is for it to unlink).
+unsafe fn take_held_read(pin: *mut Pin) -> Option<*mut IRP> {
+    unsafe {
+        let irql = KeAcquireSpinLockRaiseToDpc(&mut (*pin).lock);
+        let irp = HELD.load(Ordering::SeqCst);
+        let ours = !irp.is_null()
+            && (set_cancel_routine(irp, None).is_some() || broken(bug::COMPLETE_DESPITE_CANCEL));
+        if ours {
+            HELD.store(null_mut(), Ordering::SeqCst);
+        }
+        KeReleaseSpinLock(&mut (*pin).lock, irql);
+        ours.then_some(irp)
+    }
+}
 
 static FILTER_TABLE_WITHOUT_IOCTL: Table<KSDISPATCH_TABLE> = Table(KSDISPATCH_TABLE {
     DeviceIoControl: None,
@@ -661,6 +740,9 @@ unsafe extern "system" fn dispatch_cleanup(_device: *mut DEVICE_OBJECT, irp: *mu
                 CLEANUPS_WITH_QUEUED.fetch_add(1, Ordering::SeqCst);
             }
             KsCancelIo(&mut (*pin).queue, &mut (*pin).lock);
+            if let Some(read) = take_held_read(pin) {
+                complete(read, STATUS_CANCELLED, 0);
+            }
         }
         complete(irp, STATUS_SUCCESS, 0)
     }
@@ -715,6 +797,9 @@ unsafe extern "system" fn pin_ioctl(device: *mut DEVICE_OBJECT, irp: *mut IRP) -
                 if broken(bug::KS_QUEUE_MISUSE) {
                     KsReleaseIrpOnCancelableQueue(irp, None);
                 }
+                if OWN_CANCEL_ROUTINE.load(Ordering::SeqCst) {
+                    return hold_read(irp);
+                }
                 if broken(bug::NEVER_COMPLETE) {
                     (*(*irp).Tail.Overlay.CurrentStackLocation).Control |= SL_PENDING_RETURNED;
                     STASHED.store(irp, Ordering::SeqCst);
@@ -752,12 +837,16 @@ unsafe extern "system" fn pin_ioctl(device: *mut DEVICE_OBJECT, irp: *mut IRP) -
                 } else {
                     (*(*irp).MdlAddress).MappedSystemVa.cast::<u8>()
                 };
-                let read = KsRemoveIrpFromCancelableQueue(
-                    &mut (*pin).queue,
-                    &mut (*pin).lock,
-                    KsListEntryHead,
-                    KsAcquireAndRemove,
-                );
+                let read = if OWN_CANCEL_ROUTINE.load(Ordering::SeqCst) {
+                    take_held_read(pin).unwrap_or(null_mut())
+                } else {
+                    KsRemoveIrpFromCancelableQueue(
+                        &mut (*pin).queue,
+                        &mut (*pin).lock,
+                        KsListEntryHead,
+                        KsAcquireAndRemove,
+                    )
+                };
                 if read.is_null() {
                     return complete(irp, STATUS_DEVICE_NOT_READY, 0);
                 }
