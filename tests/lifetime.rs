@@ -150,3 +150,132 @@ fn process_exit_while_a_chain_streams_cancels_the_clients_requests_and_frees_eve
     assert_eq!(common::pool_bytes(&backend), baseline, "rundown freed every filter, pin, source and ring");
     backend.shutdown().assert_clean();
 }
+
+/// What the client does while a chain is idle: nothing written, a read waiting at F3's output,
+/// and F3's pull source's reads held at F2 for as long as nothing comes.
+#[derive(Clone, Copy, Debug)]
+enum WhileIdle {
+    /// `CancelIoEx` on F3's output.
+    CancelTheRead,
+    /// Close F3's output pin.
+    CloseTheReadersPin,
+    /// Close F2 (its output, which F3 reads, then its input and the filter).
+    CloseTheMiddleFilter,
+    /// Exit the process.
+    Exit,
+}
+
+/// Opens a chain in RUN with a read waiting at its end and F3's reads held at F2, does `what`, and
+/// returns what the read got; checks that every byte of pool comes back.
+fn idle_chain_with_a_read_waiting(what: WhileIdle) -> Vec<ksclient::io::Frame> {
+    let backend = common::boot();
+    let baseline = common::pool_bytes(&backend);
+    let mut read;
+    {
+        let chain = graph::Chain::open(&backend, &request::stream_format()).expect("chain");
+        chain.set_state(KSSTATE_RUN).expect("run");
+        read = InFlight::read(&backend, chain.client_output.handle(), &[64 << 10]);
+        assert!(
+            common::settles(|| {
+                common::stats(&chain.filters[1]).pending_reads > 0
+                    && common::stats(&chain.filters[2]).pending_reads == 1
+            }),
+            "{what:?}: F2 holds F3's reads and F3 the client's"
+        );
+        assert!(read.poll().is_none(), "{what:?}: nothing to read");
+        match what {
+            WhileIdle::CancelTheRead => {
+                chain.client_output.cancel().expect("cancel");
+                assert_eq!(read.wait().status, STATUS_CANCELLED, "{what:?}");
+                // The stream goes on: the next frame written is the next read.
+                let frame = common::bytes(3, 48 << 10);
+                let mut w = InFlight::write(
+                    &backend,
+                    chain.client_input.handle(),
+                    &[(&frame, common::meta(0, 0, 5))],
+                );
+                let mut next = InFlight::read(&backend, chain.client_output.handle(), &[64 << 10]);
+                assert_eq!(w.wait().status, STATUS_SUCCESS);
+                let got = next.frames();
+                assert_eq!(got.len(), 1, "{what:?}: one frame");
+                assert!(got[0].data == frame, "{what:?}: the frame written, whole");
+                assert_eq!(got[0].header.time, 5);
+            }
+            WhileIdle::CloseTheReadersPin | WhileIdle::CloseTheMiddleFilter => {
+                let mut handles = chain.into_handles();
+                let first: &[graph::Role] = if matches!(what, WhileIdle::CloseTheReadersPin) {
+                    &[graph::Role::ClientOutput]
+                } else {
+                    &[
+                        graph::Role::Sink(1, PIN_OUTPUT),
+                        graph::Role::Sink(1, PIN_INPUT),
+                        graph::Role::Filter(1),
+                    ]
+                };
+                for role in first {
+                    let at = handles.iter().position(|(r, _)| r == role).expect("the role's handle");
+                    handles.remove(at).1.close().expect("close");
+                }
+                // The read ends before the rest closes.
+                let io = read.wait();
+                assert_eq!(
+                    io.status,
+                    if matches!(what, WhileIdle::CloseTheReadersPin) {
+                        STATUS_CANCELLED
+                    } else {
+                        STATUS_SUCCESS
+                    },
+                    "{what:?}: {io:?}"
+                );
+                for (role, h) in handles {
+                    h.close().unwrap_or_else(|e| panic!("{what:?}: close {role}: {e}"));
+                }
+            }
+            WhileIdle::Exit => {
+                backend.exit_process();
+                assert_eq!(read.wait().status, STATUS_CANCELLED, "{what:?}");
+                std::mem::forget(chain); // its handles died with the process
+            }
+        }
+    }
+    let got = read.frames();
+    backend.machine().settle();
+    assert_eq!(common::pool_bytes(&backend), baseline, "{what:?}: every filter, pin, source and ring freed");
+    backend.shutdown().assert_clean();
+    got
+}
+
+/// The client cancels its read while F2 holds F3's reads for ever: the read completes cancelled,
+/// F3's reads stay where they are, and the next frame written reaches the next read.
+#[test]
+fn an_idle_chains_read_cancelled_completes_and_the_stream_goes_on() {
+    idle_chain_with_a_read_waiting(WhileIdle::CancelTheRead);
+}
+
+/// The client closes its reading pin while F2 holds F3's reads: the read is cancelled.
+#[test]
+fn an_idle_chains_reading_pin_closed_cancels_the_read() {
+    idle_chain_with_a_read_waiting(WhileIdle::CloseTheReadersPin);
+}
+
+/// F2 goes while it holds F3's reads: its cleanup gives them back, F3's input ends behind them,
+/// and the client's read gets the end of the stream (no data).
+#[test]
+fn an_idle_chains_middle_filter_closed_ends_the_stream_for_the_reader() {
+    let frames = idle_chain_with_a_read_waiting(WhileIdle::CloseTheMiddleFilter);
+    assert_eq!(frames.len(), 1, "one header back");
+    assert!(frames[0].data.is_empty(), "no data");
+    assert_ne!(
+        frames[0].header.options_flags & ksabi::KsStreamOptions::ENDOFSTREAM.bits(),
+        0,
+        "end of stream"
+    );
+}
+
+/// The process exits while F2 holds F3's reads and F3 the client's: the rundown cancels the
+/// client's read (F3's are the driver's own, cancelled by the sources' cleanup), and everything
+/// is freed.
+#[test]
+fn an_idle_chains_process_exit_cancels_the_read_and_frees_everything() {
+    idle_chain_with_a_read_waiting(WhileIdle::Exit);
+}
