@@ -49,16 +49,6 @@ pub(crate) struct HandleTable {
     events: std::collections::HashSet<u64>,
 }
 
-impl HandleTable {
-    /// The file objects the handles name, each once (however many handles name it).
-    pub(crate) fn files(&self) -> Vec<usize> {
-        let mut files: Vec<usize> = self.map.values().copied().collect();
-        files.sort_unstable();
-        files.dedup();
-        files
-    }
-}
-
 /// What a handle refers to.
 pub(crate) enum HandleObject {
     /// A file object.

@@ -200,6 +200,10 @@ pub(crate) struct MachineInner {
     pub registry: Mutex<crate::registry::Registry>,
     /// The client process's id: a new one after each `exit_process`.
     pub process_id: std::sync::atomic::AtomicU64,
+    /// The client threads' IRP lists (`IopQueueThreadIrp`): every client request issued and not
+    /// yet completed, oldest first, whatever became of its handle — what `IoCancelThreadIo` walks
+    /// at process exit.
+    pub thread_irps: Mutex<Vec<usize>>,
     /// Spin-lock holds: how long, how much copied.
     pub lock_stats: crate::lockstats::LockStats,
     /// Where a test may stop a driver thread between two holds (`Machine::preempt_after_hold`).
@@ -350,6 +354,7 @@ impl Machine {
             caller: Mutex::new(crate::security::Caller::default()),
             registry: Mutex::new(crate::registry::Registry::default()),
             process_id: std::sync::atomic::AtomicU64::new(1),
+            thread_irps: Mutex::new(Vec::new()),
             lock_stats: crate::lockstats::LockStats::default(),
             preempt: crate::preempt::PreemptPoint::default(),
         });

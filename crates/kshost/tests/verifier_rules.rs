@@ -26,6 +26,9 @@ enum Action {
     PersistedRead,
     /// Open the filter and a pin, send a read, and exit the process with both handles open.
     ExitWithPendingRead,
+    /// As `ExitWithPendingRead`, with both handles closed before the exit (the read keeps the pin's
+    /// file object, and stays on its thread's list).
+    ExitAfterClosingWithPendingRead,
 }
 
 fn run(bug: u32, action: Action) -> kshost::Report {
@@ -50,7 +53,11 @@ fn run(bug: u32, action: Action) -> kshost::Report {
             m.close_handle(filter).unwrap();
         }
         Action::ExitWithPendingRead => {
-            let read = exit_with_a_read_pending(&m);
+            let read = exit_with_a_read_pending(&m, false);
+            let _ = read.wait_for(std::time::Duration::from_millis(100));
+        }
+        Action::ExitAfterClosingWithPendingRead => {
+            let read = exit_with_a_read_pending(&m, true);
             let _ = read.wait_for(std::time::Duration::from_millis(100));
         }
         Action::PendingRead | Action::PersistedRead => {
@@ -90,9 +97,9 @@ fn run(bug: u32, action: Action) -> kshost::Report {
     report
 }
 
-/// Opens the filter and a pin, sends a read (which waits: no data), and exits the process with both
-/// handles open; returns the read.
-fn exit_with_a_read_pending(m: &Machine) -> kshost::Overlapped {
+/// Opens the filter and a pin, sends a read (which waits: no data), closes both handles if `close`,
+/// and exits the process; returns the read.
+fn exit_with_a_read_pending(m: &Machine, close: bool) -> kshost::Overlapped {
     let path = m.interfaces(&tiny::TINY_CATEGORY)[0].path.clone();
     let filter = m.create_file(&path, GENERIC_READ | GENERIC_WRITE).unwrap();
     let pin = m.ks_create_pin(filter, &tiny::connect_blob(0), GENERIC_READ | GENERIC_WRITE).unwrap();
@@ -110,6 +117,10 @@ fn exit_with_a_read_pending(m: &Machine) -> kshost::Overlapped {
         )
     };
     assert!(read.wait_for(std::time::Duration::from_millis(10)).is_none(), "the read waits for data");
+    if close {
+        m.close_handle(pin).unwrap();
+        m.close_handle(filter).unwrap();
+    }
     m.exit_process();
     m.settle();
     // The buffers must outlive a read the driver never completes.
@@ -119,7 +130,9 @@ fn exit_with_a_read_pending(m: &Machine) -> kshost::Overlapped {
 
 /// Process exit runs its threads down before it closes their handles (`IoCancelThreadIo`, then the
 /// handle table): a read waiting on the driver's cancelable queue is cancelled — completed
-/// `STATUS_CANCELLED` by the queue's cancel routine — not ended by the pin's cleanup.
+/// `STATUS_CANCELLED` by the queue's cancel routine — not ended by the pin's cleanup. (The status
+/// alone would not tell: the cleanup's `KsCancelIo` gives the same one. The cleanup finding the
+/// queue empty does.)
 #[test]
 fn process_exit_cancels_a_pending_read_before_closing_its_handles() {
     let _s = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -127,7 +140,7 @@ fn process_exit_cancels_a_pending_read_before_closing_its_handles() {
     let m = Machine::new();
     m.install(tiny::INF, tiny::DriverEntry).unwrap();
     tiny::CLEANUPS_WITH_QUEUED.store(0, Ordering::SeqCst);
-    let read = exit_with_a_read_pending(&m);
+    let read = exit_with_a_read_pending(&m, false);
     let status = read.wait_for(std::time::Duration::from_secs(5)).expect("the read completed").status;
     assert_eq!(status, STATUS_CANCELLED);
     assert_eq!(
@@ -222,6 +235,18 @@ fn completing_a_read_whose_cancel_routine_runs_is_reported() {
     let (read, write, report) = write_while_a_cancel_routine_runs(bug::COMPLETE_DESPITE_CANCEL);
     assert_eq!((read, write), (STATUS_SUCCESS, STATUS_SUCCESS), "the write completed the read first");
     assert!(report.has(Rule::IrpCompletedTwice), "got:\n{}", report.describe());
+}
+
+/// The same read, its handles closed before the exit: closing a handle cancels nothing (the read
+/// keeps the pin's file object), and the thread rundown still finds it, on its thread's list.
+#[test]
+fn a_read_held_on_closed_handles_at_process_exit_is_run_down_too() {
+    let report = run(bug::NEVER_COMPLETE, Action::ExitAfterClosingWithPendingRead);
+    assert!(
+        report.describe().contains("as its thread exited"),
+        "the rundown reported it:\n{}",
+        report.describe()
+    );
 }
 
 fn expect(bug: u32, action: Action, rule: Rule) {

@@ -5,11 +5,11 @@ use std::ffi::c_void;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-use ksabi::{DEVICE_OBJECT, FILE_OBJECT, IRP, KIRQL, PDRIVER_CANCEL};
+use ksabi::{DEVICE_OBJECT, IRP, KIRQL, PDRIVER_CANCEL};
 
 use super::requests::release_irp;
 use crate::machine::{MachineInner, violation};
-use crate::objects::{FileBox, FileMeta, IrpBox, IrpMeta, Origin};
+use crate::objects::{FileMeta, IrpBox, Origin};
 use crate::sync::Locked;
 use crate::verifier::Rule;
 
@@ -107,29 +107,16 @@ pub(crate) unsafe fn cancel_irp(m: &Arc<MachineInner>, irp: *mut IRP) -> bool {
 /// the borrow is the caller's proof that the object is alive (it holds a reference to it), so no
 /// raw pointer needs trusting here.
 pub(crate) fn cancel_file_irps(m: &Arc<MachineInner>, file: &FileMeta) -> usize {
-    cancel_pending(m, file, |_| true)
-}
-
-/// Cancels the IRPs in flight on a file object that `which` picks (by their record), as
-/// [`cancel_file_irps`]; returns how many had a cancel routine that ran.
-fn cancel_pending(m: &Arc<MachineInner>, file: &FileMeta, which: impl Fn(&IrpMeta) -> bool) -> usize {
     let irps: Vec<usize> = {
         let pending = file.pending.locked();
-        let picked: Vec<usize> = pending
-            .iter()
-            .copied()
-            // SAFETY: an IRP on the file's `pending` list is alive while the list is locked (the
-            // completion takes it off the list, under this lock, before it drops its reference),
-            // and issued (its record is no longer written).
-            .filter(|&p| which(unsafe { IrpBox::meta_of(p as *mut IRP) }))
-            .collect();
-        for &p in &picked {
+        for &p in pending.iter() {
             // Only the count is referenced: the IRP is in a driver's hands, maybe on another
             // thread.
-            // SAFETY: as above: alive while the list is locked.
+            // SAFETY: an IRP on the file's `pending` list is alive (the completion takes it off
+            // the list, under this lock, before it drops its reference).
             unsafe { IrpBox::refs_of(p as *mut IRP) }.0.fetch_add(1, Ordering::AcqRel);
         }
-        picked
+        pending.clone()
     };
     let mut cancelled = 0;
     for p in irps {
@@ -145,42 +132,40 @@ fn cancel_pending(m: &Arc<MachineInner>, file: &FileMeta, which: impl Fn(&IrpMet
 
 /// Thread rundown when the client process exits (`IoCancelThreadIo`, which each exiting thread
 /// runs before the last one closes the process's handles): every request the process's threads
-/// issued and that has not completed is cancelled (`IoCancelIrp`), and the exit waits for each to
-/// complete. Microsoft: "The system cancels unprocessed IRPs if the thread that initiated the I/O
-/// request exits", and one not completed within 5 minutes is timed out, disassociated from the
-/// thread, with an error logged against the device that holds it; here, one not completed within
-/// the machine's hang timeout is reported as [`Rule::IrpNeverCompleted`]. kshost's client requests
-/// are all the process's threads' requests: those in flight on any file the process has a handle
-/// to. The driver's own IRPs (`IoAllocateIrp`) belong to no thread and are left alone.
+/// issued and that has not completed — on a handle still open or one closed already — is cancelled
+/// (`IoCancelIrp`), newest first as Windows walks a thread's list, and the exit waits for them.
+/// Microsoft: "The system cancels unprocessed IRPs if the thread that initiated the I/O request
+/// exits", and one not completed within 5 minutes is timed out, disassociated from the thread, with
+/// an error logged against the device that holds it; here, one not completed within the machine's
+/// hang timeout (one deadline for all) is reported as [`Rule::IrpNeverCompleted`]. The driver's own
+/// IRPs (`IoAllocateIrp`) belong to no thread and are left alone.
 pub(crate) fn run_down_thread_io(m: &Arc<MachineInner>) {
-    let files: Vec<usize> = {
-        let handles = m.handles.locked();
-        let files = handles.files();
-        for &f in &files {
-            // A reference for the rundown, taken while the handle table is locked: a close
-            // removes the handle under the same lock before it drops the handle's reference.
-            // SAFETY: a file object a handle names, alive while the table is locked.
-            unsafe { FileBox::meta_of(f as *mut FILE_OBJECT) }.refs.fetch_add(1, Ordering::AcqRel);
-        }
-        files
+    let irps: Vec<(usize, Arc<crate::iomgr::requests::Request>)> = {
+        let list = m.thread_irps.locked();
+        list.iter()
+            .rev()
+            .filter_map(|&p| {
+                // SAFETY: an IRP on the thread list is alive while the list is locked (the I/O
+                // manager's completion takes it off, under this lock, before it lets it go), and
+                // issued (its record is no longer written).
+                let Origin::Client(request) = &unsafe { IrpBox::meta_of(p as *mut IRP) }.origin else {
+                    return None;
+                };
+                // Only the count is referenced: the IRP is in a driver's hands.
+                // SAFETY: as above: alive while the list is locked.
+                unsafe { IrpBox::refs_of(p as *mut IRP) }.0.fetch_add(1, Ordering::AcqRel);
+                Some((p, Arc::clone(request)))
+            })
+            .collect()
     };
-    let mut waits = Vec::new();
-    for &f in &files {
-        // SAFETY: the rundown's reference, taken above, keeps the file object alive.
-        let file = unsafe { FileBox::meta_of(f as *mut FILE_OBJECT) };
-        {
-            let pending = file.pending.locked();
-            for &p in pending.iter() {
-                // SAFETY: alive while the list is locked (see `cancel_pending`).
-                if let Origin::Client(request) = &unsafe { IrpBox::meta_of(p as *mut IRP) }.origin {
-                    waits.push((p, Arc::clone(request)));
-                }
-            }
-        }
-        cancel_pending(m, file, |meta| matches!(meta.origin, Origin::Client(_)));
+    for (p, _) in &irps {
+        // SAFETY: the reference taken above keeps the IRP alive for the call.
+        unsafe { cancel_irp(m, *p as *mut IRP) };
+        // SAFETY: gives up the reference taken above; the IRP is not used after.
+        unsafe { release_irp(m, *p as *mut IRP) };
     }
     let deadline = std::time::Instant::now() + m.settings.hang_timeout;
-    for (irp, request) in waits {
+    for (irp, request) in irps {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if request.wait(left).is_none() {
             violation(
@@ -191,9 +176,5 @@ pub(crate) fn run_down_thread_io(m: &Arc<MachineInner>) {
                 ),
             );
         }
-    }
-    for f in files {
-        // SAFETY: gives up the rundown's reference, taken above; `f` is not used after.
-        unsafe { super::release_file(m, f as *mut FILE_OBJECT, true) };
     }
 }

@@ -149,6 +149,11 @@ pub(crate) unsafe fn issue(
     b.refs = RefCount(AtomicUsize::new(2));
     let irp: *mut IRP = Box::into_raw(b).cast();
     m.objects.locked().irps.insert(irp as usize);
+    if client {
+        // On its thread's list until the I/O manager's completion takes it off (before it lets
+        // the IRP go).
+        m.thread_irps.locked().push(irp as usize);
+    }
     if !spec.file.is_null() {
         // SAFETY: the issuer holds a reference to the file object it issues on (a handle, `Referenced` or
         // the close path), so the box is alive; only atomics and the `pending` lock are used.
@@ -490,6 +495,9 @@ unsafe fn io_manager_completion(m: &Arc<MachineInner>, irp: *mut IRP) {
     if !file.is_null() {
         // SAFETY: the IRP holds a reference to its file object until `release_file` below.
         unsafe { FileBox::meta_of(file) }.pending.locked().retain(|&p| p != irp as usize);
+    }
+    if matches!(b.meta.origin, Origin::Client(_)) {
+        m.thread_irps.locked().retain(|&p| p != irp as usize);
     }
     let result = IoStatus { status, information: information_out };
     let Some(request) = b.meta.origin.request().cloned() else { return };
