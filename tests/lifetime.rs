@@ -186,8 +186,14 @@ fn idle_chain_with_a_read_waiting(what: WhileIdle) -> Vec<ksclient::io::Frame> {
         assert!(read.poll().is_none(), "{what:?}: nothing to read");
         match what {
             WhileIdle::CancelTheRead => {
+                let held = common::stats(&chain.filters[1]).pending_reads;
                 chain.client_output.cancel().expect("cancel");
                 assert_eq!(read.wait().status, STATUS_CANCELLED, "{what:?}");
+                let after = common::stats(&chain.filters[1]).pending_reads;
+                assert!(
+                    after >= held,
+                    "F3's reads stay at F2 (the client's cancel is not theirs): {after} < {held}"
+                );
                 // The stream goes on: the next frame written is the next read.
                 let frame = common::bytes(3, 48 << 10);
                 let mut w = InFlight::write(

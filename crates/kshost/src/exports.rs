@@ -41,6 +41,7 @@ pub unsafe extern "system" fn KeGetCurrentIrql() -> KIRQL {
 }
 
 pub unsafe extern "system" fn KeAcquireSpinLockRaiseToDpc(lock: *mut KSPIN_LOCK) -> KIRQL {
+    crate::machine::with_current(|m| m.preempt.before("KeAcquireSpinLockRaiseToDpc"));
     // SAFETY: the driver's lock word.
     unsafe { crate::irql::acquire(lock, "KeAcquireSpinLockRaiseToDpc") }
 }

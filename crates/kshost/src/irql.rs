@@ -32,6 +32,17 @@ pub(crate) fn set(irql: KIRQL) {
     IRQL.with(|c| c.set(irql));
 }
 
+/// Runs `f` at `APC_LEVEL` (back at the IRQL it found after): the I/O manager cancels a thread's
+/// requests so (WRK `IoCancelThreadIo` and `NtCancelIoFile` raise to `APC_LEVEL` around their
+/// `IoCancelIrp` calls), so a cancel routine finds `CancelIrql == APC_LEVEL`.
+pub(crate) fn at_apc_level<T>(f: impl FnOnce() -> T) -> T {
+    let old = current();
+    set(old.max(ksabi::APC_LEVEL));
+    let out = f();
+    set(old);
+    out
+}
+
 /// A non-zero number naming the current thread in lock words.
 pub(crate) fn thread_tag() -> usize {
     THREAD_TAG.with(|t| *t)

@@ -88,7 +88,10 @@ impl PreemptPoint {
     /// The driver's call of kernel routine `routine` has returned: if the point is armed for
     /// that and the thread is below `DISPATCH_LEVEL`, the thread stops here until resumed.
     pub(crate) fn after(&self, routine: &'static str) {
-        if !self.armed.load(Ordering::Acquire) || crate::irql::current() >= ksabi::DISPATCH_LEVEL {
+        if !self.armed.load(Ordering::Acquire)
+            || crate::irql::current() >= ksabi::DISPATCH_LEVEL
+            || crate::lockstats::holds_any()
+        {
             return;
         }
         let state = self.state.locked();
@@ -181,10 +184,11 @@ impl Machine {
     }
 
     /// Arms the preemption point for the return of the driver's next call of kernel routine
-    /// `routine` (`KsAddIrpToCancelableQueue`, or `IoReleaseCancelSpinLock`: a driver's own
-    /// cancel routine, its IRP's cancel routine already taken, before it completes the IRP) below
-    /// `DISPATCH_LEVEL`: the thread stops once the routine has returned. (KS' own cancel routine,
-    /// `KsCancelRoutine`, is kshost's and does not stop.)
+    /// `routine` (`KsAddIrpToCancelableQueue`, or `IoReleaseCancelSpinLock`: in a driver's own
+    /// cancel routine, its IRP's cancel routine already taken, before it completes the IRP), on
+    /// any driver thread that is then below `DISPATCH_LEVEL` and holds no spin lock: the thread
+    /// stops once the routine has returned. (KS' own cancel routine, `KsCancelRoutine`, is
+    /// kshost's and does not stop.)
     #[must_use]
     pub fn preempt_after(&self, routine: &'static str) -> Preemption {
         self.inner.preempt.arm(State::After(routine));

@@ -169,8 +169,7 @@ fn a_read_held_without_a_cancel_routine_at_process_exit_is_reported() {
 /// IRP not yet completed: the read's status, the write's, and the report.
 fn write_while_a_cancel_routine_runs(bug: u32) -> (NTSTATUS, NTSTATUS, kshost::Report) {
     let _s = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    tiny::BREAK.store(bug, Ordering::SeqCst);
-    tiny::OWN_CANCEL_ROUTINE.store(true, Ordering::SeqCst);
+    let _mode = OwnCancelRoutine::on(bug);
     let m = Machine::new();
     m.install(tiny::INF, tiny::DriverEntry).unwrap();
     let path = m.interfaces(&tiny::TINY_CATEGORY)[0].path.clone();
@@ -209,10 +208,84 @@ fn write_while_a_cancel_routine_runs(bug: u32) -> (NTSTATUS, NTSTATUS, kshost::R
     m.close_handle(pin).unwrap();
     m.close_handle(filter).unwrap();
     let report = m.shutdown();
-    tiny::OWN_CANCEL_ROUTINE.store(false, Ordering::SeqCst);
-    tiny::BREAK.store(0, Ordering::SeqCst);
     drop((data, header));
     (read_status, write_status, report)
+}
+
+/// The tiny driver holding reads with its own cancel routine, and committing `bug`, until dropped
+/// (also when a test fails, so that the next test gets the ordinary driver).
+struct OwnCancelRoutine;
+
+impl OwnCancelRoutine {
+    fn on(bug: u32) -> Self {
+        tiny::BREAK.store(bug, Ordering::SeqCst);
+        tiny::OWN_CANCEL_ROUTINE.store(true, Ordering::SeqCst);
+        Self
+    }
+}
+
+impl Drop for OwnCancelRoutine {
+    fn drop(&mut self) {
+        tiny::OWN_CANCEL_ROUTINE.store(false, Ordering::SeqCst);
+        tiny::BREAK.store(0, Ordering::SeqCst);
+    }
+}
+
+/// A read cancelled (`CancelIoEx`) while its dispatch routine is stopped before it takes its lock —
+/// before it sets its cancel routine, so `IoCancelIrp` only sets `Cancel` — and then held: returns
+/// whether it completed `STATUS_CANCELLED` on its own, before its handle closed.
+fn read_cancelled_before_its_cancel_routine_is_set(bug: u32) -> bool {
+    let _s = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _mode = OwnCancelRoutine::on(bug);
+    let m = Machine::new();
+    m.install(tiny::INF, tiny::DriverEntry).unwrap();
+    let path = m.interfaces(&tiny::TINY_CATEGORY)[0].path.clone();
+    let filter = m.create_file(&path, GENERIC_READ | GENERIC_WRITE).unwrap();
+    let pin = m.ks_create_pin(filter, &tiny::connect_blob(0), GENERIC_READ | GENERIC_WRITE).unwrap();
+    let data = m.alloc_user(16);
+    let mut header = m.alloc_user(size_of::<KSSTREAM_HEADER>());
+    header.as_mut_slice().copy_from_slice(tiny::bytes_of(&tiny::stream_header(data.as_ptr(), 16, 0, 0)));
+    // (An address, not a pointer, crosses to the sending thread.)
+    let (header_ptr, header_len) = (header.as_ptr() as usize, header.len());
+    let stop = m.preempt_before("KeAcquireSpinLockRaiseToDpc");
+    let read = std::thread::scope(|s| {
+        let send = s.spawn(|| unsafe {
+            m.device_io_control_overlapped(
+                pin,
+                IOCTL_KS_READ_STREAM,
+                std::ptr::null(),
+                0,
+                header_ptr as *mut u8,
+                header_len,
+            )
+        });
+        assert!(stop.wait_paused(std::time::Duration::from_secs(10)), "the dispatch routine stopped");
+        assert_eq!(m.cancel_io(pin), Ok(0), "no cancel routine yet: IoCancelIrp only set Cancel");
+        stop.resume();
+        send.join().unwrap()
+    });
+    let on_its_own = read.wait_for(std::time::Duration::from_millis(300)).map(|io| io.status);
+    m.close_handle(pin).unwrap();
+    m.close_handle(filter).unwrap();
+    let at_close = read.wait_for(std::time::Duration::from_secs(5)).map(|io| io.status);
+    assert_eq!(at_close, Some(STATUS_CANCELLED), "the read ended cancelled, at the latest by the cleanup");
+    m.shutdown().assert_clean();
+    drop((data, header));
+    on_its_own == Some(STATUS_CANCELLED)
+}
+
+/// Microsoft's pattern: set the cancel routine, then check `Cancel` — a request cancelled just
+/// before is taken back and completed at once.
+#[test]
+fn a_read_cancelled_before_its_cancel_routine_is_set_is_completed_at_once() {
+    assert!(read_cancelled_before_its_cancel_routine_is_set(0));
+}
+
+/// Without the check, the same read stays held: `CancelIoEx` did nothing, and only the handle's
+/// close ends it (kshost reaches the window with a preemption point before the driver's lock).
+#[test]
+fn a_read_held_without_checking_cancel_misses_a_cancel_that_came_first() {
+    assert!(!read_cancelled_before_its_cancel_routine_is_set(bug::NO_CANCEL_RECHECK));
 }
 
 /// Microsoft's pattern for a request a driver holds with its own cancel routine: the completing
@@ -223,6 +296,11 @@ fn write_while_a_cancel_routine_runs(bug: u32) -> (NTSTATUS, NTSTATUS, kshost::R
 fn a_write_during_a_drivers_cancel_routine_leaves_the_read_to_it() {
     let (read, write, report) = write_while_a_cancel_routine_runs(0);
     assert_eq!(read, STATUS_CANCELLED);
+    assert_eq!(
+        tiny::LAST_CANCEL_IRQL.load(Ordering::SeqCst),
+        APC_LEVEL,
+        "CancelIoEx cancels at APC_LEVEL (NtCancelIoFile)"
+    );
     assert_eq!(write, STATUS_DEVICE_NOT_READY);
     report.assert_clean();
 }
@@ -247,6 +325,26 @@ fn a_read_held_on_closed_handles_at_process_exit_is_run_down_too() {
         "the rundown reported it:\n{}",
         report.describe()
     );
+}
+
+/// A request that never completes is reported once: the exit that timed out waiting for it
+/// disassociated it from its thread (`IopDisassociateThreadIrp`), so the next exit does not cancel
+/// it, wait for it, or report it again.
+#[test]
+fn a_request_timed_out_at_one_exit_is_not_run_down_again() {
+    let _s = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    tiny::BREAK.store(bug::NEVER_COMPLETE, Ordering::SeqCst);
+    let m = Machine::with_settings(kshost::Settings {
+        hang_timeout: std::time::Duration::from_millis(300),
+        ..kshost::Settings::default()
+    });
+    m.install(tiny::INF, tiny::DriverEntry).unwrap();
+    let _read = exit_with_a_read_pending(&m, false);
+    m.exit_process();
+    let report = m.shutdown();
+    tiny::BREAK.store(0, Ordering::SeqCst);
+    let reports = report.describe().matches("as its thread exited").count();
+    assert_eq!(reports, 1, "reported at the first exit only:\n{}", report.describe());
 }
 
 fn expect(bug: u32, action: Action, rule: Rule) {

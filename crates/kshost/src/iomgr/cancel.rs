@@ -118,12 +118,14 @@ pub(crate) fn cancel_file_irps(m: &Arc<MachineInner>, file: &FileMeta) -> usize 
         }
         pending.clone()
     };
-    let mut cancelled = 0;
+    // Cancelled at `APC_LEVEL`, as WRK's `NtCancelIoFile` and `IoCancelThreadIo` do (taken to hold
+    // for `NtCancelIoFileEx` too); the references are given up back at `PASSIVE_LEVEL` (a last one
+    // may close the file object, which Windows would defer to a worker at `APC_LEVEL`).
+    let cancelled = crate::irql::at_apc_level(|| {
+        // SAFETY: the references taken above keep the IRPs alive for the calls.
+        irps.iter().filter(|&&p| unsafe { cancel_irp(m, p as *mut IRP) }).count()
+    });
     for p in irps {
-        // SAFETY: the reference taken above keeps the IRP alive for the call.
-        if unsafe { cancel_irp(m, p as *mut IRP) } {
-            cancelled += 1;
-        }
         // SAFETY: gives up the reference taken above, which is not used after this.
         unsafe { release_irp(m, p as *mut IRP) };
     }
@@ -158,9 +160,14 @@ pub(crate) fn run_down_thread_io(m: &Arc<MachineInner>) {
             })
             .collect()
     };
+    // At `APC_LEVEL`, as `IoCancelThreadIo` cancels; the references go back at `PASSIVE_LEVEL`.
+    crate::irql::at_apc_level(|| {
+        for (p, _) in &irps {
+            // SAFETY: the reference taken above keeps the IRP alive for the call.
+            unsafe { cancel_irp(m, *p as *mut IRP) };
+        }
+    });
     for (p, _) in &irps {
-        // SAFETY: the reference taken above keeps the IRP alive for the call.
-        unsafe { cancel_irp(m, *p as *mut IRP) };
         // SAFETY: gives up the reference taken above; the IRP is not used after.
         unsafe { release_irp(m, *p as *mut IRP) };
     }
@@ -168,6 +175,10 @@ pub(crate) fn run_down_thread_io(m: &Arc<MachineInner>) {
     for (irp, request) in irps {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if request.wait(left).is_none() {
+            // Timed out: disassociated from its thread (`IopDisassociateThreadIrp`), so a later
+            // exit neither cancels nor waits for it again. Off the list under its lock; the
+            // completion's own removal then finds nothing.
+            m.thread_irps.locked().retain(|&p| p != irp);
             violation(
                 Rule::IrpNeverCompleted,
                 format!(

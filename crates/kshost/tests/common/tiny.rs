@@ -148,6 +148,9 @@ pub mod bug {
     /// With [`super::OWN_CANCEL_ROUTINE`]: a write completes the held read even when
     /// `IoSetCancelRoutine(NULL)` returned NULL (its cancel routine is running and completes it too).
     pub const COMPLETE_DESPITE_CANCEL: u32 = 38;
+    /// With [`super::OWN_CANCEL_ROUTINE`]: a read is held without checking `Cancel` after its
+    /// cancel routine is set (one cancelled just before stays held until the handle closes).
+    pub const NO_CANCEL_RECHECK: u32 = 39;
     // Special pool (the process dies at the fault; run in a child).
     pub const POOL_OVERRUN: u32 = 40;
     pub const POOL_USE_AFTER_FREE: u32 = 41;
@@ -165,8 +168,6 @@ static STASHED: std::sync::atomic::AtomicPtr<IRP> = std::sync::atomic::AtomicPtr
 /// Reads are held by the driver itself — one at a time, with a cancel routine of its own — instead
 /// of on a KS queue (the pattern of a request a driver keeps off any queue while it waits).
 pub static OWN_CANCEL_ROUTINE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-/// The read held that way (guarded by its pin's lock).
-static HELD: std::sync::atomic::AtomicPtr<IRP> = std::sync::atomic::AtomicPtr::new(null_mut());
 
 /// `IoSetCancelRoutine`: an atomic swap of the IRP's `CancelRoutine` (a WDK inline, not an export).
 unsafe fn set_cancel_routine(irp: *mut IRP, routine: PDRIVER_CANCEL) -> PDRIVER_CANCEL {
@@ -190,15 +191,15 @@ unsafe fn hold_read(irp: *mut IRP) -> NTSTATUS {
     unsafe {
         let pin = pin_of(irp);
         let irql = KeAcquireSpinLockRaiseToDpc(&mut (*pin).lock);
-        if !HELD.load(Ordering::SeqCst).is_null() {
+        if !(*pin).held.is_null() {
             KeReleaseSpinLock(&mut (*pin).lock, irql);
             return complete(irp, STATUS_DEVICE_BUSY, 0);
         }
         (*(*irp).Tail.Overlay.CurrentStackLocation).Control |= SL_PENDING_RETURNED;
-        HELD.store(irp, Ordering::SeqCst);
+        (*pin).held = irp;
         set_cancel_routine(irp, Some(held_read_cancel));
-        if (*irp).Cancel != 0 && set_cancel_routine(irp, None).is_some() {
-            HELD.store(null_mut(), Ordering::SeqCst);
+        if (*irp).Cancel != 0 && !broken(bug::NO_CANCEL_RECHECK) && set_cancel_routine(irp, None).is_some() {
+            (*pin).held = null_mut();
             KeReleaseSpinLock(&mut (*pin).lock, irql);
             complete(irp, STATUS_CANCELLED, 0);
             return STATUS_PENDING;
@@ -208,15 +209,21 @@ unsafe fn hold_read(irp: *mut IRP) -> NTSTATUS {
     }
 }
 
+/// The `CancelIrql` the held read's cancel routine last found.
+pub static LAST_CANCEL_IRQL: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(u8::MAX);
+
 /// The held read's cancel routine: lets go of the cancel spin lock, unlinks the read under the
 /// pin's lock (a completing thread that found its cancel routine gone left it there), completes it.
 unsafe extern "system" fn held_read_cancel(_device: *mut DEVICE_OBJECT, irp: *mut IRP) {
     unsafe {
         // Its context first: once the lock is let go, a (buggy) completing thread may complete it.
         let pin = pin_of(irp);
+        LAST_CANCEL_IRQL.store((*irp).CancelIrql, Ordering::SeqCst);
         IoReleaseCancelSpinLock((*irp).CancelIrql);
         let irql = KeAcquireSpinLockRaiseToDpc(&mut (*pin).lock);
-        let _ = HELD.compare_exchange(irp, null_mut(), Ordering::SeqCst, Ordering::SeqCst);
+        if (*pin).held == irp {
+            (*pin).held = null_mut();
+        }
         KeReleaseSpinLock(&mut (*pin).lock, irql);
         complete(irp, STATUS_CANCELLED, 0);
     }
@@ -227,11 +234,11 @@ unsafe extern "system" fn held_read_cancel(_device: *mut DEVICE_OBJECT, irp: *mu
 unsafe fn take_held_read(pin: *mut Pin) -> Option<*mut IRP> {
     unsafe {
         let irql = KeAcquireSpinLockRaiseToDpc(&mut (*pin).lock);
-        let irp = HELD.load(Ordering::SeqCst);
+        let irp = (*pin).held;
         let ours = !irp.is_null()
             && (set_cancel_routine(irp, None).is_some() || broken(bug::COMPLETE_DESPITE_CANCEL));
         if ours {
-            HELD.store(null_mut(), Ordering::SeqCst);
+            (*pin).held = null_mut();
         }
         KeReleaseSpinLock(&mut (*pin).lock, irql);
         ours.then_some(irp)
@@ -276,6 +283,8 @@ struct Pin {
     header: *mut c_void,
     queue: LIST_ENTRY,
     lock: KSPIN_LOCK,
+    /// The read held with the driver's own cancel routine ([`OWN_CANCEL_ROUTINE`]), under `lock`.
+    held: *mut IRP,
 }
 
 static FILTER_TABLE: Table<KSDISPATCH_TABLE> = Table(KSDISPATCH_TABLE {
@@ -699,6 +708,7 @@ unsafe extern "system" fn pin_create(_device: *mut DEVICE_OBJECT, irp: *mut IRP)
             header: null_mut(),
             queue: LIST_ENTRY { Flink: null_mut(), Blink: null_mut() },
             lock: 0,
+            held: null_mut(),
         });
         (*pin).queue = LIST_ENTRY { Flink: &mut (*pin).queue, Blink: &mut (*pin).queue };
         let status = KsAllocateObjectHeader(&mut (*pin).header, 0, null_mut(), irp, &PIN_TABLE.0);
