@@ -182,23 +182,9 @@ fn pin_create_validation() {
 fn pending_read_completed_by_a_write_from_another_thread() {
     let _s = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let m = machine();
-    let filter = m.create_file(&filter_path(&m), GENERIC_READ | GENERIC_WRITE).unwrap();
-    let pin = m.ks_create_pin(filter, &tiny::connect_blob(0), GENERIC_READ | GENERIC_WRITE).unwrap();
-
-    let mut read_data = m.alloc_user(64);
-    let mut read_header = m.alloc_user(size_of::<KSSTREAM_HEADER>());
-    let h = tiny::stream_header(read_data.as_ptr(), 64, 0, 0);
-    read_header.as_mut_slice().copy_from_slice(tiny::bytes_of(&h));
-    let read = unsafe {
-        m.device_io_control_overlapped(
-            pin,
-            IOCTL_KS_READ_STREAM,
-            std::ptr::null(),
-            0,
-            read_header.as_ptr(),
-            read_header.len(),
-        )
-    };
+    let (filter, pin) = common::open_pin(&m);
+    let mut buffers = common::Read::new(&m, 64, 0);
+    let read = unsafe { buffers.send(&m, pin) };
     assert_eq!(read.poll(), None, "the read pends");
 
     std::thread::scope(|s| {
@@ -214,12 +200,12 @@ fn pending_read_completed_by_a_write_from_another_thread() {
     let r = read.wait();
     assert_eq!((r.status, r.information), (STATUS_SUCCESS, size_of::<KSSTREAM_HEADER>()));
     let back: KSSTREAM_HEADER =
-        unsafe { read_header.as_slice().as_ptr().cast::<KSSTREAM_HEADER>().read_unaligned() };
+        unsafe { buffers.header.as_slice().as_ptr().cast::<KSSTREAM_HEADER>().read_unaligned() };
     assert_eq!(back.DataUsed, 16);
     assert_eq!(back.OptionsFlags, KsStreamOptions::ENDOFSTREAM.bits());
-    assert_eq!(back.Data, read_data.as_ptr().cast(), "the caller gets its own Data pointer back");
-    assert_eq!(&read_data.as_slice()[..16], b"hello, pin world");
-    let _ = read_data.as_mut_slice();
+    assert_eq!(back.Data, buffers.data.as_ptr().cast(), "the caller gets its own Data pointer back");
+    assert_eq!(&buffers.data.as_slice()[..16], b"hello, pin world");
+    let _ = buffers.data.as_mut_slice();
 
     m.close_handle(pin).unwrap();
     m.close_handle(filter).unwrap();
@@ -230,23 +216,11 @@ fn pending_read_completed_by_a_write_from_another_thread() {
 fn cancel_and_close_orders() {
     let _s = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let m = machine();
-    let filter = m.create_file(&filter_path(&m), GENERIC_READ | GENERIC_WRITE).unwrap();
-    let pin = m.ks_create_pin(filter, &tiny::connect_blob(0), GENERIC_READ | GENERIC_WRITE).unwrap();
-    let data = m.alloc_user(64);
-    let mut header = m.alloc_user(size_of::<KSSTREAM_HEADER>());
-    header.as_mut_slice().copy_from_slice(tiny::bytes_of(&tiny::stream_header(data.as_ptr(), 64, 0, 0)));
+    let (filter, pin) = common::open_pin(&m);
+    let buffers = common::Read::new(&m, 64, 0);
 
     // CancelIo completes a pending read with STATUS_CANCELLED.
-    let read = unsafe {
-        m.device_io_control_overlapped(
-            pin,
-            IOCTL_KS_READ_STREAM,
-            std::ptr::null(),
-            0,
-            header.as_ptr(),
-            header.len(),
-        )
-    };
+    let read = unsafe { buffers.send(&m, pin) };
     assert_eq!(read.poll(), None);
     assert_eq!(m.cancel_io(pin), Ok(1));
     let r = read.wait();
@@ -255,16 +229,7 @@ fn cancel_and_close_orders() {
 
     // Closing the filter handle first: the filter's close waits for its pin's.
     tiny::CLOSES.lock().unwrap().clear();
-    let read = unsafe {
-        m.device_io_control_overlapped(
-            pin,
-            IOCTL_KS_READ_STREAM,
-            std::ptr::null(),
-            0,
-            header.as_ptr(),
-            header.len(),
-        )
-    };
+    let read = unsafe { buffers.send(&m, pin) };
     m.close_handle(filter).unwrap();
     assert_eq!(read.poll(), None, "the pin still works after its filter's handle is closed");
     // Closing the pin with a read pending: cleanup cancels it, then the pin and the filter close.

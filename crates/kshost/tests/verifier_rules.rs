@@ -62,34 +62,16 @@ fn run(bug: u32, action: Action) -> kshost::Report {
         }
         Action::PendingRead | Action::PersistedRead => {
             let options = if matches!(action, Action::PersistedRead) { 0x1_8000 } else { 0 };
-            let path = m.interfaces(&tiny::TINY_CATEGORY)[0].path.clone();
-            let filter = m.create_file(&path, GENERIC_READ | GENERIC_WRITE).unwrap();
-            let pin = m.ks_create_pin(filter, &tiny::connect_blob(0), GENERIC_READ | GENERIC_WRITE).unwrap();
-            let data = m.alloc_user(64);
-            let mut header = m.alloc_user(size_of::<KSSTREAM_HEADER>());
-            header.as_mut_slice().copy_from_slice(tiny::bytes_of(&tiny::stream_header(
-                data.as_ptr(),
-                64,
-                0,
-                options,
-            )));
-            let read = unsafe {
-                m.device_io_control_overlapped(
-                    pin,
-                    IOCTL_KS_READ_STREAM,
-                    std::ptr::null(),
-                    0,
-                    header.as_ptr(),
-                    header.len(),
-                )
-            };
+            let (filter, pin) = common::open_pin(&m);
+            let buffers = common::Read::new(&m, 64, options);
+            let read = unsafe { buffers.send(&m, pin) };
             let _ = read.wait_for(std::time::Duration::from_millis(10));
             m.close_handle(pin).unwrap();
             m.close_handle(filter).unwrap();
             let _ = read.wait_for(std::time::Duration::from_millis(100));
             m.settle();
             // The buffers must outlive a read the driver never completes.
-            std::mem::forget((data, header));
+            buffers.leak();
         }
     }
     let report = m.shutdown();
@@ -100,22 +82,9 @@ fn run(bug: u32, action: Action) -> kshost::Report {
 /// Opens the filter and a pin, sends a read (which waits: no data), closes both handles if `close`,
 /// and exits the process; returns the read.
 fn exit_with_a_read_pending(m: &Machine, close: bool) -> kshost::Overlapped {
-    let path = m.interfaces(&tiny::TINY_CATEGORY)[0].path.clone();
-    let filter = m.create_file(&path, GENERIC_READ | GENERIC_WRITE).unwrap();
-    let pin = m.ks_create_pin(filter, &tiny::connect_blob(0), GENERIC_READ | GENERIC_WRITE).unwrap();
-    let data = m.alloc_user(64);
-    let mut header = m.alloc_user(size_of::<KSSTREAM_HEADER>());
-    header.as_mut_slice().copy_from_slice(tiny::bytes_of(&tiny::stream_header(data.as_ptr(), 64, 0, 0)));
-    let read = unsafe {
-        m.device_io_control_overlapped(
-            pin,
-            IOCTL_KS_READ_STREAM,
-            std::ptr::null(),
-            0,
-            header.as_ptr(),
-            header.len(),
-        )
-    };
+    let (filter, pin) = common::open_pin(m);
+    let buffers = common::Read::new(m, 64, 0);
+    let read = unsafe { buffers.send(m, pin) };
     assert!(read.wait_for(std::time::Duration::from_millis(10)).is_none(), "the read waits for data");
     if close {
         m.close_handle(pin).unwrap();
@@ -124,7 +93,7 @@ fn exit_with_a_read_pending(m: &Machine, close: bool) -> kshost::Overlapped {
     m.exit_process();
     m.settle();
     // The buffers must outlive a read the driver never completes.
-    std::mem::forget((data, header));
+    buffers.leak();
     read
 }
 
@@ -172,22 +141,9 @@ fn write_while_a_cancel_routine_runs(bug: u32) -> (NTSTATUS, NTSTATUS, kshost::R
     let _mode = OwnCancelRoutine::on(bug);
     let m = Machine::new();
     m.install(tiny::INF, tiny::DriverEntry).unwrap();
-    let path = m.interfaces(&tiny::TINY_CATEGORY)[0].path.clone();
-    let filter = m.create_file(&path, GENERIC_READ | GENERIC_WRITE).unwrap();
-    let pin = m.ks_create_pin(filter, &tiny::connect_blob(0), GENERIC_READ | GENERIC_WRITE).unwrap();
-    let data = m.alloc_user(16);
-    let mut header = m.alloc_user(size_of::<KSSTREAM_HEADER>());
-    header.as_mut_slice().copy_from_slice(tiny::bytes_of(&tiny::stream_header(data.as_ptr(), 16, 0, 0)));
-    let read = unsafe {
-        m.device_io_control_overlapped(
-            pin,
-            IOCTL_KS_READ_STREAM,
-            std::ptr::null(),
-            0,
-            header.as_ptr(),
-            header.len(),
-        )
-    };
+    let (filter, pin) = common::open_pin(&m);
+    let buffers = common::Read::new(&m, 16, 0);
+    let read = unsafe { buffers.send(&m, pin) };
     assert!(read.wait_for(std::time::Duration::from_millis(10)).is_none(), "the driver holds the read");
     let stop = m.preempt_after("IoReleaseCancelSpinLock");
     let write_status = std::thread::scope(|s| {
@@ -208,7 +164,7 @@ fn write_while_a_cancel_routine_runs(bug: u32) -> (NTSTATUS, NTSTATUS, kshost::R
     m.close_handle(pin).unwrap();
     m.close_handle(filter).unwrap();
     let report = m.shutdown();
-    drop((data, header));
+    drop(buffers);
     (read_status, write_status, report)
 }
 
@@ -239,26 +195,11 @@ fn read_cancelled_before_its_cancel_routine_is_set(bug: u32) -> bool {
     let _mode = OwnCancelRoutine::on(bug);
     let m = Machine::new();
     m.install(tiny::INF, tiny::DriverEntry).unwrap();
-    let path = m.interfaces(&tiny::TINY_CATEGORY)[0].path.clone();
-    let filter = m.create_file(&path, GENERIC_READ | GENERIC_WRITE).unwrap();
-    let pin = m.ks_create_pin(filter, &tiny::connect_blob(0), GENERIC_READ | GENERIC_WRITE).unwrap();
-    let data = m.alloc_user(16);
-    let mut header = m.alloc_user(size_of::<KSSTREAM_HEADER>());
-    header.as_mut_slice().copy_from_slice(tiny::bytes_of(&tiny::stream_header(data.as_ptr(), 16, 0, 0)));
-    // (An address, not a pointer, crosses to the sending thread.)
-    let (header_ptr, header_len) = (header.as_ptr() as usize, header.len());
+    let (filter, pin) = common::open_pin(&m);
+    let buffers = common::Read::new(&m, 16, 0);
     let stop = m.preempt_before("KeAcquireSpinLockRaiseToDpc");
     let read = std::thread::scope(|s| {
-        let send = s.spawn(|| unsafe {
-            m.device_io_control_overlapped(
-                pin,
-                IOCTL_KS_READ_STREAM,
-                std::ptr::null(),
-                0,
-                header_ptr as *mut u8,
-                header_len,
-            )
-        });
+        let send = s.spawn(|| unsafe { buffers.send(&m, pin) });
         assert!(stop.wait_paused(std::time::Duration::from_secs(10)), "the dispatch routine stopped");
         assert_eq!(m.cancel_io(pin), Ok(0), "no cancel routine yet: IoCancelIrp only set Cancel");
         stop.resume();
@@ -270,7 +211,7 @@ fn read_cancelled_before_its_cancel_routine_is_set(bug: u32) -> bool {
     let at_close = read.wait_for(std::time::Duration::from_secs(5)).map(|io| io.status);
     assert_eq!(at_close, Some(STATUS_CANCELLED), "the read ended cancelled, at the latest by the cleanup");
     m.shutdown().assert_clean();
-    drop((data, header));
+    drop(buffers);
     on_its_own == Some(STATUS_CANCELLED)
 }
 

@@ -118,15 +118,24 @@ pub(crate) fn cancel_file_irps(m: &Arc<MachineInner>, file: &FileMeta) -> usize 
         }
         pending.clone()
     };
-    // Cancelled at `APC_LEVEL`, as WRK's `NtCancelIoFile` and `IoCancelThreadIo` do (taken to hold
-    // for `NtCancelIoFileEx` too); the references are given up back at `PASSIVE_LEVEL` (a last one
-    // may close the file object, which Windows would defer to a worker at `APC_LEVEL`).
+    // SAFETY: a reference on each was taken above, and is not used after.
+    unsafe { cancel_and_release(m, &irps) }
+}
+
+/// `IoCancelIrp` on each of `irps` at `APC_LEVEL`, as WRK's `NtCancelIoFile` and `IoCancelThreadIo`
+/// cancel (taken to hold for `NtCancelIoFileEx` too), then gives up the caller's reference on each
+/// back at `PASSIVE_LEVEL` (a last one may close a file object, which Windows would defer to a
+/// worker at `APC_LEVEL`). Returns how many had a cancel routine that ran.
+///
+/// # Safety
+/// The caller holds one reference on each IRP in `irps`, which this call gives up.
+unsafe fn cancel_and_release(m: &Arc<MachineInner>, irps: &[usize]) -> usize {
     let cancelled = crate::irql::at_apc_level(|| {
-        // SAFETY: the references taken above keep the IRPs alive for the calls.
+        // SAFETY: the caller's references keep the IRPs alive for the calls.
         irps.iter().filter(|&&p| unsafe { cancel_irp(m, p as *mut IRP) }).count()
     });
-    for p in irps {
-        // SAFETY: gives up the reference taken above, which is not used after this.
+    for &p in irps {
+        // SAFETY: gives up the caller's reference, which is not used after this.
         unsafe { release_irp(m, p as *mut IRP) };
     }
     cancelled
@@ -160,17 +169,9 @@ pub(crate) fn run_down_thread_io(m: &Arc<MachineInner>) {
             })
             .collect()
     };
-    // At `APC_LEVEL`, as `IoCancelThreadIo` cancels; the references go back at `PASSIVE_LEVEL`.
-    crate::irql::at_apc_level(|| {
-        for (p, _) in &irps {
-            // SAFETY: the reference taken above keeps the IRP alive for the call.
-            unsafe { cancel_irp(m, *p as *mut IRP) };
-        }
-    });
-    for (p, _) in &irps {
-        // SAFETY: gives up the reference taken above; the IRP is not used after.
-        unsafe { release_irp(m, *p as *mut IRP) };
-    }
+    let referenced: Vec<usize> = irps.iter().map(|&(p, _)| p).collect();
+    // SAFETY: a reference on each was taken above, and is not used after.
+    unsafe { cancel_and_release(m, &referenced) };
     let deadline = std::time::Instant::now() + m.settings.hang_timeout;
     for (irp, request) in irps {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
