@@ -231,6 +231,9 @@ pub unsafe extern "system" fn IofCallDriver(device: *mut DEVICE_OBJECT, irp: *mu
 }
 
 pub unsafe extern "system" fn IoCancelIrp(irp: *mut IRP) -> u8 {
+    // A driver about to cancel a request of its own (an IRP source's work routine): a test may
+    // stop it here, the decision taken, and change what the request's return will find.
+    crate::machine::with_current(|m| m.preempt.before("IoCancelIrp"));
     // SAFETY: the driver cancels an IRP it sent and has not yet had back, so it is alive (the
     // export's contract).
     u8::from(unsafe { crate::iomgr::cancel_irp(&current(), irp) })

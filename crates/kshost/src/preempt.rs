@@ -176,8 +176,9 @@ impl Machine {
     }
 
     /// Arms the preemption point for the driver's next call of kernel routine `routine`
-    /// (`KsAddIrpToCancelableQueue` or `IofCallDriver`) at `PASSIVE_LEVEL`: the thread stops
-    /// before the routine runs.
+    /// (`KsAddIrpToCancelableQueue`, `IofCallDriver`, `IoCancelIrp` or
+    /// `KeAcquireSpinLockRaiseToDpc`) below `DISPATCH_LEVEL`: the thread stops before the routine
+    /// runs.
     #[must_use]
     pub fn preempt_before(&self, routine: &'static str) -> Preemption {
         self.preempt_before_nth(routine, 0)
