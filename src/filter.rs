@@ -13,7 +13,7 @@
 //! transition or sees the new state (`stream::dispatch`).
 
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 use framering::{Consumer, Producer};
 use ksabi::{
@@ -123,6 +123,13 @@ pub struct Filter {
     /// would otherwise be taken ahead of what the cancel gave back to it — a reset begun and
     /// ended between the source's last look at its requests and a newer one's arrival.
     feed_cancelled: AtomicBool,
+    /// A read of the output is lent to the pull source feeding the input
+    /// ([`crate::kernel::stream::LentRead`]): later reads wait for it.
+    read_lent: AtomicBool,
+    /// How many times the output's requests were cancelled (STOP, reset, cleanup): a lent read
+    /// taken before the latest one and given back with nothing is cancelled, whatever the state
+    /// is by then (a STOP and a RUN may both come while it is lent).
+    output_cancels: AtomicU32,
     /// Stream statistics.
     pub counters: Counters,
 }
@@ -170,6 +177,8 @@ fn create(device: Device, irp: Irp) -> NTSTATUS {
         input_closed: AtomicBool::new(false),
         fed: PerPin::new(AtomicBool::new(false), AtomicBool::new(false)),
         feed_cancelled: AtomicBool::new(false),
+        read_lent: AtomicBool::new(false),
+        output_cancels: AtomicU32::new(0),
         counters: Counters::default(),
     };
     let status = match kernel::object::create(&irp, filter, &DISPATCH) {
@@ -222,6 +231,21 @@ impl Filter {
         self.input_closed.load(Ordering::SeqCst)
     }
 
+    /// Whether a read of the output is lent to the input's pull source.
+    pub fn read_lent(&self) -> bool {
+        self.read_lent.load(Ordering::SeqCst)
+    }
+
+    /// How many times the output's requests were cancelled so far.
+    pub fn output_cancels(&self) -> u32 {
+        self.output_cancels.load(Ordering::SeqCst)
+    }
+
+    /// Marks a read of the output lent (or given back).
+    pub fn set_read_lent(&self, lent: bool) {
+        self.read_lent.store(lent, Ordering::SeqCst);
+    }
+
     /// Cancels pin `pin`'s stream requests: those on its queue now, and the one a pump holds in
     /// progress when it gives it back.
     pub fn cancel_requests(&self, pin: PinId) {
@@ -234,9 +258,20 @@ impl Filter {
             if c.feeders[pin].as_ref().is_some_and(|s| s.has_in_flight()) {
                 self.feed_cancelled.store(true, Ordering::SeqCst);
             }
+        } else {
+            // After the state that stops the output was stored (the callers store it first), and
+            // before the queue's cancel: a read taken to be lent that saw this count saw that state.
+            self.output_cancels.fetch_add(1, Ordering::SeqCst);
         }
         self.queue(pin).cancel_all();
         stream::let_go(self, pin);
+        if pin == PinId::Output && self.read_lent() {
+            // The read lent to the input's pull source is on no queue: asked back, it returns to
+            // this one and is cancelled there (`source::lend`).
+            if let Some(s) = &self.control.lock().sources[PinId::Input] {
+                Source::recall_lent(s);
+            }
+        }
     }
 
     /// Whether writes wait for the feeding push source to take back cancelled writes.

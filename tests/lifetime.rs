@@ -152,22 +152,49 @@ fn process_exit_while_a_chain_streams_completes_the_clients_requests_and_frees_e
     backend.shutdown().assert_clean();
 }
 
-/// What the client does while a chain is idle: nothing written, a read waiting at F3's output,
-/// and F3's pull source's reads held at F2 for as long as nothing comes.
+/// What the client does while a chain is idle: nothing written, and a read waiting at F3's output
+/// lent to F3's pull source — off F3's queue, its buffers named by the source's read, which F2
+/// holds for as long as nothing comes (`src/source/lend.rs`).
 #[derive(Clone, Copy, Debug)]
 enum WhileIdle {
     /// `CancelIoEx` on F3's output.
     CancelTheRead,
     /// Close F3's output pin.
     CloseTheReadersPin,
+    /// Stop F3's output pin, then run it again.
+    StopTheReadersPin,
+    /// Stop F3's input pin (the pull source), then run it again.
+    StopThePullSource,
+    /// Close F3's input pin (the pull source).
+    CloseThePullSource,
     /// Close F2 (its output, which F3 reads, then its input and the filter).
     CloseTheMiddleFilter,
     /// Exit the process.
     Exit,
 }
 
-/// Opens a chain in RUN with a read waiting at its end and F3's reads held at F2, does `what`, and
-/// returns what the read got; checks that every byte of pool comes back.
+/// Whether the chain's client read is lent: off F3's queue, F2 holding the one read that names
+/// its buffers.
+fn lent(chain: &graph::Chain<'_>) -> bool {
+    common::stats(&chain.filters[2]).pending_reads == 0 && common::stats(&chain.filters[1]).pending_reads == 1
+}
+
+/// Writes one frame into the chain and reads it at the end with a new read (lent, as the first
+/// was): the stream goes on, in order.
+fn one_frame_through(backend: &ksclient::emulated::Emulated, chain: &graph::Chain<'_>, what: WhileIdle) {
+    let frame = common::bytes(3, 48 << 10);
+    let mut next = InFlight::read(backend, chain.client_output.handle(), &[64 << 10]);
+    assert!(common::settles(|| lent(chain)), "{what:?}: the next read is lent");
+    let mut w = InFlight::write(backend, chain.client_input.handle(), &[(&frame, common::meta(0, 0, 5))]);
+    assert_eq!(w.wait().status, STATUS_SUCCESS);
+    let got = next.frames();
+    assert_eq!(got.len(), 1, "{what:?}: one frame");
+    assert!(got[0].data == frame, "{what:?}: the frame written, whole");
+    assert_eq!(got[0].header.time, 5);
+}
+
+/// Opens a chain in RUN with a read lent at its end, does `what`, and returns what the read got;
+/// checks that every byte of pool comes back.
 fn idle_chain_with_a_read_waiting(what: WhileIdle) -> Vec<ksclient::io::Frame> {
     let backend = common::boot();
     let baseline = common::pool_bytes(&backend);
@@ -176,48 +203,65 @@ fn idle_chain_with_a_read_waiting(what: WhileIdle) -> Vec<ksclient::io::Frame> {
         let chain = graph::Chain::open(&backend, &request::stream_format()).expect("chain");
         chain.set_state(KSSTATE_RUN).expect("run");
         read = InFlight::read(&backend, chain.client_output.handle(), &[64 << 10]);
-        assert!(
-            common::settles(|| {
-                common::stats(&chain.filters[1]).pending_reads > 0
-                    && common::stats(&chain.filters[2]).pending_reads == 1
-            }),
-            "{what:?}: F2 holds F3's reads and F3 the client's"
-        );
+        // F3's source had read ahead into its ring (F2 holds those reads): it takes them back and
+        // lends the client's read instead.
+        assert!(common::settles(|| lent(&chain)), "{what:?}: the client's read is lent");
         assert!(read.poll().is_none(), "{what:?}: nothing to read");
+        let copied = common::stats(&chain.filters[2]).copied_out;
         match what {
             WhileIdle::CancelTheRead => {
-                let held = common::stats(&chain.filters[1]).pending_reads;
                 chain.client_output.cancel().expect("cancel");
                 assert_eq!(read.wait().status, STATUS_CANCELLED, "{what:?}");
-                let after = common::stats(&chain.filters[1]).pending_reads;
                 assert!(
-                    after >= held,
-                    "F3's reads stay at F2 (the client's cancel is not theirs): {after} < {held}"
+                    common::settles(|| common::stats(&chain.filters[1]).pending_reads == 0),
+                    "the source's read that named it was cancelled"
                 );
-                // The stream goes on: the next frame written is the next read.
-                let frame = common::bytes(3, 48 << 10);
+                one_frame_through(&backend, &chain, what);
+                assert_eq!(common::stats(&chain.filters[2]).copied_out, copied, "F3 copied nothing: lent");
+            }
+            WhileIdle::StopTheReadersPin => {
+                assert_eq!(chain.client_output.set_state(KSSTATE_STOP).status, STATUS_SUCCESS);
+                assert_eq!(read.wait().status, STATUS_CANCELLED, "{what:?}");
+                assert_eq!(chain.client_output.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+                one_frame_through(&backend, &chain, what);
+            }
+            WhileIdle::StopThePullSource => {
+                assert_eq!(chain.pull.set_state(KSSTATE_STOP).status, STATUS_SUCCESS);
+                // Given back: queued at F3 again, not completed.
+                assert!(
+                    common::settles(|| {
+                        common::stats(&chain.filters[2]).pending_reads == 1
+                            && common::stats(&chain.filters[1]).pending_reads == 0
+                    }),
+                    "{what:?}: the read is back on F3's queue"
+                );
+                assert!(read.poll().is_none(), "{what:?}: still waiting");
+                assert_eq!(chain.pull.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+                assert!(common::settles(|| lent(&chain)), "{what:?}: lent again");
+                let frame = common::bytes(9, 40 << 10);
                 let mut w = InFlight::write(
                     &backend,
                     chain.client_input.handle(),
-                    &[(&frame, common::meta(0, 0, 5))],
+                    &[(&frame, common::meta(0, 0, 7))],
                 );
-                let mut next = InFlight::read(&backend, chain.client_output.handle(), &[64 << 10]);
                 assert_eq!(w.wait().status, STATUS_SUCCESS);
-                let got = next.frames();
-                assert_eq!(got.len(), 1, "{what:?}: one frame");
-                assert!(got[0].data == frame, "{what:?}: the frame written, whole");
-                assert_eq!(got[0].header.time, 5);
+                assert_eq!(read.wait().status, STATUS_SUCCESS, "{what:?}");
+                let got = read.frames();
+                assert!(got.len() == 1 && got[0].data == frame, "{what:?}: the frame written");
+                assert_eq!(common::stats(&chain.filters[2]).copied_out, copied, "F3 copied nothing: lent");
             }
-            WhileIdle::CloseTheReadersPin | WhileIdle::CloseTheMiddleFilter => {
+            WhileIdle::CloseTheReadersPin
+            | WhileIdle::CloseTheMiddleFilter
+            | WhileIdle::CloseThePullSource => {
                 let mut handles = chain.into_handles();
-                let first: &[graph::Role] = if matches!(what, WhileIdle::CloseTheReadersPin) {
-                    &[graph::Role::ClientOutput]
-                } else {
-                    &[
+                let first: &[graph::Role] = match what {
+                    WhileIdle::CloseTheReadersPin => &[graph::Role::ClientOutput],
+                    WhileIdle::CloseThePullSource => &[graph::Role::PullSource],
+                    _ => &[
                         graph::Role::Sink(1, PIN_OUTPUT),
                         graph::Role::Sink(1, PIN_INPUT),
                         graph::Role::Filter(1),
-                    ]
+                    ],
                 };
                 for role in first {
                     let at = handles.iter().position(|(r, _)| r == role).expect("the role's handle");
@@ -252,21 +296,46 @@ fn idle_chain_with_a_read_waiting(what: WhileIdle) -> Vec<ksclient::io::Frame> {
     got
 }
 
-/// The client cancels its read while F2 holds F3's reads for ever: the read completes cancelled,
-/// F3's reads stay where they are, and the next frame written reaches the next read.
+/// The client cancels its lent read while F2 holds the source's read that names it: our cancel
+/// routine has the source cancel that read, the client's completes cancelled, and the next frame
+/// written reaches the next read (lent too).
 #[test]
 fn an_idle_chains_read_cancelled_completes_and_the_stream_goes_on() {
     idle_chain_with_a_read_waiting(WhileIdle::CancelTheRead);
 }
 
-/// The client closes its reading pin while F2 holds F3's reads: the read is cancelled.
+/// The client closes its reading pin while its read is lent: asked back, the read is cancelled.
 #[test]
 fn an_idle_chains_reading_pin_closed_cancels_the_read() {
     idle_chain_with_a_read_waiting(WhileIdle::CloseTheReadersPin);
 }
 
-/// F2 goes while it holds F3's reads: its cleanup gives them back, F3's input ends behind them,
-/// and the client's read gets the end of the stream (no data).
+/// The reading pin goes to STOP while its read is lent: the read is cancelled, as a queued one
+/// is; back in RUN, the stream goes on.
+#[test]
+fn an_idle_chains_reading_pin_stopped_cancels_the_read() {
+    idle_chain_with_a_read_waiting(WhileIdle::StopTheReadersPin);
+}
+
+/// The pull source goes to STOP while it has the client's read lent: the read goes back to F3's
+/// queue, waiting as before; back in RUN, it is lent again and gets the next frame.
+#[test]
+fn an_idle_chains_pull_source_stopped_gives_the_read_back() {
+    idle_chain_with_a_read_waiting(WhileIdle::StopThePullSource);
+}
+
+/// The pull source closes while it has the client's read lent: its cleanup waits for the read,
+/// given back to F3's queue, where F3's ended input gives it the end of the stream.
+#[test]
+fn an_idle_chains_pull_source_closed_ends_the_stream_for_the_reader() {
+    let frames = idle_chain_with_a_read_waiting(WhileIdle::CloseThePullSource);
+    assert!(frames.len() == 1 && frames[0].data.is_empty(), "one header, no data");
+    assert_ne!(frames[0].header.options_flags & ksabi::KsStreamOptions::ENDOFSTREAM.bits(), 0);
+}
+
+/// F2 goes while it holds the source's read that names the client's: its cleanup cancels it, the
+/// client's read goes back to F3's queue, F3's input ends, and the read gets the end of the
+/// stream (no data).
 #[test]
 fn an_idle_chains_middle_filter_closed_ends_the_stream_for_the_reader() {
     let frames = idle_chain_with_a_read_waiting(WhileIdle::CloseTheMiddleFilter);
@@ -279,10 +348,138 @@ fn an_idle_chains_middle_filter_closed_ends_the_stream_for_the_reader() {
     );
 }
 
-/// The process exits while F2 holds F3's reads and F3 the client's: the rundown cancels the
-/// client's read (F3's are the driver's own, cancelled by the sources' cleanup), and everything
-/// is freed.
+/// The process exits while the client's read is lent: the thread's rundown cancels it through our
+/// cancel routine (on no queue, nothing else would reach it: Windows would wait five minutes),
+/// and everything is freed.
 #[test]
 fn an_idle_chains_process_exit_cancels_the_read_and_frees_everything() {
     idle_chain_with_a_read_waiting(WhileIdle::Exit);
+}
+
+/// A cancel of a lent read races the source's read that names it: the read's cancel routine is
+/// stopped right after it let go of the cancel spin lock — the read's cancel routine already
+/// taken, the source not yet told — while a frame arrives and F2 fills the source's read. The
+/// source must not touch the client's read until the routine says it is done with it (on Windows
+/// the routine could still be reading the request: completing it then is a use after free). Once
+/// the routine goes on, the read completes with the frame: a cancel loses no data that arrived.
+#[test]
+fn a_lent_reads_cancel_routine_stopped_mid_way_keeps_the_read_until_it_is_done() {
+    let backend = common::boot();
+    let baseline = common::pool_bytes(&backend);
+    {
+        let chain = graph::Chain::open(&backend, &request::stream_format()).expect("chain");
+        chain.set_state(KSSTATE_RUN).expect("run");
+        let mut read = InFlight::read(&backend, chain.client_output.handle(), &[64 << 10]);
+        assert!(common::settles(|| lent(&chain)), "the client's read is lent");
+        let stop = backend.machine().preempt_after("IoReleaseCancelSpinLock");
+        std::thread::scope(|s| {
+            let cancel = s.spawn(|| chain.client_output.cancel());
+            assert!(
+                stop.wait_paused(std::time::Duration::from_secs(10)),
+                "the lent read's cancel routine stopped after letting go of the cancel spin lock"
+            );
+            let frame = common::bytes(5, 32 << 10);
+            let mut w =
+                InFlight::write(&backend, chain.client_input.handle(), &[(&frame, common::meta(0, 0, 9))]);
+            assert_eq!(w.wait().status, STATUS_SUCCESS);
+            // F2 filled the source's read (and so the client's buffer): the read is back.
+            assert!(
+                common::settles(|| {
+                    let f2 = common::stats(&chain.filters[1]);
+                    f2.pending_reads == 0 && f2.bytes_out == frame.len() as u64
+                }),
+                "F2 filled the source's read"
+            );
+            backend.machine().settle();
+            assert!(read.poll().is_none(), "the read is kept while its cancel routine runs");
+            stop.resume();
+            assert!(cancel.join().expect("the cancel thread").is_ok(), "CancelIoEx");
+            assert_eq!(read.wait().status, STATUS_SUCCESS, "completed with what it got");
+            let got = read.frames();
+            assert!(got.len() == 1 && got[0].data == frame, "the frame, whole");
+        });
+        assert_eq!(common::stats(&chain.filters[2]).copied_out, 0, "F3 copied nothing: lent");
+    }
+    backend.machine().settle();
+    assert_eq!(common::pool_bytes(&backend), baseline, "every filter, pin, source and ring freed");
+    backend.shutdown().assert_clean();
+}
+
+/// F2's output has not started (STOP) when the client's read arrives at F3: the source lends it,
+/// F2 refuses the request, and the read goes back to F3's queue — where the source leaves it until
+/// F2 says it runs, instead of lending it again and again (a request refused at once, for as long
+/// as F2 stays stopped). Once F2 runs, the read is lent and gets the next frame.
+#[test]
+fn a_read_lent_to_a_stopped_upstream_pin_waits_for_it_to_run() {
+    let backend = common::boot();
+    let baseline = common::pool_bytes(&backend);
+    {
+        let chain = graph::Chain::open(&backend, &request::stream_format()).expect("chain");
+        assert_eq!(chain.client_output.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        assert_eq!(chain.pull.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        let mut read = InFlight::read(&backend, chain.client_output.handle(), &[64 << 10]);
+        assert!(
+            common::settles(|| common::stats(&chain.filters[2]).pending_reads == 1),
+            "the read is back on F3's queue"
+        );
+        let sent = backend.machine().driver_irps_sent();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let again = backend.machine().driver_irps_sent() - sent;
+        assert!(again <= 2, "the source sent {again} requests in 200 ms to a pin that refuses them");
+        assert!(read.poll().is_none(), "the read waits");
+        chain.set_state(KSSTATE_RUN).expect("run");
+        assert!(common::settles(|| lent(&chain)), "lent once F2 runs");
+        let frame = common::bytes(4, 30 << 10);
+        let mut w =
+            InFlight::write(&backend, chain.client_input.handle(), &[(&frame, common::meta(0, 0, 3))]);
+        assert_eq!(w.wait().status, STATUS_SUCCESS);
+        assert_eq!(read.wait().status, STATUS_SUCCESS);
+        let got = read.frames();
+        assert!(got.len() == 1 && got[0].data == frame, "the frame written");
+    }
+    backend.machine().settle();
+    assert_eq!(common::pool_bytes(&backend), baseline, "every filter, pin, source and ring freed");
+    backend.shutdown().assert_clean();
+}
+
+/// The reading pin stops and runs again — or resets and ends the reset — before the source has
+/// had its lent read back: the read completes cancelled all the same, as a queued read would have
+/// at the STOP or the reset, and the stream goes on with the next read. The source is stopped just
+/// before it cancels its request (`IoCancelIrp`), so that the RUN (or the reset's end) surely comes
+/// before the request is back.
+#[test]
+fn a_lent_read_is_cancelled_by_a_stop_or_reset_even_when_the_pin_runs_again_at_once() {
+    for reset in [false, true] {
+        let backend = common::boot();
+        let baseline = common::pool_bytes(&backend);
+        {
+            let chain = graph::Chain::open(&backend, &request::stream_format()).expect("chain");
+            chain.set_state(KSSTATE_RUN).expect("run");
+            let mut read = InFlight::read(&backend, chain.client_output.handle(), &[64 << 10]);
+            assert!(common::settles(|| lent(&chain)), "the client's read is lent");
+            let out = &chain.client_output;
+            let stop = backend.machine().preempt_before("IoCancelIrp");
+            if reset {
+                assert_eq!(out.reset(ksabi::KSRESET_BEGIN).status, STATUS_SUCCESS);
+            } else {
+                assert_eq!(out.set_state(KSSTATE_STOP).status, STATUS_SUCCESS);
+            }
+            assert!(
+                stop.wait_paused(std::time::Duration::from_secs(10)),
+                "the source stopped before cancelling its request"
+            );
+            if reset {
+                assert_eq!(out.reset(ksabi::KSRESET_END).status, STATUS_SUCCESS);
+            } else {
+                assert_eq!(out.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+            }
+            stop.resume();
+            assert_eq!(read.wait().status, STATUS_CANCELLED, "reset {reset}");
+            let what = if reset { WhileIdle::CancelTheRead } else { WhileIdle::StopTheReadersPin };
+            one_frame_through(&backend, &chain, what);
+        }
+        backend.machine().settle();
+        assert_eq!(common::pool_bytes(&backend), baseline, "every filter, pin, source and ring freed");
+        backend.shutdown().assert_clean();
+    }
 }

@@ -12,7 +12,9 @@
 //!   `IOCTL_KS_READ_STREAM` whose headers name space reserved in its own ring (framering pending
 //!   reservations: the upstream filter's copy into them is the hop's only one), and commits what
 //!   comes back as frames, in the order the reads were sent; space a read did not fill, or whose
-//!   data is dropped, is given up in that order too.
+//!   data is dropped, is given up in that order too. While its ring is empty and a client's read
+//!   waits on its filter's output, it *lends* that read instead ([`lend`]): its request carries
+//!   the client read's buffers, and the upstream filter's copy goes straight to the client.
 //!
 //! Each source owns [`SLOTS`] IRPs (`IoAllocateIrp`, reused with `IoReuseIrp`) with their header
 //! arrays, all allocated at connection (no data buffers: requests name the ring's storage, whose
@@ -48,10 +50,11 @@
 //! a pull source that reads one ends its own filter's input, so end of stream travels down a chain.
 
 //! Modules: [`connect`] (the checks and the registration), [`slot`] (a request's IRP, headers and
-//! buffer), [`push`] and [`pull`] (each kind's work); here, the source itself, its work routine's
+//! buffer), [`push`] and [`pull`] (each kind's work), [`lend`] (a pull source's lent reads); here, the source itself, its work routine's
 //! passes and its cleanup. The work item and the requests' plumbing are `kernel::outbound`'s.
 
 mod connect;
+mod lend;
 mod pull;
 mod push;
 mod slot;
@@ -106,6 +109,10 @@ struct Work {
     /// most). Space a header does not fill stays reserved until its read is committed: sized to
     /// the frames, a read of small frames does not hold the ring's space for big ones.
     read_part: usize,
+    /// Pull: the client read lent to a slot's request, if any ([`lend`]).
+    lent: Option<lend::Loan>,
+    /// Pull: the output's last read waiting was lent — no reading ahead into the ring meanwhile.
+    lending: bool,
 }
 
 /// Pull: ending the filter's input after the sink ended.
@@ -135,6 +142,10 @@ pub struct Source {
     stopping: AtomicBool,
     /// A kick since the last run (the sink or the filter moved): retry refused requests.
     unblock: AtomicBool,
+    /// Pull: the lent read's cancel routine ran and is done with it ([`lend`]).
+    lent_cancelled: AtomicBool,
+    /// Pull: the output whose read is lent stops, resets or closes: ask it back ([`lend`]).
+    recall: AtomicBool,
     work: Exclusive<Work>,
     slots: [Slot; SLOTS],
 }
@@ -182,6 +193,7 @@ impl Source {
                 buffers: StreamBuffers::new(),
                 holds: slot::Holds::default(),
                 reserved: slot::Reserved::default(),
+                hop_count: 0,
             };
             Some(Slot {
                 request: Outbound::new(stack_size, i, RequestMdls::new(ids::TAG_SOURCE, region, HEADERS)?)?,
@@ -204,6 +216,8 @@ impl Source {
             shutting_down: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             unblock: AtomicBool::new(false),
+            lent_cancelled: AtomicBool::new(false),
+            recall: AtomicBool::new(false),
             work: Exclusive::new(Work {
                 filter: Some(filter),
                 lease,
@@ -213,6 +227,8 @@ impl Source {
                 eos_sent: false,
                 input_end: InputEnd::Open,
                 read_part: 0,
+                lent: None,
+                lending: false,
             }),
             slots,
         };
@@ -289,7 +305,11 @@ impl Source {
 
     /// Settles completed requests, then counts what held slots carry as discarded and frees them.
     fn drop_held(&self, f: &Filter, work: &mut Work) {
-        for slot in &self.slots {
+        let lent = work.lent.as_ref().map(|l| l.slot);
+        for (i, slot) in self.slots.iter().enumerate() {
+            if Some(i) == lent {
+                continue; // given back by `service_lent`, never dropped
+            }
             if slot.state.load() == SlotState::Done {
                 match self.kind {
                     Kind::Push => self.write_done(f, slot, work),
@@ -349,19 +369,24 @@ impl Source {
 
     /// One pass of the work routine.
     fn run(this: &Shared<Self>) {
-        if this.shutting_down.load(Ordering::SeqCst) {
-            return; // the cleanup settles what is left once nothing runs
-        }
-        // One pass at a time (the worker), so the claim succeeds.
+        // One pass at a time (the worker), so the claim succeeds (the cleanup claims the state
+        // only once no pass runs).
         let Some(mut work) = this.work.claim() else { return };
         let work = &mut *work;
         let Some(filter) = work.filter.take() else { return }; // let go by the cleanup
-        Self::pass(this, filter.get(), work);
+        if this.shutting_down.load(Ordering::SeqCst) {
+            // The cleanup settles what is left once nothing runs — except a lent read, which it
+            // waits for: given back here once its request is.
+            this.service_lent(filter.get(), work);
+        } else {
+            Self::pass(this, filter.get(), work);
+        }
         work.filter = Some(filter);
     }
 
     /// [`Source::run`] with the work routine's state and the filter taken out of it.
     fn pass(this: &Shared<Self>, f: &Filter, work: &mut Work) {
+        this.service_lent(f, work);
         if this.stopping.load(Ordering::SeqCst) {
             // The pin went to STOP: nothing more moves (its filter's ring was just emptied); what
             // is held, or comes back, is dropped until nothing is in flight. "Nothing in flight"

@@ -22,6 +22,9 @@ const MIN_READ_PART: usize = 256;
 
 impl Source {
     pub(super) fn pull(this: &Shared<Self>, f: &Filter, work: &mut Work) {
+        if work.lent.is_some() {
+            return; // nothing else goes out, or is settled, while a read is lent
+        }
         for slot in &this.slots {
             let stale = slot.seq.load(Ordering::SeqCst) < work.next_done;
             if stale && slot.state.load() == SlotState::Done && Self::read_done(f, slot, work) {
@@ -58,6 +61,9 @@ impl Source {
             || f.input_closed()
             || work.blocked
         {
+            return;
+        }
+        if Self::lend_or_wait(this, f, work) {
             return;
         }
         let ring = f.ring_ref();

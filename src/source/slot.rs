@@ -59,6 +59,10 @@ pub(super) struct SlotIo {
     /// Pull: the ring space this slot's read headers name, one reservation per header, committed
     /// (or abandoned) in the order they were made ([`super::Source::settle_reservations`]).
     pub(super) reserved: Reserved,
+    /// Pull, a lent read ([`super::lend`]): how many headers its request over the client's buffers
+    /// has (in `buffers`' array, [`StreamBuffers::foreign_headers`]; the upstream filter fills
+    /// them in).
+    pub(super) hop_count: usize,
 }
 
 /// A pull slot's reservations in its filter's ring: `count` of them, the first `settled`

@@ -20,6 +20,10 @@
 //!   stay in the upstream ring, held by that source — for a read to take it straight into the
 //!   downstream ring. One copy between three rings; this filter's ring stays empty, and the chain
 //!   buffers in its neighbours'.
+//! - A filter whose input is a pull source lends it the oldest read while its ring is empty
+//!   ([`lend_read`]): the upstream filter fills the client's buffers directly. While a read is lent
+//!   the pump gives later reads nothing, not even the end of the stream, until the source gives it
+//!   back ([`lent_read_given_back`]).
 //! - A write's `Information` is the bytes accepted; a cancelled write keeps it (those bytes are in
 //!   the ring and will be read). A cancelled read that already holds frames completes with
 //!   success, so no data is lost to a cancel.
@@ -44,6 +48,7 @@ use ksabi::{
 use ksring_api::KSRING_OPTIONSF_CONTINUES;
 
 pub use crate::kernel::stream::Direction;
+pub use read::{Lendable, given_back as lent_read_given_back, lend as lend_read};
 pub use write::meta_of;
 
 use crate::filter::Filter;

@@ -7,7 +7,7 @@ use ksring_api::KSRING_OPTIONSF_CONTINUES;
 
 use super::{HOLD_BUDGET, RECORD_COST, first_request, let_go_locked, part_flags};
 use crate::filter::{Counters, Filter};
-use crate::kernel::stream::{CallerBytes, Completions, Cursor};
+use crate::kernel::stream::{CallerBytes, Completions, Cursor, StreamIrp};
 use crate::pin_id::PinId;
 
 /// Fills the queued reads, one bounded hold of the consumer lock at a time ([`HOLD_BUDGET`]):
@@ -26,7 +26,9 @@ pub fn pump(f: &Filter) -> bool {
 fn one_hold(f: &Filter, done: &mut Completions, progress: &mut bool) -> bool {
     let mut side = f.consumer.lock();
     core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
-    if side.ring.is_none() || !f.flowing(PinId::Output) {
+    // While a read is lent, later ones get nothing — not even the end of the stream: the lent one
+    // comes first ([`lend`]).
+    if side.ring.is_none() || !f.flowing(PinId::Output) || f.read_lent() {
         let_go_locked(&mut side, done);
         return false;
     }
@@ -105,7 +107,7 @@ pub fn direct(
     done: &mut Completions,
 ) -> Option<usize> {
     let mut side = f.consumer.lock();
-    if !side.ring.as_mut()?.is_empty() {
+    if !side.ring.as_mut()?.is_empty() || f.read_lent() {
         return None;
     }
     // The read in progress (a read pump between two holds) is the oldest: it comes first.
@@ -134,6 +136,58 @@ pub fn direct(
         side.release(irp, done);
     }
     Some(n)
+}
+
+/// The oldest read of the output, as [`lend`] found it.
+pub struct Lendable {
+    /// The read, taken off its queue (only when asked to take it).
+    pub irp: Option<StreamIrp>,
+    /// How many headers the read over its buffers has (in the caller's `out`).
+    pub count: usize,
+    /// [`Filter::output_cancels`] when it was taken: a cancel of the output's requests after that
+    /// is one this read missed while lent.
+    pub cancels: u32,
+}
+
+/// The oldest read, to a pull source feeding this filter's input that would lend it
+/// ([`crate::kernel::stream::LentRead`]): only while the ring is empty and the output runs, no
+/// read is in progress or lent, and the input has not ended — then nothing older than it is in
+/// the ring or to come into it, and it may take the upstream filter's frames directly. With
+/// `take`, the read is taken off the queue, `out` gets the headers of a read over its buffers,
+/// and the filter counts it lent (until [`given_back`]); without, it stays queued. `None` if
+/// there is no such read.
+pub fn lend(f: &Filter, out: &mut [KSSTREAM_HEADER], take: bool) -> Option<Lendable> {
+    Completions::scope(|done| {
+        let mut side = f.consumer.lock();
+        // Read before the state: a count that includes a STOP's cancel comes with that STOP's
+        // state (`Filter::cancel_requests`).
+        let cancels = f.output_cancels();
+        let ready = side.ring.as_mut().is_some_and(Consumer::is_empty)
+            && f.flowing(PinId::Output)
+            && !side.has_in_progress()
+            && !f.read_lent()
+            && !f.input_closed();
+        if !ready {
+            return None;
+        }
+        let mut irp = first_request(&mut side, &f.reads, done)?;
+        let count = if irp.cancel_requested() { None } else { irp.lendable_headers(out) };
+        let Some(count) = count.filter(|_| take) else {
+            side.release(irp, done);
+            return count.map(|count| Lendable { irp: None, count, cancels });
+        };
+        f.set_read_lent(true);
+        Some(Lendable { irp: Some(irp.take(&f.reads)), count, cancels })
+    })
+}
+
+/// A lent read is back with the stream path (completed, or queued again at the head): later
+/// reads may be filled again. Only the reads are pumped: the sources are not kicked — the one
+/// that gave the read back is running, and a kick would undo its wait for an upstream pin that
+/// refused the read (it would lend again at once, refused again, for ever).
+pub fn given_back(f: &Filter) {
+    f.set_read_lent(false);
+    pump(f);
 }
 
 /// Records `n` more bytes of a frame with `meta` in the current header (after the `offset` bytes

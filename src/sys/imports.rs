@@ -78,6 +78,7 @@ imports! {
         fn IoReuseIrp(irp: *mut IRP, status: NTSTATUS);
         fn IofCallDriver(device: *mut DEVICE_OBJECT, irp: *mut IRP) -> NTSTATUS;
         fn IoCancelIrp(irp: *mut IRP) -> u8;
+        fn IoReleaseCancelSpinLock(irql: KIRQL);
         fn IoFreeMdl(mdl: *mut MDL);
         fn MmUnlockPages(mdl: *mut MDL);
         fn MmBuildMdlForNonPagedPool(mdl: *mut MDL);

@@ -191,6 +191,17 @@ impl<const N: usize, R: Region + Clone> StreamBuffers<N, R> {
         self.extents.get(i).and_then(|e| e.get()).is_some()
     }
 
+    /// The header array itself, for a request over buffers that are not a region (a lent read's:
+    /// [`super::Outbound::send_borrowed`]): the headers in use and the region are forgotten first,
+    /// so nothing here names the region any more, and [`StreamBuffers::prepare`] rewrites every
+    /// header of the next request over a region from its extents, whatever is left in the array.
+    pub fn foreign_headers(&mut self) -> &mut [KSSTREAM_HEADER; N] {
+        self.count = 0;
+        self.extents = [Extent::NONE; N];
+        self.region = None;
+        &mut self.headers
+    }
+
     /// Headers in use.
     pub fn count(&self) -> usize {
         self.count

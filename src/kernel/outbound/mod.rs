@@ -56,11 +56,13 @@ impl Activity {
         Some(Self { inner })
     }
 
-    fn enter(&self) {
+    /// Counts one more thing running for the owner (a lent client read, until it is given back).
+    pub fn enter(&self) {
         self.inner.count.fetch_add(1, Ordering::SeqCst);
     }
 
-    fn leave(&self) {
+    /// The end of what [`Activity::enter`] counted.
+    pub fn leave(&self) {
         if self.inner.count.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.inner.idle.set();
         }
@@ -377,6 +379,8 @@ pub struct Outbound<B> {
     slot: usize,
     /// The MDLs it carries over the region its headers name (see [`RequestMdls`]).
     mdls: RequestMdls,
+    /// While in flight: the chain it borrowed ([`Outbound::send_borrowed`]), if any.
+    borrowed: AtomicPtr<MDL>,
     buffers: PhantomData<B>,
 }
 
@@ -409,6 +413,7 @@ impl<B> Outbound<B> {
             target: AtomicPtr::new(null_mut()),
             slot,
             mdls,
+            borrowed: AtomicPtr::new(null_mut()),
             buffers: PhantomData,
         })
     }
@@ -429,31 +434,7 @@ impl<B> Outbound<B> {
     ) where
         B: Lend<N>,
     {
-        if !inside(owner, self) || !inside(owner, buffers.cell()) {
-            // The request or its buffers outside the owner: the reference the request holds
-            // would not keep them alive. Refused as if the target had closed.
-            drop(buffers);
-            T::completed(owner, self.slot, ksabi::STATUS_INVALID_PARAMETER, 0);
-            return;
-        }
-        if lease.id != target.id || target.state.load(Ordering::SeqCst) == GONE {
-            drop(buffers);
-            T::completed(owner, self.slot, ksabi::STATUS_FILE_CLOSED, 0);
-            return;
-        }
-        let irp = self.irp.as_ptr();
-        let (lender, buffers) = buffers.lend();
-        // SAFETY: our IRP, not in flight (its buffers were claimable: the last completion ended
-        // their loan), with the stack locations it was allocated with.
-        unsafe { sys::IoReuseIrp(irp, STATUS_NOT_SUPPORTED) };
-        // SAFETY: our IRP, not in flight: `Tail.Overlay` is live, and its current location is the
-        // past-the-end one `IoReuseIrp` set.
-        let current = unsafe { (*nt::tail_overlay(irp)).CurrentStackLocation };
-        // SAFETY: the location below it, the target's (the IRP has the target's stack size), ours
-        // to set up while the IRP is not in flight.
-        let next = unsafe { &mut *current.wrapping_sub(1) };
-        next.MajorFunction = IRP_MJ_DEVICE_CONTROL;
-        next.MinorFunction = 0;
+        let Some((lender, buffers)) = self.lend_buffers(owner, target, lease, buffers) else { return };
         // SAFETY: our IRP; the buffers are lent to it until its completion.
         let stream_buffers = unsafe { (*buffers).stream_buffers() };
         let (headers, length) = stream_buffers.prepare(direction);
@@ -466,6 +447,84 @@ impl<B> Outbound<B> {
         // completion; the request is not in flight, so none of its MDLs is in use.
         let mdls =
             unsafe { self.mdls.build(with_bytes.map(|h| (h.Data.cast::<u8>(), h.FrameExtent as usize))) };
+        self.borrowed.store(null_mut(), Ordering::SeqCst);
+        self.call(owner, target, lender, direction, headers, length, mdls);
+    }
+
+    /// Sends a stream request as [`Outbound::send`] does, but over buffers that are not the
+    /// owner's: its headers are the `count` headers `headers` returns from the lent `buffers`,
+    /// and its MDL chain is `mdls` — borrowed (a lent client read's, [`super::stream::LentRead`]),
+    /// taken off the request at its completion and never freed here.
+    ///
+    /// # Safety
+    /// The headers name exactly the buffers of `mdls`' chain, one MDL per header in order, locked
+    /// and mapped; the chain stays so, untouched by anyone else, until the completion has run.
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn send_borrowed<T: Owner>(
+        &self,
+        owner: &Shared<T>,
+        target: &Target,
+        lease: &Lease,
+        direction: Direction,
+        buffers: ExclusiveGuard<'_, B>,
+        mdls: *mut MDL,
+        headers: impl FnOnce(&mut B) -> (*mut c_void, u32),
+    ) {
+        let Some((lender, buffers)) = self.lend_buffers(owner, target, lease, buffers) else { return };
+        // SAFETY: our IRP; the buffers are lent to it until its completion.
+        let (headers, length) = headers(unsafe { &mut *buffers });
+        self.borrowed.store(mdls, Ordering::SeqCst);
+        self.call(owner, target, lender, direction, headers, length, mdls);
+    }
+
+    /// The checks before a send: the request and its buffers inside the owner (else the reference
+    /// the request holds would not keep them alive) and the target not let go — or the owner is
+    /// told at once, as if the target had closed. Then the buffers are lent.
+    fn lend_buffers<'g, T: Owner>(
+        &self,
+        owner: &Shared<T>,
+        target: &Target,
+        lease: &Lease,
+        buffers: ExclusiveGuard<'g, B>,
+    ) -> Option<(&'g Exclusive<B>, *mut B)> {
+        if !inside(owner, self) || !inside(owner, buffers.cell()) {
+            drop(buffers);
+            T::completed(owner, self.slot, ksabi::STATUS_INVALID_PARAMETER, 0);
+            return None;
+        }
+        if lease.id != target.id || target.state.load(Ordering::SeqCst) == GONE {
+            drop(buffers);
+            T::completed(owner, self.slot, ksabi::STATUS_FILE_CLOSED, 0);
+            return None;
+        }
+        Some(buffers.lend())
+    }
+
+    /// Sets the request up — a kernel-mode stream request of `length` bytes of `headers`, with
+    /// `mdls` — and sends it.
+    #[allow(clippy::too_many_arguments)]
+    fn call<T: Owner>(
+        &self,
+        owner: &Shared<T>,
+        target: &Target,
+        lender: &Exclusive<B>,
+        direction: Direction,
+        headers: *mut c_void,
+        length: u32,
+        mdls: *mut MDL,
+    ) {
+        let irp = self.irp.as_ptr();
+        // SAFETY: our IRP, not in flight (its buffers were claimable: the last completion ended
+        // their loan), with the stack locations it was allocated with.
+        unsafe { sys::IoReuseIrp(irp, STATUS_NOT_SUPPORTED) };
+        // SAFETY: our IRP, not in flight: `Tail.Overlay` is live, and its current location is the
+        // past-the-end one `IoReuseIrp` set.
+        let current = unsafe { (*nt::tail_overlay(irp)).CurrentStackLocation };
+        // SAFETY: the location below it, the target's (the IRP has the target's stack size), ours
+        // to set up while the IRP is not in flight.
+        let next = unsafe { &mut *current.wrapping_sub(1) };
+        next.MajorFunction = IRP_MJ_DEVICE_CONTROL;
+        next.MinorFunction = 0;
         let code = match direction {
             Direction::Write => IOCTL_KS_WRITE_STREAM,
             Direction::Read => IOCTL_KS_READ_STREAM,
@@ -529,8 +588,9 @@ unsafe extern "system" fn completed<T: Owner, B>(
     let request = unsafe { &*context.cast::<Outbound<B>>() };
     // SAFETY: our IRP, back in our hands.
     let io = unsafe { (*irp).IoStatus };
+    let borrowed = request.borrowed.swap(null_mut(), Ordering::SeqCst);
     // SAFETY: as above.
-    unsafe { free_mdls(irp, &request.mdls) };
+    unsafe { free_mdls(irp, &request.mdls, borrowed) };
     let owner = request.owner.swap(null_mut(), Ordering::SeqCst);
     if owner.is_null() {
         // Completed a second time by a misbehaving driver below: nothing of ours is left to give.
@@ -559,15 +619,23 @@ unsafe extern "system" fn completed<T: Owner, B>(
 }
 
 /// Takes the MDLs off a completed request of ours: those of `own` stay where they are (its block),
-/// the others (built by the target's probe) are unlocked and freed.
+/// a `borrowed` chain goes back to its owner untouched, the others (built by the target's probe)
+/// are unlocked and freed.
 ///
 /// # Safety
 /// `irp` is an IRP of ours whose completion routine is running.
-unsafe fn free_mdls(irp: *mut IRP, own: &RequestMdls) {
+unsafe fn free_mdls(irp: *mut IRP, own: &RequestMdls, borrowed: *mut MDL) {
     // SAFETY: the caller's IRP; only its MDL field is borrowed (`IoCancelIrp` may still write
     // `Cancel` on another processor).
     let head = unsafe { &mut (*irp).MdlAddress };
     let mut mdl: *mut MDL = core::mem::replace(head, null_mut());
+    if !borrowed.is_null() {
+        // A preset chain: the target's probe built none and took ours as it was.
+        debug_assert_eq!(mdl, borrowed, "a borrowed chain comes back as it went");
+        if mdl == borrowed {
+            return;
+        }
+    }
     while let Some(m) = NonNull::new(mdl) {
         let (next, flags) = {
             // SAFETY: an MDL of the chain the target's KsProbeStreamIrp built for this request.

@@ -19,6 +19,7 @@
 
 mod completions;
 mod cursor;
+mod lent;
 mod queue;
 
 use core::ptr::NonNull;
@@ -27,6 +28,7 @@ use ksabi::{DEVICE_OBJECT, IOCTL_KS_READ_STREAM, IRP, KsProbe, NTSTATUS, STATUS_
 
 pub use completions::Completions;
 pub use cursor::{CallerBytes, Cursor};
+pub use lent::{LendOwner, LentRead};
 pub use queue::{PumpKey, StreamQueue};
 
 use super::irp::Irp;
@@ -180,6 +182,17 @@ impl Acquired {
         }
     }
 
+    /// [`StreamIrp::lendable_headers`].
+    pub fn lendable_headers(&mut self, out: &mut [ksabi::KSSTREAM_HEADER]) -> Option<usize> {
+        lent::lendable_headers(&mut self.raw, out)
+    }
+
+    /// Unlinks it from `queue`: the caller's outright (to lend, [`StreamIrp::lend`]).
+    pub fn take(self, queue: &StreamQueue) -> StreamIrp {
+        queue.remove(&self.raw);
+        StreamIrp { raw: self.raw }
+    }
+
     /// Unlinks it from `queue` and has `done` complete it with `status` and `information` once
     /// the locks are let go.
     pub fn finish(self, queue: &StreamQueue, done: &mut Completions, status: NTSTATUS, information: usize) {
@@ -197,6 +210,11 @@ unsafe extern "system" fn cancel(device: *mut DEVICE_OBJECT, irp: *mut IRP) {
     // SAFETY: the I/O manager (or KS) calls the cancel routine of our queued IRP with the cancel
     // spin lock held: the routine owns the request from here (KS unlinks it just below).
     let mut irp = Probed(unsafe { OwnedIrp::new(raw) });
+    // Already cleared when `IoCancelIrp` calls us (it swaps the routine out first, as `KsCancelIo`
+    // does). ReactOS' `KsAddIrpToCancelableQueue` and `KsReleaseIrpOnCancelableQueue` call us for a
+    // request cancelled meanwhile with the routine still set, and its `IofCompleteRequest` asserts
+    // `!Irp->CancelRoutine` (seen in the ReactOS lab): cleared here, whoever called.
+    lent::clear_cancel_routine(&irp);
     irp.io_status_mut().Status = STATUS_CANCELLED;
     // SAFETY: as above; the IRP was queued with KsAddIrpToCancelableQueue.
     unsafe { sys::KsCancelRoutine(device, irp.as_ptr()) };

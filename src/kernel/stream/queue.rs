@@ -5,7 +5,7 @@ use core::cell::UnsafeCell;
 use core::ptr::{NonNull, null_mut};
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
-use ksabi::{KSPIN_LOCK, KsAcquireOnly, KsListEntryHead, KsListEntryTail, LIST_ENTRY};
+use ksabi::{KSLIST_ENTRY_LOCATION, KSPIN_LOCK, KsAcquireOnly, KsListEntryHead, KsListEntryTail, LIST_ENTRY};
 
 use super::{Acquired, Probed, StreamIrp, cancel, completions};
 use crate::kernel::nt::{self, OwnedIrp};
@@ -78,6 +78,17 @@ impl StreamQueue {
     /// Marks the request pending (its `Information` 0: bytes accepted so far) and puts it at the
     /// tail, cancelable. The dispatch routine then returns `STATUS_PENDING`.
     pub fn push(&self, irp: StreamIrp) {
+        self.insert(irp, KsListEntryTail);
+    }
+
+    /// Puts a request back at the head, cancelable: one a source had lent ([`super::LentRead`]),
+    /// older than every request still queued. A cancel that came while it was lent completes it
+    /// right away (KS runs the cancel routine of a request queued with `Cancel` set).
+    pub fn push_front(&self, irp: StreamIrp) {
+        self.insert(irp, KsListEntryHead);
+    }
+
+    fn insert(&self, irp: StreamIrp, location: KSLIST_ENTRY_LOCATION) {
         let mut irp = irp.into_owned();
         irp.io_status_mut().Information = 0;
         irp.mark_pending();
@@ -87,13 +98,7 @@ impl StreamQueue {
         // SAFETY: an initialised queue and its lock; the request is ours and pending; `cancel`
         // handles stream requests. From here on it is the queue's.
         unsafe {
-            sys::KsAddIrpToCancelableQueue(
-                self.head.get(),
-                self.lock.get(),
-                raw,
-                KsListEntryTail,
-                Some(cancel),
-            );
+            sys::KsAddIrpToCancelableQueue(self.head.get(), self.lock.get(), raw, location, Some(cancel));
         };
     }
 

@@ -150,6 +150,12 @@ pub fn stream_through(format: &[u8], capacity: Option<u32>, cfg: Cfg) -> Outcome
         cfg.seed
     );
     let st = statistics(&filters)?;
+    // Bytes F3 delivered without copying them: lent reads F2 filled directly (src/source/lend.rs).
+    sayf!(
+        "KSRING-NATIVE: chain: F3 lent {} of {} bytes to its pull source's reads",
+        st[2].bytes_out.saturating_sub(st[2].copied_out),
+        st[2].bytes_out
+    );
     for (n, s) in st.iter().enumerate() {
         let frames = frames + u64::from(n == 1 && cfg.end_by_close);
         expect_eq(
