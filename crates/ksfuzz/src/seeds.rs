@@ -103,6 +103,9 @@ pub fn stream_headers() -> Vec<Vec<u8>> {
         with_prefix(&[3, 3, 2], &headers(&[r(1000, 0), r(1, 0x400)])),
         with_prefix(&[3, 3, 0], &headers(&[r(64, 0)])),
         with_prefix(&[1, 3, 0], &headers(&[w(8, 8, 0)])),
+        // At the end of a chain, where the read may be lent: one header, after a frame; four.
+        with_prefix(&[3, 3, 8 | 2], &headers(&[r(4096, 0)])),
+        with_prefix(&[3, 3, 8], &headers(&[r(1000, 0), r(64, 0x400), r(1, 0x800), r(3000, 0x1000)])),
     ]
 }
 
