@@ -163,9 +163,12 @@ impl Source {
                 (io.buffers.foreign_headers().as_mut_ptr().cast(), length)
             });
         };
-        // A STOP, cleanup or recall that looked before the request was marked would have missed it.
-        let cancelling = this.winding_down() || !f.flowing(PinId::Output) || f.closing(PinId::Output);
-        if cancelling && slot.state.load() == SlotState::InFlight {
+        // The source's own STOP or cleanup that looked for requests before this one was marked
+        // would have missed it. (The output's need no look here: a STOP, reset or cleanup of the
+        // output that came before the read was taken kept it from being taken — `lend_read` looks
+        // at the state, under the lock the cancel's `let_go` takes after storing it — and one that
+        // came after finds the read lent and recalls it.)
+        if this.winding_down() && slot.state.load() == SlotState::InFlight {
             slot.request.cancel();
         }
     }

@@ -162,8 +162,11 @@ pub fn lend(f: &Filter, out: &mut [KSSTREAM_HEADER], take: bool) -> Option<Lenda
         // Read before the state: a count that includes a STOP's cancel comes with that STOP's
         // state (`Filter::cancel_requests`).
         let cancels = f.output_cancels();
+        // The output's state under this lock: a STOP, reset or cleanup stores its state first, and
+        // its cancel takes this lock (`let_go`) before it looks for a lent read to recall.
         let ready = side.ring.as_mut().is_some_and(Consumer::is_empty)
             && f.flowing(PinId::Output)
+            && !f.closing(PinId::Output)
             && !side.has_in_progress()
             && !f.read_lent()
             && !f.input_closed();
