@@ -265,9 +265,9 @@ impl Filter {
         }
         self.queue(pin).cancel_all();
         stream::let_go(self, pin);
-        if pin == PinId::Output && self.read_lent() {
-            // The read lent to the input's pull source is on no queue: asked back, it returns to
-            // this one and is cancelled there (`source::lend`).
+        if pin == PinId::Output {
+            // A read lent to the input's pull source is on no queue: asked back, it returns to
+            // this one and is cancelled there (`source::lend`). With none lent the recall is void.
             if let Some(s) = &self.control.lock().sources[PinId::Input] {
                 Source::recall_lent(s);
             }

@@ -485,3 +485,44 @@ fn a_sink_closing_under_a_streaming_push_source_ends_the_source() {
     }
     backend.shutdown().assert_clean();
 }
+
+/// Reads F3's pull source can lend (one header) and reads it cannot (20 headers: more than a
+/// request of its own carries) alternate at the end of a chain while frames stream in: every frame
+/// arrives once, whole and in order. The source goes from lending to reading into its ring and
+/// back, and the order of what it has out holds across the switch.
+#[test]
+fn lendable_and_unlendable_reads_alternate_in_order() {
+    let backend = common::boot();
+    {
+        const N: usize = 600;
+        let chain = Chain::open(&backend, &request::stream_format()).expect("chain");
+        chain.set_state(KSSTATE_RUN).expect("run");
+        let sent = common::numbered(N, 3000);
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for batch in sent.chunks(8) {
+                    let list: Vec<(&[u8], Header)> =
+                        batch.iter().map(|f| (f.as_slice(), Header::default())).collect();
+                    let mut w = InFlight::write(&backend, chain.client_input.handle(), &list);
+                    assert_eq!(w.wait().status, STATUS_SUCCESS);
+                }
+            });
+            let mut i = 0;
+            while got.len() < N {
+                let extents: Vec<usize> = if i % 2 == 0 { vec![4096] } else { vec![4096; 20] };
+                let mut r = InFlight::read(&backend, chain.client_output.handle(), &extents);
+                assert_eq!(r.wait().status, STATUS_SUCCESS, "read {i}");
+                got.extend(r.frames().into_iter().map(|f| f.data));
+                i += 1;
+            }
+        });
+        let order = common::numbers(&got);
+        assert!(order.iter().copied().eq(0..N), "every frame once, in order: {order:?}");
+        assert!(got.iter().zip(&sent).all(|(g, s)| g == s), "each frame whole");
+        let f3 = common::stats(&chain.filters[2]);
+        assert_eq!(f3.bytes_out, (N * 3000) as u64, "{f3:?}");
+        assert!(f3.copied_out > 0 && f3.copied_out < f3.bytes_out, "both ways were taken: {f3:?}");
+    }
+    backend.shutdown().assert_clean();
+}

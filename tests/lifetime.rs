@@ -483,3 +483,81 @@ fn a_lent_read_is_cancelled_by_a_stop_or_reset_even_when_the_pin_runs_again_at_o
         backend.shutdown().assert_clean();
     }
 }
+
+/// The pull source goes to STOP just as it lends the client's read: its request counted in
+/// flight, not yet set up again (kshost stops the work routine before `IoReuseIrp`). The STOP's
+/// cancel finds the request not sent — it only marks it, and the reuse clears the mark — so the
+/// source cancels it itself once it is sent, and the read goes back to F3's queue (it would stay
+/// lent, held at F2, for as long as nothing comes).
+#[test]
+fn a_pull_source_stopped_while_it_lends_takes_the_read_back() {
+    let backend = common::boot();
+    let baseline = common::pool_bytes(&backend);
+    {
+        let chain = graph::Chain::open(&backend, &request::stream_format()).expect("chain");
+        chain.set_state(KSSTATE_RUN).expect("run");
+        // The source has read ahead (F2 holds its reads); the next request it sets up is the lend.
+        assert!(common::settles(|| common::stats(&chain.filters[1]).pending_reads > 0), "read ahead");
+        let reuse = backend.machine().preempt_before("IoReuseIrp");
+        let mut read = InFlight::read(&backend, chain.client_output.handle(), &[64 << 10]);
+        assert!(
+            reuse.wait_paused(std::time::Duration::from_secs(10)),
+            "the source stopped before setting up the request that lends the read"
+        );
+        assert_eq!(chain.pull.set_state(KSSTATE_STOP).status, STATUS_SUCCESS);
+        reuse.resume();
+        assert!(
+            common::settles(|| {
+                common::stats(&chain.filters[2]).pending_reads == 1
+                    && common::stats(&chain.filters[1]).pending_reads == 0
+            }),
+            "the read is back on F3's queue, nothing held at F2"
+        );
+        assert!(read.poll().is_none(), "still waiting");
+        assert_eq!(chain.pull.set_state(KSSTATE_RUN).status, STATUS_SUCCESS);
+        assert!(common::settles(|| lent(&chain)), "lent again");
+        let frame = common::bytes(6, 20 << 10);
+        let mut w =
+            InFlight::write(&backend, chain.client_input.handle(), &[(&frame, common::meta(0, 0, 1))]);
+        assert_eq!(w.wait().status, STATUS_SUCCESS);
+        assert_eq!(read.wait().status, STATUS_SUCCESS);
+        let got = read.frames();
+        assert!(got.len() == 1 && got[0].data == frame, "the frame written");
+    }
+    backend.machine().settle();
+    assert_eq!(common::pool_bytes(&backend), baseline, "every filter, pin, source and ring freed");
+    backend.shutdown().assert_clean();
+}
+
+/// An empty frame (no bytes, not the end of the stream) reaches a lent read like any other, and
+/// the stream goes on: it does not end F3's input (only an empty `ENDOFSTREAM` frame does).
+#[test]
+fn an_empty_frame_through_a_lent_read_is_not_the_end() {
+    let backend = common::boot();
+    let baseline = common::pool_bytes(&backend);
+    {
+        let chain = graph::Chain::open(&backend, &request::stream_format()).expect("chain");
+        chain.set_state(KSSTATE_RUN).expect("run");
+        let mut read = InFlight::read(&backend, chain.client_output.handle(), &[64 << 10]);
+        assert!(common::settles(|| lent(&chain)), "the client's read is lent");
+        let frame = common::bytes(8, 12 << 10);
+        let mut w = InFlight::write(
+            &backend,
+            chain.client_input.handle(),
+            &[(&[][..], common::meta(0, 0, 1)), (&frame, common::meta(0, 0, 2))],
+        );
+        assert_eq!(w.wait().status, STATUS_SUCCESS);
+        assert_eq!(read.wait().status, STATUS_SUCCESS);
+        let got = read.frames();
+        assert!(got.len() == 1 && got[0].data.is_empty(), "the empty frame: {got:?}");
+        assert_eq!(got[0].header.options_flags & ksabi::KsStreamOptions::ENDOFSTREAM.bits(), 0);
+        let mut next = InFlight::read(&backend, chain.client_output.handle(), &[64 << 10]);
+        assert_eq!(next.wait().status, STATUS_SUCCESS);
+        let got = next.frames();
+        assert!(got.len() == 1 && got[0].data == frame, "the next frame, not the end: {got:?}");
+        assert_eq!(common::stats(&chain.filters[2]).frames_out, 2, "both frames counted out of F3");
+    }
+    backend.machine().settle();
+    assert_eq!(common::pool_bytes(&backend), baseline, "every filter, pin, source and ring freed");
+    backend.shutdown().assert_clean();
+}

@@ -34,13 +34,14 @@ use ksabi::{
 };
 use ksring_api::KSRING_OPTIONSF_CONTINUES;
 
-use super::slot::SlotState;
+use super::slot::{SlotIo, SlotState};
 use super::{HEADER, HEADERS, Source, Work};
 use crate::filter::{Counters, Filter};
 use crate::kernel::outbound::Worker;
+use crate::kernel::pool::PoolBox;
 use crate::kernel::pool::Shared;
 use crate::kernel::stream::{Direction, LendOwner, LentRead, StreamIrp};
-use crate::pin_id::PinId;
+use crate::kernel::sync::ExclusiveGuard;
 use crate::stream::{self, Lendable};
 
 /// A header with nothing in it.
@@ -94,9 +95,10 @@ impl Source {
             // makes the next ones take the ring's copy: the frames wait upstream instead.
             return work.lending;
         }
-        let idle = this.slots.iter().all(|s| {
-            s.state.load() == SlotState::Free && s.io.claim().is_some_and(|io| io.reserved.settled())
-        });
+        // Nothing out and nothing unsettled: a slot's request in flight holds its buffers (they
+        // cannot be claimed), and one back but not yet settled — holding frames, or space to give
+        // up — has reservations not yet settled.
+        let idle = this.slots.iter().all(|s| s.io.claim().is_some_and(|io| io.reserved.settled()));
         let mut hop = [NO_HEADER; HEADERS];
         if !idle {
             // Reads into the ring are out: a read that could be lent waits for them, and they are
@@ -108,6 +110,9 @@ impl Source {
             }
             return waits;
         }
+        // Slot 0's buffers, claimed before the read is taken (every slot is free: the claim
+        // succeeds; the pass is the only claimer).
+        let Some(io) = this.slots[0].io.claim() else { return false };
         // A recall from before this lend is void (one from after it is seen below, or by a pass).
         this.recall.store(false, Ordering::SeqCst);
         let Some(Lendable { irp: Some(irp), count, cancels }) = stream::lend_read(f, &mut hop, true) else {
@@ -117,27 +122,29 @@ impl Source {
             return false;
         };
         work.lending = true;
-        Self::lend(this, f, work, Taken { irp, cancels }, &hop[..count]);
+        Self::lend(this, f, work, io, Taken { irp, cancels }, &hop[..count]);
         true
     }
 
-    /// Sends slot 0's request over the buffers of the read `taken` off the output's queue, with
-    /// the headers `hop`.
-    fn lend(this: &Shared<Self>, f: &Filter, work: &mut Work, taken: Taken, hop: &[KSSTREAM_HEADER]) {
+    /// Sends slot 0's request (its buffers `io`) over the buffers of the read `taken` off the
+    /// output's queue, with the headers `hop`.
+    fn lend(
+        this: &Shared<Self>,
+        f: &Filter,
+        work: &mut Work,
+        mut io: ExclusiveGuard<'_, PoolBox<SlotIo>>,
+        taken: Taken,
+        hop: &[KSSTREAM_HEADER],
+    ) {
         let Taken { irp, cancels } = taken;
         let i = 0;
         let slot = &this.slots[i];
-        let Some(mut io) = slot.io.claim() else {
-            // Not expected (every slot is free): the read goes back.
-            give_back(f, irp);
-            stream::lent_read_given_back(f);
-            return;
-        };
         this.lent_cancelled.store(false, Ordering::SeqCst);
         let read = match irp.lend(this) {
             Ok(read) => read,
             Err(irp) => {
-                give_back(f, irp); // a cancel came: KS completes it there
+                // A cancel came before our routine was set: queued again, KS completes it there.
+                give_back(f, irp);
                 stream::lent_read_given_back(f);
                 return;
             }
@@ -236,15 +243,13 @@ impl Source {
     }
 }
 
-/// Puts a read that was (about to be) lent back at the head of the output's queue — cancelled
-/// there at once if the output stops, resets or closes meanwhile, or a cancel came for it. The
-/// caller then says so ([`stream::lent_read_given_back`], which pumps: the read is served as if
-/// it had never left).
+/// Puts a read that was (about to be) lent back at the head of the output's queue, where a
+/// cancel that came for it meanwhile completes it at once (KS runs the cancel routine of a
+/// request queued with `Cancel` set). A STOP, reset or cleanup of the output since it was taken
+/// is the caller's to see ([`Filter::output_cancels`]). The caller then says it is back
+/// ([`stream::lent_read_given_back`], which pumps: the read is served as if it had never left).
 fn give_back(f: &Filter, irp: StreamIrp) {
     f.reads.push_front(irp);
-    if !f.flowing(PinId::Output) || f.closing(PinId::Output) {
-        f.cancel_requests(PinId::Output);
-    }
 }
 
 /// Counts frames a lent read brought as in and out of the filter (they passed it without

@@ -581,6 +581,9 @@ pub unsafe extern "system" fn IoFreeIrp(irp: *mut IRP) {
 }
 
 pub unsafe extern "system" fn IoReuseIrp(irp: *mut IRP, status: NTSTATUS) {
+    // An IRP source about to set a request of its own up again (its slot already counted in
+    // flight): a test may stop it here, before the reuse clears a cancel that comes meanwhile.
+    crate::machine::with_current(|m| m.preempt.before("IoReuseIrp"));
     // SAFETY: the routine's contract: the caller's own IRP, back in its hands.
     unsafe { crate::iomgr::reuse_irp(&current(), irp, status) };
 }

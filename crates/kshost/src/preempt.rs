@@ -176,7 +176,7 @@ impl Machine {
     }
 
     /// Arms the preemption point for the driver's next call of kernel routine `routine`
-    /// (`KsAddIrpToCancelableQueue`, `IofCallDriver`, `IoCancelIrp` or
+    /// (`KsAddIrpToCancelableQueue`, `IofCallDriver`, `IoCancelIrp`, `IoReuseIrp` or
     /// `KeAcquireSpinLockRaiseToDpc`) below `DISPATCH_LEVEL`: the thread stops before the routine
     /// runs.
     #[must_use]
