@@ -561,3 +561,106 @@ fn an_empty_frame_through_a_lent_read_is_not_the_end() {
     assert_eq!(common::pool_bytes(&backend), baseline, "every filter, pin, source and ring freed");
     backend.shutdown().assert_clean();
 }
+
+/// Reads F3's pull source can lend (one header) and reads it cannot (20 headers: more than a
+/// request of its own carries) alternate at the end of a chain while frames stream in: every frame
+/// arrives once, whole and in order. The source goes from lending to reading into its ring and
+/// back, and the order of what it has out holds across the switch.
+#[test]
+fn lendable_and_unlendable_reads_alternate_in_order() {
+    let backend = common::boot();
+    {
+        const N: usize = 600;
+        let chain = graph::Chain::open(&backend, &request::stream_format()).expect("chain");
+        chain.set_state(KSSTATE_RUN).expect("run");
+        let sent = common::numbered(N, 3000);
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for batch in sent.chunks(8) {
+                    let list: Vec<(&[u8], ksclient::request::Header)> =
+                        batch.iter().map(|f| (f.as_slice(), ksclient::request::Header::default())).collect();
+                    let mut w = InFlight::write(&backend, chain.client_input.handle(), &list);
+                    assert_eq!(w.wait().status, STATUS_SUCCESS);
+                }
+            });
+            let mut i = 0;
+            while got.len() < N {
+                let extents: Vec<usize> = if i % 2 == 0 { vec![4096] } else { vec![4096; 20] };
+                let mut r = InFlight::read(&backend, chain.client_output.handle(), &extents);
+                assert_eq!(r.wait().status, STATUS_SUCCESS, "read {i}");
+                got.extend(r.frames().into_iter().map(|f| f.data));
+                i += 1;
+            }
+        });
+        let order = common::numbers(&got);
+        assert!(order.iter().copied().eq(0..N), "every frame once, in order: {order:?}");
+        assert!(got.iter().zip(&sent).all(|(g, s)| g == s), "each frame whole");
+        let f3 = common::stats(&chain.filters[2]);
+        assert_eq!(f3.bytes_out, (N * 3000) as u64, "{f3:?}");
+        assert!(f3.copied_out > 0 && f3.copied_out < f3.bytes_out, "both ways were taken: {f3:?}");
+    }
+    backend.shutdown().assert_clean();
+}
+
+/// A frame waits in F3's ring when the client's read arrives, and the read's dispatch routine is
+/// stopped right after queueing it, before it pumps (kshost's point after
+/// `KsAddIrpToCancelableQueue`). F2's output resets meanwhile — F3's source gets its reads back
+/// with nothing, so it has nothing out and nothing to commit — and a newer frame comes through the
+/// chain: the source must not lend the read (older data is in the ring), so the read gets the
+/// older frame once its dispatch goes on, and the newer one after it.
+#[test]
+fn a_read_is_not_lent_while_the_ring_holds_older_frames() {
+    let backend = common::boot();
+    let baseline = common::pool_bytes(&backend);
+    {
+        let chain = graph::Chain::open(&backend, &request::stream_format()).expect("chain");
+        chain.set_state(KSSTATE_RUN).expect("run");
+        let (older, newer) = (common::bytes(1, 10 << 10), common::bytes(2, 11 << 10));
+        let mut w =
+            InFlight::write(&backend, chain.client_input.handle(), &[(&older, common::meta(0, 0, 1))]);
+        assert_eq!(w.wait().status, STATUS_SUCCESS);
+        assert!(
+            common::settles(|| common::stats(&chain.filters[2]).fill > 0
+                && common::stats(&chain.filters[1]).pending_reads > 0),
+            "the older frame is in F3's ring, and F3's source reads ahead again"
+        );
+        let queued = backend.machine().preempt_after("KsAddIrpToCancelableQueue");
+        std::thread::scope(|s| {
+            let reader = s.spawn(|| {
+                let mut read = InFlight::read(&backend, chain.client_output.handle(), &[64 << 10]);
+                read.wait();
+                read.frames()
+            });
+            assert!(
+                queued.wait_paused(std::time::Duration::from_secs(10)),
+                "the read is queued, not yet pumped"
+            );
+            assert_eq!(chain.f2_output.reset(ksabi::KSRESET_BEGIN).status, STATUS_SUCCESS);
+            assert!(
+                common::settles(|| common::stats(&chain.filters[1]).pending_reads == 0),
+                "F3's source has its reads back"
+            );
+            assert_eq!(chain.f2_output.reset(ksabi::KSRESET_END).status, STATUS_SUCCESS);
+            let mut w =
+                InFlight::write(&backend, chain.client_input.handle(), &[(&newer, common::meta(0, 0, 2))]);
+            assert_eq!(w.wait().status, STATUS_SUCCESS);
+            assert!(
+                common::settles(
+                    || common::stats(&chain.filters[1]).bytes_out >= (older.len() + newer.len()) as u64
+                ),
+                "the newer frame went through F2"
+            );
+            queued.resume();
+            let got = reader.join().expect("reader");
+            assert!(got.len() == 1 && got[0].data == older, "the older frame first");
+        });
+        let mut next = InFlight::read(&backend, chain.client_output.handle(), &[64 << 10]);
+        assert_eq!(next.wait().status, STATUS_SUCCESS);
+        let got = next.frames();
+        assert!(got.len() == 1 && got[0].data == newer, "then the newer");
+    }
+    backend.machine().settle();
+    assert_eq!(common::pool_bytes(&backend), baseline, "every filter, pin, source and ring freed");
+    backend.shutdown().assert_clean();
+}

@@ -67,14 +67,6 @@ fn set_cancel_routine(irp: &OwnedIrp, routine: PDRIVER_CANCEL) -> *mut c_void {
 }
 
 impl StreamIrp {
-    /// If this read can be lent — nothing moved into it yet, at most `out.len()` headers, each a
-    /// plain `KSSTREAM_HEADER` with its one MDL, locked and mapped — fills `out` with the headers
-    /// of a kernel-mode read over the same buffers (`Data` each MDL's system address) and returns
-    /// how many.
-    pub fn lendable_headers(&mut self, out: &mut [KSSTREAM_HEADER]) -> Option<usize> {
-        lendable_headers(&mut self.raw, out)
-    }
-
     /// Lends it to `owner` with our cancel routine set. A cancel that came already gives it back
     /// (`Err`), its routine cleared: the caller queues it again, where KS completes it as
     /// cancelled.
@@ -127,11 +119,6 @@ impl LentRead {
         self.raw.mdl_address()
     }
 
-    /// Whether a cancel came for it.
-    pub fn cancel_requested(&self) -> bool {
-        self.raw.cancel_requested()
-    }
-
     /// Takes it back once the source's request that named its buffers is back: ours if no cancel
     /// took its routine, or if one did and `routine_done` (the owner was told, after the routine
     /// let go of it). Otherwise it stays lent (`Err`) until the routine's signal.
@@ -147,8 +134,7 @@ impl LentRead {
     }
 }
 
-/// [`StreamIrp::lendable_headers`] of a probed read; also [`super::Acquired`]'s.
-/// If this read can be lent — nothing moved into it yet, at most `out.len()` headers, each a
+/// For [`super::Acquired::lendable_headers`]: if this read can be lent — nothing moved into it yet, at most `out.len()` headers, each a
 /// plain `KSSTREAM_HEADER` with its one MDL, locked and mapped — fills `out` with the headers
 /// of a kernel-mode read over the same buffers (`Data` each MDL's system address) and returns
 /// how many.

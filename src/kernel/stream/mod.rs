@@ -182,7 +182,10 @@ impl Acquired {
         }
     }
 
-    /// [`StreamIrp::lendable_headers`].
+    /// If this read can be lent — nothing moved into it yet, at most `out.len()` headers, each a
+    /// plain `KSSTREAM_HEADER` with its one MDL, locked and mapped — fills `out` with the headers
+    /// of a kernel-mode read over the same buffers (`Data` each MDL's system address) and returns
+    /// how many.
     pub fn lendable_headers(&mut self, out: &mut [ksabi::KSSTREAM_HEADER]) -> Option<usize> {
         lent::lendable_headers(&mut self.raw, out)
     }
