@@ -29,33 +29,20 @@
 use core::sync::atomic::Ordering;
 
 use ksabi::{
-    KSSTREAM_HEADER, KSTIME, KsStreamOptions, STATUS_CANCELLED, STATUS_DEVICE_NOT_READY,
-    STATUS_INVALID_DEVICE_STATE, STATUS_SUCCESS,
+    KSSTREAM_HEADER, KsStreamOptions, STATUS_CANCELLED, STATUS_DEVICE_NOT_READY, STATUS_INVALID_DEVICE_STATE,
+    STATUS_SUCCESS,
 };
 use ksring_api::KSRING_OPTIONSF_CONTINUES;
 
 use super::slot::{SlotIo, SlotState};
 use super::{HEADER, HEADERS, Source, Work};
 use crate::filter::{Counters, Filter};
-use crate::kernel::outbound::Worker;
+use crate::kernel::outbound::{EMPTY_HEADER, Worker};
 use crate::kernel::pool::PoolBox;
 use crate::kernel::pool::Shared;
 use crate::kernel::stream::{Direction, LendOwner, LentRead, StreamIrp};
 use crate::kernel::sync::ExclusiveGuard;
 use crate::stream::{self, Lendable};
-
-/// A header with nothing in it.
-pub(super) const NO_HEADER: KSSTREAM_HEADER = KSSTREAM_HEADER {
-    Size: 0,
-    TypeSpecificFlags: 0,
-    PresentationTime: KSTIME { Time: 0, Numerator: 0, Denominator: 0 },
-    Duration: 0,
-    FrameExtent: 0,
-    DataUsed: 0,
-    Data: core::ptr::null_mut(),
-    OptionsFlags: 0,
-    Reserved: 0,
-};
 
 /// A read taken off the output's queue to be lent, with [`Filter::output_cancels`] then.
 struct Taken {
@@ -99,7 +86,7 @@ impl Source {
         // cannot be claimed), and one back but not yet settled — holding frames, or space to give
         // up — has reservations not yet settled.
         let idle = this.slots.iter().all(|s| s.io.claim().is_some_and(|io| io.reserved.settled()));
-        let mut hop = [NO_HEADER; HEADERS];
+        let mut hop = [EMPTY_HEADER; HEADERS];
         if !idle {
             // Reads into the ring are out: a read that could be lent waits for them, and they are
             // taken back (an idle upstream filter would hold them, and the read behind them, for

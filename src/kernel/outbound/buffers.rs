@@ -56,7 +56,7 @@ pub struct StreamBuffers<const N: usize, R = RingRef> {
 unsafe impl<const N: usize, R: Send> Send for StreamBuffers<N, R> {}
 
 /// A header with nothing in it.
-const EMPTY: KSSTREAM_HEADER = KSSTREAM_HEADER {
+pub const EMPTY: KSSTREAM_HEADER = KSSTREAM_HEADER {
     Size: 0,
     TypeSpecificFlags: 0,
     PresentationTime: KSTIME { Time: 0, Numerator: 0, Denominator: 0 },

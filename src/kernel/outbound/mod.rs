@@ -30,7 +30,7 @@ use super::sync::{Event, Exclusive, ExclusiveGuard};
 mod buffers;
 mod mdls;
 use crate::sys;
-pub use buffers::StreamBuffers;
+pub use buffers::{EMPTY as EMPTY_HEADER, StreamBuffers};
 pub use mdls::RequestMdls;
 
 /// A count of the owner itself and of what runs for it (work routine passes, requests in flight),
